@@ -1,0 +1,226 @@
+/* The one interface every device implements.
+ *
+ * A device is one place that holds memory and runs ops: the CPU, a GPU through
+ * CUDA, a GPU through Vulkan. A backend is a const table of function pointers
+ * (backend_ops) plus a context pointer; optional slots may be NULL and the
+ * runtime has one generic fallback for each.
+ *
+ * Ops are described by a small struct (backend_op) that names the op, its
+ * tensors and its parameters. The same struct feeds supports(), run_op() and
+ * the op-conformance tests, so op support is written once per backend.
+ *
+ * Conventions for every op below:
+ * - Shapes are written innermost first, as [ne0, ne1, ne2, ne3]; ne0 is
+ *   contiguous. Unused trailing dims are 1.
+ * - Activations are F32 unless an op says otherwise; accumulation is in F32.
+ * - Tensors are contiguous (nb[i] = nb[i-1] * ne[i-1], nb[0] = element bytes,
+ *   or rows of whole blocks for quantized dtypes) unless an op says a strided
+ *   operand is allowed.
+ * - dst never aliases a src unless the op says so (ADD, MUL, SCALE and the
+ *   unary ops allow dst == src0 exactly).
+ * - Ops are asynchronous on the device's stream/queue and run in the order
+ *   they are issued; sync() waits for all of them. */
+#ifndef STRATA_BACKEND_H
+#define STRATA_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../runtime/dtype.h"
+#include "../runtime/status.h"
+
+#define STRATA_MAX_DIMS 4
+#define BACKEND_OP_MAX_SRC 4
+
+typedef enum device_kind {
+    DEVICE_KIND_CPU,
+    DEVICE_KIND_CUDA,
+    DEVICE_KIND_VULKAN,
+} device_kind;
+
+typedef struct device_info {
+    char name[128];            /* "AMD EPYC 7B13 (2 threads)", "NVIDIA H100 80GB HBM3" */
+    device_kind kind;
+    uint64_t total_bytes;      /* memory of the device (host RAM for the CPU) */
+    uint64_t free_bytes;
+    size_t alignment;          /* of buffer offsets that ops accept */
+    uint64_t max_allocation_bytes; /* largest single buffer */
+    bool host_visible;         /* buffers can be read by the host directly */
+} device_info;
+
+/* A backend's buffer; only the backend knows what is inside. */
+typedef struct backend_buffer backend_buffer;
+
+/* A tensor descriptor: small, passed by pointer, owns nothing. */
+typedef struct strata_tensor {
+    strata_dtype dtype;
+    int64_t ne[STRATA_MAX_DIMS]; /* elements per dim */
+    size_t nb[STRATA_MAX_DIMS];  /* bytes between consecutive indices of each dim */
+    backend_buffer *buffer;      /* where the bytes live */
+    size_t offset;               /* bytes into buffer */
+    void *host_data;             /* buffer base + offset when host-visible, else NULL */
+    const char *name;            /* for messages; may be NULL */
+} strata_tensor;
+
+typedef enum op_kind {
+    /* dst[n_embd, n_rows] F32 = src0[n_embd, n_vocab] (any dtype) at the rows
+     * src1[n_rows] (I32). A row index outside [0, n_vocab) is an error the
+     * runtime prevents before issuing the op. */
+    OP_GET_ROWS,
+    /* dst[n, rows] = src0[n, rows] / sqrt(mean(src0^2) + eps), times
+     * src1[n] (F32) element-wise when src1 is not NULL. */
+    OP_RMS_NORM,
+    /* dst[n_out, n_tok] F32 = src1[n_in, n_tok] (F32) times the transpose of
+     * the weight src0[n_in, n_out] (any dtype): dst[o, t] = sum_i w[i, o] x[i, t].
+     * n_tok == 1 is matrix-vector (decode); larger is GEMM (prefill). */
+    OP_MATMUL,
+    /* dst = src0 + src1; src1 has the shape of src0 or one row ([n, 1])
+     * broadcast over every row. */
+    OP_ADD,
+    /* dst = src0 * src1, with the same broadcast as OP_ADD. */
+    OP_MUL,
+    /* dst = src0 * params.scale.value */
+    OP_SCALE,
+    /* Rotary position embedding on src0[head_dim, n_heads, n_tok] at the
+     * positions src1[n_tok] (I32). The first params.rope.n_rot dims of each
+     * head rotate, the rest pass through. Pair (i, i + n_rot/2) when neox,
+     * pair (2i, 2i+1) otherwise. theta_i = pos * freq_scale *
+     * freq_base^(-2i/n_rot) / factor_i, with factor_i = src2[i] (F32,
+     * [n_rot/2]) when src2 is given (llama3 scaling), else 1. */
+    OP_ROPE,
+    /* Stores src0[row_size, n_tok] (F32) into the cache dst[row_size, n_ctx]
+     * (F16 or F32) at rows src1[n_tok] (I32 positions, each < n_ctx). */
+    OP_KV_STORE,
+    /* Causal attention of the queries src0[head_dim, n_heads, n_tok] (F32)
+     * over the caches K = src1[head_dim, n_kv_heads, n_ctx] and
+     * V = src2[head_dim, n_kv_heads, n_ctx] (F16 or F32), with query positions
+     * src3[n_tok] (I32). Query t of head h attends to cache rows j with
+     * j <= pos[t] (and j > pos[t] - sliding_window when that is > 0), j <
+     * params.attention.n_kv, through kv head h / (n_heads / n_kv_heads) (GQA).
+     * scores = q.k * scale; when softcap > 0, scores = softcap *
+     * tanh(scores / softcap); softmax; dst[head_dim, n_heads, n_tok] = sum p v. */
+    OP_ATTENTION,
+    /* dst = silu(src0) * src1 (element-wise, same shapes) */
+    OP_SWIGLU,
+    /* dst = gelu(src0) * src1 (tanh approximation) */
+    OP_GEGLU,
+    /* Softmax along ne0 of every row. */
+    OP_SOFTMAX,
+    /* dst[n_rows] (I32) = index of the largest value of each row of
+     * src0[n, n_rows]; the lowest index wins ties. */
+    OP_ARGMAX,
+    /* dst = src0 converted to dst's dtype (F32, F16, BF16 both ways); same
+     * element counts; both may be strided (any nb). */
+    OP_COPY,
+    OP_COUNT_
+} op_kind;
+
+typedef struct backend_op {
+    op_kind kind;
+    strata_tensor *dst;
+    const strata_tensor *src[BACKEND_OP_MAX_SRC]; /* unused ones NULL */
+    union {
+        struct { float eps; } rms_norm;
+        struct { float value; } scale;
+        struct {
+            int32_t n_rot;
+            bool neox;
+            float freq_base;
+            float freq_scale;
+        } rope;
+        struct {
+            int64_t n_kv;            /* cache rows to scan (>= max position + 1) */
+            float scale;             /* usually 1 / sqrt(head_dim) */
+            int32_t sliding_window;  /* 0: none */
+            float softcap;           /* 0: none */
+        } attention;
+    } params;
+} backend_op;
+
+const char *op_kind_name(op_kind kind);
+
+/* The function table of one backend. Every call takes the device context.
+ * Unless a slot says otherwise it is required. */
+typedef struct backend_ops {
+    const char *name; /* "cpu", "cuda", "vulkan" */
+
+    /* Frees the context and everything it owns. Buffers must be freed first. */
+    void (*destroy)(void *ctx);
+    void (*get_info)(void *ctx, device_info *out);
+
+    /* A buffer of at least bytes, aligned to device_info.alignment. */
+    strata_status (*buffer_alloc)(void *ctx, size_t bytes, backend_buffer **out, strata_error *err);
+    /* Optional: a buffer over caller-owned host memory, no copy (the CPU uses
+     * this to compute straight from the memory-mapped model file). The memory
+     * must outlive the buffer. */
+    strata_status (*buffer_wrap_host)(void *ctx, void *host_ptr, size_t bytes, backend_buffer **out,
+                                      strata_error *err);
+    void (*buffer_free)(void *ctx, backend_buffer *buffer); /* NULL is fine */
+    /* Host address of the buffer's first byte, or NULL when not host-visible. */
+    void *(*buffer_host_ptr)(void *ctx, backend_buffer *buffer);
+
+    /* Host <-> device transfers, ordered with the ops on the device's stream.
+     * The host memory must stay valid until sync() returns. */
+    strata_status (*upload)(void *ctx, backend_buffer *dst, size_t offset, const void *src, size_t bytes,
+                            strata_error *err);
+    strata_status (*download)(void *ctx, backend_buffer *src, size_t offset, void *dst, size_t bytes,
+                              strata_error *err);
+    /* Waits until every issued op and transfer has finished. */
+    strata_status (*sync)(void *ctx, strata_error *err);
+
+    /* Whether run_op accepts this op with these dtypes and shapes. The runtime
+     * never issues an op for which this returns false. */
+    bool (*supports)(void *ctx, const backend_op *op);
+    strata_status (*run_op)(void *ctx, const backend_op *op, strata_error *err);
+
+    /* Optional: bracket one forward pass, so a backend can capture and replay
+     * it (CUDA graphs, recorded Vulkan command buffers). */
+    strata_status (*begin_step)(void *ctx, strata_error *err);
+    strata_status (*end_step)(void *ctx, strata_error *err);
+} backend_ops;
+
+/* An open device. */
+typedef struct backend_device {
+    const backend_ops *ops;
+    void *ctx;
+    int index; /* among the devices of its backend */
+} backend_device;
+
+typedef struct backend_options {
+    int n_threads; /* CPU worker threads; 0 = all cores */
+} backend_options;
+
+/* One entry of the registry: a backend that was built in. */
+typedef struct backend_registration {
+    const char *name;
+    /* Number of devices present (0 when the driver or hardware is missing; a
+     * message explaining why goes to err when err is not NULL). */
+    int (*device_count)(strata_error *err);
+    strata_status (*open)(int device_index, const backend_options *options, backend_device *out,
+                          strata_error *err);
+} backend_registration;
+
+/* The built-in backends, CPU first; *count receives their number. */
+const backend_registration *const *backend_registry(int *count);
+/* The registration named name ("cpu", "cuda", "vulkan"), or NULL. */
+const backend_registration *backend_find(const char *name);
+/* Opens device_index of the backend called name; a readable error when the
+ * backend was not built in, has no devices, or the index is out of range. */
+strata_status backend_open(const char *name, int device_index, const backend_options *options,
+                           backend_device *out, strata_error *err);
+void backend_close(backend_device *device);
+
+/* --- tensor helpers (pure, no device calls) ----------------------------- */
+
+/* Fills a contiguous descriptor: ne0..ne3 (pass 1 for unused dims) and the
+ * byte strides implied by dtype. Returns false on overflow or when ne0 is not
+ * a multiple of the dtype's block size. buffer/offset/host_data are zeroed. */
+bool tensor_init_contiguous(strata_tensor *tensor, strata_dtype dtype, int64_t ne0, int64_t ne1, int64_t ne2,
+                            int64_t ne3);
+int64_t tensor_element_count(const strata_tensor *tensor);
+size_t tensor_byte_size(const strata_tensor *tensor); /* of a contiguous tensor */
+bool tensor_is_contiguous(const strata_tensor *tensor);
+int64_t tensor_row_count(const strata_tensor *tensor); /* ne1 * ne2 * ne3 */
+
+#endif
