@@ -79,6 +79,14 @@ strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_
 /* Bytes of KV cache for n_ctx positions with cache elements of kv_dtype. */
 uint64_t strata_kv_cache_bytes(const strata_hparams *hparams, int64_t n_ctx, strata_dtype kv_dtype);
 
+/* Bytes of weights one decode step reads (every tensor of the forward pass,
+ * one row of the token embedding), for the bandwidth roofline. */
+uint64_t strata_model_decode_weight_bytes(const strata_model *model);
+
+/* Measures the host memory read bandwidth with n_threads threads (0 = all
+ * cores) over a buffer much larger than the caches, in bytes per second. */
+strata_status strata_measure_host_bandwidth(int n_threads, double *bytes_per_second, strata_error *err);
+
 /* --- inference contexts ------------------------------------------------------ */
 
 typedef struct strata_context strata_context;
