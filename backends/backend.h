@@ -16,8 +16,9 @@
  * - Tensors are contiguous (nb[i] = nb[i-1] * ne[i-1], nb[0] = element bytes,
  *   or rows of whole blocks for quantized dtypes) unless an op says a strided
  *   operand is allowed.
- * - dst never aliases a src unless the op says so (ADD, MUL, SCALE and the
- *   unary ops allow dst == src0 exactly).
+ * - dst never aliases a src, except that dst == src0 exactly (same buffer,
+ *   offset and shape: in place) is allowed for ADD, MUL, SCALE, RMS_NORM,
+ *   ROPE, SWIGLU, GEGLU and SOFTMAX; the forward pass relies on it.
  * - Ops are asynchronous on the device's stream/queue and run in the order
  *   they are issued; sync() waits for all of them. */
 #ifndef STRATA_BACKEND_H
