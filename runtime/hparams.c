@@ -1,0 +1,192 @@
+/* Hyper-parameters from GGUF metadata: one struct for every architecture, so
+ * the forward pass reads flags instead of branching on names. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model.h"
+
+/* Absurdly large values are rejected before anything is sized from them. */
+#define HPARAM_MAX_DIM (1 << 20)
+#define HPARAM_MAX_LAYERS 4096
+#define HPARAM_MAX_CTX (1 << 24)
+
+typedef struct arch_description {
+    const char *name;
+    strata_arch arch;
+    bool rope_neox;
+    bool has_qkv_bias;
+    bool has_qk_norm;
+} arch_description;
+
+static const arch_description known_archs[] = {
+    {"llama", STRATA_ARCH_LLAMA, false, false, false},
+    {"qwen2", STRATA_ARCH_QWEN2, true, true, false},
+    {"qwen3", STRATA_ARCH_QWEN3, true, false, true},
+};
+
+static strata_status read_dim(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
+                              int64_t max_value, int64_t *out, strata_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    strata_status status = fallback >= 0 ? gguf_get_int_or(file, key, fallback, out, err)
+                                         : gguf_get_int(file, key, out, err);
+    if (status != STRATA_OK)
+        return status;
+    if (*out < 1 || *out > max_value)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: value %lld is outside [1, %lld]",
+                           gguf_path(file), key, (long long)*out, (long long)max_value);
+    return STRATA_OK;
+}
+
+static strata_status read_float(const gguf_file *file, const char *arch, const char *suffix, double fallback,
+                                float *out, strata_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double value;
+    strata_status status = gguf_get_float_or(file, key, fallback, &value, err);
+    if (status != STRATA_OK)
+        return status;
+    if (!(value > 0) || value > 1e30)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: value %g is not a positive number",
+                           gguf_path(file), key, value);
+    *out = (float)value;
+    return STRATA_OK;
+}
+
+static void count_weights(const gguf_file *file, strata_hparams *hp)
+{
+    hp->n_params = 0;
+    hp->weight_bytes = 0;
+    for (int64_t i = 0; i < gguf_tensor_count(file); i++) {
+        const gguf_tensor_info *info = gguf_tensor(file, i);
+        uint64_t elements = 1;
+        for (int d = 0; d < info->n_dims; d++)
+            elements *= (uint64_t)info->ne[d];
+        hp->n_params += elements;
+        hp->weight_bytes += info->size_bytes;
+    }
+}
+
+strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_error *err)
+{
+    memset(hp, 0, sizeof *hp);
+    const char *path = gguf_path(file);
+    gguf_string arch_string;
+    strata_status status = gguf_get_string(file, "general.architecture", &arch_string, err);
+    if (status != STRATA_OK)
+        return status;
+    if (arch_string.len == 0 || arch_string.len >= sizeof hp->arch_name)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key general.architecture: bad length %llu", path,
+                           (unsigned long long)arch_string.len);
+    memcpy(hp->arch_name, arch_string.data, arch_string.len);
+    hp->arch_name[arch_string.len] = '\0';
+
+    const arch_description *desc = NULL;
+    for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
+        if (strcmp(known_archs[i].name, hp->arch_name) == 0)
+            desc = &known_archs[i];
+    if (!desc)
+        return strata_fail(err, STRATA_UNSUPPORTED,
+                           "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", path,
+                           hp->arch_name);
+    hp->arch = desc->arch;
+    hp->rope_neox = desc->rope_neox;
+    hp->has_qkv_bias = desc->has_qkv_bias;
+    hp->has_qk_norm = desc->has_qk_norm;
+
+    gguf_string name;
+    if (gguf_find_key(file, "general.name") >= 0 && gguf_get_string(file, "general.name", &name, NULL) == STRATA_OK) {
+        size_t len = name.len < sizeof hp->model_name - 1 ? (size_t)name.len : sizeof hp->model_name - 1;
+        memcpy(hp->model_name, name.data, len);
+        hp->model_name[len] = '\0';
+    }
+
+    const char *arch = hp->arch_name;
+    if ((status = read_dim(file, arch, "embedding_length", -1, HPARAM_MAX_DIM, &hp->n_embd, err)) ||
+        (status = read_dim(file, arch, "block_count", -1, HPARAM_MAX_LAYERS, &hp->n_layer, err)) ||
+        (status = read_dim(file, arch, "feed_forward_length", -1, HPARAM_MAX_DIM, &hp->n_ff, err)) ||
+        (status = read_dim(file, arch, "attention.head_count", -1, HPARAM_MAX_DIM, &hp->n_head, err)) ||
+        (status = read_dim(file, arch, "attention.head_count_kv", hp->n_head, HPARAM_MAX_DIM, &hp->n_head_kv, err)) ||
+        (status = read_dim(file, arch, "context_length", 2048, HPARAM_MAX_CTX, &hp->n_ctx_train, err)))
+        return status;
+    if (hp->n_head % hp->n_head_kv != 0)
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "%s: attention.head_count %lld is not a multiple of attention.head_count_kv %lld", path,
+                           (long long)hp->n_head, (long long)hp->n_head_kv);
+    int64_t default_head_dim = hp->n_embd % hp->n_head == 0 ? hp->n_embd / hp->n_head : -1;
+    if ((status = read_dim(file, arch, "attention.key_length", default_head_dim, HPARAM_MAX_DIM, &hp->head_dim, err)))
+        return status;
+    int64_t value_dim;
+    if ((status = read_dim(file, arch, "attention.value_length", hp->head_dim, HPARAM_MAX_DIM, &value_dim, err)))
+        return status;
+    if (value_dim != hp->head_dim)
+        return strata_fail(err, STRATA_UNSUPPORTED, "%s: key length %lld differs from value length %lld", path,
+                           (long long)hp->head_dim, (long long)value_dim);
+    if ((status = read_dim(file, arch, "rope.dimension_count", hp->head_dim, hp->head_dim, &hp->n_rot, err)))
+        return status;
+    if (hp->n_rot % 2 != 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: rope.dimension_count %lld is odd", path,
+                           (long long)hp->n_rot);
+    if ((status = read_float(file, arch, "attention.layer_norm_rms_epsilon", 1e-5, &hp->rms_eps, err)) ||
+        (status = read_float(file, arch, "rope.freq_base", 10000.0, &hp->rope_freq_base, err)))
+        return status;
+
+    /* Linear rope scaling divides positions by the factor; llama3-style
+     * scaling comes as the rope_freqs tensor (per-frequency divisors). */
+    hp->rope_freq_scale = 1.0f;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (gguf_find_key(file, key) >= 0) {
+        gguf_string scaling_type;
+        if ((status = gguf_get_string(file, key, &scaling_type, err)))
+            return status;
+        bool is_none = scaling_type.len == 4 && memcmp(scaling_type.data, "none", 4) == 0;
+        bool is_linear = scaling_type.len == 6 && memcmp(scaling_type.data, "linear", 6) == 0;
+        if (is_linear) {
+            float factor;
+            if ((status = read_float(file, arch, "rope.scaling.factor", 1.0, &factor, err)))
+                return status;
+            hp->rope_freq_scale = 1.0f / factor;
+        } else if (!is_none) {
+            return strata_fail(err, STRATA_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported", path,
+                               (int)(scaling_type.len > 32 ? 32 : scaling_type.len), scaling_type.data);
+        }
+    }
+    hp->has_rope_freq_factors = gguf_find_tensor(file, "rope_freqs.weight") != NULL;
+    hp->tied_output = gguf_find_tensor(file, "output.weight") == NULL;
+
+    const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
+    if (!embd)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor token_embd.weight is missing", path);
+    hp->n_vocab = embd->n_dims >= 2 ? embd->ne[1] : 0;
+    if (hp->n_vocab < 1)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor token_embd.weight has no vocabulary dimension",
+                           path);
+
+    int64_t file_type;
+    if ((status = gguf_get_int_or(file, "general.file_type", -1, &file_type, err)))
+        return status;
+    hp->file_type = (int)file_type;
+    count_weights(file, hp);
+    return STRATA_OK;
+}
+
+strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_error *err)
+{
+    gguf_file *file = NULL;
+    strata_status status = gguf_open(path, &file, err);
+    if (status != STRATA_OK)
+        return status;
+    status = hparams_read(file, out, err);
+    gguf_close(file);
+    return status;
+}
+
+uint64_t strata_kv_cache_bytes(const strata_hparams *hp, int64_t n_ctx, strata_dtype kv_dtype)
+{
+    uint64_t element_bytes = kv_dtype == DTYPE_F32 ? 4 : 2;
+    return 2ull * (uint64_t)hp->n_layer * (uint64_t)n_ctx * (uint64_t)(hp->n_head_kv * hp->head_dim) *
+           element_bytes;
+}
