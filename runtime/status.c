@@ -26,7 +26,21 @@ strata_status strata_error_prefix(strata_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof prefix, fmt, args);
     va_end(args);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    old[sizeof old - 1] = '\0';
+    /* prefix, ": ", then as much of the old message as fits */
+    size_t prefix_len = strlen(prefix);
+    size_t capacity = sizeof err->message - 1;
+    if (prefix_len > capacity)
+        prefix_len = capacity;
+    memcpy(err->message, prefix, prefix_len);
+    size_t used = prefix_len;
+    for (const char *sep = ": "; *sep && used < capacity; sep++)
+        err->message[used++] = *sep;
+    size_t old_len = strlen(old);
+    if (old_len > capacity - used)
+        old_len = capacity - used;
+    memcpy(err->message + used, old, old_len);
+    err->message[used + old_len] = '\0';
     return err->status;
 }
 
