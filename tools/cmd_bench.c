@@ -1,0 +1,418 @@
+/* strata bench: prompt-processing and generation throughput, like
+ * llama-bench, with the decode roofline measured in the same run.
+ *
+ * pp N: N seeded random tokens in one strata_decode call on an empty cache.
+ * tg N: N tokens decoded one at a time from an empty cache.
+ * One warm-up run of each test first; then mean and standard deviation of
+ * tokens/s over the repetitions. For tg, bytes read per token (weights of
+ * one decode step + the KV cache at the average position) x tokens/s gives
+ * the achieved bandwidth, reported as a fraction of the host read bandwidth
+ * measured by strata_measure_host_bandwidth in the same run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "commands.h"
+#include "file_type.h"
+#include "strata.h"
+#include "units.h"
+
+static const char *const BENCH_CMD = "strata bench";
+
+#define BENCH_MAX_REPETITIONS 1000
+
+typedef enum bench_format { BENCH_MD, BENCH_JSON, BENCH_CSV } bench_format;
+
+typedef struct bench_options {
+    const char *model_path;
+    int64_t n_prompt;
+    int64_t n_gen;
+    int64_t repetitions;
+    const char *backend;
+    int64_t device;
+    int64_t n_threads;
+    bench_format format;
+    uint64_t seed;
+    bool measure_bandwidth;
+} bench_options;
+
+/* One row of the report. */
+typedef struct bench_result {
+    char test[32];
+    int64_t n_tokens;
+    double mean_tps;
+    double stddev_tps;
+    double bytes_per_token; /* tg only; 0 for pp */
+} bench_result;
+
+typedef struct bench_state {
+    strata_model *model;
+    strata_context *ctx;
+    int32_t *tokens;
+    double *samples;
+    bool show_progress;
+} bench_state;
+
+static void print_help(FILE *out)
+{
+    fprintf(out,
+            "usage: strata bench -m MODEL [-p 512] [-n 128] [-r 5] [options]\n"
+            "\n"
+            "Measures prompt processing (pp: P random tokens in one batch) and text\n"
+            "generation (tg: N tokens one at a time), each from an empty KV cache, after\n"
+            "one warm-up run; reports mean +- standard deviation of tokens/s. For tg it\n"
+            "also reports the achieved memory bandwidth (bytes read per token x tokens/s)\n"
+            "and its fraction of the host read bandwidth measured in the same run.\n"
+            "\n"
+            "  -m, --model FILE     GGUF model\n"
+            "  -p, --n-prompt N     prompt tokens for the pp test (default 512; 0 = skip)\n"
+            "  -n, --n-gen N        generated tokens for the tg test (default 128; 0 = skip)\n"
+            "  -r, --repetitions R  timed runs of each test (default 5)\n"
+            "  -t, --threads N      CPU threads (default 0 = all cores)\n"
+            "      --backend NAME   cpu (default), cuda, vulkan\n"
+            "      --device N       device index within the backend (default 0)\n"
+            "  -o, --output F       md (default), json or csv, on stdout\n"
+            "      --seed S         seed of the random tokens (default 42)\n"
+            "      --no-bandwidth   skip the bandwidth measurement (no roofline column)\n"
+            "  -h, --help           this help\n");
+}
+
+/* Parses argv; returns -1 to go on, else the exit status. */
+static int parse_options(int argc, char **argv, bench_options *opts)
+{
+    *opts = (bench_options){.n_prompt = 512, .n_gen = 128, .repetitions = 5, .seed = 42, .measure_bandwidth = true};
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = NULL;
+        bool ok = true;
+        if (args_is_help(arg)) {
+            print_help(stdout);
+            return ARGS_EXIT_OK;
+        } else if (!strcmp(arg, "--no-bandwidth")) {
+            opts->measure_bandwidth = false;
+            continue;
+        } else if (arg[0] != '-') {
+            fprintf(stderr, "%s: unexpected argument '%s' (the model goes after -m)\n", BENCH_CMD, arg);
+            return ARGS_EXIT_USAGE;
+        }
+        static const char *const valued[] = {"-m", "--model", "-p", "--n-prompt", "-n", "--n-gen", "-r",
+                                             "--repetitions", "-t", "--threads", "--backend", "--device",
+                                             "-o", "--output", "--seed", NULL};
+        bool takes_value = false;
+        for (size_t v = 0; valued[v]; v++)
+            takes_value = takes_value || !strcmp(arg, valued[v]);
+        if (!takes_value)
+            return args_unknown(BENCH_CMD, arg);
+        if (!(value = args_take_value(BENCH_CMD, argc, argv, &i)))
+            return ARGS_EXIT_USAGE;
+        if (!strcmp(arg, "-m") || !strcmp(arg, "--model"))
+            opts->model_path = value;
+        else if (!strcmp(arg, "-p") || !strcmp(arg, "--n-prompt"))
+            ok = args_parse_int(BENCH_CMD, arg, value, 0, (int64_t)1 << 20, &opts->n_prompt);
+        else if (!strcmp(arg, "-n") || !strcmp(arg, "--n-gen"))
+            ok = args_parse_int(BENCH_CMD, arg, value, 0, (int64_t)1 << 20, &opts->n_gen);
+        else if (!strcmp(arg, "-r") || !strcmp(arg, "--repetitions"))
+            ok = args_parse_int(BENCH_CMD, arg, value, 1, BENCH_MAX_REPETITIONS, &opts->repetitions);
+        else if (!strcmp(arg, "-t") || !strcmp(arg, "--threads"))
+            ok = args_parse_int(BENCH_CMD, arg, value, 0, 256, &opts->n_threads);
+        else if (!strcmp(arg, "--backend"))
+            opts->backend = value;
+        else if (!strcmp(arg, "--device"))
+            ok = args_parse_int(BENCH_CMD, arg, value, 0, 1024, &opts->device);
+        else if (!strcmp(arg, "--seed"))
+            ok = args_parse_u64(BENCH_CMD, arg, value, &opts->seed);
+        else {
+            static const char *const formats[] = {"md", "json", "csv", NULL};
+            ok = args_parse_choice(BENCH_CMD, arg, value, formats);
+            opts->format = !strcmp(value, "json") ? BENCH_JSON : !strcmp(value, "csv") ? BENCH_CSV : BENCH_MD;
+        }
+        if (!ok)
+            return ARGS_EXIT_USAGE;
+    }
+    if (!opts->model_path) {
+        fprintf(stderr, "%s: no model given (-m MODEL)\n", BENCH_CMD);
+        return ARGS_EXIT_USAGE;
+    }
+    if (opts->n_prompt == 0 && opts->n_gen == 0) {
+        fprintf(stderr, "%s: nothing to measure (-p 0 and -n 0)\n", BENCH_CMD);
+        return ARGS_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* splitmix64: seeded, reproducible token ids without libc's rand state. */
+static uint64_t next_random(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void fill_random_tokens(int32_t *tokens, int64_t count, int64_t n_vocab, uint64_t seed)
+{
+    uint64_t state = seed;
+    for (int64_t i = 0; i < count; i++)
+        tokens[i] = (int32_t)(next_random(&state) % (uint64_t)n_vocab);
+}
+
+static void mean_and_stddev(const double *samples, int64_t count, double *mean, double *stddev)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < count; i++)
+        sum += samples[i];
+    *mean = sum / (double)count;
+    double squares = 0;
+    for (int64_t i = 0; i < count; i++)
+        squares += (samples[i] - *mean) * (samples[i] - *mean);
+    *stddev = count > 1 ? sqrt(squares / (double)(count - 1)) : 0;
+}
+
+/* Times one run of a test on an empty cache: the whole batch at once (pp) or
+ * token by token (tg). Returns tokens per second, or -1 after printing. */
+static double time_one_run(bench_state *state, int64_t n_tokens, bool one_at_a_time)
+{
+    strata_error err = {0};
+    strata_context_reset(state->ctx);
+    double start = units_now_seconds();
+    strata_status status = STRATA_OK;
+    if (one_at_a_time) {
+        for (int64_t i = 0; i < n_tokens && status == STRATA_OK; i++)
+            status = strata_decode(state->ctx, &state->tokens[i], 1, false, &err);
+    } else {
+        status = strata_decode(state->ctx, state->tokens, n_tokens, false, &err);
+    }
+    double seconds = units_now_seconds() - start;
+    if (status != STRATA_OK) {
+        fprintf(stderr, "%s: decoding: %s\n", BENCH_CMD, err.message);
+        return -1;
+    }
+    return seconds > 0 ? (double)n_tokens / seconds : 0;
+}
+
+/* Warm-up plus the timed repetitions of one test; fills result. */
+static bool run_test(const bench_options *opts, bench_state *state, int64_t n_tokens, bool one_at_a_time,
+                     bench_result *result)
+{
+    snprintf(result->test, sizeof result->test, "%s%lld", one_at_a_time ? "tg" : "pp", (long long)n_tokens);
+    result->n_tokens = n_tokens;
+    for (int64_t rep = -1; rep < opts->repetitions; rep++) {
+        if (state->show_progress)
+            fprintf(stderr, "\r%s: %s %s %lld/%lld   ", BENCH_CMD, result->test, rep < 0 ? "warm-up" : "run",
+                    (long long)(rep < 0 ? 0 : rep + 1), (long long)opts->repetitions);
+        double tps = time_one_run(state, n_tokens, one_at_a_time);
+        if (tps < 0)
+            return false;
+        if (rep >= 0)
+            state->samples[rep] = tps;
+    }
+    if (state->show_progress)
+        fprintf(stderr, "\r%60s\r", "");
+    mean_and_stddev(state->samples, opts->repetitions, &result->mean_tps, &result->stddev_tps);
+    return true;
+}
+
+typedef struct bench_report {
+    const bench_options *opts;
+    char model_desc[96];
+    uint64_t size_bytes;
+    uint64_t n_params;
+    const char *backend;
+    int threads;
+    double host_bandwidth; /* bytes/s; 0 when not measured */
+    const char *device_name;
+} bench_report;
+
+static void describe_model(const strata_hparams *hp, char *buf, size_t buf_size)
+{
+    char params[32];
+    const char *ftype = file_type_name(hp->file_type);
+    if (ftype && !strncmp(ftype, "MOSTLY_", 7))
+        ftype += 7;
+    snprintf(buf, buf_size, "%s %s %s", hp->arch_name, units_format_count(hp->n_params, params, sizeof params),
+             ftype ? ftype : "?");
+}
+
+/* Achieved GB/s and roofline fraction of a tg row; false for pp rows. */
+static bool row_bandwidth(const bench_report *report, const bench_result *row, double *gbps, double *fraction)
+{
+    if (row->bytes_per_token <= 0)
+        return false;
+    *gbps = row->bytes_per_token * row->mean_tps / 1e9;
+    *fraction = report->host_bandwidth > 0 ? row->bytes_per_token * row->mean_tps / report->host_bandwidth : 0;
+    return true;
+}
+
+static void print_markdown(const bench_report *report, const bench_result *rows, int n_rows)
+{
+    char size[32], params[32];
+    units_format_bytes(report->size_bytes, size, sizeof size);
+    units_format_count(report->n_params, params, sizeof params);
+    printf("| model | size | params | backend | threads | test | t/s | GB/s | roofline |\n");
+    printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
+    for (int r = 0; r < n_rows; r++) {
+        double gbps, fraction;
+        char gbps_text[32] = "-", roofline_text[32] = "-";
+        if (row_bandwidth(report, &rows[r], &gbps, &fraction)) {
+            snprintf(gbps_text, sizeof gbps_text, "%.2f", gbps);
+            if (report->host_bandwidth > 0)
+                snprintf(roofline_text, sizeof roofline_text, "%.1f %%", 100 * fraction);
+        }
+        printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f | %s | %s |\n", report->model_desc, size, params,
+               report->backend, report->threads, rows[r].test, rows[r].mean_tps, rows[r].stddev_tps, gbps_text,
+               roofline_text);
+    }
+    printf("\ndevice: %s\n", report->device_name);
+    if (report->host_bandwidth > 0)
+        printf("host read bandwidth: %.2f GB/s (%d threads, best of 5 passes over 512 MiB)\n",
+               report->host_bandwidth / 1e9, report->threads);
+}
+
+static void print_json_string(const char *text)
+{
+    putchar('"');
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            printf("\\%c", *c);
+        else if (*c < 0x20)
+            printf("\\u%04x", *c);
+        else
+            putchar(*c);
+    }
+    putchar('"');
+}
+
+static void print_json(const bench_report *report, const bench_result *rows, int n_rows)
+{
+    printf("{\n  \"model\": ");
+    print_json_string(report->model_desc);
+    printf(",\n  \"model_path\": ");
+    print_json_string(report->opts->model_path);
+    printf(",\n  \"size_bytes\": %llu,\n  \"n_params\": %llu,\n  \"backend\": ",
+           (unsigned long long)report->size_bytes, (unsigned long long)report->n_params);
+    print_json_string(report->backend);
+    printf(",\n  \"device\": ");
+    print_json_string(report->device_name);
+    printf(",\n  \"threads\": %d,\n  \"repetitions\": %lld,\n  \"host_bandwidth_gbps\": %.3f,\n  \"results\": [\n",
+           report->threads, (long long)report->opts->repetitions, report->host_bandwidth / 1e9);
+    for (int r = 0; r < n_rows; r++) {
+        double gbps = 0, fraction = 0;
+        bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
+        printf("    {\"test\": \"%s\", \"n_tokens\": %lld, \"tps_mean\": %.4f, \"tps_stddev\": %.4f", rows[r].test,
+               (long long)rows[r].n_tokens, rows[r].mean_tps, rows[r].stddev_tps);
+        if (has_bw)
+            printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f, \"roofline\": %.4f", rows[r].bytes_per_token, gbps,
+                   fraction);
+        printf("}%s\n", r + 1 < n_rows ? "," : "");
+    }
+    printf("  ]\n}\n");
+}
+
+static void print_csv(const bench_report *report, const bench_result *rows, int n_rows)
+{
+    printf("model,size_bytes,n_params,backend,threads,test,n_tokens,tps_mean,tps_stddev,gbps,roofline,"
+           "host_bandwidth_gbps\n");
+    for (int r = 0; r < n_rows; r++) {
+        double gbps = 0, fraction = 0;
+        bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
+        printf("\"%s\",%llu,%llu,%s,%d,%s,%lld,%.4f,%.4f,", report->model_desc, (unsigned long long)report->size_bytes,
+               (unsigned long long)report->n_params, report->backend, report->threads, rows[r].test,
+               (long long)rows[r].n_tokens, rows[r].mean_tps, rows[r].stddev_tps);
+        if (has_bw)
+            printf("%.4f,%.4f,", gbps, fraction);
+        else
+            printf(",,");
+        printf("%.3f\n", report->host_bandwidth / 1e9);
+    }
+}
+
+static void free_state(bench_state *state)
+{
+    strata_context_free(state->ctx);
+    strata_model_free(state->model);
+    free(state->tokens);
+    free(state->samples);
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    bench_options opts;
+    int exit_status = parse_options(argc, argv, &opts);
+    if (exit_status >= 0)
+        return exit_status;
+
+    bench_state state = {.show_progress = isatty(STDERR_FILENO) != 0};
+    strata_error err = {0};
+    exit_status = ARGS_EXIT_ERROR;
+    bench_result rows[2];
+    int n_rows = 0;
+
+    strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
+                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads};
+    if (state.show_progress)
+        fprintf(stderr, "%s: loading %s\n", BENCH_CMD, opts.model_path);
+    if (strata_model_load(&model_params, &state.model, &err) != STRATA_OK) {
+        fprintf(stderr, "%s: loading the model: %s\n", BENCH_CMD, err.message);
+        goto done;
+    }
+    const strata_hparams *hp = strata_model_hparams(state.model);
+    int64_t n_ctx = opts.n_prompt > opts.n_gen ? opts.n_prompt : opts.n_gen;
+    strata_context_params ctx_params = strata_context_default_params();
+    ctx_params.n_ctx = n_ctx;
+    if (strata_context_create(state.model, &ctx_params, &state.ctx, &err) != STRATA_OK) {
+        fprintf(stderr, "%s: creating the context: %s\n", BENCH_CMD, err.message);
+        goto done;
+    }
+    state.tokens = malloc((size_t)n_ctx * sizeof *state.tokens);
+    state.samples = malloc((size_t)opts.repetitions * sizeof *state.samples);
+    if (!state.tokens || !state.samples) {
+        fprintf(stderr, "%s: out of memory\n", BENCH_CMD);
+        goto done;
+    }
+    fill_random_tokens(state.tokens, n_ctx, hp->n_vocab, opts.seed);
+
+    if (opts.n_prompt > 0) {
+        if (!run_test(&opts, &state, opts.n_prompt, false, &rows[n_rows]))
+            goto done;
+        rows[n_rows++].bytes_per_token = 0;
+    }
+    if (opts.n_gen > 0) {
+        if (!run_test(&opts, &state, opts.n_gen, true, &rows[n_rows]))
+            goto done;
+        /* token i attends over i + 1 cached positions: on average (n + 1) / 2 */
+        double kv_bytes = (double)strata_kv_cache_bytes(hp, 1, ctx_params.kv_dtype) * (double)(opts.n_gen + 1) / 2;
+        rows[n_rows++].bytes_per_token = (double)strata_model_decode_weight_bytes(state.model) + kv_bytes;
+    }
+
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bench_report report = {
+        .opts = &opts,
+        .size_bytes = hp->weight_bytes,
+        .n_params = hp->n_params,
+        .backend = opts.backend ? opts.backend : "cpu",
+        .threads = opts.n_threads > 0 ? (int)opts.n_threads : (int)(cores > 0 ? cores : 1),
+        .device_name = strata_model_device_name(state.model),
+    };
+    describe_model(hp, report.model_desc, sizeof report.model_desc);
+    if (opts.measure_bandwidth) {
+        if (state.show_progress)
+            fprintf(stderr, "%s: measuring host read bandwidth\n", BENCH_CMD);
+        if (strata_measure_host_bandwidth((int)opts.n_threads, &report.host_bandwidth, &err) != STRATA_OK) {
+            fprintf(stderr, "%s: measuring bandwidth: %s\n", BENCH_CMD, err.message);
+            goto done;
+        }
+    }
+    if (opts.format == BENCH_JSON)
+        print_json(&report, rows, n_rows);
+    else if (opts.format == BENCH_CSV)
+        print_csv(&report, rows, n_rows);
+    else
+        print_markdown(&report, rows, n_rows);
+    exit_status = ARGS_EXIT_OK;
+done:
+    free_state(&state);
+    return exit_status;
+}
