@@ -1,0 +1,83 @@
+/* Synthetic models: the presets (real shapes), the quantization mixes and the
+ * tensor plan that strata_synth writes. Private to runtime/ (and tests).
+ *
+ * A plan lists every tensor of a model with its name, shape, storage dtype,
+ * how its values are drawn and its byte size, without touching any data, so a
+ * 70B preset's table can be inspected (and its file size predicted) cheaply. */
+#ifndef STRATA_SYNTH_H
+#define STRATA_SYNTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dtype.h"
+#include "status.h"
+
+/* Shape and metadata of one preset for one architecture. */
+typedef struct synth_config {
+    const char *arch;          /* "llama", "qwen2", "qwen3" */
+    const char *preset;        /* "tiny", "llama3-8b", ... */
+    int64_t n_vocab;
+    int64_t n_embd;
+    int64_t n_layer;
+    int64_t n_head;
+    int64_t n_head_kv;
+    int64_t head_dim;          /* per head, of Q/K and of V */
+    int64_t n_ff;
+    int64_t n_ctx_train;
+    double rope_freq_base;
+    double rms_eps;
+    bool write_head_dim;       /* write attention.key_length / value_length */
+    bool tied_output;          /* no output.weight: logits use token_embd */
+    bool has_qkv_bias;         /* qwen2: attn_q/k/v.bias */
+    bool has_qk_norm;          /* qwen3: attn_q_norm / attn_k_norm */
+    bool llama3_rope;          /* rope_freqs.weight with llama3 scaling factors */
+} synth_config;
+
+/* Llama 3.1 rope scaling constants (what rope_freqs.weight is computed from). */
+#define SYNTH_LLAMA3_ROPE_FACTOR 8.0
+#define SYNTH_LLAMA3_LOW_FREQ_FACTOR 1.0
+#define SYNTH_LLAMA3_HIGH_FREQ_FACTOR 4.0
+#define SYNTH_LLAMA3_ORIGINAL_CTX 8192.0
+
+/* How a tensor's values are drawn (all from the seed and the tensor name). */
+typedef enum synth_init {
+    SYNTH_INIT_GAUSSIAN,   /* N(0, scale^2) */
+    SYNTH_INIT_NEAR_ONE,   /* 1 + N(0, scale^2): norm weights */
+    SYNTH_INIT_ROPE_FREQS  /* llama3 rope scaling factors (not random) */
+} synth_init;
+
+typedef struct synth_tensor {
+    char name[64];
+    int n_dims;           /* 1 or 2 */
+    int64_t ne[2];        /* ne[0]: row length (elements), ne[1]: rows */
+    strata_dtype dtype;   /* storage type after the mix and fallbacks */
+    synth_init init;
+    double scale;
+    uint64_t bytes;       /* bytes of the tensor data */
+} synth_tensor;
+
+typedef struct synth_plan {
+    synth_config config;
+    int file_type;        /* general.file_type (llama.cpp's LLAMA_FTYPE number) */
+    synth_tensor *tensors;
+    int64_t n_tensors;
+    uint64_t total_bytes; /* sum of tensor bytes (the file adds metadata and padding) */
+} synth_plan;
+
+/* Finds the preset for arch (NULL = the preset's own arch). Returns
+ * STRATA_INVALID_INPUT naming the known presets when there is none. */
+strata_status synth_find_config(const char *arch, const char *preset, synth_config *out, strata_error *err);
+
+/* Builds the tensor table of arch/preset quantized as type (a dtype name or a
+ * mix, see synth_presets.c). n_vocab_override > 0 replaces the preset's
+ * vocabulary size (for --vocab). On success *out owns an array freed by
+ * synth_plan_free. */
+strata_status synth_plan_create(const char *arch, const char *preset, const char *type, int64_t n_vocab_override,
+                                synth_plan *out, strata_error *err);
+void synth_plan_free(synth_plan *plan);
+
+/* Names accepted as type besides plain dtype names, NULL-terminated. */
+const char *const *synth_mix_names(void);
+
+#endif

@@ -1,0 +1,336 @@
+/* Presets (real model shapes), quantization mixes and the tensor plan of a
+ * synthetic model.
+ *
+ * Types. A plain dtype name ("q4_k", "f16", ...) is "pure": every weight
+ * matrix (token_embd and output included) is stored in that format. The mixes
+ * follow llama.cpp's usual per-tensor choices (llama_tensor_get_type), without
+ * its special cases for other architectures, MoE and 70B:
+ *
+ *   mix       ftype default  output*  attn_v                   attn_output  ffn_down
+ *   q2_k_mix  10    q2_k     q6_k     q4_k if n_gqa>=4 else q3_k  q3_k       q3_k
+ *   q3_k_m    12    q3_k     q6_k     q5_k if layer<2 else q4_k   q4_k       q5_k if layer<n/16 else q4_k
+ *   q4_k_s    14    q4_k     q6_k     q5_k if layer<n/8           -          q5_k if layer<n/8
+ *   q4_k_m    15    q4_k     q6_k     q6_k on "more bits" layers  -          q6_k on "more bits" layers
+ *   q5_k_m    17    q5_k     q6_k     q6_k on "more bits" layers  -          q6_k on "more bits" layers
+ *
+ * (*) output.weight, or token_embd.weight when the output is tied to it.
+ * "More bits" layers: layer < n/8, layer >= 7n/8, or (layer - n/8) % 3 == 2.
+ * "-" means the default type. "q2_k" alone is the pure format, so llama.cpp's
+ * Q2_K mix is spelled "q2_k_mix" here.
+ *
+ * Norm weights, biases and rope_freqs are always f32. A matrix whose row length
+ * is not a multiple of its format's block falls back as llama.cpp does:
+ * q2_k/q3_k -> q4_0, q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, and any 32-block
+ * format whose row is not a multiple of 32 -> f16. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.h"
+#include "synth.h"
+
+static const synth_config presets[] = {
+    /* tiny: every dim a multiple of 256 so K-quants apply; vocab = the
+     * built-in byte vocabulary (256 bytes + BOS + EOS). */
+    {.arch = "llama", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 500000.0, .rms_eps = 1e-5,
+     .llama3_rope = true},
+    {.arch = "qwen2", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
+     .tied_output = true, .has_qkv_bias = true},
+    /* head_dim * n_head (512) differs from n_embd, as in the small Qwen3s. */
+    {.arch = "qwen3", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 128, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
+     .write_head_dim = true, .has_qk_norm = true},
+    {.arch = "llama", .preset = "llama2-7b", .n_vocab = 32000, .n_embd = 4096, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 32, .head_dim = 128, .n_ff = 11008, .n_ctx_train = 4096, .rope_freq_base = 10000.0,
+     .rms_eps = 1e-5},
+    {.arch = "llama", .preset = "llama3-8b", .n_vocab = 128256, .n_embd = 4096, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 8, .head_dim = 128, .n_ff = 14336, .n_ctx_train = 131072, .rope_freq_base = 500000.0,
+     .rms_eps = 1e-5, .llama3_rope = true},
+    {.arch = "llama", .preset = "llama3-70b", .n_vocab = 128256, .n_embd = 8192, .n_layer = 80, .n_head = 64,
+     .n_head_kv = 8, .head_dim = 128, .n_ff = 28672, .n_ctx_train = 131072, .rope_freq_base = 500000.0,
+     .rms_eps = 1e-5, .llama3_rope = true},
+    {.arch = "qwen2", .preset = "qwen2.5-7b", .n_vocab = 152064, .n_embd = 3584, .n_layer = 28, .n_head = 28,
+     .n_head_kv = 4, .head_dim = 128, .n_ff = 18944, .n_ctx_train = 32768, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-6, .has_qkv_bias = true},
+    {.arch = "qwen3", .preset = "qwen3-8b", .n_vocab = 151936, .n_embd = 4096, .n_layer = 36, .n_head = 32,
+     .n_head_kv = 8, .head_dim = 128, .n_ff = 12288, .n_ctx_train = 40960, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-6, .write_head_dim = true, .has_qk_norm = true},
+};
+#define N_PRESETS (sizeof presets / sizeof presets[0])
+
+static const char *const preset_names[] = {
+    "llama/tiny",     "qwen2/tiny",        "qwen3/tiny",       "llama/llama2-7b", "llama/llama3-8b",
+    "llama/llama3-70b", "qwen2/qwen2.5-7b", "qwen3/qwen3-8b", NULL,
+};
+
+const char *const *strata_synth_preset_names(void)
+{
+    return preset_names;
+}
+
+typedef enum mix_kind { MIX_PURE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q4_K_S, MIX_Q4_K_M, MIX_Q5_K_M } mix_kind;
+
+typedef struct mix_description {
+    const char *name;
+    mix_kind kind;
+    int file_type;
+    strata_dtype default_dtype;
+} mix_description;
+
+static const mix_description mixes[] = {
+    {"q2_k_mix", MIX_Q2_K, 10, DTYPE_Q2_K},   {"q3_k_m", MIX_Q3_K_M, 12, DTYPE_Q3_K},
+    {"q4_k_s", MIX_Q4_K_S, 14, DTYPE_Q4_K},   {"q4_k_m", MIX_Q4_K_M, 15, DTYPE_Q4_K},
+    {"q5_k_m", MIX_Q5_K_M, 17, DTYPE_Q5_K},
+};
+static const char *const mix_names[] = {"q2_k_mix", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", NULL};
+
+const char *const *synth_mix_names(void)
+{
+    return mix_names;
+}
+
+/* llama.cpp's LLAMA_FTYPE of a file whose matrices are all of dtype (the
+ * K-quants map to their "_S" variant, the closest named mix). */
+static int pure_file_type(strata_dtype dtype)
+{
+    switch (dtype) {
+    case DTYPE_F32: return 0;
+    case DTYPE_F16: return 1;
+    case DTYPE_Q4_0: return 2;
+    case DTYPE_Q4_1: return 3;
+    case DTYPE_Q8_0: return 7;
+    case DTYPE_Q5_0: return 8;
+    case DTYPE_Q5_1: return 9;
+    case DTYPE_Q2_K: return 10;
+    case DTYPE_Q3_K: return 11;
+    case DTYPE_Q4_K: return 14;
+    case DTYPE_Q5_K: return 16;
+    case DTYPE_Q6_K: return 18;
+    case DTYPE_BF16: return 32;
+    default: return -1;
+    }
+}
+
+static strata_status parse_type(const char *type, mix_description *out, strata_error *err)
+{
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
+        if (strcmp(type, mixes[i].name) == 0) {
+            *out = mixes[i];
+            return STRATA_OK;
+        }
+    }
+    strata_dtype dtype;
+    if (dtype_from_name(type, &dtype) && pure_file_type(dtype) >= 0) {
+        *out = (mix_description){type, MIX_PURE, pure_file_type(dtype), dtype};
+        return STRATA_OK;
+    }
+    return strata_fail(err, STRATA_INVALID_INPUT,
+                       "synth: unknown type '%s' (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
+                       "q3_k, q4_k, q5_k, q6_k, or a mix: q2_k_mix, q3_k_m, q4_k_s, q4_k_m, q5_k_m)",
+                       type);
+}
+
+strata_status synth_find_config(const char *arch, const char *preset, synth_config *out, strata_error *err)
+{
+    for (size_t i = 0; i < N_PRESETS; i++) {
+        if (strcmp(presets[i].preset, preset) != 0)
+            continue;
+        if (arch && strcmp(presets[i].arch, arch) != 0)
+            continue;
+        *out = presets[i];
+        return STRATA_OK;
+    }
+    return strata_fail(err, STRATA_INVALID_INPUT,
+                       "synth: no preset '%s' for architecture '%s' (known: llama/tiny, qwen2/tiny, qwen3/tiny, "
+                       "llama/llama2-7b, llama/llama3-8b, llama/llama3-70b, qwen2/qwen2.5-7b, qwen3/qwen3-8b)",
+                       preset, arch ? arch : "(any)");
+}
+
+typedef enum tensor_role {
+    ROLE_TOKEN_EMBD, ROLE_OUTPUT, ROLE_ATTN_Q, ROLE_ATTN_K, ROLE_ATTN_V, ROLE_ATTN_OUTPUT,
+    ROLE_FFN_GATE, ROLE_FFN_UP, ROLE_FFN_DOWN
+} tensor_role;
+
+static bool use_more_bits(int64_t layer, int64_t n_layer)
+{
+    return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+}
+
+/* The mix's choice for one matrix, before the block-size fallback. */
+static strata_dtype mix_dtype(const mix_description *mix, const synth_config *config, tensor_role role,
+                              int64_t layer)
+{
+    int64_t n = config->n_layer;
+    if (mix->kind == MIX_PURE)
+        return mix->default_dtype;
+    bool is_output = role == ROLE_OUTPUT || (role == ROLE_TOKEN_EMBD && config->tied_output);
+    if (is_output)
+        return DTYPE_Q6_K;
+    switch (mix->kind) {
+    case MIX_Q2_K:
+        if (role == ROLE_ATTN_V)
+            return config->n_head / config->n_head_kv >= 4 ? DTYPE_Q4_K : DTYPE_Q3_K;
+        if (role == ROLE_ATTN_OUTPUT || role == ROLE_FFN_DOWN)
+            return DTYPE_Q3_K;
+        break;
+    case MIX_Q3_K_M:
+        if (role == ROLE_ATTN_V)
+            return layer < 2 ? DTYPE_Q5_K : DTYPE_Q4_K;
+        if (role == ROLE_ATTN_OUTPUT)
+            return DTYPE_Q4_K;
+        if (role == ROLE_FFN_DOWN)
+            return layer < n / 16 ? DTYPE_Q5_K : DTYPE_Q4_K;
+        break;
+    case MIX_Q4_K_S:
+        if ((role == ROLE_ATTN_V || role == ROLE_FFN_DOWN) && layer < n / 8)
+            return DTYPE_Q5_K;
+        break;
+    case MIX_Q4_K_M:
+    case MIX_Q5_K_M:
+        if ((role == ROLE_ATTN_V || role == ROLE_FFN_DOWN) && use_more_bits(layer, n))
+            return DTYPE_Q6_K;
+        break;
+    case MIX_PURE:
+        break;
+    }
+    return mix->default_dtype;
+}
+
+/* A format the row length ne0 can be stored in (see the top of the file). */
+static strata_dtype fallback_dtype(strata_dtype dtype, int64_t ne0)
+{
+    const dtype_traits *traits = dtype_get_traits((int)dtype);
+    if (ne0 % traits->block_elements == 0)
+        return dtype;
+    switch (dtype) {
+    case DTYPE_Q2_K:
+    case DTYPE_Q3_K: dtype = DTYPE_Q4_0; break;
+    case DTYPE_Q4_K: dtype = DTYPE_Q5_0; break;
+    case DTYPE_Q5_K: dtype = DTYPE_Q5_1; break;
+    case DTYPE_Q6_K: dtype = DTYPE_Q8_0; break;
+    default: break;
+    }
+    traits = dtype_get_traits((int)dtype);
+    return ne0 % traits->block_elements == 0 ? dtype : DTYPE_F16;
+}
+
+typedef struct plan_builder {
+    synth_plan *plan;
+    const mix_description *mix;
+    int64_t capacity;
+} plan_builder;
+
+static synth_tensor *push_tensor(plan_builder *builder, const char *name, int n_dims, int64_t ne0, int64_t ne1)
+{
+    synth_plan *plan = builder->plan;
+    if (plan->n_tensors == builder->capacity)
+        return NULL; /* capacity is computed exactly up front */
+    synth_tensor *tensor = &plan->tensors[plan->n_tensors++];
+    memset(tensor, 0, sizeof *tensor);
+    snprintf(tensor->name, sizeof tensor->name, "%s", name);
+    tensor->n_dims = n_dims;
+    tensor->ne[0] = ne0;
+    tensor->ne[1] = ne1;
+    return tensor;
+}
+
+static void add_vector(plan_builder *builder, const char *name, int64_t ne0, synth_init init, double scale)
+{
+    synth_tensor *tensor = push_tensor(builder, name, 1, ne0, 1);
+    tensor->dtype = DTYPE_F32;
+    tensor->init = init;
+    tensor->scale = scale;
+    tensor->bytes = (uint64_t)ne0 * 4;
+}
+
+/* Projections are N(0, 1/n_in) so activations keep their scale through the
+ * layers; the embedding is N(0, 1/n_embd) so tied logits have unit spread. */
+static void add_matrix(plan_builder *builder, const char *name, int64_t ne0, int64_t ne1, tensor_role role,
+                       int64_t layer)
+{
+    synth_tensor *tensor = push_tensor(builder, name, 2, ne0, ne1);
+    tensor->dtype = fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
+    tensor->init = SYNTH_INIT_GAUSSIAN;
+    tensor->scale = 1.0 / sqrt((double)ne0);
+    size_t row_bytes = 0;
+    dtype_row_bytes(tensor->dtype, ne0, &row_bytes);
+    tensor->bytes = (uint64_t)row_bytes * (uint64_t)ne1;
+}
+
+static const double norm_noise = 0.1; /* std of norm weights around 1 */
+static const double bias_scale = 0.1;
+
+static void add_layer(plan_builder *builder, int64_t layer)
+{
+    const synth_config *c = &builder->plan->config;
+    int64_t q_size = c->n_head * c->head_dim;
+    int64_t kv_size = c->n_head_kv * c->head_dim;
+    char name[64];
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer, suffix), name)
+    add_vector(builder, NAME("attn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    add_matrix(builder, NAME("attn_q.weight"), c->n_embd, q_size, ROLE_ATTN_Q, layer);
+    if (c->has_qkv_bias)
+        add_vector(builder, NAME("attn_q.bias"), q_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+    add_matrix(builder, NAME("attn_k.weight"), c->n_embd, kv_size, ROLE_ATTN_K, layer);
+    if (c->has_qkv_bias)
+        add_vector(builder, NAME("attn_k.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+    add_matrix(builder, NAME("attn_v.weight"), c->n_embd, kv_size, ROLE_ATTN_V, layer);
+    if (c->has_qkv_bias)
+        add_vector(builder, NAME("attn_v.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+    if (c->has_qk_norm) {
+        add_vector(builder, NAME("attn_q_norm.weight"), c->head_dim, SYNTH_INIT_NEAR_ONE, norm_noise);
+        add_vector(builder, NAME("attn_k_norm.weight"), c->head_dim, SYNTH_INIT_NEAR_ONE, norm_noise);
+    }
+    add_matrix(builder, NAME("attn_output.weight"), q_size, c->n_embd, ROLE_ATTN_OUTPUT, layer);
+    add_vector(builder, NAME("ffn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    add_matrix(builder, NAME("ffn_gate.weight"), c->n_embd, c->n_ff, ROLE_FFN_GATE, layer);
+    add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, c->n_ff, ROLE_FFN_UP, layer);
+    add_matrix(builder, NAME("ffn_down.weight"), c->n_ff, c->n_embd, ROLE_FFN_DOWN, layer);
+#undef NAME
+}
+
+strata_status synth_plan_create(const char *arch, const char *preset, const char *type, int64_t n_vocab_override,
+                                synth_plan *out, strata_error *err)
+{
+    memset(out, 0, sizeof *out);
+    mix_description mix;
+    strata_status status = synth_find_config(arch, preset, &out->config, err);
+    if (status != STRATA_OK || (status = parse_type(type, &mix, err)) != STRATA_OK)
+        return status;
+    synth_config *c = &out->config;
+    if (n_vocab_override > 0)
+        c->n_vocab = n_vocab_override;
+    out->file_type = mix.file_type;
+
+    int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0);
+    int64_t capacity = 4 + c->n_layer * per_layer;
+    out->tensors = calloc((size_t)capacity, sizeof *out->tensors);
+    if (!out->tensors)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "synth: cannot allocate a plan of %lld tensors",
+                           (long long)capacity);
+    plan_builder builder = {out, &mix, capacity};
+    if (c->llama3_rope)
+        add_vector(&builder, "rope_freqs.weight", c->head_dim / 2, SYNTH_INIT_ROPE_FREQS, 0.0);
+    add_matrix(&builder, "token_embd.weight", c->n_embd, c->n_vocab, ROLE_TOKEN_EMBD, 0);
+    for (int64_t layer = 0; layer < c->n_layer; layer++)
+        add_layer(&builder, layer);
+    add_vector(&builder, "output_norm.weight", c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    if (!c->tied_output)
+        add_matrix(&builder, "output.weight", c->n_embd, c->n_vocab, ROLE_OUTPUT, 0);
+
+    for (int64_t i = 0; i < out->n_tensors; i++)
+        out->total_bytes += out->tensors[i].bytes;
+    return STRATA_OK;
+}
+
+void synth_plan_free(synth_plan *plan)
+{
+    if (!plan)
+        return;
+    free(plan->tensors);
+    plan->tensors = NULL;
+    plan->n_tensors = 0;
+}
