@@ -111,7 +111,7 @@ expect_status 1 "run --tokens out of vocabulary" -- "$STRATA" run -m "$STORIES" 
 # --- malformed files ----------------------------------------------------------
 malformed="$DATA/gguf/malformed"
 if [[ -d "$malformed" ]]; then
-    for file in "$malformed"/*; do
+    for file in "$malformed"/*.gguf; do
         [[ -f "$file" ]] || continue
         "$STRATA" info "$file" >"$work/out" 2>"$work/err"
         status=$?

@@ -22,12 +22,13 @@ typedef struct info_options {
     int64_t n_ctx; /* 0 = the model's training context */
     strata_dtype kv_dtype;
     bool show_tensors;
+    bool show_keys;
 } info_options;
 
 static void print_help(FILE *out)
 {
     fprintf(out,
-            "usage: strata info MODEL [--ctx N] [--kv-type f16|f32] [--no-tensors]\n"
+            "usage: strata info MODEL [--ctx N] [--kv-type f16|f32] [--keys] [--no-tensors]\n"
             "\n"
             "Describes a GGUF model file without loading its weights: architecture,\n"
             "hyper-parameters, parameter count, file type, every tensor (name, shape,\n"
@@ -36,10 +37,13 @@ static void print_help(FILE *out)
             "  --ctx N           context length for the KV-cache estimate (default: the\n"
             "                    model's training context)\n"
             "  --kv-type T       KV-cache element type, f16 (default) or f32\n"
+            "  --keys            also list every metadata key with its value\n"
             "  --no-tensors      leave out the table of tensors\n"
             "  -h, --help        this help\n"
             "\n"
-            "A file that is not a valid model: one message on stderr, exit status 1.\n");
+            "A file that is not valid GGUF: one message on stderr, exit status 1. A valid\n"
+            "GGUF file that is not a model strata can run: what can be read is printed,\n"
+            "then the reason on stderr, exit status 1.\n");
 }
 
 /* Parses argv; returns -1 to go on, else the exit status. */
@@ -62,6 +66,8 @@ static int parse_options(int argc, char **argv, info_options *opts)
                 !args_parse_choice(INFO_CMD, arg, value, kv_types))
                 return ARGS_EXIT_USAGE;
             opts->kv_dtype = strcmp(value, "f32") == 0 ? DTYPE_F32 : DTYPE_F16;
+        } else if (strcmp(arg, "--keys") == 0) {
+            opts->show_keys = true;
         } else if (strcmp(arg, "--no-tensors") == 0) {
             opts->show_tensors = false;
         } else if (arg[0] == '-' && arg[1] != '\0') {
@@ -131,15 +137,34 @@ static void print_tensor_table(const gguf_file *file)
     }
 }
 
-static void print_report(const info_options *opts, const gguf_file *file, const strata_hparams *hp)
+static void print_keys(const gguf_file *file)
+{
+    char value[512];
+    printf("\nmetadata (%lld keys):\n", (long long)gguf_key_count(file));
+    for (int64_t k = 0; k < gguf_key_count(file); k++) {
+        gguf_format_value(file, k, value, sizeof value);
+        printf("  %-40s %-8s %s\n", gguf_key_name(file, k), gguf_type_name(gguf_key_type(file, k)), value);
+    }
+}
+
+/* What any valid GGUF file has, model or not. */
+static void print_file_summary(const info_options *opts, const gguf_file *file)
+{
+    char a[32];
+    printf("file:            %s\n", opts->model_path);
+    printf("gguf version:    %u\n", gguf_version(file));
+    printf("file size:       %zu bytes (%s)\n", gguf_file_size(file),
+           units_format_bytes(gguf_file_size(file), a, sizeof a));
+    printf("metadata keys:   %lld\n", (long long)gguf_key_count(file));
+    printf("tensors:         %lld\n", (long long)gguf_tensor_count(file));
+}
+
+static void print_model_report(const info_options *opts, const gguf_file *file, const strata_hparams *hp)
 {
     char a[32], b[32], c[32], d[32];
     int64_t n_ctx = opts->n_ctx > 0 ? opts->n_ctx : hp->n_ctx_train;
     const char *ftype = file_type_name(hp->file_type);
 
-    printf("file:            %s\n", opts->model_path);
-    printf("gguf version:    %u\n", gguf_version(file));
-    printf("file size:       %zu bytes (%s)\n", gguf_file_size(file), units_format_bytes(gguf_file_size(file), a, sizeof a));
     printf("architecture:    %s\n", hp->arch_name);
     printf("model name:      %s\n", hp->model_name[0] ? hp->model_name : "(none)");
     if (hp->file_type < 0)
@@ -169,6 +194,8 @@ static void print_report(const info_options *opts, const gguf_file *file, const 
     printf("  q/k norm       %s\n", hp->has_qk_norm ? "yes" : "no");
     printf("  tied output    %s\n", hp->tied_output ? "yes" : "no");
 
+    if (opts->show_keys)
+        print_keys(file);
     if (opts->show_tensors)
         print_tensor_table(file);
 
@@ -207,13 +234,22 @@ int cmd_info(int argc, char **argv)
         print_error(opts.model_path, &err);
         return ARGS_EXIT_ERROR;
     }
+    print_file_summary(&opts, file);
     strata_hparams hp;
     if (strata_read_hparams(opts.model_path, &hp, &err) != STRATA_OK) {
+        /* valid GGUF, but not a model strata can run: show what is there */
+        if (opts.show_keys)
+            print_keys(file);
+        if (opts.show_tensors)
+            print_tensor_table(file);
+        fflush(stdout);
+        size_t len = strlen(err.message);
+        snprintf(err.message + len, sizeof err.message - len, " (valid GGUF, but not a model strata can run)");
         print_error(opts.model_path, &err);
         gguf_close(file);
         return ARGS_EXIT_ERROR;
     }
-    print_report(&opts, file, &hp);
+    print_model_report(&opts, file, &hp);
     gguf_close(file);
     return ARGS_EXIT_OK;
 }
