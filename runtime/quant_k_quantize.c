@@ -32,8 +32,8 @@ static int clamp_int(int v, int lo, int hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-/* Symmetric quantization of n values to levels in [-nmax, nmax - 1], written
- * to L as level + nmax. Weighted by x^2 (large values matter most). Tries the
+/* Symmetric quantization (Q6_K) of n values to levels in [-nmax, nmax - 1],
+ * written to L as level + nmax. Weighted by x^2 (large values matter most). Tries the
  * scales max / -(nmax + 0.1 k) for k = -9..9 and keeps the one with the
  * largest sum(w x l)^2 / sum(w l^2) (which is the smallest weighted squared
  * error once the scale is refit by least squares). Returns the refit scale;
@@ -72,6 +72,66 @@ static float make_symmetric_quants(int n, int nmax, const float *x, uint8_t *L)
         }
     }
     return scale;
+}
+
+/* Symmetric quantization for Q3_K: levels in [-nmax, nmax - 1], written to
+ * L as level + nmax. Starts from the scale max / -nmax, then refines the
+ * levels one element at a time (up to 5 passes): each element is moved to
+ * the level that best fits the scale implied by all the others, and the move
+ * is kept when it raises sum(w x l)^2 / sum(w l^2) (w = x^2), i.e. lowers the
+ * weighted squared error of the least-squares scale. Returns that scale.
+ * As in the reference, a move is only considered while the partial sum
+ * sum(w x l) is positive, which holds when the largest-magnitude element is
+ * negative; with a positive one the starting levels are kept. Matching this
+ * keeps our bytes equal to the reference's. */
+static float make_q3_levels(int n, int nmax, const float *x, uint8_t *L)
+{
+    int levels[QK_K / 16];
+    float max = 0.0f, amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    if (amax == 0.0f) {
+        memset(L, 0, (size_t)n);
+        return 0.0f;
+    }
+    const float iscale = -(float)nmax / max;
+    float sumlx = 0.0f, suml2 = 0.0f;
+    for (int i = 0; i < n; i++) {
+        levels[i] = clamp_int(quant_nearest_int(iscale * x[i]), -nmax, nmax - 1);
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)levels[i];
+        suml2 += w * (float)levels[i] * (float)levels[i];
+    }
+    for (int pass = 0; pass < 5; pass++) {
+        int changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)levels[i];
+            if (!(slx > 0.0f))
+                continue;
+            float sl2 = suml2 - w * (float)levels[i] * (float)levels[i];
+            const int new_l = clamp_int(quant_nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
+            if (new_l == levels[i])
+                continue;
+            slx += w * x[i] * (float)new_l;
+            sl2 += w * (float)new_l * (float)new_l;
+            if (sl2 > 0.0f && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                levels[i] = new_l;
+                sumlx = slx;
+                suml2 = sl2;
+                changed++;
+            }
+        }
+        if (!changed)
+            break;
+    }
+    for (int i = 0; i < n; i++)
+        L[i] = (uint8_t)(levels[i] + nmax);
+    return sumlx / suml2;
 }
 
 /* Asymmetric quantization of n values to levels in [0, nmax] with
@@ -212,7 +272,7 @@ void quantize_blocks_q3_K(const float *x, block_q3_K *blocks, int64_t n_blocks)
         float scales[16];
         float max_scale = 0.0f, amax = 0.0f;
         for (int j = 0; j < 16; j++) {
-            scales[j] = make_symmetric_quants(16, 4, x + 16 * j, L + 16 * j);
+            scales[j] = make_q3_levels(16, 4, x + 16 * j, L + 16 * j);
             if (fabsf(scales[j]) > amax) {
                 amax = fabsf(scales[j]);
                 max_scale = scales[j];
