@@ -45,7 +45,8 @@ float fp16_to_f32(uint16_t h)
         return f32_from_bits(sign | ((exponent + 112u) << 23) | (mantissa << 13));
     if (mantissa == 0)
         return f32_from_bits(sign);
-    /* subnormal half: mantissa * 2^-24, which is a normal f32 */
+    /* subnormal half: mantissa * 2^-24, which is a normal f32; built from
+     * bits rather than by a multiply so flush-to-zero modes cannot touch it */
     unsigned leading = 0;
     while ((mantissa & 0x400u) == 0) {
         mantissa <<= 1;
