@@ -1,0 +1,219 @@
+/* AVX2 + FMA + F16C dot products. Each function is compiled for those
+ * extensions alone (target attribute), so the library needs no global -mavx2
+ * and the table in cpu_kernels.c picks them only when the CPU has them.
+ *
+ * Integer products use _mm256_maddubs_epi16 (unsigned x signed bytes, pairs
+ * summed to int16). Signed x signed is made unsigned x signed with the sign
+ * trick |x| * (y * sign(x)); it needs x != -128, which holds for the Q8_0
+ * weights of ggml's quantizer and for our activations (range -127..127). */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "../../runtime/quant.h"
+#include "cpu_kernels.h"
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+/* One half float to f32 with the F16C instruction (no call). */
+AVX2_FN static inline float half_to_f32(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+AVX2_FN static inline float hsum_ps(__m256 v)
+{
+    __m128 lo = _mm256_castps256_ps128(v);
+    __m128 hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+AVX2_FN static inline __m256i sum_pairs_i16(__m256i v)
+{
+    return _mm256_madd_epi16(v, _mm256_set1_epi16(1));
+}
+
+/* 8 int32 lanes of sums of products of 32 signed bytes */
+AVX2_FN static inline __m256i dot_i8_32(__m256i x, __m256i y)
+{
+    __m256i ax = _mm256_sign_epi8(x, x);
+    __m256i sy = _mm256_sign_epi8(y, x);
+    return sum_pairs_i16(_mm256_maddubs_epi16(ax, sy));
+}
+
+AVX2_FN float cpu_dot_f32_avx2(int64_t n, const void *w, const void *a)
+{
+    const float *wf = w, *af = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i), _mm256_loadu_ps(af + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(wf + i + 8), _mm256_loadu_ps(af + i + 8), acc1);
+    }
+    float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        sum += wf[i] * af[i];
+    return sum;
+}
+
+AVX2_FN float cpu_dot_f16_avx2(int64_t n, const void *w, const void *a)
+{
+    const uint16_t *wh = w;
+    const float *af = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wh + i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wh + i + 8)));
+        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(af + i), acc0);
+        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(af + i + 8), acc1);
+    }
+    float sum = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++)
+        sum += fp16_to_f32(wh[i]) * af[i];
+    return sum;
+}
+
+AVX2_FN float cpu_dot_bf16_avx2(int64_t n, const void *w, const void *a)
+{
+    const uint16_t *wh = w;
+    const float *af = a;
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(wh + i)));
+        __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+        acc = _mm256_fmadd_ps(wf, _mm256_loadu_ps(af + i), acc);
+    }
+    float sum = hsum_ps(acc);
+    for (; i < n; i++)
+        sum += bf16_to_f32(wh[i]) * af[i];
+    return sum;
+}
+
+AVX2_FN float cpu_dot_q8_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q8_0 *wb = w;
+    const block_q8_0 *ab = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)wb[b].qs);
+        __m256i y = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        __m256 d = _mm256_set1_ps(half_to_f32(wb[b].d) * half_to_f32(ab[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_32(x, y)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+AVX2_FN float cpu_dot_q4_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q4_0 *wb = w;
+    const block_q8_0 *ab = a;
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i eight = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        __m128i packed = _mm_loadu_si128((const __m128i *)wb[b].qs);
+        /* bytes 0..15: low nibbles (elements 0..15), 16..31: high nibbles */
+        __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+        __m256i x = _mm256_sub_epi8(_mm256_and_si256(both, low_mask), eight);
+        __m256i y = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        __m256 d = _mm256_set1_ps(half_to_f32(wb[b].d) * half_to_f32(ab[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_32(x, y)), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* Scale and min j (0..7) of Q4_K: 6 bits each, packed in 12 bytes. */
+static inline void q4_k_scale_min(int j, const uint8_t packed[K_SCALE_SIZE], int *scale, int *min)
+{
+    if (j < 4) {
+        *scale = packed[j] & 63;
+        *min = packed[j + 4] & 63;
+    } else {
+        *scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+        *min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+    }
+}
+
+AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q4_K *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float mins_total = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int scales[8], mins[8];
+        int32_t min_sum = 0;
+        for (int j = 0; j < 8; j++) {
+            q4_k_scale_min(j, wb[b].scales, &scales[j], &mins[j]);
+            min_sum += mins[j] * (ab[b].bsums[2 * j] + ab[b].bsums[2 * j + 1]);
+        }
+        __m256i sumi = _mm256_setzero_si256();
+        for (int chunk = 0; chunk < 4; chunk++) {
+            __m256i packed = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * chunk));
+            __m256i q_low = _mm256_and_si256(packed, low_mask);
+            __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+            __m256i y_low = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk));
+            __m256i y_high = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk + 32));
+            __m256i p_low = sum_pairs_i16(_mm256_maddubs_epi16(q_low, y_low));
+            __m256i p_high = sum_pairs_i16(_mm256_maddubs_epi16(q_high, y_high));
+            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p_low, _mm256_set1_epi32(scales[2 * chunk])));
+            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p_high, _mm256_set1_epi32(scales[2 * chunk + 1])));
+        }
+        float d = ab[b].d * half_to_f32(wb[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        mins_total += ab[b].d * half_to_f32(wb[b].dmin) * (float)min_sum;
+    }
+    return hsum_ps(acc) - mins_total;
+}
+
+AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q6_K *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i two_bits = _mm256_set1_epi8(3);
+    const __m256i offset = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i sumi = _mm256_setzero_si256();
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *ql = wb[b].ql + 64 * half;
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(wb[b].qh + 32 * half));
+            for (int k = 0; k < 4; k++) {
+                __m256i ql_src = (k % 2) ? ql1 : ql0;
+                __m256i low = k < 2 ? _mm256_and_si256(ql_src, low_mask)
+                                    : _mm256_and_si256(_mm256_srli_epi16(ql_src, 4), low_mask);
+                __m256i high;
+                switch (k) {
+                case 0: high = _mm256_and_si256(qh, two_bits); break;
+                case 1: high = _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits); break;
+                case 2: high = _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits); break;
+                default: high = _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits); break;
+                }
+                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4)); /* 0..63 */
+                __m256i y = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 128 * half + 32 * k));
+                /* (q - 32) y = q y - 32 y, both as int16 pair sums */
+                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(offset, y));
+                /* the first 16 bytes (8 int16 lanes) take one scale, the rest the next */
+                int group = 8 * half + 2 * k;
+                __m256i scale = _mm256_set_m128i(_mm_set1_epi16(wb[b].scales[group + 1]),
+                                                 _mm_set1_epi16(wb[b].scales[group]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
+            }
+        }
+        float d = ab[b].d * half_to_f32(wb[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum_ps(acc);
+}
+
+#endif

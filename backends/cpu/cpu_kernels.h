@@ -1,0 +1,92 @@
+/* Matmul kernels of the CPU backend: one table row per weight dtype naming the
+ * activation format its dot product wants and the dot products available
+ * (scalar always, AVX2 for the hot formats). supports(), dispatch and the
+ * tests all read this table, so op support is written once. */
+#ifndef STRATA_CPU_KERNELS_H
+#define STRATA_CPU_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../runtime/dtype.h"
+
+/* What the f32 activation row is turned into before the dot products. */
+typedef enum cpu_act_format {
+    CPU_ACT_F32,  /* used as is: F32, F16, BF16 weights */
+    CPU_ACT_Q8_0, /* Q4_0, Q5_0, Q8_0 weights */
+    CPU_ACT_Q8_1, /* Q4_1, Q5_1 weights (carries d * sum(qs) for the offset) */
+    CPU_ACT_Q8_K, /* Q2_K .. Q6_K weights */
+} cpu_act_format;
+
+/* Instruction sets a dot product may need. */
+typedef enum cpu_isa {
+    CPU_ISA_SCALAR,
+    CPU_ISA_AVX2, /* with FMA and F16C */
+} cpu_isa;
+
+/* Which implementation runs a weight dtype's dot product. */
+typedef enum cpu_kernel_choice {
+    CPU_KERNEL_NONE,   /* dtype not supported as a matmul weight */
+    CPU_KERNEL_SCALAR,
+    CPU_KERNEL_AVX2,
+} cpu_kernel_choice;
+
+/* sum_i w[i] * a[i] over n elements (a multiple of the weight's block size);
+ * weight_row is n elements of the weight dtype, act_row the same n elements
+ * in the table's activation format. */
+typedef float (*cpu_dot_fn)(int64_t n, const void *weight_row, const void *act_row);
+
+typedef struct cpu_matmul_kernel {
+    strata_dtype weight;
+    cpu_act_format act;
+    cpu_dot_fn scalar;
+    cpu_dot_fn avx2; /* NULL when there is no AVX2 version */
+} cpu_matmul_kernel;
+
+/* The table row of a weight dtype, or NULL when it cannot be a matmul weight. */
+const cpu_matmul_kernel *cpu_matmul_kernel_find(strata_dtype weight);
+
+/* Pure: the implementation to use for weight on a CPU offering isa. */
+cpu_kernel_choice cpu_kernel_choose(strata_dtype weight, cpu_isa isa);
+
+/* The dot product named by a choice (NULL for CPU_KERNEL_NONE). */
+cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice);
+
+/* The best instruction set this CPU offers, unless the environment variable
+ * STRATA_CPU_SCALAR is set to a non-empty value other than "0" (which forces
+ * the scalar path, for tests and for comparing). */
+cpu_isa cpu_detect_isa(void);
+
+/* Bytes of one activation row of n elements in format fmt; n must be a
+ * multiple of the format's block (32, or 256 for Q8_K). */
+size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n);
+
+/* Converts n f32 values into one activation row of format fmt at dst
+ * (cpu_act_row_bytes(fmt, n) bytes). */
+void cpu_quantize_activation(cpu_act_format fmt, const float *x, void *dst, int64_t n, cpu_isa isa);
+
+/* --- the dot products (cpu_dot_scalar*.c, cpu_dot_avx2*.c) ---------------- */
+float cpu_dot_f32_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_f16_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_bf16_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q4_0_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q4_1_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q5_0_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q5_1_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q8_0_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q2_k_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q3_k_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q4_k_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q5_k_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_q6_k_scalar(int64_t n, const void *w, const void *a);
+
+float cpu_dot_f32_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_f16_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_bf16_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q4_0_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q8_0_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
+
+#endif

@@ -1,0 +1,95 @@
+/* OP_MATMUL: dst[n_out, n_tok] = W[n_in, n_out]^T x[n_in, n_tok].
+ *
+ * The activation rows are converted once per op into the weight's activation
+ * format (Q8_0 / Q8_1 / Q8_K, or kept F32 for float weights). Output rows are
+ * spread over the pool; each thread walks its rows in blocks small enough to
+ * stay in cache (about 32 KiB of weights) and runs every token against a block
+ * before moving on, so a weight byte is read from memory once per op however
+ * many tokens there are. */
+#include <string.h>
+
+#include "cpu_internal.h"
+
+#define WEIGHT_BLOCK_BYTES (32 * 1024)
+#define MAX_ROWS_PER_BLOCK 64
+#define MIN_ROWS_PER_CHUNK 16    /* rows per claimed chunk: keeps the pool's overhead small */
+#define QUANTIZE_PARALLEL_MIN_TOKENS 8
+
+typedef struct matmul_job {
+    const char *weight;
+    size_t weight_row_bytes;
+    const char *act;
+    size_t act_row_bytes;
+    float *dst;
+    int64_t n_in, n_out, n_tok;
+    int64_t rows_per_block;
+    cpu_dot_fn dot;
+    /* activation conversion */
+    const float *x;
+    cpu_act_format act_format;
+    cpu_isa isa;
+} matmul_job;
+
+static void quantize_tokens(void *arg, int64_t begin, int64_t end, int thread_index)
+{
+    (void)thread_index;
+    const matmul_job *job = arg;
+    for (int64_t t = begin; t < end; t++)
+        cpu_quantize_activation(job->act_format, job->x + t * job->n_in, (char *)job->act + (size_t)t * job->act_row_bytes,
+                                job->n_in, job->isa);
+}
+
+static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread_index)
+{
+    (void)thread_index;
+    const matmul_job *job = arg;
+    for (int64_t block = begin; block < end; block += job->rows_per_block) {
+        int64_t block_end = block + job->rows_per_block < end ? block + job->rows_per_block : end;
+        for (int64_t t = 0; t < job->n_tok; t++) {
+            const void *act = job->act + (size_t)t * job->act_row_bytes;
+            float *out = job->dst + t * job->n_out;
+            for (int64_t r = block; r < block_end; r++)
+                out[r] = job->dot(job->n_in, job->weight + (size_t)r * job->weight_row_bytes, act);
+        }
+    }
+}
+
+strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_error *err)
+{
+    const strata_tensor *weight = op->src[0], *x = op->src[1];
+    const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight->dtype);
+    cpu_dot_fn dot = cpu_kernel_dot(weight->dtype, cpu_kernel_choose(weight->dtype, ctx->isa));
+    if (!kernel || !dot)
+        return strata_fail(err, STRATA_UNSUPPORTED, "cpu matmul: no kernel for %s weights", dtype_name(weight->dtype));
+    matmul_job job = {
+        .weight = cpu_tensor_data(weight),
+        .weight_row_bytes = weight->nb[1],
+        .dst = cpu_tensor_data(op->dst),
+        .n_in = weight->ne[0],
+        .n_out = weight->ne[1],
+        .n_tok = tensor_row_count(x),
+        .dot = dot,
+        .x = cpu_tensor_data(x),
+        .act_format = kernel->act,
+        .isa = ctx->isa,
+    };
+    if (job.n_out == 0 || job.n_tok == 0)
+        return STRATA_OK;
+    job.act_row_bytes = cpu_act_row_bytes(kernel->act, job.n_in);
+    if (kernel->act == CPU_ACT_F32) {
+        job.act = (const char *)job.x;
+    } else {
+        if (job.act_row_bytes != 0 && (size_t)job.n_tok > SIZE_MAX / job.act_row_bytes)
+            return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu matmul: %lld activation rows do not fit in memory",
+                               (long long)job.n_tok);
+        strata_status status = cpu_scratch_reserve(&ctx->activations, (size_t)job.n_tok * job.act_row_bytes, err);
+        if (status != STRATA_OK)
+            return status;
+        job.act = ctx->activations.data;
+        cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);
+    }
+    int64_t rows = job.weight_row_bytes ? (int64_t)(WEIGHT_BLOCK_BYTES / job.weight_row_bytes) : MAX_ROWS_PER_BLOCK;
+    job.rows_per_block = rows < 1 ? 1 : rows > MAX_ROWS_PER_BLOCK ? MAX_ROWS_PER_BLOCK : rows;
+    cpu_parallel_for(ctx->pool, job.n_out, MIN_ROWS_PER_CHUNK, matmul_rows, &job);
+    return STRATA_OK;
+}
