@@ -154,8 +154,23 @@ static void min_max(const float *x, int n, float *out_min, float *out_max)
  * shifted, non-negative value). */
 static int truncate_clamped(float v, int max_q)
 {
-    int q = v > 0.0f ? (int)v : 0;
-    return q > max_q ? max_q : q;
+    if (!(v > 0.0f)) /* also nan, from a non-finite input */
+        return 0;
+    if (v >= (float)max_q)
+        return max_q;
+    return (int)v;
+}
+
+/* roundf(v) (half away from zero) as an int8 quant in [-127, 127]; a nan
+ * from a non-finite input becomes 0 rather than an undefined conversion. */
+static int8_t round_to_q8(float v)
+{
+    const float r = roundf(v);
+    if (r >= 127.0f)
+        return 127;
+    if (r <= -127.0f)
+        return -127;
+    return r == r ? (int8_t)r : 0;
 }
 
 static void quantize_q4_0(const float *x, block_q4_0 *blocks, int64_t n_blocks)
@@ -244,7 +259,7 @@ static float quantize_32_q8(const float *x, int8_t qs[32], int *out_sum)
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     int sum = 0;
     for (int j = 0; j < 32; j++) {
-        qs[j] = (int8_t)roundf(x[j] * id);
+        qs[j] = round_to_q8(x[j] * id);
         sum += qs[j];
     }
     *out_sum = sum;

@@ -370,6 +370,29 @@ static void test_derived_fields(void)
 
 /* ---- bad input ----------------------------------------------------------- */
 
+/* Rows with inf and nan quantize without a crash or an undefined float to
+ * int conversion (the sanitizer build checks the latter); what comes out is
+ * not specified beyond "some valid bytes". */
+static void test_non_finite_input(void)
+{
+    static const strata_dtype types[] = {DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0,
+                                         DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1, DTYPE_Q2_K, DTYPE_Q3_K,
+                                         DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K};
+    float x[QK_K], y[QK_K];
+    unsigned char q[QK_K * 4];
+    fill_gaussian(x, QK_K, 3);
+    x[5] = INFINITY;
+    x[40] = -INFINITY;
+    x[77] = NAN;
+    x[200] = 3e38f;
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        strata_error err = {0};
+        CHECK(quant_quantize_row(types[t], x, q, QK_K, &err) == STRATA_OK, "%s: non-finite row", dtype_name(types[t]));
+        CHECK(quant_dequantize_row(types[t], q, y, QK_K, &err) == STRATA_OK, "%s: non-finite row back",
+              dtype_name(types[t]));
+    }
+}
+
 static void test_bad_input(void)
 {
     float x[64] = {0}, y[64];
@@ -398,6 +421,7 @@ int main(void)
     test_round_trip();
     test_degenerate_rows();
     test_derived_fields();
+    test_non_finite_input();
     test_bad_input();
     if (failures) {
         printf("%d failure(s)\n", failures);
