@@ -1,0 +1,435 @@
+/* Reference forward pass in double precision (see reference_forward.h).
+ *
+ * Weight matrices are kept as GGUF lays them out: a tensor of ne = [n_in,
+ * n_out] is n_out rows of n_in values, and y = W x means y[r] = sum_i
+ * W[r][i] * x[i]. Tokens are processed one at a time against a growing K/V
+ * history, like llama2.c; a full sequence gives the logits of every position. */
+#include "reference_forward.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+#include "quant.h"
+
+typedef struct reference_layer {
+    double *attn_norm;            /* [n_embd] */
+    double *wq, *wk, *wv, *wo;    /* [q_dim][n_embd], [kv_dim][n_embd] x2, [n_embd][q_dim] */
+    double *bq, *bk, *bv;         /* [q_dim], [kv_dim] x2, or NULL (qwen2 has them) */
+    double *q_norm, *k_norm;      /* [head_dim] or NULL (qwen3 has them) */
+    double *ffn_norm;             /* [n_embd] */
+    double *w_gate, *w_up;        /* [n_ff][n_embd] */
+    double *w_down;               /* [n_embd][n_ff] */
+} reference_layer;
+
+struct reference_model {
+    /* hyper-parameters, read from metadata here (not by the runtime) */
+    int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
+    double rms_eps, rope_freq_base, rope_freq_scale;
+    bool rope_neox; /* qwen2 / qwen3 pair (i, i + n_rot/2); llama pairs (2i, 2i+1) */
+
+    double *token_embd;   /* [n_vocab][n_embd] */
+    double *output_norm;  /* [n_embd] */
+    double *output;       /* [n_vocab][n_embd]; points at token_embd when tied */
+    double *rope_factors; /* [n_rot/2] frequency divisors, or NULL */
+    reference_layer *layers;
+};
+
+/* --- loading ---------------------------------------------------------------- */
+
+/* Dequantizes tensor name, which must have shape [ne0, ne1], into a new
+ * double array. A missing optional tensor gives *out = NULL. */
+static strata_status load_tensor(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1,
+                                 bool required, double **out, strata_error *err)
+{
+    *out = NULL;
+    float *row = NULL;
+    double *values = NULL;
+    strata_status status = STRATA_OK;
+    const gguf_tensor_info *info = gguf_find_tensor(file, name);
+    if (!info) {
+        if (required)
+            status = strata_fail(err, STRATA_INVALID_INPUT, "reference: %s: tensor %s is missing", gguf_path(file),
+                                 name);
+        goto fail;
+    }
+    int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1;
+    if (info->ne[0] != ne0 || file_ne1 != ne1) {
+        status = strata_fail(err, STRATA_INVALID_INPUT, "reference: tensor %s is [%lld, %lld], expected [%lld, %lld]",
+                             name, (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
+        goto fail;
+    }
+    size_t row_bytes = 0;
+    if (!dtype_row_bytes(info->dtype, ne0, &row_bytes)) {
+        status = strata_fail(err, STRATA_INVALID_INPUT, "reference: tensor %s: bad row length", name);
+        goto fail;
+    }
+    row = malloc((size_t)ne0 * sizeof *row);
+    values = malloc((size_t)ne0 * (size_t)ne1 * sizeof *values);
+    if (!row || !values) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "reference: tensor %s: out of memory", name);
+        goto fail;
+    }
+    for (int64_t r = 0; r < ne1; r++) {
+        const char *src = (const char *)info->data + (size_t)r * row_bytes;
+        if ((status = quant_dequantize_row(info->dtype, src, row, ne0, err)))
+            goto fail;
+        for (int64_t i = 0; i < ne0; i++)
+            values[r * ne0 + i] = row[i];
+    }
+    *out = values;
+    values = NULL;
+fail:
+    free(row);
+    free(values);
+    return status;
+}
+
+static strata_status read_int(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
+                              int64_t *out, strata_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (fallback < 0)
+        return gguf_get_int(file, key, out, err);
+    return gguf_get_int_or(file, key, fallback, out, err);
+}
+
+static strata_status read_hparams(const gguf_file *file, reference_model *m, strata_error *err)
+{
+    gguf_string arch_string;
+    strata_status status = gguf_get_string(file, "general.architecture", &arch_string, err);
+    if (status != STRATA_OK)
+        return status;
+    char arch[32];
+    if (arch_string.len >= sizeof arch)
+        return strata_fail(err, STRATA_INVALID_INPUT, "reference: architecture name too long");
+    memcpy(arch, arch_string.data, arch_string.len);
+    arch[arch_string.len] = '\0';
+    if (strcmp(arch, "llama") == 0)
+        m->rope_neox = false;
+    else if (strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0)
+        m->rope_neox = true;
+    else
+        return strata_fail(err, STRATA_UNSUPPORTED, "reference: architecture %s is not supported", arch);
+
+    if ((status = read_int(file, arch, "embedding_length", -1, &m->n_embd, err)) ||
+        (status = read_int(file, arch, "block_count", -1, &m->n_layer, err)) ||
+        (status = read_int(file, arch, "feed_forward_length", -1, &m->n_ff, err)) ||
+        (status = read_int(file, arch, "attention.head_count", -1, &m->n_head, err)) ||
+        (status = read_int(file, arch, "attention.head_count_kv", m->n_head, &m->n_head_kv, err)) ||
+        (status = read_int(file, arch, "attention.key_length", m->n_embd / m->n_head, &m->head_dim, err)) ||
+        (status = read_int(file, arch, "rope.dimension_count", m->head_dim, &m->n_rot, err)))
+        return status;
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    if ((status = gguf_get_float_or(file, key, 1e-5, &m->rms_eps, err)))
+        return status;
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    if ((status = gguf_get_float_or(file, key, 10000.0, &m->rope_freq_base, err)))
+        return status;
+    m->rope_freq_scale = 1.0;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    gguf_string scaling;
+    if (gguf_find_key(file, key) >= 0 && gguf_get_string(file, key, &scaling, NULL) == STRATA_OK &&
+        scaling.len == 6 && memcmp(scaling.data, "linear", 6) == 0) {
+        double factor;
+        snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
+        if ((status = gguf_get_float(file, key, &factor, err)))
+            return status;
+        m->rope_freq_scale = 1.0 / factor;
+    }
+    const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
+    if (!embd || embd->n_dims != 2)
+        return strata_fail(err, STRATA_INVALID_INPUT, "reference: token_embd.weight missing or not 2-D");
+    m->n_vocab = embd->ne[1];
+    return STRATA_OK;
+}
+
+static strata_status load_layer(const gguf_file *file, const reference_model *m, int64_t index,
+                                reference_layer *layer, strata_error *err)
+{
+    int64_t q_dim = m->n_head * m->head_dim;
+    int64_t kv_dim = m->n_head_kv * m->head_dim;
+    char name[96];
+    strata_status status;
+#define LOAD(field, suffix, ne0, ne1, required)                                                                    \
+    do {                                                                                                           \
+        snprintf(name, sizeof name, "blk.%lld.%s", (long long)index, suffix);                                     \
+        if ((status = load_tensor(file, name, ne0, ne1, required, &layer->field, err)))                          \
+            return status;                                                                                         \
+    } while (0)
+    LOAD(attn_norm, "attn_norm.weight", m->n_embd, 1, true);
+    LOAD(wq, "attn_q.weight", m->n_embd, q_dim, true);
+    LOAD(wk, "attn_k.weight", m->n_embd, kv_dim, true);
+    LOAD(wv, "attn_v.weight", m->n_embd, kv_dim, true);
+    LOAD(wo, "attn_output.weight", q_dim, m->n_embd, true);
+    LOAD(bq, "attn_q.bias", q_dim, 1, false);
+    LOAD(bk, "attn_k.bias", kv_dim, 1, false);
+    LOAD(bv, "attn_v.bias", kv_dim, 1, false);
+    LOAD(q_norm, "attn_q_norm.weight", m->head_dim, 1, false);
+    LOAD(k_norm, "attn_k_norm.weight", m->head_dim, 1, false);
+    LOAD(ffn_norm, "ffn_norm.weight", m->n_embd, 1, true);
+    LOAD(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, true);
+    LOAD(w_up, "ffn_up.weight", m->n_embd, m->n_ff, true);
+    LOAD(w_down, "ffn_down.weight", m->n_ff, m->n_embd, true);
+#undef LOAD
+    return STRATA_OK;
+}
+
+strata_status reference_model_load(const char *path, reference_model **out, strata_error *err)
+{
+    *out = NULL;
+    gguf_file *file = NULL;
+    reference_model *m = calloc(1, sizeof *m);
+    strata_status status = STRATA_OK;
+    if (!m) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "reference: out of memory");
+        goto fail;
+    }
+    if ((status = gguf_open(path, &file, err)) || (status = read_hparams(file, m, err)))
+        goto fail;
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "reference: out of memory");
+        goto fail;
+    }
+    if ((status = load_tensor(file, "token_embd.weight", m->n_embd, m->n_vocab, true, &m->token_embd, err)) ||
+        (status = load_tensor(file, "output_norm.weight", m->n_embd, 1, true, &m->output_norm, err)) ||
+        (status = load_tensor(file, "output.weight", m->n_embd, m->n_vocab, false, &m->output, err)) ||
+        (status = load_tensor(file, "rope_freqs.weight", m->n_rot / 2, 1, false, &m->rope_factors, err)))
+        goto fail;
+    for (int64_t l = 0; l < m->n_layer; l++)
+        if ((status = load_layer(file, m, l, &m->layers[l], err)))
+            goto fail;
+    gguf_close(file);
+    *out = m;
+    return STRATA_OK;
+fail:
+    gguf_close(file);
+    reference_model_free(m);
+    return status;
+}
+
+void reference_model_free(reference_model *m)
+{
+    if (!m)
+        return;
+    for (int64_t l = 0; m->layers && l < m->n_layer; l++) {
+        reference_layer *layer = &m->layers[l];
+        double *fields[] = {layer->attn_norm, layer->wq, layer->wk, layer->wv, layer->wo, layer->bq, layer->bk,
+                            layer->bv, layer->q_norm, layer->k_norm, layer->ffn_norm, layer->w_gate, layer->w_up,
+                            layer->w_down};
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            free(fields[i]);
+    }
+    free(m->layers);
+    free(m->token_embd);
+    free(m->output_norm);
+    free(m->output);
+    free(m->rope_factors);
+    free(m);
+}
+
+int64_t reference_model_n_vocab(const reference_model *model)
+{
+    return model->n_vocab;
+}
+
+/* --- the math ----------------------------------------------------------------- */
+
+/* out[n] = x[n] / sqrt(mean(x^2) + eps) * weight[n] (out may be x) */
+static void rms_norm(double *out, const double *x, const double *weight, int64_t n, double eps)
+{
+    double sum_sq = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum_sq += x[i] * x[i];
+    double inv_rms = 1.0 / sqrt(sum_sq / (double)n + eps);
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] * inv_rms * weight[i];
+}
+
+/* out[n_out] = W[n_out][n_in] x[n_in] (+ bias[n_out] when not NULL) */
+static void matvec(double *out, const double *w, const double *x, const double *bias, int64_t n_in, int64_t n_out)
+{
+    for (int64_t r = 0; r < n_out; r++) {
+        const double *row = w + r * n_in;
+        double sum = bias ? bias[r] : 0.0;
+        for (int64_t i = 0; i < n_in; i++)
+            sum += row[i] * x[i];
+        out[r] = sum;
+    }
+}
+
+/* Rotates the first n_rot values of one head vector for position pos.
+ * Pair k (k < n_rot/2) turns by pos * scale * base^(-2k/n_rot) / factor[k];
+ * llama pairs (2k, 2k+1), neox pairs (k, k + n_rot/2). */
+static void rope(const reference_model *m, double *head, int64_t pos)
+{
+    int64_t half = m->n_rot / 2;
+    for (int64_t k = 0; k < half; k++) {
+        double freq = pow(m->rope_freq_base, -(double)(2 * k) / (double)m->n_rot);
+        if (m->rope_factors)
+            freq /= m->rope_factors[k];
+        double angle = (double)pos * m->rope_freq_scale * freq;
+        double c = cos(angle), s = sin(angle);
+        int64_t i0 = m->rope_neox ? k : 2 * k;
+        int64_t i1 = m->rope_neox ? k + half : 2 * k + 1;
+        double a = head[i0], b = head[i1];
+        head[i0] = a * c - b * s;
+        head[i1] = a * s + b * c;
+    }
+}
+
+static double silu(double x)
+{
+    return x / (1.0 + exp(-x));
+}
+
+/* Buffers of one forward pass. */
+typedef struct reference_state {
+    double *x;       /* [n_embd] residual stream */
+    double *xb;      /* [n_embd] normed input of a block */
+    double *q;       /* [q_dim] */
+    double *att_out; /* [q_dim] concatenated head outputs */
+    double *proj;    /* [n_embd] block output before the residual add */
+    double *gate;    /* [n_ff] */
+    double *up;      /* [n_ff] */
+    double *scores;  /* [n_tokens] attention weights of one head */
+    double *k_cache; /* [n_layer][n_tokens][kv_dim] */
+    double *v_cache; /* [n_layer][n_tokens][kv_dim] */
+} reference_state;
+
+static void state_free(reference_state *s)
+{
+    double *fields[] = {s->x, s->xb, s->q, s->att_out, s->proj, s->gate, s->up, s->scores, s->k_cache, s->v_cache};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        free(fields[i]);
+}
+
+static bool state_alloc(reference_state *s, const reference_model *m, int64_t n_tokens)
+{
+    size_t q_dim = (size_t)(m->n_head * m->head_dim);
+    size_t kv_dim = (size_t)(m->n_head_kv * m->head_dim);
+    size_t cache = (size_t)m->n_layer * (size_t)n_tokens * kv_dim;
+    s->x = calloc((size_t)m->n_embd, sizeof(double));
+    s->xb = calloc((size_t)m->n_embd, sizeof(double));
+    s->q = calloc(q_dim, sizeof(double));
+    s->att_out = calloc(q_dim, sizeof(double));
+    s->proj = calloc((size_t)m->n_embd, sizeof(double));
+    s->gate = calloc((size_t)m->n_ff, sizeof(double));
+    s->up = calloc((size_t)m->n_ff, sizeof(double));
+    s->scores = calloc((size_t)n_tokens, sizeof(double));
+    s->k_cache = calloc(cache, sizeof(double));
+    s->v_cache = calloc(cache, sizeof(double));
+    return s->x && s->xb && s->q && s->att_out && s->proj && s->gate && s->up && s->scores && s->k_cache &&
+           s->v_cache;
+}
+
+/* One attention block at position pos for layer l; adds its output to s->x. */
+static void attention_block(const reference_model *m, int64_t l, int64_t pos, int64_t n_tokens,
+                            reference_state *s)
+{
+    const reference_layer *w = &m->layers[l];
+    int64_t hd = m->head_dim;
+    int64_t kv_dim = m->n_head_kv * hd;
+    int64_t group = m->n_head / m->n_head_kv; /* query heads per kv head */
+    double *k = s->k_cache + ((size_t)l * (size_t)n_tokens + (size_t)pos) * (size_t)kv_dim; /* [kv_dim] */
+    double *v = s->v_cache + ((size_t)l * (size_t)n_tokens + (size_t)pos) * (size_t)kv_dim; /* [kv_dim] */
+
+    rms_norm(s->xb, s->x, w->attn_norm, m->n_embd, m->rms_eps);     /* xb [n_embd] */
+    matvec(s->q, w->wq, s->xb, w->bq, m->n_embd, m->n_head * hd);    /* q [n_head * hd] */
+    matvec(k, w->wk, s->xb, w->bk, m->n_embd, kv_dim);               /* k [n_head_kv * hd] */
+    matvec(v, w->wv, s->xb, w->bv, m->n_embd, kv_dim);               /* v [n_head_kv * hd] */
+    for (int64_t h = 0; h < m->n_head; h++) {                        /* per-head q norm (qwen3), rope */
+        if (w->q_norm)
+            rms_norm(s->q + h * hd, s->q + h * hd, w->q_norm, hd, m->rms_eps);
+        rope(m, s->q + h * hd, pos);
+    }
+    for (int64_t h = 0; h < m->n_head_kv; h++) {
+        if (w->k_norm)
+            rms_norm(k + h * hd, k + h * hd, w->k_norm, hd, m->rms_eps);
+        rope(m, k + h * hd, pos);
+    }
+
+    double scale = 1.0 / sqrt((double)hd);
+    for (int64_t h = 0; h < m->n_head; h++) {
+        const double *q_head = s->q + h * hd;                        /* [hd] */
+        int64_t kv_head = h / group;
+        double max_score = -INFINITY;
+        for (int64_t t = 0; t <= pos; t++) {                         /* scores [pos + 1], causal */
+            const double *k_t = s->k_cache + ((size_t)l * (size_t)n_tokens + (size_t)t) * (size_t)kv_dim + kv_head * hd;
+            double dot = 0.0;
+            for (int64_t i = 0; i < hd; i++)
+                dot += q_head[i] * k_t[i];
+            s->scores[t] = dot * scale;
+            if (s->scores[t] > max_score)
+                max_score = s->scores[t];
+        }
+        double sum = 0.0;                                            /* softmax */
+        for (int64_t t = 0; t <= pos; t++) {
+            s->scores[t] = exp(s->scores[t] - max_score);
+            sum += s->scores[t];
+        }
+        double *out_head = s->att_out + h * hd;                      /* [hd] = sum_t p_t v_t */
+        for (int64_t i = 0; i < hd; i++)
+            out_head[i] = 0.0;
+        for (int64_t t = 0; t <= pos; t++) {
+            const double *v_t = s->v_cache + ((size_t)l * (size_t)n_tokens + (size_t)t) * (size_t)kv_dim + kv_head * hd;
+            double p = s->scores[t] / sum;
+            for (int64_t i = 0; i < hd; i++)
+                out_head[i] += p * v_t[i];
+        }
+    }
+    matvec(s->proj, w->wo, s->att_out, NULL, m->n_head * hd, m->n_embd); /* proj [n_embd] */
+    for (int64_t i = 0; i < m->n_embd; i++)                                /* residual */
+        s->x[i] += s->proj[i];
+}
+
+/* SwiGLU feed-forward block for layer l; adds its output to s->x. */
+static void ffn_block(const reference_model *m, int64_t l, reference_state *s)
+{
+    const reference_layer *w = &m->layers[l];
+    rms_norm(s->xb, s->x, w->ffn_norm, m->n_embd, m->rms_eps);     /* xb [n_embd] */
+    matvec(s->gate, w->w_gate, s->xb, NULL, m->n_embd, m->n_ff);    /* gate [n_ff] */
+    matvec(s->up, w->w_up, s->xb, NULL, m->n_embd, m->n_ff);        /* up [n_ff] */
+    for (int64_t i = 0; i < m->n_ff; i++)                            /* silu(gate) * up */
+        s->gate[i] = silu(s->gate[i]) * s->up[i];
+    matvec(s->proj, w->w_down, s->gate, NULL, m->n_ff, m->n_embd);  /* proj [n_embd] */
+    for (int64_t i = 0; i < m->n_embd; i++)                          /* residual */
+        s->x[i] += s->proj[i];
+}
+
+strata_status reference_forward(const reference_model *m, const int32_t *tokens, int64_t n_tokens, double *logits,
+                                strata_error *err)
+{
+    reference_state s = {0};
+    strata_status status = STRATA_OK;
+    if (!state_alloc(&s, m, n_tokens)) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "reference: out of memory");
+        goto fail;
+    }
+    const double *output = m->output ? m->output : m->token_embd; /* tied when output.weight is absent */
+    for (int64_t pos = 0; pos < n_tokens; pos++) {
+        if (tokens[pos] < 0 || tokens[pos] >= m->n_vocab) {
+            status = strata_fail(err, STRATA_INVALID_INPUT, "reference: token %d outside the vocabulary of %lld",
+                                 tokens[pos], (long long)m->n_vocab);
+            goto fail;
+        }
+        memcpy(s.x, m->token_embd + (size_t)tokens[pos] * (size_t)m->n_embd,
+               (size_t)m->n_embd * sizeof(double));                      /* x [n_embd] */
+        for (int64_t l = 0; l < m->n_layer; l++) {
+            attention_block(m, l, pos, n_tokens, &s);
+            ffn_block(m, l, &s);
+        }
+        rms_norm(s.xb, s.x, m->output_norm, m->n_embd, m->rms_eps);       /* xb [n_embd] */
+        matvec(logits + (size_t)pos * (size_t)m->n_vocab, output, s.xb, NULL, m->n_embd,
+               m->n_vocab);                                              /* logits [n_vocab] */
+    }
+fail:
+    state_free(&s);
+    return status;
+}

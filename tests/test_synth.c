@@ -1,0 +1,365 @@
+/* strata_synth and the synth plan: keys, tensors and shapes of every tiny
+ * preset read back with the GGUF reader; determinism; the mixes' per-tensor
+ * choices; a 70B plan's size without writing it; --vocab; bad input. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gguf.h"
+#include "quant.h"
+#include "runtime/synth.h"
+#include "strata.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                                                           \
+    do {                                                                                                           \
+        if (!(cond)) {                                                                                             \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                            \
+            printf(__VA_ARGS__);                                                                                   \
+            printf("\n");                                                                                          \
+            failures++;                                                                                            \
+        }                                                                                                          \
+    } while (0)
+
+static char temp_dir[512];
+
+static int64_t key_int(const gguf_file *file, const char *key)
+{
+    int64_t value = -1;
+    strata_error err = {0};
+    if (gguf_get_int(file, key, &value, &err) != STRATA_OK)
+        printf("  %s\n", err.message);
+    return value;
+}
+
+static double key_float(const gguf_file *file, const char *key)
+{
+    double value = -1;
+    strata_error err = {0};
+    if (gguf_get_float(file, key, &value, &err) != STRATA_OK)
+        printf("  %s\n", err.message);
+    return value;
+}
+
+static bool key_string_is(const gguf_file *file, const char *key, const char *expected)
+{
+    gguf_string value;
+    if (gguf_get_string(file, key, &value, NULL) != STRATA_OK)
+        return false;
+    return value.len == strlen(expected) && memcmp(value.data, expected, value.len) == 0;
+}
+
+static bool synth_to(const char *arch, const char *preset, const char *type, uint64_t seed, const char *vocab,
+                     const char *path)
+{
+    strata_synth_params params = {.arch = arch, .preset = preset, .type = type, .seed = seed,
+                                  .vocab_path = vocab, .output_path = path};
+    strata_error err = {0};
+    if (strata_synth(&params, &err) != STRATA_OK) {
+        printf("FAIL synth %s %s %s: %s\n", arch, preset, type, err.message);
+        failures++;
+        return false;
+    }
+    return true;
+}
+
+/* Every key and tensor of a written tiny preset matches its plan. */
+static void check_tiny(const char *arch, const char *type)
+{
+    char path[600], key[128];
+    snprintf(path, sizeof path, "%s/%s_%s.gguf", temp_dir, arch, type);
+    if (!synth_to(arch, "tiny", type, 7, NULL, path))
+        return;
+    synth_plan plan;
+    strata_error err = {0};
+    gguf_file *file = NULL;
+    if (synth_plan_create(arch, "tiny", type, 0, &plan, &err) != STRATA_OK || gguf_open(path, &file, &err)) {
+        printf("FAIL %s %s: %s\n", arch, type, err.message);
+        failures++;
+        return;
+    }
+    const synth_config *c = &plan.config;
+    CHECK(key_string_is(file, "general.architecture", arch), "%s: general.architecture", arch);
+    CHECK(key_int(file, "general.file_type") == plan.file_type, "%s %s: file_type", arch, type);
+#define CHECK_KEY(suffix, expected)                                                                                \
+    do {                                                                                                           \
+        snprintf(key, sizeof key, "%s.%s", arch, suffix);                                                          \
+        CHECK(key_int(file, key) == (expected), "%s: %s = %lld, expected %lld", arch, key,                       \
+              (long long)key_int(file, key), (long long)(expected));                                              \
+    } while (0)
+    CHECK_KEY("embedding_length", c->n_embd);
+    CHECK_KEY("block_count", c->n_layer);
+    CHECK_KEY("feed_forward_length", c->n_ff);
+    CHECK_KEY("attention.head_count", c->n_head);
+    CHECK_KEY("attention.head_count_kv", c->n_head_kv);
+    CHECK_KEY("context_length", c->n_ctx_train);
+    CHECK_KEY("rope.dimension_count", c->head_dim);
+    CHECK_KEY("vocab_size", c->n_vocab);
+    if (c->write_head_dim) {
+        CHECK_KEY("attention.key_length", c->head_dim);
+        CHECK_KEY("attention.value_length", c->head_dim);
+    }
+#undef CHECK_KEY
+    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    CHECK(fabs(key_float(file, key) - c->rope_freq_base) < 1e-3 * c->rope_freq_base, "%s: freq_base", arch);
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    CHECK(fabs(key_float(file, key) - c->rms_eps) < 1e-3 * c->rms_eps, "%s: rms eps", arch);
+
+    /* the built-in byte vocabulary */
+    gguf_array tokens = {0};
+    CHECK(key_string_is(file, "tokenizer.ggml.model", "gpt2"), "tokenizer model");
+    CHECK(key_string_is(file, "tokenizer.ggml.pre", "default"), "tokenizer pre");
+    CHECK(gguf_get_array(file, "tokenizer.ggml.tokens", &tokens, NULL) == STRATA_OK &&
+              tokens.count == (uint64_t)c->n_vocab,
+          "token count");
+    if (tokens.count > 257) {
+        gguf_string space = gguf_array_string(&tokens, 32), letter = gguf_array_string(&tokens, 65);
+        gguf_string bos = gguf_array_string(&tokens, 256);
+        CHECK(space.len == 2 && memcmp(space.data, "\xC4\xA0", 2) == 0, "byte 0x20 is U+0120");
+        CHECK(letter.len == 1 && letter.data[0] == 'A', "byte 0x41 is 'A'");
+        CHECK(bos.len == 17 && memcmp(bos.data, "<|begin_of_text|>", 17) == 0, "token 256 is BOS");
+    }
+    CHECK(key_int(file, "tokenizer.ggml.bos_token_id") == 256, "bos id");
+    CHECK(key_int(file, "tokenizer.ggml.eos_token_id") == 257, "eos id");
+
+    /* tensors: the plan, in order, with their shapes and dtypes */
+    CHECK(gguf_tensor_count(file) == plan.n_tensors, "%s: %lld tensors, plan has %lld", arch,
+          (long long)gguf_tensor_count(file), (long long)plan.n_tensors);
+    for (int64_t i = 0; i < plan.n_tensors && i < gguf_tensor_count(file); i++) {
+        const synth_tensor *want = &plan.tensors[i];
+        const gguf_tensor_info *got = gguf_find_tensor(file, want->name);
+        CHECK(got != NULL, "%s: tensor %s missing", arch, want->name);
+        if (!got)
+            continue;
+        CHECK(got->n_dims == want->n_dims && got->ne[0] == want->ne[0] &&
+                  (want->n_dims == 1 || got->ne[1] == want->ne[1]) && got->dtype == want->dtype &&
+                  got->size_bytes == want->bytes,
+              "%s: tensor %s shape/dtype/size", arch, want->name);
+    }
+    bool has_output = gguf_find_tensor(file, "output.weight") != NULL;
+    CHECK(has_output == !c->tied_output, "%s: output.weight presence", arch);
+    CHECK((gguf_find_tensor(file, "blk.0.attn_q.bias") != NULL) == c->has_qkv_bias, "%s: qkv bias", arch);
+    CHECK((gguf_find_tensor(file, "blk.1.attn_k_norm.weight") != NULL) == c->has_qk_norm, "%s: qk norm", arch);
+
+    /* llama3 rope factors: 1 for the fastest pair, 8 for the slowest */
+    const gguf_tensor_info *rope_freqs = gguf_find_tensor(file, "rope_freqs.weight");
+    CHECK((rope_freqs != NULL) == c->llama3_rope, "%s: rope_freqs presence", arch);
+    if (rope_freqs) {
+        float first, last;
+        memcpy(&first, rope_freqs->data, 4);
+        memcpy(&last, (const char *)rope_freqs->data + 4 * (rope_freqs->ne[0] - 1), 4);
+        CHECK(first == 1.0f && last == 8.0f, "rope factors %g .. %g", first, last);
+    }
+
+    /* spreads: embedding ~ N(0, 1/n_embd), norm weights ~ 1 */
+    const gguf_tensor_info *norm = gguf_find_tensor(file, "output_norm.weight");
+    if (norm && norm->dtype == DTYPE_F32) {
+        double sum = 0;
+        for (int64_t i = 0; i < norm->ne[0]; i++) {
+            float v;
+            memcpy(&v, (const char *)norm->data + 4 * i, 4);
+            sum += v;
+        }
+        CHECK(fabs(sum / (double)norm->ne[0] - 1.0) < 0.05, "norm weights mean %g", sum / (double)norm->ne[0]);
+    }
+    const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
+    if (embd && embd->dtype == DTYPE_F32) {
+        double sum_sq = 0;
+        int64_t n = embd->ne[0] * embd->ne[1];
+        for (int64_t i = 0; i < n; i++) {
+            float v;
+            memcpy(&v, (const char *)embd->data + 4 * i, 4);
+            sum_sq += (double)v * v;
+        }
+        double std = sqrt(sum_sq / (double)n), want = 1.0 / sqrt((double)c->n_embd);
+        CHECK(fabs(std / want - 1.0) < 0.05, "embedding std %g, expected %g", std, want);
+    }
+    printf("ok   tiny %-6s %-7s %3lld tensors %9llu bytes\n", arch, type, (long long)plan.n_tensors,
+           (unsigned long long)plan.total_bytes);
+    gguf_close(file);
+    synth_plan_free(&plan);
+    remove(path);
+}
+
+static bool files_equal(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool equal = fa && fb;
+    while (equal) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb)
+            equal = false;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return equal;
+}
+
+static void check_determinism(void)
+{
+    char a[600], b[600], c[600];
+    snprintf(a, sizeof a, "%s/seed1_a.gguf", temp_dir);
+    snprintf(b, sizeof b, "%s/seed1_b.gguf", temp_dir);
+    snprintf(c, sizeof c, "%s/seed2.gguf", temp_dir);
+    if (synth_to("qwen3", "tiny", "q4_k_m", 1, NULL, a) && synth_to("qwen3", "tiny", "q4_k_m", 1, NULL, b) &&
+        synth_to("qwen3", "tiny", "q4_k_m", 2, NULL, c)) {
+        CHECK(files_equal(a, b), "same seed gives different files");
+        CHECK(!files_equal(a, c), "different seeds give the same file");
+        printf("ok   determinism\n");
+    }
+    remove(a);
+    remove(b);
+    remove(c);
+}
+
+static strata_dtype planned_dtype(const synth_plan *plan, const char *name)
+{
+    for (int64_t i = 0; i < plan->n_tensors; i++)
+        if (strcmp(plan->tensors[i].name, name) == 0)
+            return plan->tensors[i].dtype;
+    return (strata_dtype)-1;
+}
+
+/* The mixes' choices on a 32-layer model, and large tensor tables. */
+static void check_large_plans(void)
+{
+    synth_plan plan;
+    strata_error err = {0};
+    if (synth_plan_create("llama", "llama3-8b", "q4_k_m", 0, &plan, &err) != STRATA_OK) {
+        printf("FAIL plan llama3-8b: %s\n", err.message);
+        failures++;
+        return;
+    }
+    CHECK(planned_dtype(&plan, "output.weight") == DTYPE_Q6_K, "q4_k_m output is q6_k");
+    CHECK(planned_dtype(&plan, "token_embd.weight") == DTYPE_Q4_K, "q4_k_m token_embd is q4_k");
+    CHECK(planned_dtype(&plan, "blk.0.attn_v.weight") == DTYPE_Q6_K, "q4_k_m blk.0.attn_v is q6_k");
+    CHECK(planned_dtype(&plan, "blk.4.attn_v.weight") == DTYPE_Q4_K, "q4_k_m blk.4.attn_v is q4_k");
+    CHECK(planned_dtype(&plan, "blk.6.ffn_down.weight") == DTYPE_Q6_K, "q4_k_m blk.6.ffn_down is q6_k");
+    CHECK(planned_dtype(&plan, "blk.31.ffn_down.weight") == DTYPE_Q6_K, "q4_k_m blk.31.ffn_down is q6_k");
+    CHECK(planned_dtype(&plan, "blk.10.attn_q.weight") == DTYPE_Q4_K, "q4_k_m attn_q is q4_k");
+    CHECK(planned_dtype(&plan, "blk.10.ffn_norm.weight") == DTYPE_F32, "norms are f32");
+    CHECK(planned_dtype(&plan, "rope_freqs.weight") == DTYPE_F32, "rope_freqs is f32");
+    CHECK(plan.n_tensors == 2 + 32 * 9 + 2, "llama3-8b has %lld tensors", (long long)plan.n_tensors);
+    /* Llama 3.1 8B Q4_K_M files are about 4.92 GB */
+    CHECK(plan.total_bytes > 4.6e9 && plan.total_bytes < 5.2e9, "llama3-8b q4_k_m is %llu bytes",
+          (unsigned long long)plan.total_bytes);
+    printf("ok   llama3-8b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+    synth_plan_free(&plan);
+
+    if (synth_plan_create(NULL, "llama3-70b", "q4_k_m", 0, &plan, &err) != STRATA_OK) {
+        printf("FAIL plan llama3-70b: %s\n", err.message);
+        failures++;
+        return;
+    }
+    /* Llama 3.1 70B Q4_K_M files are about 42.5 GB (llama.cpp also bumps the
+     * 70B attn_v to q5_k, which this plan does not: a few hundred MB). */
+    CHECK(plan.total_bytes > 40.0e9 && plan.total_bytes < 44.0e9, "llama3-70b q4_k_m is %llu bytes",
+          (unsigned long long)plan.total_bytes);
+    CHECK(plan.n_tensors == 2 + 80 * 9 + 2, "llama3-70b has %lld tensors", (long long)plan.n_tensors);
+    printf("ok   llama3-70b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+    synth_plan_free(&plan);
+
+    if (synth_plan_create(NULL, "llama2-7b", "f16", 0, &plan, &err) == STRATA_OK) {
+        /* LLaMA 2 7B has 6.74e9 parameters */
+        CHECK(plan.total_bytes > 13.4e9 && plan.total_bytes < 13.6e9, "llama2-7b f16 is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        printf("ok   llama2-7b f16 plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "qwen2.5-7b", "q2_k_mix", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.3.attn_v.weight") == DTYPE_Q4_K, "q2_k_mix attn_v with gqa 7 is q4_k");
+        CHECK(planned_dtype(&plan, "blk.3.attn_q.bias") == DTYPE_F32, "biases are f32");
+        synth_plan_free(&plan);
+    }
+}
+
+static void check_vocab_copy(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/vocab.gguf", temp_dir);
+    if (!synth_to("llama", "tiny", "q8_0", 1, STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", path))
+        return;
+    gguf_file *file = NULL;
+    strata_error err = {0};
+    if (gguf_open(path, &file, &err) != STRATA_OK) {
+        printf("FAIL %s\n", err.message);
+        failures++;
+        return;
+    }
+    gguf_array tokens = {0};
+    CHECK(key_string_is(file, "tokenizer.ggml.model", "llama"), "--vocab copies the tokenizer model");
+    CHECK(gguf_get_array(file, "tokenizer.ggml.tokens", &tokens, NULL) == STRATA_OK && tokens.count == 32000,
+          "--vocab copies 32000 tokens");
+    const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
+    CHECK(embd && embd->ne[1] == 32000, "--vocab sets n_vocab");
+    CHECK(key_int(file, "llama.vocab_size") == 32000, "vocab_size key");
+    printf("ok   --vocab\n");
+    gguf_close(file);
+    remove(path);
+}
+
+static void check_bad_input(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad.gguf", temp_dir);
+    const char *cases[][3] = {
+        {"llama", "no-such-preset", "q4_0"},
+        {"llama", "tiny", "q9_9"},
+        {"qwen2", "llama3-8b", "q4_0"}, /* arch does not match the preset */
+        {"mamba", "tiny", "f32"},
+        {"llama", "tiny", "q8_k"},      /* an activation format, not a storage type */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        strata_synth_params params = {.arch = cases[i][0], .preset = cases[i][1], .type = cases[i][2],
+                                      .output_path = path};
+        strata_error err = {0};
+        strata_status status = strata_synth(&params, &err);
+        CHECK(status == STRATA_INVALID_INPUT && err.message[0], "%s %s %s should be rejected", cases[i][0],
+              cases[i][1], cases[i][2]);
+        CHECK(access(path, F_OK) != 0, "a rejected synth left %s behind", path);
+    }
+    strata_synth_params missing_vocab = {.arch = "llama", .preset = "tiny", .type = "f32",
+                                         .vocab_path = "no-such-vocab.gguf", .output_path = path};
+    strata_error err = {0};
+    CHECK(strata_synth(&missing_vocab, &err) == STRATA_IO, "missing --vocab file: %s", err.message);
+    CHECK(access(path, F_OK) != 0, "a failed synth left %s behind", path);
+    const char *const *names = strata_synth_preset_names();
+    int n_names = 0;
+    while (names[n_names])
+        n_names++;
+    CHECK(n_names == 8, "%d preset names", n_names);
+    printf("ok   bad input\n");
+}
+
+int main(void)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(temp_dir, sizeof temp_dir, "%s/strata_synth_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(temp_dir)) {
+        fprintf(stderr, "test_synth: cannot create a temporary directory\n");
+        return 1;
+    }
+    const char *types[] = {"f32", "q4_k_m", "q2_k_mix", "q3_k_m", "q4_k_s", "q5_k_m", "bf16", "q5_1"};
+    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            check_tiny(archs[a], types[t]);
+    check_determinism();
+    check_large_plans();
+    check_vocab_copy();
+    check_bad_input();
+    rmdir(temp_dir);
+    if (failures) {
+        printf("%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("all synth checks passed\n");
+    return 0;
+}
