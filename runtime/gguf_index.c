@@ -5,14 +5,29 @@
 
 #include "gguf_internal.h"
 
-static uint64_t hash_bytes(const char *name, size_t len)
+/* FNV-1a from a seeded state, then a 64-bit finalizer so the low bits used
+ * for the slot depend on every input byte and on the seed. */
+static uint64_t hash_bytes(uint64_t seed, const char *name, size_t len)
 {
-    uint64_t hash = 1469598103934665603ull; /* FNV-1a */
+    uint64_t hash = 1469598103934665603ull ^ seed;
     for (size_t i = 0; i < len; i++) {
         hash ^= (unsigned char)name[i];
         hash *= 1099511628211ull;
     }
+    hash ^= hash >> 33;
+    hash *= 0xff51afd7ed558ccdull;
+    hash ^= hash >> 33;
+    hash *= 0xc4ceb9fe1a85ec53ull;
+    hash ^= hash >> 33;
     return hash;
+}
+
+/* A seed that differs between indexes and runs (taken from where the table
+ * was allocated, which address-space randomization moves); lookups never
+ * depend on its value, only on its being fixed for the life of one index. */
+static uint64_t seed_from(const void *where)
+{
+    return (uint64_t)(uintptr_t)where * 0x9e3779b97f4a7c15ull;
 }
 
 static const char *record_name(const void *records, size_t stride, int64_t record)
@@ -34,6 +49,7 @@ bool gguf_index_init(gguf_name_index *index, size_t expected_records)
     index->slots = calloc(capacity, sizeof *index->slots);
     index->capacity = index->slots ? capacity : 0;
     index->used = 0;
+    index->seed = seed_from(index->slots);
     return index->slots != NULL;
 }
 
@@ -51,7 +67,7 @@ int64_t gguf_index_find(const gguf_name_index *index, const void *records, size_
     if (index->capacity == 0)
         return -1;
     size_t mask = index->capacity - 1;
-    for (size_t slot = (size_t)hash_bytes(name, len) & mask;; slot = (slot + 1) & mask) {
+    for (size_t slot = (size_t)hash_bytes(index->seed, name, len) & mask;; slot = (slot + 1) & mask) {
         int64_t entry = index->slots[slot];
         if (entry == 0)
             return -1;
@@ -60,10 +76,10 @@ int64_t gguf_index_find(const gguf_name_index *index, const void *records, size_
     }
 }
 
-static void place(int64_t *slots, size_t capacity, const char *name, int64_t entry)
+static void place(int64_t *slots, size_t capacity, uint64_t seed, const char *name, int64_t entry)
 {
     size_t mask = capacity - 1;
-    size_t slot = (size_t)hash_bytes(name, strlen(name)) & mask;
+    size_t slot = (size_t)hash_bytes(seed, name, strlen(name)) & mask;
     while (slots[slot] != 0)
         slot = (slot + 1) & mask;
     slots[slot] = entry;
@@ -78,12 +94,12 @@ bool gguf_index_insert(gguf_name_index *index, const void *records, size_t strid
             return false;
         for (size_t i = 0; i < index->capacity; i++)
             if (index->slots[i] != 0)
-                place(slots, capacity, record_name(records, stride, index->slots[i] - 1), index->slots[i]);
+                place(slots, capacity, index->seed, record_name(records, stride, index->slots[i] - 1), index->slots[i]);
         free(index->slots);
         index->slots = slots;
         index->capacity = capacity;
     }
-    place(index->slots, index->capacity, record_name(records, stride, record), record + 1);
+    place(index->slots, index->capacity, index->seed, record_name(records, stride, record), record + 1);
     index->used++;
     return true;
 }

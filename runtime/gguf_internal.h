@@ -42,6 +42,8 @@ typedef struct gguf_name_index {
     int64_t *slots;            /* record number + 1; 0 is empty */
     size_t capacity;           /* power of two */
     size_t used;
+    uint64_t seed;             /* per-index hash seed, so crafted names cannot
+                                  be made to collide ahead of time */
 } gguf_name_index;
 
 struct gguf_file {
