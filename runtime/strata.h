@@ -161,9 +161,13 @@ typedef struct strata_detokenizer {
 } strata_detokenizer;
 
 void strata_detokenizer_init(strata_detokenizer *detok, const strata_tokenizer *tokenizer, bool render_special);
+/* Room for what one strata_detokenizer_push can write (NUL included). */
+size_t strata_detokenizer_out_size(const strata_tokenizer *tokenizer);
 /* Appends token; writes the bytes now complete into out (NUL-terminated,
  * out_size >= 1) and returns their count, or -1 for an id outside the
- * vocabulary. out_size of 256 + 8 always suffices for one token. */
+ * vocabulary. out_size of strata_detokenizer_out_size() always suffices for
+ * one token (256 + 8 for vocabularies whose tokens are short); a smaller out
+ * gets what fits, cut at a character boundary. */
 int64_t strata_detokenizer_push(strata_detokenizer *detok, int32_t token, char *out, size_t out_size);
 /* Flushes what is held back (an incomplete character at the end of the
  * stream is written as U+FFFD). Returns the byte count. */
