@@ -126,9 +126,8 @@ static void free_array_node(gguf_array_node *node)
     node->items = NULL;
 }
 
-static strata_status parse_value(parser *p, gguf_value_type type, int depth, gguf_array_node *node);
-
-/* Parses the element type, count and elements of an array value. */
+/* Parses the element type, count and elements of an array value; depth is
+ * 1 for a key's own array, 2 for an array inside it, and so on. */
 static strata_status parse_array(parser *p, int depth, gguf_array_node *node)
 {
     uint32_t elem_type;
@@ -177,21 +176,20 @@ static strata_status parse_array(parser *p, int depth, gguf_array_node *node)
     if (!node->children)
         return parse_fail(p, STRATA_OUT_OF_MEMORY, "cannot index an array of %" PRIu64 " arrays", count);
     for (uint64_t i = 0; i < count; i++)
-        if ((status = parse_value(p, GGUF_TYPE_ARRAY, depth + 1, &node->children[i])) != STRATA_OK)
+        if ((status = parse_array(p, depth + 1, &node->children[i])) != STRATA_OK)
             return status;
     return STRATA_OK;
 }
 
-/* Parses one value of type (already validated < GGUF_TYPE_COUNT_); depth is
- * the number of arrays enclosing it. */
-static strata_status parse_value(parser *p, gguf_value_type type, int depth, gguf_array_node *node)
+/* Parses one key's value of type (already validated < GGUF_TYPE_COUNT_). */
+static strata_status parse_value(parser *p, gguf_value_type type, gguf_array_node *node)
 {
     if (type == GGUF_TYPE_STRING) {
         gguf_string ignored;
         return read_string(p, &ignored, "string value");
     }
     if (type == GGUF_TYPE_ARRAY)
-        return parse_array(p, depth + 1, node);
+        return parse_array(p, 1, node);
     size_t bytes = gguf_scalar_size(type);
     strata_status status = need(p, bytes, gguf_type_name(type));
     if (status == STRATA_OK)
@@ -234,7 +232,7 @@ static strata_status parse_kvs(parser *p, gguf_file *file)
             return parse_fail(p, STRATA_INVALID_INPUT, "unknown value type %" PRIu32, type);
         kv->type = (gguf_value_type)type;
         kv->value = p->base + p->pos;
-        if ((status = parse_value(p, kv->type, 0, &kv->array)) != STRATA_OK)
+        if ((status = parse_value(p, kv->type, &kv->array)) != STRATA_OK)
             return status;
         kv->value_bytes = (size_t)(p->base + p->pos - kv->value);
         if (!gguf_index_insert(&file->kv_index, file->kvs, sizeof *file->kvs, i))

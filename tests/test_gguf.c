@@ -183,10 +183,10 @@ static void test_python_reference(void)
     if (!file)
         return;
     strata_error err = {0};
-    CHECK(gguf_version(file) == 3 && gguf_key_count(file) == 20 && gguf_tensor_count(file) == 4,
+    CHECK(gguf_version(file) == 3 && gguf_key_count(file) == 21 && gguf_tensor_count(file) == 4,
           "version %u keys %" PRId64 " tensors %" PRId64, gguf_version(file), gguf_key_count(file),
           gguf_tensor_count(file));
-    CHECK(gguf_data_offset(file) == 1056, "data offset %zu", gguf_data_offset(file));
+    CHECK(gguf_data_offset(file) == 1120, "data offset %zu", gguf_data_offset(file));
     CHECK(int_key(file, "test.u8") == 200 && int_key(file, "test.i8") == -100, "8-bit");
     CHECK(int_key(file, "test.u16") == 60000 && int_key(file, "test.i16") == -30000, "16-bit");
     CHECK(int_key(file, "test.u32") == 4000000000ll && int_key(file, "test.i32") == -2000000000, "32-bit");
@@ -221,6 +221,11 @@ static void test_python_reference(void)
     gguf_format_value(file, gguf_find_key(file, "test.array_str"), text, sizeof text);
     CHECK(strcmp(text, "[\"a\", \"\", \"xyz\"]") == 0, "format array_str: %s", text);
     check_nested_keys(file);
+    gguf_array level = array_key(file, "test.nested4");
+    for (int depth = 1; depth < 4; depth++)
+        level = gguf_array_nested(&level, 0);
+    CHECK(level.count == 1 && level.elem_type == GGUF_TYPE_FLOAT32 && gguf_array_float(&level, 0) == -1.5,
+          "nested4");
 
     const gguf_tensor_info *t = gguf_find_tensor(file, "t.f32");
     CHECK(t && t->n_dims == 2 && t->ne[0] == 3 && t->ne[1] == 2 && t->size_bytes == 24, "t.f32 shape");
@@ -230,7 +235,7 @@ static void test_python_reference(void)
         CHECK(values[0] == 0 && values[5] == 5, "t.f32 data");
     }
     t = gguf_find_tensor(file, "t.q8_0");
-    CHECK(t && t->dtype == DTYPE_Q8_0 && t->ne[0] == 64 && t->size_bytes == 68 && t->offset == 1120 - 1056,
+    CHECK(t && t->dtype == DTYPE_Q8_0 && t->ne[0] == 64 && t->size_bytes == 68 && t->offset == 64,
           "t.q8_0");
     if (t)
         CHECK(((const uint8_t *)t->data)[33] == 33 && ((const uint8_t *)t->data)[34] == 0, "t.q8_0 data");

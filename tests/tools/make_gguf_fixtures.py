@@ -49,6 +49,7 @@ def write_reference():
     w.add_array("test.nested", [[1, 2, 3], [4, 5]])
     w.add_array("test.nested_str", [["ab", "c"], ["d"]])
     w.add_array("test.nested3", [[[7]], [[8, 9], [10]]])
+    w.add_array("test.nested4", [[[[-1.5]]]])  # the deepest nesting the reader accepts
     w.add_tensor("t.f32", np.arange(6, dtype=np.float32).reshape(2, 3))
     w.add_tensor("t.f16", np.array([1.0, -2.0, 0.5], dtype=np.float16))
     q8 = bytes(range(34)) * 2  # two q8_0 blocks, raw
