@@ -118,11 +118,35 @@ fail:
     return NULL;
 }
 
-/* Prints a piece with control characters and backslashes escaped. */
+/* Bytes of the valid UTF-8 character at s[0..len), or 0. */
+static size_t utf8_char_length(const unsigned char *s, size_t len)
+{
+    size_t need = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] <= 0xDF ? 2 : s[0] >= 0xE0 && s[0] <= 0xEF ? 3
+                : s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (need == 0 || need > len)
+        return 0;
+    for (size_t i = 1; i < need; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) || (s[0] == 0xF0 && s[1] < 0x90) ||
+        (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return need;
+}
+
+/* Prints a piece with control characters, backslashes and bytes that are
+ * not whole UTF-8 characters (a character split across tokens) escaped. */
 static void print_piece(const char *piece, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)piece[i];
+    const unsigned char *s = (const unsigned char *)piece;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_char_length(s + i, len - i);
+        if (n > 1) {
+            fwrite(s + i, 1, n, stdout);
+            i += n;
+            continue;
+        }
+        unsigned char c = s[i++];
         if (c == '\n')
             fputs("\\n", stdout);
         else if (c == '\t')
@@ -131,10 +155,8 @@ static void print_piece(const char *piece, size_t len)
             fputs("\\r", stdout);
         else if (c == '\\')
             fputs("\\\\", stdout);
-        else if (c < 0x20 || c == 0x7F)
+        else if (c < 0x20 || c >= 0x7F)
             printf("\\x%02X", c);
-        else if (c >= 0x80 && !(i + 1 < len || (c & 0xC0) == 0x80))
-            printf("\\x%02X", c); /* a lone lead byte: part of a character split across tokens */
         else
             putchar(c);
     }
