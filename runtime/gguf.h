@@ -8,7 +8,13 @@
  *
  * Strings in a file are not NUL-terminated; gguf_string points into the
  * mapping and carries its length. Key names and tensor names are validated to
- * contain no NUL byte and are also available as NUL-terminated copies. */
+ * contain no NUL byte and are also available as NUL-terminated copies.
+ *
+ * Decisions the validator makes: every dim is in 1..2^62 (zero-sized tensors
+ * are rejected, so size_bytes > 0 and data != NULL for every tensor); arrays
+ * nest at most 4 levels; general.alignment, when present, is a uint32 power
+ * of two; tensors may not overlap. The mapping must not be truncated by
+ * another process while open (that would raise SIGBUS, as with any mmap). */
 #ifndef STRATA_GGUF_H
 #define STRATA_GGUF_H
 
@@ -125,7 +131,8 @@ gguf_array gguf_array_nested(const gguf_array *array, uint64_t i);
 const void *gguf_array_raw(const gguf_array *array);
 
 /* Writes a human-readable rendering of key_index's value (arrays abridged to
- * their first few elements) into buf. */
+ * their first few elements, strings quoted, escaped and cut after 64 bytes)
+ * into buf, always NUL-terminated; an empty string for a bad key_index. */
 void gguf_format_value(const gguf_file *file, int64_t key_index, char *buf, size_t buf_size);
 
 const char *gguf_type_name(gguf_value_type type);
@@ -147,6 +154,11 @@ const gguf_tensor_info *gguf_find_tensor(const gguf_file *file, const char *name
 
 typedef struct gguf_writer gguf_writer;
 
+/* Creates path at once (so a bad path fails here). version is 2 or 3; 0
+ * means 3. Data is aligned to 32 bytes unless general.alignment is set (a
+ * uint32 power of two). Writing more bytes than the current tensor still
+ * needs is an error (chunks never span two tensors). Any error stops the
+ * writer: later calls fail and gguf_writer_free removes the file. */
 strata_status gguf_writer_create(const char *path, uint32_t version, gguf_writer **out, strata_error *err);
 /* Closes (and on failure before finish, removes) the file; NULL is fine. */
 void gguf_writer_free(gguf_writer *writer);
