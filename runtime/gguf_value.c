@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gguf_internal.h"
@@ -383,6 +384,19 @@ static void emit_string(text_sink *sink, gguf_string s)
     emit(sink, shown < s.len ? "\"..." : "\"");
 }
 
+/* The shortest %g rendering that reads back as the same value. */
+static void emit_float(text_sink *sink, double value, bool is_f32)
+{
+    char text[40];
+    for (int precision = is_f32 ? 6 : 15; precision <= 17; precision++) {
+        snprintf(text, sizeof text, "%.*g", precision, value);
+        double back = strtod(text, NULL);
+        if (is_f32 ? (float)back == (float)value : back == value)
+            break;
+    }
+    emit(sink, "%s", text);
+}
+
 static void emit_scalar(text_sink *sink, const uint8_t *bytes, gguf_value_type type)
 {
     bool fits;
@@ -395,7 +409,7 @@ static void emit_scalar(text_sink *sink, const uint8_t *bytes, gguf_value_type t
     } else if (is_integer_type(type))
         emit(sink, "%" PRId64, decode_int(bytes, type, &fits));
     else if (is_float_type(type))
-        emit(sink, "%.9g", decode_float(bytes, type));
+        emit_float(sink, decode_float(bytes, type), type == GGUF_TYPE_FLOAT32);
 }
 
 static void emit_array(text_sink *sink, const gguf_file *file, const gguf_array_node *node)

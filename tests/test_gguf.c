@@ -118,6 +118,8 @@ static void test_llama2_tiny(void)
     int64_t key = gguf_find_key(file, "tokenizer.ggml.tokens");
     gguf_format_value(file, key, text, sizeof text);
     CHECK(strstr(text, "\"<unk>\", \"<s>\", \"</s>\"") && strstr(text, "32000"), "format: %s", text);
+    gguf_format_value(file, gguf_find_key(file, "llama.attention.layer_norm_rms_epsilon"), text, sizeof text);
+    CHECK(strcmp(text, "1e-05") == 0, "format eps: %s", text);
     gguf_close(file);
 }
 
