@@ -10,15 +10,18 @@
  * reference itself is checked against logits computed by numpy and gguf-py
  * (tests/tools/reference_logits.py, fixtures in tests/data/e2e/).
  *
- * Tolerances. The reference dequantizes the same weights, so weight
+ * Tolerances (measured on the CPU backend, tiny presets, seed 1; the bound
+ * leaves margin). The reference dequantizes the same weights, so weight
  * quantization error is not measured here, only the runtime's arithmetic:
- *   - f32: float32 accumulation vs double, ~1e-12 measured; bound 1e-9.
- *   - f16/bf16 weights: the activations may be rounded to f16 before the dot
- *     product (as ggml does): ~1e-7 measured; bound 1e-5.
+ *   - f32: float32 accumulation vs double: 1e-13 measured; bound 1e-9.
+ *   - f16/bf16 weights: 1e-13 measured (the CPU backend keeps activations in
+ *     f32); bound 1e-6, so that a backend may round activations to f16 as
+ *     ggml does (about 1e-7), but no worse.
  *   - block formats: the CPU backend quantizes activations to 8 bits (q8_0 /
- *     q8_K) for the dot products: 1e-5..1e-4 measured; bound 2e-3.
+ *     q8_K) for the dot products: 3e-4 .. 1.1e-3 measured over the 39 cases
+ *     (about 2e-5 per matmul, through 2 layers of 7 matmuls); bound 3e-3.
  *   - the f16 KV cache of the token-at-a-time pass rounds K and V to f16:
- *     ~1e-7; bound max(type bound, 1e-5).
+ *     1.5e-7 .. 2.3e-7 measured with f32 weights; bound max(type bound, 2e-6).
  * Argmax: a row whose greedy token differs from the reference's is accepted
  * only when the two reference logits are within a tie margin (4 * the row's
  * allowed RMS error), i.e. the reference itself nearly ties. */
@@ -42,12 +45,12 @@ typedef struct type_tolerance {
 } type_tolerance;
 
 static const type_tolerance tolerances[] = {
-    {"f32", 1e-9},   {"f16", 1e-5},   {"bf16", 1e-5},  {"q8_0", 2e-3}, {"q4_0", 2e-3},
-    {"q4_1", 2e-3},  {"q5_0", 2e-3},  {"q5_1", 2e-3},  {"q2_k", 2e-3}, {"q3_k", 2e-3},
-    {"q4_k", 2e-3},  {"q5_k", 2e-3},  {"q6_k", 2e-3},  {"q4_k_m", 2e-3},
+    {"f32", 1e-9},   {"f16", 1e-6},   {"bf16", 1e-6},  {"q8_0", 3e-3}, {"q4_0", 3e-3},
+    {"q4_1", 3e-3},  {"q5_0", 3e-3},  {"q5_1", 3e-3},  {"q2_k", 3e-3}, {"q3_k", 3e-3},
+    {"q4_k", 3e-3},  {"q5_k", 3e-3},  {"q6_k", 3e-3},  {"q4_k_m", 3e-3},
 };
 static const char *const archs[] = {"llama", "qwen2", "qwen3"};
-static const double kv_f16_nmse_floor = 1e-5;
+static const double kv_f16_nmse_floor = 2e-6;
 static const double fixture_nmse_max = 1e-10; /* C reference vs numpy, logits stored as f32 */
 
 static int failures;
@@ -285,7 +288,7 @@ int main(void)
     }
     check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", stories_prompt, n_stories_prompt, 1e-9);
     check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", byte_prompt,
-                n_byte_prompt, 1e-5);
+                n_byte_prompt, 1e-6);
     rmdir(dir);
     if (failures) {
         printf("\n%d failure(s)\n", failures);
