@@ -52,9 +52,10 @@ static void *worker_main(void *arg)
     worker_start start = *(worker_start *)arg;
     free(arg);
     cpu_threadpool *pool = start.pool;
+    /* jobs may be published before this thread first runs: count from the
+     * generation the pool was created with, not the one seen on arrival */
     uint64_t seen = 0;
     pthread_mutex_lock(&pool->mutex);
-    seen = pool->generation;
     for (;;) {
         while (pool->generation == seen && !pool->stopping)
             pthread_cond_wait(&pool->job_ready, &pool->mutex);

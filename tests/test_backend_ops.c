@@ -1,0 +1,952 @@
+/* Op conformance: every op x dtype x shape of the table below runs on every
+ * registered backend that has a device, and is compared with an independent
+ * double-precision reference (tests/common/op_reference.c) by normalized mean
+ * squared error against a bound written in the table. The CPU backend runs
+ * twice: with its best SIMD kernels and forced onto the scalar path.
+ *
+ * Matmul errors are measured against sum_i (w_i x_i)^2 per output rather than
+ * the result squared (ref_nmse_scaled): with one or two outputs a result that
+ * cancels to near zero would make plain nmse meaningless; for many outputs the
+ * two measures agree in expectation.
+ *
+ * Why the bounds differ:
+ * - Float paths (f32/f16/bf16 weights, norms, rope, attention, ...) only
+ *   round in f32 arithmetic: nmse ~1e-13 or better, bound 1e-10.
+ * - Matmuls of quantized weights round the activations to 8 bits per block
+ *   (Q8_0/Q8_1/Q8_K, as every fast backend does): each activation gets an
+ *   error of about amax/127/sqrt(12), an nmse of ~2e-5 for Q8_0 blocks and
+ *   ~4e-5 for 256-wide Q8_K blocks of gaussian data. With a single block and
+ *   one output that estimate rests on one sample and spreads widely (the
+ *   seeds here reach 3.4e-4), so small shapes get 5e-4 (P ~1e-4 of a false
+ *   alarm); the long-row case averages thousands of blocks and gets 1e-4.
+ *   A layout bug gives nmse of order 1, far above either.
+ * - Conversions and lookups (get_rows, copy, kv_store) must be exact up to
+ *   the target format's rounding, which the reference applies too: 1e-12.
+ * - argmax must match exactly. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/backend.h"
+#include "backends/cpu/cpu_kernels.h"
+#include "backends/cpu/cpu_threadpool.h"
+#include "op_reference.h"
+#include "quant.h"
+
+#define NMSE_FLOAT 1e-10
+#define NMSE_Q8_ACTIVATIONS 5e-4
+#define NMSE_Q8_ACTIVATIONS_LONG 1e-4
+#define NMSE_EXACT 1e-12
+
+/* --- random numbers (xorshift64*, fixed seeds: failures reproduce) --------- */
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static double rng_uniform(void) /* in (0, 1) */
+{
+    return ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static float rng_gauss(void)
+{
+    return (float)(sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()));
+}
+
+static void fill_gauss(float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = rng_gauss() * scale;
+}
+
+/* --- the case table ---------------------------------------------------------- */
+
+typedef struct op_case {
+    op_kind op;
+    strata_dtype dtype; /* weight (matmul, get_rows), cache (kv_store, attention), dst (copy) */
+    strata_dtype src_dtype; /* copy only */
+    /* shape: matmul [n_in, n_out, n_tok]; get_rows [n_embd, n_vocab, n_rows];
+     * row ops [n, rows]; rope [head_dim, n_heads, n_tok]; kv_store [row_size,
+     * n_tok, n_ctx]; attention [head_dim, n_heads, n_tok, n_kv_heads] */
+    int64_t ne[4];
+    int n_rot;          /* rope */
+    int n_past;         /* attention: the first query's position */
+    bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
+    bool freq_factors;  /* rope */
+    int window;         /* attention */
+    float softcap;      /* attention */
+    double max_nmse;
+} op_case;
+
+typedef struct weight_type {
+    strata_dtype dtype;
+    double matmul_nmse;
+} weight_type;
+
+static const weight_type weight_types[] = {
+    {DTYPE_F32, NMSE_FLOAT},           {DTYPE_F16, NMSE_FLOAT},           {DTYPE_BF16, NMSE_FLOAT},
+    {DTYPE_Q4_0, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q4_1, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q5_0, NMSE_Q8_ACTIVATIONS},
+    {DTYPE_Q5_1, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q8_0, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q2_K, NMSE_Q8_ACTIVATIONS},
+    {DTYPE_Q3_K, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q4_K, NMSE_Q8_ACTIVATIONS}, {DTYPE_Q5_K, NMSE_Q8_ACTIVATIONS},
+    {DTYPE_Q6_K, NMSE_Q8_ACTIVATIONS},
+};
+
+/* Hand-written cases for the ops without a weight. */
+static const op_case fixed_cases[] = {
+    {.op = OP_RMS_NORM, .ne = {64, 3}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_RMS_NORM, .ne = {4096, 2}, .flag = false, .max_nmse = NMSE_FLOAT},
+    {.op = OP_RMS_NORM, .ne = {7, 33}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ADD, .ne = {67, 5}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ADD, .ne = {67, 5}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ADD, .ne = {70000, 2}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MUL, .ne = {33, 7}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MUL, .ne = {33, 7}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SCALE, .ne = {100, 3}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SWIGLU, .ne = {96, 7}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SWIGLU, .ne = {70001, 1}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_GEGLU, .ne = {96, 7}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SOFTMAX, .ne = {1, 3}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SOFTMAX, .ne = {257, 9}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ARGMAX, .ne = {1, 1}, .max_nmse = 0},
+    {.op = OP_ARGMAX, .ne = {1000, 5}, .max_nmse = 0},
+    {.op = OP_ROPE, .ne = {64, 4, 7}, .n_rot = 64, .flag = false, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ROPE, .ne = {64, 4, 7}, .n_rot = 64, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ROPE, .ne = {80, 3, 2}, .n_rot = 32, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ROPE, .ne = {80, 3, 33}, .n_rot = 40, .flag = false, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ROPE, .ne = {128, 8, 5}, .n_rot = 128, .flag = true, .freq_factors = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_KV_STORE, .dtype = DTYPE_F32, .ne = {96, 3, 16}, .max_nmse = NMSE_EXACT},
+    {.op = OP_KV_STORE, .dtype = DTYPE_F16, .ne = {96, 7, 16}, .max_nmse = NMSE_EXACT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 1, 4}, .n_past = 0, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 1, 2}, .n_past = 37, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 8, 7, 2}, .n_past = 20, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {32, 6, 33, 3}, .n_past = 0, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {48, 4, 5, 1}, .n_past = 30, .window = 8, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 2, 3, 1}, .n_past = 10, .softcap = 5.0f, .max_nmse = NMSE_FLOAT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_F32, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_BF16, .ne = {33, 4}, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_BF16, .dtype = DTYPE_F32, .ne = {33, 4}, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F32, .ne = {16, 9}, .flag = true, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_BF16, .ne = {5, 31}, .flag = true, .max_nmse = NMSE_EXACT},
+};
+
+/* Builds the full list: the fixed cases plus matmul and get_rows for every
+ * weight type at several shapes, odd sizes included. */
+static op_case *build_cases(int *count)
+{
+    static const int64_t n_tok_list[] = {1, 2, 7, 33};
+    static const int64_t n_out_list[] = {1, 3, 67};
+    int64_t n_fixed = (int64_t)(sizeof fixed_cases / sizeof fixed_cases[0]);
+    int64_t n_weight = (int64_t)(sizeof weight_types / sizeof weight_types[0]);
+    int64_t capacity = n_fixed + n_weight * (3 * 4 * 3 + 4);
+    op_case *cases = calloc((size_t)capacity, sizeof *cases);
+    if (!cases)
+        return NULL;
+    int n = 0;
+    for (int64_t i = 0; i < n_fixed; i++)
+        cases[n++] = fixed_cases[i];
+    for (int64_t w = 0; w < n_weight; w++) {
+        strata_dtype dtype = weight_types[w].dtype;
+        int64_t block = dtype_get_traits((int)dtype)->block_elements;
+        /* inputs: one block, a few blocks, and an odd size for plain types */
+        int64_t n_in_list[3] = {block == 1 ? 33 : block, block == 1 ? 96 : 3 * block, block == 1 ? 7 : 2 * block};
+        for (int a = 0; a < 3; a++)
+            for (int o = 0; o < 3; o++)
+                for (int t = 0; t < 4; t++)
+                    cases[n++] = (op_case){.op = OP_MATMUL, .dtype = dtype,
+                                           .ne = {n_in_list[a], n_out_list[o], n_tok_list[t]},
+                                           .max_nmse = weight_types[w].matmul_nmse};
+        /* a longer row, as in real models, with several tokens */
+        int64_t long_in = block == 1 ? 2048 : (block == 256 ? 2048 : 4096);
+        double long_nmse = weight_types[w].matmul_nmse < NMSE_Q8_ACTIVATIONS_LONG ? weight_types[w].matmul_nmse
+                                                                                 : NMSE_Q8_ACTIVATIONS_LONG;
+        cases[n++] = (op_case){.op = OP_MATMUL, .dtype = dtype, .ne = {long_in, 67, 5}, .max_nmse = long_nmse};
+        cases[n++] = (op_case){.op = OP_GET_ROWS, .dtype = dtype, .ne = {block == 1 ? 33 : block, 10, 1},
+                               .max_nmse = NMSE_EXACT};
+        cases[n++] = (op_case){.op = OP_GET_ROWS, .dtype = dtype, .ne = {2 * (block == 1 ? 48 : block), 50, 7},
+                               .max_nmse = NMSE_EXACT};
+        cases[n++] = (op_case){.op = OP_GET_ROWS, .dtype = dtype, .ne = {block == 1 ? 4096 : 4096, 40, 33},
+                               .max_nmse = NMSE_EXACT};
+    }
+    *count = n;
+    return cases;
+}
+
+/* --- device tensors ------------------------------------------------------------ */
+
+typedef struct test_tensor {
+    strata_tensor t;
+    backend_buffer *buffer;
+} test_tensor;
+
+static const backend_device *device;
+
+/* A contiguous device tensor holding data (bytes in the dtype's layout), or
+ * uninitialized when data is NULL. extra_bytes pads the buffer (for views). */
+static strata_status tensor_new(test_tensor *tt, strata_dtype dtype, int64_t ne0, int64_t ne1, int64_t ne2,
+                                int64_t ne3, const void *data, strata_error *err)
+{
+    memset(tt, 0, sizeof *tt);
+    if (!tensor_init_contiguous(&tt->t, dtype, ne0, ne1, ne2, ne3))
+        return strata_fail(err, STRATA_INVALID_INPUT, "bad test tensor shape");
+    size_t bytes = tensor_byte_size(&tt->t);
+    strata_status status = device->ops->buffer_alloc(device->ctx, bytes ? bytes : 1, &tt->buffer, err);
+    if (status != STRATA_OK)
+        return status;
+    tt->t.buffer = tt->buffer;
+    tt->t.host_data = device->ops->buffer_host_ptr ? device->ops->buffer_host_ptr(device->ctx, tt->buffer) : NULL;
+    if (data && bytes)
+        status = device->ops->upload(device->ctx, tt->buffer, 0, data, bytes, err);
+    return status;
+}
+
+static void tensor_release(test_tensor *tt)
+{
+    if (tt->buffer)
+        device->ops->buffer_free(device->ctx, tt->buffer);
+    tt->buffer = NULL;
+}
+
+static strata_status tensor_read(const test_tensor *tt, void *out, size_t bytes, strata_error *err)
+{
+    strata_status status = device->ops->sync(device->ctx, err);
+    if (status == STRATA_OK)
+        status = device->ops->download(device->ctx, tt->buffer, 0, out, bytes, err);
+    return status;
+}
+
+static strata_status run(backend_op *op, strata_error *err)
+{
+    if (!device->ops->supports(device->ctx, op))
+        return strata_fail(err, STRATA_UNSUPPORTED, "supports() says no");
+    strata_status status = device->ops->run_op(device->ctx, op, err);
+    if (status == STRATA_OK)
+        status = device->ops->sync(device->ctx, err);
+    return status;
+}
+
+/* Random weights of dtype: gaussian floats quantized with the reference
+ * quantizer; *dequantized receives what those bytes decode to. */
+static strata_status random_weights(strata_dtype dtype, int64_t n_in, int64_t rows, void **bytes_out,
+                                    float **dequantized, strata_error *err)
+{
+    size_t row_bytes;
+    dtype_row_bytes(dtype, n_in, &row_bytes);
+    float *values = malloc((size_t)(n_in * rows) * sizeof(float) + 1);
+    char *bytes = malloc(row_bytes * (size_t)rows + 1);
+    float *decoded = malloc((size_t)(n_in * rows) * sizeof(float) + 1);
+    strata_status status = STRATA_OK;
+    if (!values || !bytes || !decoded) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    fill_gauss(values, n_in * rows, 0.5f);
+    for (int64_t r = 0; r < rows; r++) {
+        if ((status = quant_quantize_row(dtype, values + r * n_in, bytes + (size_t)r * row_bytes, n_in, err)) ||
+            (status = quant_dequantize_row(dtype, bytes + (size_t)r * row_bytes, decoded + r * n_in, n_in, err)))
+            goto fail;
+    }
+    free(values);
+    *bytes_out = bytes;
+    *dequantized = decoded;
+    return STRATA_OK;
+fail:
+    free(values);
+    free(bytes);
+    free(decoded);
+    return status;
+}
+
+/* --- one runner per op family ---------------------------------------------------
+ * Each fills got (what the device computed, as floats) and ref (the double
+ * reference) with *n values; the caller compares and frees them. */
+
+typedef struct case_output {
+    float *got;
+    double *ref;
+    double *scale2; /* matmul only: per-output error scale (ref_nmse_scaled) */
+    int64_t n;
+} case_output;
+
+static strata_status output_alloc(case_output *out, int64_t n, strata_error *err)
+{
+    out->n = n;
+    out->got = calloc((size_t)n + 1, sizeof *out->got);
+    out->ref = calloc((size_t)n + 1, sizeof *out->ref);
+    if (!out->got || !out->ref)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    return STRATA_OK;
+}
+
+static strata_status run_matmul_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t n_in = c->ne[0], n_out = c->ne[1], n_tok = c->ne[2];
+    void *weight_bytes = NULL;
+    float *weights = NULL, *x = malloc((size_t)(n_in * n_tok) * sizeof(float));
+    test_tensor w = {0}, xt = {0}, dst = {0};
+    strata_status status = x ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status || (status = random_weights(c->dtype, n_in, n_out, &weight_bytes, &weights, err)))
+        goto fail;
+    fill_gauss(x, n_in * n_tok, 1.0f);
+    if ((status = tensor_new(&w, c->dtype, n_in, n_out, 1, 1, weight_bytes, err)) ||
+        (status = tensor_new(&xt, DTYPE_F32, n_in, n_tok, 1, 1, x, err)) ||
+        (status = tensor_new(&dst, DTYPE_F32, n_out, n_tok, 1, 1, NULL, err)) ||
+        (status = output_alloc(out, n_out * n_tok, err)))
+        goto fail;
+    if (!(out->scale2 = calloc((size_t)out->n, sizeof *out->scale2))) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    backend_op op = {.kind = OP_MATMUL, .dst = &dst.t, .src = {&w.t, &xt.t}};
+    if ((status = run(&op, err)) || (status = tensor_read(&dst, out->got, (size_t)out->n * sizeof(float), err)))
+        goto fail;
+    ref_matmul(weights, x, n_in, n_out, n_tok, out->ref, out->scale2);
+fail:
+    tensor_release(&w);
+    tensor_release(&xt);
+    tensor_release(&dst);
+    free(weight_bytes);
+    free(weights);
+    free(x);
+    return status;
+}
+
+static strata_status run_get_rows_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t n_embd = c->ne[0], n_vocab = c->ne[1], n_rows = c->ne[2];
+    void *table_bytes = NULL;
+    float *table = NULL;
+    int32_t *ids = malloc((size_t)n_rows * sizeof *ids);
+    test_tensor tt = {0}, it = {0}, dst = {0};
+    strata_status status = ids ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status || (status = random_weights(c->dtype, n_embd, n_vocab, &table_bytes, &table, err)))
+        goto fail;
+    for (int64_t r = 0; r < n_rows; r++) /* the first and last rows, then random ones (repeats allowed) */
+        ids[r] = r == 0 ? 0 : r == 1 ? (int32_t)(n_vocab - 1) : (int32_t)(rng_next() % (uint64_t)n_vocab);
+    if ((status = tensor_new(&tt, c->dtype, n_embd, n_vocab, 1, 1, table_bytes, err)) ||
+        (status = tensor_new(&it, DTYPE_I32, n_rows, 1, 1, 1, ids, err)) ||
+        (status = tensor_new(&dst, DTYPE_F32, n_embd, n_rows, 1, 1, NULL, err)) ||
+        (status = output_alloc(out, n_embd * n_rows, err)))
+        goto fail;
+    backend_op op = {.kind = OP_GET_ROWS, .dst = &dst.t, .src = {&tt.t, &it.t}};
+    if ((status = run(&op, err)) || (status = tensor_read(&dst, out->got, (size_t)out->n * sizeof(float), err)))
+        goto fail;
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t i = 0; i < n_embd; i++)
+            out->ref[r * n_embd + i] = table[ids[r] * n_embd + i];
+fail:
+    tensor_release(&tt);
+    tensor_release(&it);
+    tensor_release(&dst);
+    free(table_bytes);
+    free(table);
+    free(ids);
+    return status;
+}
+
+/* RMS_NORM, ADD, MUL, SCALE, SWIGLU, GEGLU, SOFTMAX: F32 in, F32 out, run in
+ * place (dst == src0) every other case to cover the aliasing the forward pass
+ * relies on. */
+static strata_status run_float_case(const op_case *c, int case_index, case_output *out, strata_error *err)
+{
+    int64_t n = c->ne[0], rows = c->ne[1], count = n * rows;
+    bool broadcast = (c->op == OP_ADD || c->op == OP_MUL) && c->flag;
+    bool has_b = c->op == OP_ADD || c->op == OP_MUL || c->op == OP_SWIGLU || c->op == OP_GEGLU ||
+                 (c->op == OP_RMS_NORM && c->flag);
+    int64_t b_count = broadcast || c->op == OP_RMS_NORM ? n : count;
+    bool in_place = case_index % 2 == 1;
+    float *a = malloc((size_t)count * sizeof(float)), *b = malloc((size_t)b_count * sizeof(float));
+    test_tensor at = {0}, bt = {0}, dst = {0};
+    strata_status status = a && b ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status)
+        goto fail;
+    fill_gauss(a, count, c->op == OP_SOFTMAX ? 4.0f : 1.0f);
+    fill_gauss(b, b_count, 1.0f);
+    backend_op op = {.kind = c->op};
+    if ((status = tensor_new(&at, DTYPE_F32, n, rows, 1, 1, a, err)) ||
+        (has_b && (status = tensor_new(&bt, DTYPE_F32, b_count == count ? n : n, b_count == count ? rows : 1, 1, 1, b, err))) ||
+        (!in_place && (status = tensor_new(&dst, DTYPE_F32, n, rows, 1, 1, NULL, err))) ||
+        (status = output_alloc(out, count, err)))
+        goto fail;
+    op.dst = in_place ? &at.t : &dst.t;
+    op.src[0] = &at.t;
+    op.src[1] = has_b ? &bt.t : NULL;
+    op.params.rms_norm.eps = 1e-5f;
+    if (c->op == OP_SCALE)
+        op.params.scale.value = 0.37f;
+    if ((status = run(&op, err)) ||
+        (status = tensor_read(in_place ? &at : &dst, out->got, (size_t)count * sizeof(float), err)))
+        goto fail;
+    switch (c->op) {
+    case OP_RMS_NORM: ref_rms_norm(a, has_b ? b : NULL, n, rows, 1e-5f, out->ref); break;
+    case OP_SOFTMAX: ref_softmax(a, n, rows, out->ref); break;
+    default:
+        for (int64_t i = 0; i < count; i++) {
+            double x = a[i], y = b[broadcast ? i % n : i];
+            out->ref[i] = c->op == OP_ADD ? x + y
+                        : c->op == OP_MUL ? x * y
+                        : c->op == OP_SCALE ? x * (double)0.37f
+                        : c->op == OP_SWIGLU ? ref_silu(x) * y
+                        : ref_gelu_tanh(x) * y;
+        }
+    }
+fail:
+    tensor_release(&at);
+    tensor_release(&bt);
+    tensor_release(&dst);
+    free(a);
+    free(b);
+    return status;
+}
+
+static strata_status run_argmax_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t n = c->ne[0], rows = c->ne[1];
+    float *x = malloc((size_t)(n * rows) * sizeof(float));
+    int32_t *got = malloc((size_t)rows * sizeof(int32_t));
+    test_tensor xt = {0}, dst = {0};
+    strata_status status = x && got ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status)
+        goto fail;
+    fill_gauss(x, n * rows, 1.0f);
+    for (int64_t r = 0; r < rows; r++) { /* a tie for the maximum: the lower index must win */
+        int64_t first = (int64_t)(rng_next() % (uint64_t)n), second = (int64_t)(rng_next() % (uint64_t)n);
+        x[r * n + first] = 10.0f;
+        x[r * n + second] = 10.0f;
+    }
+    if ((status = tensor_new(&xt, DTYPE_F32, n, rows, 1, 1, x, err)) ||
+        (status = tensor_new(&dst, DTYPE_I32, rows, 1, 1, 1, NULL, err)) || (status = output_alloc(out, rows, err)))
+        goto fail;
+    backend_op op = {.kind = OP_ARGMAX, .dst = &dst.t, .src = {&xt.t}};
+    if ((status = run(&op, err)) || (status = tensor_read(&dst, got, (size_t)rows * sizeof(int32_t), err)))
+        goto fail;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t best = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (x[r * n + i] > x[r * n + best])
+                best = i;
+        out->got[r] = (float)got[r];
+        out->ref[r] = (double)best;
+    }
+fail:
+    tensor_release(&xt);
+    tensor_release(&dst);
+    free(x);
+    free(got);
+    return status;
+}
+
+static strata_status run_rope_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t head_dim = c->ne[0], n_heads = c->ne[1], n_tok = c->ne[2], count = head_dim * n_heads * n_tok;
+    float *x = malloc((size_t)count * sizeof(float)), factors[256];
+    int32_t *positions = malloc((size_t)n_tok * sizeof(int32_t));
+    test_tensor xt = {0}, pt = {0}, ft = {0};
+    strata_status status = x && positions ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status)
+        goto fail;
+    fill_gauss(x, count, 1.0f);
+    for (int64_t t = 0; t < n_tok; t++)
+        positions[t] = (int32_t)(t == 0 ? 0 : 3 * t + (int64_t)(rng_next() % 500));
+    for (int i = 0; i < c->n_rot / 2; i++)
+        factors[i] = 1.0f + (float)i * 0.25f;
+    /* rope runs in place, as the forward pass issues it */
+    if ((status = tensor_new(&xt, DTYPE_F32, head_dim, n_heads, n_tok, 1, x, err)) ||
+        (status = tensor_new(&pt, DTYPE_I32, n_tok, 1, 1, 1, positions, err)) ||
+        (c->freq_factors && (status = tensor_new(&ft, DTYPE_F32, c->n_rot / 2, 1, 1, 1, factors, err))) ||
+        (status = output_alloc(out, count, err)))
+        goto fail;
+    backend_op op = {.kind = OP_ROPE, .dst = &xt.t, .src = {&xt.t, &pt.t, c->freq_factors ? &ft.t : NULL}};
+    op.params.rope.n_rot = c->n_rot;
+    op.params.rope.neox = c->flag;
+    op.params.rope.freq_base = 10000.0f;
+    op.params.rope.freq_scale = c->freq_factors ? 1.0f : 0.5f;
+    if ((status = run(&op, err)) || (status = tensor_read(&xt, out->got, (size_t)count * sizeof(float), err)))
+        goto fail;
+    ref_rope(x, positions, c->freq_factors ? factors : NULL, head_dim, n_heads, n_tok, c->n_rot, c->flag, 10000.0f,
+             op.params.rope.freq_scale, out->ref);
+fail:
+    tensor_release(&xt);
+    tensor_release(&pt);
+    tensor_release(&ft);
+    free(x);
+    free(positions);
+    return status;
+}
+
+/* Cache bytes of n f32 values in dtype (F16 or F32), and the floats they hold. */
+static void to_cache(strata_dtype dtype, const float *x, void *bytes, float *decoded, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (dtype == DTYPE_F16) {
+            uint16_t h = f32_to_fp16(x[i]);
+            ((uint16_t *)bytes)[i] = h;
+            decoded[i] = fp16_to_f32(h);
+        } else {
+            ((float *)bytes)[i] = x[i];
+            decoded[i] = x[i];
+        }
+    }
+}
+
+static strata_status run_kv_store_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t row_size = c->ne[0], n_tok = c->ne[1], n_ctx = c->ne[2], cache_count = row_size * n_ctx;
+    size_t es = c->dtype == DTYPE_F16 ? 2 : 4;
+    float *rows = malloc((size_t)(row_size * n_tok) * sizeof(float));
+    float *old = malloc((size_t)cache_count * sizeof(float)), *old_decoded = malloc((size_t)cache_count * sizeof(float));
+    void *cache_bytes = malloc((size_t)cache_count * es), *row_bytes = malloc((size_t)row_size * es);
+    float *row_decoded = malloc((size_t)row_size * sizeof(float));
+    int32_t *positions = malloc((size_t)n_tok * sizeof(int32_t));
+    test_tensor rt = {0}, pt = {0}, cache = {0};
+    strata_status status = rows && old && old_decoded && cache_bytes && row_bytes && row_decoded && positions
+                               ? STRATA_OK
+                               : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status)
+        goto fail;
+    fill_gauss(rows, row_size * n_tok, 1.0f);
+    fill_gauss(old, cache_count, 1.0f);
+    to_cache(c->dtype, old, cache_bytes, old_decoded, cache_count);
+    for (int64_t t = 0; t < n_tok; t++) /* scattered, increasing positions, the last row included */
+        positions[t] = (int32_t)(n_ctx - 1 - 2 * (n_tok - 1 - t));
+    if ((status = tensor_new(&rt, DTYPE_F32, row_size, n_tok, 1, 1, rows, err)) ||
+        (status = tensor_new(&pt, DTYPE_I32, n_tok, 1, 1, 1, positions, err)) ||
+        (status = tensor_new(&cache, c->dtype, row_size, n_ctx, 1, 1, cache_bytes, err)) ||
+        (status = output_alloc(out, cache_count, err)))
+        goto fail;
+    backend_op op = {.kind = OP_KV_STORE, .dst = &cache.t, .src = {&rt.t, &pt.t}};
+    if ((status = run(&op, err)) || (status = tensor_read(&cache, cache_bytes, (size_t)cache_count * es, err)))
+        goto fail;
+    for (int64_t i = 0; i < cache_count; i++) {
+        out->got[i] = c->dtype == DTYPE_F16 ? fp16_to_f32(((uint16_t *)cache_bytes)[i]) : ((float *)cache_bytes)[i];
+        out->ref[i] = old_decoded[i];
+    }
+    for (int64_t t = 0; t < n_tok; t++) {
+        to_cache(c->dtype, rows + t * row_size, row_bytes, row_decoded, row_size);
+        for (int64_t i = 0; i < row_size; i++)
+            out->ref[positions[t] * row_size + i] = row_decoded[i];
+    }
+fail:
+    tensor_release(&rt);
+    tensor_release(&pt);
+    tensor_release(&cache);
+    free(rows);
+    free(old);
+    free(old_decoded);
+    free(cache_bytes);
+    free(row_bytes);
+    free(row_decoded);
+    free(positions);
+    return status;
+}
+
+static strata_status run_attention_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t head_dim = c->ne[0], n_heads = c->ne[1], n_tok = c->ne[2], n_kv_heads = c->ne[3];
+    int64_t n_kv = c->n_past + n_tok, n_ctx = n_kv + 5; /* rows past n_kv hold garbage that must be ignored */
+    int64_t q_count = head_dim * n_heads * n_tok, cache_count = head_dim * n_kv_heads * n_ctx;
+    size_t es = c->dtype == DTYPE_F16 ? 2 : 4;
+    float *q = malloc((size_t)q_count * sizeof(float));
+    float *k = malloc((size_t)cache_count * sizeof(float)), *v = malloc((size_t)cache_count * sizeof(float));
+    float *k_dec = malloc((size_t)cache_count * sizeof(float)), *v_dec = malloc((size_t)cache_count * sizeof(float));
+    void *k_bytes = malloc((size_t)cache_count * es), *v_bytes = malloc((size_t)cache_count * es);
+    int32_t *positions = malloc((size_t)n_tok * sizeof(int32_t));
+    test_tensor qt = {0}, kt = {0}, vt = {0}, pt = {0}, dst = {0};
+    strata_status status = q && k && v && k_dec && v_dec && k_bytes && v_bytes && positions
+                               ? STRATA_OK
+                               : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status)
+        goto fail;
+    fill_gauss(q, q_count, 1.0f);
+    fill_gauss(k, cache_count, 1.0f);
+    fill_gauss(v, cache_count, 1.0f);
+    for (int64_t i = n_kv * head_dim * n_kv_heads; i < cache_count; i++)
+        k[i] = v[i] = 1e4f;
+    to_cache(c->dtype, k, k_bytes, k_dec, cache_count);
+    to_cache(c->dtype, v, v_bytes, v_dec, cache_count);
+    for (int64_t t = 0; t < n_tok; t++)
+        positions[t] = (int32_t)(c->n_past + t);
+    if ((status = tensor_new(&qt, DTYPE_F32, head_dim, n_heads, n_tok, 1, q, err)) ||
+        (status = tensor_new(&kt, c->dtype, head_dim, n_kv_heads, n_ctx, 1, k_bytes, err)) ||
+        (status = tensor_new(&vt, c->dtype, head_dim, n_kv_heads, n_ctx, 1, v_bytes, err)) ||
+        (status = tensor_new(&pt, DTYPE_I32, n_tok, 1, 1, 1, positions, err)) ||
+        (status = tensor_new(&dst, DTYPE_F32, head_dim, n_heads, n_tok, 1, NULL, err)) ||
+        (status = output_alloc(out, q_count, err)))
+        goto fail;
+    backend_op op = {.kind = OP_ATTENTION, .dst = &dst.t, .src = {&qt.t, &kt.t, &vt.t, &pt.t}};
+    op.params.attention.n_kv = n_kv;
+    op.params.attention.scale = 1.0f / sqrtf((float)head_dim);
+    op.params.attention.sliding_window = c->window;
+    op.params.attention.softcap = c->softcap;
+    if ((status = run(&op, err)) || (status = tensor_read(&dst, out->got, (size_t)q_count * sizeof(float), err)))
+        goto fail;
+    ref_attention(q, k_dec, v_dec, positions, head_dim, n_heads, n_kv_heads, n_tok, n_kv,
+                  (double)op.params.attention.scale, c->window, c->softcap, out->ref);
+fail:
+    tensor_release(&qt);
+    tensor_release(&kt);
+    tensor_release(&vt);
+    tensor_release(&pt);
+    tensor_release(&dst);
+    free(q);
+    free(k);
+    free(v);
+    free(k_dec);
+    free(v_dec);
+    free(k_bytes);
+    free(v_bytes);
+    free(positions);
+    return status;
+}
+
+static size_t element_bytes(strata_dtype dtype)
+{
+    return dtype == DTYPE_F32 ? 4 : 2;
+}
+
+static float decode(strata_dtype dtype, const void *p)
+{
+    uint16_t h;
+    float f;
+    if (dtype == DTYPE_F32) {
+        memcpy(&f, p, 4);
+        return f;
+    }
+    memcpy(&h, p, 2);
+    return dtype == DTYPE_F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+}
+
+static void encode(strata_dtype dtype, void *p, float f)
+{
+    uint16_t h;
+    if (dtype == DTYPE_F32) {
+        memcpy(p, &f, 4);
+        return;
+    }
+    h = dtype == DTYPE_F16 ? f32_to_fp16(f) : f32_to_bf16(f);
+    memcpy(p, &h, 2);
+}
+
+/* COPY [n0, n1]; when strided, the source is read transposed (nb[0] is a
+ * whole row of the stored matrix) and written into every other row of dst. */
+static strata_status run_copy_case(const op_case *c, case_output *out, strata_error *err)
+{
+    int64_t n0 = c->ne[0], n1 = c->ne[1], count = n0 * n1;
+    size_t se = element_bytes(c->src_dtype), de = element_bytes(c->dtype);
+    int64_t dst_rows = c->flag ? 2 * n1 : n1;
+    char *src_bytes = malloc((size_t)count * se), *dst_bytes = calloc((size_t)(n0 * dst_rows), de);
+    test_tensor st = {0}, dt = {0};
+    strata_status status = src_bytes && dst_bytes ? STRATA_OK : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    if (status || (status = output_alloc(out, count, err)))
+        goto fail;
+    for (int64_t i = 0; i < count; i++)
+        encode(c->src_dtype, src_bytes + (size_t)i * se, rng_gauss() * 3.0f);
+    /* stored as [n1, n0] when strided, so that element (i0, i1) sits at i0 * n1 + i1 */
+    if ((status = tensor_new(&st, c->src_dtype, c->flag ? n1 : n0, c->flag ? n0 : n1, 1, 1, src_bytes, err)) ||
+        (status = tensor_new(&dt, c->dtype, n0, dst_rows, 1, 1, dst_bytes, err)))
+        goto fail;
+    strata_tensor src_view = st.t, dst_view = dt.t;
+    src_view.ne[0] = n0;
+    src_view.ne[1] = n1;
+    if (c->flag) {
+        src_view.nb[0] = (size_t)n1 * se;
+        src_view.nb[1] = se;
+        dst_view.ne[1] = n1;
+        dst_view.nb[1] = 2 * (size_t)n0 * de;
+        dst_view.nb[2] = dst_view.nb[3] = dst_view.nb[1] * (size_t)n1;
+    }
+    backend_op op = {.kind = OP_COPY, .dst = &dst_view, .src = {&src_view}};
+    if ((status = run(&op, err)) || (status = tensor_read(&dt, dst_bytes, (size_t)(n0 * dst_rows) * de, err)))
+        goto fail;
+    for (int64_t i1 = 0; i1 < n1; i1++)
+        for (int64_t i0 = 0; i0 < n0; i0++) {
+            size_t src_index = c->flag ? (size_t)(i0 * n1 + i1) : (size_t)(i1 * n0 + i0);
+            size_t dst_index = c->flag ? (size_t)(2 * i1 * n0 + i0) : (size_t)(i1 * n0 + i0);
+            char rounded[4];
+            encode(c->dtype, rounded, decode(c->src_dtype, src_bytes + src_index * se));
+            out->ref[i1 * n0 + i0] = decode(c->dtype, rounded);
+            out->got[i1 * n0 + i0] = decode(c->dtype, dst_bytes + dst_index * de);
+        }
+fail:
+    tensor_release(&st);
+    tensor_release(&dt);
+    free(src_bytes);
+    free(dst_bytes);
+    return status;
+}
+
+static strata_status run_case(const op_case *c, int case_index, case_output *out, strata_error *err)
+{
+    switch (c->op) {
+    case OP_MATMUL: return run_matmul_case(c, out, err);
+    case OP_GET_ROWS: return run_get_rows_case(c, out, err);
+    case OP_ARGMAX: return run_argmax_case(c, out, err);
+    case OP_ROPE: return run_rope_case(c, out, err);
+    case OP_KV_STORE: return run_kv_store_case(c, out, err);
+    case OP_ATTENTION: return run_attention_case(c, out, err);
+    case OP_COPY: return run_copy_case(c, out, err);
+    default: return run_float_case(c, case_index, out, err);
+    }
+}
+
+static void describe(const op_case *c, char *text, size_t size)
+{
+    strata_dtype dtype = c->op == OP_MATMUL || c->op == OP_GET_ROWS || c->op == OP_KV_STORE ||
+                                 c->op == OP_ATTENTION || c->op == OP_COPY
+                             ? c->dtype
+                             : DTYPE_F32;
+    snprintf(text, size, "%-9s %s%s%-5s [%lld, %lld, %lld, %lld]%s%s", op_kind_name(c->op),
+             c->op == OP_COPY ? dtype_name(c->src_dtype) : "", c->op == OP_COPY ? "->" : "", dtype_name(dtype),
+             (long long)c->ne[0], (long long)c->ne[1], (long long)c->ne[2], (long long)c->ne[3],
+             c->flag ? " flag" : "", c->window ? " window" : c->softcap > 0 ? " softcap" : "");
+}
+
+/* Runs every case on the open device; returns the number of failures. */
+static int run_suite(const char *label, const op_case *cases, int n_cases)
+{
+    int failures = 0;
+    double worst_ratio = 0.0;
+    for (int i = 0; i < n_cases; i++) {
+        const op_case *c = &cases[i];
+        rng_state = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(i + 1) * 0x100000001B3ULL;
+        case_output out = {0};
+        strata_error err = {0};
+        char text[160];
+        describe(c, text, sizeof text);
+        strata_status status = run_case(c, i, &out, &err);
+        if (status != STRATA_OK) {
+            printf("FAIL %s %s: %s (%s)\n", label, text, strata_status_name(status), err.message);
+            failures++;
+        } else {
+            double nmse = out.scale2 ? ref_nmse_scaled(out.got, out.ref, out.scale2, out.n)
+                                     : ref_nmse(out.got, out.ref, out.n);
+            if (!(nmse <= c->max_nmse)) {
+                printf("FAIL %s %s: nmse %.3g > threshold %.3g\n", label, text, nmse, c->max_nmse);
+                failures++;
+            } else if (c->max_nmse > 0 && nmse / c->max_nmse > worst_ratio) {
+                worst_ratio = nmse / c->max_nmse;
+            }
+        }
+        free(out.got);
+        free(out.ref);
+        free(out.scale2);
+    }
+    printf("%s: %d cases, %d failed; worst nmse was %.2g of its threshold\n", label, n_cases, failures, worst_ratio);
+    return failures;
+}
+
+/* Ops the contract does not cover are refused by supports() and by run_op
+ * with STRATA_INVALID_INPUT, never a crash. */
+static int check_refusals(const char *label)
+{
+    int failures = 0;
+    test_tensor w = {0}, x = {0}, dst = {0}, pos = {0};
+    strata_error err = {0};
+    int32_t bad_position[1] = {100};
+    if (tensor_new(&w, DTYPE_F32, 64, 8, 1, 1, NULL, &err) || tensor_new(&x, DTYPE_F32, 32, 2, 1, 1, NULL, &err) ||
+        tensor_new(&dst, DTYPE_F32, 8, 2, 1, 1, NULL, &err) ||
+        tensor_new(&pos, DTYPE_I32, 1, 1, 1, 1, bad_position, &err)) {
+        printf("FAIL %s refusals: setup: %s\n", label, err.message);
+        failures++;
+        goto done;
+    }
+    /* matmul with n_in 64 vs 32 */
+    backend_op mismatched = {.kind = OP_MATMUL, .dst = &dst.t, .src = {&w.t, &x.t}};
+    if (device->ops->supports(device->ctx, &mismatched) ||
+        device->ops->run_op(device->ctx, &mismatched, &err) != STRATA_INVALID_INPUT || !err.message[0]) {
+        printf("FAIL %s refusals: a matmul with mismatched inputs was accepted\n", label);
+        failures++;
+    }
+    /* an integer weight */
+    strata_tensor int_weight = w.t;
+    int_weight.dtype = DTYPE_I32;
+    backend_op int_matmul = {.kind = OP_MATMUL, .dst = &dst.t, .src = {&int_weight, &x.t}};
+    if (device->ops->supports(device->ctx, &int_matmul)) {
+        printf("FAIL %s refusals: supports() accepts an i32 matmul weight\n", label);
+        failures++;
+    }
+    /* a missing source */
+    backend_op missing = {.kind = OP_ADD, .dst = &dst.t, .src = {&dst.t, NULL}};
+    if (device->ops->supports(device->ctx, &missing) || device->ops->run_op(device->ctx, &missing, &err) == STRATA_OK) {
+        printf("FAIL %s refusals: add without src1 was accepted\n", label);
+        failures++;
+    }
+    /* kv_store at a position past the cache: [8, 2] cache, position 100 */
+    strata_tensor row = x.t;
+    row.ne[0] = 8;
+    row.ne[1] = 1;
+    row.nb[1] = 8 * sizeof(float);
+    row.nb[2] = row.nb[3] = row.nb[1];
+    backend_op store = {.kind = OP_KV_STORE, .dst = &dst.t, .src = {&row, &pos.t}};
+    err.message[0] = '\0';
+    if (device->ops->run_op(device->ctx, &store, &err) == STRATA_OK || !err.message[0]) {
+        printf("FAIL %s refusals: kv_store past the end of the cache was accepted\n", label);
+        failures++;
+    }
+done:
+    tensor_release(&w);
+    tensor_release(&x);
+    tensor_release(&dst);
+    tensor_release(&pos);
+    return failures;
+}
+
+/* --- CPU internals: kernel choice and thread pool --------------------------- */
+
+static int check_kernel_choice(void)
+{
+    int failures = 0;
+    struct {
+        strata_dtype dtype;
+        cpu_isa isa;
+        cpu_kernel_choice want;
+    } expect[] = {
+        {DTYPE_Q4_K, CPU_ISA_AVX2, CPU_KERNEL_AVX2},     {DTYPE_Q4_K, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
+        {DTYPE_Q8_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},     {DTYPE_Q6_K, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
+        {DTYPE_F16, CPU_ISA_AVX2, CPU_KERNEL_AVX2},      {DTYPE_Q4_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
+        {DTYPE_Q5_K, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},   {DTYPE_Q2_K, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},
+        {DTYPE_I32, CPU_ISA_AVX2, CPU_KERNEL_NONE},      {DTYPE_Q8_K, CPU_ISA_SCALAR, CPU_KERNEL_NONE},
+        {DTYPE_Q8_1, CPU_ISA_AVX2, CPU_KERNEL_NONE},
+    };
+#if !(defined(__x86_64__) || defined(__i386__))
+    /* no AVX2 kernels exist off x86: every AVX2 expectation falls back */
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        if (expect[i].want == CPU_KERNEL_AVX2)
+            expect[i].want = CPU_KERNEL_SCALAR;
+#endif
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+        cpu_kernel_choice got = cpu_kernel_choose(expect[i].dtype, expect[i].isa);
+        if (got != expect[i].want || (got != CPU_KERNEL_NONE && !cpu_kernel_dot(expect[i].dtype, got))) {
+            printf("FAIL kernel choice for %s on isa %d: got %d, want %d\n", dtype_name(expect[i].dtype),
+                   (int)expect[i].isa, (int)got, (int)expect[i].want);
+            failures++;
+        }
+    }
+    /* every weight type of the suite has a kernel */
+    for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
+        if (cpu_kernel_choose(weight_types[i].dtype, CPU_ISA_SCALAR) != CPU_KERNEL_SCALAR) {
+            printf("FAIL kernel choice: no scalar kernel for %s\n", dtype_name(weight_types[i].dtype));
+            failures++;
+        }
+    return failures;
+}
+
+typedef struct pool_probe {
+    int *hits; /* one counter per index */
+    int max_thread;
+    int bad_thread;
+} pool_probe;
+
+static void probe_range(void *arg, int64_t begin, int64_t end, int thread_index)
+{
+    pool_probe *probe = arg;
+    if (thread_index < 0 || thread_index >= probe->max_thread)
+        __atomic_store_n(&probe->bad_thread, 1, __ATOMIC_RELAXED);
+    for (int64_t i = begin; i < end; i++)
+        __atomic_fetch_add(&probe->hits[i], 1, __ATOMIC_RELAXED);
+}
+
+static int check_thread_pool(void)
+{
+    int failures = 0;
+    enum { N = 10007 };
+    static int hits[N];
+    for (int threads = 1; threads <= 4; threads += 3) {
+        cpu_threadpool *pool = NULL;
+        strata_error err = {0};
+        if (cpu_threadpool_create(threads, &pool, &err) != STRATA_OK) {
+            printf("FAIL thread pool of %d: %s\n", threads, err.message);
+            return failures + 1;
+        }
+        pool_probe probe = {.hits = hits, .max_thread = threads};
+        static const int64_t sizes[] = {0, 1, 5, 100, N};
+        for (int round = 0; round < 200; round++) {
+            int64_t n = sizes[round % 5];
+            memset(hits, 0, sizeof hits);
+            cpu_parallel_for(pool, n, 1 + round % 3, probe_range, &probe);
+            for (int64_t i = 0; i < N; i++)
+                if (hits[i] != (i < n ? 1 : 0)) {
+                    printf("FAIL thread pool of %d: index %lld of %lld ran %d times\n", threads, (long long)i,
+                           (long long)n, hits[i]);
+                    failures++;
+                    break;
+                }
+        }
+        if (probe.bad_thread) {
+            printf("FAIL thread pool of %d: thread index out of range\n", threads);
+            failures++;
+        }
+        if (cpu_threadpool_size(pool) != threads) {
+            printf("FAIL thread pool size %d, want %d\n", cpu_threadpool_size(pool), threads);
+            failures++;
+        }
+        cpu_threadpool_destroy(pool);
+    }
+    if (failures == 0)
+        printf("thread pool: ok\n");
+    return failures;
+}
+
+/* Opens one device, runs the suite and the refusals on it, closes it. */
+static int test_device(const char *backend, const char *label, const op_case *cases, int n_cases)
+{
+    backend_device dev;
+    strata_error err = {0};
+    backend_options options = {.n_threads = 0};
+    if (backend_open(backend, 0, &options, &dev, &err) != STRATA_OK) {
+        printf("FAIL %s: cannot open: %s\n", label, err.message);
+        return 1;
+    }
+    device_info info;
+    dev.ops->get_info(dev.ctx, &info);
+    printf("%s: %s\n", label, info.name);
+    device = &dev;
+    int failures = run_suite(label, cases, n_cases) + check_refusals(label);
+    device = NULL;
+    backend_close(&dev);
+    return failures;
+}
+
+int main(void)
+{
+    int failures = check_kernel_choice() + check_thread_pool();
+    int n_cases = 0;
+    op_case *cases = build_cases(&n_cases);
+    if (!cases) {
+        printf("FAIL: out of memory\n");
+        return 1;
+    }
+    int n_backends = 0, tested = 0;
+    const backend_registration *const *registry = backend_registry(&n_backends);
+    for (int b = 0; b < n_backends; b++) {
+        strata_error err = {0};
+        if (registry[b]->device_count(&err) <= 0) {
+            printf("skipping backend %s: no device (%s)\n", registry[b]->name,
+                   err.message[0] ? err.message : "none found");
+            continue;
+        }
+        failures += test_device(registry[b]->name, registry[b]->name, cases, n_cases);
+        tested++;
+        if (strcmp(registry[b]->name, "cpu") == 0) {
+            /* the same suite on the scalar kernels (the choice is made at open) */
+            setenv("STRATA_CPU_SCALAR", "1", 1);
+            failures += test_device("cpu", "cpu-scalar", cases, n_cases);
+            unsetenv("STRATA_CPU_SCALAR");
+        }
+    }
+    free(cases);
+    if (tested == 0) {
+        printf("no backend has a device\n");
+        return 77;
+    }
+    printf(failures ? "%d failures\n" : "all passed\n", failures);
+    return failures ? 1 : 0;
+}
