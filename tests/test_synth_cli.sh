@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The synth command: help, --list, writing a tiny model that info and run
+# accept, the same seed giving the same file, --vocab, and bad flags.
+# Environment (set by ctest): STRATA, STRATA_MODELS_DIR.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+STRATA="${STRATA:-$here/../build/strata}"
+MODELS="${STRATA_MODELS_DIR:-$here/../models}"
+
+if [[ ! -x "$STRATA" ]]; then
+    echo "SKIP: no strata executable at $STRATA"
+    exit 77
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+fail() {
+    echo "FAIL: $*"
+    failures=$((failures + 1))
+}
+
+# expect_status STATUS DESCRIPTION COMMAND...: stdout in $work/out, stderr in $work/err
+expect_status() {
+    local want="$1" what="$2"
+    shift 2
+    "$@" >"$work/out" 2>"$work/err"
+    local got=$?
+    if [[ $got -ne $want ]]; then
+        fail "$what: exit status $got, expected $want"
+        sed 's/^/    stderr: /' "$work/err" | head -5
+        return 1
+    fi
+    return 0
+}
+
+expect_status 0 "synth --help" "$STRATA" synth --help && grep -q -- "--preset" "$work/out" ||
+    fail "synth --help does not describe --preset"
+expect_status 0 "synth --list" "$STRATA" synth --list && grep -q "llama/llama3-70b" "$work/out" ||
+    fail "synth --list does not list llama3-70b"
+
+# a tiny model per architecture, read back by info and run
+for arch in llama qwen2 qwen3; do
+    model="$work/$arch.gguf"
+    expect_status 0 "synth $arch" "$STRATA" synth --arch "$arch" --preset tiny --type q4_k_m --seed 5 -o "$model" ||
+        continue
+    expect_status 0 "info on synth $arch" "$STRATA" info "$model" && grep -q "$arch" "$work/out" ||
+        fail "info does not show architecture $arch"
+    expect_status 0 "run on synth $arch" "$STRATA" run -m "$model" -p "Hello" -n 4
+done
+
+# the same seed gives the same bytes; another seed does not
+"$STRATA" synth --arch llama --preset tiny --type q8_0 --seed 9 -o "$work/a.gguf" 2>/dev/null
+"$STRATA" synth --arch llama --preset tiny --type q8_0 --seed 9 -o "$work/b.gguf" 2>/dev/null
+"$STRATA" synth --arch llama --preset tiny --type q8_0 --seed 10 -o "$work/c.gguf" 2>/dev/null
+cmp -s "$work/a.gguf" "$work/b.gguf" || fail "same seed, different files"
+cmp -s "$work/a.gguf" "$work/c.gguf" && fail "different seeds, same file"
+
+# --vocab copies another model's tokenizer
+if expect_status 0 "synth --vocab" "$STRATA" synth --arch llama --preset tiny --type f16 \
+    --vocab "$MODELS/llama-2-tiny-random.gguf" -o "$work/vocab.gguf"; then
+    expect_status 0 "info on --vocab model" "$STRATA" info "$work/vocab.gguf" && grep -q "32000" "$work/out" ||
+        fail "--vocab model does not have 32000 tokens"
+fi
+
+# bad usage and bad values
+expect_status 2 "synth without arguments" "$STRATA" synth
+expect_status 2 "synth without -o" "$STRATA" synth --preset tiny --type f32
+expect_status 2 "synth with an unknown flag" "$STRATA" synth --frobnicate 1
+expect_status 2 "synth with a negative seed" "$STRATA" synth --preset tiny --type f32 --seed -1 -o "$work/x.gguf"
+expect_status 1 "synth with an unknown type" "$STRATA" synth --preset tiny --type q9_9 -o "$work/x.gguf" &&
+    grep -q "unknown type 'q9_9'" "$work/err" || fail "unknown type message"
+expect_status 1 "synth with a mismatched arch" "$STRATA" synth --arch qwen3 --preset llama3-8b --type f16 \
+    -o "$work/x.gguf"
+[[ -e "$work/x.gguf" ]] && fail "a failed synth left its output behind"
+
+if [[ $failures -ne 0 ]]; then
+    echo "$failures failure(s)"
+    exit 1
+fi
+echo "synth command: all checks passed"
