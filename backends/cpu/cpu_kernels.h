@@ -89,4 +89,9 @@ float cpu_dot_q8_0_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
 
+/* y[i] += a * x[i] for n elements of x in F16 (attention's weighted sum of
+ * V rows). */
+void cpu_axpy_f16_scalar(int64_t n, float a, const void *x, float *y);
+void cpu_axpy_f16_avx2(int64_t n, float a, const void *x, float *y);
+
 #endif

@@ -48,19 +48,18 @@ typedef struct attention_job {
     const int32_t *positions;
     int64_t head_dim, n_heads, group; /* group: query heads per kv head */
     cpu_dot_fn k_dot;                 /* K row (cache dtype) . q (f32) */
+    void (*axpy_f16)(int64_t n, float a, const void *x, float *y);
 } attention_job;
 
 /* out += p * v_row (v_row F16 or F32) */
-static void accumulate_row(float *out, float p, const void *v_row, strata_dtype dtype, int64_t n)
+static void accumulate_row(const attention_job *job, float *out, float p, const void *v_row, int64_t n)
 {
-    if (dtype == DTYPE_F32) {
+    if (job->op->src[2]->dtype == DTYPE_F32) {
         const float *v = v_row;
         for (int64_t i = 0; i < n; i++)
             out[i] += p * v[i];
     } else {
-        const uint16_t *v = v_row;
-        for (int64_t i = 0; i < n; i++)
-            out[i] += p * fp16_to_f32(v[i]);
+        job->axpy_f16(n, p, v_row, out);
     }
 }
 
@@ -98,7 +97,7 @@ static void attention_pairs(void *arg, int64_t begin, int64_t end, int thread_in
             float p = expf(scores[j - first] - max);
             sum += p;
             const void *v_row = job->v + (size_t)j * v_cache->nb[2] + (size_t)kv_head * v_cache->nb[1];
-            accumulate_row(out, p, v_row, v_cache->dtype, job->head_dim);
+            accumulate_row(job, out, p, v_row, job->head_dim);
         }
         float inv = (float)(1.0 / sum);
         for (int64_t i = 0; i < job->head_dim; i++)
@@ -125,7 +124,12 @@ strata_status cpu_run_attention(cpu_context *ctx, const backend_op *op, strata_e
         .n_heads = q->ne[1],
         .group = q->ne[1] / k->ne[1],
         .k_dot = cpu_kernel_dot(k->dtype, cpu_kernel_choose(k->dtype, ctx->isa)),
+        .axpy_f16 = cpu_axpy_f16_scalar,
     };
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (ctx->isa == CPU_ISA_AVX2)
+        job.axpy_f16 = cpu_axpy_f16_avx2;
+#endif
     int64_t pairs = q->ne[1] * q->ne[2];
     int64_t work_per_pair = 2 * (n_kv > 0 ? n_kv : 1) * q->ne[0];
     int64_t min_pairs = ATTENTION_PARALLEL_MIN_WORK / work_per_pair + 1;
