@@ -226,16 +226,6 @@ typedef struct bench_report {
     const char *device_name;
 } bench_report;
 
-static void describe_model(const strata_hparams *hp, char *buf, size_t buf_size)
-{
-    char params[32];
-    const char *ftype = file_type_name(hp->file_type);
-    if (ftype && !strncmp(ftype, "MOSTLY_", 7))
-        ftype += 7;
-    snprintf(buf, buf_size, "%s %s %s", hp->arch_name, units_format_count(hp->n_params, params, sizeof params),
-             ftype ? ftype : "?");
-}
-
 /* Achieved GB/s and roofline fraction of a tg row; false for pp rows. */
 static bool row_bandwidth(const bench_report *report, const bench_result *row, double *gbps, double *fraction)
 {
@@ -267,8 +257,8 @@ static void print_markdown(const bench_report *report, const bench_result *rows,
     }
     printf("\ndevice: %s\n", report->device_name);
     if (report->host_bandwidth > 0)
-        printf("host read bandwidth: %.2f GB/s (%d threads, best of 5 passes over 512 MiB)\n",
-               report->host_bandwidth / 1e9, report->threads);
+        printf("host read bandwidth: %.2f GB/s (%d thread%s, best of 5 passes over 512 MiB)\n",
+               report->host_bandwidth / 1e9, report->threads, report->threads == 1 ? "" : "s");
 }
 
 static void print_json_string(const char *text)
@@ -396,7 +386,7 @@ int cmd_bench(int argc, char **argv)
         .threads = opts.n_threads > 0 ? (int)opts.n_threads : (int)(cores > 0 ? cores : 1),
         .device_name = strata_model_device_name(state.model),
     };
-    describe_model(hp, report.model_desc, sizeof report.model_desc);
+    file_type_describe_model(opts.model_path, hp, report.model_desc, sizeof report.model_desc);
     if (opts.measure_bandwidth) {
         if (state.show_progress)
             fprintf(stderr, "%s: measuring host read bandwidth\n", BENCH_CMD);

@@ -86,23 +86,6 @@ static int parse_options(int argc, char **argv, info_options *opts)
     return -1;
 }
 
-/* The dtype holding the most bytes among tensors of two or more dims (the
- * weight matrices; norms are F32 in every file type). */
-static strata_dtype dominant_matrix_dtype(const gguf_file *file)
-{
-    uint64_t bytes_by_dtype[DTYPE_COUNT_] = {0};
-    for (int64_t i = 0; i < gguf_tensor_count(file); i++) {
-        const gguf_tensor_info *info = gguf_tensor(file, i);
-        if (info->n_dims >= 2 && (int)info->dtype >= 0 && (int)info->dtype < DTYPE_COUNT_)
-            bytes_by_dtype[info->dtype] += info->size_bytes;
-    }
-    int best = 0;
-    for (int d = 1; d < DTYPE_COUNT_; d++)
-        if (bytes_by_dtype[d] > bytes_by_dtype[best])
-            best = d;
-    return (strata_dtype)best;
-}
-
 /* Activation scratch of one context at the default batch (mirrors the
  * buffers strata_context_create sizes; an estimate, not a promise). */
 static uint64_t scratch_bytes_estimate(const strata_hparams *hp)
@@ -172,7 +155,7 @@ static void print_model_report(const info_options *opts, const gguf_file *file, 
     else
         printf("file type:       %d = %s\n", hp->file_type, ftype ? ftype : "unknown");
     printf("matrix dtype:    %s (the most bytes among weight matrices)\n",
-           dtype_name(dominant_matrix_dtype(file)));
+           dtype_name(file_type_dominant_dtype(file)));
     printf("parameters:      %llu (%s)\n", (unsigned long long)hp->n_params,
            units_format_count(hp->n_params, a, sizeof a));
 

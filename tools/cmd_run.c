@@ -277,8 +277,18 @@ static void print_library_error(const char *what, const strata_error *err)
 static bool prepare_prompt(const run_options *opts, run_state *state)
 {
     const strata_tokenizer *tokenizer = strata_model_tokenizer(state->model);
-    if (opts->token_list)
-        return parse_token_list(opts->token_list, &state->prompt_tokens, &state->n_prompt);
+    if (opts->token_list) {
+        if (!parse_token_list(opts->token_list, &state->prompt_tokens, &state->n_prompt))
+            return false;
+        int64_t n_vocab = strata_model_hparams(state->model)->n_vocab;
+        for (size_t i = 0; i < state->n_prompt; i++)
+            if (state->prompt_tokens[i] >= n_vocab) {
+                fprintf(stderr, "%s: --tokens: id %d is outside the vocabulary [0, %lld)\n", RUN_CMD,
+                        state->prompt_tokens[i], (long long)n_vocab);
+                return false;
+            }
+        return true;
+    }
     if (!tokenizer) {
         fprintf(stderr, "%s: %s has no tokenizer; give the prompt as ids with --tokens\n", RUN_CMD,
                 opts->model_path);

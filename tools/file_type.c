@@ -1,7 +1,11 @@
 /* Names of general.file_type values, as llama.cpp spells them. */
 #include "file_type.h"
 
-#include <stddef.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "units.h"
 
 const char *file_type_name(int file_type)
 {
@@ -23,4 +27,40 @@ const char *file_type_name(int file_type)
         if (names[i].id == file_type)
             return names[i].name;
     return NULL;
+}
+
+strata_dtype file_type_dominant_dtype(const gguf_file *file)
+{
+    uint64_t bytes_by_dtype[DTYPE_COUNT_] = {0};
+    for (int64_t i = 0; i < gguf_tensor_count(file); i++) {
+        const gguf_tensor_info *info = gguf_tensor(file, i);
+        if (info->n_dims >= 2 && (int)info->dtype >= 0 && (int)info->dtype < DTYPE_COUNT_)
+            bytes_by_dtype[info->dtype] += info->size_bytes;
+    }
+    int best = 0;
+    for (int d = 1; d < DTYPE_COUNT_; d++)
+        if (bytes_by_dtype[d] > bytes_by_dtype[best])
+            best = d;
+    return (strata_dtype)best;
+}
+
+const char *file_type_describe_model(const char *path, const strata_hparams *hp, char *buf, size_t buf_size)
+{
+    char params[32], type[32] = "?";
+    const char *ftype = file_type_name(hp->file_type);
+    if (ftype) {
+        snprintf(type, sizeof type, "%s", strncmp(ftype, "MOSTLY_", 7) == 0 ? ftype + 7 : ftype);
+    } else {
+        gguf_file *file = NULL;
+        strata_error err = {0};
+        if (gguf_open(path, &file, &err) == STRATA_OK) {
+            snprintf(type, sizeof type, "%s", dtype_name(file_type_dominant_dtype(file)));
+            for (char *c = type; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+            gguf_close(file);
+        }
+    }
+    snprintf(buf, buf_size, "%s %s %s", hp->arch_name, units_format_count(hp->n_params, params, sizeof params),
+             type);
+    return buf;
 }
