@@ -174,10 +174,12 @@ AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
             __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
             __m256i y_low = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk));
             __m256i y_high = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk + 32));
-            __m256i p_low = sum_pairs_i16(_mm256_maddubs_epi16(q_low, y_low));
-            __m256i p_high = sum_pairs_i16(_mm256_maddubs_epi16(q_high, y_high));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p_low, _mm256_set1_epi32(scales[2 * chunk])));
-            sumi = _mm256_add_epi32(sumi, _mm256_mullo_epi32(p_high, _mm256_set1_epi32(scales[2 * chunk + 1])));
+            /* int16 pair sums (<= 2*15*127) times the 6-bit scale, summed in int32 by one madd */
+            __m256i p_low = _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, y_low),
+                                              _mm256_set1_epi16((int16_t)scales[2 * chunk]));
+            __m256i p_high = _mm256_madd_epi16(_mm256_maddubs_epi16(q_high, y_high),
+                                               _mm256_set1_epi16((int16_t)scales[2 * chunk + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_low, p_high));
         }
         float d = ab[b].d * half_to_f32(wb[b].d);
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
