@@ -48,6 +48,7 @@ typedef struct run_state {
     strata_sampler *sampler;
     int32_t *prompt_tokens;
     size_t n_prompt;
+    FILE *logits_file; /* --dump-logits, opened before anything else is done */
 } run_state;
 
 static void print_help(FILE *out)
@@ -308,14 +309,12 @@ static bool prepare_prompt(const run_options *opts, run_state *state)
     return true;
 }
 
-/* Writes every prompt position's logits (row-major, little-endian f32). */
-static bool dump_logits(const run_options *opts, const run_state *state, int64_t n_vocab)
+/* Writes every prompt position's logits (row-major, little-endian f32) and
+ * closes the file. */
+static bool dump_logits(const run_options *opts, run_state *state, int64_t n_vocab)
 {
-    FILE *out = fopen(opts->dump_logits_path, "wb");
-    if (!out) {
-        fprintf(stderr, "%s: --dump-logits: cannot create %s\n", RUN_CMD, opts->dump_logits_path);
-        return false;
-    }
+    FILE *out = state->logits_file;
+    state->logits_file = NULL;
     bool ok = true;
     for (size_t i = 0; i < state->n_prompt && ok; i++) {
         const float *row = strata_get_logits(state->ctx, (int64_t)i);
@@ -389,9 +388,8 @@ static bool generate(const run_options *opts, run_state *state, bool first_id, i
         if (opts->n_predict >= 0 && *n_generated >= opts->n_predict)
             break;
         if (strata_context_position(state->ctx) >= strata_context_size(state->ctx)) {
-            if (opts->verbose)
-                fprintf(stderr, "\n%s: reached the end of the context (%lld positions)\n", RUN_CMD,
-                        (long long)strata_context_size(state->ctx));
+            fprintf(stderr, "\n%s: stopped at the end of the context (%lld positions; see --ctx)\n", RUN_CMD,
+                    (long long)strata_context_size(state->ctx));
             break;
         }
         strata_error err = {0};
@@ -426,6 +424,8 @@ static void free_state(run_state *state)
     strata_context_free(state->ctx);
     strata_model_free(state->model);
     free(state->prompt_tokens);
+    if (state->logits_file)
+        fclose(state->logits_file);
 }
 
 int cmd_run(int argc, char **argv)
@@ -438,6 +438,10 @@ int cmd_run(int argc, char **argv)
     run_state state = {0};
     strata_error err = {0};
     exit_status = ARGS_EXIT_ERROR;
+    if (opts.dump_logits_path && !(state.logits_file = fopen(opts.dump_logits_path, "wb"))) {
+        fprintf(stderr, "%s: --dump-logits: cannot create %s\n", RUN_CMD, opts.dump_logits_path);
+        goto done;
+    }
     strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
                                         .device = (int)opts.device, .n_threads = (int)opts.n_threads};
     double load_start = units_now_seconds();
