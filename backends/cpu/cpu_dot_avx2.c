@@ -4,8 +4,9 @@
  *
  * Integer products use _mm256_maddubs_epi16 (unsigned x signed bytes, pairs
  * summed to int16). Signed x signed is made unsigned x signed with the sign
- * trick |x| * (y * sign(x)); it needs x != -128, which holds for the Q8_0
- * weights of ggml's quantizer and for our activations (range -127..127). */
+ * trick |x| * (y * sign(x)); x = -128 still works (|x| reads as 128
+ * unsigned) but y = -128 would not (its negation overflows), and y is always
+ * our own activation, quantized to -127..127. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
