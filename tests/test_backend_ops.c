@@ -16,9 +16,10 @@
  *   (Q8_0/Q8_1/Q8_K, as every fast backend does): each activation gets an
  *   error of about amax/127/sqrt(12), an nmse of ~2e-5 for Q8_0 blocks and
  *   ~4e-5 for 256-wide Q8_K blocks of gaussian data. With a single block and
- *   one output that estimate rests on one sample and spreads widely (the
- *   seeds here reach 3.4e-4), so small shapes get 5e-4 (P ~1e-4 of a false
- *   alarm); the long-row case averages thousands of blocks and gets 1e-4.
+ *   one output that estimate rests on a few blocks and spreads widely (the
+ *   seeds here reach 3.8e-4, and another backend rounds differently), so
+ *   small shapes get 1e-3; the long-row case averages thousands of blocks
+ *   and gets 1e-4.
  *   A layout bug gives nmse of order 1, far above either.
  * - Conversions and lookups (get_rows, copy, kv_store) must be exact up to
  *   the target format's rounding, which the reference applies too: 1e-12.
@@ -35,7 +36,7 @@
 #include "quant.h"
 
 #define NMSE_FLOAT 1e-10
-#define NMSE_Q8_ACTIVATIONS 5e-4
+#define NMSE_Q8_ACTIVATIONS 1e-3
 #define NMSE_Q8_ACTIVATIONS_LONG 1e-4
 #define NMSE_EXACT 1e-12
 
@@ -81,6 +82,7 @@ typedef struct op_case {
     int n_past;         /* attention: the first query's position */
     bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
     bool freq_factors;  /* rope */
+    bool reshape;       /* copy: dst is [n0 * n1] */
     int window;         /* attention */
     float softcap;      /* attention */
     double max_nmse;
@@ -136,6 +138,7 @@ static const op_case fixed_cases[] = {
     {.op = OP_COPY, .src_dtype = DTYPE_BF16, .dtype = DTYPE_F32, .ne = {33, 4}, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F32, .ne = {16, 9}, .flag = true, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_BF16, .ne = {5, 31}, .flag = true, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {6, 7}, .reshape = true, .max_nmse = NMSE_EXACT},
 };
 
 /* Builds the full list: the fixed cases plus matmul and get_rows for every
@@ -654,6 +657,12 @@ static strata_status run_copy_case(const op_case *c, case_output *out, strata_er
         (status = tensor_new(&dt, c->dtype, n0, dst_rows, 1, 1, dst_bytes, err)))
         goto fail;
     strata_tensor src_view = st.t, dst_view = dt.t;
+    if (c->reshape && !tensor_init_contiguous(&dst_view, c->dtype, n0 * n1, 1, 1, 1)) {
+        status = strata_fail(err, STRATA_INVALID_INPUT, "bad reshape");
+        goto fail;
+    }
+    dst_view.buffer = dt.t.buffer;
+    dst_view.host_data = dt.t.host_data;
     src_view.ne[0] = n0;
     src_view.ne[1] = n1;
     if (c->flag) {
@@ -706,7 +715,7 @@ static void describe(const op_case *c, char *text, size_t size)
     snprintf(text, size, "%-9s %s%s%-5s [%lld, %lld, %lld, %lld]%s%s", op_kind_name(c->op),
              c->op == OP_COPY ? dtype_name(c->src_dtype) : "", c->op == OP_COPY ? "->" : "", dtype_name(dtype),
              (long long)c->ne[0], (long long)c->ne[1], (long long)c->ne[2], (long long)c->ne[3],
-             c->flag ? " flag" : "", c->window ? " window" : c->softcap > 0 ? " softcap" : "");
+             c->flag ? " flag" : c->reshape ? " reshape" : "", c->window ? " window" : c->softcap > 0 ? " softcap" : "");
 }
 
 /* Runs every case on the open device; returns the number of failures. */
@@ -717,11 +726,14 @@ static int run_suite(const char *label, const op_case *cases, int n_cases)
     char worst[160] = "none";
     for (int i = 0; i < n_cases; i++) {
         const op_case *c = &cases[i];
-        rng_state = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(i + 1) * 0x100000001B3ULL;
-        case_output out = {0};
-        strata_error err = {0};
+        /* seeded from the case's content, so adding a case leaves the others' data alone */
         char text[160];
         describe(c, text, sizeof text);
+        rng_state = 0xCBF29CE484222325ULL;
+        for (const char *p = text; *p; p++)
+            rng_state = (rng_state ^ (unsigned char)*p) * 0x100000001B3ULL;
+        case_output out = {0};
+        strata_error err = {0};
         strata_status status = run_case(c, i, &out, &err);
         if (status != STRATA_OK) {
             printf("FAIL %s %s: %s (%s)\n", label, text, strata_status_name(status), err.message);

@@ -214,5 +214,7 @@ bool cpu_check_copy(const backend_op *op, char *why, size_t why_size)
            need(is_float_type(src->dtype) && is_float_type(dst->dtype), why, why_size,
                 "copy converts between f32, f16 and bf16, not %s to %s", dtype_name(src->dtype),
                 dtype_name(dst->dtype)) &&
-           need_same_shape(src, "src0", dst, "dst", why, why_size);
+           need(same_shape(src, dst) || (tensor_is_contiguous(src) && tensor_is_contiguous(dst) &&
+                                         tensor_element_count(src) == tensor_element_count(dst)),
+                why, why_size, "src0 and dst must have the same shape, or be contiguous with the same element count");
 }

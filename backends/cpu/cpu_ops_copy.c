@@ -1,6 +1,7 @@
 /* OP_GET_ROWS (embedding lookup from any weight dtype) and OP_COPY (F32, F16,
  * BF16 conversions with any strides). */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "../../runtime/quant.h"
@@ -89,6 +90,16 @@ strata_status cpu_run_copy(cpu_context *ctx, const backend_op *op, strata_error 
     const strata_tensor *src = op->src[0], *dst = op->dst;
     const char *src_data = cpu_tensor_data(src);
     char *dst_data = cpu_tensor_data(dst);
+    bool same_shape = true;
+    for (int d = 0; d < STRATA_MAX_DIMS; d++)
+        same_shape = same_shape && src->ne[d] == dst->ne[d];
+    if (!same_shape) { /* a reshape of contiguous tensors: one flat run */
+        int64_t n = tensor_element_count(src);
+        size_t src_step = src->nb[0], dst_step = dst->nb[0];
+        for (int64_t i = 0; i < n; i++)
+            store_element(dst_data + (size_t)i * dst_step, dst->dtype, load_element(src_data + (size_t)i * src_step, src->dtype));
+        return STRATA_OK;
+    }
     for (int64_t i3 = 0; i3 < src->ne[3]; i3++)
         for (int64_t i2 = 0; i2 < src->ne[2]; i2++)
             for (int64_t i1 = 0; i1 < src->ne[1]; i1++) {
