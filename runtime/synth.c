@@ -1,21 +1,27 @@
 /* strata_synth: writes a GGUF model of a real shape with random weights.
  *
- * Values are drawn from the seed and each tensor's name (so a tensor holds the
- * same values whatever the type or the other tensors), row by row, quantized
- * and streamed to the writer a chunk of rows at a time: memory stays a few MB
- * whatever the preset. The tokenizer is either a built-in byte-level BPE
- * vocabulary or the tokenizer.* keys of another GGUF file. */
+ * Values are drawn from the seed, each tensor's name and the row index (so a
+ * tensor holds the same values whatever the type, the other tensors or the
+ * number of threads), quantized by all cores a chunk of rows at a time, and
+ * streamed to the writer: memory stays about 20 MB whatever the preset. The
+ * tokenizer is either a built-in byte-level BPE vocabulary or the
+ * tokenizer.* keys of another GGUF file. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gguf.h"
 #include "quant.h"
 #include "strata.h"
 #include "synth.h"
 
-enum { SYNTH_CHUNK_FLOATS = 1 << 20 }; /* f32 values generated per write (4 MB) */
+enum {
+    SYNTH_CHUNK_FLOATS = 1 << 22, /* values per write: 16 MB of f32 at most */
+    SYNTH_MAX_THREADS = 64
+};
 
 /* --- random numbers: splitmix64 + Box-Muller ------------------------------ */
 
@@ -52,13 +58,16 @@ static double rng_gaussian(synth_rng *rng)
     return radius * cos(angle);
 }
 
-/* One independent stream per tensor: the seed mixed with the name (FNV-1a). */
-static synth_rng rng_for_tensor(uint64_t seed, const char *name)
+/* One independent stream per row: the seed mixed with the tensor name
+ * (FNV-1a) and the row index, so rows can be drawn in any order, by any
+ * thread, and a tensor's values do not depend on the others. */
+static synth_rng rng_for_row(uint64_t seed, const char *name, int64_t row)
 {
     uint64_t hash = 0xCBF29CE484222325ull;
     for (const char *p = name; *p; p++)
         hash = (hash ^ (unsigned char)*p) * 0x100000001B3ull;
-    synth_rng rng = {.state = seed ^ hash};
+    uint64_t mixed = seed ^ hash;
+    synth_rng rng = {.state = splitmix64_next(&mixed) + (uint64_t)row * 0xD1B54A32D192ED03ull};
     splitmix64_next(&rng.state);
     return rng;
 }
@@ -275,42 +284,105 @@ typedef struct synth_progress {
     uint64_t bytes_total;
 } synth_progress;
 
-/* Fills one row of tensor t with its next values from rng. */
-static void generate_row(const synth_tensor *t, const synth_config *config, synth_rng *rng, float *row)
+/* Fills row row_index of tensor t. */
+static void generate_row(const synth_tensor *t, const synth_config *config, uint64_t seed, int64_t row_index,
+                         float *row)
 {
     if (t->init == SYNTH_INIT_ROPE_FREQS) {
         llama3_rope_factors(config, row, t->ne[0]);
         return;
     }
+    synth_rng rng = rng_for_row(seed, t->name, row_index);
     for (int64_t i = 0; i < t->ne[0]; i++) {
-        double g = rng_gaussian(rng) * t->scale;
+        double g = rng_gaussian(&rng) * t->scale;
         row[i] = (float)(t->init == SYNTH_INIT_NEAR_ONE ? 1.0 + g : g);
     }
 }
 
-/* Generates, encodes and writes tensor t, a chunk of rows at a time. values
- * holds max(SYNTH_CHUNK_FLOATS, one row) floats; encoded holds those rows
- * encoded. */
+/* One thread's share of a chunk: rows [row_begin, row_end) of the tensor,
+ * encoded at their place in the chunk buffer. */
+typedef struct row_worker {
+    const synth_tensor *tensor;
+    const synth_config *config;
+    uint64_t seed;
+    int64_t chunk_row0;
+    int64_t row_begin;
+    int64_t row_end;
+    size_t row_bytes;
+    char *encoded;      /* the chunk's buffer (shared; each worker writes its own rows) */
+    float *row;         /* this worker's scratch row (longest row of the plan) */
+    strata_status status;
+    strata_error err;
+} row_worker;
+
+static void *encode_rows(void *arg)
+{
+    row_worker *w = arg;
+    w->status = STRATA_OK;
+    for (int64_t r = w->row_begin; r < w->row_end; r++) {
+        generate_row(w->tensor, w->config, w->seed, r, w->row);
+        char *dst = w->encoded + (size_t)(r - w->chunk_row0) * w->row_bytes;
+        if ((w->status = encode_row(w->tensor->dtype, w->row, dst, w->tensor->ne[0], &w->err)) != STRATA_OK)
+            break;
+    }
+    return NULL;
+}
+
+/* Encodes rows [row0, row0 + n_rows) of t into encoded with up to n_workers
+ * threads (the calling thread is one of them; a thread that cannot be
+ * started leaves its rows to the caller). */
+static strata_status encode_chunk(const synth_tensor *t, const synth_config *config, uint64_t seed, int64_t row0,
+                                  int64_t n_rows, size_t row_bytes, char *encoded, row_worker *workers,
+                                  int n_workers, strata_error *err)
+{
+    int n_used = n_rows < n_workers ? (int)n_rows : n_workers;
+    pthread_t threads[SYNTH_MAX_THREADS];
+    bool started[SYNTH_MAX_THREADS] = {false};
+    for (int i = 0; i < n_used; i++) {
+        row_worker *w = &workers[i];
+        w->tensor = t;
+        w->config = config;
+        w->seed = seed;
+        w->chunk_row0 = row0;
+        w->row_begin = row0 + n_rows * i / n_used;
+        w->row_end = row0 + n_rows * (i + 1) / n_used;
+        w->row_bytes = row_bytes;
+        w->encoded = encoded;
+        if (i > 0)
+            started[i] = pthread_create(&threads[i], NULL, encode_rows, w) == 0;
+    }
+    encode_rows(&workers[0]);
+    for (int i = 1; i < n_used; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            encode_rows(&workers[i]);
+    }
+    for (int i = 0; i < n_used; i++) {
+        if (workers[i].status != STRATA_OK) {
+            *err = workers[i].err;
+            return strata_error_prefix(err, "synth: tensor %s", t->name);
+        }
+    }
+    return STRATA_OK;
+}
+
+/* Generates, encodes and writes tensor t a chunk of rows at a time (about
+ * SYNTH_CHUNK_FLOATS values, at least one row); encoded holds a chunk. */
 static strata_status write_tensor_data(gguf_writer *writer, const synth_tensor *t, const synth_config *config,
-                                       uint64_t seed, float *values, void *encoded, synth_progress *progress,
-                                       strata_error *err)
+                                       uint64_t seed, row_worker *workers, int n_workers, char *encoded,
+                                       synth_progress *progress, strata_error *err)
 {
     size_t row_bytes = 0;
     dtype_row_bytes(t->dtype, t->ne[0], &row_bytes);
     int64_t rows_per_chunk = SYNTH_CHUNK_FLOATS / t->ne[0];
     if (rows_per_chunk < 1)
         rows_per_chunk = 1;
-    synth_rng rng = rng_for_tensor(seed, t->name);
     for (int64_t row0 = 0; row0 < t->ne[1]; row0 += rows_per_chunk) {
         int64_t n_rows = t->ne[1] - row0 < rows_per_chunk ? t->ne[1] - row0 : rows_per_chunk;
         strata_status status;
-        for (int64_t r = 0; r < n_rows; r++) {
-            float *row = values + r * t->ne[0];
-            generate_row(t, config, &rng, row);
-            if ((status = encode_row(t->dtype, row, (char *)encoded + (size_t)r * row_bytes, t->ne[0], err)))
-                return strata_error_prefix(err, "synth: tensor %s", t->name);
-        }
-        if ((status = gguf_writer_write_tensor(writer, encoded, (size_t)n_rows * row_bytes, err)))
+        if ((status = encode_chunk(t, config, seed, row0, n_rows, row_bytes, encoded, workers, n_workers, err)) ||
+            (status = gguf_writer_write_tensor(writer, encoded, (size_t)n_rows * row_bytes, err)))
             return status;
         progress->bytes_done += (uint64_t)n_rows * row_bytes;
         if (progress->params->progress && progress->bytes_total > 0)
@@ -318,6 +390,15 @@ static strata_status write_tensor_data(gguf_writer *writer, const synth_tensor *
                                        (double)progress->bytes_done / (double)progress->bytes_total);
     }
     return STRATA_OK;
+}
+
+/* Threads for encoding: the online cores, within [1, SYNTH_MAX_THREADS]. */
+static int synth_thread_count(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        return 1;
+    return cores > SYNTH_MAX_THREADS ? SYNTH_MAX_THREADS : (int)cores;
 }
 
 /* Largest row of the plan, in elements. */
@@ -336,8 +417,10 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     gguf_file *vocab = NULL;
     gguf_writer *writer = NULL;
     synth_plan plan = {0};
-    float *values = NULL;
-    void *encoded = NULL;
+    row_worker *workers = NULL;
+    float *rows = NULL;
+    char *encoded = NULL;
+    int n_workers = 1;
     if (!params || !params->preset || !params->type || !params->output_path) {
         status = strata_fail(err, STRATA_INVALID_INPUT, "synth: preset, type and output path are required");
         goto fail;
@@ -352,14 +435,17 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
         goto fail;
 
     int64_t longest_row = max_row_elements(&plan);
-    size_t value_count = longest_row > SYNTH_CHUNK_FLOATS ? (size_t)longest_row : SYNTH_CHUNK_FLOATS;
-    values = malloc(value_count * sizeof *values);
-    encoded = malloc(value_count * sizeof(float)); /* no format takes more than 4 bytes per element */
-    if (!values || !encoded) {
-        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "synth: cannot allocate %zu bytes of row buffers",
-                             2 * value_count * sizeof(float));
+    size_t chunk_floats = longest_row > SYNTH_CHUNK_FLOATS ? (size_t)longest_row : SYNTH_CHUNK_FLOATS;
+    n_workers = synth_thread_count();
+    workers = calloc((size_t)n_workers, sizeof *workers);
+    rows = malloc((size_t)n_workers * (size_t)longest_row * sizeof *rows);
+    encoded = malloc(chunk_floats * sizeof(float)); /* no format takes more than 4 bytes per element */
+    if (!workers || !rows || !encoded) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "synth: cannot allocate the row buffers");
         goto fail;
     }
+    for (int i = 0; i < n_workers; i++)
+        workers[i].row = rows + (size_t)i * (size_t)longest_row;
 
     if ((status = gguf_writer_create(params->output_path, 3, &writer, err)) ||
         (status = write_hparams(writer, &plan, params->type, err)))
@@ -376,15 +462,16 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
         goto fail;
     synth_progress progress = {params, 0, plan.total_bytes};
     for (int64_t i = 0; i < plan.n_tensors; i++)
-        if ((status = write_tensor_data(writer, &plan.tensors[i], &plan.config, params->seed, values, encoded,
-                                        &progress, err)))
+        if ((status = write_tensor_data(writer, &plan.tensors[i], &plan.config, params->seed, workers, n_workers,
+                                        encoded, &progress, err)))
             goto fail;
     status = gguf_writer_finish(writer, err);
 fail:
     gguf_writer_free(writer); /* removes the file when finish was not reached */
     gguf_close(vocab);
     synth_plan_free(&plan);
-    free(values);
+    free(workers);
+    free(rows);
     free(encoded);
     return status;
 }
