@@ -63,7 +63,7 @@ def load(path):
                 v=[]
                 for i in range(n if n is not None else 10**9):
                     if n is None:
-                        save=s=r.p
+                        save=r.p
                         try:
                             nxt=r.string()
                         except Exception: nxt=b''
