@@ -12,7 +12,10 @@
 
 #define WEIGHT_BLOCK_BYTES (32 * 1024)
 #define MAX_ROWS_PER_BLOCK 64
-#define MIN_ROWS_PER_CHUNK 16    /* rows per claimed chunk: keeps the pool's overhead small */
+/* Multiply-adds per claimed chunk: below this the fork-join (a wake-up of a
+ * sleeping worker, some microseconds) costs more than it saves, so tiny
+ * matmuls (small models at decode) stay on the calling thread. */
+#define MIN_MACS_PER_CHUNK 65536
 #define QUANTIZE_PARALLEL_MIN_TOKENS 8
 
 typedef struct matmul_job {
@@ -90,6 +93,8 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
     }
     int64_t rows = job.weight_row_bytes ? (int64_t)(WEIGHT_BLOCK_BYTES / job.weight_row_bytes) : MAX_ROWS_PER_BLOCK;
     job.rows_per_block = rows < 1 ? 1 : rows > MAX_ROWS_PER_BLOCK ? MAX_ROWS_PER_BLOCK : rows;
-    cpu_parallel_for(ctx->pool, job.n_out, MIN_ROWS_PER_CHUNK, matmul_rows, &job);
+    int64_t macs_per_row = job.n_in * job.n_tok;
+    int64_t min_rows = macs_per_row >= MIN_MACS_PER_CHUNK ? 1 : MIN_MACS_PER_CHUNK / (macs_per_row ? macs_per_row : 1);
+    cpu_parallel_for(ctx->pool, job.n_out, min_rows, matmul_rows, &job);
     return STRATA_OK;
 }
