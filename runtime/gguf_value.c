@@ -177,7 +177,7 @@ static bool is_array_type(gguf_value_type type) { return type == GGUF_TYPE_ARRAY
 
 strata_status gguf_get_int(const gguf_file *file, const char *key, int64_t *out, strata_error *err)
 {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     strata_status status = lookup(file, key, is_integer_type, "an integer", &kv, err);
     if (status != STRATA_OK)
         return status;
@@ -191,7 +191,7 @@ strata_status gguf_get_int(const gguf_file *file, const char *key, int64_t *out,
 
 strata_status gguf_get_float(const gguf_file *file, const char *key, double *out, strata_error *err)
 {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     strata_status status = lookup(file, key, is_float_type, "a float", &kv, err);
     if (status == STRATA_OK)
         *out = decode_float(kv->value, kv->type);
@@ -200,7 +200,7 @@ strata_status gguf_get_float(const gguf_file *file, const char *key, double *out
 
 strata_status gguf_get_bool(const gguf_file *file, const char *key, bool *out, strata_error *err)
 {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     strata_status status = lookup(file, key, is_bool_type, "a bool", &kv, err);
     if (status == STRATA_OK)
         *out = kv->value[0] != 0;
@@ -209,7 +209,7 @@ strata_status gguf_get_bool(const gguf_file *file, const char *key, bool *out, s
 
 strata_status gguf_get_string(const gguf_file *file, const char *key, gguf_string *out, strata_error *err)
 {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     strata_status status = lookup(file, key, is_string_type, "a string", &kv, err);
     if (status == STRATA_OK)
         *out = decode_string(kv->value);
@@ -224,7 +224,7 @@ static gguf_array make_array(const gguf_file *file, const gguf_array_node *node)
 
 strata_status gguf_get_array(const gguf_file *file, const char *key, gguf_array *out, strata_error *err)
 {
-    const gguf_kv *kv;
+    const gguf_kv *kv = NULL;
     strata_status status = lookup(file, key, is_array_type, "an array", &kv, err);
     if (status == STRATA_OK)
         *out = make_array(file, &kv->array);

@@ -305,7 +305,7 @@ static strata_status check_row(strata_dtype dtype, int64_t n, const char *what, 
 strata_status quant_dequantize_row(strata_dtype dtype, const void *src, float *dst, int64_t n,
                                    strata_error *err)
 {
-    int64_t nb;
+    int64_t nb = 0;
     strata_status status = check_row(dtype, n, "dequantize", &nb, err);
     if (status != STRATA_OK)
         return status;
@@ -352,7 +352,7 @@ static void quantize_bf16(const float *src, void *dst, int64_t n)
 strata_status quant_quantize_row(strata_dtype dtype, const float *src, void *dst, int64_t n,
                                  strata_error *err)
 {
-    int64_t nb;
+    int64_t nb = 0;
     strata_status status = check_row(dtype, n, "quantize", &nb, err);
     if (status != STRATA_OK)
         return status;

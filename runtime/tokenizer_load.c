@@ -247,6 +247,9 @@ static int compare_special(int32_t ia, int32_t ib, const strata_tokenizer *tok);
 /* Tokens matched as whole strings before encoding, longest first. */
 static strata_status build_special_list(strata_tokenizer *tok, strata_error *err)
 {
+    if (tok->n_vocab < 0 || tok->n_vocab > INT32_MAX)
+        return strata_fail(err, STRATA_INVALID_INPUT, "tokenizer: vocabulary size %lld is out of range",
+                           (long long)tok->n_vocab);
     tok->special_ids = malloc((size_t)tok->n_vocab * sizeof *tok->special_ids);
     tok->is_eog = calloc((size_t)tok->n_vocab, sizeof *tok->is_eog);
     if (!tok->special_ids || !tok->is_eog)
