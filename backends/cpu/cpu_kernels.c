@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 /* The AVX2 dot products exist only in x86 builds. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -63,10 +66,26 @@ cpu_isa cpu_detect_isa(void)
     const char *force_scalar = getenv("STRATA_CPU_SCALAR");
     if (force_scalar && force_scalar[0] && strcmp(force_scalar, "0") != 0)
         return CPU_ISA_SCALAR;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return CPU_ISA_AVX2;
-#endif
+#if defined(__x86_64__) || defined(__i386__)
+    /* cpuid directly rather than __builtin_cpu_supports: clang 14 does not
+     * know the "f16c" feature name, and the OS must also save the AVX state
+     * (OSXSAVE + XCR0 bits 1 and 2) for the registers to be usable. */
+    unsigned int eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return CPU_ISA_SCALAR;
+    bool has_fma = (ecx >> 12) & 1, has_osxsave = (ecx >> 27) & 1, has_avx = (ecx >> 28) & 1,
+         has_f16c = (ecx >> 29) & 1;
+    if (!(has_fma && has_osxsave && has_avx && has_f16c))
+        return CPU_ISA_SCALAR;
+    unsigned int xcr0_low, xcr0_high;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    (void)xcr0_high;
+    if ((xcr0_low & 6) != 6)
+        return CPU_ISA_SCALAR;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !((ebx >> 5) & 1))
+        return CPU_ISA_SCALAR;
+    return CPU_ISA_AVX2;
+#else
     return CPU_ISA_SCALAR;
+#endif
 }
