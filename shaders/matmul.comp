@@ -61,14 +61,18 @@ void main()
         vec4 lo, hi;
         dequant_unit(row_byte + block * BLOCK_BYTES, unit, p.n_in - block * BLOCK_ELEMS, lo, hi);
         const uvec2 first = unit_bases(unit) + block * BLOCK_ELEMS;
-        for (uint t = 0u; t < tokens_here; t++) {
-            const uint column_start = p.input_offset + (first_token + t) * p.input_stride;
-            sums[t] += dot(lo, load_x4(column_start, first.x)) + dot(hi, load_x4(column_start, first.y));
+        // constant trip counts here and below, so sums[] stays in registers once unrolled
+        for (uint t = 0u; t < TOKENS; t++) {
+            if (t < tokens_here) {
+                const uint column_start = p.input_offset + (first_token + t) * p.input_stride;
+                sums[t] += dot(lo, load_x4(column_start, first.x)) + dot(hi, load_x4(column_start, first.y));
+            }
         }
     }
 
-    for (uint t = 0u; t < tokens_here; t++)
-        partial_sums[t * LOCAL_SIZE + tid] = sums[t];
+    for (uint t = 0u; t < TOKENS; t++)
+        if (t < tokens_here)
+            partial_sums[t * LOCAL_SIZE + tid] = sums[t];
     barrier();
     // tree reduction that also works when LOCAL_SIZE is not a power of two:
     // fold the upper part of the smallest power of two >= LOCAL_SIZE
@@ -77,8 +81,9 @@ void main()
         span <<= 1;
     for (span >>= 1; span > 0u; span >>= 1) {
         if (tid < span && tid + span < LOCAL_SIZE)
-            for (uint t = 0u; t < tokens_here; t++)
-                partial_sums[t * LOCAL_SIZE + tid] += partial_sums[t * LOCAL_SIZE + tid + span];
+            for (uint t = 0u; t < TOKENS; t++)
+                if (t < tokens_here)
+                    partial_sums[t * LOCAL_SIZE + tid] += partial_sums[t * LOCAL_SIZE + tid + span];
         barrier();
     }
     if (tid < tokens_here)
