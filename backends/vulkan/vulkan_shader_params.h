@@ -23,7 +23,10 @@
  * Specialization constants:
  *   matmul.comp    id 0 = local_size_x (threads per output row), default
  *                  VK_MATMUL_VECTOR_LOCAL_SIZE; any value from 1 to the
- *                  device's maxComputeWorkGroupSize[0], power of two or not.
+ *                  device's maxComputeWorkGroupSize[0], power of two or not;
+ *                  it takes 4 * VK_MATMUL_VECTOR_TOKENS * local_size_x bytes
+ *                  of shared memory (2 KiB at the default; keep it within
+ *                  maxComputeSharedMemorySize, at least 16 KiB everywhere).
  *   get_rows.comp  id 0 = local_size_x, default VK_GET_ROWS_LOCAL_SIZE; any
  *                  value >= 1. Pass the value used to vk_get_rows_groups().
  *   matmul_tiled.comp has none: its tile shape is compiled in (below).
