@@ -48,6 +48,7 @@ typedef struct device_info {
     size_t alignment;          /* of buffer offsets that ops accept */
     uint64_t max_allocation_bytes; /* largest single buffer */
     bool host_visible;         /* buffers can be read by the host directly */
+    char features[192];        /* optional short text for `strata devices`: "fp16-storage:yes subgroup:32 ..." */
 } device_info;
 
 /* A backend's buffer; only the backend knows what is inside. */

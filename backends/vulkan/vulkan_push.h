@@ -1,0 +1,78 @@
+/* Push constants of the non-weight shaders, member for member the GLSL
+ * `Push` blocks of shaders/<name>.comp (std430: 4-byte scalars in order).
+ * Offsets and strides are in elements of the binding's type. */
+#ifndef STRATA_VULKAN_PUSH_H
+#define STRATA_VULKAN_PUSH_H
+
+#include <stdint.h>
+
+/* Local sizes (specialization constant 0); row shaders need a power of two. */
+#define VK_ELEMENTWISE_LOCAL_SIZE 256u
+#define VK_ROW_LOCAL_SIZE 256u
+#define VK_ATTENTION_LOCAL_SIZE 64u /* with 8 dims per thread: head_dim <= 512 */
+
+typedef struct vk_elementwise_push { /* shaders/elementwise.comp */
+    uint32_t n, b_period, a_offset, b_offset, d_offset;
+    float value;
+} vk_elementwise_push;
+
+typedef struct vk_rms_norm_push { /* shaders/rms_norm.comp */
+    uint32_t n, rows, x_offset, w_offset, d_offset, has_weight;
+    float eps;
+} vk_rms_norm_push;
+
+typedef struct vk_row_push { /* shaders/softmax.comp, shaders/argmax.comp */
+    uint32_t n, rows, x_offset, d_offset;
+} vk_row_push;
+
+typedef struct vk_rope_push { /* shaders/rope.comp */
+    uint32_t head_dim, n_heads, n_tok, n_rot, neox, has_factors;
+    uint32_t x_offset, pos_offset, factor_offset, d_offset;
+} vk_rope_push;
+
+typedef struct vk_kv_store_push { /* shaders/kv_store.comp */
+    uint32_t row_size, n_tok, n_ctx, src_offset, pos_offset, cache_offset;
+} vk_kv_store_push;
+
+typedef struct vk_attention_push { /* shaders/attention.comp */
+    uint32_t head_dim, n_heads, n_tok, group, n_kv;
+    int32_t window;
+    float scale, softcap;
+    uint32_t q_offset, k_offset, v_offset, pos_offset, d_offset;
+    uint32_t k_row_stride, k_head_stride, v_row_stride, v_head_stride;
+    uint32_t n_splits, rows_per_split, part_offset;
+} vk_attention_push;
+
+typedef struct vk_attention_combine_push { /* shaders/attention_combine.comp */
+    uint32_t head_dim, n_pairs, n_splits, part_offset, d_offset;
+} vk_attention_combine_push;
+
+typedef struct vk_copy_push { /* shaders/copy.comp */
+    uint32_t ne[4];
+    uint32_t src_nb[4], dst_nb[4];
+    uint32_t src_offset, dst_offset;
+    uint32_t src_type, dst_type; /* 0 f32, 1 f16, 2 bf16 */
+} vk_copy_push;
+
+_Static_assert(sizeof(vk_attention_push) == 80, "vk_attention_push must match shaders/attention.comp");
+_Static_assert(sizeof(vk_copy_push) == 64, "vk_copy_push must match shaders/copy.comp");
+
+/* Pure: how many KV splits one attention runs with. Decode (few query/head
+ * pairs) over a long cache leaves most of a GPU idle with one workgroup per
+ * pair, so the rows are split until about 256 workgroups run, with at least
+ * 32 rows per split (the partials cost head_dim + 2 floats each). Chosen by
+ * reasoning, not tuned on a GPU. *rows_per_split receives the split length. */
+static inline uint32_t vk_attention_splits(uint32_t n_pairs, uint32_t n_rows, uint32_t *rows_per_split)
+{
+    const uint32_t target_groups = 256, min_rows = 32;
+    uint32_t splits = 1;
+    if (n_pairs > 0 && n_pairs < target_groups && n_rows > min_rows) {
+        uint32_t wanted = (target_groups + n_pairs - 1) / n_pairs;
+        uint32_t most = (n_rows + min_rows - 1) / min_rows;
+        splits = wanted < most ? wanted : most;
+    }
+    *rows_per_split = splits > 1 ? (n_rows + splits - 1) / splits : (n_rows ? n_rows : 1);
+    return splits;
+}
+
+#endif
