@@ -1,0 +1,175 @@
+/* C launchers of the CUDA kernels (the .cu files of kernels/), one group per op family,
+ * named after the op they serve (OP_RMS_NORM <-> rms_norm.cu <->
+ * kernel_rms_norm). The host code in backends/cuda/ calls only these.
+ *
+ * Every launcher enqueues its kernels on `stream` and returns at once with
+ * the launch status (cudaGetLastError after the launch): configuration
+ * errors show here, faults during execution at the next synchronization.
+ * Pointers are device pointers; shapes are innermost first, as in
+ * backends/backend.h. Arithmetic is F32 unless a launcher says otherwise.
+ *
+ * Written and compiled without a GPU at hand; the op-conformance suite
+ * (tests/test_backend_ops.c) is what establishes that they are right. */
+#ifndef STRATA_KERNELS_LAUNCH_H
+#define STRATA_KERNELS_LAUNCH_H
+
+#include <cuda_runtime_api.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bits the kernels set (atomicOr) in a device int when an index they were
+ * given is out of range; the element is skipped. The host reads and clears
+ * the flags at sync. */
+#define KERNEL_ERROR_ROW_ID 1u       /* get_rows: a row id outside the table */
+#define KERNEL_ERROR_KV_POSITION 2u  /* kv_store: a position outside the cache */
+
+/* Element types, numbered as runtime/dtype.h numbers them. */
+#define KERNEL_F32 0
+#define KERNEL_F16 1
+#define KERNEL_BF16 30
+
+/* --- elementwise.cu: ADD, MUL, SCALE, SWIGLU, GEGLU -------------------------------- */
+
+typedef enum kernel_elementwise_op {
+    KERNEL_ADD,    /* dst = a + b */
+    KERNEL_MUL,    /* dst = a * b */
+    KERNEL_SCALE,  /* dst = a * value */
+    KERNEL_SWIGLU, /* dst = silu(a) * b */
+    KERNEL_GEGLU,  /* dst = gelu_tanh(a) * b */
+} kernel_elementwise_op;
+
+/* n elements; b repeats every b_period elements (b_period == n: same shape,
+ * b_period == row length: one row broadcast). dst may be a. */
+cudaError_t kernel_elementwise(kernel_elementwise_op op, float *dst, const float *a, const float *b, int64_t n,
+                               int64_t b_period, float value, cudaStream_t stream);
+
+/* --- rms_norm.cu, softmax.cu, argmax.cu: one block per row -------------------------- */
+
+/* dst[n, rows] = x / sqrt(mean(x^2) + eps) (* weight[n] when weight is not
+ * NULL); dst may be x. */
+cudaError_t kernel_rms_norm(float *dst, const float *x, const float *weight, int64_t n, int64_t rows, float eps,
+                            cudaStream_t stream);
+
+/* Softmax along each row of n; dst may be x. */
+cudaError_t kernel_softmax(float *dst, const float *x, int64_t n, int64_t rows, cudaStream_t stream);
+
+/* dst[r] = index of the largest value of row r (the lowest index on ties). */
+cudaError_t kernel_argmax(int32_t *dst, const float *x, int64_t n, int64_t rows, cudaStream_t stream);
+
+/* --- rope.cu ------------------------------------------------------------------------ */
+
+/* Rotary embedding of x[head_dim, n_heads, n_tok] at positions[n_tok] into
+ * dst (may be x). Angles are computed in double, as the CPU backend does.
+ * factors (n_rot / 2 floats) may be NULL. */
+cudaError_t kernel_rope(float *dst, const float *x, const int32_t *positions, const float *factors,
+                        int64_t head_dim, int64_t n_heads, int64_t n_tok, int n_rot, bool neox, float freq_base,
+                        float freq_scale, cudaStream_t stream);
+
+/* --- copy.cu: COPY and KV_STORE ------------------------------------------------------- */
+
+/* A strided view: element (i0..i3) at byte sum(i_d * nb[d]). */
+typedef struct kernel_layout {
+    int dtype; /* KERNEL_F32, KERNEL_F16 or KERNEL_BF16 */
+    int64_t ne[4];
+    int64_t nb[4];
+} kernel_layout;
+
+/* Converts every element of src into dst (both F32/F16/BF16, rounding to
+ * nearest even). flat: both are contiguous with the same element count but
+ * different shapes, copied in storage order; otherwise the shapes match and
+ * any strides are allowed. */
+cudaError_t kernel_copy(void *dst, const kernel_layout *dst_layout, const void *src, const kernel_layout *src_layout,
+                        bool flat, cudaStream_t stream);
+
+/* Stores rows[row_size, n_tok] (F32) into cache rows positions[t] (cache
+ * F16 or F32, row_stride bytes apart, n_ctx rows). Positions outside
+ * [0, n_ctx) are skipped and flagged with KERNEL_ERROR_KV_POSITION. */
+cudaError_t kernel_kv_store(void *cache, int cache_dtype, int64_t row_stride, int64_t n_ctx, const float *rows,
+                            const int32_t *positions, int64_t row_size, int64_t n_tok, unsigned int *error_flags,
+                            cudaStream_t stream);
+
+/* --- get_rows.cu and dequantize.cu ----------------------------------------------------- */
+
+/* dst[n_embd, n_rows] = rows ids[] of table[n_embd, n_vocab] (any weight
+ * dtype, rows row_bytes apart), dequantized exactly as runtime/quant.c
+ * does. Ids outside [0, n_vocab) are skipped and flagged with
+ * KERNEL_ERROR_ROW_ID. */
+cudaError_t kernel_get_rows(float *dst, const void *table, int dtype, int64_t row_bytes, int64_t n_embd,
+                            int64_t n_vocab, const int32_t *ids, int64_t n_rows, unsigned int *error_flags,
+                            cudaStream_t stream);
+
+/* Dequantizes rows [n_in, rows] of a weight (any block format, or BF16/F16)
+ * into a dense matrix, F16 (dst_f32 false) or F32 (dst_f32 true). */
+cudaError_t kernel_dequantize_rows(void *dst, bool dst_f32, const void *weight, int dtype, int64_t row_bytes,
+                                   int64_t n_in, int64_t rows, cudaStream_t stream);
+
+/* hi[i] = f16(x[i]); when lo is not NULL, lo[i] = f16(x[i] - hi[i]), so that
+ * hi + lo carries about 22 bits of x (values beyond the f16 range do not). */
+cudaError_t kernel_f32_to_f16(uint16_t *hi, uint16_t *lo, const float *x, int64_t n, cudaStream_t stream);
+
+/* --- matvec.cu: decode matmuls ------------------------------------------------------------ */
+
+#define KERNEL_MATVEC_MAX_TOKENS 8
+
+/* Activations of n_tok tokens quantized to 8 bits per 32-element unit:
+ * xq[n_tok][n_in / 32][8] int32 (the int8 quants, four per word) and
+ * xs[n_tok][n_in / 32][4] floats (scale d, d * sum of quants 0..15,
+ * d * sum of quants 16..31, 0). n_in is a multiple of 32. */
+cudaError_t kernel_quantize_q8(int32_t *xq, float *xs, const float *x, int64_t n_in, int64_t n_tok,
+                               cudaStream_t stream);
+
+/* dst[n_out, n_tok] = W x for a block-format weight (rows row_bytes apart)
+ * and activations from kernel_quantize_q8: dp4a dot products, F32 sums.
+ * n_tok <= KERNEL_MATVEC_MAX_TOKENS. */
+cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes, const int32_t *xq,
+                             const float *xs, int64_t n_in, int64_t n_out, int n_tok, cudaStream_t stream);
+
+/* dst[n_out, n_tok] = W x for an F32, F16 or BF16 weight and F32
+ * activations x[n_in, n_tok]; F32 products and sums.
+ * n_tok <= KERNEL_MATVEC_MAX_TOKENS. */
+cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes, const float *x,
+                                int64_t n_in, int64_t n_out, int n_tok, cudaStream_t stream);
+
+/* --- attention.cu ---------------------------------------------------------------------------- */
+
+#define KERNEL_ATTENTION_MAX_HEAD_DIM 256
+
+typedef struct kernel_attention_args {
+    const float *q;           /* [head_dim, n_heads, n_tok] */
+    const void *k, *v;        /* caches, F16 or F32 */
+    int cache_dtype;
+    int64_t k_head_stride, k_row_stride; /* in elements */
+    int64_t v_head_stride, v_row_stride;
+    const int32_t *positions; /* [n_tok] */
+    float *dst;               /* [head_dim, n_heads, n_tok] */
+    int64_t head_dim, n_heads, n_kv_heads, n_tok;
+    int64_t n_kv;             /* rows scanned: j < n_kv (and j <= position) */
+    float scale, softcap;
+    int32_t sliding_window;
+    int n_splits;             /* the rows split into this many parts (split-KV) */
+} kernel_attention_args;
+
+/* Floats of scratch kernel_attention needs for n_splits > 1. */
+int64_t kernel_attention_scratch_floats(const kernel_attention_args *args);
+
+/* Causal attention with online softmax in F32 (flash-attention style: the
+ * scores are never stored). With n_splits > 1 each split writes a partial
+ * (max, sum, weighted values) to scratch and a second kernel combines them. */
+cudaError_t kernel_attention(const kernel_attention_args *args, float *scratch, cudaStream_t stream);
+
+/* --- probe ------------------------------------------------------------------------------------ */
+
+/* Launches an empty kernel: tells whether this binary has code for the
+ * current device (cudaErrorNoKernelImageForDevice otherwise). Synchronous. */
+cudaError_t kernel_probe(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

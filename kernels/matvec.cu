@@ -1,0 +1,286 @@
+/* OP_MATMUL for a few tokens (decode): matrix-vector products that read each
+ * weight byte once for all the tokens of the call.
+ *
+ * Block formats: the activations are first quantized to 8 bits per
+ * 32-element unit (kernel_quantize_q8); each weight unit is unpacked in
+ * registers (quant_unpack.h) and multiplied with dp4a, four byte products per
+ * instruction, summed in int32 and scaled in F32. One warp per output row,
+ * MATVEC_WARPS rows per block; the lanes of a warp take consecutive units,
+ * so a warp's loads cover a contiguous stretch of the row, and the partial
+ * sums meet in a warp reduction.
+ *
+ * Float weights (F32, F16, BF16): F32 activations as they are, F32 products;
+ * 16-byte loads of weights and activations when the row length and the
+ * addresses allow, element loads otherwise.
+ *
+ * The launch shapes are first choices made without a GPU at hand (ggml's
+ * mmvq uses a similar layout); tune them with strata bench on a real device. */
+#include "cuda_common.h"
+#include "quant_unpack.h"
+
+#define MATVEC_WARPS 4
+#define QUANTIZE_WARPS 8
+
+/* --- activations to 8 bits ----------------------------------------------------------- */
+
+/* One warp per 32-element unit, one element per lane: d = amax / 127 and
+ * quants rounded half away from zero, as runtime/quant.c's Q8 quantizers. */
+static __global__ void quantize_q8_kernel(int8_t *xq, float4 *xs, const float *x, int64_t n_in, int64_t n_units_total)
+{
+    const int lane = threadIdx.x % WARP_SIZE;
+    const int64_t unit = (int64_t)blockIdx.x * QUANTIZE_WARPS + threadIdx.x / WARP_SIZE;
+    if (unit >= n_units_total)
+        return;
+    /* the units of all tokens are consecutive in x as well: x is [n_in, n_tok] */
+    const float value = x[unit * UNPACK_UNIT_ELEMENTS + lane];
+    const float amax = warp_max(fabsf(value));
+    const float d = amax / 127.0f;
+    const float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    const float r = roundf(value * inv);
+    const int q = r >= 127.0f ? 127 : r <= -127.0f ? -127 : (r == r ? (int)r : 0);
+    xq[unit * UNPACK_UNIT_ELEMENTS + lane] = (int8_t)q;
+    int sum = q;
+    for (int offset = 8; offset > 0; offset >>= 1) /* within each half of 16 lanes */
+        sum += __shfl_xor_sync(FULL_MASK, sum, offset);
+    const int upper_sum = __shfl_sync(FULL_MASK, sum, 16);
+    if (lane == 0)
+        xs[unit] = make_float4(d, d * (float)sum, d * (float)upper_sum, 0.0f);
+}
+
+extern "C" cudaError_t kernel_quantize_q8(int32_t *xq, float *xs, const float *x, int64_t n_in, int64_t n_tok,
+                                          cudaStream_t stream)
+{
+    if (n_in % UNPACK_UNIT_ELEMENTS != 0)
+        return cudaErrorInvalidValue;
+    const int64_t units = n_in / UNPACK_UNIT_ELEMENTS * n_tok;
+    if (units <= 0)
+        return cudaSuccess;
+    const int64_t blocks = (units + QUANTIZE_WARPS - 1) / QUANTIZE_WARPS;
+    if (blocks > 0x7fffffff)
+        return cudaErrorInvalidValue;
+    quantize_q8_kernel<<<(unsigned int)blocks, QUANTIZE_WARPS * WARP_SIZE, 0, stream>>>((int8_t *)xq, (float4 *)xs,
+                                                                                       x, n_in, units);
+    return cudaGetLastError();
+}
+
+/* --- block formats x 8-bit activations --------------------------------------------------- */
+
+template <int FORMAT, int NTOK>
+static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const int4 *xq,
+                                        const float4 *xs, int64_t n_units, int64_t n_out)
+{
+    constexpr int units_per_block = FORMAT >= UNPACK_Q2_K && FORMAT <= UNPACK_Q6_K ? 8 : 1;
+    const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
+    if (row >= n_out) /* the whole warp leaves together */
+        return;
+    const int block_bytes = unpack_block_bytes(FORMAT);
+    const uint8_t *w = weight + row * row_bytes;
+    float acc[NTOK];
+#pragma unroll
+    for (int t = 0; t < NTOK; t++)
+        acc[t] = 0.0f;
+    for (int64_t u = threadIdx.x; u < n_units; u += WARP_SIZE) {
+        quant_unit unit;
+        unpack_unit(FORMAT, w + (u / units_per_block) * block_bytes, (int)(u % units_per_block), &unit);
+#pragma unroll
+        for (int t = 0; t < NTOK; t++) {
+            const int64_t a = t * n_units + u;
+            const int4 low = xq[2 * a], high = xq[2 * a + 1];
+            const float4 s = xs[a];
+            const int32_t q[8] = {low.x, low.y, low.z, low.w, high.x, high.y, high.z, high.w};
+            const float sums[2] = {s.y, s.z};
+            acc[t] += unpack_unit_dot(&unit, q, s.x, sums);
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NTOK; t++) {
+        const float total = warp_sum(acc[t]);
+        if (threadIdx.x == 0)
+            dst[t * n_out + row] = total;
+    }
+}
+
+template <int FORMAT>
+static void launch_matvec_q8(int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst, const uint8_t *w,
+                             int64_t row_bytes, const int4 *xq, const float4 *xs, int64_t n_units, int64_t n_out)
+{
+#define MATVEC_Q8_CASE(N)                                                                                          \
+    case N:                                                                                                        \
+        matvec_q8_kernel<FORMAT, N><<<grid, block, 0, stream>>>(dst, w, row_bytes, xq, xs, n_units, n_out);      \
+        break;
+    switch (n_tok) {
+        MATVEC_Q8_CASE(1)
+        MATVEC_Q8_CASE(2)
+        MATVEC_Q8_CASE(3)
+        MATVEC_Q8_CASE(4)
+        MATVEC_Q8_CASE(5)
+        MATVEC_Q8_CASE(6)
+        MATVEC_Q8_CASE(7)
+        MATVEC_Q8_CASE(8)
+    default: break;
+    }
+#undef MATVEC_Q8_CASE
+}
+
+extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                        const int32_t *xq, const float *xs, int64_t n_in, int64_t n_out, int n_tok,
+                                        cudaStream_t stream)
+{
+    if (n_out <= 0 || n_tok <= 0)
+        return cudaSuccess;
+    if (n_tok > KERNEL_MATVEC_MAX_TOKENS || n_in % UNPACK_UNIT_ELEMENTS != 0 || unpack_block_bytes(dtype) == 0)
+        return cudaErrorInvalidValue;
+    const int64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
+    if (blocks > 0x7fffffff)
+        return cudaErrorInvalidValue;
+    const dim3 grid((unsigned int)blocks), block(WARP_SIZE, MATVEC_WARPS);
+    const uint8_t *w = (const uint8_t *)weight;
+    const int4 *q = (const int4 *)xq;
+    const float4 *s = (const float4 *)xs;
+    const int64_t n_units = n_in / UNPACK_UNIT_ELEMENTS;
+    switch (dtype) {
+    case UNPACK_Q4_0: launch_matvec_q8<UNPACK_Q4_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q4_1: launch_matvec_q8<UNPACK_Q4_1>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q5_0: launch_matvec_q8<UNPACK_Q5_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q5_1: launch_matvec_q8<UNPACK_Q5_1>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q8_0: launch_matvec_q8<UNPACK_Q8_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q2_K: launch_matvec_q8<UNPACK_Q2_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q3_K: launch_matvec_q8<UNPACK_Q3_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q4_K: launch_matvec_q8<UNPACK_Q4_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q5_K: launch_matvec_q8<UNPACK_Q5_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q6_K: launch_matvec_q8<UNPACK_Q6_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+/* --- float weights x F32 activations ------------------------------------------------------- */
+
+/* Weights per 16-byte load. */
+template <int DTYPE> struct float_weight {
+    static constexpr int per_load = DTYPE == KERNEL_F32 ? 4 : 8;
+    static constexpr int bytes = DTYPE == KERNEL_F32 ? 4 : 2;
+};
+
+/* The per_load weights of one 16-byte load, as floats. */
+template <int DTYPE>
+static __device__ __forceinline__ void decode_load(uint4 raw, float *out)
+{
+    const uint32_t words[4] = {raw.x, raw.y, raw.z, raw.w};
+    if (DTYPE == KERNEL_F32) {
+        for (int j = 0; j < 4; j++)
+            out[j] = __uint_as_float(words[j]);
+    } else if (DTYPE == KERNEL_F16) {
+        for (int j = 0; j < 4; j++) {
+            const float2 pair = __half22float2(*(const __half2 *)&words[j]);
+            out[2 * j] = pair.x;
+            out[2 * j + 1] = pair.y;
+        }
+    } else {
+        for (int j = 0; j < 4; j++) {
+            out[2 * j] = __uint_as_float(words[j] << 16);
+            out[2 * j + 1] = __uint_as_float(words[j] & 0xffff0000u);
+        }
+    }
+}
+
+template <int DTYPE, int NTOK, bool VECTOR>
+static __global__ void matvec_float_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const float *x,
+                                           int64_t n_in, int64_t n_out)
+{
+    const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
+    if (row >= n_out)
+        return;
+    const uint8_t *w = weight + row * row_bytes;
+    float acc[NTOK];
+#pragma unroll
+    for (int t = 0; t < NTOK; t++)
+        acc[t] = 0.0f;
+    if (VECTOR) {
+        constexpr int per_load = float_weight<DTYPE>::per_load;
+        for (int64_t i = (int64_t)threadIdx.x * per_load; i < n_in; i += WARP_SIZE * per_load) {
+            float wv[per_load];
+            decode_load<DTYPE>(*(const uint4 *)(w + i * float_weight<DTYPE>::bytes), wv);
+#pragma unroll
+            for (int t = 0; t < NTOK; t++) {
+                const float4 *xv = (const float4 *)(x + t * n_in + i);
+#pragma unroll
+                for (int j = 0; j < per_load / 4; j++) {
+                    const float4 a = xv[j];
+                    acc[t] += wv[4 * j] * a.x + wv[4 * j + 1] * a.y + wv[4 * j + 2] * a.z + wv[4 * j + 3] * a.w;
+                }
+            }
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < n_in; i += WARP_SIZE) {
+            const float wv = load_float(w, i * float_weight<DTYPE>::bytes, DTYPE);
+#pragma unroll
+            for (int t = 0; t < NTOK; t++)
+                acc[t] += wv * x[t * n_in + i];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NTOK; t++) {
+        const float total = warp_sum(acc[t]);
+        if (threadIdx.x == 0)
+            dst[t * n_out + row] = total;
+    }
+}
+
+template <int DTYPE, bool VECTOR>
+static void launch_matvec_float(int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst, const uint8_t *w,
+                                int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out)
+{
+#define MATVEC_FLOAT_CASE(N)                                                                                       \
+    case N:                                                                                                        \
+        matvec_float_kernel<DTYPE, N, VECTOR><<<grid, block, 0, stream>>>(dst, w, row_bytes, x, n_in, n_out);    \
+        break;
+    switch (n_tok) {
+        MATVEC_FLOAT_CASE(1)
+        MATVEC_FLOAT_CASE(2)
+        MATVEC_FLOAT_CASE(3)
+        MATVEC_FLOAT_CASE(4)
+        MATVEC_FLOAT_CASE(5)
+        MATVEC_FLOAT_CASE(6)
+        MATVEC_FLOAT_CASE(7)
+        MATVEC_FLOAT_CASE(8)
+    default: break;
+    }
+#undef MATVEC_FLOAT_CASE
+}
+
+template <int DTYPE>
+static void launch_matvec_float_any(bool vector, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
+                                    const uint8_t *w, int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out)
+{
+    if (vector)
+        launch_matvec_float<DTYPE, true>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out);
+    else
+        launch_matvec_float<DTYPE, false>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out);
+}
+
+extern "C" cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                           const float *x, int64_t n_in, int64_t n_out, int n_tok,
+                                           cudaStream_t stream)
+{
+    if (n_out <= 0 || n_tok <= 0)
+        return cudaSuccess;
+    if (n_tok > KERNEL_MATVEC_MAX_TOKENS)
+        return cudaErrorInvalidValue;
+    const int64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
+    if (blocks > 0x7fffffff)
+        return cudaErrorInvalidValue;
+    const dim3 grid((unsigned int)blocks), block(WARP_SIZE, MATVEC_WARPS);
+    const int per_load = dtype == KERNEL_F32 ? 4 : 8;
+    /* 16-byte loads: every row and every token's activations start 16-byte aligned */
+    const bool vector = n_in % per_load == 0 && row_bytes % 16 == 0 && ((uintptr_t)weight & 15u) == 0 &&
+                        ((uintptr_t)x & 15u) == 0 && (n_in * 4) % 16 == 0;
+    const uint8_t *w = (const uint8_t *)weight;
+    switch (dtype) {
+    case KERNEL_F32: launch_matvec_float_any<KERNEL_F32>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
+    case KERNEL_F16: launch_matvec_float_any<KERNEL_F16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
+    case KERNEL_BF16: launch_matvec_float_any<KERNEL_BF16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}

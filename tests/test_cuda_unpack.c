@@ -1,0 +1,196 @@
+/* The CUDA backend's block-format code, checked on the host (no GPU needed):
+ *
+ * - kernels/quant_unpack.h: every unit of every block format unpacks to the
+ *   exact floats runtime/quant.c dequantizes to, and the dp4a-style unit dot
+ *   product equals the float dot product with the same 8-bit activations;
+ * - backends/cuda/cuda_choose.h: the pure choices of the CUDA backend
+ *   (matmul path per dtype and batch, attention splits, context buckets).
+ *
+ * The kernels compile these same inline functions for the device, so a
+ * layout mistake shows here, in CI, rather than only on a lent GPU. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backends/cuda/cuda_choose.h"
+#include "kernels/quant_unpack.h"
+#include "quant.h"
+#include "test_check.h"
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static double rng_uniform(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return ((double)((rng_state * 0x2545F4914F6CDD1DULL) >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static float rng_gauss(void)
+{
+    return (float)(sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()));
+}
+
+static const strata_dtype formats[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0,
+                                       DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K};
+
+/* The 8-bit activations of 32 values, as kernel_quantize_q8 makes them. */
+static void quantize_activations(const float *x, int32_t q[8], float *scale, float sums[2])
+{
+    float amax = 0.0f;
+    for (int e = 0; e < 32; e++)
+        amax = fmaxf(amax, fabsf(x[e]));
+    const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+    int8_t bytes[32];
+    int half_sums[2] = {0, 0};
+    for (int e = 0; e < 32; e++) {
+        float r = roundf(x[e] * inv);
+        bytes[e] = (int8_t)(r >= 127.0f ? 127 : r <= -127.0f ? -127 : r);
+        half_sums[e / 16] += bytes[e];
+    }
+    memcpy(q, bytes, sizeof bytes); /* little-endian: element 4k + b in byte b of q[k] */
+    *scale = d;
+    sums[0] = d * (float)half_sums[0];
+    sums[1] = d * (float)half_sums[1];
+}
+
+static void check_format(strata_dtype dtype, int64_t n)
+{
+    const dtype_traits *traits = dtype_get_traits((int)dtype);
+    size_t row_bytes;
+    CHECK(dtype_row_bytes(dtype, n, &row_bytes), "%s row bytes", traits->name);
+    CHECK(unpack_block_bytes((int)dtype) == (int)traits->block_bytes, "%s: block bytes %d, runtime says %zu",
+          traits->name, unpack_block_bytes((int)dtype), traits->block_bytes);
+    CHECK(unpack_units_per_block((int)dtype) * 32 == (int)traits->block_elements, "%s: units per block",
+          traits->name);
+    float *values = malloc((size_t)n * sizeof(float)), *decoded = malloc((size_t)n * sizeof(float));
+    float *x = malloc((size_t)n * sizeof(float));
+    uint8_t *bytes = malloc(row_bytes);
+    if (!values || !decoded || !x || !bytes) {
+        CHECK(0, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        values[i] = rng_gauss() * (i % 97 == 0 ? 4.0f : 0.7f);
+        x[i] = rng_gauss();
+    }
+    strata_error err = {0};
+    CHECK(quant_quantize_row(dtype, values, bytes, n, &err) == STRATA_OK, "%s quantize: %s", traits->name,
+          err.message);
+    CHECK(quant_dequantize_row(dtype, bytes, decoded, n, &err) == STRATA_OK, "%s dequantize: %s", traits->name,
+          err.message);
+
+    const int units_per_block = unpack_units_per_block((int)dtype), block_bytes = unpack_block_bytes((int)dtype);
+    int mismatches = 0;
+    double worst_dot_error = 0.0;
+    for (int64_t u = 0; u < n / 32; u++) {
+        quant_unit unit;
+        unpack_unit((int)dtype, bytes + (u / units_per_block) * block_bytes, (int)(u % units_per_block), &unit);
+        for (int e = 0; e < 32; e++) {
+            float got = unpack_value(&unit, e), want = decoded[u * 32 + e];
+            if (memcmp(&got, &want, sizeof got) != 0 && !(got == 0.0f && want == 0.0f) && mismatches++ < 3)
+                printf("  %s unit %lld element %d: %.9g, runtime %.9g\n", traits->name, (long long)u, e, got, want);
+        }
+        /* the integer dot product equals the float one over the same activations */
+        int32_t xq[8];
+        float x_scale, x_sums[2];
+        quantize_activations(x + u * 32, xq, &x_scale, x_sums);
+        double want_dot = 0.0, magnitude = 0.0;
+        const int8_t *xb = (const int8_t *)xq;
+        for (int e = 0; e < 32; e++) {
+            double term = (double)decoded[u * 32 + e] * (double)x_scale * xb[e];
+            want_dot += term;
+            magnitude += fabs(term);
+        }
+        double got_dot = unpack_unit_dot(&unit, xq, x_scale, x_sums);
+        double error = fabs(got_dot - want_dot) / (magnitude > 0 ? magnitude : 1.0);
+        if (error > worst_dot_error)
+            worst_dot_error = error;
+    }
+    CHECK(mismatches == 0, "%s: %d unpacked values differ from runtime/quant.c", traits->name, mismatches);
+    CHECK(worst_dot_error < 1e-5, "%s: unit dot relative error %.3g", traits->name, worst_dot_error);
+    printf("%-5s n=%-5lld unpack exact, dot error %.2g\n", traits->name, (long long)n, worst_dot_error);
+done:
+    free(values);
+    free(decoded);
+    free(x);
+    free(bytes);
+}
+
+static void check_bytes_helpers(void)
+{
+    /* every byte value 0..63 minus every bias 0..32 */
+    for (uint32_t k = 0; k <= 32; k++)
+        for (uint32_t v = 0; v < 64; v++) {
+            uint32_t word = v | ((63u - v) << 8) | ((v / 2) << 16) | ((v ^ 21u) << 24);
+            int32_t got = unpack_bytes_minus(word, k);
+            CHECK(unpack_byte(got, 0) == (int)v - (int)k && unpack_byte(got, 1) == (int)(63 - v) - (int)k &&
+                      unpack_byte(got, 2) == (int)(v / 2) - (int)k && unpack_byte(got, 3) == (int)(v ^ 21u) - (int)k,
+                  "bytes_minus(%u, %u)", v, k);
+        }
+    for (uint32_t h = 0; h < 16; h++) {
+        uint32_t spread = unpack_spread4(h);
+        for (int b = 0; b < 4; b++)
+            CHECK(((spread >> (8 * b)) & 0xffu) == ((h >> b) & 1u), "spread4(%u) byte %d", h, b);
+    }
+    for (int i = 0; i < 1000; i++) {
+        uint16_t bits = (uint16_t)(rng_uniform() * 65536.0);
+        float got = unpack_half(bits), want = fp16_to_f32(bits);
+        CHECK((got != got && want != want) || memcmp(&got, &want, sizeof got) == 0, "half 0x%04x: %g vs %g", bits,
+              got, want);
+    }
+    CHECK(unpack_dp4a((int32_t)0x80ff7f01, (int32_t)0x01ff02ff, 5) == 5 + (1 * -1 + 127 * 2 + -1 * -1 + -128 * 1),
+          "dp4a emulation");
+}
+
+static void check_choices(void)
+{
+    CHECK(cuda_matmul_choose(DTYPE_Q4_K, 1) == CUDA_MATMUL_MATVEC_Q8, "q4_k decode is a dp4a matvec");
+    CHECK(cuda_matmul_choose(DTYPE_Q4_0, CUDA_MATVEC_MAX_TOKENS) == CUDA_MATMUL_MATVEC_Q8, "q4_0 at the threshold");
+    CHECK(cuda_matmul_choose(DTYPE_Q4_0, CUDA_MATVEC_MAX_TOKENS + 1) == CUDA_MATMUL_GEMM_F16, "q4_0 prefill");
+    CHECK(cuda_matmul_choose(DTYPE_F16, 1) == CUDA_MATMUL_MATVEC_FLOAT, "f16 decode");
+    CHECK(cuda_matmul_choose(DTYPE_F16, 512) == CUDA_MATMUL_GEMM_F16_SPLIT, "f16 prefill keeps f32 activations");
+    CHECK(cuda_matmul_choose(DTYPE_BF16, 512) == CUDA_MATMUL_GEMM_F32, "bf16 prefill");
+    CHECK(cuda_matmul_choose(DTYPE_F32, 33) == CUDA_MATMUL_GEMM_F32, "f32 prefill");
+    CHECK(cuda_matmul_choose(DTYPE_Q8_K, 1) == CUDA_MATMUL_NONE, "q8_k is not a weight format");
+    CHECK(cuda_matmul_choose(DTYPE_I32, 1) == CUDA_MATMUL_NONE, "i32 is not a weight format");
+    CHECK(cuda_matmul_choose(DTYPE_Q6_K, 0) == CUDA_MATMUL_MATVEC_Q8, "no tokens: a matvec of nothing");
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        CHECK(cuda_weight_dtype_supported(formats[i]), "%s supported", dtype_name(formats[i]));
+
+    CHECK(cuda_attention_kv_bucket(1, 4096) == 256, "bucket of 1");
+    CHECK(cuda_attention_kv_bucket(256, 4096) == 256, "bucket of 256");
+    CHECK(cuda_attention_kv_bucket(257, 4096) == 512, "bucket of 257");
+    CHECK(cuda_attention_kv_bucket(300, 300) == 300, "bucket clamps to the cache");
+    CHECK(cuda_attention_kv_bucket(0, 64) == 0, "bucket of nothing");
+
+    CHECK(cuda_attention_splits(32 * 512, 512, 132) == 1, "prefill has pairs enough");
+    int decode_splits = cuda_attention_splits(32, 4096, 132);
+    CHECK(decode_splits > 1 && decode_splits <= CUDA_ATTENTION_MAX_SPLITS, "long decode splits (%d)", decode_splits);
+    CHECK(cuda_attention_splits(32, 64, 132) == 1, "short decode does not split (%d)", cuda_attention_splits(32, 64, 132));
+    CHECK(cuda_attention_splits(1, 1 << 20, 132) == CUDA_ATTENTION_MAX_SPLITS, "one pair, huge cache");
+    CHECK(cuda_attention_splits(8, 0, 132) == 1, "empty cache");
+
+    CHECK(cuda_gemm_rows_per_chunk(4096, 128256, 1 << 25) == 8192, "output matrix chunks");
+    CHECK(cuda_gemm_rows_per_chunk(4096, 1024, 1 << 25) == 1024, "small matrix in one chunk");
+    CHECK(cuda_gemm_rows_per_chunk(1 << 26, 4, 1 << 25) == 1, "a row longer than the tile still goes");
+}
+
+int main(void)
+{
+    check_bytes_helpers();
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
+        int64_t block = dtype_get_traits((int)formats[i])->block_elements;
+        check_format(formats[i], block);
+        check_format(formats[i], 16 * block);
+    }
+    check_choices();
+    if (failures) {
+        printf("%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("all passed\n");
+    return 0;
+}
