@@ -1,0 +1,225 @@
+/* End to end on Vulkan: for each architecture x weight type, `strata_synth`
+ * writes the tiny preset; the model is loaded on the CPU and on Vulkan device
+ * 0 and decodes the same tokens twice (one batch with all logits and an f32
+ * KV cache, then one token at a time with an f16 KV cache: the decode path,
+ * split-KV attention included). Every Vulkan row is compared with the
+ * independent double-precision reference (tests/common/reference_forward.c)
+ * under the bounds of test_e2e_logits.c, and with the CPU's row (nmse, and
+ * greedy token unless the CPU's top two nearly tie).
+ *
+ * Why those bounds hold on Vulkan: its matmuls keep activations in f32 (no
+ * 8-bit rounding as on the CPU), so Vulkan sits closer to the reference than
+ * the CPU does; Vulkan vs CPU is then bounded by about the CPU's own error,
+ * and gets the reference bound x 4 ((a + b)^2 <= 4 max(a, b)^2).
+ *
+ * Skips (exit 77, saying why) when Vulkan is not built in or has no device. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "reference_forward.h"
+#include "strata.h"
+
+static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
+#define N_PROMPT ((int64_t)(sizeof byte_prompt / sizeof byte_prompt[0]))
+
+typedef struct type_tolerance {
+    const char *type;
+    double nmse_max; /* vs the reference, as in test_e2e_logits.c */
+} type_tolerance;
+
+static const type_tolerance tolerances[] = {
+    {"f32", 1e-9},  {"f16", 1e-6},  {"bf16", 1e-6}, {"q8_0", 3e-3}, {"q4_0", 3e-3}, {"q4_1", 3e-3},
+    {"q5_0", 3e-3}, {"q5_1", 3e-3}, {"q2_k", 3e-3}, {"q3_k", 3e-3}, {"q4_k", 3e-3}, {"q5_k", 3e-3},
+    {"q6_k", 3e-3}, {"q4_k_m", 3e-3},
+};
+static const char *const archs[] = {"llama", "qwen2", "qwen3"};
+static const double kv_f16_nmse_floor = 2e-6;
+
+static int failures;
+
+static double row_nmse(const float *got, const double *want, int64_t n)
+{
+    double err_sq = 0.0, ref_sq = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        err_sq += d * d;
+        ref_sq += want[i] * want[i];
+    }
+    return ref_sq > 0 ? err_sq / ref_sq : err_sq;
+}
+
+static int64_t argmax_float(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+/* Decodes the prompt on model (batch or one by one) into logits[N_PROMPT x n_vocab]. */
+static strata_status decode_all(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, float *logits,
+                                int64_t n_vocab, strata_error *err)
+{
+    strata_context *ctx = NULL;
+    strata_context_params params = strata_context_default_params();
+    params.n_ctx = 64;
+    params.kv_dtype = kv_dtype;
+    strata_status status = strata_context_create(model, &params, &ctx, err);
+    if (status != STRATA_OK)
+        goto fail;
+    if (one_at_a_time) {
+        for (int64_t t = 0; t < N_PROMPT; t++) {
+            if ((status = strata_decode(ctx, &byte_prompt[t], 1, false, err)))
+                goto fail;
+            memcpy(logits + t * n_vocab, strata_get_logits(ctx, 0), (size_t)n_vocab * sizeof(float));
+        }
+    } else {
+        if ((status = strata_decode(ctx, byte_prompt, N_PROMPT, true, err)))
+            goto fail;
+        for (int64_t t = 0; t < N_PROMPT; t++)
+            memcpy(logits + t * n_vocab, strata_get_logits(ctx, t), (size_t)n_vocab * sizeof(float));
+    }
+fail:
+    strata_context_free(ctx);
+    return status;
+}
+
+/* Worst nmse of Vulkan vs reference and vs CPU over both passes; false when
+ * a greedy token differs from the CPU's where the CPU's choice is clear. */
+static bool compare(const float *vk, const float *cpu, const double *ref, int64_t n_vocab, double cpu_bound,
+                    double *worst_ref, double *worst_cpu)
+{
+    bool greedy_ok = true;
+    double *cpu_row = malloc((size_t)n_vocab * sizeof *cpu_row);
+    if (!cpu_row)
+        return false;
+    for (int64_t t = 0; t < N_PROMPT; t++) {
+        const float *v = vk + t * n_vocab, *c = cpu + t * n_vocab;
+        double nmse_ref = row_nmse(v, ref + t * n_vocab, n_vocab);
+        for (int64_t i = 0; i < n_vocab; i++)
+            cpu_row[i] = c[i];
+        double nmse_cpu = row_nmse(v, cpu_row, n_vocab);
+        if (!(nmse_ref <= *worst_ref))
+            *worst_ref = nmse_ref;
+        if (!(nmse_cpu <= *worst_cpu))
+            *worst_cpu = nmse_cpu;
+        int64_t got = argmax_float(v, n_vocab), want = argmax_float(c, n_vocab);
+        double ref_sq = 0.0;
+        for (int64_t i = 0; i < n_vocab; i++)
+            ref_sq += cpu_row[i] * cpu_row[i];
+        double tie_margin = 4.0 * sqrt(cpu_bound * ref_sq / (double)n_vocab);
+        if (got != want && c[want] - c[got] > tie_margin)
+            greedy_ok = false;
+    }
+    free(cpu_row);
+    return greedy_ok;
+}
+
+static void check_model(const char *label, const char *path, double nmse_max)
+{
+    strata_error err = {0};
+    reference_model *ref = NULL;
+    strata_model *cpu_model = NULL, *vk_model = NULL;
+    double *ref_logits = NULL;
+    float *cpu_logits = NULL, *vk_logits = NULL;
+    strata_status status = reference_model_load(path, &ref, &err);
+    if (status != STRATA_OK)
+        goto fail;
+    int64_t n_vocab = reference_model_n_vocab(ref);
+    size_t count = (size_t)(N_PROMPT * n_vocab);
+    ref_logits = malloc(count * sizeof *ref_logits);
+    cpu_logits = malloc(count * sizeof *cpu_logits);
+    vk_logits = malloc(count * sizeof *vk_logits);
+    if (!ref_logits || !cpu_logits || !vk_logits) {
+        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    strata_model_params cpu_params = {.path = path, .backend = "cpu"};
+    strata_model_params vk_params = {.path = path, .backend = "vulkan", .device = 0};
+    if ((status = reference_forward(ref, byte_prompt, N_PROMPT, ref_logits, &err)) ||
+        (status = strata_model_load(&cpu_params, &cpu_model, &err)) ||
+        (status = strata_model_load(&vk_params, &vk_model, &err)))
+        goto fail;
+    double worst_ref[2] = {0, 0}, worst_cpu[2] = {0, 0};
+    double bound[2] = {nmse_max, nmse_max > kv_f16_nmse_floor ? nmse_max : kv_f16_nmse_floor};
+    bool greedy_ok = true;
+    for (int pass = 0; pass < 2; pass++) {
+        strata_dtype kv = pass == 0 ? DTYPE_F32 : DTYPE_F16;
+        if ((status = decode_all(cpu_model, kv, pass == 1, cpu_logits, n_vocab, &err)) ||
+            (status = decode_all(vk_model, kv, pass == 1, vk_logits, n_vocab, &err)))
+            goto fail;
+        greedy_ok = compare(vk_logits, cpu_logits, ref_logits, n_vocab, bound[pass], &worst_ref[pass],
+                            &worst_cpu[pass]) && greedy_ok;
+    }
+    bool ok = greedy_ok;
+    for (int pass = 0; pass < 2; pass++)
+        ok = ok && worst_ref[pass] <= bound[pass] && worst_cpu[pass] <= 4.0 * bound[pass];
+    printf("%-20s %11.3e %11.3e %11.3e %11.3e %8.0e %6s  %s\n", label, worst_ref[0], worst_ref[1], worst_cpu[0],
+           worst_cpu[1], nmse_max, greedy_ok ? "same" : "DIFF", ok ? "ok" : "FAIL");
+    if (!ok)
+        failures++;
+fail:
+    if (status != STRATA_OK) {
+        printf("%-20s error: %s\n", label, err.message);
+        failures++;
+    }
+    strata_model_free(vk_model);
+    strata_model_free(cpu_model);
+    reference_model_free(ref);
+    free(ref_logits);
+    free(cpu_logits);
+    free(vk_logits);
+}
+
+int main(void)
+{
+    const backend_registration *vulkan = backend_find("vulkan");
+    if (!vulkan) {
+        printf("skipped: the Vulkan backend is not built in (configure with -DSTRATA_VULKAN=ON)\n");
+        return 77;
+    }
+    strata_error err = {0};
+    if (vulkan->device_count(&err) <= 0) {
+        printf("skipped: no Vulkan device: %s\n", err.message[0] ? err.message : "none found");
+        return 77;
+    }
+    char dir[512];
+    const char *base = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/strata_vk_e2e_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "test_vulkan_e2e_logits: cannot create a temporary directory\n");
+        return 1;
+    }
+    printf("%-20s %11s %11s %11s %11s %8s %6s\n", "model", "ref batch", "ref 1-by-1", "cpu batch", "cpu 1-by-1",
+           "bound", "greedy");
+    char path[600], label[64];
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
+        for (size_t t = 0; t < sizeof tolerances / sizeof tolerances[0]; t++) {
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, archs[a], tolerances[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", archs[a], tolerances[t].type);
+            strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = tolerances[t].type,
+                                          .seed = 1, .output_path = path};
+            if (strata_synth(&params, &err) != STRATA_OK) {
+                printf("%-20s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            check_model(label, path, tolerances[t].nmse_max);
+            remove(path);
+        }
+    if (access(STRATA_MODELS_DIR "/stories260K.gguf", R_OK) == 0)
+        check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", 1e-9);
+    rmdir(dir);
+    if (failures) {
+        printf("\n%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("\nVulkan logits match the reference and the CPU\n");
+    return 0;
+}
