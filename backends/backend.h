@@ -180,6 +180,16 @@ typedef struct backend_ops {
      * it (CUDA graphs, recorded Vulkan command buffers). */
     strata_status (*begin_step)(void *ctx, strata_error *err);
     strata_status (*end_step)(void *ctx, strata_error *err);
+
+    /* Optional: the device's memory bandwidth, measured now by a large
+     * device-to-device copy (bytes read plus bytes written, per second), for
+     * the decode roofline of `strata bench`. Blocks; allocates and frees its
+     * own buffers. NULL where the runtime's host measurement applies (CPU). */
+    strata_status (*measure_bandwidth)(void *ctx, double *bytes_per_second, strata_error *err);
+    /* Optional: the matrix-multiply rate the device's prefill path can reach,
+     * measured now (CUDA: a large f16 x f16 -> f32 cuBLAS GEMM), in floating
+     * point operations per second, for the prefill roofline. Blocks. */
+    strata_status (*measure_gemm_peak)(void *ctx, double *flops, strata_error *err);
 } backend_ops;
 
 /* An open device. */
