@@ -16,6 +16,7 @@ static const command commands[] = {
     {"info", cmd_info, "describe a model file: hyper-parameters, tensors, memory"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
     {"synth", cmd_synth, "write a model with random weights of a real shape"},
+    {"devices", cmd_devices, "list the devices of every built-in backend"},
 };
 
 static void print_usage(FILE *out)
