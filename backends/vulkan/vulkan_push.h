@@ -59,9 +59,10 @@ _Static_assert(sizeof(vk_copy_push) == 64, "vk_copy_push must match shaders/copy
 
 /* Pure: how many KV splits one attention runs with. Decode (few query/head
  * pairs) over a long cache leaves most of a GPU idle with one workgroup per
- * pair, so the rows are split until about 256 workgroups run, with at least
- * 32 rows per split (the partials cost head_dim + 2 floats each). Chosen by
- * reasoning, not tuned on a GPU. *rows_per_split receives the split length. */
+ * pair, so the rows are split until about 256 workgroups run, with about 32
+ * rows per split and always more than 16 (the partials cost head_dim + 2
+ * floats each). Chosen by reasoning, not tuned on a GPU. *rows_per_split
+ * receives the split length. Checked by tests/test_vulkan_attention_splits.c. */
 static inline uint32_t vk_attention_splits(uint32_t n_pairs, uint32_t n_rows, uint32_t *rows_per_split)
 {
     const uint32_t target_groups = 256, min_rows = 32;
