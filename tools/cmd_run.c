@@ -336,9 +336,14 @@ static void emit_token(strata_detokenizer *detok, const strata_tokenizer *tokeni
         printf("%s%d", *first_id ? "" : " ", token);
         *first_id = false;
     } else {
-        char text[256 + 8];
-        if (strata_detokenizer_push(detok, token, text, sizeof text) > 0)
+        /* some vocabularies hold tokens of ~1 KiB (long runs of spaces) */
+        char stack_text[1024];
+        size_t text_size = strata_detokenizer_out_size(tokenizer);
+        char *text = text_size <= sizeof stack_text ? stack_text : malloc(text_size);
+        if (text && strata_detokenizer_push(detok, token, text, text == stack_text ? sizeof stack_text : text_size) > 0)
             fputs(text, stdout);
+        if (text != stack_text)
+            free(text);
     }
     fflush(stdout);
 }
