@@ -1,0 +1,297 @@
+/* End to end on the CUDA backend: the logits of the runtime running on a CUDA
+ * device against the independent double-precision reference
+ * (tests/common/reference_forward.c), with the bounds test_e2e_logits.c
+ * holds the CPU to. Skipped (exit 77, saying why) when this strata was built
+ * without CUDA or no CUDA device is present.
+ *
+ * For each architecture x weight type, the tiny synthetic model decodes a
+ * prompt as one batch (every logit, f32 KV cache: the cuBLAS GEMM path, since
+ * 10 tokens are more than the matrix-vector kernels take) and one token at a
+ * time (f16 KV cache: the matrix-vector kernels inside begin/end steps, so
+ * the CUDA graphs are captured at the second token and replayed from the
+ * third). Then a long decode (600 tokens, one at a time) crosses two
+ * context buckets of the graphs and splits attention over the cache rows,
+ * and runs again with graphs off (STRATA_CUDA_GRAPHS=0): the two must give
+ * bit-identical logits, since a replayed graph launches exactly the kernels
+ * of the direct path.
+ *
+ * Bounds, as for the CPU: f32 1e-9, f16/bf16 1e-6, block formats 3e-3 (the
+ * CUDA matrix-vector kernels quantize activations to 8 bits per 32 values,
+ * finer than the CPU's 256 for K-quants; the GEMM path rounds activations to
+ * f16), and at least 2e-6 with the f16 KV cache. */
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "reference_forward.h"
+#include "strata.h"
+
+static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
+static const int32_t stories_prompt[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
+
+typedef struct type_bound {
+    const char *type;
+    double nmse_max;
+} type_bound;
+
+static const type_bound bounds[] = {
+    {"f32", 1e-9},  {"f16", 1e-6},  {"bf16", 1e-6}, {"q8_0", 3e-3}, {"q4_0", 3e-3},   {"q4_1", 3e-3},
+    {"q5_0", 3e-3}, {"q5_1", 3e-3}, {"q2_k", 3e-3}, {"q3_k", 3e-3}, {"q4_k", 3e-3},   {"q5_k", 3e-3},
+    {"q6_k", 3e-3}, {"q4_k_m", 3e-3},
+};
+static const char *const archs[] = {"llama", "qwen2", "qwen3"};
+static const double kv_f16_nmse_floor = 2e-6;
+enum { LONG_DECODE_TOKENS = 600 };
+
+static int failures;
+
+typedef struct comparison {
+    double worst_nmse;
+    int argmax_agree, argmax_rows;
+    bool argmax_ok;
+} comparison;
+
+static int64_t argmax_float(const float *v, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (v[i] > v[best])
+            best = i;
+    return best;
+}
+
+static void compare_row(const float *got, const double *want, int64_t n_vocab, double nmse_max, comparison *c)
+{
+    double err_sq = 0.0, ref_sq = 0.0;
+    int64_t want_best = 0;
+    for (int64_t i = 0; i < n_vocab; i++) {
+        double d = (double)got[i] - want[i];
+        err_sq += d * d;
+        ref_sq += want[i] * want[i];
+        if (want[i] > want[want_best])
+            want_best = i;
+    }
+    double nmse = ref_sq > 0 ? err_sq / ref_sq : err_sq;
+    if (!(nmse <= c->worst_nmse))
+        c->worst_nmse = nmse;
+    int64_t got_best = argmax_float(got, n_vocab);
+    c->argmax_rows++;
+    if (got_best == want_best) {
+        c->argmax_agree++;
+        return;
+    }
+    /* a different greedy token is fine only where the reference nearly ties */
+    double tie_margin = 4.0 * sqrt(nmse_max * ref_sq / (double)n_vocab);
+    if (want[want_best] - want[got_best] > tie_margin)
+        c->argmax_ok = false;
+}
+
+/* Decodes tokens on model in a fresh context, as one batch or one token at a
+ * time; compares every row with ref_logits (when not NULL) and keeps the
+ * logits in kept (n_tokens x n_vocab floats, when not NULL). */
+static strata_status run_and_compare(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, int64_t n_ctx,
+                                     const int32_t *tokens, int64_t n_tokens, const double *ref_logits,
+                                     int64_t n_vocab, double nmse_max, comparison *c, float *kept, strata_error *err)
+{
+    strata_context *ctx = NULL;
+    strata_context_params params = strata_context_default_params();
+    params.n_ctx = n_ctx;
+    params.kv_dtype = kv_dtype;
+    *c = (comparison){.argmax_ok = true};
+    strata_status status = strata_context_create(model, &params, &ctx, err);
+    if (status != STRATA_OK)
+        goto fail;
+    for (int64_t t = 0; t < n_tokens;) {
+        int64_t n = one_at_a_time ? 1 : n_tokens;
+        if ((status = strata_decode(ctx, &tokens[t], n, !one_at_a_time, err)))
+            goto fail;
+        for (int64_t i = 0; i < n; i++, t++) {
+            const float *logits = strata_get_logits(ctx, one_at_a_time ? 0 : i);
+            if (ref_logits)
+                compare_row(logits, ref_logits + t * n_vocab, n_vocab, nmse_max, c);
+            if (kept)
+                memcpy(kept + t * n_vocab, logits, (size_t)n_vocab * sizeof(float));
+        }
+    }
+fail:
+    strata_context_free(ctx);
+    return status;
+}
+
+static strata_status load(const char *path, strata_model **model, strata_error *err)
+{
+    strata_model_params params = {.path = path, .backend = "cuda", .device = 0};
+    return strata_model_load(&params, model, err);
+}
+
+static void check_model(const char *label, const char *path, const int32_t *tokens, int64_t n_tokens, double nmse_max)
+{
+    strata_error err = {0};
+    reference_model *ref = NULL;
+    strata_model *model = NULL;
+    double *ref_logits = NULL;
+    comparison batch = {0}, single = {0};
+    strata_status status = reference_model_load(path, &ref, &err);
+    if (status != STRATA_OK)
+        goto fail;
+    int64_t n_vocab = reference_model_n_vocab(ref);
+    ref_logits = malloc((size_t)(n_tokens * n_vocab) * sizeof *ref_logits);
+    if (!ref_logits) {
+        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)) || (status = load(path, &model, &err)))
+        goto fail;
+    double single_max = nmse_max > kv_f16_nmse_floor ? nmse_max : kv_f16_nmse_floor;
+    if ((status = run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
+                                  &batch, NULL, &err)) ||
+        (status = run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
+                                  &single, NULL, &err)))
+        goto fail;
+    bool ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok && single.argmax_ok;
+    printf("%-26s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
+           batch.argmax_agree, batch.argmax_rows, single.argmax_agree, single.argmax_rows, nmse_max, ok ? "ok" : "FAIL");
+    if (!ok)
+        failures++;
+fail:
+    if (status != STRATA_OK) {
+        printf("%-26s error: %s\n", label, err.message);
+        failures++;
+    }
+    strata_model_free(model);
+    reference_model_free(ref);
+    free(ref_logits);
+}
+
+/* 600 tokens one at a time against the reference, with graphs on and off. */
+static void check_long_decode(const char *path)
+{
+    strata_error err = {0};
+    reference_model *ref = NULL;
+    strata_model *model = NULL;
+    double *ref_logits = NULL;
+    float *with_graphs = NULL, *without_graphs = NULL;
+    int32_t tokens[LONG_DECODE_TOKENS];
+    comparison graphs_on = {0}, graphs_off = {0};
+    const double nmse_max = 3e-3;
+    uint64_t state = 12345;
+    for (int i = 0; i < LONG_DECODE_TOKENS; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        tokens[i] = i == 0 ? 256 : (int32_t)((state >> 33) % 256);
+    }
+    strata_status status = reference_model_load(path, &ref, &err);
+    if (status != STRATA_OK)
+        goto fail;
+    int64_t n_vocab = reference_model_n_vocab(ref);
+    size_t count = (size_t)LONG_DECODE_TOKENS * (size_t)n_vocab;
+    ref_logits = malloc(count * sizeof *ref_logits);
+    with_graphs = malloc(count * sizeof *with_graphs);
+    without_graphs = malloc(count * sizeof *without_graphs);
+    if (!ref_logits || !with_graphs || !without_graphs) {
+        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    if ((status = reference_forward(ref, tokens, LONG_DECODE_TOKENS, ref_logits, &err)) ||
+        (status = load(path, &model, &err)) ||
+        (status = run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
+                                  ref_logits, n_vocab, nmse_max, &graphs_on, with_graphs, &err)))
+        goto fail;
+    strata_model_free(model);
+    model = NULL;
+    setenv("STRATA_CUDA_GRAPHS", "0", 1); /* read when the device opens */
+    status = load(path, &model, &err);
+    unsetenv("STRATA_CUDA_GRAPHS");
+    if (status != STRATA_OK ||
+        (status = run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
+                                  ref_logits, n_vocab, nmse_max, &graphs_off, without_graphs, &err)))
+        goto fail;
+    bool identical = memcmp(with_graphs, without_graphs, count * sizeof *with_graphs) == 0;
+    bool ok = graphs_on.worst_nmse <= nmse_max && graphs_off.worst_nmse <= nmse_max && graphs_on.argmax_ok &&
+              graphs_off.argmax_ok && identical;
+    printf("\nlong decode, %d tokens one at a time: nmse %.3e (graphs) %.3e (direct), argmax %d/%d; "
+           "graph and direct logits %s  %s\n",
+           LONG_DECODE_TOKENS, graphs_on.worst_nmse, graphs_off.worst_nmse, graphs_on.argmax_agree,
+           graphs_on.argmax_rows, identical ? "bit-identical" : "DIFFER", ok ? "ok" : "FAIL");
+    if (!ok)
+        failures++;
+fail:
+    if (status != STRATA_OK) {
+        printf("long decode error: %s\n", err.message);
+        failures++;
+    }
+    strata_model_free(model);
+    reference_model_free(ref);
+    free(ref_logits);
+    free(with_graphs);
+    free(without_graphs);
+}
+
+static bool make_temp_dir(char *out, size_t size)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, size, "%s/strata_cuda_e2e_XXXXXX", base && *base ? base : "/tmp");
+    return mkdtemp(out) != NULL;
+}
+
+int main(void)
+{
+    const backend_registration *cuda = backend_find("cuda");
+    if (!cuda) {
+        printf("skipped: this strata was built without the CUDA backend (configure with -DSTRATA_CUDA=ON)\n");
+        return 77;
+    }
+    strata_error count_err = {0};
+    if (cuda->device_count(&count_err) <= 0) {
+        printf("skipped: %s\n", count_err.message[0] ? count_err.message : "no CUDA device");
+        return 77;
+    }
+    char dir[512], path[600], label[64];
+    if (!make_temp_dir(dir, sizeof dir)) {
+        printf("cannot create a temporary directory\n");
+        return 1;
+    }
+    const int64_t n_byte_prompt = sizeof byte_prompt / sizeof byte_prompt[0];
+    printf("%-26s %12s %12s %13s %13s %10s\n", "model (cuda)", "nmse batch", "nmse 1-by-1", "argmax batch",
+           "argmax 1-by-1", "bound");
+    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
+        for (size_t t = 0; t < sizeof bounds / sizeof bounds[0]; t++) {
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, archs[a], bounds[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", archs[a], bounds[t].type);
+            strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = bounds[t].type, .seed = 1,
+                                          .output_path = path};
+            strata_error err = {0};
+            if (strata_synth(&params, &err) != STRATA_OK) {
+                printf("%-26s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            check_model(label, path, byte_prompt, n_byte_prompt, bounds[t].nmse_max);
+            remove(path);
+        }
+    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", stories_prompt,
+                sizeof stories_prompt / sizeof stories_prompt[0], 1e-9);
+    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", byte_prompt,
+                n_byte_prompt, 1e-6);
+
+    snprintf(path, sizeof path, "%s/llama_tiny_q4_k.gguf", dir);
+    strata_synth_params params = {.arch = "llama", .preset = "tiny", .type = "q4_k", .seed = 2, .output_path = path};
+    strata_error err = {0};
+    if (strata_synth(&params, &err) != STRATA_OK) {
+        printf("long decode synth error: %s\n", err.message);
+        failures++;
+    } else {
+        check_long_decode(path);
+        remove(path);
+    }
+    rmdir(dir);
+    if (failures) {
+        printf("\n%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("\nall CUDA end-to-end checks passed\n");
+    return 0;
+}
