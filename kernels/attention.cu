@@ -104,7 +104,7 @@ static __global__ void attention_kernel(kernel_attention_args args, float *parti
         block_sum_p += shared_sum[w] * weights[w];
     }
     const int64_t n_pairs = args.n_heads * args.n_tok;
-    float *partial = partials + (split * n_pairs + pair) * (hd + 2);
+    float *partial = args.n_splits > 1 ? partials + (split * n_pairs + pair) * (hd + 2) : NULL;
     for (int64_t d = lane; d < hd; d += WARP_SIZE) {
         float out = 0.0f;
         for (int w = 0; w < ATTENTION_WARPS; w++)

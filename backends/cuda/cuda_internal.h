@@ -2,12 +2,13 @@
  * descriptor that steps record, the check macros and the functions each file
  * provides.
  *
- * Streams: every op runs on ctx->stream, in issue order. Transfers of at
- * least CUDA_COPY_STREAM_BYTES go through ctx->copy_stream, fenced with
+ * Streams: every op runs on ctx->stream, in issue order. Uploads of at least
+ * CUDA_COPY_STREAM_BYTES (weights) go through ctx->copy_stream, fenced with
  * events on both sides so that they stay ordered with the ops exactly as if
- * they had been issued on ctx->stream; smaller ones go on ctx->stream
- * directly (the fences would cost more than the copy). Host memory is always
- * staged through pinned buffers owned by the context. */
+ * they had been issued on ctx->stream; smaller ones (tokens, positions) and
+ * downloads go on ctx->stream directly (fences would cost more than they
+ * save). Host memory is always staged through pinned buffers owned by the
+ * context. */
 #ifndef STRATA_CUDA_INTERNAL_H
 #define STRATA_CUDA_INTERNAL_H
 
@@ -25,7 +26,7 @@
 #define CUDA_UPLOAD_CHUNKS 2                      /* pinned upload buffers, used in turn */
 #define CUDA_UPLOAD_CHUNK_BYTES ((size_t)8 << 20)
 #define CUDA_COPY_STREAM_BYTES ((size_t)1 << 20)  /* transfers this large use the copy stream */
-#define CUDA_DOWNLOAD_STAGE_MAX ((size_t)64 << 20) /* largest pinned download staging */
+#define CUDA_DOWNLOAD_STAGE_MAX ((size_t)64 << 20) /* largest pinned download stage */
 #define CUDA_INDEX_CHECK_MAX 65536                /* ids/positions checked on the host outside steps */
 #define CUDA_GEMM_TILE_ELEMENTS ((int64_t)1 << 25) /* dequantized weight per GEMM call */
 #define CUDA_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
@@ -66,12 +67,6 @@ typedef struct cuda_op {
     int32_t n_splits;   /* attention: split-KV parts */
 } cuda_op;
 
-typedef struct cuda_pending_download {
-    void *dst;           /* the caller's memory, filled at sync */
-    size_t stage_offset; /* where the bytes land in the pinned stage */
-    size_t bytes;
-} cuda_pending_download;
-
 typedef struct cuda_graph_entry {
     uint64_t hash;
     int n_ops;
@@ -95,9 +90,7 @@ typedef struct cuda_context {
     cudaEvent_t upload_done[CUDA_UPLOAD_CHUNKS];
     int upload_next;
     void *download_stage; /* pinned */
-    size_t download_capacity, download_used;
-    cuda_pending_download *pending;
-    int n_pending, pending_capacity;
+    size_t download_capacity;
 
     unsigned int *error_flags;      /* device: KERNEL_ERROR_* bits */
     unsigned int *error_flags_host; /* pinned copy, read at sync */
