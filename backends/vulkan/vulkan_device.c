@@ -236,6 +236,7 @@ void vk_context_destroy(vk_context *ctx)
     if (ctx->device) {
         vkDeviceWaitIdle(ctx->device);
         vk_recording_destroy(ctx);
+        vk_suballoc_destroy(ctx);
         vkDestroyDevice(ctx->device, NULL);
     }
     if (ctx->instance)

@@ -30,12 +30,18 @@
 strata_status vk_fail(strata_error *err, VkResult result, const char *what);
 const char *vk_result_name(VkResult result);
 
+/* A shared block of device memory (vulkan_suballoc.c). */
+typedef struct vk_block vk_block;
+
 struct backend_buffer {
     VkBuffer buffer;
-    VkDeviceMemory memory;
-    VkDeviceSize bytes;    /* as requested */
-    VkDeviceSize capacity; /* bytes rounded up to 4 (shaders read whole words) */
-    void *mapped;          /* persistent mapping when host-visible, else NULL */
+    VkDeviceMemory memory;     /* its own allocation, or VK_NULL_HANDLE when in a block */
+    vk_block *block;           /* the shared block it is bound in, or NULL */
+    VkDeviceSize block_offset; /* where in the block */
+    VkDeviceSize memory_bytes; /* of memory it holds (VkMemoryRequirements.size) */
+    VkDeviceSize bytes;        /* as requested */
+    VkDeviceSize capacity;     /* bytes rounded up to 4 (shaders read whole words) */
+    void *mapped;              /* persistent mapping when host-visible, else NULL */
 };
 
 /* What the device can do (queried once at open). */
@@ -87,7 +93,12 @@ typedef struct vk_context {
     VkPhysicalDeviceProperties properties;
     VkPhysicalDeviceMemoryProperties memory_properties;
     vk_features features;
-    uint64_t allocated_bytes; /* by buffer_alloc, for free_bytes */
+    uint64_t allocated_bytes; /* device memory held (blocks and own allocations), for free_bytes */
+    struct {
+        vk_block *blocks;              /* every shared block, of any memory type */
+        uint32_t memory_objects;       /* live VkDeviceMemory, <= maxMemoryAllocationCount */
+        uint64_t max_allocation_bytes; /* maxMemoryAllocationSize; 0 until asked */
+    } suballoc;
 
     /* recording */
     VkCommandPool command_pool;
@@ -143,6 +154,25 @@ strata_status vk_open(int device_index, const backend_options *options, backend_
 strata_status vk_buffer_create(vk_context *ctx, VkDeviceSize bytes, bool host_visible, backend_buffer **out,
                                strata_error *err);
 void vk_buffer_destroy(vk_context *ctx, backend_buffer *buffer);
+
+/* --- device memory (vulkan_suballoc.c) ------------------------------------------ */
+/* One VkDeviceMemory of bytes; fails with OUT_OF_MEMORY when the device's
+ * maxMemoryAllocationCount is reached or the allocation fails. */
+strata_status vk_memory_allocate(vk_context *ctx, uint32_t memory_type, VkDeviceSize bytes, VkDeviceMemory *out,
+                                 strata_error *err);
+void vk_memory_free(vk_context *ctx, VkDeviceMemory memory, VkDeviceSize bytes); /* NULL is fine */
+/* Binds buffer->buffer at an aligned offset of a shared block of memory_type
+ * (a new block when none has room) and sets block, block_offset,
+ * memory_bytes and mapped. *bound is false, with STRATA_OK, when the buffer
+ * is too large to share or no block can be had: the caller then gives it
+ * its own allocation. */
+strata_status vk_suballoc_bind(vk_context *ctx, backend_buffer *buffer, const VkMemoryRequirements *needs,
+                               uint32_t memory_type, bool host_visible, bool *bound, strata_error *err);
+/* Gives a buffer's range back (the VkBuffer must be destroyed already);
+ * frees the block when it was the last. Nothing for own allocations. */
+void vk_suballoc_release(vk_context *ctx, backend_buffer *buffer);
+/* Frees every block left (at device destroy). */
+void vk_suballoc_destroy(vk_context *ctx);
 
 /* --- recording (vulkan_command.c) ------------------------------------------- */
 /* Command pool, buffer, fence, descriptor layouts, staging and params buffers. */

@@ -1,7 +1,7 @@
-/* Vulkan buffers: one VkBuffer over its own memory allocation per backend
- * buffer (tensors are few and large: the weights, the KV cache, the scratch
- * arena, so a sub-allocator would buy little), device-local for tensors and
- * host-visible + coherent for staging. */
+/* Vulkan buffers: one VkBuffer per backend buffer, device-local for tensors
+ * and host-visible + coherent for staging. Small ones are bound in a shared
+ * memory block (vulkan_suballoc.c); large ones (the weights) keep their own
+ * allocation. */
 #include <stdlib.h>
 
 #include "vulkan_internal.h"
@@ -65,35 +65,29 @@ strata_status vk_buffer_create(vk_context *ctx, VkDeviceSize bytes, bool host_vi
                              host_visible ? "host-visible" : "device");
         goto fail;
     }
-    VkMemoryAllocateInfo alloc = {
-        .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-        .allocationSize = needs.size,
-        .memoryTypeIndex = (uint32_t)type,
-    };
-    result = vkAllocateMemory(ctx->device, &alloc, NULL, &buffer->memory);
-    if (result != VK_SUCCESS) {
-        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "vulkan: cannot allocate %.1f MiB of %s memory (%s)",
-                             needs.size / 1048576.0, host_visible ? "host-visible" : "device",
-                             vk_result_name(result));
+    bool bound = false;
+    if ((status = vk_suballoc_bind(ctx, buffer, &needs, (uint32_t)type, host_visible, &bound, err)) != STRATA_OK)
         goto fail;
+    if (!bound) {
+        if ((status = vk_memory_allocate(ctx, (uint32_t)type, needs.size, &buffer->memory, err)) != STRATA_OK)
+            goto fail;
+        buffer->memory_bytes = needs.size;
+        if ((result = vkBindBufferMemory(ctx->device, buffer->buffer, buffer->memory, 0)) != VK_SUCCESS) {
+            status = vk_fail(err, result, "vkBindBufferMemory");
+            goto fail;
+        }
+        if (host_visible &&
+            (result = vkMapMemory(ctx->device, buffer->memory, 0, VK_WHOLE_SIZE, 0, &buffer->mapped)) != VK_SUCCESS) {
+            status = vk_fail(err, result, "vkMapMemory");
+            goto fail;
+        }
     }
-    if ((result = vkBindBufferMemory(ctx->device, buffer->buffer, buffer->memory, 0)) != VK_SUCCESS) {
-        status = vk_fail(err, result, "vkBindBufferMemory");
-        goto fail;
-    }
-    if (host_visible && (result = vkMapMemory(ctx->device, buffer->memory, 0, VK_WHOLE_SIZE, 0, &buffer->mapped)) !=
-                            VK_SUCCESS) {
-        status = vk_fail(err, result, "vkMapMemory");
-        goto fail;
-    }
-    ctx->allocated_bytes += needs.size;
     *out = buffer;
     return STRATA_OK;
 fail:
     if (buffer->buffer)
         vkDestroyBuffer(ctx->device, buffer->buffer, NULL);
-    if (buffer->memory)
-        vkFreeMemory(ctx->device, buffer->memory, NULL);
+    vk_memory_free(ctx, buffer->memory, buffer->memory_bytes);
     free(buffer);
     return status;
 }
@@ -102,12 +96,13 @@ void vk_buffer_destroy(vk_context *ctx, backend_buffer *buffer)
 {
     if (!buffer)
         return;
-    VkMemoryRequirements needs;
-    vkGetBufferMemoryRequirements(ctx->device, buffer->buffer, &needs);
-    ctx->allocated_bytes -= needs.size < ctx->allocated_bytes ? needs.size : ctx->allocated_bytes;
-    if (buffer->mapped)
-        vkUnmapMemory(ctx->device, buffer->memory);
     vkDestroyBuffer(ctx->device, buffer->buffer, NULL);
-    vkFreeMemory(ctx->device, buffer->memory, NULL);
+    if (buffer->block) {
+        vk_suballoc_release(ctx, buffer);
+    } else {
+        if (buffer->mapped)
+            vkUnmapMemory(ctx->device, buffer->memory);
+        vk_memory_free(ctx, buffer->memory, buffer->memory_bytes);
+    }
     free(buffer);
 }
