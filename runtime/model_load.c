@@ -117,10 +117,18 @@ static strata_status bind_layer(strata_model *model, int64_t layer_index, strata
     return STRATA_OK;
 }
 
+/* Reports progress when the caller asked for it (params->progress). */
+static void report_progress(const strata_model_params *params, double fraction)
+{
+    if (params->progress)
+        params->progress(params->progress_user, fraction);
+}
+
 /* Puts the file's data section where the device computes from it: the CPU
  * reads the mapping itself (no copy); other devices get a buffer of the same
- * layout and an upload of every tensor. */
-static strata_status place_weights(strata_model *model, strata_error *err)
+ * layout and an upload of every tensor. Progress goes to params->progress
+ * per tensor uploaded (by bytes), and 1.0 once everything is in place. */
+static strata_status place_weights(strata_model *model, const strata_model_params *params, strata_error *err)
 {
     const backend_ops *ops = model->device.ops;
     size_t data_bytes = gguf_file_size(model->file) - gguf_data_offset(model->file);
@@ -128,25 +136,41 @@ static strata_status place_weights(strata_model *model, strata_error *err)
         return strata_fail(err, STRATA_INVALID_INPUT, "%s: the file has no tensors", gguf_path(model->file));
     const gguf_tensor_info *first = gguf_tensor(model->file, 0);
     const char *data_base = (const char *)first->data - first->offset;
-    if (ops->buffer_wrap_host && model->device_info.host_visible)
-        return ops->buffer_wrap_host(model->device.ctx, (void *)data_base, data_bytes, &model->weight_buffer, err);
+    strata_status status;
+    if (ops->buffer_wrap_host && model->device_info.host_visible) {
+        status = ops->buffer_wrap_host(model->device.ctx, (void *)data_base, data_bytes, &model->weight_buffer, err);
+        if (status == STRATA_OK)
+            report_progress(params, 1.0);
+        return status;
+    }
 
     if (data_bytes > model->device_info.free_bytes)
         return strata_fail(err, STRATA_OUT_OF_MEMORY,
                            "%s: weights need %.2f GiB but device %s has %.2f GiB free", gguf_path(model->file),
                            data_bytes / 1073741824.0, model->device_info.name,
                            model->device_info.free_bytes / 1073741824.0);
-    strata_status status = ops->buffer_alloc(model->device.ctx, data_bytes, &model->weight_buffer, err);
+    status = ops->buffer_alloc(model->device.ctx, data_bytes, &model->weight_buffer, err);
     if (status != STRATA_OK)
         return status;
+    uint64_t total_bytes = 0, uploaded_bytes = 0;
+    for (int64_t i = 0; i < gguf_tensor_count(model->file); i++)
+        total_bytes += gguf_tensor(model->file, i)->size_bytes;
+    report_progress(params, 0.0);
     for (int64_t i = 0; i < gguf_tensor_count(model->file); i++) {
         const gguf_tensor_info *info = gguf_tensor(model->file, i);
         status = ops->upload(model->device.ctx, model->weight_buffer, (size_t)info->offset, info->data,
                              info->size_bytes, err);
         if (status != STRATA_OK)
             return status;
+        uploaded_bytes += info->size_bytes;
+        /* 1.0 only after sync: the last uploads may still be in flight */
+        if (uploaded_bytes < total_bytes)
+            report_progress(params, (double)uploaded_bytes / (double)total_bytes);
     }
-    return ops->sync(model->device.ctx, err);
+    if ((status = ops->sync(model->device.ctx, err)) != STRATA_OK)
+        return status;
+    report_progress(params, 1.0);
+    return STRATA_OK;
 }
 
 static strata_status bind_model(strata_model *model, strata_error *err)
@@ -201,7 +225,7 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
     snprintf(model->device_name, sizeof model->device_name, "%s: %s", model->device.ops->name,
              model->device_info.name);
 
-    if ((status = place_weights(model, err)) != STRATA_OK)
+    if ((status = place_weights(model, params, err)) != STRATA_OK)
         goto fail;
     if ((status = bind_model(model, err)) != STRATA_OK)
         goto fail;

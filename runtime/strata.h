@@ -59,6 +59,12 @@ typedef struct strata_model_params {
     int device;               /* index among the backend's devices */
     int n_threads;            /* CPU threads, 0 = all cores */
     const char *force_pre;    /* tokenizer pre-tokenizer override, NULL = from the file */
+    /* Optional (NULL: silent): called from strata_model_load, on its thread,
+     * as the weights reach the device, with the fraction placed so far
+     * (non-decreasing, in [0, 1]), and exactly once with 1.0 when all are in
+     * place. progress_user is passed through untouched. */
+    void (*progress)(void *user, double fraction);
+    void *progress_user;
 } strata_model_params;
 
 /* Opens and validates the file, reads the hyper-parameters, binds every

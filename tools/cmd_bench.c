@@ -20,6 +20,9 @@
 #include "strata.h"
 #include "units.h"
 
+/* The load progress bar of run and bench (cmd_run.c). */
+void cmd_load_progress(void *user, double fraction);
+
 static const char *const BENCH_CMD = "strata bench";
 
 #define BENCH_MAX_REPETITIONS 1000
@@ -340,11 +343,17 @@ int cmd_bench(int argc, char **argv)
     bench_result rows[2];
     int n_rows = 0;
 
+    int progress_shown = -1;
     strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
-                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads};
+                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads,
+                                        .progress = state.show_progress ? cmd_load_progress : NULL,
+                                        .progress_user = &progress_shown};
     if (state.show_progress)
         fprintf(stderr, "%s: loading %s\n", BENCH_CMD, opts.model_path);
-    if (strata_model_load(&model_params, &state.model, &err) != STRATA_OK) {
+    strata_status load_status = strata_model_load(&model_params, &state.model, &err);
+    if (progress_shown >= 0) /* a failed load leaves its bar: erase it before the message */
+        fprintf(stderr, "\r\033[K");
+    if (load_status != STRATA_OK) {
         fprintf(stderr, "%s: loading the model: %s\n", BENCH_CMD, err.message);
         goto done;
     }

@@ -51,6 +51,32 @@ typedef struct run_state {
     FILE *logits_file; /* --dump-logits, opened before anything else is done */
 } run_state;
 
+/* strata_model_params.progress for run and bench (cmd_bench.c declares it
+ * too): a one-line bar on stderr, redrawn only when the shown percentage
+ * changes, erased at 1.0. user is an int holding the percentage on screen,
+ * -1 before the first draw. Callers pass it only when stderr is a TTY. */
+void cmd_load_progress(void *user, double fraction)
+{
+    enum { BAR_WIDTH = 40 };
+    int *shown = user;
+    if (fraction >= 1.0) {
+        if (*shown >= 0)
+            fprintf(stderr, "\r\033[K");
+        *shown = -1;
+        return;
+    }
+    int percent = fraction <= 0.0 ? 0 : (int)(fraction * 100.0);
+    if (percent == *shown)
+        return;
+    *shown = percent;
+    char bar[BAR_WIDTH + 1];
+    int filled = percent * BAR_WIDTH / 100;
+    for (int i = 0; i < BAR_WIDTH; i++)
+        bar[i] = i < filled ? '#' : '.';
+    bar[BAR_WIDTH] = '\0';
+    fprintf(stderr, "\rloading weights [%s] %3d%%", bar, percent);
+}
+
 static void print_help(FILE *out)
 {
     fprintf(out,
@@ -447,10 +473,16 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "%s: --dump-logits: cannot create %s\n", RUN_CMD, opts.dump_logits_path);
         goto done;
     }
+    int progress_shown = -1;
     strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
-                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads};
+                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads,
+                                        .progress = isatty(STDERR_FILENO) ? cmd_load_progress : NULL,
+                                        .progress_user = &progress_shown};
     double load_start = units_now_seconds();
-    if (strata_model_load(&model_params, &state.model, &err) != STRATA_OK) {
+    strata_status load_status = strata_model_load(&model_params, &state.model, &err);
+    if (progress_shown >= 0) /* a failed load leaves its bar: erase it before the message */
+        fprintf(stderr, "\r\033[K");
+    if (load_status != STRATA_OK) {
         print_library_error("loading the model", &err);
         goto done;
     }
