@@ -66,3 +66,52 @@ target_compile_options(strata_lib PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xptxas=-wa
 if(STRATA_WERROR)
   target_compile_options(strata_lib PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings>)
 endif()
+
+# --- the CUDA backend on a CPU emulation of CUDA (tests only) ------------------------------
+# tests/cuda_emulator/ stands in for the CUDA runtime, cuBLAS and the device:
+# the backend's host code and the kernels/*.cu sources (launch syntax
+# rewritten) build against it into a separate library, and the op-conformance
+# suite, the end-to-end logits and the device test run on it as ctest tests,
+# here and in CI, where no GPU is. Nothing of it reaches libstrata.
+option(STRATA_CUDA_EMULATED_TESTS "Also run the CUDA tests on the CPU emulation of CUDA" ON)
+if(STRATA_CUDA_EMULATED_TESTS)
+  enable_language(CXX)
+  set(STRATA_EMU_DIR ${CMAKE_CURRENT_SOURCE_DIR}/tests/cuda_emulator)
+  file(GLOB STRATA_EMU_KERNELS CONFIGURE_DEPENDS kernels/*.cu)
+  set(STRATA_EMU_KERNEL_SOURCES "")
+  foreach(kernel ${STRATA_EMU_KERNELS})
+    get_filename_component(kernel_name ${kernel} NAME_WE)
+    set(generated ${CMAKE_CURRENT_BINARY_DIR}/cuda_emulated/${kernel_name}.cpp)
+    add_custom_command(OUTPUT ${generated}
+                       COMMAND ${CMAKE_COMMAND} -DINPUT=${kernel} -DOUTPUT=${generated}
+                               -P ${STRATA_EMU_DIR}/rewrite_launches.cmake
+                       DEPENDS ${kernel} ${STRATA_EMU_DIR}/rewrite_launches.cmake
+                       COMMENT "Rewriting ${kernel_name}.cu for the CUDA emulator")
+    list(APPEND STRATA_EMU_KERNEL_SOURCES ${generated})
+  endforeach()
+  file(GLOB STRATA_EMU_C_SOURCES CONFIGURE_DEPENDS runtime/*.c backends/*.c backends/cpu/*.c backends/cuda/*.c)
+  add_library(strata_cuda_emulated STATIC ${STRATA_EMU_C_SOURCES} ${STRATA_EMU_KERNEL_SOURCES}
+                                          ${STRATA_EMU_DIR}/emulator.cpp)
+  target_include_directories(strata_cuda_emulated BEFORE PUBLIC ${STRATA_EMU_DIR}/include)
+  target_include_directories(strata_cuda_emulated PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/runtime ${CMAKE_CURRENT_SOURCE_DIR}
+                                                         ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
+  target_compile_definitions(strata_cuda_emulated PUBLIC STRATA_WITH_CUDA STRATA_CUDA_EMULATED
+                                                         "STRATA_CUDA_ARCHITECTURES=\"emulated\"")
+  set_source_files_properties(${STRATA_EMU_KERNEL_SOURCES} PROPERTIES
+    COMPILE_OPTIONS "-include;${STRATA_EMU_DIR}/include/emulator_device.h;-Wno-unknown-pragmas;-Wno-unused-parameter")
+  set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
+  target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m PkgConfig::PCRE2 PkgConfig::UTF8PROC)
+
+  enable_testing()
+  file(GLOB STRATA_EMU_TEST_COMMON CONFIGURE_DEPENDS tests/common/*.c)
+  foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device)
+    set(emulated_name ${test_name}_cuda_emulated)
+    add_executable(${emulated_name} tests/${test_name}.c ${STRATA_EMU_TEST_COMMON})
+    target_link_libraries(${emulated_name} PRIVATE strata_cuda_emulated)
+    target_include_directories(${emulated_name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/tests/common)
+    target_compile_definitions(${emulated_name} PRIVATE
+      STRATA_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/tests/data" STRATA_MODELS_DIR="${CMAKE_CURRENT_SOURCE_DIR}/models")
+    add_test(NAME ${emulated_name} COMMAND ${emulated_name})
+    set_tests_properties(${emulated_name} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
+  endforeach()
+endif()

@@ -32,14 +32,15 @@ static __device__ __forceinline__ void write_unit(const quant_unit &unit, void *
     } else {
         uint4 *dst = (uint4 *)out;
         for (int k = 0; k < 4; k++) {
-            __half2 h[4];
+            uint32_t pairs[4]; /* element 2j in the low half, 2j + 1 in the high half */
             for (int j = 0; j < 4; j++)
-                h[j] = __floats2half2_rn(unpack_value(&unit, 8 * k + 2 * j), unpack_value(&unit, 8 * k + 2 * j + 1));
+                pairs[j] = (uint32_t)__half_as_ushort(__float2half_rn(unpack_value(&unit, 8 * k + 2 * j))) |
+                           ((uint32_t)__half_as_ushort(__float2half_rn(unpack_value(&unit, 8 * k + 2 * j + 1))) << 16);
             uint4 packed;
-            packed.x = *(const uint32_t *)&h[0];
-            packed.y = *(const uint32_t *)&h[1];
-            packed.z = *(const uint32_t *)&h[2];
-            packed.w = *(const uint32_t *)&h[3];
+            packed.x = pairs[0];
+            packed.y = pairs[1];
+            packed.z = pairs[2];
+            packed.w = pairs[3];
             dst[k] = packed;
         }
     }

@@ -172,9 +172,8 @@ static __device__ __forceinline__ void decode_load(uint4 raw, float *out)
             out[j] = __uint_as_float(words[j]);
     } else if (DTYPE == KERNEL_F16) {
         for (int j = 0; j < 4; j++) {
-            const float2 pair = __half22float2(*(const __half2 *)&words[j]);
-            out[2 * j] = pair.x;
-            out[2 * j + 1] = pair.y;
+            out[2 * j] = __half2float(__ushort_as_half((unsigned short)(words[j] & 0xffffu)));
+            out[2 * j + 1] = __half2float(__ushort_as_half((unsigned short)(words[j] >> 16)));
         }
     } else {
         for (int j = 0; j < 4; j++) {

@@ -5,12 +5,13 @@
 #include "cuda_common.h"
 
 #define ROPE_THREADS 256
+#define ROPE_MAX_PAIRS 512 /* n_rot <= 1024 (kernels/launch.h) */
 
 static __global__ void rope_kernel(float *dst, const float *x, const int32_t *positions, const float *factors,
                                    int64_t head_dim, int64_t n_heads, int n_rot, bool neox, float freq_base,
                                    float freq_scale)
 {
-    extern __shared__ float cos_sin[]; /* [n_rot]: cos, sin of pair i at 2i, 2i + 1 */
+    __shared__ float cos_sin[2 * ROPE_MAX_PAIRS]; /* cos, sin of pair i at 2i, 2i + 1 */
     const int64_t t = blockIdx.x;
     const int half = n_rot / 2;
     const double position = (double)positions[t] * (double)freq_scale;
@@ -49,9 +50,9 @@ extern "C" cudaError_t kernel_rope(float *dst, const float *x, const int32_t *po
 {
     if (n_tok <= 0 || n_heads <= 0 || n_rot <= 0)
         return cudaSuccess;
-    if (n_tok > 0x7fffffff || n_rot > 16384)
+    if (n_tok > 0x7fffffff || n_rot > 2 * ROPE_MAX_PAIRS)
         return cudaErrorInvalidValue;
-    rope_kernel<<<(unsigned int)n_tok, ROPE_THREADS, (size_t)n_rot * sizeof(float), stream>>>(
+    rope_kernel<<<(unsigned int)n_tok, ROPE_THREADS, 0, stream>>>(
         dst, x, positions, factors, head_dim, n_heads, n_rot, neox, freq_base, freq_scale);
     return cudaGetLastError();
 }

@@ -165,7 +165,8 @@ bool cuda_check_rope(const backend_op *op, char *why, size_t why_size)
         !need(is_vector(pos, x->ne[2]), why, why_size, "src1 must hold %lld positions", (long long)x->ne[2]) ||
         !need(n_rot > 0 && n_rot % 2 == 0 && n_rot <= x->ne[0], why, why_size,
               "n_rot %d must be even and in (0, head_dim %lld]", n_rot, (long long)x->ne[0]) ||
-        !need(n_rot <= 16384, why, why_size, "n_rot %d is more than the kernel's 16384", n_rot))
+        !need(n_rot <= KERNEL_ROPE_MAX_ROT, why, why_size, "n_rot %d is more than the kernel's %d", n_rot,
+              KERNEL_ROPE_MAX_ROT))
         return false;
     if (factors && (!need_tensor(factors, "src2", DTYPE_F32, why, why_size) ||
                     !need(is_vector(factors, n_rot / 2), why, why_size, "src2 must hold n_rot/2 = %d factors", n_rot / 2)))
