@@ -97,6 +97,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
                                                          ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
   target_compile_definitions(strata_cuda_emulated PUBLIC STRATA_WITH_CUDA STRATA_CUDA_EMULATED
                                                          "STRATA_CUDA_ARCHITECTURES=\"emulated\"")
+  target_compile_definitions(strata_cuda_emulated PRIVATE UNPACK_CHECK_ALIGNMENT)
   set_source_files_properties(${STRATA_EMU_KERNEL_SOURCES} PROPERTIES
     COMPILE_OPTIONS "-include;${STRATA_EMU_DIR}/include/emulator_device.h;-Wno-unknown-pragmas;-Wno-unused-parameter")
   set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)

@@ -60,6 +60,25 @@ typedef struct quant_unit {
 
 /* --- loads ---------------------------------------------------------------------- */
 
+/* The device loads below assume the alignments stated at the top (a GPU
+ * faults on a misaligned load); the CPU emulation of CUDA used by the tests
+ * (tests/cuda_emulator/) defines UNPACK_CHECK_ALIGNMENT to check them on the
+ * host path, which it runs instead. */
+#ifdef UNPACK_CHECK_ALIGNMENT
+#ifdef __cplusplus
+extern "C"
+#endif
+    void
+    unpack_misaligned(const void *address, int alignment);
+#define UNPACK_ASSERT_ALIGNED(p, alignment)                                                                         \
+    do {                                                                                                           \
+        if ((uintptr_t)(p) % (alignment) != 0)                                                                     \
+            unpack_misaligned((p), (alignment));                                                                   \
+    } while (0)
+#else
+#define UNPACK_ASSERT_ALIGNED(p, alignment) ((void)0)
+#endif
+
 /* IEEE half bits -> float, exact (normal, subnormal, inf, nan). */
 UNPACK_FN float unpack_half(uint16_t bits)
 {
@@ -83,6 +102,7 @@ UNPACK_FN uint16_t unpack_u16(const uint8_t *p) /* p even */
 #ifdef __CUDA_ARCH__
     return *(const uint16_t *)p;
 #else
+    UNPACK_ASSERT_ALIGNED(p, 2);
     return (uint16_t)(p[0] | (p[1] << 8));
 #endif
 }
@@ -94,6 +114,7 @@ UNPACK_FN uint32_t unpack_u32_a2(const uint8_t *p)
     const uint16_t *h = (const uint16_t *)p;
     return (uint32_t)h[0] | ((uint32_t)h[1] << 16);
 #else
+    UNPACK_ASSERT_ALIGNED(p, 2);
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 #endif
 }
@@ -104,6 +125,7 @@ UNPACK_FN uint32_t unpack_u32_a4(const uint8_t *p)
 #ifdef __CUDA_ARCH__
     return *(const uint32_t *)p;
 #else
+    UNPACK_ASSERT_ALIGNED(p, 4);
     return unpack_u32_a2(p);
 #endif
 }

@@ -607,6 +607,15 @@ cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
     return cudaSuccess;
 }
 
+/* kernels/quant_unpack.h calls this where a GPU would fault on a misaligned load. */
+void unpack_misaligned(const void *address, int alignment)
+{
+    char message[128];
+    snprintf(message, sizeof message, "a %d-byte load from %p, which is not %d-byte aligned (a GPU would fault)",
+             alignment, address, alignment);
+    die(message);
+}
+
 uint64_t emu_kernels_run(void)
 {
     return kernels_run;
