@@ -103,6 +103,12 @@ if(STRATA_CUDA_EMULATED_TESTS)
   set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m PkgConfig::PCRE2 PkgConfig::UTF8PROC)
 
+  # the strata command on the emulator, for trying the CUDA paths of run/bench without a GPU
+  file(GLOB STRATA_EMU_TOOL_SOURCES CONFIGURE_DEPENDS tools/*.c)
+  add_executable(strata_cli_cuda_emulated ${STRATA_EMU_TOOL_SOURCES})
+  target_link_libraries(strata_cli_cuda_emulated PRIVATE strata_cuda_emulated)
+  set_target_properties(strata_cli_cuda_emulated PROPERTIES OUTPUT_NAME strata-cuda-emulated)
+
   enable_testing()
   file(GLOB STRATA_EMU_TEST_COMMON CONFIGURE_DEPENDS tests/common/*.c)
   foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device)
