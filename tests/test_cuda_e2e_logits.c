@@ -28,6 +28,9 @@
 
 #include "backends/backend.h"
 #include "reference_forward.h"
+#ifdef STRATA_CUDA_EMULATED
+#include <cuda_runtime_api.h> /* the emulator's statistics */
+#endif
 #include "strata.h"
 
 static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
@@ -204,11 +207,24 @@ static void check_long_decode(const char *path)
         status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
         goto fail;
     }
+#ifdef STRATA_CUDA_EMULATED
+    uint64_t graph_launches_before = emu_graph_launches();
+#endif
     if ((status = reference_forward(ref, tokens, LONG_DECODE_TOKENS, ref_logits, &err)) ||
         (status = load(path, &model, &err)) ||
         (status = run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
                                   ref_logits, n_vocab, nmse_max, &graphs_on, with_graphs, &err)))
         goto fail;
+#ifdef STRATA_CUDA_EMULATED
+    /* every step but the first of each context bucket replays a graph */
+    uint64_t replays = emu_graph_launches() - graph_launches_before;
+    printf("graph launches during the long decode: %llu of %d steps\n", (unsigned long long)replays,
+           LONG_DECODE_TOKENS);
+    if (replays < LONG_DECODE_TOKENS - 4) {
+        printf("FAIL: the decode steps were not replayed as graphs\n");
+        failures++;
+    }
+#endif
     strata_model_free(model);
     model = NULL;
     setenv("STRATA_CUDA_GRAPHS", "0", 1); /* read when the device opens */
