@@ -151,7 +151,7 @@ static size_t utf8_encode(uint32_t codepoint, char *out)
     return 2;
 }
 
-enum { BYTE_VOCAB_SIZE = 258, TOKEN_TEXT_MAX = 32, TOKEN_TYPE_NORMAL = 1, TOKEN_TYPE_CONTROL = 3 };
+enum { BYTE_VOCAB_SIZE = 258, TOKEN_TEXT_MAX = 40, /* "<|reserved_" + 20 digits + "|>" + NUL fits */ TOKEN_TYPE_NORMAL = 1, TOKEN_TYPE_CONTROL = 3 };
 
 /* The built-in vocabulary: 256 byte tokens, BOS, EOS, then reserved control
  * tokens up to n_vocab. No merges: text encodes to one token per byte. */
