@@ -93,6 +93,19 @@ uint64_t strata_model_decode_weight_bytes(const strata_model *model);
  * cores) over a buffer much larger than the caches, in bytes per second. */
 strata_status strata_measure_host_bandwidth(int n_threads, double *bytes_per_second, strata_error *err);
 
+/* Measures the memory bandwidth of the device the model runs on, now, in
+ * bytes per second: the device's own measurement where its backend has one
+ * (CUDA: a device-to-device copy), else the host read bandwidth with
+ * n_threads threads (0 = all cores). *method (may be NULL) receives a short
+ * description of what was measured. Blocks for about a second. */
+strata_status strata_model_measure_bandwidth(const strata_model *model, int n_threads, double *bytes_per_second,
+                                             const char **method, strata_error *err);
+
+/* Measures the matrix-multiply rate of the model's device for the prefill
+ * roofline, in floating point operations per second. STRATA_UNSUPPORTED when
+ * the backend has no such measurement (the CPU today). */
+strata_status strata_model_measure_gemm_peak(const strata_model *model, double *flops, strata_error *err);
+
 /* --- inference contexts ------------------------------------------------------ */
 
 typedef struct strata_context strata_context;

@@ -6,8 +6,11 @@
  * One warm-up run of each test first; then mean and standard deviation of
  * tokens/s over the repetitions. For tg, bytes read per token (weights of
  * one decode step + the KV cache at the average position) x tokens/s gives
- * the achieved bandwidth, reported as a fraction of the host read bandwidth
- * measured by strata_measure_host_bandwidth in the same run. */
+ * the achieved bandwidth, reported as a fraction of the memory bandwidth of
+ * the model's device measured in the same run (strata_model_measure_bandwidth:
+ * the device's own copy test where the backend has one, else the host read
+ * bandwidth). For pp, where the device measures its GEMM peak, tokens/s x 2 x
+ * parameters as a fraction of it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,7 +228,9 @@ typedef struct bench_report {
     uint64_t n_params;
     const char *backend;
     int threads;
-    double host_bandwidth; /* bytes/s; 0 when not measured */
+    double bandwidth;            /* bytes/s of the model's device; 0 when not measured */
+    const char *bandwidth_method; /* what was measured */
+    double gemm_peak;            /* FLOP/s of the device's prefill GEMM; 0 when unknown */
     const char *device_name;
 } bench_report;
 
@@ -235,7 +240,17 @@ static bool row_bandwidth(const bench_report *report, const bench_result *row, d
     if (row->bytes_per_token <= 0)
         return false;
     *gbps = row->bytes_per_token * row->mean_tps / 1e9;
-    *fraction = report->host_bandwidth > 0 ? row->bytes_per_token * row->mean_tps / report->host_bandwidth : 0;
+    *fraction = report->bandwidth > 0 ? row->bytes_per_token * row->mean_tps / report->bandwidth : 0;
+    return true;
+}
+
+/* Fraction of the measured GEMM peak a pp row reaches (2 FLOP per parameter
+ * per token); false for tg rows or when the peak is unknown. */
+static bool row_gemm_fraction(const bench_report *report, const bench_result *row, double *fraction)
+{
+    if (row->bytes_per_token > 0 || report->gemm_peak <= 0)
+        return false;
+    *fraction = 2.0 * (double)report->n_params * row->mean_tps / report->gemm_peak;
     return true;
 }
 
@@ -251,17 +266,21 @@ static void print_markdown(const bench_report *report, const bench_result *rows,
         char gbps_text[32] = "-", roofline_text[32] = "-";
         if (row_bandwidth(report, &rows[r], &gbps, &fraction)) {
             snprintf(gbps_text, sizeof gbps_text, "%.2f", gbps);
-            if (report->host_bandwidth > 0)
+            if (report->bandwidth > 0)
                 snprintf(roofline_text, sizeof roofline_text, "%.1f %%", 100 * fraction);
+        } else if (row_gemm_fraction(report, &rows[r], &fraction)) {
+            snprintf(roofline_text, sizeof roofline_text, "%.1f %% of GEMM", 100 * fraction);
         }
         printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f | %s | %s |\n", report->model_desc, size, params,
                report->backend, report->threads, rows[r].test, rows[r].mean_tps, rows[r].stddev_tps, gbps_text,
                roofline_text);
     }
     printf("\ndevice: %s\n", report->device_name);
-    if (report->host_bandwidth > 0)
-        printf("host read bandwidth: %.2f GB/s (%d thread%s, best of 5 passes over 512 MiB)\n",
-               report->host_bandwidth / 1e9, report->threads, report->threads == 1 ? "" : "s");
+    if (report->bandwidth > 0)
+        printf("memory bandwidth: %.2f GB/s (%s, %d thread%s), measured in this run\n", report->bandwidth / 1e9,
+               report->bandwidth_method, report->threads, report->threads == 1 ? "" : "s");
+    if (report->gemm_peak > 0)
+        printf("GEMM peak: %.1f TFLOP/s, measured in this run\n", report->gemm_peak / 1e12);
 }
 
 static void print_json_string(const char *text)
@@ -289,8 +308,8 @@ static void print_json(const bench_report *report, const bench_result *rows, int
     print_json_string(report->backend);
     printf(",\n  \"device\": ");
     print_json_string(report->device_name);
-    printf(",\n  \"threads\": %d,\n  \"repetitions\": %lld,\n  \"host_bandwidth_gbps\": %.3f,\n  \"results\": [\n",
-           report->threads, (long long)report->opts->repetitions, report->host_bandwidth / 1e9);
+    printf(",\n  \"threads\": %d,\n  \"repetitions\": %lld,\n  \"bandwidth_gbps\": %.3f,\n  \"results\": [\n",
+           report->threads, (long long)report->opts->repetitions, report->bandwidth / 1e9);
     for (int r = 0; r < n_rows; r++) {
         double gbps = 0, fraction = 0;
         bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
@@ -307,7 +326,7 @@ static void print_json(const bench_report *report, const bench_result *rows, int
 static void print_csv(const bench_report *report, const bench_result *rows, int n_rows)
 {
     printf("model,size_bytes,n_params,backend,threads,test,n_tokens,tps_mean,tps_stddev,gbps,roofline,"
-           "host_bandwidth_gbps\n");
+           "bandwidth_gbps\n");
     for (int r = 0; r < n_rows; r++) {
         double gbps = 0, fraction = 0;
         bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
@@ -318,7 +337,7 @@ static void print_csv(const bench_report *report, const bench_result *rows, int 
             printf("%.4f,%.4f,", gbps, fraction);
         else
             printf(",,");
-        printf("%.3f\n", report->host_bandwidth / 1e9);
+        printf("%.3f\n", report->bandwidth / 1e9);
     }
 }
 
@@ -398,11 +417,15 @@ int cmd_bench(int argc, char **argv)
     file_type_describe_model(opts.model_path, hp, report.model_desc, sizeof report.model_desc);
     if (opts.measure_bandwidth) {
         if (state.show_progress)
-            fprintf(stderr, "%s: measuring host read bandwidth\n", BENCH_CMD);
-        if (strata_measure_host_bandwidth((int)opts.n_threads, &report.host_bandwidth, &err) != STRATA_OK) {
+            fprintf(stderr, "%s: measuring memory bandwidth\n", BENCH_CMD);
+        if (strata_model_measure_bandwidth(state.model, (int)opts.n_threads, &report.bandwidth,
+                                           &report.bandwidth_method, &err) != STRATA_OK) {
             fprintf(stderr, "%s: measuring bandwidth: %s\n", BENCH_CMD, err.message);
             goto done;
         }
+        /* the CPU has no GEMM measurement yet: its pp rows show no roofline */
+        if (strata_model_measure_gemm_peak(state.model, &report.gemm_peak, &err) != STRATA_OK)
+            report.gemm_peak = 0;
     }
     if (opts.format == BENCH_JSON)
         print_json(&report, rows, n_rows);

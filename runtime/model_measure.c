@@ -1,0 +1,24 @@
+/* Ceilings for the benchmark, measured on the device the model runs on. */
+#include "model.h"
+
+strata_status strata_model_measure_bandwidth(const strata_model *model, int n_threads, double *bytes_per_second,
+                                             const char **method, strata_error *err)
+{
+    const backend_ops *ops = model->device.ops;
+    if (ops->measure_bandwidth) {
+        if (method)
+            *method = "device-to-device copy";
+        return ops->measure_bandwidth(model->device.ctx, bytes_per_second, err);
+    }
+    if (method)
+        *method = "host read, best of 5 passes over 512 MiB";
+    return strata_measure_host_bandwidth(n_threads, bytes_per_second, err);
+}
+
+strata_status strata_model_measure_gemm_peak(const strata_model *model, double *flops, strata_error *err)
+{
+    const backend_ops *ops = model->device.ops;
+    if (!ops->measure_gemm_peak)
+        return strata_fail(err, STRATA_UNSUPPORTED, "the %s backend has no GEMM peak measurement", ops->name);
+    return ops->measure_gemm_peak(model->device.ctx, flops, err);
+}
