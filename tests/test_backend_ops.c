@@ -827,7 +827,7 @@ static int check_kernel_choice(void)
         {DTYPE_Q4_K, CPU_ISA_AVX2, CPU_KERNEL_AVX2},     {DTYPE_Q4_K, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
         {DTYPE_Q8_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},     {DTYPE_Q6_K, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_F16, CPU_ISA_AVX2, CPU_KERNEL_AVX2},      {DTYPE_Q4_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
-        {DTYPE_Q5_K, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},   {DTYPE_Q2_K, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},
+        {DTYPE_Q5_K, CPU_ISA_AVX2, CPU_KERNEL_AVX2},     {DTYPE_Q2_K, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},
         {DTYPE_I32, CPU_ISA_AVX2, CPU_KERNEL_NONE},      {DTYPE_Q8_K, CPU_ISA_SCALAR, CPU_KERNEL_NONE},
         {DTYPE_Q8_1, CPU_ISA_AVX2, CPU_KERNEL_NONE},
     };
@@ -851,6 +851,61 @@ static int check_kernel_choice(void)
             printf("FAIL kernel choice: no scalar kernel for %s\n", dtype_name(weight_types[i].dtype));
             failures++;
         }
+    return failures;
+}
+
+/* Every AVX2 dot product against its scalar twin on the same bytes: they may
+ * differ only by float summation order, so the bound is a small fraction of
+ * sum |w_i a_i| (the conformance nmse bounds are far looser, sized for the
+ * activation rounding both share). Three kinds of rows: gaussian; activations
+ * all of one magnitude (every quant +-127, the widest int16 pair sums); and
+ * weights of one magnitude with random signs (the largest weight quants). */
+static int check_dot_agreement(void)
+{
+    enum { N = 4096 };
+    static float w_values[N], x_values[N], w_decoded[N];
+    static uint8_t w_bytes[N * 4], act_bytes[N * 4];
+    int failures = 0, checked = 0;
+    if (cpu_detect_isa() != CPU_ISA_AVX2) {
+        printf("dot agreement: skipped (no AVX2 here)\n");
+        return 0;
+    }
+    for (size_t t = 0; t < sizeof weight_types / sizeof weight_types[0]; t++) {
+        strata_dtype dtype = weight_types[t].dtype;
+        const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
+        if (!kernel || !kernel->avx2 || kernel->act == CPU_ACT_F32)
+            continue;
+        for (int pattern = 0; pattern < 3; pattern++)
+            for (int seed = 1; seed <= 4; seed++) {
+                rng_state = 0x9E3779B97F4A7C15ULL * (uint64_t)(16 * t + 4 * pattern + seed);
+                for (int64_t i = 0; i < N; i++) {
+                    float sign_w = rng_uniform() < 0.5 ? -1.0f : 1.0f, sign_x = rng_uniform() < 0.5 ? -1.0f : 1.0f;
+                    w_values[i] = pattern == 2 ? 0.7f * sign_w : 0.5f * rng_gauss();
+                    x_values[i] = pattern == 1 ? 1.3f * sign_x : rng_gauss();
+                }
+                strata_error err = {0};
+                if (quant_quantize_row(dtype, w_values, w_bytes, N, &err) != STRATA_OK ||
+                    quant_dequantize_row(dtype, w_bytes, w_decoded, N, &err) != STRATA_OK) {
+                    printf("FAIL dot agreement %s: %s\n", dtype_name(dtype), err.message);
+                    failures++;
+                    continue;
+                }
+                cpu_quantize_activation(kernel->act, x_values, act_bytes, N, CPU_ISA_SCALAR);
+                double magnitude = 0.0;
+                for (int64_t i = 0; i < N; i++)
+                    magnitude += fabs((double)w_decoded[i] * x_values[i]);
+                float scalar = kernel->scalar(N, w_bytes, act_bytes);
+                float avx2 = kernel->avx2(N, w_bytes, act_bytes);
+                checked++;
+                if (!(fabs((double)avx2 - scalar) <= 1e-5 * magnitude + 1e-6)) {
+                    printf("FAIL dot agreement %s pattern %d seed %d: avx2 %.9g, scalar %.9g (sum |w a| %.6g)\n",
+                           dtype_name(dtype), pattern, seed, avx2, scalar, magnitude);
+                    failures++;
+                }
+            }
+    }
+    if (failures == 0)
+        printf("dot agreement: ok (%d rows)\n", checked);
     return failures;
 }
 
@@ -932,7 +987,7 @@ static int test_device(const char *backend, const char *label, const op_case *ca
 
 int main(void)
 {
-    int failures = check_kernel_choice() + check_thread_pool();
+    int failures = check_kernel_choice() + check_dot_agreement() + check_thread_pool();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);
     if (!cases) {

@@ -26,7 +26,7 @@ static const cpu_matmul_kernel kernel_table[] = {
     {DTYPE_Q2_K, CPU_ACT_Q8_K, cpu_dot_q2_k_scalar, NULL},
     {DTYPE_Q3_K, CPU_ACT_Q8_K, cpu_dot_q3_k_scalar, NULL},
     {DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2)},
-    {DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, NULL},
+    {DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, AVX2(cpu_dot_q5_k_avx2)},
     {DTYPE_Q6_K, CPU_ACT_Q8_K, cpu_dot_q6_k_scalar, AVX2(cpu_dot_q6_k_avx2)},
 };
 
