@@ -89,6 +89,8 @@ float cpu_dot_q8_0_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q5_k_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q3_k_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_q2_k_avx2(int64_t n, const void *w, const void *a);
 
 /* y[i] += a * x[i] for n elements of x in F16 (attention's weighted sum of
  * V rows). */
