@@ -142,6 +142,81 @@ AVX2_FN float cpu_dot_q4_0_avx2(int64_t n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
+/* The 32 bits of a Q5_0/Q5_1 qh as 32 bytes: byte i is 16 when bit i is set,
+ * 0 otherwise. Each 128-bit lane gathers the two qh bytes it covers (byte
+ * i / 8) into every position, then tests bit i % 8. */
+AVX2_FN static inline __m256i fifth_bits(const uint8_t qh_bytes[4])
+{
+    uint32_t qh;
+    memcpy(&qh, qh_bytes, sizeof qh);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL,
+                                             0x0000000000000000LL);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(16));
+}
+
+/* Q4_1/Q5_1 quants, low nibbles as bytes 0..15 and high nibbles as 16..31. */
+AVX2_FN static inline __m256i nibbles_32(const uint8_t qs[16])
+{
+    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* w = d q + m: sum w a = d da sum(q qa) + m s, q unsigned (0..15). */
+AVX2_FN float cpu_dot_q4_1_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q4_1 *wb = w;
+    const block_q8_1 *ab = a;
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (int64_t b = 0; b < n / QK4_1; b++) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        __m256i sumi = sum_pairs_i16(_mm256_maddubs_epi16(nibbles_32(wb[b].qs), y));
+        __m256 d = _mm256_set1_ps(half_to_f32(wb[b].d) * half_to_f32(ab[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        offsets += half_to_f32(wb[b].m) * half_to_f32(ab[b].s);
+    }
+    return hsum_ps(acc) + offsets;
+}
+
+/* Q5_1: as Q4_1 with the fifth bit (q unsigned, 0..31). */
+AVX2_FN float cpu_dot_q5_1_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q5_1 *wb = w;
+    const block_q8_1 *ab = a;
+    __m256 acc = _mm256_setzero_ps();
+    float offsets = 0.0f;
+    for (int64_t b = 0; b < n / QK5_1; b++) {
+        __m256i q = _mm256_or_si256(nibbles_32(wb[b].qs), fifth_bits(wb[b].qh));
+        __m256i y = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        __m256i sumi = sum_pairs_i16(_mm256_maddubs_epi16(q, y));
+        __m256 d = _mm256_set1_ps(half_to_f32(wb[b].d) * half_to_f32(ab[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        offsets += half_to_f32(wb[b].m) * half_to_f32(ab[b].s);
+    }
+    return hsum_ps(acc) + offsets;
+}
+
+/* Q5_0: 5-bit quants with an offset of 16 (signed, -16..15). */
+AVX2_FN float cpu_dot_q5_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_q5_0 *wb = w;
+    const block_q8_0 *ab = a;
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK5_0; b++) {
+        __m256i q = _mm256_or_si256(nibbles_32(wb[b].qs), fifth_bits(wb[b].qh));
+        __m256i x = _mm256_sub_epi8(q, sixteen);
+        __m256i y = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        __m256 d = _mm256_set1_ps(half_to_f32(wb[b].d) * half_to_f32(ab[b].d));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_32(x, y)), acc);
+    }
+    return hsum_ps(acc);
+}
+
 /* Scale and min j (0..7) of Q4_K: 6 bits each, packed in 12 bytes. */
 static inline void q4_k_scale_min(int j, const uint8_t packed[K_SCALE_SIZE], int *scale, int *min)
 {
