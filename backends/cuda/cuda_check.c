@@ -4,240 +4,72 @@
  * at most KERNEL_ATTENTION_MAX_HEAD_DIM, dimensions that fit cuBLAS's int,
  * block-format weights starting at a multiple of 4 bytes (GGUF aligns them to
  * 32). */
-#include <stdarg.h>
-#include <stdio.h>
-
 #include "cuda_internal.h"
+
+#include "../op_contract.h"
 
 #define INT_DIM_MAX 0x7fffffff
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static bool need(bool ok, char *why, size_t why_size, const char *fmt, ...)
+/* A weight (matmul) or table (get_rows): a dtype the kernels read, rows that
+ * cuBLAS can index, blocks at aligned addresses. */
+static bool need_weight_kernel(const strata_tensor *w, char *why, size_t why_size)
 {
-    if (!ok && why && why_size) {
-        va_list args;
-        va_start(args, fmt);
-        vsnprintf(why, why_size, fmt, args);
-        va_end(args);
-    }
-    return ok;
-}
-
-static const char *label(const strata_tensor *t, const char *role)
-{
-    return t && t->name ? t->name : role;
-}
-
-/* t is present, of dtype, contiguous. */
-static bool need_tensor(const strata_tensor *t, const char *role, strata_dtype dtype, char *why, size_t why_size)
-{
-    return need(t != NULL, why, why_size, "%s is missing", role) &&
-           need(t->dtype == dtype, why, why_size, "%s (%s) is %s, expected %s", role, label(t, role),
-                dtype_name(t->dtype), dtype_name(dtype)) &&
-           need(tensor_is_contiguous(t), why, why_size, "%s (%s) is not contiguous", role, label(t, role));
-}
-
-/* t is present, contiguous, and F16 or F32. */
-static bool need_cache(const strata_tensor *t, const char *role, char *why, size_t why_size)
-{
-    return need(t != NULL, why, why_size, "%s is missing", role) &&
-           need(t->dtype == DTYPE_F16 || t->dtype == DTYPE_F32, why, why_size, "%s (%s) is %s, expected f16 or f32",
-                role, label(t, role), dtype_name(t->dtype)) &&
-           need(tensor_is_contiguous(t), why, why_size, "%s (%s) is not contiguous", role, label(t, role));
-}
-
-/* A weight (matmul) or table (get_rows): a dtype the kernels read,
- * contiguous, 2-D, rows that cuBLAS can index, blocks at aligned addresses. */
-static bool need_weight(const strata_tensor *w, const char *role, char *why, size_t why_size)
-{
-    return need(w != NULL, why, why_size, "%s is missing", role) &&
-           need(cuda_weight_dtype_supported(w->dtype), why, why_size,
-                "%s (%s) has dtype %s, which the cuda backend does not read", role, label(w, role),
-                dtype_name(w->dtype)) &&
-           need(tensor_is_contiguous(w), why, why_size, "%s (%s) is not contiguous", role, label(w, role)) &&
-           need(w->ne[2] == 1 && w->ne[3] == 1, why, why_size, "%s (%s) must be 2-D", role, label(w, role)) &&
-           need(w->ne[0] <= INT_DIM_MAX && w->ne[1] <= INT_DIM_MAX, why, why_size, "%s (%s) is too large", role,
-                label(w, role)) &&
-           need(!cuda_weight_dtype_is_block(w->dtype) || w->offset % 4 == 0, why, why_size,
-                "%s (%s) starts at offset %zu, not a multiple of 4", role, label(w, role), w->offset);
-}
-
-static bool same_shape(const strata_tensor *a, const strata_tensor *b)
-{
-    for (int d = 0; d < STRATA_MAX_DIMS; d++)
-        if (a->ne[d] != b->ne[d])
-            return false;
-    return true;
-}
-
-static bool need_same_shape(const strata_tensor *a, const char *role_a, const strata_tensor *b, const char *role_b,
-                            char *why, size_t why_size)
-{
-    return need(same_shape(a, b), why, why_size,
-                "%s [%lld, %lld, %lld, %lld] and %s [%lld, %lld, %lld, %lld] differ in shape", role_a,
-                (long long)a->ne[0], (long long)a->ne[1], (long long)a->ne[2], (long long)a->ne[3], role_b,
-                (long long)b->ne[0], (long long)b->ne[1], (long long)b->ne[2], (long long)b->ne[3]);
-}
-
-static bool is_vector(const strata_tensor *t, int64_t n)
-{
-    return t->ne[0] == n && t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1;
+    const char *name = op_tensor_label(w, "src0");
+    return op_need(cuda_weight_dtype_supported(w->dtype), why, why_size,
+                   "%s has dtype %s, which the cuda backend does not read", name, dtype_name(w->dtype)) &&
+           op_need(w->ne[0] <= INT_DIM_MAX && w->ne[1] <= INT_DIM_MAX, why, why_size, "%s is too large", name) &&
+           op_need(!cuda_weight_dtype_is_block(w->dtype) || w->offset % 4 == 0, why, why_size,
+                   "%s starts at offset %zu, not a multiple of 4", name, w->offset);
 }
 
 /* Row-wise kernels run one block per row. */
 static bool need_rows_fit(const strata_tensor *t, char *why, size_t why_size)
 {
-    return need(tensor_row_count(t) <= INT_DIM_MAX, why, why_size, "%lld rows are more than one launch takes",
-                (long long)tensor_row_count(t));
+    return op_need(tensor_row_count(t) <= INT_DIM_MAX, why, why_size, "%lld rows are more than one launch takes",
+                   (long long)tensor_row_count(t));
 }
 
 bool cuda_check_get_rows(const backend_op *op, char *why, size_t why_size)
 {
-    const strata_tensor *table = op->src[0], *ids = op->src[1], *dst = op->dst;
-    if (!need_weight(table, "src0", why, why_size) || !need_tensor(ids, "src1", DTYPE_I32, why, why_size) ||
-        !need_tensor(dst, "dst", DTYPE_F32, why, why_size))
-        return false;
-    return need(is_vector(ids, ids->ne[0]), why, why_size, "src1 must be 1-D") &&
-           need(dst->ne[0] == table->ne[0] && dst->ne[1] == ids->ne[0] && dst->ne[2] == 1 && dst->ne[3] == 1, why,
-                why_size, "dst must be [%lld, %lld]", (long long)table->ne[0], (long long)ids->ne[0]);
-}
-
-bool cuda_check_rms_norm(const backend_op *op, char *why, size_t why_size)
-{
-    const strata_tensor *x = op->src[0], *weight = op->src[1], *dst = op->dst;
-    if (!need_tensor(x, "src0", DTYPE_F32, why, why_size) || !need_tensor(dst, "dst", DTYPE_F32, why, why_size) ||
-        !need_same_shape(x, "src0", dst, "dst", why, why_size) || !need_rows_fit(x, why, why_size))
-        return false;
-    if (weight && (!need_tensor(weight, "src1", DTYPE_F32, why, why_size) ||
-                   !need(is_vector(weight, x->ne[0]), why, why_size, "src1 must be [%lld]", (long long)x->ne[0])))
-        return false;
-    return need(op->params.rms_norm.eps >= 0.0f, why, why_size, "eps is negative");
+    return op_contract_check(op, why, why_size) && need_weight_kernel(op->src[0], why, why_size);
 }
 
 bool cuda_check_matmul(const backend_op *op, char *why, size_t why_size)
 {
-    const strata_tensor *weight = op->src[0], *x = op->src[1], *dst = op->dst;
-    if (!need_weight(weight, "src0 (weight)", why, why_size) || !need_tensor(x, "src1", DTYPE_F32, why, why_size) ||
-        !need_tensor(dst, "dst", DTYPE_F32, why, why_size))
-        return false;
-    return need(x->ne[0] == weight->ne[0], why, why_size, "src1 has %lld inputs, weight %lld", (long long)x->ne[0],
-                (long long)weight->ne[0]) &&
-           need(tensor_row_count(x) <= INT_DIM_MAX, why, why_size, "%lld tokens are too many",
-                (long long)tensor_row_count(x)) &&
-           need(dst->ne[0] == weight->ne[1] && dst->ne[1] == x->ne[1] && dst->ne[2] == x->ne[2] &&
-                    dst->ne[3] == x->ne[3],
-                why, why_size, "dst must be [%lld, %lld, %lld, %lld]", (long long)weight->ne[1], (long long)x->ne[1],
-                (long long)x->ne[2], (long long)x->ne[3]);
+    return op_contract_check(op, why, why_size) && need_weight_kernel(op->src[0], why, why_size) &&
+           op_need(tensor_row_count(op->src[1]) <= INT_DIM_MAX, why, why_size, "%lld tokens are too many",
+                   (long long)tensor_row_count(op->src[1]));
 }
 
-bool cuda_check_binary(const backend_op *op, char *why, size_t why_size)
+/* RMS_NORM, SCALE, SOFTMAX, SWIGLU, GEGLU, ARGMAX: one block per row of src0. */
+static bool check_rows_fit(const backend_op *op, char *why, size_t why_size)
 {
-    const strata_tensor *a = op->src[0], *b = op->src[1], *dst = op->dst;
-    if (!need_tensor(a, "src0", DTYPE_F32, why, why_size) || !need_tensor(b, "src1", DTYPE_F32, why, why_size) ||
-        !need_tensor(dst, "dst", DTYPE_F32, why, why_size) || !need_same_shape(a, "src0", dst, "dst", why, why_size))
-        return false;
-    return need(same_shape(a, b) || is_vector(b, a->ne[0]), why, why_size,
-                "src1 must have the shape of src0 or be one row of %lld", (long long)a->ne[0]);
+    return op_contract_check(op, why, why_size) && need_rows_fit(op->src[0], why, why_size);
 }
 
-bool cuda_check_unary(const backend_op *op, char *why, size_t why_size)
-{
-    const strata_tensor *a = op->src[0], *dst = op->dst;
-    return need_tensor(a, "src0", DTYPE_F32, why, why_size) && need_tensor(dst, "dst", DTYPE_F32, why, why_size) &&
-           need_same_shape(a, "src0", dst, "dst", why, why_size) && need_rows_fit(a, why, why_size);
-}
-
-bool cuda_check_gated(const backend_op *op, char *why, size_t why_size)
-{
-    return cuda_check_unary(op, why, why_size) && need_tensor(op->src[1], "src1", DTYPE_F32, why, why_size) &&
-           need_same_shape(op->src[0], "src0", op->src[1], "src1", why, why_size);
-}
+bool cuda_check_rms_norm(const backend_op *op, char *why, size_t why_size) { return check_rows_fit(op, why, why_size); }
+bool cuda_check_unary(const backend_op *op, char *why, size_t why_size) { return check_rows_fit(op, why, why_size); }
+bool cuda_check_gated(const backend_op *op, char *why, size_t why_size) { return check_rows_fit(op, why, why_size); }
+bool cuda_check_argmax(const backend_op *op, char *why, size_t why_size) { return check_rows_fit(op, why, why_size); }
+bool cuda_check_binary(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
+bool cuda_check_kv_store(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
+bool cuda_check_copy(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
 
 bool cuda_check_rope(const backend_op *op, char *why, size_t why_size)
 {
-    const strata_tensor *x = op->src[0], *pos = op->src[1], *factors = op->src[2];
-    if (!cuda_check_unary(op, why, why_size) || !need_tensor(pos, "src1", DTYPE_I32, why, why_size))
-        return false;
     int32_t n_rot = op->params.rope.n_rot;
-    if (!need(x->ne[3] == 1, why, why_size, "src0 must be [head_dim, n_heads, n_tok]") ||
-        !need(is_vector(pos, x->ne[2]), why, why_size, "src1 must hold %lld positions", (long long)x->ne[2]) ||
-        !need(n_rot > 0 && n_rot % 2 == 0 && n_rot <= x->ne[0], why, why_size,
-              "n_rot %d must be even and in (0, head_dim %lld]", n_rot, (long long)x->ne[0]) ||
-        !need(n_rot <= KERNEL_ROPE_MAX_ROT, why, why_size, "n_rot %d is more than the kernel's %d", n_rot,
-              KERNEL_ROPE_MAX_ROT))
-        return false;
-    if (factors && (!need_tensor(factors, "src2", DTYPE_F32, why, why_size) ||
-                    !need(is_vector(factors, n_rot / 2), why, why_size, "src2 must hold n_rot/2 = %d factors", n_rot / 2)))
-        return false;
-    return true;
-}
-
-bool cuda_check_kv_store(const backend_op *op, char *why, size_t why_size)
-{
-    const strata_tensor *rows = op->src[0], *pos = op->src[1], *cache = op->dst;
-    if (!need_tensor(rows, "src0", DTYPE_F32, why, why_size) || !need_tensor(pos, "src1", DTYPE_I32, why, why_size) ||
-        !need_cache(cache, "dst", why, why_size))
-        return false;
-    return need(rows->ne[2] == 1 && rows->ne[3] == 1 && cache->ne[2] == 1 && cache->ne[3] == 1, why, why_size,
-                "src0 and dst must be 2-D") &&
-           need(rows->ne[0] == cache->ne[0], why, why_size, "src0 rows have %lld values, cache rows %lld",
-                (long long)rows->ne[0], (long long)cache->ne[0]) &&
-           need(is_vector(pos, rows->ne[1]), why, why_size, "src1 must hold %lld positions", (long long)rows->ne[1]);
+    return check_rows_fit(op, why, why_size) &&
+           op_need(n_rot <= KERNEL_ROPE_MAX_ROT, why, why_size, "n_rot %d is more than the kernel's %d", n_rot,
+                   KERNEL_ROPE_MAX_ROT);
 }
 
 bool cuda_check_attention(const backend_op *op, char *why, size_t why_size)
 {
-    const strata_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2], *pos = op->src[3], *dst = op->dst;
-    if (!need_tensor(q, "src0", DTYPE_F32, why, why_size) || !need_cache(k, "src1", why, why_size) ||
-        !need_cache(v, "src2", why, why_size) || !need_tensor(pos, "src3", DTYPE_I32, why, why_size) ||
-        !need_tensor(dst, "dst", DTYPE_F32, why, why_size) || !need_same_shape(q, "src0", dst, "dst", why, why_size) ||
-        !need_same_shape(k, "src1", v, "src2", why, why_size))
-        return false;
-    int64_t n_heads = q->ne[1], n_kv_heads = k->ne[1];
-    return need(q->ne[3] == 1 && k->ne[3] == 1, why, why_size, "queries and caches must be 3-D") &&
-           need(k->dtype == v->dtype, why, why_size, "the K cache is %s and the V cache %s", dtype_name(k->dtype),
-                dtype_name(v->dtype)) &&
-           need(k->ne[0] == q->ne[0], why, why_size, "cache head_dim %lld differs from the queries' %lld",
-                (long long)k->ne[0], (long long)q->ne[0]) &&
-           need(q->ne[0] <= KERNEL_ATTENTION_MAX_HEAD_DIM, why, why_size, "head_dim %lld is more than the kernel's %d",
-                (long long)q->ne[0], KERNEL_ATTENTION_MAX_HEAD_DIM) &&
-           need(n_kv_heads > 0 && n_heads % n_kv_heads == 0, why, why_size,
-                "%lld query heads are not a multiple of %lld kv heads", (long long)n_heads, (long long)n_kv_heads) &&
-           need(n_heads * q->ne[2] <= INT_DIM_MAX, why, why_size, "too many (head, token) pairs") &&
-           need(is_vector(pos, q->ne[2]), why, why_size, "src3 must hold %lld positions", (long long)q->ne[2]) &&
-           need(op->params.attention.n_kv >= 0 && op->params.attention.n_kv <= k->ne[2], why, why_size,
-                "n_kv %lld is outside the cache's %lld rows", (long long)op->params.attention.n_kv,
-                (long long)k->ne[2]) &&
-           need(op->params.attention.sliding_window >= 0 && op->params.attention.softcap >= 0.0f, why, why_size,
-                "sliding_window and softcap must not be negative");
-}
-
-bool cuda_check_argmax(const backend_op *op, char *why, size_t why_size)
-{
-    const strata_tensor *x = op->src[0], *dst = op->dst;
-    if (!need_tensor(x, "src0", DTYPE_F32, why, why_size) || !need_tensor(dst, "dst", DTYPE_I32, why, why_size) ||
-        !need_rows_fit(x, why, why_size))
-        return false;
-    return need(x->ne[0] > 0, why, why_size, "src0 rows are empty") &&
-           need(is_vector(dst, tensor_row_count(x)), why, why_size, "dst must hold %lld indices",
-                (long long)tensor_row_count(x));
-}
-
-static bool is_float_type(strata_dtype dtype)
-{
-    return dtype == DTYPE_F32 || dtype == DTYPE_F16 || dtype == DTYPE_BF16;
-}
-
-bool cuda_check_copy(const backend_op *op, char *why, size_t why_size)
-{
-    const strata_tensor *src = op->src[0], *dst = op->dst;
-    return need(src != NULL && dst != NULL, why, why_size, "src0 or dst is missing") &&
-           need(is_float_type(src->dtype) && is_float_type(dst->dtype), why, why_size,
-                "copy converts between f32, f16 and bf16, not %s to %s", dtype_name(src->dtype),
-                dtype_name(dst->dtype)) &&
-           need(same_shape(src, dst) || (tensor_is_contiguous(src) && tensor_is_contiguous(dst) &&
-                                         tensor_element_count(src) == tensor_element_count(dst)),
-                why, why_size, "src0 and dst must have the same shape, or be contiguous with the same element count");
+    const strata_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
+    return op_contract_check(op, why, why_size) &&
+           op_need(k->dtype == v->dtype, why, why_size, "the K cache is %s and the V cache %s", dtype_name(k->dtype),
+                   dtype_name(v->dtype)) &&
+           op_need(q->ne[0] <= KERNEL_ATTENTION_MAX_HEAD_DIM, why, why_size,
+                   "head_dim %lld is more than the kernel's %d", (long long)q->ne[0], KERNEL_ATTENTION_MAX_HEAD_DIM) &&
+           op_need(q->ne[1] * q->ne[2] <= INT_DIM_MAX, why, why_size, "too many (head, token) pairs");
 }
