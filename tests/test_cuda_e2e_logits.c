@@ -27,27 +27,13 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "e2e_common.h"
 #include "reference_forward.h"
 #ifdef STRATA_CUDA_EMULATED
 #include <cuda_runtime_api.h> /* the emulator's statistics */
 #endif
 #include "strata.h"
 
-static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
-static const int32_t stories_prompt[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
-
-typedef struct type_bound {
-    const char *type;
-    double nmse_max;
-} type_bound;
-
-static const type_bound bounds[] = {
-    {"f32", 1e-9},  {"f16", 1e-6},  {"bf16", 1e-6}, {"q8_0", 3e-3}, {"q4_0", 3e-3},   {"q4_1", 3e-3},
-    {"q5_0", 3e-3}, {"q5_1", 3e-3}, {"q2_k", 3e-3}, {"q3_k", 3e-3}, {"q4_k", 3e-3},   {"q5_k", 3e-3},
-    {"q6_k", 3e-3}, {"q4_k_m", 3e-3},
-};
-static const char *const archs[] = {"llama", "qwen2", "qwen3"};
-static const double kv_f16_nmse_floor = 2e-6;
 #ifdef STRATA_CUDA_EMULATED
 /* On the CPU emulation of CUDA (tests/cuda_emulator/), where a kernel runs
  * as fibers, a shorter matrix: every format on llama, a float and a block
@@ -61,79 +47,6 @@ enum { LONG_DECODE_TOKENS = 600 };
 
 static int failures;
 
-typedef struct comparison {
-    double worst_nmse;
-    int argmax_agree, argmax_rows;
-    bool argmax_ok;
-} comparison;
-
-static int64_t argmax_float(const float *v, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
-static void compare_row(const float *got, const double *want, int64_t n_vocab, double nmse_max, comparison *c)
-{
-    double err_sq = 0.0, ref_sq = 0.0;
-    int64_t want_best = 0;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        double d = (double)got[i] - want[i];
-        err_sq += d * d;
-        ref_sq += want[i] * want[i];
-        if (want[i] > want[want_best])
-            want_best = i;
-    }
-    double nmse = ref_sq > 0 ? err_sq / ref_sq : err_sq;
-    if (!(nmse <= c->worst_nmse))
-        c->worst_nmse = nmse;
-    int64_t got_best = argmax_float(got, n_vocab);
-    c->argmax_rows++;
-    if (got_best == want_best) {
-        c->argmax_agree++;
-        return;
-    }
-    /* a different greedy token is fine only where the reference nearly ties */
-    double tie_margin = 4.0 * sqrt(nmse_max * ref_sq / (double)n_vocab);
-    if (want[want_best] - want[got_best] > tie_margin)
-        c->argmax_ok = false;
-}
-
-/* Decodes tokens on model in a fresh context, as one batch or one token at a
- * time; compares every row with ref_logits (when not NULL) and keeps the
- * logits in kept (n_tokens x n_vocab floats, when not NULL). */
-static strata_status run_and_compare(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, int64_t n_ctx,
-                                     const int32_t *tokens, int64_t n_tokens, const double *ref_logits,
-                                     int64_t n_vocab, double nmse_max, comparison *c, float *kept, strata_error *err)
-{
-    strata_context *ctx = NULL;
-    strata_context_params params = strata_context_default_params();
-    params.n_ctx = n_ctx;
-    params.kv_dtype = kv_dtype;
-    *c = (comparison){.argmax_ok = true};
-    strata_status status = strata_context_create(model, &params, &ctx, err);
-    if (status != STRATA_OK)
-        goto fail;
-    for (int64_t t = 0; t < n_tokens;) {
-        int64_t n = one_at_a_time ? 1 : n_tokens;
-        if ((status = strata_decode(ctx, &tokens[t], n, !one_at_a_time, err)))
-            goto fail;
-        for (int64_t i = 0; i < n; i++, t++) {
-            const float *logits = strata_get_logits(ctx, one_at_a_time ? 0 : i);
-            if (ref_logits)
-                compare_row(logits, ref_logits + t * n_vocab, n_vocab, nmse_max, c);
-            if (kept)
-                memcpy(kept + t * n_vocab, logits, (size_t)n_vocab * sizeof(float));
-        }
-    }
-fail:
-    strata_context_free(ctx);
-    return status;
-}
-
 static strata_status load(const char *path, strata_model **model, strata_error *err)
 {
     strata_model_params params = {.path = path, .backend = "cuda", .device = 0};
@@ -146,7 +59,7 @@ static void check_model(const char *label, const char *path, const int32_t *toke
     reference_model *ref = NULL;
     strata_model *model = NULL;
     double *ref_logits = NULL;
-    comparison batch = {0}, single = {0};
+    e2e_comparison batch = {0}, single = {0};
     strata_status status = reference_model_load(path, &ref, &err);
     if (status != STRATA_OK)
         goto fail;
@@ -158,10 +71,10 @@ static void check_model(const char *label, const char *path, const int32_t *toke
     }
     if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)) || (status = load(path, &model, &err)))
         goto fail;
-    double single_max = nmse_max > kv_f16_nmse_floor ? nmse_max : kv_f16_nmse_floor;
-    if ((status = run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
+    double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
+    if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
                                   &batch, NULL, &err)) ||
-        (status = run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
+        (status = e2e_run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
                                   &single, NULL, &err)))
         goto fail;
     bool ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok && single.argmax_ok;
@@ -188,7 +101,7 @@ static void check_long_decode(const char *path)
     double *ref_logits = NULL;
     float *with_graphs = NULL, *without_graphs = NULL;
     int32_t tokens[LONG_DECODE_TOKENS];
-    comparison graphs_on = {0}, graphs_off = {0};
+    e2e_comparison graphs_on = {0}, graphs_off = {0};
     const double nmse_max = 3e-3;
     uint64_t state = 12345;
     for (int i = 0; i < LONG_DECODE_TOKENS; i++) {
@@ -212,7 +125,7 @@ static void check_long_decode(const char *path)
 #endif
     if ((status = reference_forward(ref, tokens, LONG_DECODE_TOKENS, ref_logits, &err)) ||
         (status = load(path, &model, &err)) ||
-        (status = run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
+        (status = e2e_run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
                                   ref_logits, n_vocab, nmse_max, &graphs_on, with_graphs, &err)))
         goto fail;
 #ifdef STRATA_CUDA_EMULATED
@@ -231,7 +144,7 @@ static void check_long_decode(const char *path)
     status = load(path, &model, &err);
     unsetenv("STRATA_CUDA_GRAPHS");
     if (status != STRATA_OK ||
-        (status = run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
+        (status = e2e_run_and_compare(model, DTYPE_F16, true, LONG_DECODE_TOKENS + 40, tokens, LONG_DECODE_TOKENS,
                                   ref_logits, n_vocab, nmse_max, &graphs_off, without_graphs, &err)))
         goto fail;
     bool identical = memcmp(with_graphs, without_graphs, count * sizeof *with_graphs) == 0;
@@ -255,13 +168,6 @@ fail:
     free(without_graphs);
 }
 
-static bool make_temp_dir(char *out, size_t size)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(out, size, "%s/strata_cuda_e2e_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(out) != NULL;
-}
-
 int main(void)
 {
     const backend_registration *cuda = backend_find("cuda");
@@ -275,20 +181,20 @@ int main(void)
         return 77;
     }
     char dir[512], path[600], label[64];
-    if (!make_temp_dir(dir, sizeof dir)) {
+    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_cuda_e2e")) {
         printf("cannot create a temporary directory\n");
         return 1;
     }
-    const int64_t n_byte_prompt = sizeof byte_prompt / sizeof byte_prompt[0];
+    const int64_t n_byte_prompt = e2e_byte_prompt_len;
     printf("%-26s %12s %12s %13s %13s %10s\n", "model (cuda)", "nmse batch", "nmse 1-by-1", "argmax batch",
            "argmax 1-by-1", "bound");
-    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
-        for (size_t t = 0; t < sizeof bounds / sizeof bounds[0]; t++) {
-            if (QUICK_MATRIX && a > 0 && strcmp(bounds[t].type, "f16") != 0 && strcmp(bounds[t].type, "q4_k") != 0)
+    for (size_t a = 0; a < E2E_ARCH_COUNT; a++)
+        for (size_t t = 0; t < E2E_FORMAT_COUNT; t++) {
+            if (QUICK_MATRIX && a > 0 && strcmp(e2e_type_bounds[t].type, "f16") != 0 && strcmp(e2e_type_bounds[t].type, "q4_k") != 0)
                 continue;
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, archs[a], bounds[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", archs[a], bounds[t].type);
-            strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = bounds[t].type, .seed = 1,
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], e2e_type_bounds[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], e2e_type_bounds[t].type);
+            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = e2e_type_bounds[t].type, .seed = 1,
                                           .output_path = path};
             strata_error err = {0};
             if (strata_synth(&params, &err) != STRATA_OK) {
@@ -296,12 +202,12 @@ int main(void)
                 failures++;
                 continue;
             }
-            check_model(label, path, byte_prompt, n_byte_prompt, bounds[t].nmse_max);
+            check_model(label, path, e2e_byte_prompt, n_byte_prompt, e2e_type_bounds[t].nmse_max);
             remove(path);
         }
-    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", stories_prompt,
-                sizeof stories_prompt / sizeof stories_prompt[0], 1e-9);
-    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", byte_prompt,
+    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt,
+                e2e_stories_prompt_len, 1e-9);
+    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);
 
     snprintf(path, sizeof path, "%s/llama_tiny_q4_k.gguf", dir);

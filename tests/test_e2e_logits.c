@@ -32,110 +32,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "e2e_common.h"
 #include "reference_forward.h"
 #include "strata.h"
 
-static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
-/* "<s> Once upon a time, there was a little girl" in the stories260K vocabulary */
-static const int32_t stories_prompt[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
-
-typedef struct type_tolerance {
-    const char *type;
-    double nmse_max;
-} type_tolerance;
-
-static const type_tolerance tolerances[] = {
-    {"f32", 1e-9},   {"f16", 1e-6},   {"bf16", 1e-6},  {"q8_0", 3e-3}, {"q4_0", 3e-3},
-    {"q4_1", 3e-3},  {"q5_0", 3e-3},  {"q5_1", 3e-3},  {"q2_k", 3e-3}, {"q3_k", 3e-3},
-    {"q4_k", 3e-3},  {"q5_k", 3e-3},  {"q6_k", 3e-3},  {"q4_k_m", 3e-3}, {"q4_k_s", 3e-3},
-    {"q5_k_m", 3e-3}, {"q3_k_m", 3e-3}, {"q2_k_mix", 3e-3},
-};
-static const char *const archs[] = {"llama", "qwen2", "qwen3"};
-static const double kv_f16_nmse_floor = 2e-6;
 static const double fixture_nmse_max = 1e-10; /* C reference vs numpy, logits stored as f32 */
 
 static int failures;
-
-/* Worst row of a comparison of n_rows x n_vocab logits. */
-typedef struct comparison {
-    double worst_nmse;
-    int argmax_agree;
-    int argmax_rows;
-    bool argmax_ok;
-} comparison;
-
-static int64_t argmax_double(const double *v, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
-static int64_t argmax_float(const float *v, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
-/* Compares one row of runtime logits with the reference row. */
-static void compare_row(const float *got, const double *want, int64_t n_vocab, double nmse_max, comparison *c)
-{
-    double err_sq = 0.0, ref_sq = 0.0;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        double d = (double)got[i] - want[i];
-        err_sq += d * d;
-        ref_sq += want[i] * want[i];
-    }
-    double nmse = ref_sq > 0 ? err_sq / ref_sq : err_sq;
-    if (!(nmse <= c->worst_nmse)) /* NaN counts as worst */
-        c->worst_nmse = nmse;
-    int64_t got_best = argmax_float(got, n_vocab);
-    int64_t want_best = argmax_double(want, n_vocab);
-    c->argmax_rows++;
-    if (got_best == want_best) {
-        c->argmax_agree++;
-        return;
-    }
-    double tie_margin = 4.0 * sqrt(nmse_max * ref_sq / (double)n_vocab);
-    if (want[want_best] - want[got_best] > tie_margin)
-        c->argmax_ok = false;
-}
-
-/* Decodes tokens into a fresh context of kv_dtype, either as one batch or
- * one token at a time, comparing every row with ref_logits. */
-static strata_status run_and_compare(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time,
-                                     const int32_t *tokens, int64_t n_tokens, const double *ref_logits,
-                                     int64_t n_vocab, double nmse_max, comparison *c, strata_error *err)
-{
-    strata_context *ctx = NULL;
-    strata_context_params params = strata_context_default_params();
-    params.n_ctx = 64;
-    params.kv_dtype = kv_dtype;
-    *c = (comparison){.worst_nmse = 0.0, .argmax_ok = true};
-    strata_status status = strata_context_create(model, &params, &ctx, err);
-    if (status != STRATA_OK)
-        goto fail;
-    if (one_at_a_time) {
-        for (int64_t t = 0; t < n_tokens; t++) {
-            if ((status = strata_decode(ctx, &tokens[t], 1, false, err)))
-                goto fail;
-            compare_row(strata_get_logits(ctx, 0), ref_logits + t * n_vocab, n_vocab, nmse_max, c);
-        }
-    } else {
-        if ((status = strata_decode(ctx, tokens, n_tokens, true, err)))
-            goto fail;
-        for (int64_t t = 0; t < n_tokens; t++)
-            compare_row(strata_get_logits(ctx, t), ref_logits + t * n_vocab, n_vocab, nmse_max, c);
-    }
-fail:
-    strata_context_free(ctx);
-    return status;
-}
 
 /* Checks one model file end to end and prints its table row. */
 static void check_model(const char *label, const char *path, const int32_t *tokens, int64_t n_tokens,
@@ -145,7 +48,7 @@ static void check_model(const char *label, const char *path, const int32_t *toke
     reference_model *ref = NULL;
     strata_model *model = NULL;
     double *ref_logits = NULL;
-    comparison batch = {0}, single = {0};
+    e2e_comparison batch = {0}, single = {0};
     strata_status status = reference_model_load(path, &ref, &err);
     if (status != STRATA_OK)
         goto fail;
@@ -160,11 +63,11 @@ static void check_model(const char *label, const char *path, const int32_t *toke
     strata_model_params params = {.path = path, .backend = "cpu"};
     if ((status = strata_model_load(&params, &model, &err)))
         goto fail;
-    double single_max = nmse_max > kv_f16_nmse_floor ? nmse_max : kv_f16_nmse_floor;
-    if ((status = run_and_compare(model, DTYPE_F32, false, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
-                                  &batch, &err)) ||
-        (status = run_and_compare(model, DTYPE_F16, true, tokens, n_tokens, ref_logits, n_vocab, single_max,
-                                  &single, &err)))
+    double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
+    if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
+                                  &batch, NULL, &err)) ||
+        (status = e2e_run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
+                                  &single, NULL, &err)))
         goto fail;
     bool ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok &&
               single.argmax_ok;
@@ -211,9 +114,9 @@ static void check_reference_against_fixture(const char *label, const char *model
         status = strata_fail(&err, STRATA_IO, "%s: cannot read %zu logits", fixture_path, count);
         goto fail;
     }
-    comparison c = {.argmax_ok = true};
+    e2e_comparison c = {.argmax_ok = true};
     for (int64_t t = 0; t < n_tokens; t++)
-        compare_row(fixture + t * n_vocab, ref_logits + t * n_vocab, n_vocab, fixture_nmse_max, &c);
+        e2e_compare_row(fixture + t * n_vocab, ref_logits + t * n_vocab, n_vocab, fixture_nmse_max, &c);
     bool ok = c.worst_nmse <= fixture_nmse_max && c.argmax_agree == c.argmax_rows;
     printf("reference vs numpy %-18s nmse %.3e argmax %d/%d  %s\n", label, c.worst_nmse, c.argmax_agree,
            c.argmax_rows, ok ? "ok" : "FAIL");
@@ -231,51 +134,44 @@ fail:
     free(fixture);
 }
 
-static bool make_temp_dir(char *out, size_t size)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(out, size, "%s/strata_e2e_XXXXXX", base && *base ? base : "/tmp");
-    return mkdtemp(out) != NULL;
-}
-
 int main(void)
 {
     char dir[512];
-    if (!make_temp_dir(dir, sizeof dir)) {
+    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_e2e")) {
         fprintf(stderr, "test_e2e_logits: cannot create a temporary directory\n");
         return 1;
     }
-    const int64_t n_byte_prompt = sizeof byte_prompt / sizeof byte_prompt[0];
-    const int64_t n_stories_prompt = sizeof stories_prompt / sizeof stories_prompt[0];
+    const int64_t n_byte_prompt = e2e_byte_prompt_len;
+    const int64_t n_stories_prompt = e2e_stories_prompt_len;
 
     /* the reference itself, against numpy + gguf-py */
     check_reference_against_fixture("stories260K", STRATA_MODELS_DIR "/stories260K.gguf",
-                                    STRATA_TEST_DATA_DIR "/e2e/stories260K_logits.bin", stories_prompt,
+                                    STRATA_TEST_DATA_DIR "/e2e/stories260K_logits.bin", e2e_stories_prompt,
                                     n_stories_prompt);
     char path[600], fixture[600], label[64];
-    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++) {
-        snprintf(path, sizeof path, "%s/%s_tiny_f32.gguf", dir, archs[a]);
-        strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = "f32", .seed = 1,
+    for (size_t a = 0; a < E2E_ARCH_COUNT; a++) {
+        snprintf(path, sizeof path, "%s/%s_tiny_f32.gguf", dir, e2e_archs[a]);
+        strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = "f32", .seed = 1,
                                       .output_path = path};
         strata_error err = {0};
         if (strata_synth(&params, &err) != STRATA_OK) {
-            printf("synth %s tiny f32: %s\n", archs[a], err.message);
+            printf("synth %s tiny f32: %s\n", e2e_archs[a], err.message);
             failures++;
             continue;
         }
-        snprintf(fixture, sizeof fixture, STRATA_TEST_DATA_DIR "/e2e/%s_tiny_f32_seed1_logits.bin", archs[a]);
-        snprintf(label, sizeof label, "%s tiny f32", archs[a]);
-        check_reference_against_fixture(label, path, fixture, byte_prompt, n_byte_prompt);
+        snprintf(fixture, sizeof fixture, STRATA_TEST_DATA_DIR "/e2e/%s_tiny_f32_seed1_logits.bin", e2e_archs[a]);
+        snprintf(label, sizeof label, "%s tiny f32", e2e_archs[a]);
+        check_reference_against_fixture(label, path, fixture, e2e_byte_prompt, n_byte_prompt);
         remove(path);
     }
 
     printf("\n%-24s %12s %12s %13s %13s %10s\n", "model", "nmse batch", "nmse 1-by-1", "argmax batch",
            "argmax 1-by-1", "bound");
-    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++) {
-        for (size_t t = 0; t < sizeof tolerances / sizeof tolerances[0]; t++) {
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, archs[a], tolerances[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", archs[a], tolerances[t].type);
-            strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = tolerances[t].type,
+    for (size_t a = 0; a < E2E_ARCH_COUNT; a++) {
+        for (size_t t = 0; t < e2e_type_bound_count; t++) {
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], e2e_type_bounds[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], e2e_type_bounds[t].type);
+            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = e2e_type_bounds[t].type,
                                           .seed = 1, .output_path = path};
             strata_error err = {0};
             if (strata_synth(&params, &err) != STRATA_OK) {
@@ -283,12 +179,12 @@ int main(void)
                 failures++;
                 continue;
             }
-            check_model(label, path, byte_prompt, n_byte_prompt, tolerances[t].nmse_max);
+            check_model(label, path, e2e_byte_prompt, n_byte_prompt, e2e_type_bounds[t].nmse_max);
             remove(path);
         }
     }
-    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", stories_prompt, n_stories_prompt, 1e-9);
-    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", byte_prompt,
+    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt, n_stories_prompt, 1e-9);
+    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);
     rmdir(dir);
     if (failures) {

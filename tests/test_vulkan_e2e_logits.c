@@ -21,24 +21,10 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "e2e_common.h"
 #include "reference_forward.h"
 #include "strata.h"
 
-static const int32_t byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111}; /* BOS "Hello, wo" */
-#define N_PROMPT ((int64_t)(sizeof byte_prompt / sizeof byte_prompt[0]))
-
-typedef struct type_tolerance {
-    const char *type;
-    double nmse_max; /* vs the reference, as in test_e2e_logits.c */
-} type_tolerance;
-
-static const type_tolerance tolerances[] = {
-    {"f32", 1e-9},  {"f16", 1e-6},  {"bf16", 1e-6}, {"q8_0", 3e-3}, {"q4_0", 3e-3}, {"q4_1", 3e-3},
-    {"q5_0", 3e-3}, {"q5_1", 3e-3}, {"q2_k", 3e-3}, {"q3_k", 3e-3}, {"q4_k", 3e-3}, {"q5_k", 3e-3},
-    {"q6_k", 3e-3}, {"q4_k_m", 3e-3},
-};
-static const char *const archs[] = {"llama", "qwen2", "qwen3"};
-static const double kv_f16_nmse_floor = 2e-6;
 
 static int failures;
 
@@ -53,16 +39,7 @@ static double row_nmse(const float *got, const double *want, int64_t n)
     return ref_sq > 0 ? err_sq / ref_sq : err_sq;
 }
 
-static int64_t argmax_float(const float *v, int64_t n)
-{
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
-/* Decodes the prompt on model (batch or one by one) into logits[N_PROMPT x n_vocab]. */
+/* Decodes the prompt on model (batch or one by one) into logits[e2e_byte_prompt_len x n_vocab]. */
 static strata_status decode_all(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, float *logits,
                                 int64_t n_vocab, strata_error *err)
 {
@@ -74,15 +51,15 @@ static strata_status decode_all(strata_model *model, strata_dtype kv_dtype, bool
     if (status != STRATA_OK)
         goto fail;
     if (one_at_a_time) {
-        for (int64_t t = 0; t < N_PROMPT; t++) {
-            if ((status = strata_decode(ctx, &byte_prompt[t], 1, false, err)))
+        for (int64_t t = 0; t < e2e_byte_prompt_len; t++) {
+            if ((status = strata_decode(ctx, &e2e_byte_prompt[t], 1, false, err)))
                 goto fail;
             memcpy(logits + t * n_vocab, strata_get_logits(ctx, 0), (size_t)n_vocab * sizeof(float));
         }
     } else {
-        if ((status = strata_decode(ctx, byte_prompt, N_PROMPT, true, err)))
+        if ((status = strata_decode(ctx, e2e_byte_prompt, e2e_byte_prompt_len, true, err)))
             goto fail;
-        for (int64_t t = 0; t < N_PROMPT; t++)
+        for (int64_t t = 0; t < e2e_byte_prompt_len; t++)
             memcpy(logits + t * n_vocab, strata_get_logits(ctx, t), (size_t)n_vocab * sizeof(float));
     }
 fail:
@@ -99,7 +76,7 @@ static bool compare(const float *vk, const float *cpu, const double *ref, int64_
     double *cpu_row = malloc((size_t)n_vocab * sizeof *cpu_row);
     if (!cpu_row)
         return false;
-    for (int64_t t = 0; t < N_PROMPT; t++) {
+    for (int64_t t = 0; t < e2e_byte_prompt_len; t++) {
         const float *v = vk + t * n_vocab, *c = cpu + t * n_vocab;
         double nmse_ref = row_nmse(v, ref + t * n_vocab, n_vocab);
         for (int64_t i = 0; i < n_vocab; i++)
@@ -109,7 +86,7 @@ static bool compare(const float *vk, const float *cpu, const double *ref, int64_
             *worst_ref = nmse_ref;
         if (!(nmse_cpu <= *worst_cpu))
             *worst_cpu = nmse_cpu;
-        int64_t got = argmax_float(v, n_vocab), want = argmax_float(c, n_vocab);
+        int64_t got = e2e_argmax_float(v, n_vocab), want = e2e_argmax_float(c, n_vocab);
         double ref_sq = 0.0;
         for (int64_t i = 0; i < n_vocab; i++)
             ref_sq += cpu_row[i] * cpu_row[i];
@@ -132,7 +109,7 @@ static void check_model(const char *label, const char *path, double nmse_max)
     if (status != STRATA_OK)
         goto fail;
     int64_t n_vocab = reference_model_n_vocab(ref);
-    size_t count = (size_t)(N_PROMPT * n_vocab);
+    size_t count = (size_t)(e2e_byte_prompt_len * n_vocab);
     ref_logits = malloc(count * sizeof *ref_logits);
     cpu_logits = malloc(count * sizeof *cpu_logits);
     vk_logits = malloc(count * sizeof *vk_logits);
@@ -142,12 +119,12 @@ static void check_model(const char *label, const char *path, double nmse_max)
     }
     strata_model_params cpu_params = {.path = path, .backend = "cpu"};
     strata_model_params vk_params = {.path = path, .backend = "vulkan", .device = 0};
-    if ((status = reference_forward(ref, byte_prompt, N_PROMPT, ref_logits, &err)) ||
+    if ((status = reference_forward(ref, e2e_byte_prompt, e2e_byte_prompt_len, ref_logits, &err)) ||
         (status = strata_model_load(&cpu_params, &cpu_model, &err)) ||
         (status = strata_model_load(&vk_params, &vk_model, &err)))
         goto fail;
     double worst_ref[2] = {0, 0}, worst_cpu[2] = {0, 0};
-    double bound[2] = {nmse_max, nmse_max > kv_f16_nmse_floor ? nmse_max : kv_f16_nmse_floor};
+    double bound[2] = {nmse_max, nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR};
     bool greedy_ok = true;
     for (int pass = 0; pass < 2; pass++) {
         strata_dtype kv = pass == 0 ? DTYPE_F32 : DTYPE_F16;
@@ -190,27 +167,25 @@ int main(void)
         return 77;
     }
     char dir[512];
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/strata_vk_e2e_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(dir)) {
+    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_vk_e2e")) {
         fprintf(stderr, "test_vulkan_e2e_logits: cannot create a temporary directory\n");
         return 1;
     }
     printf("%-20s %11s %11s %11s %11s %8s %6s\n", "model", "ref batch", "ref 1-by-1", "cpu batch", "cpu 1-by-1",
            "bound", "greedy");
     char path[600], label[64];
-    for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
-        for (size_t t = 0; t < sizeof tolerances / sizeof tolerances[0]; t++) {
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, archs[a], tolerances[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", archs[a], tolerances[t].type);
-            strata_synth_params params = {.arch = archs[a], .preset = "tiny", .type = tolerances[t].type,
+    for (size_t a = 0; a < E2E_ARCH_COUNT; a++)
+        for (size_t t = 0; t < E2E_FORMAT_COUNT; t++) {
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], e2e_type_bounds[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], e2e_type_bounds[t].type);
+            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = e2e_type_bounds[t].type,
                                           .seed = 1, .output_path = path};
             if (strata_synth(&params, &err) != STRATA_OK) {
                 printf("%-20s synth error: %s\n", label, err.message);
                 failures++;
                 continue;
             }
-            check_model(label, path, tolerances[t].nmse_max);
+            check_model(label, path, e2e_type_bounds[t].nmse_max);
             remove(path);
         }
     if (access(STRATA_MODELS_DIR "/stories260K.gguf", R_OK) == 0)

@@ -1,0 +1,92 @@
+#include "e2e_common.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const int32_t e2e_byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111};
+const int64_t e2e_byte_prompt_len = sizeof e2e_byte_prompt / sizeof e2e_byte_prompt[0];
+const int32_t e2e_stories_prompt[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
+const int64_t e2e_stories_prompt_len = sizeof e2e_stories_prompt / sizeof e2e_stories_prompt[0];
+
+const char *const e2e_archs[E2E_ARCH_COUNT] = {"llama", "qwen2", "qwen3"};
+
+const e2e_type_bound e2e_type_bounds[] = {
+    {"f32", 1e-9},    {"f16", 1e-6},    {"bf16", 1e-6},   {"q8_0", 3e-3},   {"q4_0", 3e-3},    {"q4_1", 3e-3},
+    {"q5_0", 3e-3},   {"q5_1", 3e-3},   {"q2_k", 3e-3},   {"q3_k", 3e-3},   {"q4_k", 3e-3},    {"q5_k", 3e-3},
+    {"q6_k", 3e-3},   {"q4_k_m", 3e-3}, {"q4_k_s", 3e-3}, {"q5_k_m", 3e-3}, {"q3_k_m", 3e-3}, {"q2_k_mix", 3e-3},
+};
+const size_t e2e_type_bound_count = sizeof e2e_type_bounds / sizeof e2e_type_bounds[0];
+
+int64_t e2e_argmax_float(const float *values, int64_t n)
+{
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (values[i] > values[best])
+            best = i;
+    return best;
+}
+
+void e2e_compare_row(const float *got, const double *want, int64_t n_vocab, double nmse_max, e2e_comparison *c)
+{
+    double err_sq = 0.0, ref_sq = 0.0;
+    int64_t want_best = 0;
+    for (int64_t i = 0; i < n_vocab; i++) {
+        double d = (double)got[i] - want[i];
+        err_sq += d * d;
+        ref_sq += want[i] * want[i];
+        if (want[i] > want[want_best])
+            want_best = i;
+    }
+    double nmse = ref_sq > 0 ? err_sq / ref_sq : err_sq;
+    if (!(nmse <= c->worst_nmse)) /* NaN counts as worst */
+        c->worst_nmse = nmse;
+    int64_t got_best = e2e_argmax_float(got, n_vocab);
+    c->argmax_rows++;
+    if (got_best == want_best) {
+        c->argmax_agree++;
+        return;
+    }
+    /* a different greedy token is fine only where the reference nearly ties */
+    double tie_margin = 4.0 * sqrt(nmse_max * ref_sq / (double)n_vocab);
+    if (want[want_best] - want[got_best] > tie_margin)
+        c->argmax_ok = false;
+}
+
+strata_status e2e_run_and_compare(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, int64_t n_ctx,
+                                  const int32_t *tokens, int64_t n_tokens, const double *ref_logits, int64_t n_vocab,
+                                  double nmse_max, e2e_comparison *c, float *kept, strata_error *err)
+{
+    strata_context *ctx = NULL;
+    strata_context_params params = strata_context_default_params();
+    params.n_ctx = n_ctx;
+    params.kv_dtype = kv_dtype;
+    *c = (e2e_comparison){.argmax_ok = true};
+    strata_status status = strata_context_create(model, &params, &ctx, err);
+    if (status != STRATA_OK)
+        goto fail;
+    for (int64_t t = 0; t < n_tokens;) {
+        int64_t n = one_at_a_time ? 1 : n_tokens;
+        if ((status = strata_decode(ctx, &tokens[t], n, !one_at_a_time, err)))
+            goto fail;
+        for (int64_t i = 0; i < n; i++, t++) {
+            const float *logits = strata_get_logits(ctx, one_at_a_time ? 0 : i);
+            if (ref_logits)
+                e2e_compare_row(logits, ref_logits + t * n_vocab, n_vocab, nmse_max, c);
+            if (kept)
+                memcpy(kept + t * n_vocab, logits, (size_t)n_vocab * sizeof(float));
+        }
+    }
+fail:
+    strata_context_free(ctx);
+    return status;
+}
+
+bool e2e_make_temp_dir(char *out, size_t size, const char *prefix)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(out, size, "%s/%s_XXXXXX", base && *base ? base : "/tmp", prefix);
+    return mkdtemp(out) != NULL;
+}

@@ -1,0 +1,62 @@
+/* Shared pieces of the end-to-end logits tests (test_e2e_logits on the CPU,
+ * test_vulkan_e2e_logits, test_cuda_e2e_logits): the prompts, the model
+ * matrix with its NMSE bounds (justified in test_e2e_logits.c), and the
+ * decode-and-compare loop against reference logits. */
+#ifndef STRATA_TEST_E2E_COMMON_H
+#define STRATA_TEST_E2E_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata.h"
+
+/* BOS "Hello, wo" in the byte vocabulary of synthetic models */
+extern const int32_t e2e_byte_prompt[];
+extern const int64_t e2e_byte_prompt_len;
+/* "<s> Once upon a time, there was a little girl" in the stories260K vocabulary */
+extern const int32_t e2e_stories_prompt[];
+extern const int64_t e2e_stories_prompt_len;
+
+#define E2E_ARCH_COUNT 3
+extern const char *const e2e_archs[E2E_ARCH_COUNT];
+
+typedef struct e2e_type_bound {
+    const char *type;  /* strata synth --type */
+    double nmse_max;   /* vs the double-precision reference */
+} e2e_type_bound;
+
+/* Every block format first (E2E_FORMAT_COUNT of them), then the mixes. */
+#define E2E_FORMAT_COUNT 14
+extern const e2e_type_bound e2e_type_bounds[];
+extern const size_t e2e_type_bound_count;
+
+/* The f16 KV cache of a token-at-a-time pass rounds K and V: its NMSE bound
+ * is at least this. */
+#define E2E_KV_F16_NMSE_FLOOR 2e-6
+
+/* Worst row of a comparison of n_rows x n_vocab logits. */
+typedef struct e2e_comparison {
+    double worst_nmse;
+    int argmax_agree;
+    int argmax_rows;
+    bool argmax_ok; /* false when a greedy token differs where the reference does not nearly tie */
+} e2e_comparison;
+
+int64_t e2e_argmax_float(const float *values, int64_t n);
+
+/* Compares one row of logits with the reference row, folding it into c. */
+void e2e_compare_row(const float *got, const double *want, int64_t n_vocab, double nmse_max, e2e_comparison *c);
+
+/* Decodes tokens on model in a fresh context of n_ctx positions and kv_dtype,
+ * as one batch or one token at a time; compares every row with ref_logits
+ * (when not NULL) and keeps the logits in kept (n_tokens x n_vocab floats,
+ * when not NULL). */
+strata_status e2e_run_and_compare(strata_model *model, strata_dtype kv_dtype, bool one_at_a_time, int64_t n_ctx,
+                                  const int32_t *tokens, int64_t n_tokens, const double *ref_logits, int64_t n_vocab,
+                                  double nmse_max, e2e_comparison *c, float *kept, strata_error *err);
+
+/* Makes a fresh directory under $TMPDIR (or /tmp) named prefix_XXXXXX. */
+bool e2e_make_temp_dir(char *out, size_t size, const char *prefix);
+
+#endif
