@@ -28,6 +28,7 @@
 
 #include "backends/backend.h"
 #include "e2e_common.h"
+#include "test_temp.h"
 #include "reference_forward.h"
 #ifdef STRATA_CUDA_EMULATED
 #include <cuda_runtime_api.h> /* the emulator's statistics */
@@ -55,41 +56,8 @@ static strata_status load(const char *path, strata_model **model, strata_error *
 
 static void check_model(const char *label, const char *path, const int32_t *tokens, int64_t n_tokens, double nmse_max)
 {
-    strata_error err = {0};
-    reference_model *ref = NULL;
-    strata_model *model = NULL;
-    double *ref_logits = NULL;
-    e2e_comparison batch = {0}, single = {0};
-    strata_status status = reference_model_load(path, &ref, &err);
-    if (status != STRATA_OK)
-        goto fail;
-    int64_t n_vocab = reference_model_n_vocab(ref);
-    ref_logits = malloc((size_t)(n_tokens * n_vocab) * sizeof *ref_logits);
-    if (!ref_logits) {
-        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
-        goto fail;
-    }
-    if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)) || (status = load(path, &model, &err)))
-        goto fail;
-    double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
-    if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
-                                  &batch, NULL, &err)) ||
-        (status = e2e_run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
-                                  &single, NULL, &err)))
-        goto fail;
-    bool ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok && single.argmax_ok;
-    printf("%-26s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
-           batch.argmax_agree, batch.argmax_rows, single.argmax_agree, single.argmax_rows, nmse_max, ok ? "ok" : "FAIL");
-    if (!ok)
+    if (!e2e_check_model("cuda", label, path, tokens, n_tokens, nmse_max))
         failures++;
-fail:
-    if (status != STRATA_OK) {
-        printf("%-26s error: %s\n", label, err.message);
-        failures++;
-    }
-    strata_model_free(model);
-    reference_model_free(ref);
-    free(ref_logits);
 }
 
 /* 600 tokens one at a time against the reference, with graphs on and off. */
@@ -181,7 +149,7 @@ int main(void)
         return 77;
     }
     char dir[512], path[600], label[64];
-    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_cuda_e2e")) {
+    if (!test_make_temp_dir(dir, sizeof dir, "strata_cuda_e2e")) {
         printf("cannot create a temporary directory\n");
         return 1;
     }

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "e2e_common.h"
+#include "test_temp.h"
 #include "reference_forward.h"
 #include "strata.h"
 
@@ -40,50 +41,11 @@ static const double fixture_nmse_max = 1e-10; /* C reference vs numpy, logits st
 
 static int failures;
 
-/* Checks one model file end to end and prints its table row. */
-static void check_model(const char *label, const char *path, const int32_t *tokens, int64_t n_tokens,
-                        double nmse_max)
+static void check_model_on_cpu(const char *label, const char *path, const int32_t *tokens, int64_t n_tokens,
+                               double nmse_max)
 {
-    strata_error err = {0};
-    reference_model *ref = NULL;
-    strata_model *model = NULL;
-    double *ref_logits = NULL;
-    e2e_comparison batch = {0}, single = {0};
-    strata_status status = reference_model_load(path, &ref, &err);
-    if (status != STRATA_OK)
-        goto fail;
-    int64_t n_vocab = reference_model_n_vocab(ref);
-    ref_logits = malloc((size_t)(n_tokens * n_vocab) * sizeof *ref_logits);
-    if (!ref_logits) {
-        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
-        goto fail;
-    }
-    if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)))
-        goto fail;
-    strata_model_params params = {.path = path, .backend = "cpu"};
-    if ((status = strata_model_load(&params, &model, &err)))
-        goto fail;
-    double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
-    if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
-                                  &batch, NULL, &err)) ||
-        (status = e2e_run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
-                                  &single, NULL, &err)))
-        goto fail;
-    bool ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok &&
-              single.argmax_ok;
-    printf("%-24s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
-           batch.argmax_agree, batch.argmax_rows, single.argmax_agree, single.argmax_rows, nmse_max,
-           ok ? "ok" : "FAIL");
-    if (!ok)
+    if (!e2e_check_model("cpu", label, path, tokens, n_tokens, nmse_max))
         failures++;
-fail:
-    if (status != STRATA_OK) {
-        printf("%-24s error: %s\n", label, err.message);
-        failures++;
-    }
-    strata_model_free(model);
-    reference_model_free(ref);
-    free(ref_logits);
 }
 
 /* Compares the C reference with logits numpy computed (a little-endian f32
@@ -137,7 +99,7 @@ fail:
 int main(void)
 {
     char dir[512];
-    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_e2e")) {
+    if (!test_make_temp_dir(dir, sizeof dir, "strata_e2e")) {
         fprintf(stderr, "test_e2e_logits: cannot create a temporary directory\n");
         return 1;
     }
@@ -179,12 +141,12 @@ int main(void)
                 failures++;
                 continue;
             }
-            check_model(label, path, e2e_byte_prompt, n_byte_prompt, e2e_type_bounds[t].nmse_max);
+            check_model_on_cpu(label, path, e2e_byte_prompt, n_byte_prompt, e2e_type_bounds[t].nmse_max);
             remove(path);
         }
     }
-    check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt, n_stories_prompt, 1e-9);
-    check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
+    check_model_on_cpu("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt, n_stories_prompt, 1e-9);
+    check_model_on_cpu("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);
     rmdir(dir);
     if (failures) {

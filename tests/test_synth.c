@@ -11,6 +11,7 @@
 #include "quant.h"
 #include "runtime/synth.h"
 #include "strata.h"
+#include "test_temp.h"
 
 static int failures;
 
@@ -340,9 +341,7 @@ static void check_bad_input(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(temp_dir, sizeof temp_dir, "%s/strata_synth_XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(temp_dir)) {
+    if (!test_make_temp_dir(temp_dir, sizeof temp_dir, "strata_synth")) {
         fprintf(stderr, "test_synth: cannot create a temporary directory\n");
         return 1;
     }

@@ -22,6 +22,7 @@
 
 #include "backends/backend.h"
 #include "e2e_common.h"
+#include "test_temp.h"
 #include "reference_forward.h"
 #include "strata.h"
 
@@ -167,7 +168,7 @@ int main(void)
         return 77;
     }
     char dir[512];
-    if (!e2e_make_temp_dir(dir, sizeof dir, "strata_vk_e2e")) {
+    if (!test_make_temp_dir(dir, sizeof dir, "strata_vk_e2e")) {
         fprintf(stderr, "test_vulkan_e2e_logits: cannot create a temporary directory\n");
         return 1;
     }

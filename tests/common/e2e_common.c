@@ -1,10 +1,11 @@
 #include "e2e_common.h"
 
+#include "reference_forward.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const int32_t e2e_byte_prompt[] = {256, 72, 101, 108, 108, 111, 44, 32, 119, 111};
 const int64_t e2e_byte_prompt_len = sizeof e2e_byte_prompt / sizeof e2e_byte_prompt[0];
@@ -84,9 +85,47 @@ fail:
     return status;
 }
 
-bool e2e_make_temp_dir(char *out, size_t size, const char *prefix)
+bool e2e_check_model(const char *backend, const char *label, const char *path, const int32_t *tokens,
+                     int64_t n_tokens, double nmse_max)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(out, size, "%s/%s_XXXXXX", base && *base ? base : "/tmp", prefix);
-    return mkdtemp(out) != NULL;
+    strata_error err = {0};
+    reference_model *ref = NULL;
+    strata_model *model = NULL;
+    double *ref_logits = NULL;
+    e2e_comparison batch = {0}, single = {0};
+    bool ok = false;
+    strata_status status = reference_model_load(path, &ref, &err);
+    if (status != STRATA_OK)
+        goto fail;
+    int64_t n_vocab = reference_model_n_vocab(ref);
+    ref_logits = malloc((size_t)(n_tokens * n_vocab) * sizeof *ref_logits);
+    if (!ref_logits) {
+        status = strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
+        goto fail;
+    }
+    if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)))
+        goto fail;
+    strata_model_params params = {.path = path, .backend = backend};
+    if ((status = strata_model_load(&params, &model, &err)))
+        goto fail;
+    double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
+    if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
+                                  &batch, NULL, &err)) ||
+        (status = e2e_run_and_compare(model, DTYPE_F16, true, 64, tokens, n_tokens, ref_logits, n_vocab, single_max,
+                                  &single, NULL, &err)))
+        goto fail;
+    ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok &&
+              single.argmax_ok;
+    printf("%-24s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
+           batch.argmax_agree, batch.argmax_rows, single.argmax_agree, single.argmax_rows, nmse_max,
+           ok ? "ok" : "FAIL");
+fail:
+    if (status != STRATA_OK) {
+        printf("%-24s error: %s\n", label, err.message);
+        ok = false;
+    }
+    strata_model_free(model);
+    reference_model_free(ref);
+    free(ref_logits);
+    return ok;
 }

@@ -56,7 +56,11 @@ strata_status e2e_run_and_compare(strata_model *model, strata_dtype kv_dtype, bo
                                   const int32_t *tokens, int64_t n_tokens, const double *ref_logits, int64_t n_vocab,
                                   double nmse_max, e2e_comparison *c, float *kept, strata_error *err);
 
-/* Makes a fresh directory under $TMPDIR (or /tmp) named prefix_XXXXXX. */
-bool e2e_make_temp_dir(char *out, size_t size, const char *prefix);
+/* Checks one model file end to end on backend ("cpu", "cuda", ...): the
+ * independent reference's logits of tokens against the runtime's, decoded as
+ * one batch with an f32 KV cache and one token at a time with an f16 cache.
+ * Prints one table row named label; returns whether it passed. */
+bool e2e_check_model(const char *backend, const char *label, const char *path, const int32_t *tokens,
+                     int64_t n_tokens, double nmse_max);
 
 #endif
