@@ -2,39 +2,7 @@
 # The synth command: help, --list, writing a tiny model that info and run
 # accept, the same seed giving the same file, --vocab, and bad flags.
 # Environment (set by ctest): STRATA, STRATA_MODELS_DIR.
-set -uo pipefail
-
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STRATA="${STRATA:-$here/../build/strata}"
-MODELS="${STRATA_MODELS_DIR:-$here/../models}"
-
-if [[ ! -x "$STRATA" ]]; then
-    echo "SKIP: no strata executable at $STRATA"
-    exit 77
-fi
-
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
-
-# expect_status STATUS DESCRIPTION COMMAND...: stdout in $work/out, stderr in $work/err
-expect_status() {
-    local want="$1" what="$2"
-    shift 2
-    "$@" >"$work/out" 2>"$work/err"
-    local got=$?
-    if [[ $got -ne $want ]]; then
-        fail "$what: exit status $got, expected $want"
-        sed 's/^/    stderr: /' "$work/err" | head -5
-        return 1
-    fi
-    return 0
-}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
 expect_status 0 "synth --help" "$STRATA" synth --help && grep -q -- "--preset" "$work/out" ||
     fail "synth --help does not describe --preset"

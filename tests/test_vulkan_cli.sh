@@ -5,24 +5,7 @@
 # (stories260K) and the prompt logits (also a synthetic q4_k model) match the
 # CPU's.
 # Environment (set by ctest): STRATA, STRATA_MODELS_DIR.
-set -uo pipefail
-
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-STRATA="${STRATA:-$here/../build/strata}"
-MODELS="${STRATA_MODELS_DIR:-$here/../models}"
-STORIES="$MODELS/stories260K.gguf"
-
-if [[ ! -x "$STRATA" ]]; then
-    echo "SKIP: no strata executable at $STRATA"
-    exit 77
-fi
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*"
-    failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
 "$STRATA" devices >"$work/devices" 2>&1 || fail "strata devices exited $?"
 grep -q '^cpu ' "$work/devices" || fail "strata devices does not list the cpu"
