@@ -121,4 +121,9 @@ if(STRATA_CUDA_EMULATED_TESTS)
     add_test(NAME ${emulated_name} COMMAND ${emulated_name})
     set_tests_properties(${emulated_name} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
   endforeach()
+  # the op kernels once more with the threads of each block run last first:
+  # a missing __syncthreads shows in one order or the other
+  add_test(NAME test_backend_ops_cuda_emulated_reverse COMMAND test_backend_ops_cuda_emulated)
+  set_tests_properties(test_backend_ops_cuda_emulated_reverse PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
+                       ENVIRONMENT STRATA_EMU_ORDER=reverse)
 endif()

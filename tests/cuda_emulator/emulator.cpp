@@ -13,6 +13,11 @@
  *   Shuffles wait for all 32 lanes of the warp: a shuffle in a warp where a
  *   lane has already exited, or a deadlock, is reported and aborts the test,
  *   as it would be undefined on a GPU;
+ * - STRATA_EMU_ORDER=reverse runs the threads of a block, and the blocks of
+ *   a grid, last first. A missing __syncthreads lets a thread read what
+ *   another has not written yet only when the reader runs first; forward
+ *   order catches one direction of that race, reverse order the other, so
+ *   the tests run the kernels both ways;
  * - cuBLAS GEMMs are plain loops with cuBLAS's column-major conventions.
  *
  * Test infrastructure only: never linked into libstrata. Launch
@@ -228,6 +233,18 @@ void fiber_finished()
     }
 }
 
+/* STRATA_EMU_ORDER=reverse: threads and blocks last first (read once). */
+bool reverse_order()
+{
+    static const int reverse = [] {
+        const char *order = getenv("STRATA_EMU_ORDER");
+        if (order && strcmp(order, "reverse") != 0 && strcmp(order, "forward") != 0)
+            die("STRATA_EMU_ORDER must be forward or reverse");
+        return order && strcmp(order, "reverse") == 0 ? 1 : 0;
+    }();
+    return reverse != 0;
+}
+
 void run_block(const dim3 &block)
 {
     const int n = (int)(block.x * block.y * block.z);
@@ -251,7 +268,8 @@ void run_block(const dim3 &block)
     memset(warp_done, 0, sizeof warp_done);
     while (block_done < n) {
         bool ran = false;
-        for (int i = 0; i < n; i++) {
+        for (int k = 0; k < n; k++) {
+            const int i = reverse_order() ? n - 1 - k : k;
             if (fibers[i].state != FIBER_READY)
                 continue;
             current_fiber = i;
@@ -280,7 +298,10 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()> &body)
     for (unsigned z = 0; z < grid.z; z++)
         for (unsigned y = 0; y < grid.y; y++)
             for (unsigned x = 0; x < grid.x; x++) {
-                blockIdx = uint3{x, y, z};
+                if (reverse_order())
+                    blockIdx = uint3{grid.x - 1 - x, grid.y - 1 - y, grid.z - 1 - z};
+                else
+                    blockIdx = uint3{x, y, z};
                 run_block(block);
             }
 }
