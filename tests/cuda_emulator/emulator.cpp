@@ -2,8 +2,10 @@
  * host code and its kernels (the same .cu sources of kernels/, with the
  * launch syntax rewritten) run in tests on machines without a GPU:
  *
- * - device memory is host memory; one emulated device with a fixed budget,
- *   so out-of-memory paths can be exercised;
+ * - device memory is host memory; one emulated device with a fixed budget
+ *   (8 GiB, or STRATA_EMU_DEVICE_MIB), so out-of-memory paths can be
+ *   exercised; STRATA_EMU_DRIVER=none|old|nodevice plays a machine without a
+ *   driver, with a driver older than the runtime, or without a GPU;
  * - streams execute in issue order at once (everything is synchronous), and
  *   work issued on a stream that is being captured is recorded instead, into
  *   a graph that cudaGraphLaunch replays: captured parameters are replayed as
@@ -43,7 +45,38 @@ dim3 blockDim, gridDim;
 
 namespace {
 
-const size_t device_memory = (size_t)8 << 30; /* what the emulated device "has" */
+/* What the emulated device "has": 8 GiB, or STRATA_EMU_DEVICE_MIB. */
+size_t emulated_device_memory()
+{
+    const char *mib = getenv("STRATA_EMU_DEVICE_MIB");
+    char *end = nullptr;
+    unsigned long long value = mib ? strtoull(mib, &end, 10) : 0;
+    if (mib && (end == mib || *end != '\0' || value == 0 || value > (1ull << 24))) {
+        fprintf(stderr, "cuda emulator: STRATA_EMU_DEVICE_MIB must be a size in MiB, 1 .. 16777216\n");
+        abort();
+    }
+    return mib ? (size_t)value << 20 : (size_t)8 << 30;
+}
+const size_t device_memory = emulated_device_memory();
+
+/* STRATA_EMU_DRIVER plays the machines where the CUDA runtime finds no
+ * device: "none" (no NVIDIA driver loaded), "old" (a driver older than the
+ * runtime), "nodevice" (a driver, no GPU); unset: one working device. */
+enum emulated_driver { DRIVER_OK, DRIVER_NONE, DRIVER_OLD, DRIVER_NO_DEVICE };
+emulated_driver driver_state()
+{
+    const char *driver = getenv("STRATA_EMU_DRIVER");
+    if (!driver)
+        return DRIVER_OK;
+    if (strcmp(driver, "none") == 0)
+        return DRIVER_NONE;
+    if (strcmp(driver, "old") == 0)
+        return DRIVER_OLD;
+    if (strcmp(driver, "nodevice") == 0)
+        return DRIVER_NO_DEVICE;
+    fprintf(stderr, "cuda emulator: STRATA_EMU_DRIVER must be none, old or nodevice\n");
+    abort();
+}
 size_t device_used = 0;
 std::map<void *, size_t> device_allocations;
 cudaError_t last_error = cudaSuccess;
@@ -385,6 +418,8 @@ const char *cudaGetErrorString(cudaError_t error)
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
     case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     default: return "emulated CUDA error";
     }
 }
@@ -397,6 +432,8 @@ const char *cudaGetErrorName(cudaError_t error)
     case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
     case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
     case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
     default: return "cudaErrorUnknown";
     }
 }
@@ -410,6 +447,13 @@ cudaError_t cudaGetLastError(void)
 
 cudaError_t cudaGetDeviceCount(int *count)
 {
+    *count = 0;
+    switch (driver_state()) {
+    case DRIVER_NONE:
+    case DRIVER_OLD: return fail(cudaErrorInsufficientDriver);
+    case DRIVER_NO_DEVICE: return fail(cudaErrorNoDevice);
+    case DRIVER_OK: break;
+    }
     *count = 1;
     return cudaSuccess;
 }
@@ -434,7 +478,8 @@ cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
 
 cudaError_t cudaDriverGetVersion(int *version)
 {
-    *version = 13000;
+    const emulated_driver driver = driver_state();
+    *version = driver == DRIVER_NONE ? 0 : driver == DRIVER_OLD ? 11080 : 13000;
     return cudaSuccess;
 }
 
