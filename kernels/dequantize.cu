@@ -150,22 +150,79 @@ extern "C" cudaError_t kernel_dequantize_rows(void *dst, bool dst_f32, const voi
     return cudaGetLastError();
 }
 
-static __global__ void f32_to_f16_kernel(__half *hi, __half *lo, const float *x, int64_t n)
+/* The power of two each activation column is divided by before it becomes
+ * f16: 1 while the column's largest magnitude stays at most
+ * ACTIVATION_F16_LIMIT (then the conversion is exactly the plain one),
+ * otherwise the smallest power of two that brings it under the limit. Powers
+ * of two divide and multiply back exactly, so a column of large activations
+ * (the FFN inputs of some models reach beyond f16's 65504) loses no more
+ * than f16 rounding instead of turning into infinities. Non-finite columns
+ * keep scale 1: their infinities and NaNs go through as they are. */
+#define ACTIVATION_F16_LIMIT 32768.0f
+
+static __device__ __forceinline__ float activation_column_scale(float amax)
 {
-    for (int64_t i = GRID_INDEX(); i < n; i += GRID_STRIDE()) {
-        const float value = x[i];
-        const __half high = __float2half_rn(value);
-        hi[i] = high;
-        if (lo)
-            lo[i] = __float2half_rn(value - __half2float(high));
-    }
+    if (!(amax > ACTIVATION_F16_LIMIT) || isinf(amax))
+        return 1.0f;
+    int exponent;
+    frexpf(amax / ACTIVATION_F16_LIMIT, &exponent); /* amax / limit = m 2^exponent, m in [0.5, 1) */
+    return ldexpf(1.0f, exponent);
 }
 
-extern "C" cudaError_t kernel_f32_to_f16(uint16_t *hi, uint16_t *lo, const float *x, int64_t n, cudaStream_t stream)
+/* One block per token (column of x). */
+static __global__ void activations_to_f16_kernel(__half *hi, __half *lo, float *column_scale, const float *x,
+                                                 int64_t n_in)
 {
-    if (n <= 0)
+    __shared__ float scratch[WARP_SIZE];
+    const int64_t t = blockIdx.x;
+    const float *column = x + t * n_in;
+    float amax = 0.0f;
+    for (int64_t i = threadIdx.x; i < n_in; i += blockDim.x)
+        amax = fmaxf(amax, fabsf(column[i]));
+    const float scale = activation_column_scale(block_max(amax, scratch));
+    const float inverse = 1.0f / scale; /* exact: a power of two */
+    for (int64_t i = threadIdx.x; i < n_in; i += blockDim.x) {
+        const float value = column[i] * inverse;
+        const __half high = __float2half_rn(value);
+        hi[t * n_in + i] = high;
+        if (lo)
+            lo[t * n_in + i] = __float2half_rn(value - __half2float(high));
+    }
+    if (threadIdx.x == 0)
+        column_scale[t] = scale;
+}
+
+extern "C" cudaError_t kernel_activations_to_f16(uint16_t *hi, uint16_t *lo, float *column_scale, const float *x,
+                                                 int64_t n_in, int64_t n_tok, cudaStream_t stream)
+{
+    if (n_in <= 0 || n_tok <= 0)
         return cudaSuccess;
-    f32_to_f16_kernel<<<grid_blocks(n, DEQUANT_THREADS), DEQUANT_THREADS, 0, stream>>>((__half *)hi, (__half *)lo, x,
-                                                                                      n);
+    if (n_tok > 0x7fffffff)
+        return cudaErrorInvalidValue;
+    activations_to_f16_kernel<<<(unsigned int)n_tok, DEQUANT_THREADS, 0, stream>>>((__half *)hi, (__half *)lo,
+                                                                                   column_scale, x, n_in);
+    return cudaGetLastError();
+}
+
+/* One block per column; columns whose scale is 1 (nearly always all of
+ * them) leave at once. */
+static __global__ void scale_columns_kernel(float *dst, const float *column_scale, int64_t n_out)
+{
+    const float scale = column_scale[blockIdx.x];
+    if (scale == 1.0f)
+        return;
+    float *column = dst + (int64_t)blockIdx.x * n_out;
+    for (int64_t i = threadIdx.x; i < n_out; i += blockDim.x)
+        column[i] *= scale;
+}
+
+extern "C" cudaError_t kernel_scale_columns(float *dst, const float *column_scale, int64_t n_out, int64_t n_tok,
+                                            cudaStream_t stream)
+{
+    if (n_out <= 0 || n_tok <= 0)
+        return cudaSuccess;
+    if (n_tok > 0x7fffffff)
+        return cudaErrorInvalidValue;
+    scale_columns_kernel<<<(unsigned int)n_tok, DEQUANT_THREADS, 0, stream>>>(dst, column_scale, n_out);
     return cudaGetLastError();
 }

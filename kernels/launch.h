@@ -109,9 +109,19 @@ cudaError_t kernel_get_rows(float *dst, const void *table, int dtype, int64_t ro
 cudaError_t kernel_dequantize_rows(void *dst, bool dst_f32, const void *weight, int dtype, int64_t row_bytes,
                                    int64_t n_in, int64_t rows, cudaStream_t stream);
 
-/* hi[i] = f16(x[i]); when lo is not NULL, lo[i] = f16(x[i] - hi[i]), so that
- * hi + lo carries about 22 bits of x (values beyond the f16 range do not). */
-cudaError_t kernel_f32_to_f16(uint16_t *hi, uint16_t *lo, const float *x, int64_t n, cudaStream_t stream);
+/* Activations x[n_in, n_tok] to f16 for the tensor-core GEMM: each column t
+ * is divided by column_scale[t], a power of two the kernel picks (1 unless
+ * the column's magnitudes exceed 32768, so large activations do not overflow
+ * f16), then hi = f16(x / scale) and, when lo is not NULL,
+ * lo = f16(x / scale - hi), so that hi + lo carries about 22 bits of x.
+ * column_scale: n_tok floats of device memory, written here. */
+cudaError_t kernel_activations_to_f16(uint16_t *hi, uint16_t *lo, float *column_scale, const float *x, int64_t n_in,
+                                      int64_t n_tok, cudaStream_t stream);
+
+/* dst[:, t] *= column_scale[t] for a GEMM result dst[n_out, n_tok] (F32):
+ * undoes kernel_activations_to_f16's scaling; columns of scale 1 untouched. */
+cudaError_t kernel_scale_columns(float *dst, const float *column_scale, int64_t n_out, int64_t n_tok,
+                                 cudaStream_t stream);
 
 /* --- matvec.cu: decode matmuls ------------------------------------------------------------ */
 

@@ -7,7 +7,10 @@
  * - more tokens: cuBLAS. Block-format weights are dequantized to F16 in row
  *   tiles of CUDA_GEMM_TILE_ELEMENTS (a 128k-vocabulary output matrix never
  *   needs a gigabyte of scratch) and multiplied with F16 activations by
- *   cublasGemmEx, F32 accumulation. F16 weights are used as they are, against
+ *   cublasGemmEx, F32 accumulation. Activation columns whose magnitudes
+ *   exceed 32768 are first divided by a power of two and the result columns
+ *   multiplied back (kernel_activations_to_f16), so they cannot overflow
+ *   f16. F16 weights are used as they are, against
  *   activations split into f16 hi + lo parts (two GEMMs, about 22 bits of
  *   each activation, so float weights keep F32-grade results). F32 weights go
  *   to cublasSgemm as they are, BF16 weights after widening to F32 tiles.
@@ -48,9 +51,10 @@ size_t cuda_matmul_scratch_bytes(const cuda_op *op)
     case CUDA_MATMUL_MATVEC_Q8:
         return cuda_align(activations) + cuda_align(activations / 32 * 16);
     case CUDA_MATMUL_GEMM_F16:
-        return cuda_align(activations * 2) + cuda_align((size_t)(s.tile_rows * s.n_in) * 2);
+        return cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4) +
+               cuda_align((size_t)(s.tile_rows * s.n_in) * 2);
     case CUDA_MATMUL_GEMM_F16_SPLIT:
-        return 2 * cuda_align(activations * 2);
+        return 2 * cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4);
     case CUDA_MATMUL_GEMM_F32:
         return op->src[0].dtype == DTYPE_BF16 ? cuda_align((size_t)(s.tile_rows * s.n_in) * 4) : 0;
     case CUDA_MATMUL_MATVEC_FLOAT:
@@ -130,18 +134,27 @@ strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_er
     }
     case CUDA_MATMUL_GEMM_F16: {
         uint16_t *x16 = (uint16_t *)arena;
-        void *tile = arena + cuda_align(activations * 2);
-        CUDA_CHECK(err, kernel_f32_to_f16(x16, NULL, x, (int64_t)activations, ctx->stream),
+        float *column_scale = (float *)(arena + cuda_align(activations * 2));
+        void *tile = arena + cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4);
+        CUDA_CHECK(err, kernel_activations_to_f16(x16, NULL, column_scale, x, s.n_in, s.n_tok, ctx->stream),
                    "launching the activation conversion");
-        return gemm_dequantized(ctx, op, &s, tile, false, x16, err);
+        strata_status status = gemm_dequantized(ctx, op, &s, tile, false, x16, err);
+        if (status == STRATA_OK)
+            CUDA_CHECK(err, kernel_scale_columns(dst, column_scale, s.n_out, s.n_tok, ctx->stream),
+                       "launching the column rescale");
+        return status;
     }
     case CUDA_MATMUL_GEMM_F16_SPLIT: {
         uint16_t *hi = (uint16_t *)arena, *lo = (uint16_t *)(arena + cuda_align(activations * 2));
-        CUDA_CHECK(err, kernel_f32_to_f16(hi, lo, x, (int64_t)activations, ctx->stream),
+        float *column_scale = (float *)(arena + 2 * cuda_align(activations * 2));
+        CUDA_CHECK(err, kernel_activations_to_f16(hi, lo, column_scale, x, s.n_in, s.n_tok, ctx->stream),
                    "launching the activation conversion");
         strata_status status = gemm(ctx, w->data, hi, CUDA_R_16F, dst, s.n_out, s.n_tok, s.n_in, s.n_out, 0.0f, err);
         if (status == STRATA_OK)
             status = gemm(ctx, w->data, lo, CUDA_R_16F, dst, s.n_out, s.n_tok, s.n_in, s.n_out, 1.0f, err);
+        if (status == STRATA_OK)
+            CUDA_CHECK(err, kernel_scale_columns(dst, column_scale, s.n_out, s.n_tok, ctx->stream),
+                       "launching the column rescale");
         return status;
     }
     case CUDA_MATMUL_GEMM_F32:
