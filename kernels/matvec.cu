@@ -65,32 +65,109 @@ extern "C" cudaError_t kernel_quantize_q8(int32_t *xq, float *xs, const float *x
 
 /* --- block formats x 8-bit activations --------------------------------------------------- */
 
-template <int FORMAT, int NTOK>
-static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const int4 *xq,
-                                        const float4 *xs, int64_t n_units, int64_t n_out)
+/* acc[t] += the dot products of G consecutive units with the activations
+ * of token t: the first unit's quants at xq[0..1] and scales at xs[0] for
+ * token 0, each further token n_units units on. */
+template <int G, int NTOK>
+static __device__ __forceinline__ void accumulate_units(float *acc, const quant_unit *units, const int4 *xq,
+                                                        const float4 *xs, int n_units)
 {
-    constexpr int units_per_block = FORMAT >= UNPACK_Q2_K && FORMAT <= UNPACK_Q6_K ? 8 : 1;
-    const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
-    if (row >= n_out) /* the whole warp leaves together */
-        return;
-    const int block_bytes = unpack_block_bytes(FORMAT);
-    const uint8_t *w = weight + row * row_bytes;
-    float acc[NTOK];
 #pragma unroll
-    for (int t = 0; t < NTOK; t++)
-        acc[t] = 0.0f;
-    for (int64_t u = threadIdx.x; u < n_units; u += WARP_SIZE) {
-        quant_unit unit;
-        unpack_unit(FORMAT, w + (u / units_per_block) * block_bytes, (int)(u % units_per_block), &unit);
+    for (int i = 0; i < G; i++) {
 #pragma unroll
         for (int t = 0; t < NTOK; t++) {
-            const int64_t a = t * n_units + u;
+            const int a = t * n_units + i;
             const int4 low = xq[2 * a], high = xq[2 * a + 1];
             const float4 s = xs[a];
             const int32_t q[8] = {low.x, low.y, low.z, low.w, high.x, high.y, high.z, high.w};
             const float sums[2] = {s.y, s.z};
-            acc[t] += unpack_unit_dot(&unit, q, s.x, sums);
+            acc[t] += unpack_unit_dot(&units[i], q, s.x, sums);
         }
+    }
+}
+
+/* GROUPED: each lane unpacks groups of UNPACK_GROUP_UNITS units with
+ * unpack_group (rows meeting UNPACK_GROUP_ALIGNMENT); otherwise one unit at
+ * a time with unpack_unit, which needs only the alignment GGUF gives.
+ * Groups of one unit go two to an iteration, so that every lane has two
+ * blocks' loads in flight before it needs the first.
+ *
+ * An iteration of the warp covers a stretch of whole blocks (32 lanes x
+ * group_units x groups_per_iteration units, a multiple of 8), so where a
+ * lane's groups lie in the stretch is the same in every iteration and is
+ * worked out once, outside the loop. */
+template <int FORMAT, int NTOK, bool GROUPED>
+static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const int4 *xq,
+                                        const float4 *xs, int n_units, int64_t n_out)
+{
+    constexpr int units_per_block = FORMAT >= UNPACK_Q2_K && FORMAT <= UNPACK_Q6_K ? 8 : 1;
+    constexpr int group_units = GROUPED ? UNPACK_GROUP_UNITS(FORMAT) : 1;
+    constexpr int groups_per_iteration = group_units == 1 ? 2 : 1;
+    constexpr int units_per_iteration = WARP_SIZE * group_units * groups_per_iteration;
+    constexpr int block_bytes = FORMAT == UNPACK_Q4_0   ? 18
+                                : FORMAT == UNPACK_Q4_1 ? 20
+                                : FORMAT == UNPACK_Q5_0 ? 22
+                                : FORMAT == UNPACK_Q5_1 ? 24
+                                : FORMAT == UNPACK_Q8_0 ? 34
+                                : FORMAT == UNPACK_Q2_K ? 84
+                                : FORMAT == UNPACK_Q3_K ? 110
+                                : FORMAT == UNPACK_Q4_K ? 144
+                                : FORMAT == UNPACK_Q5_K ? 176
+                                                        : 210;
+    static_assert(units_per_iteration % units_per_block == 0, "an iteration covers whole blocks");
+    const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
+    if (row >= n_out) /* the whole warp leaves together */
+        return;
+    const int lane = threadIdx.x;
+    int block_offset[groups_per_iteration], unit_in_block[groups_per_iteration];
+#pragma unroll
+    for (int r = 0; r < groups_per_iteration; r++) {
+        const int unit = (r * WARP_SIZE + lane) * group_units; /* in the stretch */
+        block_offset[r] = unit / units_per_block * block_bytes;
+        unit_in_block[r] = unit % units_per_block;
+    }
+    /* The grouped path's rows meet the group alignment (checked at launch);
+     * saying so lets the compiler work out each lane's misalignment within
+     * its block once, outside the loop. */
+    constexpr int64_t row_alignment = GROUPED ? UNPACK_GROUP_ALIGNMENT(FORMAT) : 2;
+    const uint8_t *row_base = (const uint8_t *)__builtin_assume_aligned(weight, row_alignment) +
+                              row * (row_bytes & ~(row_alignment - 1));
+    int stretch = 0; /* byte offset of the iteration's stretch in the row */
+    const int4 *stretch_xq = xq + 2 * lane * group_units;
+    const float4 *stretch_xs = xs + lane * group_units;
+    const int n_groups = n_units / group_units;
+    float acc[NTOK];
+#pragma unroll
+    for (int t = 0; t < NTOK; t++)
+        acc[t] = 0.0f;
+    int g = lane;
+    for (; g + (groups_per_iteration - 1) * WARP_SIZE < n_groups; g += groups_per_iteration * WARP_SIZE) {
+        quant_unit units[groups_per_iteration][group_units];
+#pragma unroll
+        for (int r = 0; r < groups_per_iteration; r++) {
+            const uint8_t *block = row_base + (stretch + block_offset[r]);
+            if (GROUPED)
+                unpack_group(FORMAT, block, unit_in_block[r] / group_units, units[r]);
+            else
+                unpack_unit(FORMAT, block, unit_in_block[r], units[r]);
+        }
+#pragma unroll
+        for (int r = 0; r < groups_per_iteration; r++) {
+            const int unit = r * WARP_SIZE * group_units;
+            accumulate_units<group_units, NTOK>(acc, units[r], stretch_xq + 2 * unit, stretch_xs + unit, n_units);
+        }
+        stretch += units_per_iteration / units_per_block * block_bytes;
+        stretch_xq += 2 * units_per_iteration;
+        stretch_xs += units_per_iteration;
+    }
+    if (groups_per_iteration > 1 && g < n_groups) { /* one group left over: the first of the iteration */
+        quant_unit units[group_units];
+        const uint8_t *block = row_base + (stretch + block_offset[0]);
+        if (GROUPED)
+            unpack_group(FORMAT, block, unit_in_block[0] / group_units, units);
+        else
+            unpack_unit(FORMAT, block, unit_in_block[0], units);
+        accumulate_units<group_units, NTOK>(acc, units, stretch_xq, stretch_xs, n_units);
     }
 #pragma unroll
     for (int t = 0; t < NTOK; t++) {
@@ -100,13 +177,13 @@ static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64
     }
 }
 
-template <int FORMAT>
+template <int FORMAT, bool GROUPED>
 static void launch_matvec_q8(int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst, const uint8_t *w,
-                             int64_t row_bytes, const int4 *xq, const float4 *xs, int64_t n_units, int64_t n_out)
+                             int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units, int64_t n_out)
 {
 #define MATVEC_Q8_CASE(N)                                                                                          \
     case N:                                                                                                        \
-        matvec_q8_kernel<FORMAT, N><<<grid, block, 0, stream>>>(dst, w, row_bytes, xq, xs, n_units, n_out);      \
+        matvec_q8_kernel<FORMAT, N, GROUPED><<<grid, block, 0, stream>>>(dst, w, row_bytes, xq, xs, n_units, n_out); \
         break;
     switch (n_tok) {
         MATVEC_Q8_CASE(1)
@@ -122,6 +199,23 @@ static void launch_matvec_q8(int n_tok, dim3 grid, dim3 block, cudaStream_t stre
 #undef MATVEC_Q8_CASE
 }
 
+/* The grouped kernel where the weight's rows meet its alignment, the
+ * unit-at-a-time one otherwise; Q4_1 and Q5_1 have no groups beyond
+ * unpack_unit and always take the latter. */
+template <int FORMAT>
+static void launch_matvec_q8_any(bool aligned, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
+                                 const uint8_t *w, int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units,
+                                 int64_t n_out)
+{
+    if constexpr (UNPACK_GROUP_UNITS(FORMAT) > 1) {
+        if (aligned) {
+            launch_matvec_q8<FORMAT, true>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units, n_out);
+            return;
+        }
+    }
+    launch_matvec_q8<FORMAT, false>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units, n_out);
+}
+
 extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes,
                                         const int32_t *xq, const float *xs, int64_t n_in, int64_t n_out, int n_tok,
                                         cudaStream_t stream)
@@ -130,6 +224,10 @@ extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtyp
         return cudaSuccess;
     if (n_tok > KERNEL_MATVEC_MAX_TOKENS || n_in % UNPACK_UNIT_ELEMENTS != 0 || unpack_block_bytes(dtype) == 0)
         return cudaErrorInvalidValue;
+    const int64_t n_units = n_in / UNPACK_UNIT_ELEMENTS;
+    /* whole blocks per row, and activation indices (2 n_tok n_units) in an int */
+    if (n_units % unpack_units_per_block(dtype) != 0 || n_units > 0x7fffffff / (2 * KERNEL_MATVEC_MAX_TOKENS))
+        return cudaErrorInvalidValue;
     const int64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
     if (blocks > 0x7fffffff)
         return cudaErrorInvalidValue;
@@ -137,18 +235,23 @@ extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtyp
     const uint8_t *w = (const uint8_t *)weight;
     const int4 *q = (const int4 *)xq;
     const float4 *s = (const float4 *)xs;
-    const int64_t n_units = n_in / UNPACK_UNIT_ELEMENTS;
+    const int units = (int)n_units;
+    /* every row starts and ends at a multiple of the grouped loads' alignment
+     * and holds whole groups */
+    const int64_t alignment = UNPACK_GROUP_ALIGNMENT(dtype);
+    const bool aligned = row_bytes % alignment == 0 && (uintptr_t)weight % (uintptr_t)alignment == 0 &&
+                         n_units % UNPACK_GROUP_UNITS(dtype) == 0;
     switch (dtype) {
-    case UNPACK_Q4_0: launch_matvec_q8<UNPACK_Q4_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q4_1: launch_matvec_q8<UNPACK_Q4_1>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q5_0: launch_matvec_q8<UNPACK_Q5_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q5_1: launch_matvec_q8<UNPACK_Q5_1>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q8_0: launch_matvec_q8<UNPACK_Q8_0>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q2_K: launch_matvec_q8<UNPACK_Q2_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q3_K: launch_matvec_q8<UNPACK_Q3_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q4_K: launch_matvec_q8<UNPACK_Q4_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q5_K: launch_matvec_q8<UNPACK_Q5_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
-    case UNPACK_Q6_K: launch_matvec_q8<UNPACK_Q6_K>(n_tok, grid, block, stream, dst, w, row_bytes, q, s, n_units, n_out); break;
+    case UNPACK_Q4_0: launch_matvec_q8_any<UNPACK_Q4_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q4_1: launch_matvec_q8_any<UNPACK_Q4_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q5_0: launch_matvec_q8_any<UNPACK_Q5_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q5_1: launch_matvec_q8_any<UNPACK_Q5_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q8_0: launch_matvec_q8_any<UNPACK_Q8_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q2_K: launch_matvec_q8_any<UNPACK_Q2_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q3_K: launch_matvec_q8_any<UNPACK_Q3_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q4_K: launch_matvec_q8_any<UNPACK_Q4_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q5_K: launch_matvec_q8_any<UNPACK_Q5_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q6_K: launch_matvec_q8_any<UNPACK_Q6_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

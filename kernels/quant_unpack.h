@@ -130,6 +130,89 @@ UNPACK_FN uint32_t unpack_u32_a4(const uint8_t *p)
 #endif
 }
 
+/* n little-endian 32-bit words from p, a multiple of 16, as n / 4 16-byte
+ * loads (n a multiple of 4). */
+UNPACK_FN void unpack_words_a16(const uint8_t *p, int n, uint32_t *out)
+{
+#ifdef __CUDA_ARCH__
+    for (int i = 0; i < n / 4; i++) {
+        const uint4 v = ((const uint4 *)p)[i];
+        out[4 * i] = v.x;
+        out[4 * i + 1] = v.y;
+        out[4 * i + 2] = v.z;
+        out[4 * i + 3] = v.w;
+    }
+#else
+    UNPACK_ASSERT_ALIGNED(p, 16);
+    for (int i = 0; i < n; i++)
+        out[i] = unpack_u32_a2(p + 4 * i);
+#endif
+}
+
+/* n little-endian 32-bit words from p, a multiple of 8, as n / 2 8-byte
+ * loads (n even). */
+UNPACK_FN void unpack_words_a8(const uint8_t *p, int n, uint32_t *out)
+{
+#ifdef __CUDA_ARCH__
+    for (int i = 0; i < n / 2; i++) {
+        const uint2 v = ((const uint2 *)p)[i];
+        out[2 * i] = v.x;
+        out[2 * i + 1] = v.y;
+    }
+#else
+    UNPACK_ASSERT_ALIGNED(p, 8);
+    for (int i = 0; i < n; i++)
+        out[i] = unpack_u32_a2(p + 4 * i);
+#endif
+}
+
+/* The 32-bit and 16-bit little-endian fields at even byte offset `at` of an
+ * image of bytes held as words (at a compile-time constant in the kernels,
+ * so each is a register or one funnel shift of two). */
+UNPACK_FN uint32_t unpack_image_u32(const uint32_t *image, int at)
+{
+    return at % 4 == 0 ? image[at / 4] : (image[at / 4] >> 16) | (image[at / 4 + 1] << 16);
+}
+
+UNPACK_FN uint16_t unpack_image_u16(const uint32_t *image, int at)
+{
+    return (uint16_t)(image[at / 4] >> (8 * (at % 4)));
+}
+
+/* n little-endian 32-bit words from p, an even address, as n + 1 aligned
+ * 32-bit loads joined by funnel shifts (n when p is a multiple of 4), where
+ * unpack_u32_a2 spends two 16-bit loads per word. The loads cover the
+ * aligned words that hold the bytes [p, p + 4n): up to 2 bytes before p and
+ * after p + 4n - 1 are read too. The caller guarantees those lie in the
+ * same row: the matrix-vector kernels take this path only for rows that
+ * start and end at multiples of 4, where any aligned word holding a byte of
+ * the row lies inside it. */
+UNPACK_FN void unpack_words_a2(const uint8_t *p, int n, uint32_t *out)
+{
+#ifdef __CUDA_ARCH__
+    /* p minus its misalignment rather than a masked integer: the compiler
+     * keeps knowing p's address space and emits global loads */
+    const unsigned int misalignment = (unsigned int)(uintptr_t)p & 2u, shift = misalignment * 8u;
+    const uint32_t *aligned = (const uint32_t *)(p - misalignment);
+    uint32_t low = aligned[0];
+    for (int i = 0; i < n; i++) {
+        const uint32_t high = i + 1 < n || shift ? aligned[i + 1] : 0u;
+        out[i] = __funnelshift_r(low, high, shift);
+        low = high;
+    }
+#else
+    UNPACK_ASSERT_ALIGNED(p, 2);
+    for (int i = 0; i < n; i++)
+        out[i] = unpack_u32_a2(p + 4 * i);
+#endif
+}
+
+/* Byte b (0..3) of word w. */
+UNPACK_FN uint32_t unpack_word_byte(uint32_t w, int b)
+{
+    return (w >> (8 * b)) & 0xffu;
+}
+
 /* Subtracts k (0..32) from each byte of v (each byte 0..63), giving signed
  * bytes: with the top bit of every byte set first no byte borrows from its
  * neighbour, and flipping it back turns the biased value into two's
@@ -147,17 +230,24 @@ UNPACK_FN uint32_t unpack_spread4(uint32_t h)
 
 /* --- the 32-element formats (one unit per block) ------------------------------------ */
 
-/* Q4_0 (18 bytes): d, then 16 bytes of nibbles; value (q - 8) * d. */
-UNPACK_FN void unpack_q4_0(const uint8_t *block, quant_unit *u)
+/* A Q4_0 unit from its scale and its 16 bytes of nibbles as words. */
+UNPACK_FN void unpack_q4_0_words(float d, const uint32_t *qs, quant_unit *u)
 {
-    const float d = unpack_half(unpack_u16(block));
     for (int k = 0; k < 4; k++) {
-        uint32_t w = unpack_u32_a2(block + 2 + 4 * k);
-        u->q[k] = unpack_bytes_minus(w & 0x0f0f0f0fu, 8);
-        u->q[k + 4] = unpack_bytes_minus((w >> 4) & 0x0f0f0f0fu, 8);
+        u->q[k] = unpack_bytes_minus(qs[k] & 0x0f0f0f0fu, 8);
+        u->q[k + 4] = unpack_bytes_minus((qs[k] >> 4) & 0x0f0f0f0fu, 8);
     }
     u->scale[0] = u->scale[1] = d;
     u->offset[0] = u->offset[1] = 0.0f;
+}
+
+/* Q4_0 (18 bytes): d, then 16 bytes of nibbles; value (q - 8) * d. */
+UNPACK_FN void unpack_q4_0(const uint8_t *block, quant_unit *u)
+{
+    uint32_t qs[4];
+    for (int k = 0; k < 4; k++)
+        qs[k] = unpack_u32_a2(block + 2 + 4 * k);
+    unpack_q4_0_words(unpack_half(unpack_u16(block)), qs, u);
 }
 
 /* Q4_1 (20 bytes): d, m, 16 bytes of nibbles; value q * d + m. */
@@ -173,12 +263,12 @@ UNPACK_FN void unpack_q4_1(const uint8_t *block, quant_unit *u)
     u->offset[0] = u->offset[1] = m;
 }
 
-/* The 5-bit quants of a Q5 block: nibbles at qs, fifth bits in the 32-bit
- * little-endian qh (bit j for element j), minus bias. */
-UNPACK_FN void unpack_q5_quants(const uint8_t *qs, uint32_t qh, uint32_t bias, bool qs_a4, quant_unit *u)
+/* The 5-bit quants of a Q5 block: nibbles in the words qs[4], fifth bits in
+ * the 32-bit little-endian qh (bit j for element j), minus bias. */
+UNPACK_FN void unpack_q5_quants(const uint32_t *qs, uint32_t qh, uint32_t bias, quant_unit *u)
 {
     for (int k = 0; k < 4; k++) {
-        uint32_t w = qs_a4 ? unpack_u32_a4(qs + 4 * k) : unpack_u32_a2(qs + 4 * k);
+        uint32_t w = qs[k];
         uint32_t low_high = unpack_spread4((qh >> (4 * k)) & 0xfu) << 4;
         uint32_t high_high = unpack_spread4((qh >> (4 * k + 16)) & 0xfu) << 4;
         u->q[k] = unpack_bytes_minus((w & 0x0f0f0f0fu) | low_high, bias);
@@ -189,9 +279,11 @@ UNPACK_FN void unpack_q5_quants(const uint8_t *qs, uint32_t qh, uint32_t bias, b
 /* Q5_0 (22 bytes): d, qh[4], qs[16]; value (q - 16) * d. */
 UNPACK_FN void unpack_q5_0(const uint8_t *block, quant_unit *u)
 {
-    const float d = unpack_half(unpack_u16(block));
-    unpack_q5_quants(block + 6, unpack_u32_a2(block + 2), 16, false, u);
-    u->scale[0] = u->scale[1] = d;
+    uint32_t qs[4];
+    for (int k = 0; k < 4; k++)
+        qs[k] = unpack_u32_a2(block + 6 + 4 * k);
+    unpack_q5_quants(qs, unpack_u32_a2(block + 2), 16, u);
+    u->scale[0] = u->scale[1] = unpack_half(unpack_u16(block));
     u->offset[0] = u->offset[1] = 0.0f;
 }
 
@@ -199,7 +291,10 @@ UNPACK_FN void unpack_q5_0(const uint8_t *block, quant_unit *u)
 UNPACK_FN void unpack_q5_1(const uint8_t *block, quant_unit *u)
 {
     const float d = unpack_half(unpack_u16(block)), m = unpack_half(unpack_u16(block + 2));
-    unpack_q5_quants(block + 8, unpack_u32_a4(block + 4), 0, true, u);
+    uint32_t qs[4];
+    for (int k = 0; k < 4; k++)
+        qs[k] = unpack_u32_a4(block + 8 + 4 * k);
+    unpack_q5_quants(qs, unpack_u32_a4(block + 4), 0, u);
     u->scale[0] = u->scale[1] = d;
     u->offset[0] = u->offset[1] = m;
 }
@@ -363,6 +458,227 @@ UNPACK_FN void unpack_unit(int format, const uint8_t *block, int unit, quant_uni
             u->q[k] = 0;
         u->scale[0] = u->scale[1] = u->offset[0] = u->offset[1] = 0.0f;
         break;
+    }
+}
+
+/* --- groups of units, for the matrix-vector kernels --------------------------------- */
+
+/* The matrix-vector kernels have each lane unpack a group of consecutive
+ * units that share bytes or alignment, so that each byte is loaded once per
+ * lane and with as few, as wide loads as the layout allows:
+ *
+ *   Q4_K, Q5_K         a pair of units (the two nibbles of the same 32
+ *                      bytes) and the block header, 16-byte loads
+ *   Q2_K               a half block (four units over the same 32 bytes),
+ *                      32-bit loads
+ *   Q3_K, Q6_K         a half block, aligned 32-bit loads joined by funnel
+ *                      shifts (the blocks start at even addresses)
+ *   Q4_0, Q5_0, Q8_0   four blocks, which together start at a multiple of
+ *                      8: 8-byte loads
+ *   Q4_1, Q5_1         one unit, as unpack_unit (already 32-bit loads)
+ *
+ * Each unit comes out exactly as unpack_unit gives it (tests/test_cuda_unpack.c
+ * checks them against each other). UNPACK_GROUP_ALIGNMENT is what the rows
+ * must meet, start and length (unpack_words_a2 reads the aligned words
+ * around its bytes); the kernels check it at launch before taking this
+ * path. */
+#define UNPACK_GROUP_UNITS(format)                                                                 \
+    ((format) == UNPACK_Q4_K || (format) == UNPACK_Q5_K   ? 2                                      \
+     : (format) == UNPACK_Q4_1 || (format) == UNPACK_Q5_1 ? 1                                      \
+                                                          : 4)
+#define UNPACK_GROUP_ALIGNMENT(format)                                                             \
+    ((format) == UNPACK_Q4_K || (format) == UNPACK_Q5_K                   ? 16                     \
+     : (format) == UNPACK_Q4_0 || (format) == UNPACK_Q5_0 || (format) == UNPACK_Q8_0 ? 8           \
+                                                                                       : 4)
+
+/* Four consecutive Q4_0, Q5_0 or Q8_0 blocks (72, 88, 136 bytes) at a
+ * multiple of 8: the image of their bytes in 8-byte loads, then each field
+ * at its constant offset in it (blocks 0 and 2 have their quants 2 bytes
+ * off the words, blocks 1 and 3 on them). */
+UNPACK_FN void unpack_q4_0_quad_a8(const uint8_t *blocks, quant_unit *u)
+{
+    uint32_t image[18];
+    unpack_words_a8(blocks, 18, image);
+    for (int b = 0; b < 4; b++) {
+        uint32_t qs[4];
+        for (int k = 0; k < 4; k++)
+            qs[k] = unpack_image_u32(image, 18 * b + 2 + 4 * k);
+        unpack_q4_0_words(unpack_half(unpack_image_u16(image, 18 * b)), qs, &u[b]);
+    }
+}
+
+UNPACK_FN void unpack_q5_0_quad_a8(const uint8_t *blocks, quant_unit *u)
+{
+    uint32_t image[22];
+    unpack_words_a8(blocks, 22, image);
+    for (int b = 0; b < 4; b++) {
+        uint32_t qs[4];
+        for (int k = 0; k < 4; k++)
+            qs[k] = unpack_image_u32(image, 22 * b + 6 + 4 * k);
+        unpack_q5_quants(qs, unpack_image_u32(image, 22 * b + 2), 16, &u[b]);
+        u[b].scale[0] = u[b].scale[1] = unpack_half(unpack_image_u16(image, 22 * b));
+        u[b].offset[0] = u[b].offset[1] = 0.0f;
+    }
+}
+
+UNPACK_FN void unpack_q8_0_quad_a8(const uint8_t *blocks, quant_unit *u)
+{
+    uint32_t image[34];
+    unpack_words_a8(blocks, 34, image);
+    for (int b = 0; b < 4; b++) {
+        for (int k = 0; k < 8; k++)
+            u[b].q[k] = (int32_t)unpack_image_u32(image, 34 * b + 2 + 4 * k);
+        u[b].scale[0] = u[b].scale[1] = unpack_half(unpack_image_u16(image, 34 * b));
+        u[b].offset[0] = u[b].offset[1] = 0.0f;
+    }
+}
+
+/* Q2_K units 4 half .. 4 half + 3: qs[32 half .. + 31] (two bits per
+ * unit), scales[8 half .. + 7], d and dmin; 11 32-bit loads for four units. */
+UNPACK_FN void unpack_q2_k_half_a4(const uint8_t *block, int half, quant_unit *u)
+{
+    uint32_t qs[8];
+    for (int k = 0; k < 8; k++)
+        qs[k] = unpack_u32_a4(block + 16 + 32 * half + 4 * k);
+    const uint32_t scales[2] = {unpack_u32_a4(block + 8 * half), unpack_u32_a4(block + 8 * half + 4)};
+    const uint32_t d_dmin = unpack_u32_a4(block + 80);
+    const float d = unpack_half((uint16_t)(d_dmin & 0xffffu)), dmin = unpack_half((uint16_t)(d_dmin >> 16));
+    for (int s = 0; s < 4; s++) {
+        for (int k = 0; k < 8; k++)
+            u[s].q[k] = (int32_t)((qs[k] >> (2 * s)) & 0x03030303u);
+        for (int g = 0; g < 2; g++) {
+            const uint32_t sc = unpack_word_byte(scales[(2 * s + g) / 4], (2 * s + g) % 4);
+            u[s].scale[g] = d * (float)(sc & 0x0f);
+            u[s].offset[g] = -(dmin * (float)(sc >> 4));
+        }
+    }
+}
+
+/* Q3_K units 4 half .. 4 half + 3: hmask[32] (bit 4 half + s for unit s),
+ * qs[32 + 32 half .. + 31], scales[12] and d. */
+UNPACK_FN void unpack_q3_k_half_a2(const uint8_t *block, int half, quant_unit *u)
+{
+    uint32_t hmask[8], qs[8], scales[3];
+    unpack_words_a2(block, 8, hmask);
+    unpack_words_a2(block + 32 + 32 * half, 8, qs);
+    unpack_words_a2(block + 96, 3, scales);
+    const float d = unpack_half(unpack_u16(block + 108));
+    for (int s = 0; s < 4; s++) {
+        for (int k = 0; k < 8; k++) {
+            uint32_t low = (qs[k] >> (2 * s)) & 0x03030303u;
+            uint32_t high = (hmask[k] >> (4 * half + s)) & 0x01010101u;
+            u[s].q[k] = unpack_bytes_minus(low | (high << 2), 4);
+        }
+        for (int g = 0; g < 2; g++) {
+            /* sub-block 8 half + i, as unpack_q3_k_scale reads it */
+            const int i = 2 * s + g;
+            const uint32_t packed = unpack_word_byte(scales[i / 4], i % 4);
+            const int low = (int)(half ? packed >> 4 : packed & 0x0f);
+            const int high = (int)(unpack_word_byte(scales[2], i % 4) >> (2 * (2 * half + i / 4))) & 3;
+            u[s].scale[g] = d * (float)((low | (high << 4)) - 32);
+            u[s].offset[g] = 0.0f;
+        }
+    }
+}
+
+/* unpack_k_scale_min with the 12 scale bytes as three words. */
+UNPACK_FN void unpack_k_scale_min_words(const uint32_t *scales, int j, int *scale, int *min)
+{
+    const int b = j % 4;
+    const int s0 = (int)unpack_word_byte(scales[0], b), s1 = (int)unpack_word_byte(scales[1], b);
+    const int s2 = (int)unpack_word_byte(scales[2], b);
+    if (j < 4) {
+        *scale = s0 & 63;
+        *min = s1 & 63;
+    } else {
+        *scale = (s2 & 0x0f) | ((s0 >> 6) << 4);
+        *min = (s2 >> 4) | ((s1 >> 6) << 4);
+    }
+}
+
+/* The scales of Q4_K/Q5_K units 2 pair and 2 pair + 1 from the 16-byte
+ * block header (d, dmin, scales[12]). */
+UNPACK_FN void unpack_k_pair_scales(const uint32_t *head, int pair, quant_unit *u)
+{
+    const float d = unpack_half((uint16_t)(head[0] & 0xffffu)), dmin = unpack_half((uint16_t)(head[0] >> 16));
+    for (int i = 0; i < 2; i++) {
+        int sc, m;
+        unpack_k_scale_min_words(head + 1, 2 * pair + i, &sc, &m);
+        u[i].scale[0] = u[i].scale[1] = d * (float)sc;
+        u[i].offset[0] = u[i].offset[1] = -(dmin * (float)m);
+    }
+}
+
+/* Q4_K units 2 pair and 2 pair + 1 (low and high nibbles of
+ * qs[32 pair .. + 31]) of a block at a multiple of 16: three 16-byte loads. */
+UNPACK_FN void unpack_q4_k_pair_a16(const uint8_t *block, int pair, quant_unit *u)
+{
+    uint32_t head[4], qs[8];
+    unpack_words_a16(block, 4, head);
+    unpack_words_a16(block + 16 + 32 * pair, 8, qs);
+    for (int k = 0; k < 8; k++) {
+        u[0].q[k] = (int32_t)(qs[k] & 0x0f0f0f0fu);
+        u[1].q[k] = (int32_t)((qs[k] >> 4) & 0x0f0f0f0fu);
+    }
+    unpack_k_pair_scales(head, pair, u);
+}
+
+/* Q5_K units 2 pair and 2 pair + 1 of a block at a multiple of 16: the
+ * header, qh[32] and qs[32 pair .. + 31] in five 16-byte loads. */
+UNPACK_FN void unpack_q5_k_pair_a16(const uint8_t *block, int pair, quant_unit *u)
+{
+    uint32_t head[4], qh[8], qs[8];
+    unpack_words_a16(block, 4, head);
+    unpack_words_a16(block + 16, 8, qh);
+    unpack_words_a16(block + 48 + 32 * pair, 8, qs);
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 2; i++) {
+            uint32_t low = (qs[k] >> (4 * i)) & 0x0f0f0f0fu;
+            uint32_t high = (qh[k] >> (2 * pair + i)) & 0x01010101u;
+            u[i].q[k] = (int32_t)(low | (high << 4));
+        }
+    unpack_k_pair_scales(head, pair, u);
+}
+
+/* Q6_K units 4 half .. 4 half + 3 of a block at an even address:
+ * ql[64 half .. + 63] (low nibbles for units 0 and 1 of the half, high
+ * nibbles for 2 and 3), qh[32 half .. + 31] (two bits per unit),
+ * scales[8 half .. + 7] and d. */
+UNPACK_FN void unpack_q6_k_half_a2(const uint8_t *block, int half, quant_unit *u)
+{
+    uint32_t ql[16], qh[8], scales[2];
+    unpack_words_a2(block + 64 * half, 16, ql);
+    unpack_words_a2(block + 128 + 32 * half, 8, qh);
+    unpack_words_a2(block + 192 + 8 * half, 2, scales);
+    const float d = unpack_half(unpack_u16(block + 208));
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 8; i++) {
+            uint32_t low = (ql[8 * (k % 2) + i] >> (4 * (k / 2))) & 0x0f0f0f0fu;
+            uint32_t high = (qh[i] >> (2 * k)) & 0x03030303u;
+            u[k].q[i] = unpack_bytes_minus(low | (high << 4), 32);
+        }
+        for (int g = 0; g < 2; g++) {
+            u[k].scale[g] = d * (float)(int8_t)unpack_word_byte(scales[(2 * k + g) / 4], (2 * k + g) % 4);
+            u[k].offset[g] = 0.0f;
+        }
+    }
+}
+
+/* Group `group` (0 .. units per block / UNPACK_GROUP_UNITS - 1) of the block
+ * at block into u[UNPACK_GROUP_UNITS(format)]; the block's row meets
+ * UNPACK_GROUP_ALIGNMENT(format). */
+UNPACK_FN void unpack_group(int format, const uint8_t *block, int group, quant_unit *u)
+{
+    switch (format) {
+    case UNPACK_Q4_0: unpack_q4_0_quad_a8(block, u); break;
+    case UNPACK_Q5_0: unpack_q5_0_quad_a8(block, u); break;
+    case UNPACK_Q8_0: unpack_q8_0_quad_a8(block, u); break;
+    case UNPACK_Q2_K: unpack_q2_k_half_a4(block, group, u); break;
+    case UNPACK_Q3_K: unpack_q3_k_half_a2(block, group, u); break;
+    case UNPACK_Q4_K: unpack_q4_k_pair_a16(block, group, u); break;
+    case UNPACK_Q5_K: unpack_q5_k_pair_a16(block, group, u); break;
+    case UNPACK_Q6_K: unpack_q6_k_half_a2(block, group, u); break;
+    default: unpack_unit(format, block, group, u); break; /* Q4_1, Q5_1: groups of one */
     }
 }
 
