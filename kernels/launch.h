@@ -130,7 +130,8 @@ cudaError_t kernel_scale_columns(float *dst, const float *column_scale, int64_t 
 /* Activations of n_tok tokens quantized to 8 bits per 32-element unit:
  * xq[n_tok][n_in / 32][8] int32 (the int8 quants, four per word) and
  * xs[n_tok][n_in / 32][4] floats (scale d, d * sum of quants 0..15,
- * d * sum of quants 16..31, 0). n_in is a multiple of 32. */
+ * d * sum of quants 16..31, and a fourth whose bits hold the two integer
+ * sums as int16: 0..15 low, 16..31 high). n_in is a multiple of 32. */
 cudaError_t kernel_quantize_q8(int32_t *xq, float *xs, const float *x, int64_t n_in, int64_t n_tok,
                                cudaStream_t stream);
 
@@ -150,12 +151,6 @@ cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64
 
 #define KERNEL_ATTENTION_MAX_HEAD_DIM 256
 
-/* Which attention kernel runs (the host picks: backends/cuda/cuda_choose.h). */
-typedef enum kernel_attention_variant {
-    KERNEL_ATTENTION_ROWS,  /* a block per (query head, token); warps walk the rows: decode */
-    KERNEL_ATTENTION_TILED, /* a block per (kv head, tile of queries); K/V tiles shared: prefill */
-} kernel_attention_variant;
-
 typedef struct kernel_attention_args {
     const float *q;           /* [head_dim, n_heads, n_tok] */
     const void *k, *v;        /* caches, F16 or F32 */
@@ -169,20 +164,14 @@ typedef struct kernel_attention_args {
     float scale, softcap;
     int32_t sliding_window;
     int n_splits;             /* the rows split into this many parts (split-KV) */
-    kernel_attention_variant variant;
 } kernel_attention_args;
 
 /* Floats of scratch kernel_attention needs for n_splits > 1. */
 int64_t kernel_attention_scratch_floats(const kernel_attention_args *args);
 
-/* Blocks of one split of args->variant (n_splits is not read): the parallel
- * work split-KV has to multiply until the GPU is full. 0 for bad shapes. */
-int64_t kernel_attention_blocks(const kernel_attention_args *args);
-
 /* Causal attention with online softmax in F32 (flash-attention style: the
- * scores are never stored), by either variant, same results up to F32
- * rounding. With n_splits > 1 each split writes a partial (max, sum,
- * weighted values) to scratch and a second kernel combines them. */
+ * scores are never stored). With n_splits > 1 each split writes a partial
+ * (max, sum, weighted values) to scratch and a second kernel combines them. */
 cudaError_t kernel_attention(const kernel_attention_args *args, float *scratch, cudaStream_t stream);
 
 /* --- probe ------------------------------------------------------------------------------------ */

@@ -24,7 +24,10 @@
 /* --- activations to 8 bits ----------------------------------------------------------- */
 
 /* One warp per 32-element unit, one element per lane: d = amax / 127 and
- * quants rounded half away from zero, as runtime/quant.c's Q8 quantizers. */
+ * quants rounded half away from zero, as runtime/quant.c's Q8 quantizers.
+ * xs gets d, d times the quant sum of each half, and the two integer sums
+ * as the low and high 16 bits of the fourth float's bits (each within
+ * +-16 * 127). */
 static __global__ void quantize_q8_kernel(int8_t *xq, float4 *xs, const float *x, int64_t n_in, int64_t n_units_total)
 {
     const int lane = threadIdx.x % WARP_SIZE;
@@ -43,8 +46,10 @@ static __global__ void quantize_q8_kernel(int8_t *xq, float4 *xs, const float *x
     for (int offset = 8; offset > 0; offset >>= 1) /* within each half of 16 lanes */
         sum += __shfl_xor_sync(FULL_MASK, sum, offset);
     const int upper_sum = __shfl_sync(FULL_MASK, sum, 16);
-    if (lane == 0)
-        xs[unit] = make_float4(d, d * (float)sum, d * (float)upper_sum, 0.0f);
+    if (lane == 0) {
+        const uint32_t packed_sums = ((uint32_t)sum & 0xffffu) | ((uint32_t)upper_sum << 16);
+        xs[unit] = make_float4(d, d * (float)sum, d * (float)upper_sum, __uint_as_float(packed_sums));
+    }
 }
 
 extern "C" cudaError_t kernel_quantize_q8(int32_t *xq, float *xs, const float *x, int64_t n_in, int64_t n_tok,
@@ -81,7 +86,10 @@ static __device__ __forceinline__ void accumulate_units(float *acc, const quant_
             const float4 s = xs[a];
             const int32_t q[8] = {low.x, low.y, low.z, low.w, high.x, high.y, high.z, high.w};
             const float sums[2] = {s.y, s.z};
-            acc[t] += unpack_unit_dot(&units[i], q, s.x, sums);
+            uint32_t packed_sums; /* the bits of s.w: kernel_quantize_q8's integer half sums */
+            memcpy(&packed_sums, &s.w, sizeof packed_sums);
+            const int32_t quant_sums[2] = {(int16_t)(packed_sums & 0xffffu), (int16_t)(packed_sums >> 16)};
+            acc[t] += unpack_unit_dot(&units[i], q, s.x, sums, quant_sums);
         }
     }
 }

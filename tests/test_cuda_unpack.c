@@ -4,8 +4,7 @@
  *   exact floats runtime/quant.c dequantizes to, and the dp4a-style unit dot
  *   product equals the float dot product with the same 8-bit activations;
  * - backends/cuda/cuda_choose.h: the pure choices of the CUDA backend
- *   (matmul path per dtype and batch, attention kernel and splits, context
- *   buckets).
+ *   (matmul path per dtype and batch, attention splits, context buckets).
  *
  * The kernels compile these same inline functions for the device, so a
  * layout mistake shows here, in CI, rather than only on a lent GPU. */
@@ -15,6 +14,19 @@
 #include <string.h>
 
 #include "backends/cuda/cuda_choose.h"
+
+/* the loads of quant_unpack.h check their alignment here, as on the CUDA
+ * emulator: a misaligned one is counted (and would fault on a GPU) */
+#define UNPACK_CHECK_ALIGNMENT
+static int misaligned_loads;
+void unpack_misaligned(const void *address, int alignment);
+void unpack_misaligned(const void *address, int alignment)
+{
+    (void)address;
+    (void)alignment;
+    misaligned_loads++;
+}
+
 #include "kernels/quant_unpack.h"
 #include "quant.h"
 #include "test_check.h"
@@ -38,7 +50,7 @@ static const strata_dtype formats[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE
                                        DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K};
 
 /* The 8-bit activations of 32 values, as kernel_quantize_q8 makes them. */
-static void quantize_activations(const float *x, int32_t q[8], float *scale, float sums[2])
+static void quantize_activations(const float *x, int32_t q[8], float *scale, float sums[2], int32_t quant_sums[2])
 {
     float amax = 0.0f;
     for (int e = 0; e < 32; e++)
@@ -55,6 +67,8 @@ static void quantize_activations(const float *x, int32_t q[8], float *scale, flo
     *scale = d;
     sums[0] = d * (float)half_sums[0];
     sums[1] = d * (float)half_sums[1];
+    quant_sums[0] = half_sums[0];
+    quant_sums[1] = half_sums[1];
 }
 
 static void check_format(strata_dtype dtype, int64_t n)
@@ -95,9 +109,9 @@ static void check_format(strata_dtype dtype, int64_t n)
                 printf("  %s unit %lld element %d: %.9g, runtime %.9g\n", traits->name, (long long)u, e, got, want);
         }
         /* the integer dot product equals the float one over the same activations */
-        int32_t xq[8];
+        int32_t xq[8], x_quant_sums[2];
         float x_scale, x_sums[2];
-        quantize_activations(x + u * 32, xq, &x_scale, x_sums);
+        quantize_activations(x + u * 32, xq, &x_scale, x_sums, x_quant_sums);
         double want_dot = 0.0, magnitude = 0.0;
         const int8_t *xb = (const int8_t *)xq;
         for (int e = 0; e < 32; e++) {
@@ -105,7 +119,7 @@ static void check_format(strata_dtype dtype, int64_t n)
             want_dot += term;
             magnitude += fabs(term);
         }
-        double got_dot = unpack_unit_dot(&unit, xq, x_scale, x_sums);
+        double got_dot = unpack_unit_dot(&unit, xq, x_scale, x_sums, x_quant_sums);
         double error = fabs(got_dot - want_dot) / (magnitude > 0 ? magnitude : 1.0);
         if (error > worst_dot_error)
             worst_dot_error = error;
@@ -120,17 +134,95 @@ done:
     free(bytes);
 }
 
+/* The groups of the matrix-vector kernels (unpack_group) against
+ * unpack_unit, unit for unit and bit for bit, over a row of 16 blocks at
+ * a 16-byte aligned address (so the 2-byte aligned formats have blocks at
+ * both 0 and 2 modulo 4). */
+static void check_groups(strata_dtype dtype)
+{
+    const dtype_traits *traits = dtype_get_traits((int)dtype);
+    const int64_t n = 16 * (int64_t)traits->block_elements;
+    const int units_per_block = unpack_units_per_block((int)dtype), block_bytes = unpack_block_bytes((int)dtype);
+    const int group_units = UNPACK_GROUP_UNITS((int)dtype);
+    size_t row_bytes;
+    CHECK(dtype_row_bytes(dtype, n, &row_bytes), "%s row bytes", traits->name);
+    CHECK(row_bytes % UNPACK_GROUP_ALIGNMENT((int)dtype) == 0, "%s: 16 blocks meet the group alignment",
+          traits->name);
+    float *values = malloc((size_t)n * sizeof(float));
+    uint8_t *bytes = aligned_alloc(16, (row_bytes + 15) / 16 * 16);
+    if (!values || !bytes) {
+        CHECK(0, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n; i++)
+        values[i] = rng_gauss() * (i % 61 == 0 ? 5.0f : 0.8f);
+    strata_error err = {0};
+    CHECK(quant_quantize_row(dtype, values, bytes, n, &err) == STRATA_OK, "%s quantize: %s", traits->name,
+          err.message);
+    int mismatches = 0;
+    misaligned_loads = 0;
+    for (int64_t unit0 = 0; unit0 < n / 32; unit0 += group_units) {
+        quant_unit group[8], single;
+        const uint8_t *block = bytes + (unit0 / units_per_block) * block_bytes;
+        unpack_group((int)dtype, block, (int)(unit0 % units_per_block) / group_units, group);
+        for (int i = 0; i < group_units; i++) {
+            const int64_t u = unit0 + i;
+            unpack_unit((int)dtype, bytes + (u / units_per_block) * block_bytes, (int)(u % units_per_block), &single);
+            if (memcmp(&group[i], &single, sizeof single) != 0 && mismatches++ < 3)
+                printf("  %s unit %lld: the group gives other values than unpack_unit\n", traits->name, (long long)u);
+        }
+    }
+    CHECK(mismatches == 0, "%s: %d grouped units differ from unpack_unit", traits->name, mismatches);
+    CHECK(misaligned_loads == 0, "%s: %d misaligned loads in an aligned row", traits->name, misaligned_loads);
+    printf("%-5s groups of %d unpack exactly\n", traits->name, group_units);
+done:
+    free(values);
+    free(bytes);
+}
+
+/* The wide loads: the words they give, and the alignment they insist on. */
+static void check_wide_loads(void)
+{
+    _Alignas(16) uint8_t bytes[64];
+    for (int i = 0; i < 64; i++)
+        bytes[i] = (uint8_t)(i * 37 + 11);
+    uint32_t want[12], got[12];
+    for (int offset = 0; offset <= 16; offset += 2) {
+        for (int k = 0; k < 12; k++)
+            want[k] = unpack_u32_a2(bytes + offset + 4 * k);
+        misaligned_loads = 0;
+        unpack_words_a2(bytes + offset, 10, got);
+        CHECK(memcmp(got, want, 10 * sizeof got[0]) == 0 && misaligned_loads == 0, "words_a2 at offset %d", offset);
+        if (offset % 8 == 0) {
+            unpack_words_a8(bytes + offset, 12, got);
+            CHECK(memcmp(got, want, sizeof got) == 0 && misaligned_loads == 0, "words_a8 at offset %d", offset);
+        }
+        if (offset % 16 == 0) {
+            unpack_words_a16(bytes + offset, 12, got);
+            CHECK(memcmp(got, want, sizeof got) == 0 && misaligned_loads == 0, "words_a16 at offset %d", offset);
+        }
+        for (int at = 0; at + 4 <= 40; at += 2) {
+            uint32_t image[12];
+            memcpy(image, want, sizeof image);
+            CHECK(unpack_image_u32(image, at) == unpack_u32_a2(bytes + offset + at), "image word at %d", at);
+            CHECK(unpack_image_u16(image, at) == unpack_u16(bytes + offset + at), "image half at %d", at);
+        }
+    }
+    /* each wide load refuses an address of too little alignment */
+    misaligned_loads = 0;
+    unpack_words_a16(bytes + 8, 4, got);
+    CHECK(misaligned_loads >= 1, "words_a16 at 8 is misaligned");
+    misaligned_loads = 0;
+    unpack_words_a8(bytes + 4, 2, got);
+    CHECK(misaligned_loads >= 1, "words_a8 at 4 is misaligned");
+    misaligned_loads = 0;
+    unpack_words_a2(bytes + 1, 1, got);
+    CHECK(misaligned_loads >= 1, "words_a2 at 1 is misaligned");
+    misaligned_loads = 0;
+}
+
 static void check_bytes_helpers(void)
 {
-    /* every byte value 0..63 minus every bias 0..32 */
-    for (uint32_t k = 0; k <= 32; k++)
-        for (uint32_t v = 0; v < 64; v++) {
-            uint32_t word = v | ((63u - v) << 8) | ((v / 2) << 16) | ((v ^ 21u) << 24);
-            int32_t got = unpack_bytes_minus(word, k);
-            CHECK(unpack_byte(got, 0) == (int)v - (int)k && unpack_byte(got, 1) == (int)(63 - v) - (int)k &&
-                      unpack_byte(got, 2) == (int)(v / 2) - (int)k && unpack_byte(got, 3) == (int)(v ^ 21u) - (int)k,
-                  "bytes_minus(%u, %u)", v, k);
-        }
     for (uint32_t h = 0; h < 16; h++) {
         uint32_t spread = unpack_spread4(h);
         for (int b = 0; b < 4; b++)
@@ -174,24 +266,6 @@ static void check_choices(void)
     CHECK(cuda_attention_splits(1, 1 << 20, 132) == CUDA_ATTENTION_MAX_SPLITS, "one pair, huge cache");
     CHECK(cuda_attention_splits(8, 0, 132) == 1, "empty cache");
 
-    /* llama3-8b: 32 query heads on 8 kv heads */
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 1, 32, 8) == CUDA_ATTENTION_ROWS, "decode: rows");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 512, 32, 8) == CUDA_ATTENTION_TILED, "pp512: tiled");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 4, 32, 8) == CUDA_ATTENTION_TILED, "16 queries per kv head");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 3, 32, 8) == CUDA_ATTENTION_ROWS, "12 queries per kv head");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 1, 64, 1) == CUDA_ATTENTION_ROWS, "one-token MQA stays rows");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 15, 8, 8) == CUDA_ATTENTION_ROWS, "MHA, 15 tokens");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 16, 8, 8) == CUDA_ATTENTION_TILED, "MHA, 16 tokens");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 512, 6, 4) == CUDA_ATTENTION_ROWS, "heads not a multiple");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_FORCE_TILED, 1, 32, 8) == CUDA_ATTENTION_TILED, "forced tiled");
-    CHECK(cuda_attention_choose(CUDA_ATTENTION_FORCE_ROWS, 512, 32, 8) == CUDA_ATTENTION_ROWS, "forced rows");
-    cuda_attention_mode mode = CUDA_ATTENTION_FORCE_ROWS;
-    CHECK(cuda_attention_mode_parse(NULL, &mode) && mode == CUDA_ATTENTION_AUTO, "unset: auto");
-    CHECK(cuda_attention_mode_parse("tiled", &mode) && mode == CUDA_ATTENTION_FORCE_TILED, "tiled");
-    CHECK(cuda_attention_mode_parse("rows", &mode) && mode == CUDA_ATTENTION_FORCE_ROWS, "rows");
-    CHECK(cuda_attention_mode_parse("", &mode) && mode == CUDA_ATTENTION_AUTO, "empty: auto");
-    CHECK(!cuda_attention_mode_parse("Tiled", &mode) && mode == CUDA_ATTENTION_AUTO, "unknown text refused");
-
     CHECK(cuda_gemm_rows_per_chunk(4096, 128256, 1 << 25) == 8192, "output matrix chunks");
     CHECK(cuda_gemm_rows_per_chunk(4096, 1024, 1 << 25) == 1024, "small matrix in one chunk");
     CHECK(cuda_gemm_rows_per_chunk(1 << 26, 4, 1 << 25) == 1, "a row longer than the tile still goes");
@@ -200,11 +274,14 @@ static void check_choices(void)
 int main(void)
 {
     check_bytes_helpers();
+    check_wide_loads();
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         int64_t block = dtype_get_traits((int)formats[i])->block_elements;
         check_format(formats[i], block);
         check_format(formats[i], 16 * block);
+        check_groups(formats[i]);
     }
+    CHECK(misaligned_loads == 0, "%d misaligned loads", misaligned_loads);
     check_choices();
     if (failures) {
         printf("%d failure(s)\n", failures);
