@@ -5,16 +5,55 @@
  * 32-element unit (kernel_quantize_q8); each weight unit is unpacked in
  * registers (quant_unpack.h) and multiplied with dp4a, four byte products per
  * instruction, summed in int32 and scaled in F32. One warp per output row,
- * MATVEC_WARPS rows per block; the lanes of a warp take consecutive units,
- * so a warp's loads cover a contiguous stretch of the row, and the partial
- * sums meet in a warp reduction.
+ * MATVEC_WARPS rows per block; the lanes of a warp take consecutive groups
+ * of units, so a warp's loads cover a contiguous stretch of the row, and the
+ * partial sums meet in a warp reduction.
+ *
+ * Decode is bound by memory bandwidth only while the instructions that
+ * unpack a byte take less time than the byte takes to arrive: at 3.35 TB/s
+ * (H100) or 4.8 TB/s (H200), 132 SMs issuing 4 warp instructions a clock at
+ * about 1.75 GHz, a warp may spend about 160 or 110 instructions on 32
+ * Q4_K units (18 bytes each), one per lane. So where the rows allow it
+ * (UNPACK_GROUP_ALIGNMENT, checked at launch) each lane unpacks a group of
+ * units that share bytes with unpack_group: every byte loaded once, with the
+ * widest load its alignment allows, and the bias of the format's quants
+ * subtracted once per half unit from the integer sum rather than from every
+ * byte. Other rows take unpack_unit one unit at a time, two units in flight.
+ *
+ * Static figures of the hot loop at one token, sm_90, nvcc 13.0
+ * (scripts/kernel-report.sh; compiled, not run on a GPU: what they do to
+ * speed is not measured). Per 32-element unit of one lane: instructions and
+ * global loads by width in bits (8/16/32/64/128; the 8-bit activations are
+ * 3 x 128 bits of them). No kernel spills, before or after.
+ *
+ *   format  before (one unit a lane)         after (grouped path)
+ *           regs  instr  loads 8/16/32/64/128  regs  instr  loads 8/16/32/64/128
+ *   Q4_K    32     88    3/2/8/0/3            42     55    0/0/0/0/4.5
+ *   Q5_K    32    120    3/0/17/0/3           55     81    0/0/0/0/5.5
+ *   Q6_K    32    166    2/33/0/0/3           70     80    0/0.25/7.25/0/3
+ *   Q3_K    32    194    6/33/0/0/3           63    104    0/0.25/5.5/0/3
+ *   Q2_K    32     86    2/2/8/0/3            40     55    0/0/2.75/0/3
+ *   Q4_0    30     80    0/9/0/0/3            34     44    0/0/0/2.25/3
+ *   Q5_0    32    161    0/11/0/0/3           42     74    0/0/0/2.75/3
+ *   Q8_0    29     56    0/17/0/0/3           38     31    0/0/0/4.25/3
+ *   Q4_1    32     44    0/0/5/0/3            32     44    0/0/5/0/3      (unit path)
+ *   Q5_1    32    132    0/0/6/0/3            32     76    0/0/6/0/3      (unit path)
+ *
+ * The unit path (rows of other alignments) keeps two units in flight a
+ * lane and, with the bias out of the bytes, takes 51 (Q8_0) to 179 (Q3_K)
+ * instructions a unit. At 8 tokens the kernels use 74-114 registers.
  *
  * Float weights (F32, F16, BF16): F32 activations as they are, F32 products;
  * 16-byte loads of weights and activations when the row length and the
- * addresses allow, element loads otherwise.
+ * addresses allow, element loads otherwise (F16 at one token: 36 registers,
+ * 93 instructions and 4 + 8 16-byte loads per 32 elements; unchanged).
  *
  * The launch shapes are first choices made without a GPU at hand (ggml's
- * mmvq uses a similar layout); tune them with strata bench on a real device. */
+ * mmvq uses a similar layout); tune them with strata bench on a real device.
+ * Open questions for that: whether the grouped kernels' registers (up to 70
+ * at one token, so 7 blocks an SM) cost a second wave on 4096-row matrices,
+ * and whether the activation loads (now most of the load instructions)
+ * should be shared by two rows per warp. */
 #include "cuda_common.h"
 #include "quant_unpack.h"
 

@@ -77,6 +77,7 @@ step_build() {
     run_logged configure cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
         -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_FLAGS=-lineinfo
     run_logged build cmake --build "$build_dir" -j "$jobs"
+    run_logged kernel-report "$repo/scripts/kernel-report.sh" "$build_dir" # registers, spills, loads per unit
 }
 
 step_test() {

@@ -44,7 +44,10 @@ elif [[ $# -ge 1 ]]; then
     nvcc="$1"
 fi
 [[ $# -ge 2 ]] && arch="$2"
-[[ $arch =~ ^[0-9]+[af]?$ ]] || arch=90
+if [[ ! $arch =~ ^[0-9]+[af]?$ ]]; then # "native" or nothing: this machine's GPU, else 90
+    arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .' || true)"
+    [[ $arch =~ ^[0-9]+$ ]] || arch=90
+fi
 command -v "$nvcc" >/dev/null || { echo "kernel-report.sh: no nvcc ($nvcc)" >&2; exit 2; }
 
 cuobjdump="${CUOBJDUMP:-}"
