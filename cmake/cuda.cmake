@@ -126,4 +126,10 @@ if(STRATA_CUDA_EMULATED_TESTS)
   add_test(NAME test_backend_ops_cuda_emulated_reverse COMMAND test_backend_ops_cuda_emulated)
   set_tests_properties(test_backend_ops_cuda_emulated_reverse PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
                        ENVIRONMENT STRATA_EMU_ORDER=reverse)
+  # every attention case through each attention kernel, whatever the shapes would pick
+  foreach(attention rows tiled)
+    add_test(NAME test_backend_ops_cuda_emulated_attention_${attention} COMMAND test_backend_ops_cuda_emulated)
+    set_tests_properties(test_backend_ops_cuda_emulated_attention_${attention} PROPERTIES LABELS cuda
+                         SKIP_RETURN_CODE 77 ENVIRONMENT STRATA_CUDA_ATTENTION=${attention})
+  endforeach()
 endif()

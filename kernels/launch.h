@@ -151,6 +151,12 @@ cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64
 
 #define KERNEL_ATTENTION_MAX_HEAD_DIM 256
 
+/* Which attention kernel runs (the host picks: backends/cuda/cuda_choose.h). */
+typedef enum kernel_attention_variant {
+    KERNEL_ATTENTION_ROWS,  /* a block per (query head, token); warps walk the rows: decode */
+    KERNEL_ATTENTION_TILED, /* a block per (kv head, tile of queries); K/V tiles shared: prefill */
+} kernel_attention_variant;
+
 typedef struct kernel_attention_args {
     const float *q;           /* [head_dim, n_heads, n_tok] */
     const void *k, *v;        /* caches, F16 or F32 */
@@ -164,14 +170,20 @@ typedef struct kernel_attention_args {
     float scale, softcap;
     int32_t sliding_window;
     int n_splits;             /* the rows split into this many parts (split-KV) */
+    kernel_attention_variant variant;
 } kernel_attention_args;
 
 /* Floats of scratch kernel_attention needs for n_splits > 1. */
 int64_t kernel_attention_scratch_floats(const kernel_attention_args *args);
 
+/* Blocks of one split of args->variant (n_splits is not read): the parallel
+ * work split-KV has to multiply until the GPU is full. 0 for bad shapes. */
+int64_t kernel_attention_blocks(const kernel_attention_args *args);
+
 /* Causal attention with online softmax in F32 (flash-attention style: the
- * scores are never stored). With n_splits > 1 each split writes a partial
- * (max, sum, weighted values) to scratch and a second kernel combines them. */
+ * scores are never stored), by either variant, same results up to F32
+ * rounding. With n_splits > 1 each split writes a partial (max, sum,
+ * weighted values) to scratch and a second kernel combines them. */
 cudaError_t kernel_attention(const kernel_attention_args *args, float *scratch, cudaStream_t stream);
 
 /* --- probe ------------------------------------------------------------------------------------ */

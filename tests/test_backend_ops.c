@@ -85,6 +85,8 @@ typedef struct op_case {
     bool reshape;       /* copy: dst is [n0 * n1] */
     int window;         /* attention */
     float softcap;      /* attention */
+    int position_step;  /* attention: query t at n_past + t * step (0: step 1) */
+    int kv_pad;         /* attention: rows scanned past the last position, as a bucketed step scans */
     double max_nmse;
 } op_case;
 
@@ -132,6 +134,28 @@ static const op_case fixed_cases[] = {
     {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {32, 6, 33, 3}, .n_past = 0, .max_nmse = NMSE_FLOAT},
     {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {48, 4, 5, 1}, .n_past = 30, .window = 8, .max_nmse = NMSE_FLOAT},
     {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 2, 3, 1}, .n_past = 10, .softcap = 5.0f, .max_nmse = NMSE_FLOAT},
+    /* prompt processing: many queries per kv head (CUDA's tiled kernel), query counts that leave a partial tile */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {128, 8, 70, 2}, .n_past = 9, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {128, 8, 70, 2}, .n_past = 9, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {256, 4, 41, 2}, .n_past = 9, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {80, 4, 70, 1}, .n_past = 9, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {96, 6, 30, 2}, .n_past = 2, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 2, 19, 1}, .n_past = 0, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 70, 2}, .n_past = 9, .window = 16, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 4, 70, 2}, .n_past = 9, .softcap = 3.0f,
+     .max_nmse = NMSE_FLOAT},
+    /* scattered positions and a short window: rows between them that no query sees hold NaN */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 4, 24, 2}, .n_past = 5, .window = 2, .position_step = 3,
+     .max_nmse = NMSE_FLOAT},
+    /* n_kv past the last position (NaN rows), as a graph step with a bucketed n_kv scans */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {128, 8, 20, 2}, .n_past = 9, .kv_pad = 40, .max_nmse = NMSE_FLOAT},
+    /* rows of 84 bytes (no 16-byte loads) and a head_dim that is not a multiple of 4 */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {42, 4, 30, 2}, .n_past = 3, .max_nmse = NMSE_FLOAT},
+    /* long contexts with few blocks: split-KV (several splits per query, then combined) */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {128, 8, 6, 2}, .n_past = 300, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 4, 1, 2}, .n_past = 200, .max_nmse = NMSE_FLOAT},
+    /* 32 query heads on one kv head: a tile of queries holds part of a token's heads */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {256, 32, 3, 1}, .n_past = 4, .max_nmse = NMSE_FLOAT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_F32, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_BF16, .ne = {33, 4}, .max_nmse = NMSE_EXACT},
@@ -551,10 +575,23 @@ fail:
     return status;
 }
 
+/* Whether any of the n_tok queries at positions sees cache row `row`. */
+static bool attention_row_seen(int64_t row, const int32_t *positions, int64_t n_tok, int64_t n_kv, int window)
+{
+    for (int64_t t = 0; t < n_tok && row < n_kv; t++)
+        if (row <= positions[t] && (window <= 0 || row > positions[t] - window))
+            return true;
+    return false;
+}
+
+/* Rows no query sees (past n_kv, before every window, between scattered
+ * positions) hold NaN: a backend must not read them, or drop them by
+ * selection, never by a multiplication with 0. */
 static strata_status run_attention_case(const op_case *c, case_output *out, strata_error *err)
 {
     int64_t head_dim = c->ne[0], n_heads = c->ne[1], n_tok = c->ne[2], n_kv_heads = c->ne[3];
-    int64_t n_kv = c->n_past + n_tok, n_ctx = n_kv + 5; /* rows past n_kv hold garbage that must be ignored */
+    int64_t step = c->position_step > 0 ? c->position_step : 1;
+    int64_t n_kv = c->n_past + (n_tok - 1) * step + 1 + c->kv_pad, n_ctx = n_kv + 5;
     int64_t q_count = head_dim * n_heads * n_tok, cache_count = head_dim * n_kv_heads * n_ctx;
     size_t es = c->dtype == DTYPE_F16 ? 2 : 4;
     float *q = malloc((size_t)q_count * sizeof(float));
@@ -571,12 +608,17 @@ static strata_status run_attention_case(const op_case *c, case_output *out, stra
     fill_gauss(q, q_count, 1.0f);
     fill_gauss(k, cache_count, 1.0f);
     fill_gauss(v, cache_count, 1.0f);
-    for (int64_t i = n_kv * head_dim * n_kv_heads; i < cache_count; i++)
-        k[i] = v[i] = 1e4f;
+    for (int64_t t = 0; t < n_tok; t++)
+        positions[t] = (int32_t)(c->n_past + t * step);
+    for (int64_t row = 0; row < n_ctx; row++)
+        if (!attention_row_seen(row, positions, n_tok, n_kv, c->window))
+            for (int64_t i = row * head_dim * n_kv_heads; i < (row + 1) * head_dim * n_kv_heads; i++)
+                k[i] = v[i] = NAN;
     to_cache(c->dtype, k, k_bytes, k_dec, cache_count);
     to_cache(c->dtype, v, v_bytes, v_dec, cache_count);
-    for (int64_t t = 0; t < n_tok; t++)
-        positions[t] = (int32_t)(c->n_past + t);
+    for (int64_t i = 0; i < cache_count; i++) /* the reference weighs every row, unseen ones by 0 */
+        if (isnan(k_dec[i]))
+            k_dec[i] = v_dec[i] = 0.0f;
     if ((status = tensor_new(&qt, DTYPE_F32, head_dim, n_heads, n_tok, 1, q, err)) ||
         (status = tensor_new(&kt, c->dtype, head_dim, n_kv_heads, n_ctx, 1, k_bytes, err)) ||
         (status = tensor_new(&vt, c->dtype, head_dim, n_kv_heads, n_ctx, 1, v_bytes, err)) ||
@@ -716,6 +758,12 @@ static void describe(const op_case *c, char *text, size_t size)
              c->op == OP_COPY ? dtype_name(c->src_dtype) : "", c->op == OP_COPY ? "->" : "", dtype_name(dtype),
              (long long)c->ne[0], (long long)c->ne[1], (long long)c->ne[2], (long long)c->ne[3],
              c->flag ? " flag" : c->reshape ? " reshape" : "", c->window ? " window" : c->softcap > 0 ? " softcap" : "");
+    /* appended only when set, so the older cases keep their text (their seed) */
+    size_t used = strlen(text);
+    if (c->position_step > 1 && used < size)
+        used += (size_t)snprintf(text + used, size - used, " step %d", c->position_step);
+    if (c->kv_pad > 0 && used < size)
+        snprintf(text + used, size - used, " kv_pad %d", c->kv_pad);
 }
 
 /* Runs every case on the open device; returns the number of failures. */

@@ -4,7 +4,8 @@
  *   exact floats runtime/quant.c dequantizes to, and the dp4a-style unit dot
  *   product equals the float dot product with the same 8-bit activations;
  * - backends/cuda/cuda_choose.h: the pure choices of the CUDA backend
- *   (matmul path per dtype and batch, attention splits, context buckets).
+ *   (matmul path per dtype and batch, attention kernel and splits, context
+ *   buckets).
  *
  * The kernels compile these same inline functions for the device, so a
  * layout mistake shows here, in CI, rather than only on a lent GPU. */
@@ -265,6 +266,24 @@ static void check_choices(void)
     CHECK(cuda_attention_splits(32, 64, 132) == 1, "short decode does not split (%d)", cuda_attention_splits(32, 64, 132));
     CHECK(cuda_attention_splits(1, 1 << 20, 132) == CUDA_ATTENTION_MAX_SPLITS, "one pair, huge cache");
     CHECK(cuda_attention_splits(8, 0, 132) == 1, "empty cache");
+
+    /* llama3-8b: 32 query heads on 8 kv heads */
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 1, 32, 8) == CUDA_ATTENTION_ROWS, "decode: rows");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 512, 32, 8) == CUDA_ATTENTION_TILED, "pp512: tiled");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 4, 32, 8) == CUDA_ATTENTION_TILED, "16 queries per kv head");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 3, 32, 8) == CUDA_ATTENTION_ROWS, "12 queries per kv head");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 1, 64, 1) == CUDA_ATTENTION_ROWS, "one-token MQA stays rows");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 15, 8, 8) == CUDA_ATTENTION_ROWS, "MHA, 15 tokens");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 16, 8, 8) == CUDA_ATTENTION_TILED, "MHA, 16 tokens");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_AUTO, 512, 6, 4) == CUDA_ATTENTION_ROWS, "heads not a multiple");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_FORCE_TILED, 1, 32, 8) == CUDA_ATTENTION_TILED, "forced tiled");
+    CHECK(cuda_attention_choose(CUDA_ATTENTION_FORCE_ROWS, 512, 32, 8) == CUDA_ATTENTION_ROWS, "forced rows");
+    cuda_attention_mode mode = CUDA_ATTENTION_FORCE_ROWS;
+    CHECK(cuda_attention_mode_parse(NULL, &mode) && mode == CUDA_ATTENTION_AUTO, "unset: auto");
+    CHECK(cuda_attention_mode_parse("tiled", &mode) && mode == CUDA_ATTENTION_FORCE_TILED, "tiled");
+    CHECK(cuda_attention_mode_parse("rows", &mode) && mode == CUDA_ATTENTION_FORCE_ROWS, "rows");
+    CHECK(cuda_attention_mode_parse("", &mode) && mode == CUDA_ATTENTION_AUTO, "empty: auto");
+    CHECK(!cuda_attention_mode_parse("Tiled", &mode) && mode == CUDA_ATTENTION_AUTO, "unknown text refused");
 
     CHECK(cuda_gemm_rows_per_chunk(4096, 128256, 1 << 25) == 8192, "output matrix chunks");
     CHECK(cuda_gemm_rows_per_chunk(4096, 1024, 1 << 25) == 1024, "small matrix in one chunk");

@@ -1,7 +1,7 @@
 /* The CUDA backend's choices, as small pure functions: which matmul path a
- * weight dtype and batch take, how attention splits the cache rows, how
- * CUDA-graph keys bucket the context length. No CUDA headers: the host test
- * tests/test_cuda_unpack.c checks them without a GPU.
+ * weight dtype and batch take, which attention kernel runs and how it splits
+ * the cache rows, how CUDA-graph keys bucket the context length. No CUDA
+ * headers: the host test tests/test_cuda_unpack.c checks them without a GPU.
  *
  * The thresholds are first choices, not yet tuned on a GPU (ggml switches
  * from its matrix-vector kernels to GEMM above 8 tokens too); retune them
@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "../../runtime/dtype.h"
 
@@ -78,8 +79,10 @@ static inline int64_t cuda_gemm_rows_per_chunk(int64_t n_in, int64_t n_out, int6
 #define CUDA_ATTENTION_BLOCKS_PER_SM 2
 
 /* Parts the cache rows of attention are split into (split-KV): enough
- * blocks to fill the GPU (two per SM) when there are few (head, token) pairs,
- * as at decode, but no split shorter than CUDA_ATTENTION_MIN_SPLIT_ROWS. */
+ * blocks to fill the GPU (two per SM) when there are few blocks per split
+ * (n_pairs: (head, token) pairs for the rows kernel, query tiles for the
+ * tiled one), as at decode, but no split shorter than
+ * CUDA_ATTENTION_MIN_SPLIT_ROWS. */
 static inline int cuda_attention_splits(int64_t n_pairs, int64_t n_kv, int sm_count)
 {
     if (n_kv <= 0 || n_pairs <= 0)
@@ -94,6 +97,59 @@ static inline int cuda_attention_splits(int64_t n_pairs, int64_t n_kv, int sm_co
     if (splits > CUDA_ATTENTION_MAX_SPLITS)
         splits = CUDA_ATTENTION_MAX_SPLITS;
     return splits < 1 ? 1 : (int)splits;
+}
+
+/* The attention kernels of kernels/attention.cu (kernel_attention_variant). */
+typedef enum cuda_attention_variant {
+    CUDA_ATTENTION_ROWS,  /* a block per (query head, token), warps over the cache rows; split-KV */
+    CUDA_ATTENTION_TILED, /* a block per (kv head, tile of queries), K/V tiles in shared memory */
+} cuda_attention_variant;
+
+/* STRATA_CUDA_ATTENTION: let the shapes choose, or force one kernel (to
+ * compare both on one GPU in one run). */
+typedef enum cuda_attention_mode {
+    CUDA_ATTENTION_AUTO,
+    CUDA_ATTENTION_FORCE_ROWS,
+    CUDA_ATTENTION_FORCE_TILED,
+} cuda_attention_mode;
+
+/* The mode text names: NULL, "" and "auto" are AUTO, "rows" and "tiled"
+ * force a kernel. Returns false (and leaves *mode) for anything else. */
+static inline bool cuda_attention_mode_parse(const char *text, cuda_attention_mode *mode)
+{
+    if (!text || !text[0] || strcmp(text, "auto") == 0)
+        *mode = CUDA_ATTENTION_AUTO;
+    else if (strcmp(text, "rows") == 0)
+        *mode = CUDA_ATTENTION_FORCE_ROWS;
+    else if (strcmp(text, "tiled") == 0)
+        *mode = CUDA_ATTENTION_FORCE_TILED;
+    else
+        return false;
+    return true;
+}
+
+#define CUDA_ATTENTION_TILED_MIN_QUERIES 16
+
+/* The attention kernel for n_tok tokens of n_heads query heads over
+ * n_kv_heads kv heads. Tiled when more than one token and at least
+ * CUDA_ATTENTION_TILED_MIN_QUERIES queries (tokens x query heads per kv
+ * head) share each K/V row: that fills the smallest query tile of the
+ * tiled kernel (16 queries, head_dim 256), below which most of its block
+ * would idle, and from there every row it reads serves 16 or more queries
+ * where the rows kernel reads it once per query. Decode (one token) stays on
+ * the rows kernel, whose split-KV is the tuned path for few queries. A
+ * first choice from that count, not yet measured on a GPU. */
+static inline cuda_attention_variant cuda_attention_choose(cuda_attention_mode mode, int64_t n_tok, int64_t n_heads,
+                                                           int64_t n_kv_heads)
+{
+    if (mode == CUDA_ATTENTION_FORCE_ROWS)
+        return CUDA_ATTENTION_ROWS;
+    if (mode == CUDA_ATTENTION_FORCE_TILED)
+        return CUDA_ATTENTION_TILED;
+    if (n_tok < 2 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0)
+        return CUDA_ATTENTION_ROWS;
+    return n_tok * (n_heads / n_kv_heads) >= CUDA_ATTENTION_TILED_MIN_QUERIES ? CUDA_ATTENTION_TILED
+                                                                              : CUDA_ATTENTION_ROWS;
 }
 
 #define CUDA_GRAPH_KV_BUCKET 256

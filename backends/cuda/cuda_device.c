@@ -219,6 +219,12 @@ static strata_status cuda_open(int device_index, const backend_options *options,
         goto fail;
     const char *graphs = getenv("STRATA_CUDA_GRAPHS");
     ctx->graphs_enabled = !(graphs && strcmp(graphs, "0") == 0);
+    const char *attention = getenv("STRATA_CUDA_ATTENTION");
+    if (!cuda_attention_mode_parse(attention, &ctx->attention_mode)) {
+        status = strata_fail(err, STRATA_INVALID_INPUT, "STRATA_CUDA_ATTENTION is \"%s\"; expected rows, tiled or auto",
+                             attention);
+        goto fail;
+    }
     out->ops = &cuda_ops;
     out->ctx = ctx;
     out->index = device_index;

@@ -65,6 +65,7 @@ typedef struct cuda_op {
     float attention_scale, softcap;
     int32_t sliding_window;
     int32_t n_splits;   /* attention: split-KV parts */
+    int32_t attention_variant; /* attention: cuda_attention_variant */
 } cuda_op;
 
 typedef struct cuda_graph_entry {
@@ -104,6 +105,7 @@ typedef struct cuda_context {
     int n_recorded, recorded_capacity;
     uint64_t recorded_hash;
 
+    cuda_attention_mode attention_mode; /* STRATA_CUDA_ATTENTION, read at open */
     bool graphs_enabled;
     cuda_graph_entry graphs[CUDA_GRAPH_CACHE];
     uint64_t seen[CUDA_GRAPH_SEEN];

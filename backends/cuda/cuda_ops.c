@@ -52,8 +52,37 @@ static bool has_buffers(const backend_op *op)
     return true;
 }
 
+static void attention_args(const cuda_op *op, kernel_attention_args *args)
+{
+    const cuda_tensor *q = &op->src[0], *k = &op->src[1], *v = &op->src[2];
+    const int64_t element_bytes = k->dtype == DTYPE_F16 ? 2 : 4;
+    memset(args, 0, sizeof *args);
+    args->q = (const float *)q->data;
+    args->k = k->data;
+    args->v = v->data;
+    args->cache_dtype = k->dtype == DTYPE_F16 ? KERNEL_F16 : KERNEL_F32;
+    args->k_head_stride = k->nb[1] / element_bytes;
+    args->k_row_stride = k->nb[2] / element_bytes;
+    args->v_head_stride = v->nb[1] / element_bytes;
+    args->v_row_stride = v->nb[2] / element_bytes;
+    args->positions = (const int32_t *)op->src[3].data;
+    args->dst = (float *)op->dst.data;
+    args->head_dim = q->ne[0];
+    args->n_heads = q->ne[1];
+    args->n_kv_heads = k->ne[1];
+    args->n_tok = q->ne[2];
+    args->n_kv = op->n_kv;
+    args->scale = op->attention_scale;
+    args->softcap = op->softcap;
+    args->sliding_window = op->sliding_window;
+    args->n_splits = op->n_splits;
+    args->variant = op->attention_variant == CUDA_ATTENTION_TILED ? KERNEL_ATTENTION_TILED : KERNEL_ATTENTION_ROWS;
+}
+
 /* The descriptor of a checked op. Inside a step, attention scans a bucketed
- * number of rows so that consecutive decode steps share one graph. */
+ * number of rows so that consecutive decode steps share one graph; its
+ * kernel (rows or tiled) follows the shapes or STRATA_CUDA_ATTENTION, and
+ * its split-KV parts that kernel's blocks. */
 static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *out)
 {
     memset(out, 0, sizeof *out);
@@ -80,37 +109,14 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
         out->attention_scale = op->params.attention.scale;
         out->softcap = op->params.attention.softcap;
         out->sliding_window = op->params.attention.sliding_window;
-        out->n_splits = cuda_attention_splits(q->ne[1] * q->ne[2], out->n_kv, ctx->sm_count);
+        out->attention_variant = (int32_t)cuda_attention_choose(ctx->attention_mode, q->ne[2], q->ne[1], k->ne[1]);
+        kernel_attention_args args;
+        attention_args(out, &args);
+        out->n_splits = cuda_attention_splits(kernel_attention_blocks(&args), out->n_kv, ctx->sm_count);
         break;
     }
     default: break;
     }
-}
-
-static void attention_args(const cuda_op *op, kernel_attention_args *args)
-{
-    const cuda_tensor *q = &op->src[0], *k = &op->src[1], *v = &op->src[2];
-    const int64_t element_bytes = k->dtype == DTYPE_F16 ? 2 : 4;
-    memset(args, 0, sizeof *args);
-    args->q = (const float *)q->data;
-    args->k = k->data;
-    args->v = v->data;
-    args->cache_dtype = k->dtype == DTYPE_F16 ? KERNEL_F16 : KERNEL_F32;
-    args->k_head_stride = k->nb[1] / element_bytes;
-    args->k_row_stride = k->nb[2] / element_bytes;
-    args->v_head_stride = v->nb[1] / element_bytes;
-    args->v_row_stride = v->nb[2] / element_bytes;
-    args->positions = (const int32_t *)op->src[3].data;
-    args->dst = (float *)op->dst.data;
-    args->head_dim = q->ne[0];
-    args->n_heads = q->ne[1];
-    args->n_kv_heads = k->ne[1];
-    args->n_tok = q->ne[2];
-    args->n_kv = op->n_kv;
-    args->scale = op->attention_scale;
-    args->softcap = op->softcap;
-    args->sliding_window = op->sliding_window;
-    args->n_splits = op->n_splits;
 }
 
 size_t cuda_op_scratch_bytes(const cuda_context *ctx, const cuda_op *op)
