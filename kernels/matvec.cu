@@ -176,7 +176,7 @@ static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64
     /* The grouped path's rows meet the group alignment (checked at launch);
      * saying so lets the compiler work out each lane's misalignment within
      * its block once, outside the loop. */
-    constexpr int64_t row_alignment = GROUPED ? UNPACK_GROUP_ALIGNMENT(FORMAT) : 2;
+    constexpr int64_t row_alignment = GROUPED ? UNPACK_GROUP_ALIGNMENT(FORMAT) : 1;
     const uint8_t *row_base = (const uint8_t *)__builtin_assume_aligned(weight, row_alignment) +
                               row * (row_bytes & ~(row_alignment - 1));
     int stretch = 0; /* byte offset of the iteration's stretch in the row */

@@ -593,31 +593,26 @@ UNPACK_FN void unpack_q3_k_half_a2(const uint8_t *block, int half, quant_unit *u
     }
 }
 
-/* unpack_k_scale_min with the 12 scale bytes as three words. */
-UNPACK_FN void unpack_k_scale_min_words(const uint32_t *scales, int j, int *scale, int *min)
-{
-    const int b = j % 4;
-    const int s0 = (int)unpack_word_byte(scales[0], b), s1 = (int)unpack_word_byte(scales[1], b);
-    const int s2 = (int)unpack_word_byte(scales[2], b);
-    if (j < 4) {
-        *scale = s0 & 63;
-        *min = s1 & 63;
-    } else {
-        *scale = (s2 & 0x0f) | ((s0 >> 6) << 4);
-        *min = (s2 >> 4) | ((s1 >> 6) << 4);
-    }
-}
-
 /* The scales of Q4_K/Q5_K units 2 pair and 2 pair + 1 from the 16-byte
- * block header (d, dmin, scales[12]). */
+ * block header (d, dmin, scales[12]): unpack_k_scale_min for both units at
+ * once, their bytes j % 4 = 2 (pair % 2) and the next side by side in one
+ * word (the masks keep the shifts from mixing them). */
 UNPACK_FN void unpack_k_pair_scales(const uint32_t *head, int pair, quant_unit *u)
 {
     const float d = unpack_half((uint16_t)(head[0] & 0xffffu)), dmin = unpack_half((uint16_t)(head[0] >> 16));
+    const int shift = 16 * (pair % 2);
+    const uint32_t s0 = head[1] >> shift, s1 = head[2] >> shift, s2 = head[3] >> shift;
+    uint32_t scales, mins;
+    if (pair < 2) {
+        scales = s0 & 0x3f3fu;
+        mins = s1 & 0x3f3fu;
+    } else {
+        scales = (s2 & 0x0f0fu) | ((s0 >> 2) & 0x3030u);
+        mins = ((s2 >> 4) & 0x0f0fu) | ((s1 >> 2) & 0x3030u);
+    }
     for (int i = 0; i < 2; i++) {
-        int sc, m;
-        unpack_k_scale_min_words(head + 1, 2 * pair + i, &sc, &m);
-        u[i].scale[0] = u[i].scale[1] = d * (float)sc;
-        u[i].offset[0] = u[i].offset[1] = -(dmin * (float)m);
+        u[i].scale[0] = u[i].scale[1] = d * (float)unpack_word_byte(scales, i);
+        u[i].offset[0] = u[i].offset[1] = -(dmin * (float)unpack_word_byte(mins, i));
     }
 }
 
@@ -644,12 +639,12 @@ UNPACK_FN void unpack_q5_k_pair_a16(const uint8_t *block, int pair, quant_unit *
     unpack_words_a16(block, 4, head);
     unpack_words_a16(block + 16, 8, qh);
     unpack_words_a16(block + 48 + 32 * pair, 8, qs);
-    for (int k = 0; k < 8; k++)
-        for (int i = 0; i < 2; i++) {
-            uint32_t low = (qs[k] >> (4 * i)) & 0x0f0f0f0fu;
-            uint32_t high = (qh[k] >> (2 * pair + i)) & 0x01010101u;
-            u[i].q[k] = (int32_t)(low | (high << 4));
-        }
+    for (int k = 0; k < 8; k++) {
+        /* bits 2 pair and 2 pair + 1 of each qh byte to bit 4 of the quants */
+        const uint32_t high = qh[k] >> (2 * pair);
+        u[0].q[k] = (int32_t)((qs[k] & 0x0f0f0f0fu) | ((high << 4) & 0x10101010u));
+        u[1].q[k] = (int32_t)(((qs[k] >> 4) & 0x0f0f0f0fu) | ((high << 3) & 0x10101010u));
+    }
     u[0].bias = u[1].bias = 0;
     unpack_k_pair_scales(head, pair, u);
 }
