@@ -231,6 +231,11 @@ typedef struct strata_synth_params {
     /* Called now and then with the fraction written (may be NULL). */
     void (*progress)(void *user, double fraction);
     void *progress_user;
+    /* 0: every row of every matrix is drawn. N > 0: each matrix draws its
+     * first N rows and repeats them (row r holds row r % N), which takes a
+     * fraction of the time; for speed benchmarks, where the values do not
+     * matter. The rows drawn are the ones a full synth writes. */
+    int64_t distinct_rows;
 } strata_synth_params;
 
 /* Writes a model with random weights of a real shape, streaming tensor by

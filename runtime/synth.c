@@ -8,6 +8,7 @@
  * tokenizer.* keys of another GGUF file. */
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,27 +368,69 @@ static strata_status encode_chunk(const synth_tensor *t, const synth_config *con
     return STRATA_OK;
 }
 
+/* The rows a chunk of tensor t repeats when only the first distinct_rows
+ * rows are drawn (params->distinct_rows), encoded once per tensor. */
+typedef struct row_pool {
+    int64_t distinct_rows; /* 0: every row is drawn */
+    char *encoded;         /* distinct_rows rows of the current tensor */
+} row_pool;
+
 /* Generates, encodes and writes tensor t a chunk of rows at a time (about
- * SYNTH_CHUNK_FLOATS values, at least one row); encoded holds a chunk. */
+ * SYNTH_CHUNK_FLOATS values, at least one row); encoded holds a chunk. With
+ * a row pool, the first pool->distinct_rows rows are encoded once and every
+ * chunk is copied from them. */
 static strata_status write_tensor_data(gguf_writer *writer, const synth_tensor *t, const synth_config *config,
                                        uint64_t seed, row_worker *workers, int n_workers, char *encoded,
-                                       synth_progress *progress, strata_error *err)
+                                       const row_pool *pool, synth_progress *progress, strata_error *err)
 {
     size_t row_bytes = 0;
     dtype_row_bytes(t->dtype, t->ne[0], &row_bytes);
     int64_t rows_per_chunk = SYNTH_CHUNK_FLOATS / t->ne[0];
     if (rows_per_chunk < 1)
         rows_per_chunk = 1;
+    const int64_t distinct = pool->distinct_rows;
+    const bool repeat = distinct > 0 && t->ne[1] > distinct;
+    strata_status status;
+    if (repeat &&
+        (status = encode_chunk(t, config, seed, 0, distinct, row_bytes, pool->encoded, workers, n_workers, err)))
+        return status;
     for (int64_t row0 = 0; row0 < t->ne[1]; row0 += rows_per_chunk) {
         int64_t n_rows = t->ne[1] - row0 < rows_per_chunk ? t->ne[1] - row0 : rows_per_chunk;
-        strata_status status;
-        if ((status = encode_chunk(t, config, seed, row0, n_rows, row_bytes, encoded, workers, n_workers, err)) ||
-            (status = gguf_writer_write_tensor(writer, encoded, (size_t)n_rows * row_bytes, err)))
+        if (repeat) {
+            for (int64_t r = row0; r < row0 + n_rows; r++)
+                memcpy(encoded + (size_t)(r - row0) * row_bytes, pool->encoded + (size_t)(r % distinct) * row_bytes,
+                       row_bytes);
+        } else if ((status = encode_chunk(t, config, seed, row0, n_rows, row_bytes, encoded, workers, n_workers,
+                                          err))) {
+            return status;
+        }
+        if ((status = gguf_writer_write_tensor(writer, encoded, (size_t)n_rows * row_bytes, err)))
             return status;
         progress->bytes_done += (uint64_t)n_rows * row_bytes;
         if (progress->params->progress && progress->bytes_total > 0)
             progress->params->progress(progress->params->progress_user,
                                        (double)progress->bytes_done / (double)progress->bytes_total);
+    }
+    return STRATA_OK;
+}
+
+/* Bytes of the row pool: distinct_rows rows of the widest tensor that repeats
+ * (0 when none does). */
+static strata_status row_pool_bytes(const synth_plan *plan, int64_t distinct_rows, size_t *bytes, strata_error *err)
+{
+    *bytes = 0;
+    if (distinct_rows <= 0)
+        return STRATA_OK;
+    for (int64_t i = 0; i < plan->n_tensors; i++) {
+        const synth_tensor *t = &plan->tensors[i];
+        size_t row_bytes = 0;
+        if (t->ne[1] <= distinct_rows || !dtype_row_bytes(t->dtype, t->ne[0], &row_bytes))
+            continue;
+        if (row_bytes > SIZE_MAX / (size_t)distinct_rows)
+            return strata_fail(err, STRATA_INVALID_INPUT, "synth: %lld distinct rows of %zu bytes do not fit in memory",
+                               (long long)distinct_rows, row_bytes);
+        if (row_bytes * (size_t)distinct_rows > *bytes)
+            *bytes = row_bytes * (size_t)distinct_rows;
     }
     return STRATA_OK;
 }
@@ -420,9 +463,15 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     row_worker *workers = NULL;
     float *rows = NULL;
     char *encoded = NULL;
+    row_pool pool = {0};
     int n_workers = 1;
     if (!params || !params->preset || !params->type || !params->output_path) {
         status = strata_fail(err, STRATA_INVALID_INPUT, "synth: preset, type and output path are required");
+        goto fail;
+    }
+    if (params->distinct_rows < 0) {
+        status = strata_fail(err, STRATA_INVALID_INPUT, "synth: distinct rows must be 0 (all) or positive, got %lld",
+                             (long long)params->distinct_rows);
         goto fail;
     }
     int64_t n_vocab_override = 0;
@@ -446,6 +495,15 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     }
     for (int i = 0; i < n_workers; i++)
         workers[i].row = rows + (size_t)i * (size_t)longest_row;
+    size_t pool_bytes = 0;
+    if ((status = row_pool_bytes(&plan, params->distinct_rows, &pool_bytes, err)))
+        goto fail;
+    pool.distinct_rows = params->distinct_rows;
+    if (pool_bytes > 0 && !(pool.encoded = malloc(pool_bytes))) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "synth: cannot allocate %zu bytes for %lld distinct rows",
+                             pool_bytes, (long long)params->distinct_rows);
+        goto fail;
+    }
 
     if ((status = gguf_writer_create(params->output_path, 3, &writer, err)) ||
         (status = write_hparams(writer, &plan, params->type, err)))
@@ -463,7 +521,7 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     synth_progress progress = {params, 0, plan.total_bytes};
     for (int64_t i = 0; i < plan.n_tensors; i++)
         if ((status = write_tensor_data(writer, &plan.tensors[i], &plan.config, params->seed, workers, n_workers,
-                                        encoded, &progress, err)))
+                                        encoded, &pool, &progress, err)))
             goto fail;
     status = gguf_writer_finish(writer, err);
 fail:
@@ -473,5 +531,6 @@ fail:
     free(workers);
     free(rows);
     free(encoded);
+    free(pool.encoded);
     return status;
 }

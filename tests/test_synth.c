@@ -220,6 +220,55 @@ static void check_determinism(void)
     remove(c);
 }
 
+/* --distinct-rows: every row r of a matrix holds row r % N of the full
+ * synth's matrix (the same bytes), and tensors of at most N rows are whole. */
+static void check_distinct_rows(void)
+{
+    char full_path[600], repeated_path[600];
+    snprintf(full_path, sizeof full_path, "%s/rows_full.gguf", temp_dir);
+    snprintf(repeated_path, sizeof repeated_path, "%s/rows_repeated.gguf", temp_dir);
+    const int64_t distinct = 3;
+    strata_synth_params params = {.arch = "llama", .preset = "tiny", .type = "q4_k_m", .seed = 5,
+                                  .output_path = repeated_path, .distinct_rows = distinct};
+    strata_error err = {0};
+    gguf_file *full = NULL, *repeated = NULL;
+    if (!synth_to("llama", "tiny", "q4_k_m", 5, NULL, full_path) ||
+        strata_synth(&params, &err) != STRATA_OK || gguf_open(full_path, &full, &err) != STRATA_OK ||
+        gguf_open(repeated_path, &repeated, &err) != STRATA_OK) {
+        CHECK(false, "distinct rows: %s", err.message);
+    } else {
+        int64_t n_tensors = gguf_tensor_count(full), n_repeating = 0, mismatches = 0;
+        CHECK(gguf_tensor_count(repeated) == n_tensors, "distinct rows changed the tensor count");
+        for (int64_t i = 0; i < n_tensors; i++) {
+            const gguf_tensor_info *a = gguf_tensor(full, i);
+            const gguf_tensor_info *b = gguf_find_tensor(repeated, a->name);
+            if (!b || b->size_bytes != a->size_bytes || b->dtype != a->dtype) {
+                CHECK(false, "distinct rows: tensor %s differs in shape or type", a->name);
+                continue;
+            }
+            const int64_t n_rows = a->ne[1] * a->ne[2] * a->ne[3]; /* unused dims are 1 */
+            const size_t row_bytes = a->size_bytes / (size_t)n_rows;
+            n_repeating += n_rows > distinct;
+            for (int64_t r = 0; r < n_rows; r++) {
+                const int64_t source = n_rows > distinct ? r % distinct : r;
+                if (memcmp((const char *)b->data + (size_t)r * row_bytes,
+                           (const char *)a->data + (size_t)source * row_bytes, row_bytes) != 0)
+                    mismatches++;
+            }
+        }
+        CHECK(mismatches == 0, "distinct rows: %lld rows are not the full synth's row r %% %lld",
+              (long long)mismatches, (long long)distinct);
+        CHECK(n_repeating > 0, "distinct rows: no tensor has more than %lld rows", (long long)distinct);
+        printf("ok   distinct rows (%lld of %lld tensors repeat)\n", (long long)n_repeating, (long long)n_tensors);
+    }
+    params.distinct_rows = -1;
+    CHECK(strata_synth(&params, &err) == STRATA_INVALID_INPUT, "negative distinct rows accepted");
+    gguf_close(full);
+    gguf_close(repeated);
+    remove(full_path);
+    remove(repeated_path);
+}
+
 static strata_dtype planned_dtype(const synth_plan *plan, const char *name)
 {
     for (int64_t i = 0; i < plan->n_tensors; i++)
@@ -351,6 +400,7 @@ int main(void)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             check_tiny(archs[a], types[t]);
     check_determinism();
+    check_distinct_rows();
     check_large_plans();
     check_vocab_copy();
     check_bad_input();

@@ -37,6 +37,11 @@ fi
 expect_status 2 "synth without arguments" "$STRATA" synth
 expect_status 2 "synth without -o" "$STRATA" synth --preset tiny --type f32
 expect_status 2 "synth with an unknown flag" "$STRATA" synth --frobnicate 1
+expect_status 2 "synth with zero distinct rows" "$STRATA" synth --preset tiny --type f32 --distinct-rows 0 \
+    -o "$work/x.gguf"
+expect_status 0 "synth --distinct-rows" "$STRATA" synth --arch llama --preset tiny --type q4_0 --distinct-rows 4 \
+    -o "$work/rows.gguf" && expect_status 0 "run on a --distinct-rows model" "$STRATA" run -m "$work/rows.gguf" \
+    -p "Hello" -n 4
 expect_status 2 "synth with a negative seed" "$STRATA" synth --preset tiny --type f32 --seed -1 -o "$work/x.gguf"
 expect_status 1 "synth with an unknown type" "$STRATA" synth --preset tiny --type q9_9 -o "$work/x.gguf" &&
     grep -q "unknown type 'q9_9'" "$work/err" || fail "unknown type message"
