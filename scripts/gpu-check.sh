@@ -1,60 +1,148 @@
 #!/usr/bin/env bash
-# Checks the CUDA backend on a machine with an NVIDIA GPU, writing every log
-# to one directory:
+# Checks the CUDA backend on a machine with an NVIDIA GPU, in one run that
+# keeps to a time budget, writing every log to one directory:
 #
 #   scripts/gpu-check.sh LOG_DIR [STEP...]
 #
-# Steps (default: all, in this order; each can run on its own, for machines
-# that limit how long one command may take):
-#   build     Release build with CUDA for this machine's GPU (nvidia-smi's
-#             compute capability, else "native"), -lineinfo for the sanitizer
-#   test      ctest -L cuda, then ctest -L cpu (test_backend_ops there runs the
-#             op-conformance suite on every backend with a device: the GPU too)
-#   sanitize  compute-sanitizer --tool memcheck on test_backend_ops and
-#             test_cuda_device
-#   bench     synthetic llama3-8b q4_k_m, q4_0 and q8_0 (written once into
-#             MODEL_DIR), strata bench --backend cuda pp512 tg128, and the
-#             device-to-device copy bandwidth and cuBLAS GEMM peak measured in
-#             the same run; LOG_DIR/bench-summary.md puts each figure against
-#             its ceiling
+# Steps (default: all, in this order, the most telling first):
+#   build     Release build for this machine's GPU (compute capability from
+#             nvidia-smi, else "native") with -lineinfo, without the CUDA
+#             emulator; PCRE2 from DEPS_DIR when the machine has none
+#   test      on the GPU: test_cuda_device, the op-conformance suite
+#             (test_backend_ops, also with each attention kernel forced and
+#             without graphs), end-to-end logits against the reference and
+#             the CPU (test_cuda_e2e_logits, also without graphs), and
+#             strata run --backend cuda against the CPU's text (test_cuda_cli)
+#   bench     strata bench --backend cuda -p 512 -n 128 on synthetic llama3-8b
+#             at q4_k_m, q4_0 and q8_0 (written with --distinct-rows, deleted
+#             after use); each run measures the device-to-device copy
+#             bandwidth and the cuBLAS GEMM peak as its ceilings;
+#             LOG_DIR/bench-summary.md collects the tables
+#   sanitize  compute-sanitizer --tool memcheck on test_backend_ops (graphs
+#             on and off) and test_cuda_device
+#   bench70b  the same bench on llama3-70b q4_k_m, when the GPU's free memory
+#             and the disk have room for it
+#   report    static facts of the kernels (scripts/kernel-report.sh)
 #
-# Environment: BUILD_DIR (default build-gpu), MODEL_DIR (default
-# LOG_DIR/models; about 18 GB), JOBS (default: cores), REPETITIONS (bench -r,
-# default 3), CUDA_ARCHITECTURES (overrides the detected one).
-# Every requested step runs even when an earlier one fails; LOG_DIR/summary.txt
-# lists them, and the exit status is 0 only when all passed.
+# Environment:
+#   TIME_BUDGET  seconds for the whole run (default: none). Each step starts
+#                only when the least it needs is left, and each command is
+#                stopped when the budget runs out: the run ends in time, logs
+#                and summary written
+#   ARCHIVE      a .tar.gz to pack LOG_DIR into after every step (for runners
+#                that keep a few files)
+#   DEPS_DIR     .deb files of scripts/offline-deps.sh download, unpacked when
+#                CMake cannot find PCRE2 on this machine
+#   BUILD_DIR (default build-gpu), MODEL_DIR (default a folder under TMPDIR,
+#   never inside LOG_DIR), KEEP_MODELS=1 (keep the synthetic models), JOBS
+#   (default: cores), REPETITIONS (bench -r, default 3), CUDA_ARCHITECTURES
+#   (overrides the detected one), BENCH_BACKEND (default cuda),
+#   BENCH_MODELS (default "llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0")
+# Every step that fits runs even when an earlier one failed; LOG_DIR/summary.txt
+# lists each command with its outcome and seconds; the exit status is 0 only
+# when every step ran and passed.
 set -uo pipefail
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
 shift
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(build test sanitize bench)
+[[ ${#steps[@]} -gt 0 ]] || steps=(build test bench sanitize bench70b)
 build_dir="${BUILD_DIR:-$repo/build-gpu}"
-model_dir="${MODEL_DIR:-$log_dir/models}"
+model_dir="${MODEL_DIR:-${TMPDIR:-/tmp}/strata-gpu-models}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 4)}"
 repetitions="${REPETITIONS:-3}"
+bench_backend="${BENCH_BACKEND:-cuda}"
+read -r -a bench_models <<<"${BENCH_MODELS:-llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0}"
+budget="${TIME_BUDGET:-0}"
+started_at=$(date +%s)
 summary="$log_dir/summary.txt"
+strata="$build_dir/strata"
 failed=0
 
-record() { # record STEP STATUS
-    printf '%-28s %s\n' "$1" "$2" | tee -a "$summary"
-    [[ $2 == passed ]] || failed=1
+case "$model_dir/" in
+"$log_dir"/*)
+    echo "gpu-check.sh: MODEL_DIR must not be inside LOG_DIR (models are GBs)" >&2
+    exit 2
+    ;;
+esac
+
+# --- time budget and logging ---------------------------------------------------
+
+seconds_left() { # what is left of TIME_BUDGET (a large number when there is none)
+    if [[ $budget -le 0 ]]; then
+        echo 1000000
+    else
+        echo $((budget - ($(date +%s) - started_at)))
+    fi
 }
 
-run_logged() { # run_logged NAME COMMAND... : output to LOG_DIR/NAME.log
-    local name=$1
-    shift
-    echo "== $name: $*"
-    if "$@" >"$log_dir/$name.log" 2>&1; then
-        record "$name" passed
-    else
-        record "$name" "FAILED (exit $?, see $name.log)"
+record() { # record NAME OUTCOME
+    printf '%-34s %s\n' "$1" "$2" | tee -a "$summary"
+    [[ $2 == passed* ]] || failed=1
+}
+
+# fits NAME SECONDS: whether at least SECONDS are left; records a skip if not
+fits() {
+    local left
+    left=$(seconds_left)
+    if [[ $left -lt $2 ]]; then
+        record "$1" "SKIPPED (time budget: ${left} s left, needs ${2} s)"
+        return 1
     fi
+    return 0
+}
+
+# run_logged NAME CAP COMMAND...: runs the command with output in
+# LOG_DIR/NAME.log, stopped after CAP seconds or when the budget runs out
+run_logged() {
+    local name=$1 cap=$2
+    shift 2
+    local left limit
+    left=$(($(seconds_left) - 10)) # keep time to write the summary and archive
+    limit=$((cap < left ? cap : left))
+    if [[ $limit -lt 5 ]]; then
+        record "$name" "SKIPPED (time budget spent)"
+        return 1
+    fi
+    echo "== $name (at most ${limit} s): $*"
+    local begin status
+    begin=$(date +%s)
+    timeout -k 5 "$limit" "$@" >"$log_dir/$name.log" 2>&1
+    status=$?
+    local took=$(($(date +%s) - begin))
+    if [[ $status -eq 0 ]]; then
+        record "$name" "passed (${took} s)"
+    elif [[ $status -eq 124 || $status -eq 137 ]]; then
+        record "$name" "TIMED OUT after ${took} s (see $name.log)"
+    else
+        record "$name" "FAILED (exit $status after ${took} s, see $name.log)"
+    fi
+    return "$status"
+}
+
+pack_logs() {
+    [[ -n ${ARCHIVE:-} ]] || return 0
+    tar -czf "$ARCHIVE.partial" -C "$(dirname "$log_dir")" "$(basename "$log_dir")" 2>/dev/null &&
+        mv -f "$ARCHIVE.partial" "$ARCHIVE"
+}
+
+# --- build ---------------------------------------------------------------------
+
+# nvcc and compute-sanitizer: on PATH, else beside each other in the toolkit
+find_cuda_tool() { # find_cuda_tool NAME
+    local nvcc_dir
+    nvcc_dir="$(dirname "$(command -v nvcc 2>/dev/null || echo "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc")")"
+    command -v "$1" 2>/dev/null && return
+    for candidate in "$nvcc_dir/$1" "${CUDA_HOME:-/usr/local/cuda}/bin/$1" \
+        "${CUDA_HOME:-/usr/local/cuda}/compute-sanitizer/$1"; do
+        [[ -x $candidate ]] && echo "$candidate" && return
+    done
+    return 1
 }
 
 detect_architecture() {
@@ -67,95 +155,186 @@ detect_architecture() {
     echo "${cap:-native}"
 }
 
+describe_machine() {
+    date -u
+    nvidia-smi || echo "nvidia-smi: not available"
+    "$(find_cuda_tool nvcc || echo nvcc)" --version || echo "nvcc: not found"
+    find_cuda_tool compute-sanitizer || echo "compute-sanitizer: not found"
+    cmake --version | head -n 1
+    "${CC:-cc}" --version | head -n 1
+    command -v make ninja pkg-config || true
+    nproc
+    free -g 2>/dev/null || true
+    df -h "$repo" "$(dirname "$model_dir")" 2>/dev/null || true
+}
+
 step_build() {
-    local arch
-    arch="$(detect_architecture)"
-    {
-        nvidia-smi || true
-        nvcc --version || true
-    } >"$log_dir/machine.log" 2>&1
-    run_logged configure cmake -S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES="$arch" -DCMAKE_CUDA_FLAGS=-lineinfo
-    run_logged build cmake --build "$build_dir" -j "$jobs"
-    run_logged kernel-report "$repo/scripts/kernel-report.sh" "$build_dir" # registers, spills, loads per unit
+    describe_machine >"$log_dir/machine.log" 2>&1
+    local nvcc
+    nvcc="$(find_cuda_tool nvcc)" || nvcc=nvcc
+    local args=(-S "$repo" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSTRATA_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc"
+        -DSTRATA_CUDA_EMULATED_TESTS=OFF -DCMAKE_CUDA_ARCHITECTURES="$(detect_architecture)"
+        -DCMAKE_CUDA_FLAGS=-lineinfo)
+    if ! command -v make >/dev/null && command -v ninja >/dev/null; then
+        args+=(-G Ninja)
+    fi
+    if [[ -n ${DEPS_DIR:-} ]]; then
+        # used only where CMake finds no PCRE2 of the machine's own
+        local prefix
+        if prefix="$("$repo/scripts/offline-deps.sh" unpack "$DEPS_DIR" "$build_dir/deps" 2>>"$log_dir/machine.log")"; then
+            args+=(-DCMAKE_PREFIX_PATH="$prefix")
+        fi
+    fi
+    run_logged configure 120 cmake "${args[@]}" || return
+    run_logged build 400 cmake --build "$build_dir" -j "$jobs"
+}
+
+# --- tests on the GPU --------------------------------------------------------------
+
+ctest_logged() { # ctest_logged NAME CAP REGEX [VAR=VALUE...]
+    local name=$1 cap=$2 regex=$3
+    shift 3
+    run_logged "$name" "$cap" env "$@" ctest --test-dir "$build_dir" -R "$regex" --output-on-failure -V \
+        --no-tests=error --timeout "$cap"
+    # on a GPU machine a skipped CUDA test or backend means the device was not usable
+    if grep -Eq '\(Skipped\)|Not Run|skipping backend cuda|no CUDA device here' "$log_dir/$name.log" 2>/dev/null; then
+        record "$name-on-gpu" "FAILED (the GPU was not used: a test or backend skipped, see $name.log)"
+    fi
 }
 
 step_test() {
-    run_logged ctest-cuda ctest --test-dir "$build_dir" -L cuda --output-on-failure
-    # on a GPU machine a skipped CUDA test means the device was not usable
-    if grep -q "(Skipped)" "$log_dir/ctest-cuda.log"; then
-        record cuda-tests-ran "FAILED (CUDA tests skipped on a GPU machine, see ctest-cuda.log)"
-    fi
-    run_logged ctest-cpu ctest --test-dir "$build_dir" -L cpu --output-on-failure -j "$jobs"
+    [[ -x $strata ]] || {
+        record test "SKIPPED (no $strata: the build failed)"
+        return
+    }
+    "$strata" devices >"$log_dir/devices.log" 2>&1
+    fits test 30 || return
+    ctest_logged device 120 '^test_cuda_device$'
+    ctest_logged backend-ops 180 '^test_backend_ops$'
+    ctest_logged e2e-logits 180 '^test_cuda_e2e_logits$'
+    ctest_logged cuda-cli 120 '^test_cuda_cli$'
+    ctest_logged backend-ops-attention-rows 120 '^test_backend_ops$' STRATA_CUDA_ATTENTION=rows
+    ctest_logged backend-ops-attention-tiled 120 '^test_backend_ops$' STRATA_CUDA_ATTENTION=tiled
+    ctest_logged backend-ops-no-graphs 120 '^test_backend_ops$' STRATA_CUDA_GRAPHS=0
+    ctest_logged e2e-logits-no-graphs 180 '^test_cuda_e2e_logits$' STRATA_CUDA_GRAPHS=0
 }
 
-step_sanitize() {
-    if ! command -v compute-sanitizer >/dev/null; then
-        record sanitize "FAILED (compute-sanitizer not on PATH)"
-        return
+# --- benchmarks --------------------------------------------------------------------
+
+# bench_model PRESET TYPE REPETITIONS: synth, bench, delete
+bench_model() {
+    local preset=$1 type=$2 reps=$3
+    local name="$preset-$type" model="$model_dir/$preset-$type.gguf"
+    mkdir -p "$model_dir"
+    if [[ ! -s $model ]]; then
+        # rows repeat (64 distinct per matrix): the same bytes per token,
+        # minutes less of quantizing
+        run_logged "synth-$name" 600 "$strata" synth --arch llama --preset "$preset" --type "$type" \
+            --distinct-rows 64 -o "$model" || return
     fi
-    # direct launches under the sanitizer as well as graphs: graphs are the default
-    run_logged memcheck-backend-ops compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/test_backend_ops"
-    run_logged memcheck-cuda-device compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/test_cuda_device"
-    STRATA_CUDA_GRAPHS=0 run_logged memcheck-backend-ops-direct \
-        compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/test_backend_ops"
+    run_logged "bench-$name" 600 "$strata" bench -m "$model" --backend "$bench_backend" -p 512 -n 128 -r "$reps"
+    if [[ -s $log_dir/bench-$name.log ]]; then
+        {
+            echo "## $preset $type"
+            echo
+            grep -E '^\||^device:|^memory bandwidth:|^GEMM peak:' "$log_dir/bench-$name.log"
+            echo
+        } >>"$log_dir/bench-summary.md"
+    fi
+    [[ ${KEEP_MODELS:-0} == 1 ]] || rm -f "$model"
+}
+
+start_bench_summary() {
+    [[ -s $log_dir/bench-summary.md ]] && return
+    {
+        echo "# strata bench --backend $bench_backend -p 512 -n 128, $(date -u +%Y-%m-%d)"
+        echo
+        echo "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)"
+        echo
+    } >"$log_dir/bench-summary.md"
 }
 
 step_bench() {
-    local strata="$build_dir/strata" types=(q4_k_m q4_0 q8_0)
-    mkdir -p "$model_dir"
-    for type in "${types[@]}"; do
-        local model="$model_dir/llama3-8b-$type.gguf"
-        if [[ ! -s $model ]]; then
-            run_logged "synth-$type" "$strata" synth --preset llama3-8b --type "$type" -o "$model"
-        fi
+    [[ -x $strata ]] || {
+        record bench "SKIPPED (no $strata: the build failed)"
+        return
+    }
+    start_bench_summary
+    for entry in "${bench_models[@]}"; do
+        fits "bench-${entry/:/-}" 60 || continue
+        bench_model "${entry%%:*}" "${entry#*:}" "$repetitions"
     done
-    # the ceilings, measured in the same run (test_cuda_device prints them)
-    run_logged ceilings "$build_dir/test_cuda_device"
-    local bandwidth peak
-    bandwidth="$(sed -n 's/^device-to-device copy bandwidth: \([0-9.]*\) GB\/s$/\1/p' "$log_dir/ceilings.log")"
-    peak="$(sed -n 's/^cuBLAS f16 GEMM peak: \([0-9.]*\) TFLOP\/s$/\1/p' "$log_dir/ceilings.log")"
-    {
-        echo "# strata bench --backend cuda, $(date -u +%Y-%m-%d)"
-        echo
-        echo "device: $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)"
-        echo "ceilings measured in the same run: device-to-device copy ${bandwidth:-?} GB/s, cuBLAS f16 GEMM ${peak:-?} TFLOP/s"
-        echo
-        echo "| model | test | t/s | achieved | of ceiling |"
-        echo "| --- | --- | ---: | ---: | ---: |"
-    } >"$log_dir/bench-summary.md"
-    for type in "${types[@]}"; do
-        local model="$model_dir/llama3-8b-$type.gguf"
-        [[ -s $model ]] || continue
-        run_logged "bench-$type" "$strata" bench -m "$model" --backend cuda -p 512 -n 128 -r "$repetitions" \
-            --no-bandwidth -o csv
-        # tg: bytes read per token x t/s against the copy bandwidth; pp: 2 flops
-        # per parameter per token against the GEMM peak
-        awk -F, -v type="$type" -v bw="${bandwidth:-0}" -v peak="${peak:-0}" '
-            NR == 1 { next }
-            $6 ~ /^pp/ { tflops = $8 * 2 * $3 / 1e12
-                         printf "| llama3-8b %s | %s | %.1f | %.1f TFLOP/s | %s |\n", type, $6, $8, tflops,
-                                (peak > 0 ? sprintf("%.1f %%", 100 * tflops / peak) : "-") }
-            $6 ~ /^tg/ { printf "| llama3-8b %s | %s | %.1f | %.1f GB/s | %s |\n", type, $6, $8, $10,
-                                (bw > 0 ? sprintf("%.1f %%", 100 * $10 / bw) : "-") }
-        ' "$log_dir/bench-$type.log" >>"$log_dir/bench-summary.md" 2>/dev/null || true
-    done
-    cat "$log_dir/bench-summary.md"
 }
+
+# llama3-70b q4_k_m where it fits: the model's bytes plus 6 GiB (cache,
+# scratch) of free GPU memory, the model's bytes plus 1 GiB of disk
+step_bench70b() {
+    [[ -x $strata ]] || {
+        record bench70b "SKIPPED (no $strata: the build failed)"
+        return
+    }
+    fits bench70b 240 || return
+    local model_bytes gpu_free_mib disk_free_kib
+    model_bytes="$("$strata" synth --list | awk '$1 == "llama/llama3-70b" { print $3 }')"
+    gpu_free_mib="$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits 2>/dev/null | head -n 1 | tr -d ' ')"
+    mkdir -p "$model_dir"
+    disk_free_kib="$(df -Pk "$model_dir" | awk 'NR == 2 { print $4 }')"
+    local need_mib=$((model_bytes / 1048576))
+    if [[ -z $gpu_free_mib || $gpu_free_mib -lt $((need_mib + 6144)) ]]; then
+        record bench70b "SKIPPED (GPU free memory ${gpu_free_mib:-?} MiB, needs $((need_mib + 6144)))"
+        return
+    fi
+    if [[ $disk_free_kib -lt $(((need_mib + 1024) * 1024)) ]]; then
+        record bench70b "SKIPPED (disk free $((disk_free_kib / 1024)) MiB in $model_dir, needs $((need_mib + 1024)))"
+        return
+    fi
+    start_bench_summary
+    bench_model llama3-70b q4_k_m "${REPETITIONS_70B:-2}"
+}
+
+# --- compute-sanitizer ---------------------------------------------------------------
+
+step_sanitize() {
+    local sanitizer
+    if ! sanitizer="$(find_cuda_tool compute-sanitizer)"; then
+        record sanitize "FAILED (compute-sanitizer not found beside nvcc or on PATH)"
+        return
+    fi
+    [[ -x $build_dir/test_backend_ops ]] || {
+        record sanitize "SKIPPED (no test_backend_ops: the build failed)"
+        return
+    }
+    fits sanitize 60 || return
+    local memcheck=("$sanitizer" --tool memcheck --error-exitcode 1)
+    run_logged memcheck-cuda-device 150 "${memcheck[@]}" "$build_dir/test_cuda_device"
+    run_logged memcheck-backend-ops 240 "${memcheck[@]}" "$build_dir/test_backend_ops"
+    run_logged memcheck-backend-ops-no-graphs 240 env STRATA_CUDA_GRAPHS=0 "${memcheck[@]}" \
+        "$build_dir/test_backend_ops"
+}
+
+step_report() {
+    run_logged kernel-report 120 "$repo/scripts/kernel-report.sh" "$build_dir"
+}
+
+# --- main ------------------------------------------------------------------------------
 
 : >"$summary"
 for step in "${steps[@]}"; do
     case "$step" in
-    build) step_build ;;
-    test) step_test ;;
-    sanitize) step_sanitize ;;
-    bench) step_bench ;;
+    build | test | bench | sanitize | bench70b | report) ;;
     *)
-        echo "gpu-check.sh: unknown step '$step' (build, test, sanitize, bench)" >&2
+        echo "gpu-check.sh: unknown step '$step' (build, test, bench, sanitize, bench70b, report)" >&2
         exit 2
         ;;
     esac
 done
+for step in "${steps[@]}"; do
+    "step_$step"
+    pack_logs
+done
 echo
+echo "gpu-check: $(($(date +%s) - started_at)) s"
 cat "$summary"
+[[ -s $log_dir/bench-summary.md ]] && cat "$log_dir/bench-summary.md"
+pack_logs
 exit "$failed"
