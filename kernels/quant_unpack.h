@@ -64,6 +64,15 @@ typedef struct quant_unit {
     float offset[2];  /* added after the scale */
 } quant_unit;
 
+/* UNPACK_DEVICE selects the device code of the functions below (loads of
+ * several bytes at once, funnel shifts, dp4a, the half conversion
+ * intrinsic). nvcc's device pass takes it; so does the host test built with
+ * UNPACK_DEVICE_PATHS (test_cuda_unpack_device_paths, which supplies
+ * stand-ins for the intrinsics), so this code is checked without a GPU. */
+#if defined(__CUDA_ARCH__) || defined(UNPACK_DEVICE_PATHS)
+#define UNPACK_DEVICE 1
+#endif
+
 /* --- loads ---------------------------------------------------------------------- */
 
 /* The device loads below assume the alignments stated at the top (a GPU
@@ -88,7 +97,7 @@ extern "C"
 /* IEEE half bits -> float, exact (normal, subnormal, inf, nan). */
 UNPACK_FN float unpack_half(uint16_t bits)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     return __half2float(__ushort_as_half(bits));
 #else
     uint32_t exponent = (bits >> 10) & 0x1fu, mantissa = bits & 0x3ffu;
@@ -105,7 +114,7 @@ UNPACK_FN float unpack_half(uint16_t bits)
 
 UNPACK_FN uint16_t unpack_u16(const uint8_t *p) /* p even */
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     return *(const uint16_t *)p;
 #else
     UNPACK_ASSERT_ALIGNED(p, 2);
@@ -116,7 +125,7 @@ UNPACK_FN uint16_t unpack_u16(const uint8_t *p) /* p even */
 /* A little-endian 32-bit word at an even address. */
 UNPACK_FN uint32_t unpack_u32_a2(const uint8_t *p)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     const uint16_t *h = (const uint16_t *)p;
     return (uint32_t)h[0] | ((uint32_t)h[1] << 16);
 #else
@@ -128,7 +137,7 @@ UNPACK_FN uint32_t unpack_u32_a2(const uint8_t *p)
 /* A little-endian 32-bit word at a multiple of 4. */
 UNPACK_FN uint32_t unpack_u32_a4(const uint8_t *p)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     return *(const uint32_t *)p;
 #else
     UNPACK_ASSERT_ALIGNED(p, 4);
@@ -140,7 +149,7 @@ UNPACK_FN uint32_t unpack_u32_a4(const uint8_t *p)
  * loads (n a multiple of 4). */
 UNPACK_FN void unpack_words_a16(const uint8_t *p, int n, uint32_t *out)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     for (int i = 0; i < n / 4; i++) {
         const uint4 v = ((const uint4 *)p)[i];
         out[4 * i] = v.x;
@@ -159,7 +168,7 @@ UNPACK_FN void unpack_words_a16(const uint8_t *p, int n, uint32_t *out)
  * loads (n even). */
 UNPACK_FN void unpack_words_a8(const uint8_t *p, int n, uint32_t *out)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     for (int i = 0; i < n / 2; i++) {
         const uint2 v = ((const uint2 *)p)[i];
         out[2 * i] = v.x;
@@ -195,7 +204,7 @@ UNPACK_FN uint16_t unpack_image_u16(const uint32_t *image, int at)
  * the row lies inside it. */
 UNPACK_FN void unpack_words_a2(const uint8_t *p, int n, uint32_t *out)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     /* p minus its misalignment rather than a masked integer: the compiler
      * keeps knowing p's address space and emits global loads */
     const unsigned int misalignment = (unsigned int)(uintptr_t)p & 2u, shift = misalignment * 8u;
@@ -707,7 +716,7 @@ UNPACK_FN float unpack_value(const quant_unit *u, int e)
 /* sum of the byte products of a and b, plus c (the dp4a instruction). */
 UNPACK_FN int32_t unpack_dp4a(int32_t a, int32_t b, int32_t c)
 {
-#ifdef __CUDA_ARCH__
+#ifdef UNPACK_DEVICE
     return __dp4a(a, b, c);
 #else
     for (int i = 0; i < 4; i++)

@@ -16,10 +16,50 @@
 
 #include "backends/cuda/cuda_choose.h"
 
+#ifdef UNPACK_DEVICE_PATHS
+/* Built as test_cuda_unpack_device_paths: quant_unpack.h takes its device
+ * code (wide loads, funnel shifts, dp4a), with these stand-ins for the CUDA
+ * vector types and intrinsics, written from their documented meaning. The
+ * device loads are plain pointer reads, so alignment is not checked here
+ * (test_cuda_unpack does that on the host code). */
+typedef struct uint2 {
+    uint32_t x, y;
+} uint2;
+typedef struct uint4 {
+    uint32_t x, y, z, w;
+} uint4;
+typedef struct half_bits {
+    uint16_t bits;
+} __half;
+float fp16_to_f32(uint16_t h);
+static inline __half __ushort_as_half(uint16_t bits)
+{
+    __half h = {bits};
+    return h;
+}
+static inline float __half2float(__half h)
+{
+    return fp16_to_f32(h.bits);
+}
+/* hi:lo shifted right by shift % 32, the low 32 bits */
+static inline uint32_t __funnelshift_r(uint32_t lo, uint32_t hi, uint32_t shift)
+{
+    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (shift & 31u));
+}
+/* the four signed byte products of a and b, summed, plus c */
+static inline int __dp4a(int a, int b, int c)
+{
+    for (int i = 0; i < 4; i++)
+        c += (int8_t)(uint8_t)((uint32_t)a >> (8 * i)) * (int8_t)(uint8_t)((uint32_t)b >> (8 * i));
+    return c;
+}
+#else
 /* the loads of quant_unpack.h check their alignment here, as on the CUDA
  * emulator: a misaligned one is counted (and would fault on a GPU) */
 #define UNPACK_CHECK_ALIGNMENT
+#endif
 static int misaligned_loads;
+#ifdef UNPACK_CHECK_ALIGNMENT
 void unpack_misaligned(const void *address, int alignment);
 void unpack_misaligned(const void *address, int alignment)
 {
@@ -27,6 +67,7 @@ void unpack_misaligned(const void *address, int alignment)
     (void)alignment;
     misaligned_loads++;
 }
+#endif
 
 #include "kernels/quant_unpack.h"
 #include "quant.h"
@@ -189,8 +230,9 @@ static void check_wide_loads(void)
         bytes[i] = (uint8_t)(i * 37 + 11);
     uint32_t want[12], got[12];
     for (int offset = 0; offset <= 16; offset += 2) {
-        for (int k = 0; k < 12; k++)
-            want[k] = unpack_u32_a2(bytes + offset + 4 * k);
+        for (int k = 0; k < 12; k++) /* little-endian, by hand */
+            want[k] = (uint32_t)bytes[offset + 4 * k] | (uint32_t)bytes[offset + 4 * k + 1] << 8 |
+                      (uint32_t)bytes[offset + 4 * k + 2] << 16 | (uint32_t)bytes[offset + 4 * k + 3] << 24;
         misaligned_loads = 0;
         unpack_words_a2(bytes + offset, 10, got);
         CHECK(memcmp(got, want, 10 * sizeof got[0]) == 0 && misaligned_loads == 0, "words_a2 at offset %d", offset);
@@ -207,8 +249,11 @@ static void check_wide_loads(void)
             memcpy(image, want, sizeof image);
             CHECK(unpack_image_u32(image, at) == unpack_u32_a2(bytes + offset + at), "image word at %d", at);
             CHECK(unpack_image_u16(image, at) == unpack_u16(bytes + offset + at), "image half at %d", at);
+            CHECK(unpack_u16(bytes + offset + at) == (bytes[offset + at] | bytes[offset + at + 1] << 8),
+                  "u16 at %d", offset + at);
         }
     }
+#ifdef UNPACK_CHECK_ALIGNMENT
     /* each wide load refuses an address of too little alignment */
     misaligned_loads = 0;
     unpack_words_a16(bytes + 8, 4, got);
@@ -220,6 +265,7 @@ static void check_wide_loads(void)
     unpack_words_a2(bytes + 1, 1, got);
     CHECK(misaligned_loads >= 1, "words_a2 at 1 is misaligned");
     misaligned_loads = 0;
+#endif
 }
 
 static void check_bytes_helpers(void)
@@ -292,6 +338,9 @@ static void check_choices(void)
 
 int main(void)
 {
+#ifdef UNPACK_DEVICE
+    printf("the device code of quant_unpack.h, with host stand-ins for the intrinsics\n");
+#endif
     check_bytes_helpers();
     check_wide_loads();
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
