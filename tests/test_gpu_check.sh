@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# scripts/gpu-check.sh without a GPU: its bench step on the CPU backend with
+# a tiny model (summary, bench tables, log archive, model deleted after
+# use), a time budget too small for any step (every step listed as skipped,
+# exit status 1), and bad usage. The GPU steps themselves need a GPU.
+# Environment (set by ctest): STRATA, STRATA_BUILD_DIR.
+source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
+
+script="$here/../scripts/gpu-check.sh"
+build_dir="${STRATA_BUILD_DIR:-$(dirname "$STRATA")}"
+
+if expect_status 0 "bench step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
+    BENCH_BACKEND=cpu BENCH_MODELS="tiny:q4_0" REPETITIONS=1 ARCHIVE="$work/logs.tar.gz" TIME_BUDGET=300 \
+    bash "$script" "$work/logs" bench; then
+    grep -q '^synth-tiny-q4_0 *passed' "$work/logs/summary.txt" || fail "summary: $(cat "$work/logs/summary.txt")"
+    grep -q '^bench-tiny-q4_0 *passed' "$work/logs/summary.txt" || fail "summary: $(cat "$work/logs/summary.txt")"
+    grep -q '| tg128 |' "$work/logs/bench-summary.md" || fail "bench summary has no tg128 row"
+    grep -q '^memory bandwidth: ' "$work/logs/bench-summary.md" || fail "bench summary has no ceiling"
+    tar -tzf "$work/logs.tar.gz" | grep -q 'logs/bench-tiny-q4_0.log' || fail "archive lacks the bench log"
+    [[ -e $work/models/tiny-q4_0.gguf ]] && fail "the model was not deleted after its bench"
+fi
+
+if expect_status 1 "a budget too small for anything" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
+    TIME_BUDGET=1 bash "$script" "$work/small" test bench sanitize bench70b; then
+    [[ $(grep -c 'SKIPPED' "$work/small/summary.txt") -ge 3 ]] || fail "skips: $(cat "$work/small/summary.txt")"
+fi
+
+expect_status 2 "an unknown step" -- bash "$script" "$work/bad" frobnicate
+expect_status 2 "no log dir" -- bash "$script"
+expect_status 2 "models inside the log dir" -- env MODEL_DIR="$work/inside/models" bash "$script" "$work/inside" bench
+expect_status 1 "offline-deps unpack of an empty folder" -- bash "$here/../scripts/offline-deps.sh" unpack \
+    "$work/models" "$work/prefix"
+expect_status 2 "offline-deps without a verb" -- bash "$here/../scripts/offline-deps.sh"
+
+[[ $failures -eq 0 ]] || exit 1
+echo "ok: gpu-check.sh benches, summarizes, archives and keeps to its budget; bad usage is refused"
