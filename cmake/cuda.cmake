@@ -126,6 +126,11 @@ if(STRATA_CUDA_EMULATED_TESTS)
   add_test(NAME test_backend_ops_cuda_emulated_reverse COMMAND test_backend_ops_cuda_emulated)
   set_tests_properties(test_backend_ops_cuda_emulated_reverse PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
                        ENVIRONMENT STRATA_EMU_ORDER=reverse)
+  # prompt matmuls in GEMM tiles of a few rows each: the tile loop, the last
+  # partial tile and the offsets into dst
+  add_test(NAME test_backend_ops_cuda_emulated_small_tiles COMMAND test_backend_ops_cuda_emulated)
+  set_tests_properties(test_backend_ops_cuda_emulated_small_tiles PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
+                       ENVIRONMENT STRATA_CUDA_GEMM_TILE_MIB=0.01)
   # every attention case through each attention kernel, whatever the shapes would pick
   foreach(attention rows tiled)
     add_test(NAME test_backend_ops_cuda_emulated_attention_${attention} COMMAND test_backend_ops_cuda_emulated)

@@ -17,7 +17,8 @@
 #             at q4_k_m, q4_0 and q8_0 (written with --distinct-rows, deleted
 #             after use); each run measures the device-to-device copy
 #             bandwidth and the cuBLAS GEMM peak as its ceilings;
-#             LOG_DIR/bench-summary.md collects the tables
+#             LOG_DIR/bench-summary.md collects the tables. On the first model,
+#             pp512 again with each GEMM tile size of GEMM_TILE_SWEEP
 #   sanitize  compute-sanitizer --tool memcheck on test_backend_ops (graphs
 #             on and off) and test_cuda_device
 #   bench70b  the same bench on llama3-70b q4_k_m, when the GPU's free memory
@@ -37,7 +38,9 @@
 #   never inside LOG_DIR), KEEP_MODELS=1 (keep the synthetic models), JOBS
 #   (default: cores), REPETITIONS (bench -r, default 3), CUDA_ARCHITECTURES
 #   (overrides the detected one), BENCH_BACKEND (default cuda),
-#   BENCH_MODELS (default "llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0")
+#   BENCH_MODELS (default "llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0"),
+#   GEMM_TILE_SWEEP (STRATA_CUDA_GEMM_TILE_MIB values, default "8 16 32 128";
+#   empty: no sweep)
 # Every step that fits runs even when an earlier one failed; LOG_DIR/summary.txt
 # lists each command with its outcome and seconds; the exit status is 0 only
 # when every step ran and passed.
@@ -221,9 +224,10 @@ step_test() {
 
 # --- benchmarks --------------------------------------------------------------------
 
-# bench_model PRESET TYPE REPETITIONS: synth, bench, delete
+# bench_model PRESET TYPE REPETITIONS [SWEEP]: synth, bench (and with SWEEP,
+# pp512 at each GEMM tile size of GEMM_TILE_SWEEP), delete
 bench_model() {
-    local preset=$1 type=$2 reps=$3
+    local preset=$1 type=$2 reps=$3 sweep=${4:-}
     local name="$preset-$type" model="$model_dir/$preset-$type.gguf"
     mkdir -p "$model_dir"
     if [[ ! -s $model ]]; then
@@ -240,6 +244,16 @@ bench_model() {
             grep -E '^\||^device:|^memory bandwidth:|^GEMM peak:' "$log_dir/bench-$name.log"
             echo
         } >>"$log_dir/bench-summary.md"
+    fi
+    if [[ -n $sweep ]]; then
+        local tile
+        for tile in ${GEMM_TILE_SWEEP-8 16 32 128}; do
+            fits "tile-$tile-$name" 30 || break
+            run_logged "tile-$tile-$name" 180 env STRATA_CUDA_GEMM_TILE_MIB="$tile" "$strata" bench -m "$model" \
+                --backend "$bench_backend" -p 512 -n 0 -r "$reps" &&
+                printf '%s\n' "pp512 with STRATA_CUDA_GEMM_TILE_MIB=$tile (default 64):" \
+                    "$(grep -E '^\| .* pp512 ' "$log_dir/tile-$tile-$name.log")" "" >>"$log_dir/bench-summary.md"
+        done
     fi
     [[ ${KEEP_MODELS:-0} == 1 ]] || rm -f "$model"
 }
@@ -260,9 +274,11 @@ step_bench() {
         return
     }
     start_bench_summary
+    local sweep=sweep
     for entry in "${bench_models[@]}"; do
         fits "bench-${entry/:/-}" 60 || continue
-        bench_model "${entry%%:*}" "${entry#*:}" "$repetitions"
+        bench_model "${entry%%:*}" "${entry#*:}" "$repetitions" "$sweep"
+        sweep=
     done
 }
 

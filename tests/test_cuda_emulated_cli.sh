@@ -44,6 +44,7 @@ expect_cuda_failure "old driver" 'driver is too old: it supports CUDA 11\.8, thi
     STRATA_EMU_DRIVER=old
 expect_cuda_failure "no GPU" 'no CUDA device: no CUDA-capable device' STRATA_EMU_DRIVER=nodevice
 expect_cuda_failure "device too small" 'out of memory' STRATA_EMU_DEVICE_MIB=1
+expect_cuda_failure "a bad GEMM tile size" 'STRATA_CUDA_GEMM_TILE_MIB is "16MiB"' STRATA_CUDA_GEMM_TILE_MIB=16MiB
 if expect_status 1 "--device 5" -- "$EMULATED" run --backend cuda --device 5 -m "$STORIES" -p Once -n 4 --temp 0; then
     grep -q 'device 5 does not exist (1 device found)' "$work/err" || fail "--device 5: message '$(cat "$work/err")'"
 fi

@@ -297,6 +297,16 @@ static void check_choices(void)
     CHECK(cuda_matmul_choose(DTYPE_Q8_K, 1) == CUDA_MATMUL_NONE, "q8_k is not a weight format");
     CHECK(cuda_matmul_choose(DTYPE_I32, 1) == CUDA_MATMUL_NONE, "i32 is not a weight format");
     CHECK(cuda_matmul_choose(DTYPE_Q6_K, 0) == CUDA_MATMUL_MATVEC_Q8, "no tokens: a matvec of nothing");
+    int64_t tile = 0;
+    CHECK(cuda_gemm_tile_parse(NULL, &tile) && tile == CUDA_GEMM_TILE_ELEMENTS_DEFAULT, "default tile");
+    CHECK(cuda_gemm_tile_parse("", &tile) && tile == CUDA_GEMM_TILE_ELEMENTS_DEFAULT, "empty: default tile");
+    CHECK(cuda_gemm_tile_parse("64", &tile) && tile == (int64_t)1 << 25, "64 MiB of f16");
+    CHECK(cuda_gemm_tile_parse("0.5", &tile) && tile == (int64_t)1 << 18, "half a MiB");
+    CHECK(cuda_gemm_tile_parse("1e-9", &tile) && tile == 1, "at least one element");
+    CHECK(cuda_gemm_tile_parse("65536", &tile) && tile == (int64_t)1 << 35, "the largest tile");
+    const char *bad_tiles[] = {"0", "-4", "abc", "16MiB", "65537", "nan", "inf"};
+    for (size_t i = 0; i < sizeof bad_tiles / sizeof bad_tiles[0]; i++)
+        CHECK(!cuda_gemm_tile_parse(bad_tiles[i], &tile), "tile '%s' accepted", bad_tiles[i]);
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
         CHECK(cuda_weight_dtype_supported(formats[i]), "%s supported", dtype_name(formats[i]));
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/gpu-check.sh without a GPU: its bench step on the CPU backend with
-# a tiny model (summary, bench tables, log archive, model deleted after
-# use), a time budget too small for any step (every step listed as skipped,
-# exit status 1), and bad usage. The GPU steps themselves need a GPU.
+# tiny models (summary, bench tables, the tile sweep on the first model only,
+# log archive, models deleted after use), a time budget too small for any
+# step (every step listed as skipped, exit status 1), and bad usage. The GPU steps themselves need a GPU.
 # Environment (set by ctest): STRATA, STRATA_BUILD_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
@@ -10,11 +10,14 @@ script="$here/../scripts/gpu-check.sh"
 build_dir="${STRATA_BUILD_DIR:-$(dirname "$STRATA")}"
 
 if expect_status 0 "bench step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
-    BENCH_BACKEND=cpu BENCH_MODELS="tiny:q4_0" REPETITIONS=1 ARCHIVE="$work/logs.tar.gz" TIME_BUDGET=300 \
+    BENCH_BACKEND=cpu BENCH_MODELS="tiny:q4_0 tiny:q8_0" GEMM_TILE_SWEEP="8" REPETITIONS=1 ARCHIVE="$work/logs.tar.gz" TIME_BUDGET=300 \
     bash "$script" "$work/logs" bench; then
     grep -q '^synth-tiny-q4_0 *passed' "$work/logs/summary.txt" || fail "summary: $(cat "$work/logs/summary.txt")"
     grep -q '^bench-tiny-q4_0 *passed' "$work/logs/summary.txt" || fail "summary: $(cat "$work/logs/summary.txt")"
     grep -q '| tg128 |' "$work/logs/bench-summary.md" || fail "bench summary has no tg128 row"
+    grep -q '^tile-8-tiny-q4_0 *passed' "$work/logs/summary.txt" || fail "no tile sweep on the first model"
+    grep -q '^tile-8-tiny-q8_0' "$work/logs/summary.txt" && fail "a tile sweep on the second model"
+    grep -q 'STRATA_CUDA_GEMM_TILE_MIB=8' "$work/logs/bench-summary.md" || fail "bench summary lacks the sweep"
     grep -q '^memory bandwidth: ' "$work/logs/bench-summary.md" || fail "bench summary has no ceiling"
     tar -tzf "$work/logs.tar.gz" | grep -q 'logs/bench-tiny-q4_0.log' || fail "archive lacks the bench log"
     [[ -e $work/models/tiny-q4_0.gguf ]] && fail "the model was not deleted after its bench"

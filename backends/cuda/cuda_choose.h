@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../runtime/dtype.h"
@@ -72,6 +73,31 @@ static inline int64_t cuda_gemm_rows_per_chunk(int64_t n_in, int64_t n_out, int6
     if (rows < 1)
         rows = 1;
     return rows < n_out ? rows : n_out;
+}
+
+/* The dequantized tile of the GEMM paths holds this many weights by default
+ * (64 MiB of F16): large enough for cuBLAS to fill the GPU at 512 tokens.
+ * Whether a tile small enough to stay in L2 is faster is for a GPU to say:
+ * STRATA_CUDA_GEMM_TILE_MIB sets it at device open. */
+#define CUDA_GEMM_TILE_ELEMENTS_DEFAULT ((int64_t)1 << 25)
+#define CUDA_GEMM_TILE_MIB_MAX 65536.0
+
+/* STRATA_CUDA_GEMM_TILE_MIB: MiB of F16 per tile, a decimal number in
+ * (0, 65536] (fractions make tiles of a few rows, for tests); NULL or empty
+ * keeps the default. At least one element. */
+static inline bool cuda_gemm_tile_parse(const char *text, int64_t *tile_elements)
+{
+    if (!text || !text[0]) {
+        *tile_elements = CUDA_GEMM_TILE_ELEMENTS_DEFAULT;
+        return true;
+    }
+    char *end = NULL;
+    double mib = strtod(text, &end);
+    if (end == text || *end != '\0' || !(mib > 0.0) || mib > CUDA_GEMM_TILE_MIB_MAX)
+        return false;
+    int64_t elements = (int64_t)(mib * (double)(1 << 19)); /* two bytes each */
+    *tile_elements = elements < 1 ? 1 : elements;
+    return true;
 }
 
 #define CUDA_ATTENTION_MAX_SPLITS 64

@@ -225,6 +225,14 @@ static strata_status cuda_open(int device_index, const backend_options *options,
                              attention);
         goto fail;
     }
+    const char *gemm_tile = getenv("STRATA_CUDA_GEMM_TILE_MIB");
+    if (!cuda_gemm_tile_parse(gemm_tile, &ctx->gemm_tile_elements)) {
+        status = strata_fail(err, STRATA_INVALID_INPUT,
+                             "STRATA_CUDA_GEMM_TILE_MIB is \"%s\"; expected MiB of F16 per GEMM tile, above 0 and at "
+                             "most %.0f",
+                             gemm_tile, CUDA_GEMM_TILE_MIB_MAX);
+        goto fail;
+    }
     out->ops = &cuda_ops;
     out->ctx = ctx;
     out->index = device_index;

@@ -28,7 +28,6 @@
 #define CUDA_COPY_STREAM_BYTES ((size_t)1 << 20)  /* transfers this large use the copy stream */
 #define CUDA_DOWNLOAD_STAGE_MAX ((size_t)64 << 20) /* largest pinned download stage */
 #define CUDA_INDEX_CHECK_MAX 65536                /* ids/positions checked on the host outside steps */
-#define CUDA_GEMM_TILE_ELEMENTS ((int64_t)1 << 25) /* dequantized weight per GEMM call */
 #define CUDA_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
 #define CUDA_GRAPH_CACHE 16                       /* instantiated graphs kept */
 #define CUDA_GRAPH_SEEN 64                        /* op sequences remembered before capture */
@@ -107,6 +106,7 @@ typedef struct cuda_context {
 
     cuda_attention_mode attention_mode; /* STRATA_CUDA_ATTENTION, read at open */
     bool graphs_enabled;
+    int64_t gemm_tile_elements; /* dequantized weights per GEMM call (STRATA_CUDA_GEMM_TILE_MIB) */
     cuda_graph_entry graphs[CUDA_GRAPH_CACHE];
     uint64_t seen[CUDA_GRAPH_SEEN];
     int seen_next;
@@ -209,7 +209,7 @@ strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error 
 size_t cuda_op_scratch_bytes(const cuda_context *ctx, const cuda_op *op);
 
 strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_error *err);
-size_t cuda_matmul_scratch_bytes(const cuda_op *op);
+size_t cuda_matmul_scratch_bytes(const cuda_context *ctx, const cuda_op *op);
 
 /* Bytes rounded up to CUDA_ALIGNMENT (arena slices). */
 static inline size_t cuda_align(size_t bytes)

@@ -5,8 +5,9 @@
  *   (kernels/matvec.cu), dp4a on 8-bit activations for block formats, F32
  *   for float weights;
  * - more tokens: cuBLAS. Block-format weights are dequantized to F16 in row
- *   tiles of CUDA_GEMM_TILE_ELEMENTS (a 128k-vocabulary output matrix never
- *   needs a gigabyte of scratch) and multiplied with F16 activations by
+ *   tiles of ctx->gemm_tile_elements (64 MiB unless STRATA_CUDA_GEMM_TILE_MIB
+ *   says otherwise; a 128k-vocabulary output matrix never needs a gigabyte
+ *   of scratch) and multiplied with F16 activations by
  *   cublasGemmEx, F32 accumulation. Activation columns whose magnitudes
  *   exceed 32768 are first divided by a power of two and the result columns
  *   multiplied back (kernel_activations_to_f16), so they cannot overflow
@@ -31,7 +32,7 @@ typedef struct matmul_shape {
     int64_t tile_rows; /* GEMM paths that dequantize: rows per tile */
 } matmul_shape;
 
-static void shape_of(const cuda_op *op, matmul_shape *shape)
+static void shape_of(const cuda_context *ctx, const cuda_op *op, matmul_shape *shape)
 {
     const cuda_tensor *w = &op->src[0], *x = &op->src[1];
     shape->n_in = w->ne[0];
@@ -39,13 +40,13 @@ static void shape_of(const cuda_op *op, matmul_shape *shape)
     shape->n_tok = x->ne[1] * x->ne[2] * x->ne[3];
     shape->row_bytes = w->nb[1];
     shape->path = cuda_matmul_choose((strata_dtype)w->dtype, shape->n_tok);
-    shape->tile_rows = cuda_gemm_rows_per_chunk(shape->n_in, shape->n_out, CUDA_GEMM_TILE_ELEMENTS);
+    shape->tile_rows = cuda_gemm_rows_per_chunk(shape->n_in, shape->n_out, ctx->gemm_tile_elements);
 }
 
-size_t cuda_matmul_scratch_bytes(const cuda_op *op)
+size_t cuda_matmul_scratch_bytes(const cuda_context *ctx, const cuda_op *op)
 {
     matmul_shape s;
-    shape_of(op, &s);
+    shape_of(ctx, op, &s);
     size_t activations = (size_t)(s.n_tok * s.n_in);
     switch (s.path) {
     case CUDA_MATMUL_MATVEC_Q8:
@@ -106,7 +107,7 @@ static strata_status gemm_dequantized(cuda_context *ctx, const cuda_op *op, cons
 strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_error *err)
 {
     matmul_shape s;
-    shape_of(op, &s);
+    shape_of(ctx, op, &s);
     const cuda_tensor *w = &op->src[0];
     const float *x = (const float *)op->src[1].data;
     float *dst = (float *)op->dst.data;

@@ -121,9 +121,8 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
 
 size_t cuda_op_scratch_bytes(const cuda_context *ctx, const cuda_op *op)
 {
-    (void)ctx;
     if (op->kind == OP_MATMUL)
-        return cuda_matmul_scratch_bytes(op);
+        return cuda_matmul_scratch_bytes(ctx, op);
     if (op->kind == OP_ATTENTION) {
         kernel_attention_args args;
         attention_args(op, &args);
