@@ -128,6 +128,13 @@ run_logged() {
     return "$status"
 }
 
+# built STEP: whether the build left a strata command; records a skip if not
+built() {
+    [[ -x $strata ]] && return 0
+    record "$1" "SKIPPED (no $strata: the build failed)"
+    return 1
+}
+
 pack_logs() {
     [[ -n ${ARCHIVE:-} ]] || return 0
     tar -czf "$ARCHIVE.partial" -C "$(dirname "$log_dir")" "$(basename "$log_dir")" 2>/dev/null &&
@@ -206,10 +213,7 @@ ctest_logged() { # ctest_logged NAME CAP REGEX [VAR=VALUE...]
 }
 
 step_test() {
-    [[ -x $strata ]] || {
-        record test "SKIPPED (no $strata: the build failed)"
-        return
-    }
+    built test || return
     "$strata" devices >"$log_dir/devices.log" 2>&1
     fits test 30 || return
     ctest_logged device 120 '^test_cuda_device$'
@@ -269,10 +273,7 @@ start_bench_summary() {
 }
 
 step_bench() {
-    [[ -x $strata ]] || {
-        record bench "SKIPPED (no $strata: the build failed)"
-        return
-    }
+    built bench || return
     start_bench_summary
     local sweep=sweep
     for entry in "${bench_models[@]}"; do
@@ -285,10 +286,7 @@ step_bench() {
 # llama3-70b q4_k_m where it fits: the model's bytes plus 6 GiB (cache,
 # scratch) of free GPU memory, the model's bytes plus 1 GiB of disk
 step_bench70b() {
-    [[ -x $strata ]] || {
-        record bench70b "SKIPPED (no $strata: the build failed)"
-        return
-    }
+    built bench70b || return
     fits bench70b 240 || return
     local model_bytes gpu_free_mib disk_free_kib
     model_bytes="$("$strata" synth --list | awk '$1 == "llama/llama3-70b" { print $3 }')"
@@ -316,10 +314,7 @@ step_sanitize() {
         record sanitize "FAILED (compute-sanitizer not found beside nvcc or on PATH)"
         return
     fi
-    [[ -x $build_dir/test_backend_ops ]] || {
-        record sanitize "SKIPPED (no test_backend_ops: the build failed)"
-        return
-    }
+    built sanitize || return
     fits sanitize 60 || return
     local memcheck=("$sanitizer" --tool memcheck --error-exitcode 1)
     run_logged memcheck-cuda-device 150 "${memcheck[@]}" "$build_dir/test_cuda_device"
@@ -352,5 +347,4 @@ echo
 echo "gpu-check: $(($(date +%s) - started_at)) s"
 cat "$summary"
 [[ -s $log_dir/bench-summary.md ]] && cat "$log_dir/bench-summary.md"
-pack_logs
 exit "$failed"
