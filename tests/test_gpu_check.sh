@@ -19,7 +19,9 @@ if expect_status 0 "bench step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_D
     grep -q '^tile-8-tiny-q8_0' "$work/logs/summary.txt" && fail "a tile sweep on the second model"
     grep -q 'STRATA_CUDA_GEMM_TILE_MIB=8' "$work/logs/bench-summary.md" || fail "bench summary lacks the sweep"
     grep -q '^memory bandwidth: ' "$work/logs/bench-summary.md" || fail "bench summary has no ceiling"
-    tar -tzf "$work/logs.tar.gz" | grep -q 'logs/bench-tiny-q4_0.log' || fail "archive lacks the bench log"
+    # listed to a file first: grep -q stopping early would fail the pipeline (pipefail)
+    tar -tzf "$work/logs.tar.gz" >"$work/listing" || fail "archive unreadable"
+    grep -q 'logs/bench-tiny-q4_0.log' "$work/listing" || fail "archive lacks the bench log"
     [[ -e $work/models/tiny-q4_0.gguf ]] && fail "the model was not deleted after its bench"
 fi
 
