@@ -28,8 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../runtime/dtype.h"
-#include "../runtime/status.h"
+#include "../base/dtype.h"
+#include "../base/status.h"
 
 #define STRATA_MAX_DIMS 4
 #define BACKEND_OP_MAX_SRC 4

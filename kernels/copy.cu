@@ -1,6 +1,6 @@
 /* OP_COPY (F32/F16/BF16 conversions, any strides) and OP_KV_STORE (F32
  * rows into an F16 or F32 cache at given positions). One thread per element;
- * conversions round to nearest even, as runtime/fp16.c does. */
+ * conversions round to nearest even, as base/fp16.c does. */
 #include "cuda_common.h"
 
 #define COPY_THREADS 256

@@ -1,7 +1,7 @@
 /* OP_GET_ROWS (embedding lookup from any weight dtype) and the dequantization
  * of weight tiles for the cuBLAS GEMM path. Block formats go through
  * quant_unpack.h one 32-element unit per thread, so the values are those of
- * runtime/quant.c (up to fused multiply-adds). */
+ * base/quant.c (up to fused multiply-adds). */
 #include "cuda_common.h"
 #include "quant_unpack.h"
 

@@ -28,7 +28,7 @@ extern "C" {
 #define KERNEL_ERROR_ROW_ID 1u       /* get_rows: a row id outside the table */
 #define KERNEL_ERROR_KV_POSITION 2u  /* kv_store: a position outside the cache */
 
-/* Element types, numbered as runtime/dtype.h numbers them. */
+/* Element types, numbered as base/dtype.h numbers them. */
 #define KERNEL_F32 0
 #define KERNEL_F16 1
 #define KERNEL_BF16 30
@@ -97,7 +97,7 @@ cudaError_t kernel_kv_store(void *cache, int cache_dtype, int64_t row_stride, in
 /* --- get_rows.cu and dequantize.cu ----------------------------------------------------- */
 
 /* dst[n_embd, n_rows] = rows ids[] of table[n_embd, n_vocab] (any weight
- * dtype, rows row_bytes apart), dequantized exactly as runtime/quant.c
+ * dtype, rows row_bytes apart), dequantized exactly as base/quant.c
  * does. Ids outside [0, n_vocab) are skipped and flagged with
  * KERNEL_ERROR_ROW_ID. */
 cudaError_t kernel_get_rows(float *dst, const void *table, int dtype, int64_t row_bytes, int64_t n_embd,

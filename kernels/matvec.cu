@@ -63,7 +63,7 @@
 /* --- activations to 8 bits ----------------------------------------------------------- */
 
 /* One warp per 32-element unit, one element per lane: d = amax / 127 and
- * quants rounded half away from zero, as runtime/quant.c's Q8 quantizers.
+ * quants rounded half away from zero, as base/quant.c's Q8 quantizers.
  * xs gets d, d times the quant sum of each half, and the two integer sums
  * as the low and high 16 bits of the fourth float's bits (each within
  * +-16 * 127). */

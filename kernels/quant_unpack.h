@@ -1,6 +1,6 @@
 /* Block formats unpacked 32 elements at a time, shared by the CUDA kernels
  * (matrix-vector, dequantize, get_rows) and a host test that checks them
- * against runtime/quant.c without a GPU (tests/test_cuda_unpack.c).
+ * against base/quant.c without a GPU (tests/test_cuda_unpack.c).
  *
  * Every block format is seen as a sequence of "units" of 32 consecutive
  * elements: one per block for the 32-element formats, eight per 256-element
@@ -40,7 +40,7 @@
 #define UNPACK_FN static inline
 #endif
 
-/* The formats, numbered as runtime/dtype.h numbers them (ggml_type ids);
+/* The formats, numbered as base/dtype.h numbers them (ggml_type ids);
  * repeated here so the kernels need no runtime header. */
 enum {
     UNPACK_Q4_0 = 2,

@@ -19,7 +19,7 @@
 //       block's first on) matters only to the float types: values at or past
 //       it are 0 and their bytes are not read.
 //
-// Dequantized values must equal runtime/quant.c and quant_k.c bit for bit
+// Dequantized values must equal base/quant.c and quant_k.c bit for bit
 // (get_rows is checked exactly), so the products are formed in the same order
 // as there and marked precise: no fused multiply-add may change the rounding.
 //

@@ -1,4 +1,4 @@
-// The K-quants (runtime/quant_k.c): 256-element super-blocks, 32 units each.
+// The K-quants (base/quant_k.c): 256-element super-blocks, 32 units each.
 // The unit layouts, per format, with e the element index in the block:
 //
 // Q2_K, Q3_K: each 128-element half h uses 32 qs bytes; bits 2s..2s+1 of

@@ -1,4 +1,4 @@
-// The 32-element block formats (runtime/quant.c): Q4_0, Q4_1, Q5_0, Q5_1,
+// The 32-element block formats (base/quant.c): Q4_0, Q4_1, Q5_0, Q5_1,
 // Q8_0. Four units per block. In the 4- and 5-bit formats byte j of qs holds
 // element j in its low nibble and element j + 16 in its high nibble, so unit
 // u takes qs bytes 4u .. 4u+3: elements 4u + i (low nibbles, lo) and

@@ -2,7 +2,7 @@
 // OP_GET_ROWS: dst[i, j] = W[ids[j]][i] (f32), for the weight table bound in
 // binding 0 (rows row_begin .. row_begin + row_count - 1 of it; ids outside
 // are another dispatch's). Each thread dequantizes one unit (8 values, see
-// dequant.glsl) of one looked-up row. The values equal runtime/quant*.c's
+// dequant.glsl) of one looked-up row. The values equal base/quant*.c's
 // dequantization exactly.
 // Dispatch geometry: vk_get_rows_groups() in
 // backends/vulkan/vulkan_shader_params.h (units in x, ids over y and z).

@@ -1,7 +1,7 @@
 /* The CUDA backend's block-format code, checked on the host (no GPU needed):
  *
  * - kernels/quant_unpack.h: every unit of every block format unpacks to the
- *   exact floats runtime/quant.c dequantizes to, and the dp4a-style unit dot
+ *   exact floats base/quant.c dequantizes to, and the dp4a-style unit dot
  *   product equals the float dot product with the same 8-bit activations;
  * - backends/cuda/cuda_choose.h: the pure choices of the CUDA backend
  *   (matmul path per dtype and batch, attention kernel and splits, context
@@ -166,7 +166,7 @@ static void check_format(strata_dtype dtype, int64_t n)
         if (error > worst_dot_error)
             worst_dot_error = error;
     }
-    CHECK(mismatches == 0, "%s: %d unpacked values differ from runtime/quant.c", traits->name, mismatches);
+    CHECK(mismatches == 0, "%s: %d unpacked values differ from base/quant.c", traits->name, mismatches);
     CHECK(worst_dot_error < 1e-5, "%s: unit dot relative error %.3g", traits->name, worst_dot_error);
     printf("%-5s n=%-5lld unpack exact, dot error %.2g\n", traits->name, (long long)n, worst_dot_error);
 done:

@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_kernels.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))

@@ -3,7 +3,7 @@
  * one block is exact, and the two scales multiply it once per block. */
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_kernels.h"
 
 float cpu_dot_f32_scalar(int64_t n, const void *w, const void *a)

@@ -2,10 +2,10 @@
  * against Q8_K activations. Each super-block is first unpacked into 256 small
  * integers in element order, then summed against the activation quants in
  * groups of 16; scales and mins apply once per group. The unpacking follows
- * the GGUF (ggml) layouts described in runtime/quant.h. */
+ * the GGUF (ggml) layouts described in base/quant.h. */
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_kernels.h"
 
 /* Integer sums of q * q8 over each of the 16 groups of 16 elements. */

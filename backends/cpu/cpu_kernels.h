@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../runtime/dtype.h"
+#include "../../base/dtype.h"
 
 /* What the f32 activation row is turned into before the dot products. */
 typedef enum cpu_act_format {

@@ -7,7 +7,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_internal.h"
 
 #define ATTENTION_PARALLEL_MIN_WORK 32768 /* multiply-adds below which one thread does it all */

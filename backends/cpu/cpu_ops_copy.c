@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_internal.h"
 
 #define GET_ROWS_PARALLEL_MIN_ELEMENTS 65536

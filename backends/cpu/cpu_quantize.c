@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../../runtime/quant.h"
+#include "../../base/quant.h"
 #include "cpu_kernels.h"
 
 size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n)

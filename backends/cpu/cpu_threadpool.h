@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "../../runtime/status.h"
+#include "../../base/status.h"
 
 typedef struct cpu_threadpool cpu_threadpool;
 

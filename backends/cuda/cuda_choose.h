@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../runtime/dtype.h"
+#include "../../base/dtype.h"
 
 /* Most tokens the matrix-vector kernels take (kernels/launch.h says the same
  * as KERNEL_MATVEC_MAX_TOKENS). */

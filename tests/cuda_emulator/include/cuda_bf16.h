@@ -1,5 +1,5 @@
 /* bfloat16 for the CPU emulation of CUDA (tests/cuda_emulator/), rounding
- * to nearest even through runtime/fp16.c. C++ only. Not NVIDIA's header. */
+ * to nearest even through base/fp16.c. C++ only. Not NVIDIA's header. */
 #ifndef STRATA_EMU_CUDA_BF16_H
 #define STRATA_EMU_CUDA_BF16_H
 

@@ -1,6 +1,6 @@
 /* Half floats for the CPU emulation of CUDA (tests/cuda_emulator/): the
  * types and conversions the kernels use, rounding to nearest even through
- * runtime/fp16.c. C++ only. Not NVIDIA's header. */
+ * base/fp16.c. C++ only. Not NVIDIA's header. */
 #ifndef STRATA_EMU_CUDA_FP16_H
 #define STRATA_EMU_CUDA_FP16_H
 
