@@ -20,7 +20,12 @@
  *   offset and shape: in place) is allowed for ADD, MUL, SCALE, RMS_NORM,
  *   ROPE, SWIGLU, GEGLU and SOFTMAX; the forward pass relies on it.
  * - Ops are asynchronous on the device's stream/queue and run in the order
- *   they are issued; sync() waits for all of them. */
+ *   they are issued; sync() waits for all of them.
+ *
+ * Several devices, of one backend or of several, may be open at once (a model
+ * split across cuda0, cuda1 and the CPU). Each has its own context; nothing a
+ * device does orders it with another device, except copy_peer and what the
+ * caller does with sync(). */
 #ifndef STRATA_BACKEND_H
 #define STRATA_BACKEND_H
 
@@ -48,8 +53,27 @@ typedef struct device_info {
     size_t alignment;          /* of buffer offsets that ops accept */
     uint64_t max_allocation_bytes; /* largest single buffer */
     bool host_visible;         /* buffers can be read by the host directly */
+    /* The device computes on the host's CPU cores (Mesa's lavapipe): it is
+     * never picked by default, only when named. */
+    bool software;
+    /* The physical device's UUID where the API reports one (CUDA, Vulkan), so
+     * the same card seen through two backends can be recognized. */
+    bool has_uuid;
+    uint8_t uuid[16];
     char features[192];        /* optional short text for `strata devices`: "fp16-storage:yes subgroup:32 ..." */
 } device_info;
+
+/* What backend_registration.workspace_bytes is asked about: the largest
+ * shapes the ops of one forward pass will have on the device. */
+typedef struct backend_workspace_query {
+    int64_t max_tokens;        /* most tokens (columns) of one op */
+    int64_t max_matmul_rows;   /* largest n_out of a weight on the device */
+    int64_t max_matmul_cols;   /* largest n_in of a weight on the device */
+    int64_t max_matmul_row_bytes; /* bytes of one row of the largest weight (its dtype) */
+    int64_t n_heads, n_kv_heads, head_dim; /* of attention on the device; 0: none */
+    int64_t n_ctx;             /* cache rows attention may scan */
+    int multiprocessors;       /* of the device; 0: unknown (assume the most) */
+} backend_workspace_query;
 
 /* A backend's buffer; only the backend knows what is inside. */
 typedef struct backend_buffer backend_buffer;
@@ -163,7 +187,10 @@ typedef struct backend_ops {
     void *(*buffer_host_ptr)(void *ctx, backend_buffer *buffer);
 
     /* Host <-> device transfers, ordered with the ops on the device's stream.
-     * The host memory must stay valid until sync() returns. */
+     * upload reads src before it returns (the bytes are copied to staging or
+     * transferred), so the caller may reuse src at once. download writes dst
+     * asynchronously: dst must stay valid, and is only complete, once sync()
+     * returns. */
     strata_status (*upload)(void *ctx, backend_buffer *dst, size_t offset, const void *src, size_t bytes,
                             strata_error *err);
     strata_status (*download)(void *ctx, backend_buffer *src, size_t offset, void *dst, size_t bytes,
@@ -190,6 +217,28 @@ typedef struct backend_ops {
      * measured now (CUDA: a large f16 x f16 -> f32 cuBLAS GEMM), in floating
      * point operations per second, for the prefill roofline. Blocks. */
     strata_status (*measure_gemm_peak)(void *ctx, double *flops, strata_error *err);
+
+    /* Optional: copies bytes from src (a buffer of src_ctx, another device of
+     * the same backend) into dst, device to device (CUDA peer copies). The
+     * copy happens after every op and transfer issued before it on both
+     * devices, and before those issued after it on the destination device.
+     * The source bytes must not be overwritten until the destination device
+     * has been synced or has issued something that waits for the copy.
+     * Returns STRATA_UNSUPPORTED, touching nothing, when these two devices
+     * cannot copy between them; the runtime then goes through the host. */
+    strata_status (*copy_peer)(void *dst_ctx, backend_buffer *dst, size_t dst_offset, void *src_ctx,
+                               backend_buffer *src, size_t src_offset, size_t bytes, strata_error *err);
+
+    /* Optional: a cap on the device memory the backend allocates by itself for
+     * its ops (workspace: activation quantization, GEMM tiles, attention
+     * partials), not counting buffer_alloc. From this call on, growing the
+     * workspace past limit_bytes fails with STRATA_OUT_OF_MEMORY before the
+     * device is touched, naming the device, what was asked and what was left.
+     * 0 removes the cap. */
+    void (*set_workspace_limit)(void *ctx, uint64_t limit_bytes);
+    /* Optional: the most workspace bytes held at once since the device was
+     * opened (NULL: the backend keeps none). */
+    uint64_t (*workspace_peak_bytes)(void *ctx);
 } backend_ops;
 
 /* An open device. */
@@ -211,6 +260,11 @@ typedef struct backend_registration {
     int (*device_count)(strata_error *err);
     strata_status (*open)(int device_index, const backend_options *options, backend_device *out,
                           strata_error *err);
+    /* Optional, pure (no device call, so the planner can ask about devices
+     * that are not present): an upper bound of the workspace a device of this
+     * backend allocates for the ops of a forward pass of these shapes. NULL:
+     * the backend needs none beyond its buffers. */
+    uint64_t (*workspace_bytes)(const backend_workspace_query *query);
 } backend_registration;
 
 /* The built-in backends, CPU first; *count receives their number. */

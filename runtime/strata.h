@@ -53,10 +53,135 @@ typedef struct strata_hparams {
 
 typedef struct strata_model strata_model;
 
+/* --- devices and placement -------------------------------------------------- */
+
+/* Devices are named as `strata devices` prints them: "cpu", "cuda0", "cuda1",
+ * "vulkan0", ... (backend name and index among the backend's devices). */
+#define STRATA_DEVICE_NAME_MAX 32
+#define STRATA_MAX_DEVICES 16
+#define STRATA_MAX_OVERRIDES 64
+
+/* A device to plan for without it being present (`strata plan
+ * --device-spec cuda0:24G:1008GB/s`). Rates of 0 are unknown. */
+typedef struct strata_device_spec {
+    char name[STRATA_DEVICE_NAME_MAX];
+    uint64_t memory_bytes;    /* the card's memory; the budget is this minus the margin */
+    double bandwidth;         /* bytes/s */
+    double matmul_flops;      /* FLOP/s */
+} strata_device_spec;
+
+/* A cap on what the plan may use on one device (`--vram cuda0=24G`). */
+typedef struct strata_device_cap {
+    char device[STRATA_DEVICE_NAME_MAX];
+    uint64_t bytes;
+} strata_device_cap;
+
+/* Tensors whose name matches pattern (PCRE2, searched anywhere in the name,
+ * like llama.cpp's -ot) go to device. */
+typedef struct strata_tensor_override {
+    const char *pattern;
+    char device[STRATA_DEVICE_NAME_MAX];
+} strata_tensor_override;
+
+/* What the user fixed about the placement; the planner fits the rest. */
+typedef struct strata_placement_params {
+    /* Comma-separated device names in order (the first holds the output);
+     * NULL or "": every GPU found (CUDA before Vulkan for the same card,
+     * software Vulkan devices left out), then the CPU. */
+    const char *devices;
+    bool gpu_layers_set;      /* false: as many layers on GPUs as fit */
+    int64_t gpu_layers;       /* layers on non-CPU devices when gpu_layers_set */
+    const double *tensor_split; /* proportions of the GPU layers per non-CPU device, in order; NULL: none */
+    int n_tensor_split;
+    const strata_device_cap *caps;
+    int n_caps;
+    const strata_tensor_override *overrides;
+    int n_overrides;
+    /* The contexts the plan makes room for: n_ctx > 0 is fixed; 0 means
+     * n_ctx_default (0: the training context, at most 4096), shrunk to the
+     * largest that fits when it does not. */
+    int64_t n_ctx;
+    int64_t n_ctx_default;
+    int max_batch;            /* 0 = 512 */
+    strata_dtype kv_dtype;    /* DTYPE_F16 or DTYPE_F32 */
+    /* Hypothetical devices: when n_specs > 0 nothing is opened and these are
+     * the device table (strata_plan_file only). */
+    const strata_device_spec *specs;
+    int n_specs;
+    /* Measure each present device's read bandwidth and matmul rate for the
+     * predictions (about a second per device); false uses the spec's rates
+     * or none (then no prediction is made for that device). */
+    bool measure;
+} strata_placement_params;
+
+strata_placement_params strata_placement_default_params(void);
+
+typedef struct strata_plan_device {
+    char name[STRATA_DEVICE_NAME_MAX]; /* "cuda0" */
+    char description[128];    /* the device's own name, or "specified" */
+    uint64_t total_bytes;     /* memory of the device */
+    uint64_t budget_bytes;    /* what the plan may use */
+    uint64_t weights_bytes;
+    uint64_t kv_bytes;
+    uint64_t scratch_bytes;   /* activations + the backend's workspace */
+    uint64_t planned_bytes;   /* weights + kv + scratch: an upper bound of what is allocated */
+    int64_t first_layer;      /* layers [first_layer, first_layer + n_layers) run here */
+    int64_t n_layers;
+    bool holds_output;
+    bool holds_embedding;
+    double read_bandwidth;    /* bytes/s used for the prediction; 0: unknown */
+    double matmul_flops;      /* FLOP/s; 0: unknown */
+    double decode_bytes;      /* bytes this device reads per decoded token */
+} strata_plan_device;
+
+typedef struct strata_plan_tensor {
+    char *name;
+    int device;               /* index into devices; -1: not used by the forward pass */
+    uint64_t bytes;
+    bool overridden;          /* placed by an override */
+} strata_plan_tensor;
+
+typedef struct strata_plan {
+    bool fits;
+    char shortfall[512];      /* when !fits: what is short, where and by how much */
+    char note[256];           /* e.g. the context was shrunk to fit */
+    int n_devices;
+    strata_plan_device devices[STRATA_MAX_DEVICES];
+    int64_t n_layer;
+    int *layer_device;        /* [n_layer] */
+    int64_t n_tensors;
+    strata_plan_tensor *tensors;
+    int output_device;
+    int embedding_device;
+    int64_t n_ctx;
+    int64_t max_batch;
+    strata_dtype kv_dtype;
+    int n_handoffs;           /* device boundaries a decoded token crosses */
+    double tg_tokens_per_s;   /* predicted; 0 when a device's rate is unknown */
+    double pp_tokens_per_s;
+    char tg_bound[192];       /* what bounds it, in words */
+    char pp_bound[192];
+} strata_plan;
+
+/* Plans the model at path for the devices and choices of params, reading
+ * only the file's header (and, with params->measure, measuring devices).
+ * STRATA_OK with (*out)->fits false when nothing fits; the plan says why.
+ * Free with strata_plan_free. */
+strata_status strata_plan_file(const char *path, const strata_placement_params *params, strata_plan **out,
+                               strata_error *err);
+void strata_plan_free(strata_plan *plan);
+
 typedef struct strata_model_params {
     const char *path;
-    const char *backend;      /* "cpu" (default when NULL), "cuda", "vulkan" */
+    /* Shorthands, used when placement.devices is NULL or empty: the one
+     * device "<backend><device>" ("cuda" and 1 = cuda1; "cpu"). backend
+     * NULL: the placement default (every GPU, then the CPU). */
+    const char *backend;
     int device;               /* index among the backend's devices */
+    /* Zero-initialized, this is: the default devices, as many GPU layers as
+     * fit, room for one context of the default size and batch with an F32
+     * cache (an upper bound of an F16 one). */
+    strata_placement_params placement;
     int n_threads;            /* CPU threads, 0 = all cores */
     const char *force_pre;    /* tokenizer pre-tokenizer override, NULL = from the file */
     /* Optional (NULL: silent): called from strata_model_load, on its thread,
@@ -76,8 +201,15 @@ void strata_model_free(strata_model *model);
 const strata_hparams *strata_model_hparams(const strata_model *model);
 /* The model's tokenizer, or NULL when the file has no tokenizer keys. */
 const struct strata_tokenizer *strata_model_tokenizer(const strata_model *model);
-/* Name of the device the model runs on ("cpu: ..."). */
+/* Names of the devices the model runs on, with their own names
+ * ("cuda0: NVIDIA ..., cpu: ..."). */
 const char *strata_model_device_name(const strata_model *model);
+/* The placement the model was loaded with (owned by the model). */
+const strata_plan *strata_model_plan(const strata_model *model);
+/* Bytes held on device i of the plan now and at most since the load
+ * (weights, KV caches, scratch and the backend's workspace, as counted). */
+void strata_model_device_usage(const strata_model *model, int device, uint64_t *allocated_bytes,
+                               uint64_t *peak_bytes);
 
 /* Reads only the hyper-parameters (no tensors bound, nothing placed). */
 strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_error *err);

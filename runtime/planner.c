@@ -1,0 +1,787 @@
+/* The memory planner (see planner.h for the placement it builds and how it
+ * fits). Everything here is arithmetic on the tensor table and the device
+ * table; the only allocations are the plan's own arrays. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "planner.h"
+#include "scratch_layout.h"
+
+/* The decode prediction reads the KV cache at this average position (a
+ * tg128 benchmark from an empty cache). */
+#define PLAN_PREDICT_POSITION 64
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* What one device holds under one candidate placement. */
+typedef struct device_tally {
+    uint64_t weights;
+    uint64_t kv;
+    uint64_t scratch; /* activations + workspace */
+    bool used;
+    bool holds_output;
+    bool holds_embedding;
+    int64_t first_layer;
+    int64_t n_layers;
+    double decode_bytes;   /* read per decoded token */
+    double matmul_params;  /* weight elements multiplied per token (prefill FLOPs = 2 x this x tokens) */
+    double weight_bytes;   /* weights read once per prefill batch */
+} device_tally;
+
+typedef struct evaluation {
+    device_tally tally[STRATA_MAX_DEVICES];
+    int64_t layer_device_count[STRATA_MAX_DEVICES];
+    bool fits;
+    double overshoot_bytes; /* summed over devices: how far from fitting */
+    int handoffs;
+    double decode_seconds;  /* per token; < 0: unknown */
+    double prefill_seconds; /* per max_batch tokens; < 0: unknown */
+    double score;           /* higher is better */
+} evaluation;
+
+typedef struct planner {
+    const plan_request *request;
+    int cpu;                /* index of the CPU in the device table, -1: none */
+    int n_gpus;             /* devices that are not the CPU */
+    int *fixed_device;      /* [n_tensors]: an override's device, or -1 */
+    int64_t n_ctx;          /* of the pass being tried */
+    uint64_t workspace[STRATA_MAX_DEVICES];
+    bool rates_known;       /* every device has a read bandwidth */
+    /* the candidate being laid out */
+    int output_device;
+    int *layer_device;      /* [n_layer] */
+} planner;
+
+static uint64_t align_up(uint64_t x, size_t alignment)
+{
+    return scratch_align_up(x, alignment);
+}
+
+static scratch_dims dims_of(const plan_model_shape *shape)
+{
+    scratch_dims dims = {.n_vocab = shape->n_vocab, .n_embd = shape->n_embd, .n_head = shape->n_head,
+                         .n_head_kv = shape->n_head_kv, .head_dim = shape->head_dim, .n_ff = shape->n_ff};
+    return dims;
+}
+
+uint64_t planner_scratch_bytes(const plan_model_shape *shape, int64_t max_batch, size_t alignment,
+                               bool with_logits)
+{
+    scratch_dims dims = dims_of(shape);
+    scratch_layout layout;
+    if (!scratch_layout_build(&dims, max_batch, alignment, with_logits, &layout))
+        return UINT64_MAX;
+    return layout.total_bytes;
+}
+
+uint64_t planner_layer_kv_bytes(const plan_model_shape *shape, int64_t n_ctx, strata_dtype kv_dtype,
+                                size_t alignment)
+{
+    uint64_t element_bytes = kv_dtype == DTYPE_F32 ? 4 : 2;
+    uint64_t one = (uint64_t)(shape->n_head_kv * shape->head_dim) * (uint64_t)n_ctx * element_bytes;
+    return 2 * align_up(one, alignment);
+}
+
+/* --- overrides ------------------------------------------------------------------------------- */
+
+static strata_status match_overrides(planner *p, strata_error *err)
+{
+    const plan_request *r = p->request;
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        p->fixed_device[t] = -1;
+    for (int o = 0; o < r->n_overrides; o++) {
+        const plan_override_input *override = &r->overrides[o];
+        int error_code;
+        PCRE2_SIZE error_offset;
+        pcre2_code *code = pcre2_compile((PCRE2_SPTR)override->pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+                                         &error_code, &error_offset, NULL);
+        if (!code) {
+            char message[160];
+            pcre2_get_error_message(error_code, (PCRE2_UCHAR *)message, sizeof message);
+            return strata_fail(err, STRATA_INVALID_INPUT, "override '%s': %s at offset %zu", override->pattern,
+                               message, (size_t)error_offset);
+        }
+        pcre2_match_data *match = pcre2_match_data_create_from_pattern(code, NULL);
+        if (!match) {
+            pcre2_code_free(code);
+            return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory matching overrides");
+        }
+        for (int64_t t = 0; t < r->n_tensors; t++) {
+            /* the first override that matches a tensor wins, as in llama.cpp */
+            if (p->fixed_device[t] >= 0 || r->tensors[t].role == PLAN_ROLE_UNUSED)
+                continue;
+            int rc = pcre2_match(code, (PCRE2_SPTR)r->tensors[t].name, PCRE2_ZERO_TERMINATED, 0, 0, match, NULL);
+            if (rc >= 0)
+                p->fixed_device[t] = override->device;
+        }
+        pcre2_match_data_free(match);
+        pcre2_code_free(code);
+    }
+    return STRATA_OK;
+}
+
+/* --- one candidate ------------------------------------------------------------------------------ */
+
+/* Where the token embedding goes: with the output when they are one tensor,
+ * else in host RAM when the CPU is in the list, else with the first layer. */
+static int embedding_device(const planner *p)
+{
+    if (p->request->shape.tied_output)
+        return p->output_device;
+    if (p->cpu >= 0)
+        return p->cpu;
+    return p->request->shape.n_layer > 0 ? p->layer_device[0] : p->output_device;
+}
+
+/* The device a tensor goes to under the current candidate; -1 for unused
+ * tensors and -2 for rope_freqs (every device with layers). */
+static int tensor_device(const planner *p, int64_t t)
+{
+    const plan_tensor_input *tensor = &p->request->tensors[t];
+    if (tensor->role == PLAN_ROLE_UNUSED)
+        return -1;
+    if (p->fixed_device[t] >= 0)
+        return p->fixed_device[t];
+    switch (tensor->role) {
+    case PLAN_ROLE_EMBEDDING: return embedding_device(p);
+    case PLAN_ROLE_OUTPUT:
+    case PLAN_ROLE_OUTPUT_NORM: return p->output_device;
+    case PLAN_ROLE_ROPE_FREQS: return -2;
+    case PLAN_ROLE_LAYER: return p->layer_device[tensor->layer];
+    case PLAN_ROLE_UNUSED: break;
+    }
+    return -1;
+}
+
+/* Assigns layers along the chain (the device list read backwards) from the
+ * per-device counts. */
+static void assign_layers(planner *p, const int64_t *counts)
+{
+    const plan_request *r = p->request;
+    int64_t next = 0;
+    for (int d = r->n_devices - 1; d >= 0; d--)
+        for (int64_t i = 0; i < counts[d] && next < r->shape.n_layer; i++)
+            p->layer_device[next++] = d;
+}
+
+static void add_weight(const planner *p, device_tally *tally, int d, const plan_tensor_input *tensor)
+{
+    const plan_device_input *device = &p->request->devices[d];
+    tally->weights += align_up(tensor->bytes, device->alignment);
+    tally->used = true;
+    tally->weight_bytes += (double)tensor->bytes;
+    bool lookup_only = tensor->role == PLAN_ROLE_EMBEDDING && !p->request->shape.tied_output;
+    if (lookup_only) {
+        /* a lookup reads one row per token */
+        tally->decode_bytes += tensor->rows > 0 ? (double)tensor->bytes / (double)tensor->rows : 0;
+        tally->weight_bytes -= (double)tensor->bytes;
+        return;
+    }
+    tally->decode_bytes += (double)tensor->bytes;
+    if (tensor->is_matrix)
+        tally->matmul_params += (double)tensor->row_elements * (double)tensor->rows;
+}
+
+/* Hand-offs a decoded token makes: each change of device along embedding,
+ * layers (and the detours of overridden tensors) and output. */
+static int count_handoffs(const planner *p)
+{
+    const plan_request *r = p->request;
+    int handoffs = 0;
+    int at = embedding_device(p);
+    for (int64_t l = 0; l < r->shape.n_layer; l++) {
+        if (p->layer_device[l] != at)
+            handoffs++;
+        at = p->layer_device[l];
+    }
+    if (p->output_device != at)
+        handoffs++;
+    /* an overridden tensor inside a layer sends the activation away and back */
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        if (tensor->role == PLAN_ROLE_LAYER && p->fixed_device[t] >= 0 &&
+            p->fixed_device[t] != p->layer_device[tensor->layer] && tensor->is_matrix)
+            handoffs += 2;
+    }
+    return handoffs;
+}
+
+static void predict(const planner *p, evaluation *e)
+{
+    const plan_request *r = p->request;
+    double decode = e->handoffs * PLAN_HANDOFF_SECONDS, prefill = 0;
+    bool decode_known = true, prefill_known = true;
+    double batch = (double)r->max_batch;
+    for (int d = 0; d < r->n_devices; d++) {
+        const device_tally *tally = &e->tally[d];
+        const plan_device_input *device = &r->devices[d];
+        if (!tally->used)
+            continue;
+        if (device->read_bandwidth > 0)
+            decode += tally->decode_bytes / device->read_bandwidth;
+        else
+            decode_known = false;
+        if (device->read_bandwidth > 0 && device->matmul_flops > 0) {
+            double compute = 2.0 * tally->matmul_params * batch / device->matmul_flops;
+            double memory = tally->weight_bytes / device->read_bandwidth;
+            prefill += compute > memory ? compute : memory;
+        } else {
+            prefill_known = false;
+        }
+        if (device->kind != DEVICE_KIND_CPU && device->link_bandwidth > 0)
+            prefill += (double)r->shape.n_embd * 4.0 * batch / device->link_bandwidth;
+    }
+    prefill += e->handoffs * PLAN_HANDOFF_SECONDS;
+    e->decode_seconds = decode_known ? decode : -1;
+    e->prefill_seconds = prefill_known ? prefill : -1;
+    if (p->rates_known) {
+        e->score = decode > 0 ? 1.0 / decode : 0;
+    } else {
+        /* no rates: prefer what reads the most bytes off the CPU */
+        double off_cpu = 0;
+        for (int d = 0; d < r->n_devices; d++)
+            if (r->devices[d].kind != DEVICE_KIND_CPU)
+                off_cpu += e->tally[d].decode_bytes;
+        e->score = off_cpu - e->handoffs;
+    }
+}
+
+/* Lays out the candidate (p->layer_device, p->output_device) and counts
+ * every device's memory against its budget. */
+static void evaluate(planner *p, evaluation *e)
+{
+    const plan_request *r = p->request;
+    memset(e, 0, sizeof *e);
+    for (int d = 0; d < r->n_devices; d++)
+        e->tally[d].first_layer = -1;
+    for (int64_t l = 0; l < r->shape.n_layer; l++) {
+        int d = p->layer_device[l];
+        device_tally *tally = &e->tally[d];
+        if (tally->first_layer < 0)
+            tally->first_layer = l;
+        tally->n_layers++;
+        tally->used = true;
+        tally->kv += planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
+        double kv_row = (double)(r->shape.n_head_kv * r->shape.head_dim) * (r->kv_dtype == DTYPE_F32 ? 4 : 2);
+        int64_t position = p->n_ctx < PLAN_PREDICT_POSITION ? p->n_ctx : PLAN_PREDICT_POSITION;
+        tally->decode_bytes += 2.0 * kv_row * (double)position;
+    }
+    for (int d = 0; d < r->n_devices; d++)
+        e->layer_device_count[d] = e->tally[d].n_layers;
+    e->tally[p->output_device].holds_output = true;
+    e->tally[p->output_device].used = true;
+    e->tally[embedding_device(p)].holds_embedding = true;
+    e->tally[embedding_device(p)].used = true;
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        int d = tensor_device(p, t);
+        if (d == -2) {
+            for (int k = 0; k < r->n_devices; k++)
+                if (e->tally[k].n_layers > 0)
+                    add_weight(p, &e->tally[k], k, &r->tensors[t]);
+        } else if (d >= 0) {
+            add_weight(p, &e->tally[d], d, &r->tensors[t]);
+        }
+    }
+    e->fits = true;
+    for (int d = 0; d < r->n_devices; d++) {
+        device_tally *tally = &e->tally[d];
+        if (!tally->used)
+            continue;
+        uint64_t activations = planner_scratch_bytes(&r->shape, r->max_batch, r->devices[d].alignment,
+                                                     tally->holds_output);
+        tally->scratch = activations == UINT64_MAX ? UINT64_MAX : activations + p->workspace[d];
+        double planned = (double)tally->weights + (double)tally->kv + (double)tally->scratch;
+        if (planned > (double)r->devices[d].budget_bytes) {
+            e->fits = false;
+            e->overshoot_bytes += planned - (double)r->devices[d].budget_bytes;
+        }
+    }
+    e->handoffs = count_handoffs(p);
+    predict(p, e);
+}
+
+/* --- choosing the layer counts ----------------------------------------------------------------- */
+
+/* Bytes one layer's tensors (those not overridden) and KV cache take on d. */
+static uint64_t layer_cost(const planner *p, int64_t layer, int d)
+{
+    const plan_request *r = p->request;
+    uint64_t bytes = planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == PLAN_ROLE_LAYER && r->tensors[t].layer == layer && p->fixed_device[t] < 0)
+            bytes += align_up(r->tensors[t].bytes, r->devices[d].alignment);
+    return bytes;
+}
+
+/* Bytes d holds whatever its layers: overrides, the output and embedding
+ * when they are there, scratch and workspace, rope_freqs when it has layers. */
+static uint64_t fixed_cost(planner *p, int d, bool with_layers)
+{
+    const plan_request *r = p->request;
+    int saved_first = p->layer_device[0];
+    /* the embedding's device may depend on layer 0 (no CPU): ask as if d had it */
+    if (r->shape.n_layer > 0 && with_layers)
+        p->layer_device[0] = d;
+    uint64_t bytes = 0;
+    bool used = with_layers || d == p->output_device || d == embedding_device(p);
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        int fixed = p->fixed_device[t];
+        bool here = false;
+        if (fixed >= 0)
+            here = fixed == d;
+        else if (tensor->role == PLAN_ROLE_ROPE_FREQS)
+            here = with_layers;
+        else if (tensor->role == PLAN_ROLE_OUTPUT || tensor->role == PLAN_ROLE_OUTPUT_NORM)
+            here = d == p->output_device;
+        else if (tensor->role == PLAN_ROLE_EMBEDDING)
+            here = d == embedding_device(p);
+        if (here) {
+            bytes += align_up(tensor->bytes, r->devices[d].alignment);
+            used = true;
+        }
+    }
+    if (r->shape.n_layer > 0)
+        p->layer_device[0] = saved_first;
+    if (used)
+        bytes += planner_scratch_bytes(&r->shape, r->max_batch, r->devices[d].alignment, d == p->output_device) +
+                 p->workspace[d];
+    return bytes;
+}
+
+/* Splits gpu_layers over the non-CPU devices: by the user's proportions, or
+ * filling each in list order (the first gets the last layers) as far as
+ * its budget goes. The CPU gets the rest. Returns false when the layers
+ * cannot all be given a device. */
+static bool distribute(planner *p, int64_t gpu_layers, int64_t *counts)
+{
+    const plan_request *r = p->request;
+    int64_t n_layer = r->shape.n_layer;
+    memset(counts, 0, sizeof *counts * STRATA_MAX_DEVICES);
+    if (p->cpu < 0 && gpu_layers < n_layer)
+        return false;
+    if (p->n_gpus == 0 && gpu_layers > 0)
+        return false;
+    if (r->tensor_split) {
+        double total = 0;
+        for (int i = 0; i < r->n_tensor_split; i++)
+            total += r->tensor_split[i];
+        if (!(total > 0))
+            return false;
+        /* largest remainder */
+        double remainders[STRATA_MAX_DEVICES] = {0};
+        int64_t given = 0;
+        int g = 0;
+        for (int d = 0; d < r->n_devices; d++) {
+            if (d == p->cpu)
+                continue;
+            double share = g < r->n_tensor_split ? r->tensor_split[g] / total * (double)gpu_layers : 0;
+            counts[d] = (int64_t)floor(share);
+            remainders[d] = share - (double)counts[d];
+            given += counts[d];
+            g++;
+        }
+        while (given < gpu_layers) {
+            int best = -1;
+            for (int d = 0; d < r->n_devices; d++)
+                if (d != p->cpu && (best < 0 || remainders[d] > remainders[best]))
+                    best = d;
+            counts[best]++;
+            remainders[best] = -1;
+            given++;
+        }
+    } else {
+        int64_t remaining = gpu_layers, top = n_layer - 1;
+        for (int d = 0; d < r->n_devices && remaining > 0; d++) {
+            if (d == p->cpu)
+                continue;
+            uint64_t budget = r->devices[d].budget_bytes;
+            uint64_t used = fixed_cost(p, d, true);
+            while (remaining > 0 && top >= 0) {
+                uint64_t cost = layer_cost(p, top, d);
+                if (used > budget || cost > budget - used)
+                    break;
+                used += cost;
+                counts[d]++;
+                remaining--;
+                top--;
+            }
+        }
+        /* what did not fit goes to the last GPU in the list, to be judged */
+        if (remaining > 0) {
+            for (int d = r->n_devices - 1; d >= 0; d--)
+                if (d != p->cpu) {
+                    counts[d] += remaining;
+                    break;
+                }
+        }
+    }
+    if (p->cpu >= 0)
+        counts[p->cpu] = n_layer - gpu_layers;
+    return true;
+}
+
+/* A candidate's layout, kept while others are tried. */
+typedef struct layout_copy {
+    int *layer_device; /* [n_layer] */
+    int output_device;
+} layout_copy;
+
+static void keep_layout(const planner *p, layout_copy *copy)
+{
+    memcpy(copy->layer_device, p->layer_device, (size_t)p->request->shape.n_layer * sizeof *copy->layer_device);
+    copy->output_device = p->output_device;
+}
+
+static void restore_layout(planner *p, const layout_copy *copy)
+{
+    memcpy(p->layer_device, copy->layer_device, (size_t)p->request->shape.n_layer * sizeof *copy->layer_device);
+    p->output_device = copy->output_device;
+}
+
+/* Tries every candidate for the current n_ctx. Returns whether one fits:
+ * then *best and best_layout hold the one with the highest score; else
+ * *closest and closest_layout the one nearest to fitting. */
+static bool search(planner *p, evaluation *best, layout_copy *best_layout, evaluation *closest,
+                   layout_copy *closest_layout)
+{
+    const plan_request *r = p->request;
+    int64_t n_layer = r->shape.n_layer;
+    bool found = false, have_closest = false;
+    int64_t counts[STRATA_MAX_DEVICES];
+    evaluation e;
+    for (int output = 0; output < r->n_devices; output++) {
+        p->output_device = output;
+        int64_t max_gpu_layers = p->n_gpus > 0 ? n_layer : 0;
+        int64_t high = max_gpu_layers;
+        if (r->gpu_layers_set && r->gpu_layers < high)
+            high = r->gpu_layers;
+        int64_t low = r->gpu_layers_set ? high : 0;
+        for (int64_t layers = high; layers >= low; layers--) {
+            for (int64_t l = 0; l < n_layer; l++)
+                p->layer_device[l] = p->cpu >= 0 ? p->cpu : 0;
+            if (!distribute(p, layers, counts))
+                continue;
+            assign_layers(p, counts);
+            evaluate(p, &e);
+            if (!e.fits) {
+                if (!have_closest || e.overshoot_bytes < closest->overshoot_bytes) {
+                    *closest = e;
+                    keep_layout(p, closest_layout);
+                    have_closest = true;
+                }
+                continue;
+            }
+            /* going down, the first fit is the most this output choice allows */
+            if (!found || e.score > best->score) {
+                *best = e;
+                keep_layout(p, best_layout);
+                found = true;
+            }
+            break;
+        }
+    }
+    return found;
+}
+
+/* --- the plan ----------------------------------------------------------------------------------- */
+
+static void describe_shortfall(const planner *p, const evaluation *closest, strata_plan *out)
+{
+    const plan_request *r = p->request;
+    size_t used = 0;
+    used += (size_t)snprintf(out->shortfall + used, sizeof out->shortfall - used, "does not fit with a context of %lld",
+                             (long long)p->n_ctx);
+    if (r->gpu_layers_set && used < sizeof out->shortfall)
+        used += (size_t)snprintf(out->shortfall + used, sizeof out->shortfall - used, " and %lld GPU layers",
+                                 (long long)r->gpu_layers);
+    for (int d = 0; d < r->n_devices && used < sizeof out->shortfall; d++) {
+        const device_tally *tally = &closest->tally[d];
+        double planned = (double)tally->weights + (double)tally->kv + (double)tally->scratch;
+        double budget = (double)r->devices[d].budget_bytes;
+        if (!tally->used || planned <= budget)
+            continue;
+        used += (size_t)snprintf(out->shortfall + used, sizeof out->shortfall - used,
+                                 "; %s needs %.2f GiB (weights %.2f, KV %.2f, scratch %.2f) but its budget is %.2f "
+                                 "GiB: %.2f GiB short",
+                                 r->devices[d].name, planned / GIB, (double)tally->weights / GIB,
+                                 (double)tally->kv / GIB, (double)tally->scratch / GIB, budget / GIB,
+                                 (planned - budget) / GIB);
+    }
+}
+
+static void describe_bounds(const planner *p, const evaluation *e, strata_plan *out)
+{
+    const plan_request *r = p->request;
+    if (e->decode_seconds <= 0) {
+        snprintf(out->tg_bound, sizeof out->tg_bound, "unknown: a device has no measured or given bandwidth");
+    } else {
+        int worst = -1;
+        double worst_seconds = 0;
+        for (int d = 0; d < r->n_devices; d++) {
+            double seconds = e->tally[d].used && r->devices[d].read_bandwidth > 0
+                                 ? e->tally[d].decode_bytes / r->devices[d].read_bandwidth
+                                 : 0;
+            if (seconds > worst_seconds) {
+                worst_seconds = seconds;
+                worst = d;
+            }
+        }
+        if (worst >= 0)
+            snprintf(out->tg_bound, sizeof out->tg_bound,
+                     "%s memory bandwidth: %.2f GB read per token at %.0f GB/s (%.0f%% of the time)",
+                     r->devices[worst].name, e->tally[worst].decode_bytes / 1e9,
+                     r->devices[worst].read_bandwidth / 1e9, 100.0 * worst_seconds / e->decode_seconds);
+    }
+    if (e->prefill_seconds <= 0) {
+        snprintf(out->pp_bound, sizeof out->pp_bound, "unknown: a device has no measured or given matmul rate");
+    } else {
+        int worst = -1;
+        double worst_seconds = 0;
+        bool compute_bound = false;
+        for (int d = 0; d < r->n_devices; d++) {
+            const plan_device_input *device = &r->devices[d];
+            if (!e->tally[d].used || device->matmul_flops <= 0 || device->read_bandwidth <= 0)
+                continue;
+            double compute = 2.0 * e->tally[d].matmul_params * (double)r->max_batch / device->matmul_flops;
+            double memory = e->tally[d].weight_bytes / device->read_bandwidth;
+            double seconds = compute > memory ? compute : memory;
+            if (seconds > worst_seconds) {
+                worst_seconds = seconds;
+                worst = d;
+                compute_bound = compute >= memory;
+            }
+        }
+        if (worst >= 0)
+            snprintf(out->pp_bound, sizeof out->pp_bound, "%s %s: %.0f%% of the time (batches of %lld)",
+                     r->devices[worst].name,
+                     compute_bound ? "matmul rate" : "memory bandwidth", 100.0 * worst_seconds / e->prefill_seconds,
+                     (long long)r->max_batch);
+    }
+}
+
+static strata_status fill_plan(const planner *p, const evaluation *e, strata_plan *out, strata_error *err)
+{
+    const plan_request *r = p->request;
+    out->n_devices = r->n_devices;
+    out->n_layer = r->shape.n_layer;
+    out->n_ctx = p->n_ctx;
+    out->max_batch = r->max_batch;
+    out->kv_dtype = r->kv_dtype;
+    out->output_device = p->output_device;
+    out->embedding_device = embedding_device(p);
+    out->n_handoffs = e->handoffs;
+    out->tg_tokens_per_s = e->decode_seconds > 0 ? 1.0 / e->decode_seconds : 0;
+    out->pp_tokens_per_s = e->prefill_seconds > 0 ? (double)r->max_batch / e->prefill_seconds : 0;
+    for (int d = 0; d < r->n_devices; d++) {
+        const device_tally *tally = &e->tally[d];
+        strata_plan_device *device = &out->devices[d];
+        snprintf(device->name, sizeof device->name, "%s", r->devices[d].name);
+        device->total_bytes = r->devices[d].total_bytes;
+        device->budget_bytes = r->devices[d].budget_bytes;
+        device->weights_bytes = tally->weights;
+        device->kv_bytes = tally->kv;
+        device->scratch_bytes = tally->used ? tally->scratch : 0;
+        device->planned_bytes = device->weights_bytes + device->kv_bytes + device->scratch_bytes;
+        device->first_layer = tally->n_layers > 0 ? tally->first_layer : -1;
+        device->n_layers = tally->n_layers;
+        device->holds_output = tally->holds_output;
+        device->holds_embedding = tally->holds_embedding;
+        device->read_bandwidth = r->devices[d].read_bandwidth;
+        device->matmul_flops = r->devices[d].matmul_flops;
+        device->decode_bytes = tally->decode_bytes;
+    }
+    out->layer_device = malloc((size_t)(r->shape.n_layer > 0 ? r->shape.n_layer : 1) * sizeof *out->layer_device);
+    out->tensors = calloc((size_t)(r->n_tensors > 0 ? r->n_tensors : 1), sizeof *out->tensors);
+    if (!out->layer_device || !out->tensors)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory for the plan");
+    memcpy(out->layer_device, p->layer_device, (size_t)r->shape.n_layer * sizeof *out->layer_device);
+    out->n_tensors = r->n_tensors;
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        strata_plan_tensor *tensor = &out->tensors[t];
+        size_t len = strlen(r->tensors[t].name);
+        if (!(tensor->name = malloc(len + 1)))
+            return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory for the plan");
+        memcpy(tensor->name, r->tensors[t].name, len + 1);
+        tensor->device = tensor_device(p, t);
+        tensor->bytes = r->tensors[t].bytes;
+        tensor->overridden = p->fixed_device[t] >= 0;
+    }
+    describe_bounds(p, e, out);
+    return STRATA_OK;
+}
+
+static strata_status check_request(const plan_request *r, int *cpu, int *n_gpus, strata_error *err)
+{
+    if (r->n_devices < 1 || r->n_devices > STRATA_MAX_DEVICES)
+        return strata_fail(err, STRATA_INVALID_INPUT, "a plan needs 1 to %d devices (got %d)", STRATA_MAX_DEVICES,
+                           r->n_devices);
+    *cpu = -1;
+    *n_gpus = 0;
+    for (int d = 0; d < r->n_devices; d++) {
+        if (r->devices[d].kind == DEVICE_KIND_CPU) {
+            if (*cpu >= 0)
+                return strata_fail(err, STRATA_INVALID_INPUT, "the CPU is listed twice");
+            *cpu = d;
+        } else {
+            (*n_gpus)++;
+        }
+    }
+    if (r->max_batch < 1)
+        return strata_fail(err, STRATA_INVALID_INPUT, "batch size %lld is not positive", (long long)r->max_batch);
+    if (r->n_ctx < 0 || (r->n_ctx == 0 && r->n_ctx_default < 1))
+        return strata_fail(err, STRATA_INVALID_INPUT, "no context size to plan for");
+    if (r->tensor_split) {
+        if (r->n_tensor_split > *n_gpus)
+            return strata_fail(err, STRATA_INVALID_INPUT,
+                               "--tensor-split gives %d proportions but there %s %d GPU device%s", r->n_tensor_split,
+                               *n_gpus == 1 ? "is" : "are", *n_gpus, *n_gpus == 1 ? "" : "s");
+        double total = 0;
+        for (int i = 0; i < r->n_tensor_split; i++) {
+            if (!(r->tensor_split[i] >= 0))
+                return strata_fail(err, STRATA_INVALID_INPUT, "--tensor-split: proportion %g is negative",
+                                   r->tensor_split[i]);
+            total += r->tensor_split[i];
+        }
+        if (!(total > 0))
+            return strata_fail(err, STRATA_INVALID_INPUT, "--tensor-split: the proportions add up to 0");
+    }
+    if (r->gpu_layers_set && r->gpu_layers < 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "-ngl %lld is negative", (long long)r->gpu_layers);
+    for (int o = 0; o < r->n_overrides; o++)
+        if (r->overrides[o].device < 0 || r->overrides[o].device >= r->n_devices)
+            return strata_fail(err, STRATA_INVALID_INPUT, "override '%s' names no listed device",
+                               r->overrides[o].pattern);
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == PLAN_ROLE_LAYER &&
+            (r->tensors[t].layer < 0 || r->tensors[t].layer >= r->shape.n_layer))
+            return strata_fail(err, STRATA_INVALID_INPUT, "tensor %s: layer %lld is outside [0, %lld)",
+                               r->tensors[t].name, (long long)r->tensors[t].layer, (long long)r->shape.n_layer);
+    return STRATA_OK;
+}
+
+/* Workspace bound per device: the largest matmul of the whole model (any
+ * device may get it), so the bound does not depend on the candidate. */
+static void estimate_workspace(planner *p)
+{
+    const plan_request *r = p->request;
+    backend_workspace_query query = {
+        .max_tokens = r->max_batch, .n_heads = r->shape.n_head, .n_kv_heads = r->shape.n_head_kv,
+        .head_dim = r->shape.head_dim, .n_ctx = p->n_ctx};
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        if (!tensor->is_matrix || tensor->role == PLAN_ROLE_UNUSED)
+            continue;
+        if (tensor->rows > query.max_matmul_rows)
+            query.max_matmul_rows = tensor->rows;
+        if (tensor->row_elements > query.max_matmul_cols)
+            query.max_matmul_cols = tensor->row_elements;
+        int64_t row_bytes = tensor->rows > 0 ? (int64_t)(tensor->bytes / (uint64_t)tensor->rows) : 0;
+        if (row_bytes > query.max_matmul_row_bytes)
+            query.max_matmul_row_bytes = row_bytes;
+    }
+    for (int d = 0; d < r->n_devices; d++) {
+        query.multiprocessors = r->devices[d].multiprocessors;
+        p->workspace[d] = r->devices[d].workspace_bytes ? r->devices[d].workspace_bytes(&query) : 0;
+    }
+}
+
+strata_status planner_run(const plan_request *request, strata_plan *out, strata_error *err)
+{
+    memset(out, 0, sizeof *out);
+    planner p = {.request = request};
+    strata_status status = check_request(request, &p.cpu, &p.n_gpus, err);
+    if (status != STRATA_OK)
+        return status;
+    size_t layer_slots = (size_t)(request->shape.n_layer > 0 ? request->shape.n_layer : 1);
+    p.fixed_device = malloc((size_t)(request->n_tensors > 0 ? request->n_tensors : 1) * sizeof *p.fixed_device);
+    p.layer_device = calloc(layer_slots, sizeof *p.layer_device);
+    layout_copy best_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
+    layout_copy closest_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
+    layout_copy trial_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
+    evaluation *best = malloc(sizeof *best), *closest = malloc(sizeof *closest), *trial = malloc(sizeof *trial);
+    if (!p.fixed_device || !p.layer_device || !best_layout.layer_device || !closest_layout.layer_device ||
+        !trial_layout.layer_device || !best || !closest || !trial) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory planning");
+        goto done;
+    }
+    if ((status = match_overrides(&p, err)) != STRATA_OK)
+        goto done;
+    p.rates_known = true;
+    for (int d = 0; d < request->n_devices; d++)
+        if (!(request->devices[d].read_bandwidth > 0))
+            p.rates_known = false;
+
+    int64_t wanted = request->n_ctx > 0 ? request->n_ctx : request->n_ctx_default;
+    p.n_ctx = wanted;
+    estimate_workspace(&p);
+    bool found = search(&p, best, &best_layout, closest, &closest_layout);
+    if (!found && request->n_ctx == 0 && wanted > 1) {
+        /* the default context is not a promise: find the largest that fits */
+        int64_t low = 0, high = wanted; /* low fits (0: none found yet), high does not */
+        while (high - low > 1) {
+            int64_t mid = low + (high - low) / 2;
+            p.n_ctx = mid;
+            estimate_workspace(&p);
+            if (search(&p, trial, &trial_layout, closest, &closest_layout)) {
+                low = mid;
+                *best = *trial;
+                restore_layout(&p, &trial_layout);
+                keep_layout(&p, &best_layout);
+                found = true;
+            } else {
+                high = mid;
+            }
+        }
+        if (found)
+            snprintf(out->note, sizeof out->note,
+                     "the context was shrunk from %lld to %lld positions, the most that fits (give --ctx to "
+                     "choose it, or put fewer layers on a device to make room)",
+                     (long long)wanted, (long long)low);
+        p.n_ctx = found ? low : wanted;
+        estimate_workspace(&p);
+        if (!found) /* the shortfall is told for the context that was asked for */
+            (void)search(&p, trial, &trial_layout, closest, &closest_layout);
+    }
+    if (!found) {
+        restore_layout(&p, &closest_layout);
+        describe_shortfall(&p, closest, out);
+        /* still describe the closest layout, so the caller can show it */
+        status = fill_plan(&p, closest, out, err);
+        out->fits = false;
+        goto done;
+    }
+    restore_layout(&p, &best_layout);
+    status = fill_plan(&p, best, out, err);
+    out->fits = true;
+done:
+    free(p.fixed_device);
+    free(p.layer_device);
+    free(best_layout.layer_device);
+    free(closest_layout.layer_device);
+    free(trial_layout.layer_device);
+    free(best);
+    free(closest);
+    free(trial);
+    if (status != STRATA_OK)
+        planner_result_release(out);
+    return status;
+}
+
+void planner_result_release(strata_plan *plan)
+{
+    if (!plan)
+        return;
+    for (int64_t t = 0; t < plan->n_tensors && plan->tensors; t++)
+        free(plan->tensors[t].name);
+    free(plan->tensors);
+    free(plan->layer_device);
+    plan->tensors = NULL;
+    plan->layer_device = NULL;
+    plan->n_tensors = 0;
+}
