@@ -1,5 +1,8 @@
-/* Inference contexts: the KV cache, scratch activations, and strata_decode,
- * which splits a token sequence into chunks for the forward pass. */
+/* Inference contexts: the KV caches and scratch activations on each device
+ * of the model's placement, and strata_decode, which splits a token
+ * sequence into chunks for the forward pass. Everything is counted against
+ * the devices' budgets (model_memory.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,119 +10,111 @@
 
 strata_context_params strata_context_default_params(void)
 {
-    strata_context_params params = {.n_ctx = 0, .max_batch = 512, .kv_dtype = DTYPE_F16};
+    strata_context_params params = {.n_ctx = 0, .max_batch = 0, .kv_dtype = DTYPE_F16};
     return params;
 }
 
-/* Lays the scratch tensors out one after the other in one buffer, each
- * starting at the device's alignment. */
-typedef struct scratch_layout {
-    size_t alignment;
-    size_t next_offset;
-    bool overflow;
-} scratch_layout;
-
-static void scratch_place(scratch_layout *layout, strata_tensor *tensor, strata_dtype dtype, int64_t ne0,
-                          int64_t ne1)
-{
-    if (!tensor_init_contiguous(tensor, dtype, ne0, ne1, 1, 1)) {
-        layout->overflow = true;
-        return;
-    }
-    size_t aligned = (layout->next_offset + layout->alignment - 1) / layout->alignment * layout->alignment;
-    size_t bytes = tensor_byte_size(tensor);
-    if (aligned < layout->next_offset || bytes > SIZE_MAX - aligned) {
-        layout->overflow = true;
-        return;
-    }
-    tensor->offset = aligned;
-    layout->next_offset = aligned + bytes;
-}
-
-static void attach(strata_tensor *tensor, backend_buffer *buffer, void *host_base)
-{
-    tensor->buffer = buffer;
-    tensor->host_data = host_base ? (char *)host_base + tensor->offset : NULL;
-}
-
-static strata_status create_kv_cache(strata_context *ctx, strata_error *err)
+/* The K and V caches of the layers placed on each device, in one buffer per
+ * device, each cache at an aligned offset. */
+static strata_status create_kv_caches(strata_context *ctx, strata_error *err)
 {
     strata_model *model = ctx->model;
     const strata_hparams *hp = &model->hparams;
-    const backend_ops *ops = model->device.ops;
     ctx->k_cache = calloc((size_t)hp->n_layer, sizeof *ctx->k_cache);
     ctx->v_cache = calloc((size_t)hp->n_layer, sizeof *ctx->v_cache);
     if (!ctx->k_cache || !ctx->v_cache)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory for the KV cache descriptors");
-
-    scratch_layout layout = {.alignment = model->device_info.alignment ? model->device_info.alignment : 64};
-    for (int64_t layer = 0; layer < hp->n_layer; layer++) {
-        scratch_place(&layout, &ctx->k_cache[layer], ctx->kv_dtype, hp->head_dim * hp->n_head_kv, ctx->n_ctx);
-        scratch_place(&layout, &ctx->v_cache[layer], ctx->kv_dtype, hp->head_dim * hp->n_head_kv, ctx->n_ctx);
-    }
-    if (layout.overflow)
-        return strata_fail(err, STRATA_INVALID_INPUT, "KV cache for %lld positions is too large to address",
-                           (long long)ctx->n_ctx);
-    if (layout.next_offset > model->device_info.free_bytes)
-        return strata_fail(err, STRATA_OUT_OF_MEMORY,
-                           "KV cache for %lld positions needs %.2f GiB but %s has %.2f GiB free (try a smaller --ctx)",
-                           (long long)ctx->n_ctx, layout.next_offset / 1073741824.0, model->device_info.name,
-                           model->device_info.free_bytes / 1073741824.0);
-    strata_status status = ops->buffer_alloc(model->device.ctx, layout.next_offset, &ctx->kv_buffer, err);
-    if (status != STRATA_OK)
-        return status;
-    void *host_base = ops->buffer_host_ptr(model->device.ctx, ctx->kv_buffer);
-    for (int64_t layer = 0; layer < hp->n_layer; layer++) {
-        /* the cache rows are [head_dim * n_head_kv]; attention sees them as
-         * [head_dim, n_head_kv, n_ctx] */
-        strata_tensor *caches[2] = {&ctx->k_cache[layer], &ctx->v_cache[layer]};
-        for (int c = 0; c < 2; c++) {
-            attach(caches[c], ctx->kv_buffer, host_base);
-            size_t element_bytes = caches[c]->nb[0];
-            caches[c]->ne[0] = hp->head_dim;
-            caches[c]->ne[1] = hp->n_head_kv;
-            caches[c]->ne[2] = ctx->n_ctx;
-            caches[c]->nb[1] = (size_t)hp->head_dim * element_bytes;
-            caches[c]->nb[2] = caches[c]->nb[1] * (size_t)hp->n_head_kv;
-            caches[c]->nb[3] = caches[c]->nb[2] * (size_t)ctx->n_ctx;
-            caches[c]->name = c == 0 ? "k_cache" : "v_cache";
+    for (int d = 0; d < model->n_devices; d++) {
+        const model_device *device = &model->devices[d];
+        size_t alignment = device->info.alignment ? device->info.alignment : 64;
+        uint64_t next_offset = 0;
+        int64_t first = -1, last = -1;
+        for (int64_t layer = 0; layer < hp->n_layer; layer++) {
+            if (model->layers[layer].device != d)
+                continue;
+            strata_tensor *caches[2] = {&ctx->k_cache[layer], &ctx->v_cache[layer]};
+            for (int c = 0; c < 2; c++) {
+                if (!tensor_init_contiguous(caches[c], ctx->kv_dtype, hp->head_dim * hp->n_head_kv, ctx->n_ctx, 1, 1))
+                    return strata_fail(err, STRATA_INVALID_INPUT,
+                                       "KV cache for %lld positions is too large to address", (long long)ctx->n_ctx);
+                uint64_t offset = scratch_align_up(next_offset, alignment);
+                caches[c]->offset = (size_t)offset;
+                next_offset = offset + tensor_byte_size(caches[c]);
+            }
+            if (first < 0)
+                first = layer;
+            last = layer;
+        }
+        if (first < 0)
+            continue;
+        if (next_offset > SIZE_MAX)
+            return strata_fail(err, STRATA_INVALID_INPUT, "KV cache for %lld positions is too large to address",
+                               (long long)ctx->n_ctx);
+        char what[128];
+        snprintf(what, sizeof what, "the KV cache of layers %lld-%lld for %lld positions (try a smaller --ctx)",
+                 (long long)first, (long long)last, (long long)ctx->n_ctx);
+        context_device *cd = &ctx->devices[d];
+        strata_status status = model_device_alloc(model, d, (size_t)next_offset, what, &cd->kv_buffer, err);
+        if (status != STRATA_OK)
+            return status;
+        cd->kv_bytes = (size_t)next_offset;
+        void *host_base = device->device.ops->buffer_host_ptr(device->device.ctx, cd->kv_buffer);
+        for (int64_t layer = first; layer <= last; layer++) {
+            if (model->layers[layer].device != d)
+                continue;
+            /* the cache rows are [head_dim * n_head_kv]; attention sees them as
+             * [head_dim, n_head_kv, n_ctx] */
+            strata_tensor *caches[2] = {&ctx->k_cache[layer], &ctx->v_cache[layer]};
+            for (int c = 0; c < 2; c++) {
+                caches[c]->buffer = cd->kv_buffer;
+                caches[c]->host_data = host_base ? (char *)host_base + caches[c]->offset : NULL;
+                size_t element_bytes = caches[c]->nb[0];
+                caches[c]->ne[0] = hp->head_dim;
+                caches[c]->ne[1] = hp->n_head_kv;
+                caches[c]->ne[2] = ctx->n_ctx;
+                caches[c]->nb[1] = (size_t)hp->head_dim * element_bytes;
+                caches[c]->nb[2] = caches[c]->nb[1] * (size_t)hp->n_head_kv;
+                caches[c]->nb[3] = caches[c]->nb[2] * (size_t)ctx->n_ctx;
+                caches[c]->name = c == 0 ? "k_cache" : "v_cache";
+            }
         }
     }
     return STRATA_OK;
 }
 
+/* Scratch activations on every device the plan puts work on; the logits
+ * rows only on the output's device. */
 static strata_status create_scratch(strata_context *ctx, strata_error *err)
 {
     strata_model *model = ctx->model;
     const strata_hparams *hp = &model->hparams;
-    const backend_ops *ops = model->device.ops;
-    int64_t batch = ctx->max_batch;
-    scratch_layout layout = {.alignment = model->device_info.alignment ? model->device_info.alignment : 64};
-    scratch_place(&layout, &ctx->tokens, DTYPE_I32, batch, 1);
-    scratch_place(&layout, &ctx->positions, DTYPE_I32, batch, 1);
-    scratch_place(&layout, &ctx->residual, DTYPE_F32, hp->n_embd, batch);
-    scratch_place(&layout, &ctx->normed, DTYPE_F32, hp->n_embd, batch);
-    scratch_place(&layout, &ctx->q, DTYPE_F32, hp->n_head * hp->head_dim, batch);
-    scratch_place(&layout, &ctx->k, DTYPE_F32, hp->n_head_kv * hp->head_dim, batch);
-    scratch_place(&layout, &ctx->v, DTYPE_F32, hp->n_head_kv * hp->head_dim, batch);
-    scratch_place(&layout, &ctx->attn_out, DTYPE_F32, hp->n_head * hp->head_dim, batch);
-    scratch_place(&layout, &ctx->proj, DTYPE_F32, hp->n_embd, batch);
-    scratch_place(&layout, &ctx->ffn_gate, DTYPE_F32, hp->n_ff, batch);
-    scratch_place(&layout, &ctx->ffn_up, DTYPE_F32, hp->n_ff, batch);
-    scratch_place(&layout, &ctx->logits, DTYPE_F32, hp->n_vocab, CONTEXT_LOGITS_CHUNK);
-    if (layout.overflow)
-        return strata_fail(err, STRATA_INVALID_INPUT, "scratch for a batch of %lld tokens is too large",
-                           (long long)batch);
-    strata_status status = ops->buffer_alloc(model->device.ctx, layout.next_offset, &ctx->scratch_buffer, err);
-    if (status != STRATA_OK)
-        return status;
-    void *host_base = ops->buffer_host_ptr(model->device.ctx, ctx->scratch_buffer);
-    strata_tensor *all[] = {&ctx->tokens, &ctx->positions, &ctx->residual, &ctx->normed, &ctx->q,
-                            &ctx->k,      &ctx->v,         &ctx->attn_out, &ctx->proj,   &ctx->ffn_gate,
-                            &ctx->ffn_up, &ctx->logits};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        attach(all[i], ctx->scratch_buffer, host_base);
-    ctx->host_positions = malloc((size_t)batch * sizeof *ctx->host_positions);
+    scratch_dims dims = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_head = hp->n_head,
+                         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff};
+    for (int d = 0; d < model->n_devices; d++) {
+        const model_device *device = &model->devices[d];
+        context_device *cd = &ctx->devices[d];
+        if (model->plan.devices[d].scratch_bytes == 0)
+            continue;
+        bool with_logits = model->output.device == d;
+        if (!scratch_layout_build(&dims, ctx->max_batch, device->info.alignment, with_logits, &cd->scratch))
+            return strata_fail(err, STRATA_INVALID_INPUT, "scratch for a batch of %lld tokens is too large",
+                               (long long)ctx->max_batch);
+        strata_status status = model_device_alloc(model, d, cd->scratch.total_bytes, "the scratch activations",
+                                                  &cd->scratch_buffer, err);
+        if (status != STRATA_OK)
+            return status;
+        cd->scratch_bytes = cd->scratch.total_bytes;
+        cd->active = true;
+        void *host_base = device->device.ops->buffer_host_ptr(device->device.ctx, cd->scratch_buffer);
+        for (int slot = 0; slot < SCRATCH_SLOT_COUNT; slot++) {
+            strata_tensor *tensor = &cd->scratch.slots[slot];
+            if (!cd->scratch.present[slot])
+                continue;
+            tensor->buffer = cd->scratch_buffer;
+            tensor->host_data = host_base ? (char *)host_base + tensor->offset : NULL;
+        }
+    }
+    ctx->host_positions = malloc((size_t)ctx->max_batch * sizeof *ctx->host_positions);
     if (!ctx->host_positions)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
     return STRATA_OK;
@@ -129,7 +124,6 @@ strata_status strata_context_create(strata_model *model, const strata_context_pa
                                     strata_context **out, strata_error *err)
 {
     *out = NULL;
-    const strata_hparams *hp = &model->hparams;
     strata_context_params defaults = strata_context_default_params();
     if (!params)
         params = &defaults;
@@ -146,13 +140,14 @@ strata_status strata_context_create(strata_model *model, const strata_context_pa
     if (!ctx)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
     ctx->model = model;
-    ctx->n_ctx = params->n_ctx > 0 ? params->n_ctx : hp->n_ctx_train;
-    ctx->max_batch = params->max_batch > 0 ? params->max_batch : 512;
+    /* the defaults are what the placement made room for */
+    ctx->n_ctx = params->n_ctx > 0 ? params->n_ctx : model->plan.n_ctx;
+    ctx->max_batch = params->max_batch > 0 ? params->max_batch : model->plan.max_batch;
     if (ctx->max_batch > ctx->n_ctx)
         ctx->max_batch = ctx->n_ctx;
     ctx->kv_dtype = params->kv_dtype;
 
-    strata_status status = create_kv_cache(ctx, err);
+    strata_status status = create_kv_caches(ctx, err);
     if (status == STRATA_OK)
         status = create_scratch(ctx, err);
     if (status != STRATA_OK) {
@@ -167,15 +162,16 @@ void strata_context_free(strata_context *ctx)
 {
     if (!ctx)
         return;
-    const backend_device *device = &ctx->model->device;
-    if (ctx->kv_buffer)
-        device->ops->buffer_free(device->ctx, ctx->kv_buffer);
-    if (ctx->scratch_buffer)
-        device->ops->buffer_free(device->ctx, ctx->scratch_buffer);
+    for (int d = 0; d < ctx->model->n_devices; d++) {
+        context_device *cd = &ctx->devices[d];
+        model_device_free(ctx->model, d, cd->kv_buffer, cd->kv_bytes);
+        model_device_free(ctx->model, d, cd->scratch_buffer, cd->scratch_bytes);
+    }
     free(ctx->k_cache);
     free(ctx->v_cache);
     free(ctx->host_positions);
     free(ctx->host_logits);
+    free(ctx->staging);
     free(ctx);
 }
 

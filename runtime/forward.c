@@ -1,23 +1,179 @@
 /* The forward pass, written once over backend ops. Architecture differences
  * are flags in strata_hparams (QKV bias, Q/K norm, rope layout, tied output),
- * not copies of this function. Shapes are [ne0, ne1, ...], innermost first;
- * n is the number of tokens in the chunk. */
+ * not copies of this function.
+ *
+ * Devices: an op that reads a weight runs on the device holding it; rope,
+ * the KV-cache store and attention run where the layer's cache is; the
+ * other weightless ops (residual add, swiglu) run where their inputs
+ * already are. handoff.c moves an activation when an op needs it elsewhere,
+ * so a model split by layers costs one hand-off per device boundary.
+ *
+ * Shapes are [ne0, ne1, ...], innermost first; n is the number of tokens in
+ * the chunk. Activations are named by their scratch slot. */
 #include <math.h>
 #include <string.h>
 
 #include "context.h"
 
-/* A contiguous F32/I32 view of the first columns of a scratch tensor,
- * reshaped to [ne0, ne1, ne2] (the element count must fit the tensor). */
-static strata_tensor view(const strata_tensor *base, int64_t ne0, int64_t ne1, int64_t ne2, size_t byte_offset)
+/* An activation: a view of [ne0, ne1, ne2] at offset bytes into a scratch
+ * slot, on whichever device the op runs. */
+typedef struct activation {
+    scratch_slot slot;
+    int64_t ne0, ne1, ne2;
+    size_t offset;
+} activation;
+
+static activation act(scratch_slot slot, int64_t ne0, int64_t ne1, int64_t ne2)
 {
-    strata_tensor result;
-    tensor_init_contiguous(&result, base->dtype, ne0, ne1, ne2, 1);
-    result.buffer = base->buffer;
-    result.offset = base->offset + byte_offset;
-    result.host_data = base->host_data ? (char *)base->host_data + byte_offset : NULL;
-    result.name = base->name;
-    return result;
+    activation a = {.slot = slot, .ne0 = ne0, .ne1 = ne1, .ne2 = ne2, .offset = 0};
+    return a;
+}
+
+typedef struct forward_state {
+    strata_context *ctx;
+    strata_error *err;
+} forward_state;
+
+/* The tensor of a on device d (a contiguous F32/I32 view of the slot). */
+static strata_tensor on_device(const forward_state *s, int d, activation a)
+{
+    const strata_tensor *base = &s->ctx->devices[d].scratch.slots[a.slot];
+    strata_tensor view;
+    tensor_init_contiguous(&view, base->dtype, a.ne0, a.ne1, a.ne2, 1);
+    view.buffer = base->buffer;
+    view.offset = base->offset + a.offset;
+    view.host_data = base->host_data ? (char *)base->host_data + a.offset : NULL;
+    view.name = base->name;
+    return view;
+}
+
+/* Bytes of the slot that a covers (from the slot's start). */
+static size_t end_of(activation a)
+{
+    return a.offset + (size_t)(a.ne0 * a.ne1 * a.ne2) * 4; /* F32 and I32 */
+}
+
+/* Issues op on device d, opening the device's step the first time. */
+static strata_status issue(forward_state *s, int d, backend_op *op)
+{
+    strata_context *ctx = s->ctx;
+    const backend_device *device = &ctx->model->devices[d].device;
+    if (!(ctx->devices_touched & (1u << d))) {
+        ctx->devices_touched |= 1u << d;
+        if (device->ops->begin_step) {
+            strata_status status = device->ops->begin_step(device->ctx, s->err);
+            if (status != STRATA_OK)
+                return status;
+        }
+    }
+    return device->ops->run_op(device->ctx, op, s->err);
+}
+
+/* Runs op on d after bringing each input activation there; dst is then
+ * held by d alone. */
+static strata_status run(forward_state *s, int d, backend_op *op, activation dst, const activation *inputs,
+                         int n_inputs)
+{
+    strata_status status;
+    for (int i = 0; i < n_inputs; i++)
+        if ((status = handoff_ensure(s->ctx, inputs[i].slot, d, s->err)))
+            return status;
+    if ((status = issue(s, d, op)))
+        return status;
+    handoff_written(s->ctx, dst.slot, d, end_of(dst));
+    return STRATA_OK;
+}
+
+/* Where a weightless op on these inputs runs: a device holding all of
+ * them, else one holding the last (the freshest result), so at most the
+ * others move. */
+static int follow_inputs(const forward_state *s, const activation *inputs, int n_inputs)
+{
+    uint32_t all = ~0u;
+    for (int i = 0; i < n_inputs; i++)
+        all &= s->ctx->slot_valid_on[inputs[i].slot];
+    uint32_t choice = all ? all : s->ctx->slot_valid_on[inputs[n_inputs - 1].slot];
+    for (int d = 0; d < s->ctx->model->n_devices; d++)
+        if (choice & (1u << d))
+            return d;
+    return 0;
+}
+
+/* dst = rms_norm(x) * weight, where the weight is */
+static strata_status rms_norm(forward_state *s, activation dst, activation x, const model_weight *weight)
+{
+    int d = weight->device;
+    strata_tensor dst_t = on_device(s, d, dst), x_t = on_device(s, d, x);
+    backend_op op = {.kind = OP_RMS_NORM, .dst = &dst_t, .src = {&x_t, &weight->tensor}};
+    op.params.rms_norm.eps = s->ctx->model->hparams.rms_eps;
+    return run(s, d, &op, dst, &x, 1);
+}
+
+/* dst = weight x, where the weight is */
+static strata_status matmul(forward_state *s, activation dst, const model_weight *weight, activation x)
+{
+    int d = weight->device;
+    strata_tensor dst_t = on_device(s, d, dst), x_t = on_device(s, d, x);
+    backend_op op = {.kind = OP_MATMUL, .dst = &dst_t, .src = {&weight->tensor, &x_t}};
+    return run(s, d, &op, dst, &x, 1);
+}
+
+/* x += bias (one row broadcast), where the bias is */
+static strata_status add_bias(forward_state *s, activation x, const model_weight *bias)
+{
+    int d = bias->device;
+    strata_tensor x_t = on_device(s, d, x);
+    backend_op op = {.kind = OP_ADD, .dst = &x_t, .src = {&x_t, &bias->tensor}};
+    return run(s, d, &op, x, &x, 1);
+}
+
+/* x += y, where the inputs are */
+static strata_status add(forward_state *s, activation x, activation y)
+{
+    activation inputs[2] = {x, y};
+    int d = follow_inputs(s, inputs, 2);
+    strata_tensor x_t = on_device(s, d, x), y_t = on_device(s, d, y);
+    backend_op op = {.kind = OP_ADD, .dst = &x_t, .src = {&x_t, &y_t}};
+    return run(s, d, &op, x, inputs, 2);
+}
+
+/* gate = silu(gate) * up, where the inputs are */
+static strata_status swiglu(forward_state *s, activation gate, activation up)
+{
+    activation inputs[2] = {up, gate};
+    int d = follow_inputs(s, inputs, 2);
+    strata_tensor gate_t = on_device(s, d, gate), up_t = on_device(s, d, up);
+    backend_op op = {.kind = OP_SWIGLU, .dst = &gate_t, .src = {&gate_t, &up_t}};
+    return run(s, d, &op, gate, inputs, 2);
+}
+
+/* The token positions of the chunk on device d (uploaded once per device). */
+static strata_status positions_on(forward_state *s, int d, int64_t n, strata_tensor *out)
+{
+    strata_status status = handoff_from_host(s->ctx, SCRATCH_POSITIONS, d, s->ctx->host_positions,
+                                             (size_t)n * sizeof(int32_t), s->err);
+    *out = on_device(s, d, act(SCRATCH_POSITIONS, n, 1, 1));
+    return status;
+}
+
+/* Rotary embedding of x [hd, heads, n] in place on device d (the layer's). */
+static strata_status rope(forward_state *s, int d, activation x, int64_t n)
+{
+    const strata_model *model = s->ctx->model;
+    const strata_hparams *hp = &model->hparams;
+    strata_tensor positions;
+    strata_status status = positions_on(s, d, n, &positions);
+    if (status != STRATA_OK)
+        return status;
+    strata_tensor x_t = on_device(s, d, x);
+    backend_op op = {.kind = OP_ROPE,
+                     .dst = &x_t,
+                     .src = {&x_t, &positions, hp->has_rope_freq_factors ? &model->devices[d].rope_freqs : NULL}};
+    op.params.rope.n_rot = (int32_t)hp->n_rot;
+    op.params.rope.neox = hp->rope_neox;
+    op.params.rope.freq_base = hp->rope_freq_base;
+    op.params.rope.freq_scale = hp->rope_freq_scale;
+    return run(s, d, &op, x, &x, 1);
 }
 
 /* The cache rows of one layer seen as [row_size, n_ctx] for OP_KV_STORE. */
@@ -32,135 +188,102 @@ static strata_tensor cache_rows(const strata_tensor *cache)
     return rows;
 }
 
-typedef struct forward_state {
-    strata_context *ctx;
-    const backend_device *device;
-    strata_error *err;
-} forward_state;
-
-static strata_status issue(forward_state *state, backend_op *op)
+/* Appends src [row_size, n] to a layer's cache at the chunk's positions. */
+static strata_status kv_store(forward_state *s, int d, strata_tensor *cache, activation src, int64_t n)
 {
-    return state->device->ops->run_op(state->device->ctx, op, state->err);
+    strata_tensor positions;
+    strata_status status = positions_on(s, d, n, &positions);
+    if (status != STRATA_OK || (status = handoff_ensure(s->ctx, src.slot, d, s->err)))
+        return status;
+    strata_tensor rows = cache_rows(cache), src_t = on_device(s, d, src);
+    backend_op op = {.kind = OP_KV_STORE, .dst = &rows, .src = {&src_t, &positions}};
+    return issue(s, d, &op);
 }
 
-static strata_status matmul(forward_state *s, strata_tensor *dst, const strata_tensor *weight, const strata_tensor *x)
-{
-    backend_op op = {.kind = OP_MATMUL, .dst = dst, .src = {weight, x}};
-    return issue(s, &op);
-}
-
-static strata_status rms_norm(forward_state *s, strata_tensor *dst, const strata_tensor *x,
-                              const strata_tensor *weight)
-{
-    backend_op op = {.kind = OP_RMS_NORM, .dst = dst, .src = {x, weight}};
-    op.params.rms_norm.eps = s->ctx->model->hparams.rms_eps;
-    return issue(s, &op);
-}
-
-static strata_status add(forward_state *s, strata_tensor *dst, const strata_tensor *a, const strata_tensor *b)
-{
-    backend_op op = {.kind = OP_ADD, .dst = dst, .src = {a, b}};
-    return issue(s, &op);
-}
-
-static strata_status rope(forward_state *s, strata_tensor *x, const strata_tensor *positions)
-{
-    const strata_model *model = s->ctx->model;
-    const strata_hparams *hp = &model->hparams;
-    backend_op op = {.kind = OP_ROPE, .dst = x, .src = {x, positions, hp->has_rope_freq_factors ? &model->rope_freqs : NULL}};
-    op.params.rope.n_rot = (int32_t)hp->n_rot;
-    op.params.rope.neox = hp->rope_neox;
-    op.params.rope.freq_base = hp->rope_freq_base;
-    op.params.rope.freq_scale = hp->rope_freq_scale;
-    return issue(s, &op);
-}
-
-static strata_status attention_block(forward_state *s, const layer_weights *layer, int64_t layer_index, int64_t n,
-                                     const strata_tensor *positions)
+static strata_status attention_block(forward_state *s, const layer_weights *layer, int64_t layer_index, int64_t n)
 {
     strata_context *ctx = s->ctx;
     const strata_hparams *hp = &ctx->model->hparams;
     int64_t hd = hp->head_dim, q_size = hp->n_head * hd, kv_size = hp->n_head_kv * hd;
-    strata_tensor x = view(&ctx->residual, hp->n_embd, n, 1, 0);       /* [n_embd, n] */
-    strata_tensor normed = view(&ctx->normed, hp->n_embd, n, 1, 0);    /* [n_embd, n] */
-    strata_tensor q = view(&ctx->q, q_size, n, 1, 0);                  /* [n_head*hd, n] */
-    strata_tensor k = view(&ctx->k, kv_size, n, 1, 0);                 /* [n_head_kv*hd, n] */
-    strata_tensor v = view(&ctx->v, kv_size, n, 1, 0);                 /* [n_head_kv*hd, n] */
-    strata_tensor attn = view(&ctx->attn_out, hd, hp->n_head, n, 0);   /* [hd, n_head, n] */
-    strata_tensor proj = view(&ctx->proj, hp->n_embd, n, 1, 0);        /* [n_embd, n] */
+    int kv_device = layer->device;
+    activation x = act(SCRATCH_RESIDUAL, hp->n_embd, n, 1);      /* [n_embd, n] */
+    activation normed = act(SCRATCH_NORMED, hp->n_embd, n, 1);   /* [n_embd, n] */
+    activation q = act(SCRATCH_Q, q_size, n, 1);                 /* [n_head*hd, n] */
+    activation k = act(SCRATCH_K, kv_size, n, 1);                /* [n_head_kv*hd, n] */
+    activation v = act(SCRATCH_V, kv_size, n, 1);                /* [n_head_kv*hd, n] */
+    activation attn = act(SCRATCH_ATTN_OUT, hd, hp->n_head, n);  /* [hd, n_head, n] */
+    activation proj = act(SCRATCH_PROJ, hp->n_embd, n, 1);       /* [n_embd, n] */
     strata_status status;
 
     /* normed = rms_norm(x) * attn_norm */
-    if ((status = rms_norm(s, &normed, &x, &layer->attn_norm)))
+    if ((status = rms_norm(s, normed, x, &layer->attn_norm)))
         return status;
     /* q, k, v = W normed (+ bias) */
-    if ((status = matmul(s, &q, &layer->attn_q, &normed)) || (status = matmul(s, &k, &layer->attn_k, &normed)) ||
-        (status = matmul(s, &v, &layer->attn_v, &normed)))
+    if ((status = matmul(s, q, &layer->attn_q, normed)) || (status = matmul(s, k, &layer->attn_k, normed)) ||
+        (status = matmul(s, v, &layer->attn_v, normed)))
         return status;
-    if (hp->has_qkv_bias &&
-        ((status = add(s, &q, &q, &layer->attn_q_bias)) || (status = add(s, &k, &k, &layer->attn_k_bias)) ||
-         (status = add(s, &v, &v, &layer->attn_v_bias))))
+    if (hp->has_qkv_bias && ((status = add_bias(s, q, &layer->attn_q_bias)) ||
+                             (status = add_bias(s, k, &layer->attn_k_bias)) ||
+                             (status = add_bias(s, v, &layer->attn_v_bias))))
         return status;
-    /* per-head views: q [hd, n_head, n], k [hd, n_head_kv, n] */
-    strata_tensor q_heads = view(&ctx->q, hd, hp->n_head, n, 0);
-    strata_tensor k_heads = view(&ctx->k, hd, hp->n_head_kv, n, 0);
     if (hp->has_qk_norm) {
         /* RMS norm over each head's hd values, weight [hd] */
-        strata_tensor q_rows = view(&ctx->q, hd, hp->n_head * n, 1, 0);
-        strata_tensor k_rows = view(&ctx->k, hd, hp->n_head_kv * n, 1, 0);
-        if ((status = rms_norm(s, &q_rows, &q_rows, &layer->attn_q_norm)) ||
-            (status = rms_norm(s, &k_rows, &k_rows, &layer->attn_k_norm)))
+        activation q_rows = act(SCRATCH_Q, hd, hp->n_head * n, 1);
+        activation k_rows = act(SCRATCH_K, hd, hp->n_head_kv * n, 1);
+        if ((status = rms_norm(s, q_rows, q_rows, &layer->attn_q_norm)) ||
+            (status = rms_norm(s, k_rows, k_rows, &layer->attn_k_norm)))
             return status;
     }
-    if ((status = rope(s, &q_heads, positions)) || (status = rope(s, &k_heads, positions)))
+    /* per-head views: q [hd, n_head, n], k [hd, n_head_kv, n], rotated where the cache is */
+    activation q_heads = act(SCRATCH_Q, hd, hp->n_head, n);
+    activation k_heads = act(SCRATCH_K, hd, hp->n_head_kv, n);
+    if ((status = rope(s, kv_device, q_heads, n)) || (status = rope(s, kv_device, k_heads, n)))
         return status;
 
     /* append k, v to this layer's cache at the chunk's positions */
-    strata_tensor k_rows_cache = cache_rows(&ctx->k_cache[layer_index]);
-    strata_tensor v_rows_cache = cache_rows(&ctx->v_cache[layer_index]);
-    backend_op store_k = {.kind = OP_KV_STORE, .dst = &k_rows_cache, .src = {&k, positions}};
-    backend_op store_v = {.kind = OP_KV_STORE, .dst = &v_rows_cache, .src = {&v, positions}};
-    if ((status = issue(s, &store_k)) || (status = issue(s, &store_v)))
+    if ((status = kv_store(s, kv_device, &ctx->k_cache[layer_index], k, n)) ||
+        (status = kv_store(s, kv_device, &ctx->v_cache[layer_index], v, n)))
         return status;
 
     /* attn [hd, n_head, n] = softmax(q k^T / sqrt(hd), causal) v */
+    strata_tensor positions;
+    if ((status = positions_on(s, kv_device, n, &positions)))
+        return status;
+    strata_tensor attn_t = on_device(s, kv_device, attn), q_t = on_device(s, kv_device, q_heads);
     backend_op attention = {.kind = OP_ATTENTION,
-                            .dst = &attn,
-                            .src = {&q_heads, &ctx->k_cache[layer_index], &ctx->v_cache[layer_index], positions}};
+                            .dst = &attn_t,
+                            .src = {&q_t, &ctx->k_cache[layer_index], &ctx->v_cache[layer_index], &positions}};
     attention.params.attention.n_kv = ctx->n_past + n;
     attention.params.attention.scale = 1.0f / sqrtf((float)hd);
-    if ((status = issue(s, &attention)))
+    if ((status = run(s, kv_device, &attention, attn, &q_heads, 1)))
         return status;
 
     /* x += W_o attn */
-    strata_tensor attn_flat = view(&ctx->attn_out, q_size, n, 1, 0);
-    if ((status = matmul(s, &proj, &layer->attn_output, &attn_flat)) || (status = add(s, &x, &x, &proj)))
+    activation attn_flat = act(SCRATCH_ATTN_OUT, q_size, n, 1);
+    if ((status = matmul(s, proj, &layer->attn_output, attn_flat)) || (status = add(s, x, proj)))
         return status;
     return STRATA_OK;
 }
 
 static strata_status ffn_block(forward_state *s, const layer_weights *layer, int64_t n)
 {
-    strata_context *ctx = s->ctx;
-    const strata_hparams *hp = &ctx->model->hparams;
-    strata_tensor x = view(&ctx->residual, hp->n_embd, n, 1, 0);    /* [n_embd, n] */
-    strata_tensor normed = view(&ctx->normed, hp->n_embd, n, 1, 0); /* [n_embd, n] */
-    strata_tensor gate = view(&ctx->ffn_gate, hp->n_ff, n, 1, 0);   /* [n_ff, n] */
-    strata_tensor up = view(&ctx->ffn_up, hp->n_ff, n, 1, 0);       /* [n_ff, n] */
-    strata_tensor proj = view(&ctx->proj, hp->n_embd, n, 1, 0);     /* [n_embd, n] */
+    const strata_hparams *hp = &s->ctx->model->hparams;
+    activation x = act(SCRATCH_RESIDUAL, hp->n_embd, n, 1);    /* [n_embd, n] */
+    activation normed = act(SCRATCH_NORMED, hp->n_embd, n, 1); /* [n_embd, n] */
+    activation gate = act(SCRATCH_FFN_GATE, hp->n_ff, n, 1);   /* [n_ff, n] */
+    activation up = act(SCRATCH_FFN_UP, hp->n_ff, n, 1);       /* [n_ff, n] */
+    activation proj = act(SCRATCH_PROJ, hp->n_embd, n, 1);     /* [n_embd, n] */
     strata_status status;
 
     /* normed = rms_norm(x) * ffn_norm */
-    if ((status = rms_norm(s, &normed, &x, &layer->ffn_norm)))
+    if ((status = rms_norm(s, normed, x, &layer->ffn_norm)))
         return status;
     /* gate = silu(W_gate normed) * (W_up normed) */
-    if ((status = matmul(s, &gate, &layer->ffn_gate, &normed)) || (status = matmul(s, &up, &layer->ffn_up, &normed)))
-        return status;
-    backend_op swiglu = {.kind = OP_SWIGLU, .dst = &gate, .src = {&gate, &up}};
-    if ((status = issue(s, &swiglu)))
+    if ((status = matmul(s, gate, &layer->ffn_gate, normed)) || (status = matmul(s, up, &layer->ffn_up, normed)) ||
+        (status = swiglu(s, gate, up)))
         return status;
     /* x += W_down gate */
-    if ((status = matmul(s, &proj, &layer->ffn_down, &gate)) || (status = add(s, &x, &x, &proj)))
+    if ((status = matmul(s, proj, &layer->ffn_down, gate)) || (status = add(s, x, proj)))
         return status;
     return STRATA_OK;
 }
@@ -171,24 +294,50 @@ static strata_status output_logits(forward_state *s, int64_t first, int64_t coun
     strata_context *ctx = s->ctx;
     const strata_model *model = ctx->model;
     const strata_hparams *hp = &model->hparams;
+    int d = model->output.device;
+    const backend_device *device = &model->devices[d].device;
     size_t column_bytes = (size_t)hp->n_embd * sizeof(float);
     strata_status status;
-    for (int64_t done = 0; done < count; done += CONTEXT_LOGITS_CHUNK) {
-        int64_t rows = count - done < CONTEXT_LOGITS_CHUNK ? count - done : CONTEXT_LOGITS_CHUNK;
+    for (int64_t done = 0; done < count; done += SCRATCH_LOGITS_CHUNK) {
+        int64_t rows = count - done < SCRATCH_LOGITS_CHUNK ? count - done : SCRATCH_LOGITS_CHUNK;
         /* normed [n_embd, rows] = rms_norm(x columns) * output_norm */
-        strata_tensor x = view(&ctx->residual, hp->n_embd, rows, 1, (size_t)(first + done) * column_bytes);
-        strata_tensor normed = view(&ctx->normed, hp->n_embd, rows, 1, 0);
-        strata_tensor logits = view(&ctx->logits, hp->n_vocab, rows, 1, 0); /* [n_vocab, rows] */
-        if ((status = rms_norm(s, &normed, &x, &model->output_norm)) ||
-            (status = matmul(s, &logits, &model->output, &normed)))
+        activation x = act(SCRATCH_RESIDUAL, hp->n_embd, rows, 1);
+        x.offset = (size_t)(first + done) * column_bytes;
+        activation normed = act(SCRATCH_NORMED, hp->n_embd, rows, 1);
+        activation logits = act(SCRATCH_LOGITS, hp->n_vocab, rows, 1); /* [n_vocab, rows] */
+        if ((status = rms_norm(s, normed, x, &model->output_norm)) ||
+            (status = matmul(s, logits, &model->output, normed)))
             return status;
+        strata_tensor logits_t = on_device(s, d, logits);
         float *host = ctx->host_logits + (size_t)(host_row + done) * (size_t)hp->n_vocab;
-        if ((status = s->device->ops->download(s->device->ctx, logits.buffer, logits.offset, host,
-                                               tensor_byte_size(&logits), s->err)) ||
-            (status = s->device->ops->sync(s->device->ctx, s->err)))
+        if ((status = device->ops->download(device->ctx, logits_t.buffer, logits_t.offset, host,
+                                            tensor_byte_size(&logits_t), s->err)) ||
+            (status = device->ops->sync(device->ctx, s->err)))
             return status;
     }
     return STRATA_OK;
+}
+
+/* Closes the step of every device the chunk used and waits for them. */
+static strata_status finish_chunk(strata_context *ctx, strata_status status, strata_error *err)
+{
+    strata_model *model = ctx->model;
+    for (int d = 0; d < model->n_devices; d++) {
+        if (!(ctx->devices_touched & (1u << d)))
+            continue;
+        const backend_device *device = &model->devices[d].device;
+        strata_error end_err = {0};
+        strata_status end_status = device->ops->end_step ? device->ops->end_step(device->ctx, &end_err) : STRATA_OK;
+        if (end_status == STRATA_OK)
+            end_status = device->ops->sync(device->ctx, &end_err);
+        if (status == STRATA_OK && end_status != STRATA_OK) {
+            if (err)
+                *err = end_err;
+            status = end_status;
+        }
+    }
+    ctx->devices_touched = 0;
+    return status;
 }
 
 strata_status forward_chunk(strata_context *ctx, const int32_t *tokens, int64_t n, bool all_logits,
@@ -196,52 +345,38 @@ strata_status forward_chunk(strata_context *ctx, const int32_t *tokens, int64_t 
 {
     strata_model *model = ctx->model;
     const strata_hparams *hp = &model->hparams;
-    const backend_device *device = &model->device;
-    const backend_ops *ops = device->ops;
-    forward_state state = {.ctx = ctx, .device = device, .err = err};
+    forward_state state = {.ctx = ctx, .err = err};
     strata_status status;
 
     for (int64_t i = 0; i < n; i++)
         ctx->host_positions[i] = (int32_t)(ctx->n_past + i);
-    strata_tensor token_ids = view(&ctx->tokens, n, 1, 1, 0);  /* [n] I32 */
-    strata_tensor positions = view(&ctx->positions, n, 1, 1, 0); /* [n] I32 */
-    if ((status = ops->upload(device->ctx, token_ids.buffer, token_ids.offset, tokens, (size_t)n * sizeof(int32_t),
-                              err)) ||
-        (status = ops->upload(device->ctx, positions.buffer, positions.offset, ctx->host_positions,
-                              (size_t)n * sizeof(int32_t), err)))
-        return status;
-    if (ops->begin_step && (status = ops->begin_step(device->ctx, err)))
-        return status;
+    handoff_begin_chunk(ctx);
+    ctx->devices_touched = 0;
 
-    /* x [n_embd, n] = token_embd[tokens] */
-    strata_tensor x = view(&ctx->residual, hp->n_embd, n, 1, 0);
-    backend_op get_rows = {.kind = OP_GET_ROWS, .dst = &x, .src = {&model->token_embd, &token_ids}};
-    if ((status = issue(&state, &get_rows)))
-        goto end_step;
+    /* x [n_embd, n] = token_embd[tokens], where the embedding is */
+    int embedding_device = model->token_embd.device;
+    activation x = act(SCRATCH_RESIDUAL, hp->n_embd, n, 1);
+    if ((status = handoff_from_host(ctx, SCRATCH_TOKENS, embedding_device, tokens, (size_t)n * sizeof(int32_t),
+                                    err)))
+        return status;
+    strata_tensor x_t = on_device(&state, embedding_device, x);
+    strata_tensor token_ids = on_device(&state, embedding_device, act(SCRATCH_TOKENS, n, 1, 1)); /* [n] I32 */
+    backend_op get_rows = {.kind = OP_GET_ROWS, .dst = &x_t, .src = {&model->token_embd.tensor, &token_ids}};
+    if ((status = issue(&state, embedding_device, &get_rows)))
+        goto done;
+    handoff_written(ctx, SCRATCH_RESIDUAL, embedding_device, end_of(x));
 
     for (int64_t layer = 0; layer < hp->n_layer; layer++) {
         const layer_weights *weights = &model->layers[layer];
-        if ((status = attention_block(&state, weights, layer, n, &positions)) ||
-            (status = ffn_block(&state, weights, n)))
-            goto end_step;
+        if ((status = attention_block(&state, weights, layer, n)) || (status = ffn_block(&state, weights, n)))
+            goto done;
     }
 
     if (all_logits)
         status = output_logits(&state, 0, n, host_row);
     else if (host_row >= 0)
         status = output_logits(&state, n - 1, 1, host_row);
-    else
-        status = ops->sync(device->ctx, err);
 
-end_step:
-    if (ops->end_step) {
-        strata_error end_err = {0};
-        strata_status end_status = ops->end_step(device->ctx, &end_err);
-        if (status == STRATA_OK && end_status != STRATA_OK) {
-            if (err)
-                *err = end_err;
-            status = end_status;
-        }
-    }
-    return status;
+done:
+    return finish_chunk(ctx, status, err);
 }

@@ -7,38 +7,61 @@
 #include "gguf.h"
 #include "strata.h"
 
-/* Weights of one transformer block. Optional tensors have present == false
- * (checked through the hparams flags, never through NULL data). */
+/* A weight and the device (index into strata_model.devices) that holds it;
+ * the op that reads it runs there. device is -1 for an absent optional
+ * tensor. */
+typedef struct model_weight {
+    strata_tensor tensor;
+    int device;
+} model_weight;
+
+/* Weights of one transformer block. Optional tensors have device -1
+ * (checked through the hparams flags). */
 typedef struct layer_weights {
-    strata_tensor attn_norm;   /* [n_embd] F32 */
-    strata_tensor attn_q;      /* [n_embd, n_head * head_dim] */
-    strata_tensor attn_k;      /* [n_embd, n_head_kv * head_dim] */
-    strata_tensor attn_v;      /* [n_embd, n_head_kv * head_dim] */
-    strata_tensor attn_output; /* [n_head * head_dim, n_embd] */
-    strata_tensor attn_q_bias; /* [n_head * head_dim] F32, qwen2 */
-    strata_tensor attn_k_bias; /* [n_head_kv * head_dim] F32, qwen2 */
-    strata_tensor attn_v_bias; /* [n_head_kv * head_dim] F32, qwen2 */
-    strata_tensor attn_q_norm; /* [head_dim] F32, qwen3 */
-    strata_tensor attn_k_norm; /* [head_dim] F32, qwen3 */
-    strata_tensor ffn_norm;    /* [n_embd] F32 */
-    strata_tensor ffn_gate;    /* [n_embd, n_ff] */
-    strata_tensor ffn_up;      /* [n_embd, n_ff] */
-    strata_tensor ffn_down;    /* [n_ff, n_embd] */
+    model_weight attn_norm;   /* [n_embd] F32 */
+    model_weight attn_q;      /* [n_embd, n_head * head_dim] */
+    model_weight attn_k;      /* [n_embd, n_head_kv * head_dim] */
+    model_weight attn_v;      /* [n_embd, n_head_kv * head_dim] */
+    model_weight attn_output; /* [n_head * head_dim, n_embd] */
+    model_weight attn_q_bias; /* [n_head * head_dim] F32, qwen2 */
+    model_weight attn_k_bias; /* [n_head_kv * head_dim] F32, qwen2 */
+    model_weight attn_v_bias; /* [n_head_kv * head_dim] F32, qwen2 */
+    model_weight attn_q_norm; /* [head_dim] F32, qwen3 */
+    model_weight attn_k_norm; /* [head_dim] F32, qwen3 */
+    model_weight ffn_norm;    /* [n_embd] F32 */
+    model_weight ffn_gate;    /* [n_embd, n_ff] */
+    model_weight ffn_up;      /* [n_embd, n_ff] */
+    model_weight ffn_down;    /* [n_ff, n_embd] */
+    int device;               /* where the layer's KV cache is and attention runs */
 } layer_weights;
+
+/* One device of the placement, with what is counted against its budget. */
+typedef struct model_device {
+    char name[STRATA_DEVICE_NAME_MAX]; /* "cuda0" */
+    backend_device device;
+    device_info info;
+    uint64_t budget_bytes;      /* everything counted here stays within this */
+    uint64_t workspace_bytes;   /* of the budget, kept for the backend's own workspace */
+    uint64_t allocated_bytes;   /* weights, KV caches and scratch held now */
+    uint64_t peak_bytes;        /* the most allocated_bytes has been */
+    backend_buffer **weight_buffers; /* the weights placed here (a CPU wraps the mapping) */
+    int n_weight_buffers;
+    strata_tensor rope_freqs;   /* this device's copy, when the device runs layers */
+    bool runs_layers;
+} model_device;
 
 struct strata_model {
     strata_hparams hparams;
     gguf_file *file;
-    backend_device device;
-    device_info device_info;
-    char device_name[160];
-    backend_buffer *weight_buffer; /* over the mapping (CPU) or a device copy */
+    int n_devices;
+    model_device devices[STRATA_MAX_DEVICES];
+    strata_plan plan;
+    char device_name[STRATA_MAX_DEVICES * 96];
 
-    strata_tensor token_embd;  /* [n_embd, n_vocab] */
-    strata_tensor output_norm; /* [n_embd] F32 */
-    strata_tensor output;      /* [n_embd, n_vocab]; aliases token_embd when tied */
-    strata_tensor rope_freqs;  /* [n_rot / 2] F32, when hparams.has_rope_freq_factors */
-    layer_weights *layers;     /* [n_layer] */
+    model_weight token_embd;  /* [n_embd, n_vocab] */
+    model_weight output_norm; /* [n_embd] F32 */
+    model_weight output;      /* [n_embd, n_vocab]; the same tensor as token_embd when tied */
+    layer_weights *layers;    /* [n_layer] */
 
     strata_tokenizer *tokenizer; /* NULL when the file has none */
     uint64_t decode_weight_bytes;
@@ -46,5 +69,19 @@ struct strata_model {
 
 /* Reads and checks the hyper-parameters of an open file (no tensors bound). */
 strata_status hparams_read(const gguf_file *file, strata_hparams *out, strata_error *err);
+
+/* --- what is counted against each device's budget (model_memory.c) --- */
+
+/* Allocates bytes on device d for what (a phrase for messages: "the KV cache
+ * of layers 0-15"), counted; an allocation that would pass the budget fails
+ * before the device is touched, naming the device, what was asked and what
+ * was left. */
+strata_status model_device_alloc(strata_model *model, int d, size_t bytes, const char *what,
+                                 backend_buffer **out, strata_error *err);
+/* Frees a buffer of model_device_alloc (NULL is fine). */
+void model_device_free(strata_model *model, int d, backend_buffer *buffer, size_t bytes);
+/* Counts bytes that live on device d without an allocation (a CPU computing
+ * from the file mapping), with the same budget check. */
+strata_status model_device_count(strata_model *model, int d, uint64_t bytes, const char *what, strata_error *err);
 
 #endif

@@ -1,25 +1,207 @@
-/* Loading a model: open the file, read the hyper-parameters, open the device,
- * place the weights, bind every tensor by its GGUF name with its shape
- * checked, and load the tokenizer. */
+/* Loading a model: open the file, read the hyper-parameters, open the
+ * devices, plan the placement (nothing is allocated when it does not fit),
+ * place each device's weights, bind every tensor by its GGUF name with its
+ * shape checked, and load the tokenizer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices.h"
 #include "model.h"
+#include "plan_model.h"
 #include "tokenizer.h"
 
-/* Fills out with the descriptor of tensor name placed in the weight buffer.
- * A required tensor that is missing, or any tensor whose shape is not
- * [ne0, ne1] (ne1 = 1 for vectors), is an error naming it. *present (may be
- * NULL for required tensors) tells whether an optional one exists. */
-static strata_status bind_tensor(strata_model *model, const char *name, int64_t ne0, int64_t ne1, bool required,
-                                 bool *present, strata_tensor *out, strata_error *err)
+/* Weights a CPU reads from the mapping must start at this alignment (the
+ * GGUF default); a file with a smaller general.alignment gets copies. */
+#define HOST_WEIGHT_ALIGNMENT 32
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* Where the bytes of one tensor of the file ended up. */
+typedef struct tensor_location {
+    int device;             /* -1: not placed (unused), -2: rope_freqs, per device */
+    backend_buffer *buffer;
+    size_t offset;
+} tensor_location;
+
+typedef struct loader {
+    strata_model *model;
+    const strata_model_params *params;
+    tensor_location *locations; /* [gguf_tensor_count] */
+    uint64_t upload_total;
+    uint64_t uploaded;
+} loader;
+
+static void report_progress(const loader *l, double fraction)
 {
+    if (l->params->progress)
+        l->params->progress(l->params->progress_user, fraction);
+}
+
+/* Registers a buffer of device d's weights (kept for freeing). */
+static strata_status keep_weight_buffer(model_device *device, backend_buffer *buffer, strata_error *err)
+{
+    backend_buffer **grown = realloc(device->weight_buffers, (size_t)(device->n_weight_buffers + 1) * sizeof *grown);
+    if (!grown) {
+        device->device.ops->buffer_free(device->device.ctx, buffer);
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    }
+    device->weight_buffers = grown;
+    device->weight_buffers[device->n_weight_buffers++] = buffer;
+    return STRATA_OK;
+}
+
+static bool placed_on(const strata_plan *plan, int64_t t, int d, const model_device *device)
+{
+    int where = plan->tensors[t].device;
+    return where == d || (where == -2 && device->runs_layers);
+}
+
+/* A CPU computes from the file mapping: one buffer wraps the data section,
+ * and each tensor placed here is counted against the budget. A tensor the
+ * file does not align is copied into an aligned buffer instead. */
+static strata_status place_in_mapping(loader *l, int d, strata_error *err)
+{
+    strata_model *model = l->model;
+    model_device *device = &model->devices[d];
+    const backend_ops *ops = device->device.ops;
+    const gguf_tensor_info *first = gguf_tensor(model->file, 0);
+    const char *data_base = (const char *)first->data - first->offset;
+    size_t data_bytes = gguf_file_size(model->file) - gguf_data_offset(model->file);
+    backend_buffer *mapping = NULL;
+    strata_status status;
+    if ((status = ops->buffer_wrap_host(device->device.ctx, (void *)data_base, data_bytes, &mapping, err)) ||
+        (status = keep_weight_buffer(device, mapping, err)))
+        return status;
+    for (int64_t t = 0; t < gguf_tensor_count(model->file); t++) {
+        if (!placed_on(&model->plan, t, d, device))
+            continue;
+        const gguf_tensor_info *info = gguf_tensor(model->file, t);
+        if ((uintptr_t)info->data % HOST_WEIGHT_ALIGNMENT == 0) {
+            if ((status = model_device_count(model, d, info->size_bytes, "the weights", err)))
+                return status;
+            if (l->model->plan.tensors[t].device >= 0)
+                l->locations[t] = (tensor_location){.device = d, .buffer = mapping, .offset = (size_t)info->offset};
+            else
+                device->rope_freqs.buffer = mapping, device->rope_freqs.offset = (size_t)info->offset;
+            continue;
+        }
+        backend_buffer *copy = NULL;
+        if ((status = model_device_alloc(model, d, info->size_bytes, "an aligned copy of a weight", &copy, err)) ||
+            (status = keep_weight_buffer(device, copy, err)) ||
+            (status = ops->upload(device->device.ctx, copy, 0, info->data, info->size_bytes, err)))
+            return status;
+        if (l->model->plan.tensors[t].device >= 0)
+            l->locations[t] = (tensor_location){.device = d, .buffer = copy, .offset = 0};
+        else
+            device->rope_freqs.buffer = copy, device->rope_freqs.offset = 0;
+    }
+    return STRATA_OK;
+}
+
+/* Other devices get buffers of their own (each at most the device's largest
+ * allocation) packed with their tensors at aligned offsets, then an upload
+ * per tensor. */
+static strata_status place_in_buffers(loader *l, int d, strata_error *err)
+{
+    strata_model *model = l->model;
+    model_device *device = &model->devices[d];
+    const backend_ops *ops = device->device.ops;
+    size_t alignment = device->info.alignment ? device->info.alignment : 64;
+    uint64_t max_buffer = device->info.max_allocation_bytes ? device->info.max_allocation_bytes : UINT64_MAX;
+    int64_t n = gguf_tensor_count(model->file);
+    strata_status status = STRATA_OK;
+    int64_t t = 0;
+    while (t < n) {
+        /* the tensors [t, end) that fit one buffer */
+        uint64_t size = 0;
+        int64_t end = t;
+        for (; end < n; end++) {
+            if (!placed_on(&model->plan, end, d, device))
+                continue;
+            uint64_t bytes = gguf_tensor(model->file, end)->size_bytes;
+            uint64_t offset = (size + alignment - 1) / alignment * alignment;
+            if (bytes > max_buffer)
+                return strata_fail(err, STRATA_UNSUPPORTED,
+                                   "%s: tensor %s (%.2f GiB) is larger than the largest buffer %s can allocate "
+                                   "(%.2f GiB); place it elsewhere with -ot",
+                                   gguf_path(model->file), gguf_tensor(model->file, end)->name, (double)bytes / GIB,
+                                   device->name, (double)max_buffer / GIB);
+            if (offset + bytes > max_buffer)
+                break;
+            size = offset + bytes;
+        }
+        if (size == 0) {
+            t = end;
+            continue;
+        }
+        backend_buffer *buffer = NULL;
+        if ((status = model_device_alloc(model, d, size, "the weights", &buffer, err)) ||
+            (status = keep_weight_buffer(device, buffer, err)))
+            return status;
+        uint64_t offset = 0;
+        for (int64_t k = t; k < end; k++) {
+            if (!placed_on(&model->plan, k, d, device))
+                continue;
+            const gguf_tensor_info *info = gguf_tensor(model->file, k);
+            offset = (offset + alignment - 1) / alignment * alignment;
+            if ((status = ops->upload(device->device.ctx, buffer, (size_t)offset, info->data, info->size_bytes, err)))
+                return status;
+            if (model->plan.tensors[k].device >= 0)
+                l->locations[k] = (tensor_location){.device = d, .buffer = buffer, .offset = (size_t)offset};
+            else
+                device->rope_freqs.buffer = buffer, device->rope_freqs.offset = (size_t)offset;
+            offset += info->size_bytes;
+            l->uploaded += info->size_bytes;
+            /* 1.0 only after every device synced: the last uploads may be in flight */
+            if (l->uploaded < l->upload_total)
+                report_progress(l, (double)l->uploaded / (double)l->upload_total);
+        }
+        t = end;
+    }
+    return ops->sync(device->device.ctx, err);
+}
+
+static strata_status place_weights(loader *l, strata_error *err)
+{
+    strata_model *model = l->model;
+    if (gguf_tensor_count(model->file) == 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: the file has no tensors", gguf_path(model->file));
+    for (int64_t t = 0; t < gguf_tensor_count(model->file); t++)
+        l->locations[t].device = -1;
+    for (int d = 0; d < model->n_devices; d++) {
+        model_device *device = &model->devices[d];
+        if (device->info.host_visible && device->device.ops->buffer_wrap_host)
+            continue;
+        for (int64_t t = 0; t < gguf_tensor_count(model->file); t++)
+            if (placed_on(&model->plan, t, d, device))
+                l->upload_total += gguf_tensor(model->file, t)->size_bytes;
+    }
+    report_progress(l, 0.0);
+    for (int d = 0; d < model->n_devices; d++) {
+        model_device *device = &model->devices[d];
+        strata_status status = device->info.host_visible && device->device.ops->buffer_wrap_host
+                                   ? place_in_mapping(l, d, err)
+                                   : place_in_buffers(l, d, err);
+        if (status != STRATA_OK)
+            return status;
+    }
+    report_progress(l, 1.0);
+    return STRATA_OK;
+}
+
+/* Fills out with the descriptor of tensor name where the plan placed it. A
+ * required tensor that is missing, or any tensor whose shape is not
+ * [ne0, ne1] (ne1 = 1 for vectors), is an error naming it. An absent
+ * optional tensor gets device -1. */
+static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64_t ne1, bool required,
+                                 model_weight *out, strata_error *err)
+{
+    strata_model *model = l->model;
     const char *path = gguf_path(model->file);
     const gguf_tensor_info *info = gguf_find_tensor(model->file, name);
-    if (present)
-        *present = info != NULL;
     memset(out, 0, sizeof *out);
+    out->device = -1;
     if (!info) {
         if (required)
             return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s is missing", path, name);
@@ -31,43 +213,51 @@ static strata_status bind_tensor(strata_model *model, const char *name, int64_t 
         return strata_fail(err, STRATA_INVALID_INPUT,
                            "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", path, name,
                            (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
-    if (!tensor_init_contiguous(out, info->dtype, ne0, ne1, 1, 1))
+    if (!tensor_init_contiguous(&out->tensor, info->dtype, ne0, ne1, 1, 1))
         return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s: shape does not fit dtype %s", path, name,
                            dtype_name(info->dtype));
-    out->buffer = model->weight_buffer;
-    out->offset = (size_t)info->offset;
-    void *base = model->device.ops->buffer_host_ptr(model->device.ctx, model->weight_buffer);
-    out->host_data = base ? (char *)base + out->offset : NULL;
-    out->name = info->name;
+    int64_t index = info - gguf_tensor(model->file, 0);
+    const tensor_location *where = &l->locations[index];
+    if (where->device < 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s was not placed on any device", path, name);
+    const model_device *device = &model->devices[where->device];
+    out->device = where->device;
+    out->tensor.buffer = where->buffer;
+    out->tensor.offset = where->offset;
+    void *base = device->device.ops->buffer_host_ptr(device->device.ctx, where->buffer);
+    out->tensor.host_data = base ? (char *)base + where->offset : NULL;
+    out->tensor.name = info->name;
     return STRATA_OK;
 }
 
 /* Norms, biases and rope factors feed element-wise ops, which take F32. */
-static strata_status require_f32(const strata_model *model, const strata_tensor *tensor, strata_error *err)
+static strata_status require_f32(const strata_model *model, const model_weight *weight, strata_error *err)
 {
-    if (tensor->dtype != DTYPE_F32)
+    if (weight->tensor.dtype != DTYPE_F32)
         return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s is %s; strata expects f32 for this tensor",
-                           gguf_path(model->file), tensor->name, dtype_name(tensor->dtype));
+                           gguf_path(model->file), weight->tensor.name, dtype_name(weight->tensor.dtype));
     return STRATA_OK;
 }
 
-/* Asks the device whether it can multiply by this weight (its dtype). */
-static strata_status require_matmul_support(const strata_model *model, const strata_tensor *weight,
+/* Asks the weight's device whether it can multiply by it (its dtype). */
+static strata_status require_matmul_support(const strata_model *model, const model_weight *weight,
                                             strata_error *err)
 {
+    const model_device *device = &model->devices[weight->device];
     strata_tensor activation, result;
-    tensor_init_contiguous(&activation, DTYPE_F32, weight->ne[0], 1, 1, 1);
-    tensor_init_contiguous(&result, DTYPE_F32, weight->ne[1], 1, 1, 1);
-    backend_op op = {.kind = OP_MATMUL, .dst = &result, .src = {weight, &activation}};
-    if (!model->device.ops->supports(model->device.ctx, &op))
-        return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s: the %s backend cannot multiply by %s weights",
-                           gguf_path(model->file), weight->name, model->device.ops->name,
-                           dtype_name(weight->dtype));
+    tensor_init_contiguous(&activation, DTYPE_F32, weight->tensor.ne[0], 1, 1, 1);
+    tensor_init_contiguous(&result, DTYPE_F32, weight->tensor.ne[1], 1, 1, 1);
+    backend_op op = {.kind = OP_MATMUL, .dst = &result, .src = {&weight->tensor, &activation}};
+    if (!device->device.ops->supports(device->device.ctx, &op))
+        return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s: %s (%s) cannot multiply by %s weights",
+                           gguf_path(model->file), weight->tensor.name, device->name, device->device.ops->name,
+                           dtype_name(weight->tensor.dtype));
     return STRATA_OK;
 }
 
-static strata_status bind_layer(strata_model *model, int64_t layer_index, strata_error *err)
+static strata_status bind_layer(loader *l, int64_t layer_index, strata_error *err)
 {
+    strata_model *model = l->model;
     const strata_hparams *hp = &model->hparams;
     layer_weights *layer = &model->layers[layer_index];
     int64_t q_size = hp->n_head * hp->head_dim;
@@ -77,7 +267,7 @@ static strata_status bind_layer(strata_model *model, int64_t layer_index, strata
 #define BIND(field, suffix, ne0, ne1)                                                                              \
     do {                                                                                                           \
         snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer_index, suffix);                               \
-        if ((status = bind_tensor(model, name, ne0, ne1, true, NULL, &layer->field, err)) != STRATA_OK)            \
+        if ((status = bind_tensor(l, name, ne0, ne1, true, &layer->field, err)) != STRATA_OK)                      \
             return status;                                                                                         \
     } while (0)
     BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1);
@@ -89,6 +279,8 @@ static strata_status bind_layer(strata_model *model, int64_t layer_index, strata
     BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
     BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
     BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
+    layer->attn_q_bias.device = layer->attn_k_bias.device = layer->attn_v_bias.device = -1;
+    layer->attn_q_norm.device = layer->attn_k_norm.device = -1;
     if (hp->has_qkv_bias) {
         BIND(attn_q_bias, "attn_q.bias", q_size, 1);
         BIND(attn_k_bias, "attn_k.bias", kv_size, 1);
@@ -99,135 +291,161 @@ static strata_status bind_layer(strata_model *model, int64_t layer_index, strata
         BIND(attn_k_norm, "attn_k_norm.weight", hp->head_dim, 1);
     }
 #undef BIND
-    const strata_tensor *vectors[] = {&layer->attn_norm, &layer->ffn_norm, &layer->attn_q_bias, &layer->attn_k_bias,
-                                      &layer->attn_v_bias, &layer->attn_q_norm, &layer->attn_k_norm};
+    layer->device = model->plan.layer_device[layer_index];
+    const model_weight *vectors[] = {&layer->attn_norm, &layer->ffn_norm, &layer->attn_q_bias, &layer->attn_k_bias,
+                                     &layer->attn_v_bias, &layer->attn_q_norm, &layer->attn_k_norm};
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        if (vectors[i]->buffer && (status = require_f32(model, vectors[i], err)) != STRATA_OK)
+        if (vectors[i]->device >= 0 && (status = require_f32(model, vectors[i], err)) != STRATA_OK)
             return status;
-    const strata_tensor *matrices[] = {&layer->attn_q, &layer->attn_k, &layer->attn_v, &layer->attn_output,
-                                       &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
+    const model_weight *matrices[] = {&layer->attn_q, &layer->attn_k, &layer->attn_v, &layer->attn_output,
+                                      &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
     for (size_t i = 0; i < sizeof matrices / sizeof matrices[0]; i++) {
         if ((status = require_matmul_support(model, matrices[i], err)) != STRATA_OK)
             return status;
-        model->decode_weight_bytes += tensor_byte_size(matrices[i]);
+        model->decode_weight_bytes += tensor_byte_size(&matrices[i]->tensor);
     }
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        if (vectors[i]->buffer)
-            model->decode_weight_bytes += tensor_byte_size(vectors[i]);
+        if (vectors[i]->device >= 0)
+            model->decode_weight_bytes += tensor_byte_size(&vectors[i]->tensor);
     return STRATA_OK;
 }
 
-/* Reports progress when the caller asked for it (params->progress). */
-static void report_progress(const strata_model_params *params, double fraction)
+static strata_status bind_model(loader *l, strata_error *err)
 {
-    if (params->progress)
-        params->progress(params->progress_user, fraction);
-}
-
-/* Puts the file's data section where the device computes from it: the CPU
- * reads the mapping itself (no copy); other devices get a buffer of the same
- * layout and an upload of every tensor. Progress goes to params->progress
- * per tensor uploaded (by bytes), and 1.0 once everything is in place. */
-static strata_status place_weights(strata_model *model, const strata_model_params *params, strata_error *err)
-{
-    const backend_ops *ops = model->device.ops;
-    size_t data_bytes = gguf_file_size(model->file) - gguf_data_offset(model->file);
-    if (gguf_tensor_count(model->file) == 0)
-        return strata_fail(err, STRATA_INVALID_INPUT, "%s: the file has no tensors", gguf_path(model->file));
-    const gguf_tensor_info *first = gguf_tensor(model->file, 0);
-    const char *data_base = (const char *)first->data - first->offset;
-    strata_status status;
-    if (ops->buffer_wrap_host && model->device_info.host_visible) {
-        status = ops->buffer_wrap_host(model->device.ctx, (void *)data_base, data_bytes, &model->weight_buffer, err);
-        if (status == STRATA_OK)
-            report_progress(params, 1.0);
-        return status;
-    }
-
-    if (data_bytes > model->device_info.free_bytes)
-        return strata_fail(err, STRATA_OUT_OF_MEMORY,
-                           "%s: weights need %.2f GiB but device %s has %.2f GiB free", gguf_path(model->file),
-                           data_bytes / 1073741824.0, model->device_info.name,
-                           model->device_info.free_bytes / 1073741824.0);
-    status = ops->buffer_alloc(model->device.ctx, data_bytes, &model->weight_buffer, err);
-    if (status != STRATA_OK)
-        return status;
-    uint64_t total_bytes = 0, uploaded_bytes = 0;
-    for (int64_t i = 0; i < gguf_tensor_count(model->file); i++)
-        total_bytes += gguf_tensor(model->file, i)->size_bytes;
-    report_progress(params, 0.0);
-    for (int64_t i = 0; i < gguf_tensor_count(model->file); i++) {
-        const gguf_tensor_info *info = gguf_tensor(model->file, i);
-        status = ops->upload(model->device.ctx, model->weight_buffer, (size_t)info->offset, info->data,
-                             info->size_bytes, err);
-        if (status != STRATA_OK)
-            return status;
-        uploaded_bytes += info->size_bytes;
-        /* 1.0 only after sync: the last uploads may still be in flight */
-        if (uploaded_bytes < total_bytes)
-            report_progress(params, (double)uploaded_bytes / (double)total_bytes);
-    }
-    if ((status = ops->sync(model->device.ctx, err)) != STRATA_OK)
-        return status;
-    report_progress(params, 1.0);
-    return STRATA_OK;
-}
-
-static strata_status bind_model(strata_model *model, strata_error *err)
-{
+    strata_model *model = l->model;
     const strata_hparams *hp = &model->hparams;
     strata_status status;
-    bool has_output;
-    if ((status = bind_tensor(model, "token_embd.weight", hp->n_embd, hp->n_vocab, true, NULL, &model->token_embd,
-                              err)) ||
-        (status = bind_tensor(model, "output_norm.weight", hp->n_embd, 1, true, NULL, &model->output_norm, err)) ||
+    if ((status = bind_tensor(l, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &model->token_embd, err)) ||
+        (status = bind_tensor(l, "output_norm.weight", hp->n_embd, 1, true, &model->output_norm, err)) ||
         (status = require_f32(model, &model->output_norm, err)) ||
-        (status = bind_tensor(model, "output.weight", hp->n_embd, hp->n_vocab, false, &has_output, &model->output,
-                              err)))
+        (status = bind_tensor(l, "output.weight", hp->n_embd, hp->n_vocab, false, &model->output, err)))
         return status;
-    if (!has_output)
+    if (model->output.device < 0)
         model->output = model->token_embd; /* tied embeddings */
     if ((status = require_matmul_support(model, &model->output, err)))
         return status;
-    if (hp->has_rope_freq_factors &&
-        ((status = bind_tensor(model, "rope_freqs.weight", hp->n_rot / 2, 1, true, NULL, &model->rope_freqs, err)) ||
-         (status = require_f32(model, &model->rope_freqs, err))))
-        return status;
+    if (hp->has_rope_freq_factors) {
+        model_weight rope;
+        const gguf_tensor_info *info = gguf_find_tensor(model->file, "rope_freqs.weight");
+        if (!info)
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor rope_freqs.weight is missing",
+                               gguf_path(model->file));
+        /* the shape and dtype checks of bind_tensor, on a stand-in location */
+        int64_t index = info - gguf_tensor(model->file, 0);
+        for (int d = 0; d < model->n_devices; d++) {
+            model_device *device = &model->devices[d];
+            if (!device->runs_layers)
+                continue;
+            l->locations[index] = (tensor_location){.device = d, .buffer = device->rope_freqs.buffer,
+                                                    .offset = device->rope_freqs.offset};
+            if ((status = bind_tensor(l, "rope_freqs.weight", hp->n_rot / 2, 1, true, &rope, err)) ||
+                (status = require_f32(model, &rope, err)))
+                return status;
+            device->rope_freqs = rope.tensor;
+        }
+    }
 
     model->layers = calloc((size_t)hp->n_layer, sizeof *model->layers);
     if (!model->layers)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory for %lld layers", (long long)hp->n_layer);
     for (int64_t layer = 0; layer < hp->n_layer; layer++)
-        if ((status = bind_layer(model, layer, err)) != STRATA_OK)
+        if ((status = bind_layer(l, layer, err)) != STRATA_OK)
             return status;
-    model->decode_weight_bytes += tensor_byte_size(&model->output) + tensor_byte_size(&model->output_norm) +
-                                  model->token_embd.nb[1]; /* one embedding row per token */
+    model->decode_weight_bytes += tensor_byte_size(&model->output.tensor) +
+                                  tensor_byte_size(&model->output_norm.tensor) +
+                                  model->token_embd.tensor.nb[1]; /* one embedding row per token */
     return STRATA_OK;
+}
+
+/* The device list the caller asked for: the placement's, else the
+ * --backend/--device shorthand, else NULL (the default). */
+static const char *requested_devices(const strata_model_params *params, char *buf, size_t size)
+{
+    if (params->placement.devices && params->placement.devices[0])
+        return params->placement.devices;
+    if (!params->backend)
+        return NULL;
+    if (strcmp(params->backend, "cpu") == 0 && params->device == 0)
+        snprintf(buf, size, "cpu");
+    else
+        snprintf(buf, size, "%s%d", params->backend, params->device);
+    return buf;
+}
+
+/* Opens the devices, plans, and takes over the devices the plan uses. */
+static strata_status open_and_plan(strata_model *model, const strata_model_params *params, strata_error *err)
+{
+    open_device opened[STRATA_MAX_DEVICES];
+    plan_device_input table[STRATA_MAX_DEVICES];
+    int n_opened = 0;
+    char list_buf[64];
+    backend_options options = {.n_threads = params->n_threads};
+    const strata_placement_params *placement = &params->placement;
+    strata_status status = devices_open(requested_devices(params, list_buf, sizeof list_buf), &options, opened,
+                                        &n_opened, err);
+    if (status != STRATA_OK)
+        return status;
+    for (int d = 0; d < n_opened; d++) {
+        devices_describe(&opened[d], devices_budget(&opened[d].info, placement->caps, placement->n_caps, opened[d].name,
+                                                    NULL),
+                         &table[d]);
+        if (placement->measure && (status = devices_measure(&opened[d], params->n_threads, &table[d], err)))
+            goto fail;
+    }
+    if ((status = plan_model(model->file, &model->hparams, table, n_opened, placement, &model->plan, err)))
+        goto fail;
+    if (!model->plan.fits) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "%s: the model %s (nothing was allocated)",
+                             gguf_path(model->file), model->plan.shortfall);
+        goto fail;
+    }
+    model->n_devices = n_opened;
+    size_t used = 0;
+    for (int d = 0; d < n_opened; d++) {
+        model_device *device = &model->devices[d];
+        snprintf(device->name, sizeof device->name, "%s", opened[d].name);
+        device->device = opened[d].device;
+        device->info = opened[d].info;
+        device->budget_bytes = model->plan.devices[d].budget_bytes;
+        device->workspace_bytes = model->plan.devices[d].workspace_bytes;
+        device->runs_layers = model->plan.devices[d].n_layers > 0;
+        snprintf(model->plan.devices[d].description, sizeof model->plan.devices[d].description, "%s",
+                 opened[d].info.name);
+        if (device->device.ops->set_workspace_limit)
+            device->device.ops->set_workspace_limit(device->device.ctx, device->workspace_bytes);
+        if (used < sizeof model->device_name)
+            used += (size_t)snprintf(model->device_name + used, sizeof model->device_name - used, "%s%s: %s",
+                                     d ? ", " : "", device->name, device->info.name);
+    }
+    return STRATA_OK;
+fail:
+    devices_close(opened, n_opened);
+    return status;
 }
 
 strata_status strata_model_load(const strata_model_params *params, strata_model **out, strata_error *err)
 {
     *out = NULL;
+    loader l = {.params = params};
     strata_model *model = calloc(1, sizeof *model);
     if (!model)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
+    l.model = model;
     strata_status status = gguf_open(params->path, &model->file, err);
     if (status != STRATA_OK)
         goto fail;
     if ((status = hparams_read(model->file, &model->hparams, err)) != STRATA_OK)
         goto fail;
-
-    backend_options options = {.n_threads = params->n_threads};
-    const char *backend_name = params->backend ? params->backend : "cpu";
-    if ((status = backend_open(backend_name, params->device, &options, &model->device, err)) != STRATA_OK)
+    if ((status = open_and_plan(model, params, err)) != STRATA_OK)
         goto fail;
-    model->device.ops->get_info(model->device.ctx, &model->device_info);
-    snprintf(model->device_name, sizeof model->device_name, "%s: %s", model->device.ops->name,
-             model->device_info.name);
-
-    if ((status = place_weights(model, params, err)) != STRATA_OK)
+    l.locations = calloc((size_t)(gguf_tensor_count(model->file) + 1), sizeof *l.locations);
+    if (!l.locations) {
+        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
         goto fail;
-    if ((status = bind_model(model, err)) != STRATA_OK)
+    }
+    if ((status = place_weights(&l, err)) != STRATA_OK)
+        goto fail;
+    if ((status = bind_model(&l, err)) != STRATA_OK)
         goto fail;
     if ((status = tokenizer_load_gguf(model->file, params->force_pre, &model->tokenizer, err)) != STRATA_OK)
         goto fail;
@@ -238,9 +456,11 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
                              (long long)model->hparams.n_vocab);
         goto fail;
     }
+    free(l.locations);
     *out = model;
     return STRATA_OK;
 fail:
+    free(l.locations);
     strata_model_free(model);
     return status;
 }
@@ -250,11 +470,14 @@ void strata_model_free(strata_model *model)
     if (!model)
         return;
     strata_tokenizer_free(model->tokenizer);
-    if (model->device.ops) {
-        if (model->weight_buffer)
-            model->device.ops->buffer_free(model->device.ctx, model->weight_buffer);
-        backend_close(&model->device);
+    for (int d = 0; d < model->n_devices; d++) {
+        model_device *device = &model->devices[d];
+        for (int b = 0; b < device->n_weight_buffers; b++)
+            device->device.ops->buffer_free(device->device.ctx, device->weight_buffers[b]);
+        free(device->weight_buffers);
+        backend_close(&device->device);
     }
+    planner_result_release(&model->plan);
     free(model->layers);
     gguf_close(model->file);
     free(model);
@@ -265,5 +488,7 @@ const strata_hparams *strata_model_hparams(const strata_model *model) { return &
 const strata_tokenizer *strata_model_tokenizer(const strata_model *model) { return model->tokenizer; }
 
 const char *strata_model_device_name(const strata_model *model) { return model->device_name; }
+
+const strata_plan *strata_model_plan(const strata_model *model) { return &model->plan; }
 
 uint64_t strata_model_decode_weight_bytes(const strata_model *model) { return model->decode_weight_bytes; }

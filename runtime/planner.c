@@ -113,7 +113,9 @@ static strata_status match_overrides(planner *p, strata_error *err)
         }
         for (int64_t t = 0; t < r->n_tensors; t++) {
             /* the first override that matches a tensor wins, as in llama.cpp */
-            if (p->fixed_device[t] >= 0 || r->tensors[t].role == PLAN_ROLE_UNUSED)
+            /* rope_freqs is copied to every device that runs layers */
+            if (p->fixed_device[t] >= 0 || r->tensors[t].role == PLAN_ROLE_UNUSED ||
+                r->tensors[t].role == PLAN_ROLE_ROPE_FREQS)
                 continue;
             int rc = pcre2_match(code, (PCRE2_SPTR)r->tensors[t].name, PCRE2_ZERO_TERMINATED, 0, 0, match, NULL);
             if (rc >= 0)
@@ -534,8 +536,8 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
         }
         if (worst >= 0)
             snprintf(out->tg_bound, sizeof out->tg_bound,
-                     "%s memory bandwidth: %.2f GB read per token at %.0f GB/s (%.0f%% of the time)",
-                     r->devices[worst].name, e->tally[worst].decode_bytes / 1e9,
+                     "%s memory bandwidth: %.3g MB read per token at %.3g GB/s (%.0f%% of the time)",
+                     r->devices[worst].name, e->tally[worst].decode_bytes / 1e6,
                      r->devices[worst].read_bandwidth / 1e9, 100.0 * worst_seconds / e->decode_seconds);
     }
     if (e->prefill_seconds <= 0) {
@@ -587,6 +589,7 @@ static strata_status fill_plan(const planner *p, const evaluation *e, strata_pla
         device->weights_bytes = tally->weights;
         device->kv_bytes = tally->kv;
         device->scratch_bytes = tally->used ? tally->scratch : 0;
+        device->workspace_bytes = tally->used ? p->workspace[d] : 0;
         device->planned_bytes = device->weights_bytes + device->kv_bytes + device->scratch_bytes;
         device->first_layer = tally->n_layers > 0 ? tally->first_layer : -1;
         device->n_layers = tally->n_layers;

@@ -124,6 +124,7 @@ typedef struct strata_plan_device {
     uint64_t weights_bytes;
     uint64_t kv_bytes;
     uint64_t scratch_bytes;   /* activations + the backend's workspace */
+    uint64_t workspace_bytes; /* of scratch_bytes, what the backend may allocate by itself */
     uint64_t planned_bytes;   /* weights + kv + scratch: an upper bound of what is allocated */
     int64_t first_layer;      /* layers [first_layer, first_layer + n_layers) run here */
     int64_t n_layers;

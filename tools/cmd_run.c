@@ -12,33 +12,27 @@
 
 #include "args.h"
 #include "commands.h"
+#include "placement_flags.h"
+#include "plan_print.h"
+#include "sampling_flags.h"
 #include "strata.h"
 #include "units.h"
 
 static const char *const RUN_CMD = "strata run";
-
-/* Context used when --ctx is not given: the model's training context, capped
- * so that a 128k-context model does not reserve gigabytes of KV cache for a
- * short prompt. */
-#define RUN_DEFAULT_CTX_CAP 4096
 
 typedef struct run_options {
     const char *model_path;
     const char *prompt;
     const char *token_list;
     int64_t n_predict;
-    strata_sampler_params sampling;
-    bool seed_given;
-    int64_t n_threads;
-    int64_t n_ctx;
-    const char *backend;
-    int64_t device;
-    strata_dtype kv_dtype;
     bool parse_special;
     bool no_bos;
-    bool echo;
+    bool no_echo;
     const char *dump_logits_path;
     bool verbose;
+    sampling_options sampling;
+    placement_options placement;
+    context_options context;
 } run_options;
 
 /* What one run holds; released in one place. */
@@ -77,160 +71,62 @@ void cmd_load_progress(void *user, double fraction)
     fprintf(stderr, "\rloading weights [%s] %3d%%", bar, percent);
 }
 
-static void print_help(FILE *out)
-{
-    fprintf(out,
-            "usage: strata run -m MODEL (-p TEXT | --tokens \"ID ID ...\") [options]\n"
-            "\n"
-            "Generates a continuation of a prompt. stdout gets the prompt (echoed as\n"
-            "given) followed by the generated text, streamed token by token; statistics\n"
-            "and messages go to stderr.\n"
-            "\n"
-            "input:\n"
-            "  -m, --model FILE          GGUF model\n"
-            "  -p, --prompt TEXT         prompt text (tokenized with the model's tokenizer)\n"
-            "      --tokens \"ID ...\"     prompt as token ids, bypassing the tokenizer; with a\n"
-            "                            model without tokenizer the output is ids as numbers\n"
-            "      --special             parse control tokens written in the prompt text\n"
-            "      --no-bos              do not add BOS (default: as the model file asks)\n"
-            "      --no-echo             do not print the prompt before the continuation\n"
-            "generation:\n"
-            "  -n, --n-predict N         tokens to generate (default 128; -1 = until an\n"
-            "                            end-of-generation token or the end of the context)\n"
-            "      --temp T              temperature (default 0.8; 0 = greedy)\n"
-            "      --top-k K             keep the K most likely tokens (default 40; 0 = off)\n"
-            "      --top-p P             nucleus sampling (default 0.95; 1 = off)\n"
-            "      --min-p P             drop tokens below P x the top probability (default 0.05)\n"
-            "      --repeat-penalty R    penalty for recent tokens (default 1.0 = off)\n"
-            "      --repeat-last-n N     how many recent tokens the penalties see (default 64)\n"
-            "      --presence-penalty P  (default 0 = off)\n"
-            "      --frequency-penalty P (default 0 = off)\n"
-            "  -s, --seed S              sampling seed (default: random, printed by --verbose)\n"
-            "device and memory:\n"
-            "  -c, --ctx N               context length (default: the model's, at most %d)\n"
-            "      --kv-type f16|f32     KV-cache element type (default f16)\n"
-            "  -t, --threads N           CPU threads (default 0 = all cores)\n"
-            "      --backend NAME        cpu (default), cuda, vulkan\n"
-            "      --device N            device index within the backend (default 0)\n"
-            "output:\n"
-            "      --dump-logits FILE    write the logits of every prompt position as\n"
-            "                            little-endian float32, n_prompt x n_vocab, row-major\n"
-            "  -v, --verbose             print the seed, device and token counts on stderr\n"
-            "  -h, --help                this help\n",
-            RUN_DEFAULT_CTX_CAP);
-}
+#define INPUT(field) offsetof(run_options, field)
+static const flag_spec input_flags[] = {
+    FLAG_VALUE("-m", "--model", "FILE", "GGUF model", FLAG_STRING, INPUT(model_path)),
+    FLAG_VALUE("-p", "--prompt", "TEXT", "prompt text (tokenized with the model's tokenizer)", FLAG_STRING,
+               INPUT(prompt)),
+    FLAG_VALUE(NULL, "--tokens", "\"ID ...\"",
+               "prompt as token ids, bypassing the tokenizer; with a\n"
+               "model without tokenizer the output is ids as numbers",
+               FLAG_STRING, INPUT(token_list)),
+    FLAG_ON(NULL, "--special", "parse control tokens written in the prompt text", INPUT(parse_special)),
+    FLAG_ON(NULL, "--no-bos", "do not add BOS (default: as the model file asks)", INPUT(no_bos)),
+    FLAG_ON(NULL, "--no-echo", "do not print the prompt before the continuation", INPUT(no_echo)),
+    FLAG_BOUNDED("-n", "--n-predict", "N",
+                 "tokens to generate (default 128; -1 = until an\n"
+                 "end-of-generation token or the end of the context)",
+                 FLAG_INT, INPUT(n_predict), -1, 1 << 30),
+};
+static const flag_group input_group = {"input and generation", input_flags,
+                                       sizeof input_flags / sizeof input_flags[0]};
+static const flag_spec output_flags[] = {
+    FLAG_VALUE(NULL, "--dump-logits", "FILE",
+               "write the logits of every prompt position as\n"
+               "little-endian float32, n_prompt x n_vocab, row-major",
+               FLAG_STRING, INPUT(dump_logits_path)),
+    FLAG_ON("-v", "--verbose",
+            "print the seed, the placement plan, token counts and\n"
+            "each device's peak memory next to the plan on stderr",
+            INPUT(verbose)),
+};
+#undef INPUT
+static const flag_group output_group = {"output", output_flags, sizeof output_flags / sizeof output_flags[0]};
 
-static bool parse_float_flag(const char *flag, const char *value, double min, double max, float *out)
-{
-    double parsed;
-    if (!args_parse_float(RUN_CMD, flag, value, min, max, &parsed))
-        return false;
-    *out = (float)parsed;
-    return true;
-}
-
-static bool parse_int32_flag(const char *flag, const char *value, int64_t min, int64_t max, int32_t *out)
-{
-    int64_t parsed;
-    if (!args_parse_int(RUN_CMD, flag, value, min, max, &parsed))
-        return false;
-    *out = (int32_t)parsed;
-    return true;
-}
-
-/* Handles one flag that takes a value; returns false on a bad value. */
-static bool parse_valued_flag(const char *flag, const char *value, run_options *opts)
-{
-    strata_sampler_params *s = &opts->sampling;
-    if (!strcmp(flag, "-m") || !strcmp(flag, "--model"))
-        opts->model_path = value;
-    else if (!strcmp(flag, "-p") || !strcmp(flag, "--prompt"))
-        opts->prompt = value;
-    else if (!strcmp(flag, "--tokens"))
-        opts->token_list = value;
-    else if (!strcmp(flag, "-n") || !strcmp(flag, "--n-predict"))
-        return args_parse_int(RUN_CMD, flag, value, -1, (int64_t)1 << 30, &opts->n_predict);
-    else if (!strcmp(flag, "--temp"))
-        return parse_float_flag(flag, value, 0, 100, &s->temperature);
-    else if (!strcmp(flag, "--top-k"))
-        return parse_int32_flag(flag, value, 0, INT32_MAX, &s->top_k);
-    else if (!strcmp(flag, "--top-p"))
-        return parse_float_flag(flag, value, 0, 1, &s->top_p);
-    else if (!strcmp(flag, "--min-p"))
-        return parse_float_flag(flag, value, 0, 1, &s->min_p);
-    else if (!strcmp(flag, "--repeat-penalty"))
-        return parse_float_flag(flag, value, 0, 100, &s->repeat_penalty);
-    else if (!strcmp(flag, "--repeat-last-n"))
-        return parse_int32_flag(flag, value, 0, INT32_MAX, &s->repeat_last_n);
-    else if (!strcmp(flag, "--presence-penalty"))
-        return parse_float_flag(flag, value, -100, 100, &s->presence_penalty);
-    else if (!strcmp(flag, "--frequency-penalty"))
-        return parse_float_flag(flag, value, -100, 100, &s->frequency_penalty);
-    else if (!strcmp(flag, "-s") || !strcmp(flag, "--seed")) {
-        opts->seed_given = true;
-        return args_parse_u64(RUN_CMD, flag, value, &s->seed);
-    } else if (!strcmp(flag, "-t") || !strcmp(flag, "--threads"))
-        return args_parse_int(RUN_CMD, flag, value, 0, 4096, &opts->n_threads);
-    else if (!strcmp(flag, "-c") || !strcmp(flag, "--ctx"))
-        return args_parse_int(RUN_CMD, flag, value, 0, (int64_t)1 << 24, &opts->n_ctx);
-    else if (!strcmp(flag, "--backend"))
-        opts->backend = value;
-    else if (!strcmp(flag, "--device"))
-        return args_parse_int(RUN_CMD, flag, value, 0, 1024, &opts->device);
-    else if (!strcmp(flag, "--kv-type")) {
-        static const char *const kv_types[] = {"f16", "f32", NULL};
-        if (!args_parse_choice(RUN_CMD, flag, value, kv_types))
-            return false;
-        opts->kv_dtype = strcmp(value, "f32") == 0 ? DTYPE_F32 : DTYPE_F16;
-    } else if (!strcmp(flag, "--dump-logits"))
-        opts->dump_logits_path = value;
-    return true;
-}
-
-static bool flag_takes_value(const char *flag)
-{
-    static const char *const valued[] = {
-        "-m",       "--model",        "-p",     "--prompt",         "--tokens",          "-n",
-        "--n-predict", "--temp",      "--top-k", "--top-p",         "--min-p",           "--repeat-penalty",
-        "--repeat-last-n", "--presence-penalty", "--frequency-penalty", "-s", "--seed",  "-t",
-        "--threads", "-c",            "--ctx",  "--backend",        "--device",          "--kv-type",
-        "--dump-logits", NULL,
-    };
-    for (size_t i = 0; valued[i]; i++)
-        if (strcmp(flag, valued[i]) == 0)
-            return true;
-    return false;
-}
+static const char *const RUN_USAGE =
+    "usage: strata run -m MODEL (-p TEXT | --tokens \"ID ID ...\") [options]\n"
+    "\n"
+    "Generates a continuation of a prompt. stdout gets the prompt (echoed as\n"
+    "given) followed by the generated text, streamed token by token; statistics\n"
+    "and messages go to stderr. The model is placed on every GPU found, then\n"
+    "the CPU for what does not fit (see `strata plan`).\n";
 
 /* Parses argv; returns -1 to go on, else the exit status. */
 static int parse_options(int argc, char **argv, run_options *opts)
 {
-    *opts = (run_options){.n_predict = 128, .sampling = strata_sampler_default_params(), .kv_dtype = DTYPE_F16,
-                          .echo = true};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (args_is_help(arg)) {
-            print_help(stdout);
-            return ARGS_EXIT_OK;
-        } else if (flag_takes_value(arg)) {
-            const char *value = args_take_value(RUN_CMD, argc, argv, &i);
-            if (!value || !parse_valued_flag(arg, value, opts))
-                return ARGS_EXIT_USAGE;
-        } else if (!strcmp(arg, "--special")) {
-            opts->parse_special = true;
-        } else if (!strcmp(arg, "--no-bos")) {
-            opts->no_bos = true;
-        } else if (!strcmp(arg, "--no-echo")) {
-            opts->echo = false;
-        } else if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose")) {
-            opts->verbose = true;
-        } else if (arg[0] == '-') {
-            return args_unknown(RUN_CMD, arg);
-        } else {
-            fprintf(stderr, "%s: unexpected argument '%s' (the prompt goes after -p)\n", RUN_CMD, arg);
-            return ARGS_EXIT_USAGE;
-        }
-    }
+    memset(opts, 0, sizeof *opts);
+    opts->n_predict = 128;
+    sampling_options_init(&opts->sampling);
+    placement_options_init(&opts->placement);
+    context_options_init(&opts->context);
+    flag_target targets[] = {{&input_group, opts},
+                             {&sampling_flag_group, &opts->sampling},
+                             {&placement_flag_group, &opts->placement},
+                             {&context_flag_group, &opts->context},
+                             {&output_group, opts}};
+    int status = flags_parse(RUN_CMD, RUN_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0]);
+    if (status != FLAGS_CONTINUE)
+        return status;
     if (!opts->model_path) {
         fprintf(stderr, "%s: no model given (-m MODEL)\n", RUN_CMD);
         return ARGS_EXIT_USAGE;
@@ -239,8 +135,8 @@ static int parse_options(int argc, char **argv, run_options *opts)
         fprintf(stderr, "%s: give exactly one of -p TEXT and --tokens \"ID ...\"\n", RUN_CMD);
         return ARGS_EXIT_USAGE;
     }
-    if (!opts->seed_given)
-        opts->sampling.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)clock();
+    if (!opts->sampling.seed_given)
+        opts->sampling.params.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)clock();
     return -1;
 }
 
@@ -441,14 +337,6 @@ static bool generate(const run_options *opts, run_state *state, bool first_id, i
     return true;
 }
 
-static int64_t choose_context_size(const run_options *opts, const strata_hparams *hp, size_t n_prompt)
-{
-    if (opts->n_ctx > 0)
-        return opts->n_ctx;
-    int64_t n_ctx = hp->n_ctx_train < RUN_DEFAULT_CTX_CAP ? hp->n_ctx_train : RUN_DEFAULT_CTX_CAP;
-    return n_ctx < (int64_t)n_prompt ? (int64_t)n_prompt : n_ctx;
-}
-
 static void free_state(run_state *state)
 {
     strata_sampler_free(state->sampler);
@@ -457,6 +345,19 @@ static void free_state(run_state *state)
     free(state->prompt_tokens);
     if (state->logits_file)
         fclose(state->logits_file);
+}
+
+/* run --verbose, at the end: each device's counted peak next to the plan. */
+static void print_device_peaks(const strata_model *model)
+{
+    const strata_plan *plan = strata_model_plan(model);
+    for (int d = 0; d < plan->n_devices; d++) {
+        uint64_t allocated, peak;
+        strata_model_device_usage(model, d, &allocated, &peak);
+        fprintf(stderr, "%s: %s: peak %.3f GiB allocated, planned %.3f GiB, budget %.3f GiB\n", RUN_CMD,
+                plan->devices[d].name, (double)peak / 1073741824.0, (double)plan->devices[d].planned_bytes / 1073741824.0,
+                (double)plan->devices[d].budget_bytes / 1073741824.0);
+    }
 }
 
 int cmd_run(int argc, char **argv)
@@ -469,15 +370,18 @@ int cmd_run(int argc, char **argv)
     run_state state = {0};
     strata_error err = {0};
     exit_status = ARGS_EXIT_ERROR;
+    int progress_shown = -1;
+    char device_list[256];
+    strata_model_params model_params = {.path = opts.model_path,
+                                        .progress = isatty(STDERR_FILENO) ? cmd_load_progress : NULL,
+                                        .progress_user = &progress_shown};
+    if (!placement_options_apply(RUN_CMD, &opts.placement, &opts.context, &model_params, device_list,
+                                 sizeof device_list))
+        return ARGS_EXIT_USAGE;
     if (opts.dump_logits_path && !(state.logits_file = fopen(opts.dump_logits_path, "wb"))) {
         fprintf(stderr, "%s: --dump-logits: cannot create %s\n", RUN_CMD, opts.dump_logits_path);
         goto done;
     }
-    int progress_shown = -1;
-    strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
-                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads,
-                                        .progress = isatty(STDERR_FILENO) ? cmd_load_progress : NULL,
-                                        .progress_user = &progress_shown};
     double load_start = units_now_seconds();
     strata_status load_status = strata_model_load(&model_params, &state.model, &err);
     if (progress_shown >= 0) /* a failed load leaves its bar: erase it before the message */
@@ -487,44 +391,51 @@ int cmd_run(int argc, char **argv)
         goto done;
     }
     const strata_hparams *hp = strata_model_hparams(state.model);
-    if (opts.verbose)
+    const strata_plan *plan = strata_model_plan(state.model);
+    if (opts.context.n_ctx > hp->n_ctx_train)
+        fprintf(stderr, "%s: warning: --ctx %lld is longer than the %lld positions the model was trained on\n",
+                RUN_CMD, (long long)opts.context.n_ctx, (long long)hp->n_ctx_train);
+    if (plan->note[0])
+        fprintf(stderr, "%s: %s\n", RUN_CMD, plan->note);
+    if (opts.verbose) {
         fprintf(stderr, "%s: loaded %s (%s, %lld layers, vocab %lld) on %s in %.2f s; seed %llu\n", RUN_CMD,
                 opts.model_path, hp->arch_name, (long long)hp->n_layer, (long long)hp->n_vocab,
                 strata_model_device_name(state.model), units_now_seconds() - load_start,
-                (unsigned long long)opts.sampling.seed);
+                (unsigned long long)opts.sampling.params.seed);
+        plan_print_markdown(stderr, plan, false);
+    }
     if (!prepare_prompt(&opts, &state))
         goto done;
 
     strata_context_params ctx_params = strata_context_default_params();
-    ctx_params.n_ctx = choose_context_size(&opts, hp, state.n_prompt);
-    ctx_params.kv_dtype = opts.kv_dtype;
-    if ((int64_t)state.n_prompt > ctx_params.n_ctx) {
-        fprintf(stderr, "%s: the prompt has %zu tokens but the context only %lld positions (raise --ctx)\n",
-                RUN_CMD, state.n_prompt, (long long)ctx_params.n_ctx);
+    ctx_params.kv_dtype = context_options_kv_dtype(&opts.context); /* n_ctx, batch: as planned */
+    if ((int64_t)state.n_prompt > plan->n_ctx) {
+        fprintf(stderr, "%s: the prompt has %zu tokens but the context holds %lld positions (raise --ctx)\n",
+                RUN_CMD, state.n_prompt, (long long)plan->n_ctx);
         goto done;
     }
     if (strata_context_create(state.model, &ctx_params, &state.ctx, &err) != STRATA_OK) {
         print_library_error("creating the context", &err);
         goto done;
     }
-    if (strata_sampler_create(&opts.sampling, hp->n_vocab, &state.sampler, &err) != STRATA_OK) {
+    if (strata_sampler_create(&opts.sampling.params, hp->n_vocab, &state.sampler, &err) != STRATA_OK) {
         print_library_error("creating the sampler", &err);
         goto done;
     }
     if (opts.verbose)
         fprintf(stderr, "%s: %zu prompt tokens, context %lld, kv %s\n", RUN_CMD, state.n_prompt,
-                (long long)ctx_params.n_ctx, dtype_name(opts.kv_dtype));
+                (long long)strata_context_size(state.ctx), opts.context.kv_type);
     for (size_t i = 0; i < state.n_prompt; i++)
         strata_sampler_accept(state.sampler, state.prompt_tokens[i]);
 
     bool first_id = true;
-    if (opts.echo)
+    if (!opts.no_echo)
         echo_prompt(&opts, &state, &first_id);
 
     double prompt_start = units_now_seconds();
     if (strata_decode(state.ctx, state.prompt_tokens, (int64_t)state.n_prompt, opts.dump_logits_path != NULL,
                       &err) != STRATA_OK) {
-        if (opts.echo)
+        if (!opts.no_echo)
             fputc('\n', stdout);
         print_library_error("decoding the prompt", &err);
         goto done;
@@ -542,6 +453,8 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "%s: prompt %zu tokens, %.2f tok/s | generated %lld tokens, %.2f tok/s\n", RUN_CMD,
             state.n_prompt, prompt_seconds > 0 ? (double)state.n_prompt / prompt_seconds : 0.0,
             (long long)n_generated, gen_seconds > 0 ? (double)n_generated / gen_seconds : 0.0);
+    if (opts.verbose)
+        print_device_peaks(state.model);
     exit_status = ARGS_EXIT_OK;
 done:
     free_state(&state);

@@ -13,6 +13,7 @@ typedef struct command {
 static const command commands[] = {
     {"run", cmd_run, "generate text from a model"},
     {"bench", cmd_bench, "measure prompt and generation throughput"},
+    {"plan", cmd_plan, "where a model's layers would go on the devices, memory and speed"},
     {"info", cmd_info, "describe a model file: hyper-parameters, tensors, memory"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
     {"synth", cmd_synth, "write a model with random weights of a real shape"},

@@ -42,12 +42,17 @@ static void vk_get_info(void *opaque, device_info *out)
     out->free_bytes = out->total_bytes > ctx->allocated_bytes ? out->total_bytes - ctx->allocated_bytes : 0;
     size_t alignment = (size_t)ctx->properties.limits.minStorageBufferOffsetAlignment;
     out->alignment = alignment > 64 ? alignment : 64;
+    VkPhysicalDeviceIDProperties id = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ID_PROPERTIES};
     VkPhysicalDeviceMaintenance3Properties maintenance3 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &id};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
                                          .pNext = &maintenance3};
     vkGetPhysicalDeviceProperties2(ctx->physical, &props);
     out->max_allocation_bytes = maintenance3.maxMemoryAllocationSize;
+    /* the same card through CUDA reports the same UUID */
+    out->has_uuid = true;
+    memcpy(out->uuid, id.deviceUUID, sizeof out->uuid);
+    out->software = ctx->properties.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
     out->host_visible = false; /* tensors are reached through upload/download */
     char features[160];
     vk_features_describe(&ctx->features, features, sizeof features);
@@ -112,6 +117,18 @@ static void vk_destroy(void *opaque)
     vk_context_destroy(opaque);
 }
 
+static void vk_set_workspace_limit(void *opaque, uint64_t limit_bytes)
+{
+    vk_context *ctx = opaque;
+    ctx->workspace_limit = limit_bytes;
+}
+
+static uint64_t vk_workspace_peak_bytes(void *opaque)
+{
+    const vk_context *ctx = opaque;
+    return ctx->workspace_peak;
+}
+
 static const backend_ops vulkan_ops = {
     .name = "vulkan",
     .destroy = vk_destroy,
@@ -127,6 +144,8 @@ static const backend_ops vulkan_ops = {
     .run_op = vk_run_op,
     .begin_step = NULL,
     .end_step = NULL,
+    .set_workspace_limit = vk_set_workspace_limit,
+    .workspace_peak_bytes = vk_workspace_peak_bytes,
 };
 
 strata_status vk_open(int device_index, const backend_options *options, backend_device *out, strata_error *err)

@@ -408,12 +408,28 @@ strata_status vk_scratch_reserve(vk_context *ctx, VkDeviceSize bytes, strata_err
 {
     if (ctx->scratch && ctx->scratch->capacity >= bytes)
         return STRATA_OK;
+    VkDeviceSize grown = vk_scratch_grown_size(bytes);
+    if (ctx->workspace_limit) {
+        if (bytes > ctx->workspace_limit)
+            return strata_fail(err, STRATA_OUT_OF_MEMORY,
+                               "vulkan%d: the op workspace needs %.1f MiB but its limit is %.1f MiB (%.1f MiB held); "
+                               "nothing was allocated",
+                               ctx->device_index, (double)bytes / 1048576.0,
+                               (double)ctx->workspace_limit / 1048576.0,
+                               ctx->scratch ? (double)ctx->scratch->capacity / 1048576.0 : 0.0);
+        if (grown > ctx->workspace_limit)
+            grown = ctx->workspace_limit;
+    }
     strata_status status = vk_submit_and_wait(ctx, err); /* recorded work may use the old one */
     if (status != STRATA_OK)
         return status;
     vk_buffer_destroy(ctx, ctx->scratch);
     ctx->scratch = NULL;
-    return vk_buffer_create(ctx, bytes + bytes / 2, false, &ctx->scratch, err);
+    if ((status = vk_buffer_create(ctx, grown, false, &ctx->scratch, err)) != STRATA_OK)
+        return status;
+    if (ctx->scratch->capacity > ctx->workspace_peak)
+        ctx->workspace_peak = ctx->scratch->capacity;
+    return STRATA_OK;
 }
 
 void vk_groups_2d(uint64_t groups, uint32_t *x, uint32_t *y)

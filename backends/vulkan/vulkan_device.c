@@ -7,6 +7,7 @@
 
 #include "vulkan_backend.h"
 #include "vulkan_internal.h"
+#include "vulkan_push.h"
 
 const char *vk_result_name(VkResult result)
 {
@@ -285,8 +286,33 @@ uint64_t vk_device_local_bytes(const vk_context *ctx)
     return best;
 }
 
+/* The workspace is attention's split-KV partials (vulkan_ops_attention.c):
+ * the most splits the choice makes for the largest (head, token) count and
+ * the whole context, grown as vk_scratch_reserve grows it. */
+static uint64_t vk_workspace_bytes(const backend_workspace_query *query)
+{
+    if (query->n_heads <= 0 || query->head_dim <= 0 || query->n_ctx <= 0)
+        return 0;
+    uint64_t worst = 0;
+    /* fewer tokens can mean more splits: ask for every token count up to the largest */
+    for (int64_t tokens = 1; tokens <= query->max_tokens; tokens++) {
+        uint64_t n_pairs = (uint64_t)(query->n_heads * tokens);
+        if (n_pairs > UINT32_MAX)
+            break;
+        uint32_t rows_per_split;
+        uint32_t splits = vk_attention_splits((uint32_t)n_pairs, (uint32_t)query->n_ctx, &rows_per_split);
+        if (splits <= 1)
+            continue;
+        uint64_t bytes = n_pairs * splits * (uint64_t)(query->head_dim + 2) * sizeof(float);
+        if (bytes > worst)
+            worst = bytes;
+    }
+    return worst ? vk_scratch_grown_size(worst) + 4 : 0;
+}
+
 const backend_registration vulkan_backend_registration = {
     .name = "vulkan",
     .device_count = vk_device_count,
     .open = vk_open,
+    .workspace_bytes = vk_workspace_bytes,
 };

@@ -120,8 +120,11 @@ typedef struct vk_context {
     /* small per-op tables written with vkCmdUpdateBuffer, reset per submit */
     backend_buffer *params;
     VkDeviceSize params_used;
-    /* device scratch (attention partials), grown on demand */
+    /* device scratch (attention partials), grown on demand: the backend's
+     * workspace, capped by workspace_limit (0: none) */
     backend_buffer *scratch;
+    uint64_t workspace_limit;
+    uint64_t workspace_peak;
 
     /* downloads waiting for the submit: copied out of staging after it */
     struct vk_pending_download {
@@ -217,8 +220,14 @@ static inline VkDeviceSize vk_binding_alignment(const vk_context *ctx)
 }
 /* Copies bytes into the params area (vkCmdUpdateBuffer) and binds them. */
 strata_status vk_params_write(vk_context *ctx, const void *data, size_t bytes, vk_binding *out, strata_error *err);
-/* Makes ctx->scratch hold at least bytes (submits first if it must grow). */
+/* Makes ctx->scratch hold at least bytes (submits first if it must grow):
+ * half as much again as asked, within workspace_limit. */
 strata_status vk_scratch_reserve(vk_context *ctx, VkDeviceSize bytes, strata_error *err);
+/* The workspace growth vk_scratch_reserve makes for a need of bytes. */
+static inline VkDeviceSize vk_scratch_grown_size(VkDeviceSize bytes)
+{
+    return bytes + bytes / 2;
+}
 
 /* Splits a count of workgroups over x and y (x at most 65535). */
 void vk_groups_2d(uint64_t groups, uint32_t *x, uint32_t *y);
