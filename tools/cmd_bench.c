@@ -20,6 +20,7 @@
 #include "args.h"
 #include "commands.h"
 #include "file_type.h"
+#include "placement_flags.h"
 #include "strata.h"
 #include "units.h"
 
@@ -37,12 +38,12 @@ typedef struct bench_options {
     int64_t n_prompt;
     int64_t n_gen;
     int64_t repetitions;
-    const char *backend;
-    int64_t device;
-    int64_t n_threads;
+    const char *format_text;
     bench_format format;
     uint64_t seed;
-    bool measure_bandwidth;
+    bool no_bandwidth;
+    placement_options placement;
+    context_options context;
 } bench_options;
 
 /* One row of the report. */
@@ -62,82 +63,59 @@ typedef struct bench_state {
     bool show_progress;
 } bench_state;
 
-static void print_help(FILE *out)
+static bool parse_format(const char *cmd, const char *flag, const char *value, void *options)
 {
-    fprintf(out,
-            "usage: strata bench -m MODEL [-p 512] [-n 128] [-r 5] [options]\n"
-            "\n"
-            "Measures prompt processing (pp: P random tokens in one batch) and text\n"
-            "generation (tg: N tokens one at a time), each from an empty KV cache, after\n"
-            "one warm-up run; reports mean +- standard deviation of tokens/s. For tg it\n"
-            "also reports the achieved memory bandwidth (bytes read per token x tokens/s)\n"
-            "and its fraction of the host read bandwidth measured in the same run.\n"
-            "\n"
-            "  -m, --model FILE     GGUF model\n"
-            "  -p, --n-prompt N     prompt tokens for the pp test (default 512; 0 = skip)\n"
-            "  -n, --n-gen N        generated tokens for the tg test (default 128; 0 = skip)\n"
-            "  -r, --repetitions R  timed runs of each test (default 5)\n"
-            "  -t, --threads N      CPU threads (default 0 = all cores)\n"
-            "      --backend NAME   cpu (default), cuda, vulkan\n"
-            "      --device N       device index within the backend (default 0)\n"
-            "  -o, --output F       md (default), json or csv, on stdout\n"
-            "      --seed S         seed of the random tokens (default 42)\n"
-            "      --no-bandwidth   skip the bandwidth measurement (no roofline column)\n"
-            "  -h, --help           this help\n");
+    static const char *const formats[] = {"md", "json", "csv", NULL};
+    if (!args_parse_choice(cmd, flag, value, formats))
+        return false;
+    bench_options *opts = options;
+    opts->format = !strcmp(value, "json") ? BENCH_JSON : !strcmp(value, "csv") ? BENCH_CSV : BENCH_MD;
+    return true;
 }
+
+#define BENCH(field) offsetof(bench_options, field)
+static const flag_spec bench_flags[] = {
+    FLAG_VALUE("-m", "--model", "FILE", "GGUF model", FLAG_STRING, BENCH(model_path)),
+    FLAG_BOUNDED("-p", "--n-prompt", "N", "prompt tokens for the pp test (default 512; 0 = skip)", FLAG_INT,
+                 BENCH(n_prompt), 0, 1 << 20),
+    FLAG_BOUNDED("-n", "--n-gen", "N", "generated tokens for the tg test (default 128; 0 = skip)", FLAG_INT,
+                 BENCH(n_gen), 0, 1 << 20),
+    FLAG_BOUNDED("-r", "--repetitions", "R", "timed runs of each test (default 5)", FLAG_INT, BENCH(repetitions), 1,
+                 BENCH_MAX_REPETITIONS),
+    FLAG_PARSED("-o", "--output", "F", "md (default), json or csv, on stdout", parse_format),
+    FLAG_VALUE(NULL, "--seed", "S", "seed of the random tokens (default 42)", FLAG_U64, BENCH(seed)),
+    FLAG_ON(NULL, "--no-bandwidth", "skip measuring the devices (no roofline, no prediction)", BENCH(no_bandwidth)),
+};
+#undef BENCH
+static const flag_group bench_group = {"benchmark", bench_flags, sizeof bench_flags / sizeof bench_flags[0]};
+
+static const char *const BENCH_USAGE =
+    "usage: strata bench -m MODEL [-p 512] [-n 128] [-r 5] [options]\n"
+    "\n"
+    "Measures prompt processing (pp: P random tokens in one batch) and text\n"
+    "generation (tg: N tokens one at a time), each from an empty KV cache, after\n"
+    "one warm-up run; reports mean +- standard deviation of tokens/s. For tg it\n"
+    "also reports the achieved memory bandwidth (bytes read per token x tokens/s)\n"
+    "and its fraction of the device's bandwidth measured in the same run, and\n"
+    "next to every row the speed the placement plan predicted from the devices\n"
+    "measured in this run.\n";
 
 /* Parses argv; returns -1 to go on, else the exit status. */
 static int parse_options(int argc, char **argv, bench_options *opts)
 {
-    *opts = (bench_options){.n_prompt = 512, .n_gen = 128, .repetitions = 5, .seed = 42, .measure_bandwidth = true};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value = NULL;
-        bool ok = true;
-        if (args_is_help(arg)) {
-            print_help(stdout);
-            return ARGS_EXIT_OK;
-        } else if (!strcmp(arg, "--no-bandwidth")) {
-            opts->measure_bandwidth = false;
-            continue;
-        } else if (arg[0] != '-') {
-            fprintf(stderr, "%s: unexpected argument '%s' (the model goes after -m)\n", BENCH_CMD, arg);
-            return ARGS_EXIT_USAGE;
-        }
-        static const char *const valued[] = {"-m", "--model", "-p", "--n-prompt", "-n", "--n-gen", "-r",
-                                             "--repetitions", "-t", "--threads", "--backend", "--device",
-                                             "-o", "--output", "--seed", NULL};
-        bool takes_value = false;
-        for (size_t v = 0; valued[v]; v++)
-            takes_value = takes_value || !strcmp(arg, valued[v]);
-        if (!takes_value)
-            return args_unknown(BENCH_CMD, arg);
-        if (!(value = args_take_value(BENCH_CMD, argc, argv, &i)))
-            return ARGS_EXIT_USAGE;
-        if (!strcmp(arg, "-m") || !strcmp(arg, "--model"))
-            opts->model_path = value;
-        else if (!strcmp(arg, "-p") || !strcmp(arg, "--n-prompt"))
-            ok = args_parse_int(BENCH_CMD, arg, value, 0, (int64_t)1 << 20, &opts->n_prompt);
-        else if (!strcmp(arg, "-n") || !strcmp(arg, "--n-gen"))
-            ok = args_parse_int(BENCH_CMD, arg, value, 0, (int64_t)1 << 20, &opts->n_gen);
-        else if (!strcmp(arg, "-r") || !strcmp(arg, "--repetitions"))
-            ok = args_parse_int(BENCH_CMD, arg, value, 1, BENCH_MAX_REPETITIONS, &opts->repetitions);
-        else if (!strcmp(arg, "-t") || !strcmp(arg, "--threads"))
-            ok = args_parse_int(BENCH_CMD, arg, value, 0, 256, &opts->n_threads);
-        else if (!strcmp(arg, "--backend"))
-            opts->backend = value;
-        else if (!strcmp(arg, "--device"))
-            ok = args_parse_int(BENCH_CMD, arg, value, 0, 1024, &opts->device);
-        else if (!strcmp(arg, "--seed"))
-            ok = args_parse_u64(BENCH_CMD, arg, value, &opts->seed);
-        else {
-            static const char *const formats[] = {"md", "json", "csv", NULL};
-            ok = args_parse_choice(BENCH_CMD, arg, value, formats);
-            opts->format = !strcmp(value, "json") ? BENCH_JSON : !strcmp(value, "csv") ? BENCH_CSV : BENCH_MD;
-        }
-        if (!ok)
-            return ARGS_EXIT_USAGE;
-    }
+    memset(opts, 0, sizeof *opts);
+    opts->n_prompt = 512;
+    opts->n_gen = 128;
+    opts->repetitions = 5;
+    opts->seed = 42;
+    placement_options_init(&opts->placement);
+    context_options_init(&opts->context);
+    flag_target targets[] = {{&bench_group, opts},
+                             {&placement_flag_group, &opts->placement},
+                             {&context_flag_group, &opts->context}};
+    int status = flags_parse(BENCH_CMD, BENCH_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0]);
+    if (status != FLAGS_CONTINUE)
+        return status;
     if (!opts->model_path) {
         fprintf(stderr, "%s: no model given (-m MODEL)\n", BENCH_CMD);
         return ARGS_EXIT_USAGE;
@@ -226,13 +204,21 @@ typedef struct bench_report {
     char model_desc[96];
     uint64_t size_bytes;
     uint64_t n_params;
-    const char *backend;
+    const char *backend;         /* the devices, "cuda0,cpu" */
     int threads;
-    double bandwidth;            /* bytes/s of the model's device; 0 when not measured */
+    double bandwidth;            /* bytes/s of the model's device; 0 when not measured or split */
     const char *bandwidth_method; /* what was measured */
-    double gemm_peak;            /* FLOP/s of the device's prefill GEMM; 0 when unknown */
+    double gemm_peak;            /* FLOP/s of the device's prefill matmuls; 0 when unknown or split */
     const char *device_name;
+    double predicted_tg;         /* tokens/s the plan predicts; 0 when unknown */
+    double predicted_pp;
 } bench_report;
+
+/* The predicted tokens/s of a row, or 0. */
+static double row_predicted(const bench_report *report, const bench_result *row)
+{
+    return row->bytes_per_token > 0 ? report->predicted_tg : report->predicted_pp;
+}
 
 /* Achieved GB/s and roofline fraction of a tg row; false for pp rows. */
 static bool row_bandwidth(const bench_report *report, const bench_result *row, double *gbps, double *fraction)
@@ -259,8 +245,8 @@ static void print_markdown(const bench_report *report, const bench_result *rows,
     char size[32], params[32];
     units_format_bytes(report->size_bytes, size, sizeof size);
     units_format_count(report->n_params, params, sizeof params);
-    printf("| model | size | params | backend | threads | test | t/s | GB/s | roofline |\n");
-    printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
+    printf("| model | size | params | devices | threads | test | t/s | predicted t/s | GB/s | roofline |\n");
+    printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
     for (int r = 0; r < n_rows; r++) {
         double gbps, fraction;
         char gbps_text[32] = "-", roofline_text[32] = "-";
@@ -271,16 +257,24 @@ static void print_markdown(const bench_report *report, const bench_result *rows,
         } else if (row_gemm_fraction(report, &rows[r], &fraction)) {
             snprintf(roofline_text, sizeof roofline_text, "%.1f %% of GEMM", 100 * fraction);
         }
-        printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f | %s | %s |\n", report->model_desc, size, params,
-               report->backend, report->threads, rows[r].test, rows[r].mean_tps, rows[r].stddev_tps, gbps_text,
-               roofline_text);
+        char predicted_text[32] = "-";
+        double predicted = row_predicted(report, &rows[r]);
+        if (predicted > 0)
+            snprintf(predicted_text, sizeof predicted_text, "%.2f", predicted);
+        printf("| %s | %s | %s | %s | %d | %s | %.2f ± %.2f | %s | %s | %s |\n", report->model_desc, size, params,
+               report->backend, report->threads, rows[r].test, rows[r].mean_tps, rows[r].stddev_tps, predicted_text,
+               gbps_text, roofline_text);
     }
     printf("\ndevice: %s\n", report->device_name);
     if (report->bandwidth > 0)
         printf("memory bandwidth: %.2f GB/s (%s, %d thread%s), measured in this run\n", report->bandwidth / 1e9,
                report->bandwidth_method, report->threads, report->threads == 1 ? "" : "s");
     if (report->gemm_peak > 0)
-        printf("GEMM peak: %.1f TFLOP/s, measured in this run\n", report->gemm_peak / 1e12);
+        printf("matmul peak: %.1f GFLOP/s (%s), measured in this run\n", report->gemm_peak / 1e9,
+               strstr(report->device_name, "cpu") == report->device_name ? "Q8_0 2048x2048 by 64 columns"
+                                                                         : "the device's prefill GEMM");
+    if (report->predicted_tg > 0 || report->predicted_pp > 0)
+        printf("predicted: the placement plan's bandwidth model with the devices measured in this run\n");
 }
 
 static void print_json_string(const char *text)
@@ -315,6 +309,8 @@ static void print_json(const bench_report *report, const bench_result *rows, int
         bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
         printf("    {\"test\": \"%s\", \"n_tokens\": %lld, \"tps_mean\": %.4f, \"tps_stddev\": %.4f", rows[r].test,
                (long long)rows[r].n_tokens, rows[r].mean_tps, rows[r].stddev_tps);
+        if (row_predicted(report, &rows[r]) > 0)
+            printf(", \"tps_predicted\": %.4f", row_predicted(report, &rows[r]));
         if (has_bw)
             printf(", \"bytes_per_token\": %.0f, \"gbps\": %.4f, \"roofline\": %.4f", rows[r].bytes_per_token, gbps,
                    fraction);
@@ -326,7 +322,7 @@ static void print_json(const bench_report *report, const bench_result *rows, int
 static void print_csv(const bench_report *report, const bench_result *rows, int n_rows)
 {
     printf("model,size_bytes,n_params,backend,threads,test,n_tokens,tps_mean,tps_stddev,gbps,roofline,"
-           "bandwidth_gbps\n");
+           "bandwidth_gbps,tps_predicted\n");
     for (int r = 0; r < n_rows; r++) {
         double gbps = 0, fraction = 0;
         bool has_bw = row_bandwidth(report, &rows[r], &gbps, &fraction);
@@ -337,7 +333,10 @@ static void print_csv(const bench_report *report, const bench_result *rows, int 
             printf("%.4f,%.4f,", gbps, fraction);
         else
             printf(",,");
-        printf("%.3f\n", report->bandwidth / 1e9);
+        printf("%.3f,", report->bandwidth / 1e9);
+        if (row_predicted(report, &rows[r]) > 0)
+            printf("%.4f", row_predicted(report, &rows[r]));
+        printf("\n");
     }
 }
 
@@ -363,12 +362,26 @@ int cmd_bench(int argc, char **argv)
     int n_rows = 0;
 
     int progress_shown = -1;
-    strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
-                                        .device = (int)opts.device, .n_threads = (int)opts.n_threads,
+    char device_list[256];
+    strata_model_params model_params = {.path = opts.model_path,
                                         .progress = state.show_progress ? cmd_load_progress : NULL,
                                         .progress_user = &progress_shown};
+    if (!placement_options_apply(BENCH_CMD, &opts.placement, &opts.context, &model_params, device_list,
+                                 sizeof device_list))
+        return ARGS_EXIT_USAGE;
+    /* the context the tests need, planned for; the devices measured for the ceilings and the prediction */
+    int64_t n_ctx = opts.context.n_ctx > 0 ? opts.context.n_ctx
+                                           : (opts.n_prompt > opts.n_gen ? opts.n_prompt : opts.n_gen);
+    if (n_ctx < opts.n_prompt || n_ctx < opts.n_gen) {
+        fprintf(stderr, "%s: --ctx %lld is shorter than the tests (-p %lld, -n %lld)\n", BENCH_CMD, (long long)n_ctx,
+                (long long)opts.n_prompt, (long long)opts.n_gen);
+        return ARGS_EXIT_USAGE;
+    }
+    model_params.placement.n_ctx = n_ctx;
+    model_params.placement.measure = !opts.no_bandwidth;
     if (state.show_progress)
-        fprintf(stderr, "%s: loading %s\n", BENCH_CMD, opts.model_path);
+        fprintf(stderr, "%s: loading %s%s\n", BENCH_CMD, opts.model_path,
+                opts.no_bandwidth ? "" : " (measuring the devices first)");
     strata_status load_status = strata_model_load(&model_params, &state.model, &err);
     if (progress_shown >= 0) /* a failed load leaves its bar: erase it before the message */
         fprintf(stderr, "\r\033[K");
@@ -377,9 +390,9 @@ int cmd_bench(int argc, char **argv)
         goto done;
     }
     const strata_hparams *hp = strata_model_hparams(state.model);
-    int64_t n_ctx = opts.n_prompt > opts.n_gen ? opts.n_prompt : opts.n_gen;
+    const strata_plan *plan = strata_model_plan(state.model);
     strata_context_params ctx_params = strata_context_default_params();
-    ctx_params.n_ctx = n_ctx;
+    ctx_params.kv_dtype = context_options_kv_dtype(&opts.context);
     if (strata_context_create(state.model, &ctx_params, &state.ctx, &err) != STRATA_OK) {
         fprintf(stderr, "%s: creating the context: %s\n", BENCH_CMD, err.message);
         goto done;
@@ -406,26 +419,37 @@ int cmd_bench(int argc, char **argv)
     }
 
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    char devices[STRATA_MAX_DEVICES * (STRATA_DEVICE_NAME_MAX + 1)];
+    size_t used = 0;
+    int devices_used = 0, only_device = 0;
+    devices[0] = '\0';
+    for (int d = 0; d < plan->n_devices; d++) {
+        if (plan->devices[d].planned_bytes == 0)
+            continue;
+        used += (size_t)snprintf(devices + used, sizeof devices - used, "%s%s", devices_used ? "," : "",
+                                 plan->devices[d].name);
+        devices_used++;
+        only_device = d;
+    }
     bench_report report = {
         .opts = &opts,
         .size_bytes = hp->weight_bytes,
         .n_params = hp->n_params,
-        .backend = opts.backend ? opts.backend : "cpu",
-        .threads = opts.n_threads > 0 ? (int)opts.n_threads : (int)(cores > 0 ? cores : 1),
+        .backend = devices,
+        .threads = opts.placement.n_threads > 0 ? (int)opts.placement.n_threads : (int)(cores > 0 ? cores : 1),
         .device_name = strata_model_device_name(state.model),
+        .predicted_tg = plan->tg_tokens_per_s,
+        .predicted_pp = plan->pp_tokens_per_s,
     };
     file_type_describe_model(opts.model_path, hp, report.model_desc, sizeof report.model_desc);
-    if (opts.measure_bandwidth) {
-        if (state.show_progress)
-            fprintf(stderr, "%s: measuring memory bandwidth\n", BENCH_CMD);
-        if (strata_model_measure_bandwidth(state.model, (int)opts.n_threads, &report.bandwidth,
-                                           &report.bandwidth_method, &err) != STRATA_OK) {
-            fprintf(stderr, "%s: measuring bandwidth: %s\n", BENCH_CMD, err.message);
-            goto done;
-        }
-        /* the CPU has no GEMM measurement yet: its pp rows show no roofline */
-        if (strata_model_measure_gemm_peak(state.model, &report.gemm_peak, &err) != STRATA_OK)
-            report.gemm_peak = 0;
+    /* a model on one device: its measured ceilings, as before; split, the
+     * prediction is the ceiling */
+    if (!opts.no_bandwidth && devices_used == 1) {
+        report.bandwidth = plan->devices[only_device].read_bandwidth;
+        report.bandwidth_method = strcmp(plan->devices[only_device].name, "cpu") == 0
+                                      ? "host read, best of 5 passes over 512 MiB"
+                                      : "device-to-device copy";
+        report.gemm_peak = plan->devices[only_device].matmul_flops;
     }
     if (opts.format == BENCH_JSON)
         print_json(&report, rows, n_rows);
