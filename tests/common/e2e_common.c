@@ -85,8 +85,8 @@ fail:
     return status;
 }
 
-bool e2e_check_model(const char *backend, const char *label, const char *path, const int32_t *tokens,
-                     int64_t n_tokens, double nmse_max)
+bool e2e_check_model_placed(const strata_model_params *model_params, const char *label, const int32_t *tokens,
+                            int64_t n_tokens, double nmse_max, e2e_placement_report *report)
 {
     strata_error err = {0};
     reference_model *ref = NULL;
@@ -94,6 +94,7 @@ bool e2e_check_model(const char *backend, const char *label, const char *path, c
     double *ref_logits = NULL;
     e2e_comparison batch = {0}, single = {0};
     bool ok = false;
+    const char *path = model_params->path;
     strata_status status = reference_model_load(path, &ref, &err);
     if (status != STRATA_OK)
         goto fail;
@@ -105,8 +106,7 @@ bool e2e_check_model(const char *backend, const char *label, const char *path, c
     }
     if ((status = reference_forward(ref, tokens, n_tokens, ref_logits, &err)))
         goto fail;
-    strata_model_params params = {.path = path, .backend = backend};
-    if ((status = strata_model_load(&params, &model, &err)))
+    if ((status = strata_model_load(model_params, &model, &err)))
         goto fail;
     double single_max = nmse_max > E2E_KV_F16_NMSE_FLOOR ? nmse_max : E2E_KV_F16_NMSE_FLOOR;
     if ((status = e2e_run_and_compare(model, DTYPE_F32, false, 64, tokens, n_tokens, ref_logits, n_vocab, nmse_max,
@@ -116,16 +116,41 @@ bool e2e_check_model(const char *backend, const char *label, const char *path, c
         goto fail;
     ok = batch.worst_nmse <= nmse_max && single.worst_nmse <= single_max && batch.argmax_ok &&
               single.argmax_ok;
-    printf("%-24s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
+    if (report) {
+        const strata_plan *plan = strata_model_plan(model);
+        report->within_budget = true;
+        report->within_plan = true;
+        for (int d = 0; d < plan->n_devices; d++) {
+            uint64_t allocated, peak;
+            strata_model_device_usage(model, d, &allocated, &peak);
+            if (peak > plan->devices[d].budget_bytes)
+                report->within_budget = false;
+            if (peak > plan->devices[d].planned_bytes) {
+                report->within_plan = false;
+                printf("  %s: counted peak %llu bytes, planned %llu\n", plan->devices[d].name,
+                       (unsigned long long)peak, (unsigned long long)plan->devices[d].planned_bytes);
+            }
+            report->peak_bytes[d] = peak;
+        }
+        report->n_devices = plan->n_devices;
+    }
+    printf("%-32s %12.3e %12.3e %9d/%-3d %9d/%-3d %10.0e  %s\n", label, batch.worst_nmse, single.worst_nmse,
            batch.argmax_agree, batch.argmax_rows, single.argmax_agree, single.argmax_rows, nmse_max,
            ok ? "ok" : "FAIL");
 fail:
     if (status != STRATA_OK) {
-        printf("%-24s error: %s\n", label, err.message);
+        printf("%-32s error: %s\n", label, err.message);
         ok = false;
     }
     strata_model_free(model);
     reference_model_free(ref);
     free(ref_logits);
     return ok;
+}
+
+bool e2e_check_model(const char *backend, const char *label, const char *path, const int32_t *tokens,
+                     int64_t n_tokens, double nmse_max)
+{
+    strata_model_params params = {.path = path, .backend = backend};
+    return e2e_check_model_placed(&params, label, tokens, n_tokens, nmse_max, NULL);
 }

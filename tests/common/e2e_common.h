@@ -63,4 +63,18 @@ strata_status e2e_run_and_compare(strata_model *model, strata_dtype kv_dtype, bo
 bool e2e_check_model(const char *backend, const char *label, const char *path, const int32_t *tokens,
                      int64_t n_tokens, double nmse_max);
 
+/* What a placed check saw of memory: each device's counted peak, and
+ * whether it stayed within the device's budget and the plan's figure. */
+typedef struct e2e_placement_report {
+    int n_devices;
+    uint64_t peak_bytes[STRATA_MAX_DEVICES];
+    bool within_budget;
+    bool within_plan;
+} e2e_placement_report;
+
+/* e2e_check_model with every model parameter given (devices, placement);
+ * report (may be NULL) receives the memory the model and contexts used. */
+bool e2e_check_model_placed(const strata_model_params *model_params, const char *label, const int32_t *tokens,
+                            int64_t n_tokens, double nmse_max, e2e_placement_report *report);
+
 #endif

@@ -1,0 +1,233 @@
+/* A model split across devices gives the single-device logits.
+ *
+ * Every architecture x a few weight types of the tiny synthetic preset (and
+ * the bundled stories260K with its five layers) is placed on "vulkan0,cpu"
+ * with 0, 1, half and all of its layers on Vulkan, on "cpu,vulkan0" (the
+ * output on the CPU, the first layers on Vulkan), and with -ot overrides
+ * that send single tensors of Vulkan's layers back to the CPU (the FFN down
+ * projections, the Q projections, the output norm). Each placement decodes
+ * the prompt as one batch (f32 cache) and one token at a time (f16 cache),
+ * and every row of logits is compared with the independent double-precision
+ * reference under the bounds of test_e2e_logits.c: the CPU's share of the
+ * work rounds activations to 8 bits, Vulkan's does not, so a mix stays
+ * within the CPU's bound.
+ *
+ * Also checked: where no override sends activations on detours, a decoded
+ * token crosses exactly the device boundaries the plan counts (one
+ * hand-off each); a --vram cap below the model's size makes the planner move
+ * layers to the CPU, and the peak counted on the capped device stays within
+ * the cap and within the plan's figure.
+ *
+ * Runs on Mesa's lavapipe in CI; skips (exit 77, saying why) when Vulkan is
+ * not built in or has no device. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "context.h"
+#include "e2e_common.h"
+#include "test_temp.h"
+#include "strata.h"
+
+static int failures;
+
+static void check(bool ok, const char *what)
+{
+    if (!ok) {
+        printf("FAIL: %s\n", what);
+        failures++;
+    }
+}
+
+/* The plan's count of device boundaries per decoded token, against the
+ * hand-offs the forward pass made for one token. */
+static void check_handoffs(const strata_model_params *params, const int32_t *tokens, int64_t n_tokens,
+                           const char *label)
+{
+    strata_error err = {0};
+    strata_model *model = NULL;
+    strata_context *ctx = NULL;
+    char what[1400];
+    if (strata_model_load(params, &model, &err) != STRATA_OK) {
+        snprintf(what, sizeof what, "%s: loading: %s", label, err.message);
+        check(false, what);
+        return;
+    }
+    strata_context_params ctx_params = strata_context_default_params();
+    ctx_params.n_ctx = 64;
+    if (strata_context_create(model, &ctx_params, &ctx, &err) != STRATA_OK ||
+        strata_decode(ctx, tokens, n_tokens - 1, false, &err) != STRATA_OK) {
+        snprintf(what, sizeof what, "%s: decoding: %s", label, err.message);
+        check(false, what);
+    } else {
+        uint64_t before = strata_context_handoff_count(ctx);
+        if (strata_decode(ctx, &tokens[n_tokens - 1], 1, false, &err) != STRATA_OK) {
+            snprintf(what, sizeof what, "%s: decoding one token: %s", label, err.message);
+            check(false, what);
+        } else {
+            uint64_t made = strata_context_handoff_count(ctx) - before;
+            int planned = strata_model_plan(model)->n_handoffs;
+            printf("%-32s hand-offs per token: %llu (plan: %d)\n", label, (unsigned long long)made, planned);
+            snprintf(what, sizeof what, "%s: %llu hand-offs for one token, the plan counts %d", label,
+                     (unsigned long long)made, planned);
+            check(made == (uint64_t)planned, what);
+        }
+    }
+    strata_context_free(ctx);
+    strata_model_free(model);
+}
+
+/* One placement of one model: logits against the reference, budgets kept. */
+static void check_placement(const char *path, const char *label, const char *devices, bool gpu_layers_set,
+                            int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
+                            const int32_t *tokens, int64_t n_tokens, double nmse_max)
+{
+    strata_model_params params = {.path = path};
+    params.placement = strata_placement_default_params();
+    params.placement.devices = devices;
+    params.placement.gpu_layers_set = gpu_layers_set;
+    params.placement.gpu_layers = gpu_layers;
+    params.placement.overrides = overrides;
+    params.placement.n_overrides = n_overrides;
+    params.placement.n_ctx = 64;
+    params.placement.kv_dtype = DTYPE_F32; /* the batch pass uses an f32 cache */
+    e2e_placement_report report;
+    if (!e2e_check_model_placed(&params, label, tokens, n_tokens, nmse_max, &report)) {
+        failures++;
+        return;
+    }
+    char what[320];
+    snprintf(what, sizeof what, "%s: a device's counted peak passed its budget", label);
+    check(report.within_budget, what);
+    snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
+    check(report.within_plan, what);
+    if (n_overrides == 0)
+        check_handoffs(&params, tokens, n_tokens, label);
+}
+
+/* The splits of one model with n_layer layers. */
+static void check_splits(const char *path, const char *name, int64_t n_layer, const int32_t *tokens,
+                         int64_t n_tokens, double nmse_max)
+{
+    char label[96];
+    int64_t counts[] = {0, 1, n_layer / 2, n_layer};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        if (i > 0 && counts[i] == counts[i - 1])
+            continue;
+        snprintf(label, sizeof label, "%s vulkan0,cpu -ngl %lld", name, (long long)counts[i]);
+        check_placement(path, label, "vulkan0,cpu", true, counts[i], NULL, 0, tokens, n_tokens, nmse_max);
+    }
+    snprintf(label, sizeof label, "%s cpu,vulkan0 -ngl 1", name);
+    check_placement(path, label, "cpu,vulkan0", true, 1, NULL, 0, tokens, n_tokens, nmse_max);
+
+    static const strata_tensor_override ffn_down[] = {{.pattern = "ffn_down", .device = "cpu"}};
+    static const strata_tensor_override mixed[] = {{.pattern = "^blk\\.0\\.attn_q\\.", .device = "cpu"},
+                                                   {.pattern = "output_norm", .device = "cpu"}};
+    snprintf(label, sizeof label, "%s all on vulkan0, -ot ffn_down=cpu", name);
+    check_placement(path, label, "vulkan0,cpu", true, n_layer, ffn_down, 1, tokens, n_tokens, nmse_max);
+    snprintf(label, sizeof label, "%s -ot attn_q,output_norm=cpu", name);
+    check_placement(path, label, "vulkan0,cpu", false, 0, mixed, 2, tokens, n_tokens, nmse_max);
+}
+
+/* A cap below the model's size on vulkan0: some layers go to the CPU, the
+ * counted peak on vulkan0 stays within the cap, the logits stay right. */
+static void check_cap(const char *path, const int32_t *tokens, int64_t n_tokens, double nmse_max)
+{
+    strata_plan *plan = NULL;
+    strata_error err = {0};
+    strata_placement_params placement = strata_placement_default_params();
+    placement.devices = "vulkan0,cpu";
+    placement.n_ctx = 64;
+    placement.kv_dtype = DTYPE_F32;
+    if (strata_plan_file(path, &placement, &plan, &err) != STRATA_OK) {
+        printf("FAIL: planning stories260K: %s\n", err.message);
+        failures++;
+        return;
+    }
+    uint64_t uncapped = plan->devices[0].planned_bytes;
+    int64_t uncapped_layers = plan->devices[0].n_layers;
+    strata_plan_free(plan);
+    /* room for the output, scratch and about half the layers */
+    strata_device_cap cap = {.device = "vulkan0", .bytes = uncapped * 3 / 4};
+    strata_model_params params = {.path = path};
+    params.placement = placement;
+    params.placement.caps = &cap;
+    params.placement.n_caps = 1;
+    e2e_placement_report report;
+    char label[96];
+    snprintf(label, sizeof label, "stories260K --vram vulkan0=%lluK", (unsigned long long)(cap.bytes >> 10));
+    if (!e2e_check_model_placed(&params, label, tokens, n_tokens, nmse_max, &report)) {
+        failures++;
+        return;
+    }
+    if (strata_plan_file(path, &params.placement, &plan, &err) != STRATA_OK) {
+        printf("FAIL: planning with the cap: %s\n", err.message);
+        failures++;
+        return;
+    }
+    char what[200];
+    snprintf(what, sizeof what, "the cap left %lld of %lld layers on vulkan0", (long long)plan->devices[0].n_layers,
+             (long long)uncapped_layers);
+    check(plan->devices[0].n_layers > 0 && plan->devices[0].n_layers < uncapped_layers, what);
+    printf("%-32s vulkan0 peak %llu bytes, cap %llu, layers %lld of %lld\n", label,
+           (unsigned long long)report.peak_bytes[0], (unsigned long long)cap.bytes,
+           (long long)plan->devices[0].n_layers, (long long)uncapped_layers);
+    snprintf(what, sizeof what, "vulkan0 peak %llu bytes passed the cap %llu", (unsigned long long)report.peak_bytes[0],
+             (unsigned long long)cap.bytes);
+    check(report.peak_bytes[0] <= cap.bytes, what);
+    strata_plan_free(plan);
+}
+
+int main(void)
+{
+    if (!backend_find("vulkan")) {
+        printf("skipped: Vulkan was not built into this strata\n");
+        return 77;
+    }
+    strata_error err = {0};
+    if (backend_find("vulkan")->device_count(&err) <= 0) {
+        printf("skipped: no Vulkan device (%s)\n", err.message);
+        return 77;
+    }
+    char dir[256];
+    if (!test_make_temp_dir(dir, sizeof dir, "strata_split")) {
+        printf("FAIL: cannot make a temporary directory\n");
+        return 1;
+    }
+    printf("%-32s %12s %12s %13s %13s %10s\n", "placement", "batch nmse", "1-by-1 nmse", "batch argmax",
+           "1-by-1 argmax", "bound");
+    static const char *const types[] = {"f32", "q4_k_m"};
+    for (int a = 0; a < E2E_ARCH_COUNT; a++) {
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            char path[512], name[64];
+            snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, e2e_archs[a], types[t]);
+            snprintf(name, sizeof name, "%s/%s", e2e_archs[a], types[t]);
+            strata_synth_params synth = {.arch = e2e_archs[a], .preset = "tiny", .type = types[t], .seed = 1,
+                                         .output_path = path};
+            if (strata_synth(&synth, &err) != STRATA_OK) {
+                printf("FAIL: synth %s: %s\n", name, err.message);
+                failures++;
+                continue;
+            }
+            double bound = 0;
+            for (size_t b = 0; b < e2e_type_bound_count; b++)
+                if (strcmp(e2e_type_bounds[b].type, types[t]) == 0)
+                    bound = e2e_type_bounds[b].nmse_max;
+            check_splits(path, name, 2, e2e_byte_prompt, e2e_byte_prompt_len, bound);
+            unlink(path);
+        }
+    }
+    char stories[512];
+    snprintf(stories, sizeof stories, "%s/stories260K.gguf", STRATA_MODELS_DIR);
+    check_splits(stories, "stories260K", 5, e2e_stories_prompt, e2e_stories_prompt_len, 1e-9);
+    check_cap(stories, e2e_stories_prompt, e2e_stories_prompt_len, 1e-9);
+    rmdir(dir);
+    if (failures) {
+        printf("%d failure%s\n", failures, failures == 1 ? "" : "s");
+        return 1;
+    }
+    printf("ok: every split gives the reference logits within bounds, budgets held\n");
+    return 0;
+}
