@@ -33,6 +33,8 @@ struct strata_model {
     device_info device_info;
     char device_name[160];
     backend_buffer *weight_buffer; /* over the mapping (CPU) or a device copy */
+    bool weights_in_file;          /* weight_buffer wraps the file's mapping: every
+                                      decode checks the file (gguf_check_unchanged) */
 
     strata_tensor token_embd;  /* [n_embd, n_vocab] */
     strata_tensor output_norm; /* [n_embd] F32 */

@@ -141,6 +141,7 @@ static strata_status place_weights(strata_model *model, const strata_model_param
         status = ops->buffer_wrap_host(model->device.ctx, (void *)data_base, data_bytes, &model->weight_buffer, err);
         if (status == STRATA_OK)
             report_progress(params, 1.0);
+        model->weights_in_file = status == STRATA_OK && !params->no_mmap;
         return status;
     }
 
@@ -211,7 +212,8 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
     strata_model *model = calloc(1, sizeof *model);
     if (!model)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
-    strata_status status = gguf_open(params->path, &model->file, err);
+    strata_status status = params->no_mmap ? gguf_open_read(params->path, &model->file, err)
+                                           : gguf_open(params->path, &model->file, err);
     if (status != STRATA_OK)
         goto fail;
     if ((status = hparams_read(model->file, &model->hparams, err)) != STRATA_OK)
@@ -238,6 +240,9 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
                              (long long)model->hparams.n_vocab);
         goto fail;
     }
+    /* the uploads and the tokenizer read the file: it must not have changed */
+    if ((status = gguf_check_unchanged(model->file, err)) != STRATA_OK)
+        goto fail;
     *out = model;
     return STRATA_OK;
 fail:

@@ -43,6 +43,7 @@ typedef struct bench_options {
     bench_format format;
     uint64_t seed;
     bool measure_bandwidth;
+    bool no_mmap;
 } bench_options;
 
 /* One row of the report. */
@@ -83,6 +84,7 @@ static void print_help(FILE *out)
             "  -o, --output F       md (default), json or csv, on stdout\n"
             "      --seed S         seed of the random tokens (default 42)\n"
             "      --no-bandwidth   skip the bandwidth measurement (no roofline column)\n"
+            "      --no-mmap        read the model into memory instead of mapping it\n"
             "  -h, --help           this help\n");
 }
 
@@ -99,6 +101,9 @@ static int parse_options(int argc, char **argv, bench_options *opts)
             return ARGS_EXIT_OK;
         } else if (!strcmp(arg, "--no-bandwidth")) {
             opts->measure_bandwidth = false;
+            continue;
+        } else if (!strcmp(arg, "--no-mmap")) {
+            opts->no_mmap = true;
             continue;
         } else if (arg[0] != '-') {
             fprintf(stderr, "%s: unexpected argument '%s' (the model goes after -m)\n", BENCH_CMD, arg);
@@ -366,7 +371,7 @@ int cmd_bench(int argc, char **argv)
     strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
                                         .device = (int)opts.device, .n_threads = (int)opts.n_threads,
                                         .progress = state.show_progress ? cmd_load_progress : NULL,
-                                        .progress_user = &progress_shown};
+                                        .progress_user = &progress_shown, .no_mmap = opts.no_mmap};
     if (state.show_progress)
         fprintf(stderr, "%s: loading %s\n", BENCH_CMD, opts.model_path);
     strata_status load_status = strata_model_load(&model_params, &state.model, &err);

@@ -39,6 +39,7 @@ typedef struct run_options {
     bool echo;
     const char *dump_logits_path;
     bool verbose;
+    bool no_mmap;
 } run_options;
 
 /* What one run holds; released in one place. */
@@ -112,6 +113,8 @@ static void print_help(FILE *out)
             "  -t, --threads N           CPU threads (default 0 = all cores)\n"
             "      --backend NAME        cpu (default), cuda, vulkan\n"
             "      --device N            device index within the backend (default 0)\n"
+            "      --no-mmap             read the model into memory instead of mapping it\n"
+            "                            (the run then never depends on the file again)\n"
             "output:\n"
             "      --dump-logits FILE    write the logits of every prompt position as\n"
             "                            little-endian float32, n_prompt x n_vocab, row-major\n"
@@ -224,6 +227,8 @@ static int parse_options(int argc, char **argv, run_options *opts)
             opts->echo = false;
         } else if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose")) {
             opts->verbose = true;
+        } else if (!strcmp(arg, "--no-mmap")) {
+            opts->no_mmap = true;
         } else if (arg[0] == '-') {
             return args_unknown(RUN_CMD, arg);
         } else {
@@ -477,7 +482,7 @@ int cmd_run(int argc, char **argv)
     strata_model_params model_params = {.path = opts.model_path, .backend = opts.backend,
                                         .device = (int)opts.device, .n_threads = (int)opts.n_threads,
                                         .progress = isatty(STDERR_FILENO) ? cmd_load_progress : NULL,
-                                        .progress_user = &progress_shown};
+                                        .progress_user = &progress_shown, .no_mmap = opts.no_mmap};
     double load_start = units_now_seconds();
     strata_status load_status = strata_model_load(&model_params, &state.model, &err);
     if (progress_shown >= 0) /* a failed load leaves its bar: erase it before the message */
