@@ -180,9 +180,10 @@ typedef struct gguf_writer gguf_writer;
  * means 3. Data is aligned to 32 bytes unless general.alignment is set (a
  * uint32 power of two). Writing more bytes than the current tensor still
  * needs is an error (chunks never span two tensors). Any error stops the
- * writer: later calls fail and gguf_writer_free removes the file. */
+ * writer: later calls fail and gguf_writer_free removes the file (when it
+ * is a regular file: a device, FIFO or pipe given as output is left). */
 strata_status gguf_writer_create(const char *path, uint32_t version, gguf_writer **out, strata_error *err);
-/* Closes (and on failure before finish, removes) the file; NULL is fine. */
+/* Closes (and on failure before finish, removes a regular) file; NULL is fine. */
 void gguf_writer_free(gguf_writer *writer);
 
 strata_status gguf_writer_set_int(gguf_writer *writer, const char *key, gguf_value_type type, int64_t value,

@@ -16,20 +16,20 @@
 /* Largest single read: Linux transfers at most about 2 GiB per call. */
 #define READ_CHUNK_BYTES ((size_t)1 << 30)
 
-/* "is a directory", ... for a file that is not a regular file. */
+/* "a directory", ... for a file that is not a regular file. */
 static const char *file_kind(mode_t mode)
 {
     if (S_ISDIR(mode))
-        return "is a directory";
+        return "a directory";
     if (S_ISFIFO(mode))
-        return "is a FIFO or pipe";
+        return "a FIFO or pipe";
     if (S_ISCHR(mode))
-        return "is a character device";
+        return "a character device";
     if (S_ISBLK(mode))
-        return "is a block device";
+        return "a block device";
     if (S_ISSOCK(mode))
-        return "is a socket";
-    return "is not a regular file";
+        return "a socket";
+    return "of another kind";
 }
 
 static bool same_time(struct timespec a, struct timespec b)
@@ -52,7 +52,7 @@ static strata_status open_regular_file(const char *path, int *out_fd, struct sta
         goto fail;
     }
     if (!S_ISREG(st->st_mode)) {
-        status = strata_fail(err, STRATA_INVALID_INPUT, "%s: %s, not a regular file (a model must be a file on disk)",
+        status = strata_fail(err, STRATA_INVALID_INPUT, "%s: not a regular file but %s; a GGUF file must be a regular file",
                              path, file_kind(st->st_mode));
         goto fail;
     }
