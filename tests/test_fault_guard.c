@@ -170,6 +170,7 @@ static void check_child_did_not_survive(int status, const char *what)
 
 static void test_foreign_sigbus_is_not_swallowed(void)
 {
+    printf("note: two child processes die of SIGBUS on purpose next (under sanitizers, each prints a report)\n");
     char path[600];
     temp_path(path, sizeof path, "foreign.bin");
     if (!write_pattern_file(path, 2 * page_bytes, 1)) {
