@@ -14,7 +14,6 @@
 # the FIFO. The test changes the file in between.
 # Environment (set by ctest): STRATA, STRATA_MODELS_DIR, STRATA_TEST_DATA_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
-export LC_ALL=C
 
 model="$work/tiny.gguf"
 if ! "$STRATA" synth --preset tiny --arch llama --type f32 --seed 7 -o "$model" >/dev/null 2>"$work/err"; then
