@@ -216,6 +216,16 @@ strata_status strata_decode(strata_context *ctx, const int32_t *tokens, int64_t 
         ctx->n_past += chunk;
         done += chunk;
     }
+    /* weights read from a file that changed meanwhile made these logits and
+     * keys: drop them, as for any failed step */
+    if (ctx->model->weights_in_file) {
+        strata_status status = gguf_check_unchanged(ctx->model->file, err);
+        if (status != STRATA_OK) {
+            ctx->n_past = start_position;
+            ctx->logits_row_count = 0;
+            return status;
+        }
+    }
     ctx->logits_first_token = all_logits ? 0 : n_tokens - 1;
     ctx->logits_row_count = rows_needed;
     return STRATA_OK;

@@ -13,8 +13,15 @@
  * Decisions the validator makes: every dim is in 1..2^62 (zero-sized tensors
  * are rejected, so size_bytes > 0 and data != NULL for every tensor); arrays
  * nest at most 4 levels; general.alignment, when present, is a uint32 power
- * of two; tensors may not overlap. The mapping must not be truncated by
- * another process while open (that would raise SIGBUS, as with any mmap). */
+ * of two; tensors may not overlap.
+ *
+ * A path is opened without blocking and must name a regular file (a FIFO,
+ * a device or a directory is an error naming it). The mapped file is
+ * watched: gguf_check_unchanged tells whether it was truncated or rewritten
+ * since it was opened. A read of the mapping past a truncation raises
+ * SIGBUS, which ends the process unless strata_install_fault_guard (strata.h)
+ * was called; with it, the read sees zeros and the next
+ * gguf_check_unchanged fails. */
 #ifndef STRATA_GGUF_H
 #define STRATA_GGUF_H
 
@@ -75,6 +82,21 @@ typedef struct gguf_tensor_info {
 /* Opens and validates path. On success *out owns the mapping; close it with
  * gguf_close. Errors name the file, the field and what is wrong. */
 strata_status gguf_open(const char *path, gguf_file **out, strata_error *err);
+
+/* Same, but reads the whole file into private memory instead of mapping it:
+ * once it returns, the file may change or vanish without effect on *out.
+ * Costs memory the size of the file. */
+strata_status gguf_open_read(const char *path, gguf_file **out, strata_error *err);
+
+/* Whether the file still holds what gguf_open validated. STRATA_OK, or
+ * STRATA_IO with a message naming the file when it was truncated or
+ * modified since it was opened (its size or modification time changed), or
+ * when a read of the mapping faulted and the fault guard repaired it: what
+ * was read from the mapping since may be wrong. Always STRATA_OK for
+ * gguf_open_read and gguf_open_memory. One fstat: cheap enough for every
+ * decode step. A writer that changes the file through a mapping of its own
+ * is seen only once the kernel updates the file's time. */
+strata_status gguf_check_unchanged(const gguf_file *file, strata_error *err);
 
 /* Same checks on a caller-owned buffer (fuzzing, tests). The buffer must stay
  * alive and unchanged until gguf_close. display_name is used in messages. */
@@ -158,9 +180,10 @@ typedef struct gguf_writer gguf_writer;
  * means 3. Data is aligned to 32 bytes unless general.alignment is set (a
  * uint32 power of two). Writing more bytes than the current tensor still
  * needs is an error (chunks never span two tensors). Any error stops the
- * writer: later calls fail and gguf_writer_free removes the file. */
+ * writer: later calls fail and gguf_writer_free removes the file (when it
+ * is a regular file: a device, FIFO or pipe given as output is left). */
 strata_status gguf_writer_create(const char *path, uint32_t version, gguf_writer **out, strata_error *err);
-/* Closes (and on failure before finish, removes) the file; NULL is fine. */
+/* Closes (and on failure before finish, removes a regular) file; NULL is fine. */
 void gguf_writer_free(gguf_writer *writer);
 
 strata_status gguf_writer_set_int(gguf_writer *writer, const char *key, gguf_value_type type, int64_t value,

@@ -3,6 +3,9 @@
 #ifndef STRATA_GGUF_INTERNAL_H
 #define STRATA_GGUF_INTERNAL_H
 
+#include <sys/types.h>
+#include <time.h>
+
 #include "gguf.h"
 
 /* Byte order: every multi-byte field is read with memcpy as host order, so
@@ -46,11 +49,29 @@ typedef struct gguf_name_index {
                                   be made to collide ahead of time */
 } gguf_name_index;
 
+/* Where an opened file's bytes live (runtime/gguf_source.c): a read-only
+ * mapping of the file, or a private copy in an anonymous mapping. */
+typedef struct gguf_source {
+    void *bytes;               /* NULL when the file came from a caller's buffer */
+    size_t size;
+    int fd;                    /* the mapped file, kept open to watch it; -1 for a copy */
+    int guard_slot;            /* fault guard slot of the mapping (fault_guard.h) */
+    off_t opened_size;         /* the file's size and modification time when opened */
+    struct timespec opened_mtime;
+} gguf_source;
+
+/* Opens path (never blocking; only a regular file of at least a GGUF header
+ * is accepted) and maps it, or with read_into_memory reads it into a copy
+ * and closes it. Errors name the path. */
+strata_status gguf_source_open(const char *path, bool read_into_memory, gguf_source *out, strata_error *err);
+/* Releases what gguf_source_open set up; leaves an empty source. */
+void gguf_source_close(gguf_source *source);
+
 struct gguf_file {
     char *path;                /* display name (NUL-terminated copy) */
     const uint8_t *base;
     size_t size;
-    void *mapping;             /* non-NULL when gguf_open mapped the file */
+    gguf_source source;        /* owned bytes: empty for gguf_open_memory */
     uint32_t version;
     size_t alignment;
     size_t data_offset;

@@ -1,19 +1,16 @@
-/* GGUF v2/v3 reader: maps a file (or takes a caller's buffer) and validates
- * the header, every key/value, every tensor description and the data
- * section before gguf_open returns. Parse time and memory are linear in the
+/* GGUF v2/v3 reader: takes a file's bytes (gguf_source.c: mapped or read
+ * into memory) or a caller's buffer and validates the header, every
+ * key/value, every tensor description and the data section before
+ * gguf_open returns. Parse time and memory are linear in the
  * file size: every count is checked against the bytes that remain before
  * anything is sized from it. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "fault_guard.h"
 #include "gguf_internal.h"
 
 /* Smallest possible encodings, used to bound counts by the remaining bytes. */
@@ -435,6 +432,7 @@ static strata_status open_buffer(const uint8_t *data, size_t size, const char *d
     gguf_file *file = calloc(1, sizeof *file);
     if (!file)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "%s: cannot allocate the file descriptor", display);
+    file->source = (gguf_source){.fd = -1, .guard_slot = FAULT_GUARD_NO_SLOT};
     file->path = strdup(display);
     if (!file->path) {
         status = strata_fail(err, STRATA_OUT_OF_MEMORY, "%s: cannot copy the file name", display);
@@ -464,51 +462,36 @@ strata_status gguf_open_memory(const void *data, size_t size, const char *displa
     return open_buffer(data ? data : empty, size, display, out, err);
 }
 
+/* gguf_open and gguf_open_read: the file's bytes from gguf_source_open,
+ * validated like a caller's buffer, then owned by the file. */
+static strata_status open_path(const char *path, bool read_into_memory, gguf_file **out, strata_error *err)
+{
+    *out = NULL;
+    gguf_source source;
+    strata_status status = gguf_source_open(path, read_into_memory, &source, err);
+    if (status != STRATA_OK)
+        return status;
+    if ((status = open_buffer(source.bytes, source.size, path, out, err)) != STRATA_OK) {
+        gguf_source_close(&source);
+        return status;
+    }
+    (*out)->source = source;
+    /* a file truncated or rewritten while it was validated fails here */
+    if ((status = gguf_check_unchanged(*out, err)) != STRATA_OK) {
+        gguf_close(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
 strata_status gguf_open(const char *path, gguf_file **out, strata_error *err)
 {
-    strata_status status;
-    void *mapping = MAP_FAILED;
-    size_t size = 0;
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return strata_fail(err, STRATA_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        status = strata_fail(err, STRATA_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        status = strata_fail(err, STRATA_INVALID_INPUT, "%s: not a regular file", path);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size < GGUF_HEADER_BYTES) {
-        status = strata_fail(err, STRATA_INVALID_INPUT, "%s: file is %lld bytes, too small for a GGUF header (%d bytes)",
-                             path, (long long)st.st_size, GGUF_HEADER_BYTES);
-        goto fail;
-    }
-    if ((uint64_t)st.st_size > SIZE_MAX) {
-        status = strata_fail(err, STRATA_UNSUPPORTED, "%s: file is too large to map", path);
-        goto fail;
-    }
-    size = (size_t)st.st_size;
-    mapping = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapping == MAP_FAILED) {
-        status = strata_fail(err, STRATA_IO, "%s: cannot map %zu bytes: %s", path, size, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
-    if ((status = open_buffer(mapping, size, path, out, err)) != STRATA_OK)
-        goto fail;
-    (*out)->mapping = mapping;
-    return STRATA_OK;
-fail:
-    if (mapping != MAP_FAILED)
-        munmap(mapping, size);
-    if (fd >= 0)
-        close(fd);
-    return status;
+    return open_path(path, false, out, err);
+}
+
+strata_status gguf_open_read(const char *path, gguf_file **out, strata_error *err)
+{
+    return open_path(path, true, out, err);
 }
 
 void gguf_close(gguf_file *file)
@@ -528,8 +511,7 @@ void gguf_close(gguf_file *file)
     free(file->tensors);
     gguf_index_free(&file->kv_index);
     gguf_index_free(&file->tensor_index);
-    if (file->mapping)
-        munmap(file->mapping, file->size);
+    gguf_source_close(&file->source);
     free(file->path);
     free(file);
 }

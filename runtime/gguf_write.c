@@ -3,13 +3,14 @@
  * table, then tensor bytes are streamed straight to the file in declaration
  * order, so a model of tens of GB is never held in memory. Any failure makes
  * the writer unusable, and a writer freed before a successful finish removes
- * its partial file. */
+ * its partial file (a regular file only: a device or pipe is left alone). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gguf_internal.h"
 
@@ -28,6 +29,7 @@ typedef struct writer_tensor {
 struct gguf_writer {
     char *path;
     FILE *out;
+    bool remove_on_failure;     /* out is a regular file (never remove a device or FIFO) */
     uint32_t version;
     writer_state state;
     size_t alignment;
@@ -97,6 +99,10 @@ strata_status gguf_writer_create(const char *path, uint32_t version, gguf_writer
         status = strata_fail(err, STRATA_IO, "%s: cannot create: %s", path, strerror(errno));
         goto fail;
     }
+    /* the output may be a pipe or a device (/dev/stdout, /dev/null): a
+     * failed write must not delete it */
+    struct stat st;
+    w->remove_on_failure = fstat(fileno(w->out), &st) == 0 && S_ISREG(st.st_mode);
     *out = w;
     return STRATA_OK;
 fail:
@@ -110,7 +116,7 @@ void gguf_writer_free(gguf_writer *w)
         return;
     if (w->out) {
         fclose(w->out);
-        if (w->state != WRITER_FINISHED)
+        if (w->state != WRITER_FINISHED && w->remove_on_failure)
             remove(w->path);
     }
     for (int64_t i = 0; i < w->n_keys; i++)
@@ -496,7 +502,8 @@ strata_status gguf_writer_finish(gguf_writer *w, strata_error *err)
     int flush_errno = errno;
     if (fclose(out) != 0 || !flushed) {
         w->state = WRITER_FAILED;
-        remove(w->path);
+        if (w->remove_on_failure)
+            remove(w->path);
         return strata_fail(err, STRATA_IO, "%s: cannot finish writing: %s", w->path,
                            strerror(flushed ? errno : flush_errno));
     }

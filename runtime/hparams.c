@@ -180,6 +180,8 @@ strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_
     if (status != STRATA_OK)
         return status;
     status = hparams_read(file, out, err);
+    if (status == STRATA_OK) /* read from a file that changed meanwhile? */
+        status = gguf_check_unchanged(file, err);
     gguf_close(file);
     return status;
 }

@@ -57,6 +57,8 @@ struct strata_model {
     model_device devices[STRATA_MAX_DEVICES];
     strata_plan plan;
     char device_name[STRATA_MAX_DEVICES * 96];
+    bool weights_in_file;     /* a device computes from the file's mapping: every
+                                 decode checks the file (gguf_check_unchanged) */
 
     model_weight token_embd;  /* [n_embd, n_vocab] */
     model_weight output_norm; /* [n_embd] F32 */

@@ -73,6 +73,7 @@ static strata_status place_in_mapping(loader *l, int d, strata_error *err)
     if ((status = ops->buffer_wrap_host(device->device.ctx, (void *)data_base, data_bytes, &mapping, err)) ||
         (status = keep_weight_buffer(device, mapping, err)))
         return status;
+    model->weights_in_file = !l->params->no_mmap;
     for (int64_t t = 0; t < gguf_tensor_count(model->file); t++) {
         if (!placed_on(&model->plan, t, d, device))
             continue;
@@ -431,7 +432,8 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
     if (!model)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
     l.model = model;
-    strata_status status = gguf_open(params->path, &model->file, err);
+    strata_status status = params->no_mmap ? gguf_open_read(params->path, &model->file, err)
+                                           : gguf_open(params->path, &model->file, err);
     if (status != STRATA_OK)
         goto fail;
     if ((status = hparams_read(model->file, &model->hparams, err)) != STRATA_OK)
@@ -456,6 +458,9 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
                              (long long)model->hparams.n_vocab);
         goto fail;
     }
+    /* the uploads and the tokenizer read the file: it must not have changed */
+    if ((status = gguf_check_unchanged(model->file, err)) != STRATA_OK)
+        goto fail;
     free(l.locations);
     *out = model;
     return STRATA_OK;

@@ -191,12 +191,19 @@ typedef struct strata_model_params {
      * place. progress_user is passed through untouched. */
     void (*progress)(void *user, double fraction);
     void *progress_user;
+    /* false (the default): the file is memory-mapped, and on the CPU the
+     * weights are computed from the mapping, so the model depends on the
+     * file while it is loaded (see "model files that change" below). true:
+     * the file is read into memory at load, and the model never reads it
+     * again; costs host memory the size of the file. */
+    bool no_mmap;
 } strata_model_params;
 
 /* Opens and validates the file, reads the hyper-parameters, binds every
  * tensor by name (a missing or mis-shaped tensor is an error naming it),
  * places the weights on the device and loads the tokenizer when the file has
- * one. Blocks until the weights are in place. */
+ * one. Blocks until the weights are in place. Fails with STRATA_IO when the
+ * file changed while it was being loaded. */
 strata_status strata_model_load(const strata_model_params *params, strata_model **out, strata_error *err);
 void strata_model_free(strata_model *model);
 const strata_hparams *strata_model_hparams(const strata_model *model);
@@ -211,6 +218,31 @@ const strata_plan *strata_model_plan(const strata_model *model);
  * (weights, KV caches, scratch and the backend's workspace, as counted). */
 void strata_model_device_usage(const strata_model *model, int device, uint64_t *allocated_bytes,
                                uint64_t *peak_bytes);
+
+/* --- model files that change while in use ------------------------------------
+ *
+ * A model loaded with no_mmap false on a device that computes from host
+ * memory (the CPU) reads its weights from a memory map of the file for as
+ * long as it lives. Replacing the file (a new file renamed over the path)
+ * does not matter; changing it in place does:
+ *  - written over (same size or not): strata_decode notices the file's new
+ *    size or modification time after the step and fails with STRATA_IO, with
+ *    a message naming the file; the logits of that step are not to be used.
+ *  - truncated: reading a page past the new end raises SIGBUS, which ends the
+ *    process unless the caller installed the fault guard below. With the
+ *    guard, the read sees zeros and strata_decode fails with STRATA_IO.
+ * A model loaded with no_mmap true, or placed on a GPU, does not depend on
+ * the file after strata_model_load returns. */
+
+/* Installs a process-wide SIGBUS handler (sigaction, SA_SIGINFO) that turns
+ * a fault in the mapping of a model file strata opened into zeros and a
+ * mark on that file, so the next check (strata_decode, the end of
+ * strata_model_load) fails with STRATA_IO instead of the process dying. Any
+ * other SIGBUS is passed to the handler that was installed before, or gets
+ * the default action. The library never installs it on its own, since
+ * signal handlers belong to the program: call it once, early, from the
+ * program (later calls do nothing). Fails with STRATA_IO if sigaction does. */
+strata_status strata_install_fault_guard(strata_error *err);
 
 /* Reads only the hyper-parameters (no tensors bound, nothing placed). */
 strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_error *err);
@@ -261,7 +293,9 @@ void strata_context_free(strata_context *ctx);
  * appending their keys and values to the cache. Logits are kept for every
  * token when all_logits, else only for the last. Blocks until done. Fails
  * with STRATA_INVALID_INPUT for a token outside the vocabulary or when the
- * context would overflow n_ctx (the cache is unchanged then). */
+ * context would overflow n_ctx (the cache is unchanged then), and with
+ * STRATA_IO when the model's file changed under a model that computes from
+ * it (see "model files that change while in use"). */
 strata_status strata_decode(strata_context *ctx, const int32_t *tokens, int64_t n_tokens, bool all_logits,
                             strata_error *err);
 /* Logits (n_vocab floats) of token i of the last strata_decode call; with

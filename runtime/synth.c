@@ -509,6 +509,8 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
         (status = write_hparams(writer, &plan, params->type, err)))
         goto fail;
     status = vocab ? copy_vocab(writer, vocab, err) : write_byte_vocab(writer, plan.config.n_vocab, err);
+    if (status == STRATA_OK && vocab) /* copied from a file that changed meanwhile? */
+        status = gguf_check_unchanged(vocab, err);
     if (status != STRATA_OK)
         goto fail;
     for (int64_t i = 0; i < plan.n_tensors; i++) {

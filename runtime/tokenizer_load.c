@@ -385,9 +385,14 @@ strata_status strata_tokenizer_load(const char *path, const char *force_pre, str
         return status;
     if ((status = tokenizer_load_gguf(file, force_pre, out, err)) != STRATA_OK)
         goto fail;
-    if (!*out)
+    if (!*out) {
         status = strata_fail(err, STRATA_INVALID_INPUT, "%s: the file has no tokenizer (no tokenizer.ggml.model key)",
                              path);
+    } else if ((status = gguf_check_unchanged(file, err)) != STRATA_OK) {
+        /* copied from a file that changed meanwhile */
+        strata_tokenizer_free(*out);
+        *out = NULL;
+    }
 fail:
     gguf_close(file);
     return status;

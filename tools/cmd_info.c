@@ -233,6 +233,14 @@ int cmd_info(int argc, char **argv)
         return ARGS_EXIT_ERROR;
     }
     print_model_report(&opts, file, &hp);
+    /* what was printed came from the mapping: it holds only if the file
+     * did not change meanwhile */
+    exit_status = ARGS_EXIT_OK;
+    if (gguf_check_unchanged(file, &err) != STRATA_OK) {
+        fflush(stdout);
+        print_error(opts.model_path, &err);
+        exit_status = ARGS_EXIT_ERROR;
+    }
     gguf_close(file);
-    return ARGS_EXIT_OK;
+    return exit_status;
 }

@@ -1,8 +1,10 @@
 /* strata tokenize: turns text into token ids with a model's tokenizer and
  * prints them as a table (id, piece) or, with --ids-only, on one line. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "args.h"
 #include "commands.h"
@@ -30,7 +32,8 @@ static void print_help(FILE *out)
             "\n"
             "  -m, --model FILE      the GGUF file\n"
             "  -p, --prompt TEXT     the text\n"
-            "  -f, --file FILE       read the text from FILE\n"
+            "  -f, --file FILE       read the text from FILE (a file, FIFO or pipe such as\n"
+            "                        /dev/stdin, read to its end; at most 256 MiB)\n"
             "      --bos             prepend BOS (off by default)\n"
             "      --special         recognize control tokens written in the text\n"
             "                        (e.g. <|im_start|>); otherwise they are plain text\n"
@@ -82,17 +85,34 @@ static int parse_options(int argc, char **argv, tokenize_options *opts)
     return -1;
 }
 
-/* Reads a whole file into a malloc'ed buffer; NULL (with a message) on error. */
+/* Most text -f reads: more is not text meant for a tokenizer, and a device
+ * such as /dev/zero never ends. */
+#define TOKENIZE_MAX_TEXT_BYTES ((size_t)256 << 20)
+
+/* Reads a whole file into a malloc'ed buffer; NULL (with a message) on
+ * error. Unlike a model, the text may come from a stream: a FIFO or a pipe
+ * (/dev/stdin, or <(...) in a shell) is read to its end, and opening a FIFO
+ * waits for its writer, as cat does. Only a directory is refused up front. */
 static char *read_text_file(const char *path, size_t *len)
 {
     FILE *file = fopen(path, "rb");
     char *text = NULL;
     size_t size = 0, capacity = 0, n;
     if (!file) {
-        fprintf(stderr, "%s: cannot open %s\n", TOKENIZE_CMD, path);
+        fprintf(stderr, "%s: cannot open %s: %s\n", TOKENIZE_CMD, path, strerror(errno));
         return NULL;
     }
+    struct stat st;
+    if (fstat(fileno(file), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: %s is a directory, not a text file\n", TOKENIZE_CMD, path);
+        goto fail;
+    }
     do {
+        if (size > TOKENIZE_MAX_TEXT_BYTES) {
+            fprintf(stderr, "%s: %s holds more than %zu MiB of text\n", TOKENIZE_CMD, path,
+                    TOKENIZE_MAX_TEXT_BYTES >> 20);
+            goto fail;
+        }
         if (size + 65536 > capacity) {
             capacity = capacity ? capacity * 2 : 65536 * 2;
             char *grown = realloc(text, capacity);

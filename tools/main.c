@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "strata.h"
 
 typedef struct command {
     const char *name;
@@ -42,6 +43,11 @@ int main(int argc, char **argv)
         printf("strata 0.1.0\n");
         return 0;
     }
+    /* a model file truncated under a run becomes an error naming the file
+     * instead of a SIGBUS (the library leaves signals to the program) */
+    strata_error err = {0};
+    if (strata_install_fault_guard(&err) != STRATA_OK)
+        fprintf(stderr, "strata: warning: %s\n", err.message);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].run(argc - 1, argv + 1);

@@ -222,6 +222,10 @@ static const flag_spec placement_flags[] = {
                 parse_vram),
     FLAG_BOUNDED("-t", "--threads", "N", "CPU threads (default 0 = all cores)", FLAG_INT, PLACEMENT(n_threads), 0,
                  4096),
+    FLAG_ON(NULL, "--no-mmap",
+            "read the model into memory instead of mapping it (the\n"
+            "run then survives the file changing under it)",
+            PLACEMENT(no_mmap)),
 };
 const flag_group placement_flag_group = {"devices and placement", placement_flags,
                                          sizeof placement_flags / sizeof placement_flags[0]};
@@ -281,6 +285,7 @@ bool placement_options_apply(const char *cmd, const placement_options *placement
                              strata_model_params *params, char *device_list, size_t device_list_size)
 {
     params->n_threads = (int)placement->n_threads;
+    params->no_mmap = placement->no_mmap;
     params->backend = NULL;
     params->device = 0;
     strata_placement_params *p = &params->placement;

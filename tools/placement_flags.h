@@ -22,6 +22,7 @@ typedef struct placement_options {
     strata_device_spec specs[STRATA_MAX_DEVICES]; /* plan only */
     int n_specs;
     int64_t n_threads;
+    bool no_mmap;             /* read the model into memory instead of mapping it */
     bool no_measure;          /* plan: do not measure the devices */
 } placement_options;
 
