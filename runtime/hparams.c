@@ -39,8 +39,10 @@ static strata_status read_dim(const gguf_file *file, const char *arch, const cha
     return STRATA_OK;
 }
 
+/* A float key in [min, max] (NaN and infinities are outside any range);
+ * the bounds keep what the forward pass derives from it finite. */
 static strata_status read_float(const gguf_file *file, const char *arch, const char *suffix, double fallback,
-                                float *out, strata_error *err)
+                                double min, double max, float *out, strata_error *err)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
@@ -48,9 +50,9 @@ static strata_status read_float(const gguf_file *file, const char *arch, const c
     strata_status status = gguf_get_float_or(file, key, fallback, &value, err);
     if (status != STRATA_OK)
         return status;
-    if (!(value > 0) || value > 1e30)
-        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: value %g is not a positive number",
-                           gguf_path(file), key, value);
+    if (!(value >= min && value <= max))
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: value %g is outside [%g, %g]", gguf_path(file),
+                           key, value, min, max);
     *out = (float)value;
     return STRATA_OK;
 }
@@ -129,8 +131,10 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
     if (hp->n_rot % 2 != 0)
         return strata_fail(err, STRATA_INVALID_INPUT, "%s: rope.dimension_count %lld is odd", path,
                            (long long)hp->n_rot);
-    if ((status = read_float(file, arch, "attention.layer_norm_rms_epsilon", 1e-5, &hp->rms_eps, err)) ||
-        (status = read_float(file, arch, "rope.freq_base", 10000.0, &hp->rope_freq_base, err)))
+    /* an epsilon is tiny and positive; a rope base below 1 or beyond 1e12
+     * is no model's (Llama 3: 5e5, Qwen: 1e6), and its powers must stay finite */
+    if ((status = read_float(file, arch, "attention.layer_norm_rms_epsilon", 1e-5, 1e-12, 0.1, &hp->rms_eps, err)) ||
+        (status = read_float(file, arch, "rope.freq_base", 10000.0, 1.0, 1e12, &hp->rope_freq_base, err)))
         return status;
 
     /* Linear rope scaling divides positions by the factor; llama3-style
@@ -146,7 +150,7 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
         bool is_linear = scaling_type.len == 6 && memcmp(scaling_type.data, "linear", 6) == 0;
         if (is_linear) {
             float factor;
-            if ((status = read_float(file, arch, "rope.scaling.factor", 1.0, &factor, err)))
+            if ((status = read_float(file, arch, "rope.scaling.factor", 1.0, 1e-3, 1e6, &factor, err)))
                 return status;
             hp->rope_freq_scale = 1.0f / factor;
         } else if (!is_none) {

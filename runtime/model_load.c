@@ -8,6 +8,7 @@
 
 #include "devices.h"
 #include "model.h"
+#include "model_check.h"
 #include "plan_model.h"
 #include "tokenizer.h"
 
@@ -191,36 +192,25 @@ static strata_status place_weights(loader *l, strata_error *err)
     return STRATA_OK;
 }
 
-/* Fills out with the descriptor of tensor name where the plan placed it. A
- * required tensor that is missing, or any tensor whose shape is not
- * [ne0, ne1] (ne1 = 1 for vectors), is an error naming it. An absent
- * optional tensor gets device -1. */
-static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64_t ne1, bool required,
+/* Fills out with the descriptor of tensor name where the plan placed it
+ * (presence, shape and dtype checked as model_check_tensors does). An
+ * absent optional tensor gets device -1. */
+static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64_t ne1, bool required, bool matrix,
                                  model_weight *out, strata_error *err)
 {
     strata_model *model = l->model;
-    const char *path = gguf_path(model->file);
-    const gguf_tensor_info *info = gguf_find_tensor(model->file, name);
+    const gguf_tensor_info *info;
     memset(out, 0, sizeof *out);
     out->device = -1;
-    if (!info) {
-        if (required)
-            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s is missing", path, name);
-        return STRATA_OK;
-    }
-    int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1;
-    bool extra_dims = (info->n_dims >= 3 && info->ne[2] != 1) || (info->n_dims >= 4 && info->ne[3] != 1);
-    if (info->ne[0] != ne0 || file_ne1 != ne1 || extra_dims)
-        return strata_fail(err, STRATA_INVALID_INPUT,
-                           "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", path, name,
-                           (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
-    if (!tensor_init_contiguous(&out->tensor, info->dtype, ne0, ne1, 1, 1))
-        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s: shape does not fit dtype %s", path, name,
-                           dtype_name(info->dtype));
+    strata_status status = model_check_tensor(model->file, name, ne0, ne1, required, matrix, &info, err);
+    if (status != STRATA_OK || !info)
+        return status;
+    tensor_init_contiguous(&out->tensor, info->dtype, ne0, ne1, 1, 1);
     int64_t index = info - gguf_tensor(model->file, 0);
     const tensor_location *where = &l->locations[index];
     if (where->device < 0)
-        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s was not placed on any device", path, name);
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s was not placed on any device",
+                           gguf_path(model->file), name);
     const model_device *device = &model->devices[where->device];
     out->device = where->device;
     out->tensor.buffer = where->buffer;
@@ -228,15 +218,6 @@ static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64
     void *base = device->device.ops->buffer_host_ptr(device->device.ctx, where->buffer);
     out->tensor.host_data = base ? (char *)base + where->offset : NULL;
     out->tensor.name = info->name;
-    return STRATA_OK;
-}
-
-/* Norms, biases and rope factors feed element-wise ops, which take F32. */
-static strata_status require_f32(const strata_model *model, const model_weight *weight, strata_error *err)
-{
-    if (weight->tensor.dtype != DTYPE_F32)
-        return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s is %s; strata expects f32 for this tensor",
-                           gguf_path(model->file), weight->tensor.name, dtype_name(weight->tensor.dtype));
     return STRATA_OK;
 }
 
@@ -261,53 +242,23 @@ static strata_status bind_layer(loader *l, int64_t layer_index, strata_error *er
     strata_model *model = l->model;
     const strata_hparams *hp = &model->hparams;
     layer_weights *layer = &model->layers[layer_index];
-    int64_t q_size = hp->n_head * hp->head_dim;
-    int64_t kv_size = hp->n_head_kv * hp->head_dim;
     char name[96];
     strata_status status;
-#define BIND(field, suffix, ne0, ne1)                                                                              \
-    do {                                                                                                           \
-        snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer_index, suffix);                               \
-        if ((status = bind_tensor(l, name, ne0, ne1, true, &layer->field, err)) != STRATA_OK)                      \
-            return status;                                                                                         \
-    } while (0)
-    BIND(attn_norm, "attn_norm.weight", hp->n_embd, 1);
-    BIND(attn_q, "attn_q.weight", hp->n_embd, q_size);
-    BIND(attn_k, "attn_k.weight", hp->n_embd, kv_size);
-    BIND(attn_v, "attn_v.weight", hp->n_embd, kv_size);
-    BIND(attn_output, "attn_output.weight", q_size, hp->n_embd);
-    BIND(ffn_norm, "ffn_norm.weight", hp->n_embd, 1);
-    BIND(ffn_gate, "ffn_gate.weight", hp->n_embd, hp->n_ff);
-    BIND(ffn_up, "ffn_up.weight", hp->n_embd, hp->n_ff);
-    BIND(ffn_down, "ffn_down.weight", hp->n_ff, hp->n_embd);
-    layer->attn_q_bias.device = layer->attn_k_bias.device = layer->attn_v_bias.device = -1;
-    layer->attn_q_norm.device = layer->attn_k_norm.device = -1;
-    if (hp->has_qkv_bias) {
-        BIND(attn_q_bias, "attn_q.bias", q_size, 1);
-        BIND(attn_k_bias, "attn_k.bias", kv_size, 1);
-        BIND(attn_v_bias, "attn_v.bias", kv_size, 1);
+    for (size_t i = 0; i < layer_tensor_spec_count; i++) {
+        const layer_tensor_spec *spec = &layer_tensor_specs[i];
+        model_weight *weight = (model_weight *)((char *)layer + spec->field_offset);
+        weight->device = -1;
+        if (!layer_tensor_present(hp, spec))
+            continue;
+        snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer_index, spec->suffix);
+        if ((status = bind_tensor(l, name, tensor_dim_value(hp, spec->ne0), tensor_dim_value(hp, spec->ne1), true,
+                                  spec->matrix, weight, err)))
+            return status;
+        if (spec->matrix && (status = require_matmul_support(model, weight, err)))
+            return status;
+        model->decode_weight_bytes += tensor_byte_size(&weight->tensor);
     }
-    if (hp->has_qk_norm) {
-        BIND(attn_q_norm, "attn_q_norm.weight", hp->head_dim, 1);
-        BIND(attn_k_norm, "attn_k_norm.weight", hp->head_dim, 1);
-    }
-#undef BIND
     layer->device = model->plan.layer_device[layer_index];
-    const model_weight *vectors[] = {&layer->attn_norm, &layer->ffn_norm, &layer->attn_q_bias, &layer->attn_k_bias,
-                                     &layer->attn_v_bias, &layer->attn_q_norm, &layer->attn_k_norm};
-    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        if (vectors[i]->device >= 0 && (status = require_f32(model, vectors[i], err)) != STRATA_OK)
-            return status;
-    const model_weight *matrices[] = {&layer->attn_q, &layer->attn_k, &layer->attn_v, &layer->attn_output,
-                                      &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
-    for (size_t i = 0; i < sizeof matrices / sizeof matrices[0]; i++) {
-        if ((status = require_matmul_support(model, matrices[i], err)) != STRATA_OK)
-            return status;
-        model->decode_weight_bytes += tensor_byte_size(&matrices[i]->tensor);
-    }
-    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
-        if (vectors[i]->device >= 0)
-            model->decode_weight_bytes += tensor_byte_size(&vectors[i]->tensor);
     return STRATA_OK;
 }
 
@@ -316,10 +267,9 @@ static strata_status bind_model(loader *l, strata_error *err)
     strata_model *model = l->model;
     const strata_hparams *hp = &model->hparams;
     strata_status status;
-    if ((status = bind_tensor(l, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &model->token_embd, err)) ||
-        (status = bind_tensor(l, "output_norm.weight", hp->n_embd, 1, true, &model->output_norm, err)) ||
-        (status = require_f32(model, &model->output_norm, err)) ||
-        (status = bind_tensor(l, "output.weight", hp->n_embd, hp->n_vocab, false, &model->output, err)))
+    if ((status = bind_tensor(l, "token_embd.weight", hp->n_embd, hp->n_vocab, true, true, &model->token_embd, err)) ||
+        (status = bind_tensor(l, "output_norm.weight", hp->n_embd, 1, true, false, &model->output_norm, err)) ||
+        (status = bind_tensor(l, "output.weight", hp->n_embd, hp->n_vocab, false, true, &model->output, err)))
         return status;
     if (model->output.device < 0)
         model->output = model->token_embd; /* tied embeddings */
@@ -339,8 +289,7 @@ static strata_status bind_model(loader *l, strata_error *err)
                 continue;
             l->locations[index] = (tensor_location){.device = d, .buffer = device->rope_freqs.buffer,
                                                     .offset = device->rope_freqs.offset};
-            if ((status = bind_tensor(l, "rope_freqs.weight", hp->n_rot / 2, 1, true, &rope, err)) ||
-                (status = require_f32(model, &rope, err)))
+            if ((status = bind_tensor(l, "rope_freqs.weight", hp->n_rot / 2, 1, true, false, &rope, err)))
                 return status;
             device->rope_freqs = rope.tensor;
         }
@@ -438,6 +387,9 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
         goto fail;
     if ((status = hparams_read(model->file, &model->hparams, err)) != STRATA_OK)
         goto fail;
+    /* a file that cannot run is refused before any device is opened */
+    if ((status = model_check_tensors(model->file, &model->hparams, err)) != STRATA_OK)
+        goto fail;
     if ((status = open_and_plan(model, params, err)) != STRATA_OK)
         goto fail;
     l.locations = calloc((size_t)(gguf_tensor_count(model->file) + 1), sizeof *l.locations);
@@ -451,13 +403,8 @@ strata_status strata_model_load(const strata_model_params *params, strata_model 
         goto fail;
     if ((status = tokenizer_load_gguf(model->file, params->force_pre, &model->tokenizer, err)) != STRATA_OK)
         goto fail;
-    if (model->tokenizer && strata_vocab_size(model->tokenizer) > model->hparams.n_vocab) {
-        status = strata_fail(err, STRATA_INVALID_INPUT,
-                             "%s: the tokenizer has %lld tokens but token_embd.weight only %lld rows",
-                             params->path, (long long)strata_vocab_size(model->tokenizer),
-                             (long long)model->hparams.n_vocab);
+    if ((status = model_check_vocabulary(model->file, &model->hparams, model->tokenizer, err)) != STRATA_OK)
         goto fail;
-    }
     /* the uploads and the tokenizer read the file: it must not have changed */
     if ((status = gguf_check_unchanged(model->file, err)) != STRATA_OK)
         goto fail;

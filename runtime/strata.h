@@ -244,6 +244,15 @@ void strata_model_device_usage(const strata_model *model, int device, uint64_t *
  * program (later calls do nothing). Fails with STRATA_IO if sigaction does. */
 strata_status strata_install_fault_guard(strata_error *err);
 
+/* Checks that the file at path is a model strata can run, the same way
+ * strata_model_load does before it opens any device: hyper-parameters in
+ * range, every tensor the forward pass reads present with its shape and
+ * dtype, rope factors finite and positive, the tokenizer loadable and
+ * within the embedding. With scan_weights, every value of every tensor is
+ * dequantized and must be finite (a full read of the file: not done at
+ * load). STRATA_OK or the first problem, naming the file. */
+strata_status strata_model_check(const char *path, bool scan_weights, strata_error *err);
+
 /* Reads only the hyper-parameters (no tensors bound, nothing placed). */
 strata_status strata_read_hparams(const char *path, strata_hparams *out, strata_error *err);
 

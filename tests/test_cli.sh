@@ -27,8 +27,8 @@ if expect_status 0 "info llama-2-tiny-random" -- "$STRATA" info "$TINY" --ctx 25
     expect_in "$work/out" "n_vocab *32000" "info tiny"
     expect_in "$work/out" "n_layer *1\$" "info tiny"
     expect_in "$work/out" "MOSTLY_F16" "info tiny"
-    # 2 (K and V) x 1 layer x 256 positions x 8 (2 kv heads x 4) x 4 bytes
-    expect_in "$work/out" "KV cache *16384 bytes" "info tiny --ctx 256 --kv-type f32"
+    # 2 (K and V) x 1 layer x 256 positions x 8 (2 kv heads x 4) x 4 bytes = 16 KiB, as run would place it
+    expect_in "$work/out" "^| cpu | 0 | output, embedding | [^|]* | 16.00 KiB |" "info tiny --ctx 256 --kv-type f32"
 fi
 
 # --- run: greedy text ---------------------------------------------------------

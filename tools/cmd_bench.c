@@ -113,7 +113,7 @@ static int parse_options(int argc, char **argv, bench_options *opts)
     flag_target targets[] = {{&bench_group, opts},
                              {&placement_flag_group, &opts->placement},
                              {&context_flag_group, &opts->context}};
-    int status = flags_parse(BENCH_CMD, BENCH_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0]);
+    int status = flags_parse(BENCH_CMD, BENCH_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0], NULL);
     if (status != FLAGS_CONTINUE)
         return status;
     if (!opts->model_path) {

@@ -7,93 +7,74 @@
 #include "commands.h"
 #include "file_type.h"
 #include "gguf.h"
+#include "placement_flags.h"
+#include "plan_print.h"
 #include "strata.h"
 #include "units.h"
 
 static const char *const INFO_CMD = "strata info";
 
-/* Batch the scratch estimate assumes (strata_context's default max_batch). */
-#define INFO_SCRATCH_BATCH 512
-/* Logits rows the context keeps on the device at once. */
-#define INFO_SCRATCH_LOGITS_ROWS 32
-
 typedef struct info_options {
     const char *model_path;
-    int64_t n_ctx; /* 0 = the model's training context */
-    strata_dtype kv_dtype;
-    bool show_tensors;
+    bool no_tensors;
     bool show_keys;
+    bool check_weights;
+    placement_options placement;
+    context_options context;
 } info_options;
 
-static void print_help(FILE *out)
-{
-    fprintf(out,
-            "usage: strata info MODEL [--ctx N] [--kv-type f16|f32] [--keys] [--no-tensors]\n"
-            "\n"
-            "Describes a GGUF model file without loading its weights: architecture,\n"
-            "hyper-parameters, parameter count, file type, every tensor (name, shape,\n"
-            "dtype, bytes) and the memory a run needs (weights + KV cache + scratch).\n"
-            "\n"
-            "  --ctx N           context length for the KV-cache estimate (default: the\n"
-            "                    model's training context)\n"
-            "  --kv-type T       KV-cache element type, f16 (default) or f32\n"
-            "  --keys            also list every metadata key with its value\n"
-            "  --no-tensors      leave out the table of tensors\n"
-            "  -h, --help        this help\n"
-            "\n"
-            "A file that is not valid GGUF: one message on stderr, exit status 1. A valid\n"
-            "GGUF file that is not a model strata can run: what can be read is printed,\n"
-            "then the reason on stderr, exit status 1.\n");
-}
+#define INFO(field) offsetof(info_options, field)
+static const flag_spec info_flags[] = {
+    FLAG_VALUE("-m", "--model", "FILE", "GGUF model (or give it as the argument)", FLAG_STRING, INFO(model_path)),
+    FLAG_ON(NULL, "--keys", "also list every metadata key with its value", INFO(show_keys)),
+    FLAG_ON(NULL, "--no-tensors", "leave out the table of tensors", INFO(no_tensors)),
+    FLAG_ON(NULL, "--check",
+            "also read every weight and check that it is finite\n"
+            "(no NaN or infinity; a full read of the file)",
+            INFO(check_weights)),
+};
+#undef INFO
+static const flag_group info_group = {"info", info_flags, sizeof info_flags / sizeof info_flags[0]};
+
+static const char *const INFO_USAGE =
+    "usage: strata info MODEL [options]\n"
+    "\n"
+    "Describes a GGUF model file without loading its weights: architecture,\n"
+    "hyper-parameters, parameter count, file type, every tensor (name, shape,\n"
+    "dtype, bytes) and the memory a run needs, per device, as `strata run`\n"
+    "with the same placement and context flags would place it.\n"
+    "\n"
+    "A file that is not valid GGUF: one message on stderr, exit status 1. A\n"
+    "valid file that `strata run` would refuse (another architecture, missing or\n"
+    "mis-shaped tensors, a tokenizer beyond the embedding, a model that does not\n"
+    "fit the devices): what can be read is printed, then the reason on stderr,\n"
+    "exit status 1.\n";
 
 /* Parses argv; returns -1 to go on, else the exit status. */
 static int parse_options(int argc, char **argv, info_options *opts)
 {
-    *opts = (info_options){.kv_dtype = DTYPE_F16, .show_tensors = true};
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *value;
-        if (args_is_help(arg)) {
-            print_help(stdout);
-            return ARGS_EXIT_OK;
-        } else if (strcmp(arg, "--ctx") == 0 || strcmp(arg, "-c") == 0) {
-            if (!(value = args_take_value(INFO_CMD, argc, argv, &i)) ||
-                !args_parse_int(INFO_CMD, arg, value, 0, (int64_t)1 << 24, &opts->n_ctx))
-                return ARGS_EXIT_USAGE;
-        } else if (strcmp(arg, "--kv-type") == 0) {
-            static const char *const kv_types[] = {"f16", "f32", NULL};
-            if (!(value = args_take_value(INFO_CMD, argc, argv, &i)) ||
-                !args_parse_choice(INFO_CMD, arg, value, kv_types))
-                return ARGS_EXIT_USAGE;
-            opts->kv_dtype = strcmp(value, "f32") == 0 ? DTYPE_F32 : DTYPE_F16;
-        } else if (strcmp(arg, "--keys") == 0) {
-            opts->show_keys = true;
-        } else if (strcmp(arg, "--no-tensors") == 0) {
-            opts->show_tensors = false;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return args_unknown(INFO_CMD, arg);
-        } else if (!opts->model_path) {
-            opts->model_path = arg;
-        } else {
-            fprintf(stderr, "%s: more than one model given ('%s' and '%s')\n", INFO_CMD, opts->model_path, arg);
-            return ARGS_EXIT_USAGE;
-        }
+    memset(opts, 0, sizeof *opts);
+    placement_options_init(&opts->placement);
+    context_options_init(&opts->context);
+    flag_target targets[] = {{&info_group, opts},
+                             {&placement_flag_group, &opts->placement},
+                             {&context_flag_group, &opts->context}};
+    const char *positional = NULL;
+    int status = flags_parse(INFO_CMD, INFO_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0],
+                             &positional);
+    if (status != FLAGS_CONTINUE)
+        return status;
+    if (positional && opts->model_path) {
+        fprintf(stderr, "%s: more than one model given ('%s' and '%s')\n", INFO_CMD, opts->model_path, positional);
+        return ARGS_EXIT_USAGE;
     }
+    if (positional)
+        opts->model_path = positional;
     if (!opts->model_path) {
         fprintf(stderr, "%s: no model given (usage: strata info MODEL)\n", INFO_CMD);
         return ARGS_EXIT_USAGE;
     }
     return -1;
-}
-
-/* Activation scratch of one context at the default batch (mirrors the
- * buffers strata_context_create sizes; an estimate, not a promise). */
-static uint64_t scratch_bytes_estimate(const strata_hparams *hp)
-{
-    uint64_t per_token = 3 * (uint64_t)hp->n_embd + 2 * (uint64_t)(hp->n_head * hp->head_dim) +
-                         2 * (uint64_t)(hp->n_head_kv * hp->head_dim) + 2 * (uint64_t)hp->n_ff;
-    return 4 * (per_token * INFO_SCRATCH_BATCH + (uint64_t)hp->n_vocab * INFO_SCRATCH_LOGITS_ROWS) +
-           8 * INFO_SCRATCH_BATCH /* token ids and positions */ + 4 * (uint64_t)hp->n_vocab /* host logits */;
 }
 
 static void print_tensor_table(const gguf_file *file)
@@ -144,8 +125,7 @@ static void print_file_summary(const info_options *opts, const gguf_file *file)
 
 static void print_model_report(const info_options *opts, const gguf_file *file, const strata_hparams *hp)
 {
-    char a[32], b[32], c[32], d[32];
-    int64_t n_ctx = opts->n_ctx > 0 ? opts->n_ctx : hp->n_ctx_train;
+    char a[32];
     const char *ftype = file_type_name(hp->file_type);
 
     printf("architecture:    %s\n", hp->arch_name);
@@ -179,20 +159,8 @@ static void print_model_report(const info_options *opts, const gguf_file *file, 
 
     if (opts->show_keys)
         print_keys(file);
-    if (opts->show_tensors)
+    if (!opts->no_tensors)
         print_tensor_table(file);
-
-    uint64_t kv = strata_kv_cache_bytes(hp, n_ctx, opts->kv_dtype);
-    uint64_t scratch = scratch_bytes_estimate(hp);
-    printf("\nmemory:\n");
-    printf("  weights        %14llu bytes (%s)\n", (unsigned long long)hp->weight_bytes,
-           units_format_bytes(hp->weight_bytes, a, sizeof a));
-    printf("  KV cache       %14llu bytes (%s; %lld positions, %s)\n", (unsigned long long)kv,
-           units_format_bytes(kv, b, sizeof b), (long long)n_ctx, dtype_name(opts->kv_dtype));
-    printf("  scratch        %14llu bytes (%s; estimate for batches of %d)\n", (unsigned long long)scratch,
-           units_format_bytes(scratch, c, sizeof c), INFO_SCRATCH_BATCH);
-    printf("  total          %14llu bytes (%s)\n", (unsigned long long)(hp->weight_bytes + kv + scratch),
-           units_format_bytes(hp->weight_bytes + kv + scratch, d, sizeof d));
 }
 
 /* Prints the library's message, adding the file name when it lacks it. */
@@ -223,7 +191,7 @@ int cmd_info(int argc, char **argv)
         /* valid GGUF, but not a model strata can run: show what is there */
         if (opts.show_keys)
             print_keys(file);
-        if (opts.show_tensors)
+        if (!opts.no_tensors)
             print_tensor_table(file);
         fflush(stdout);
         size_t len = strlen(err.message);
@@ -233,11 +201,51 @@ int cmd_info(int argc, char **argv)
         return ARGS_EXIT_ERROR;
     }
     print_model_report(&opts, file, &hp);
+    fflush(stdout);
+    exit_status = ARGS_EXIT_OK;
+    /* what run would refuse, info refuses too: one check for both */
+    if (strata_model_check(opts.model_path, opts.check_weights, &err) != STRATA_OK) {
+        print_error(opts.model_path, &err);
+        gguf_close(file);
+        return ARGS_EXIT_ERROR;
+    }
+    if (opts.check_weights)
+        printf("\nweights: every value of every tensor is finite\n");
+    /* the memory a run needs: the plan run makes with the same flags */
+    strata_model_params params = {.path = opts.model_path};
+    char device_list[256];
+    if (!placement_options_apply(INFO_CMD, &opts.placement, &opts.context, &params, device_list,
+                                 sizeof device_list)) {
+        gguf_close(file);
+        return ARGS_EXIT_USAGE;
+    }
+    if (!params.placement.devices && params.backend) {
+        if (strcmp(params.backend, "cpu") == 0)
+            snprintf(device_list, sizeof device_list, "cpu");
+        else
+            snprintf(device_list, sizeof device_list, "%s%d", params.backend, params.device);
+        params.placement.devices = device_list;
+    }
+    if (opts.context.n_ctx > hp.n_ctx_train)
+        fprintf(stderr, "%s: warning: --ctx %lld is longer than the %lld positions the model was trained on\n",
+                INFO_CMD, (long long)opts.context.n_ctx, (long long)hp.n_ctx_train);
+    strata_plan *plan = NULL;
+    if (strata_plan_file(opts.model_path, &params.placement, &plan, &err) != STRATA_OK) {
+        print_error(opts.model_path, &err);
+        gguf_close(file);
+        return ARGS_EXIT_ERROR;
+    }
+    printf("\nmemory of a run (as `strata run` with these flags would place it):\n\n");
+    plan_print_markdown(stdout, plan, false);
+    fflush(stdout);
+    if (!plan->fits) {
+        fprintf(stderr, "%s: %s: the model %s\n", INFO_CMD, opts.model_path, plan->shortfall);
+        exit_status = ARGS_EXIT_ERROR;
+    }
+    strata_plan_free(plan);
     /* what was printed came from the mapping: it holds only if the file
      * did not change meanwhile */
-    exit_status = ARGS_EXIT_OK;
-    if (gguf_check_unchanged(file, &err) != STRATA_OK) {
-        fflush(stdout);
+    if (exit_status == ARGS_EXIT_OK && gguf_check_unchanged(file, &err) != STRATA_OK) {
         print_error(opts.model_path, &err);
         exit_status = ARGS_EXIT_ERROR;
     }

@@ -60,7 +60,7 @@ int cmd_plan(int argc, char **argv)
                              {&placement_flag_group, &placement},
                              {&device_spec_flag_group, &placement},
                              {&context_flag_group, &context}};
-    int status = flags_parse(PLAN_CMD, PLAN_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0]);
+    int status = flags_parse(PLAN_CMD, PLAN_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0], NULL);
     if (status != FLAGS_CONTINUE)
         return status;
     if (!opts.model_path) {

@@ -124,7 +124,7 @@ static int parse_options(int argc, char **argv, run_options *opts)
                              {&placement_flag_group, &opts->placement},
                              {&context_flag_group, &opts->context},
                              {&output_group, opts}};
-    int status = flags_parse(RUN_CMD, RUN_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0]);
+    int status = flags_parse(RUN_CMD, RUN_USAGE, argc, argv, targets, sizeof targets / sizeof targets[0], NULL);
     if (status != FLAGS_CONTINUE)
         return status;
     if (!opts->model_path) {

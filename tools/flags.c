@@ -48,7 +48,7 @@ static bool apply(const char *cmd, const char *flag, const flag_spec *spec, cons
 }
 
 int flags_parse(const char *cmd, const char *usage, int argc, char **argv, const flag_target *targets,
-                int n_targets)
+                int n_targets, const char **positional)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -59,8 +59,12 @@ int flags_parse(const char *cmd, const char *usage, int argc, char **argv, const
         int target = 0;
         const flag_spec *spec = find_flag(targets, n_targets, arg, &target);
         if (!spec) {
-            if (arg[0] == '-')
+            if (arg[0] == '-' && arg[1] != '\0')
                 return args_unknown(cmd, arg);
+            if (positional && !*positional) {
+                *positional = arg;
+                continue;
+            }
             fprintf(stderr, "%s: unexpected argument '%s' (see '%s --help')\n", cmd, arg, cmd);
             return ARGS_EXIT_USAGE;
         }

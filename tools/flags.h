@@ -67,10 +67,11 @@ enum { FLAGS_CONTINUE = -1 };
 
 /* Parses argv[1..] against the targets' tables. -h/--help prints usage and
  * the tables to stdout and returns 0; a bad flag or value returns 2 after
- * one message; an argument that is not a flag returns 2 too. Otherwise
+ * one message. An argument that is not a flag goes to *positional when
+ * positional is not NULL (one at most), else it returns 2 too. Otherwise
  * FLAGS_CONTINUE. */
 int flags_parse(const char *cmd, const char *usage, int argc, char **argv, const flag_target *targets,
-                int n_targets);
+                int n_targets, const char **positional);
 
 /* Prints usage, then each group's title and flags. */
 void flags_print_help(FILE *out, const char *usage, const flag_target *targets, int n_targets);

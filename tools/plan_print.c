@@ -67,6 +67,8 @@ void plan_print_markdown(FILE *out, const strata_plan *plan, bool with_tensors)
     }
     if (!plan->fits) {
         fprintf(out, "%s\n", plan->shortfall);
+    } else if (plan->tg_tokens_per_s <= 0 && plan->pp_tokens_per_s <= 0) {
+        fprintf(out, "predicted speed: devices not measured (`strata plan` measures them)\n");
     } else {
         if (plan->tg_tokens_per_s > 0)
             fprintf(out, "predicted decode: %.1f tokens/s (bound: %s)\n", plan->tg_tokens_per_s, plan->tg_bound);

@@ -1,0 +1,195 @@
+/* What a model file must hold for the forward pass: checked once, the same
+ * way for `strata info` (strata_model_check) and for strata_model_load,
+ * before any device is opened; and, on request, every weight scanned for
+ * NaN and infinity. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_check.h"
+#include "quant.h"
+#include "tokenizer.h"
+
+const layer_tensor_spec layer_tensor_specs[] = {
+    {"attn_norm.weight", offsetof(layer_weights, attn_norm), DIM_EMBD, DIM_ONE, false, WHEN_ALWAYS},
+    {"attn_q.weight", offsetof(layer_weights, attn_q), DIM_EMBD, DIM_Q, true, WHEN_ALWAYS},
+    {"attn_k.weight", offsetof(layer_weights, attn_k), DIM_EMBD, DIM_KV, true, WHEN_ALWAYS},
+    {"attn_v.weight", offsetof(layer_weights, attn_v), DIM_EMBD, DIM_KV, true, WHEN_ALWAYS},
+    {"attn_output.weight", offsetof(layer_weights, attn_output), DIM_Q, DIM_EMBD, true, WHEN_ALWAYS},
+    {"attn_q.bias", offsetof(layer_weights, attn_q_bias), DIM_Q, DIM_ONE, false, WHEN_QKV_BIAS},
+    {"attn_k.bias", offsetof(layer_weights, attn_k_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
+    {"attn_v.bias", offsetof(layer_weights, attn_v_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
+    {"attn_q_norm.weight", offsetof(layer_weights, attn_q_norm), DIM_HEAD, DIM_ONE, false, WHEN_QK_NORM},
+    {"attn_k_norm.weight", offsetof(layer_weights, attn_k_norm), DIM_HEAD, DIM_ONE, false, WHEN_QK_NORM},
+    {"ffn_norm.weight", offsetof(layer_weights, ffn_norm), DIM_EMBD, DIM_ONE, false, WHEN_ALWAYS},
+    {"ffn_gate.weight", offsetof(layer_weights, ffn_gate), DIM_EMBD, DIM_FF, true, WHEN_ALWAYS},
+    {"ffn_up.weight", offsetof(layer_weights, ffn_up), DIM_EMBD, DIM_FF, true, WHEN_ALWAYS},
+    {"ffn_down.weight", offsetof(layer_weights, ffn_down), DIM_FF, DIM_EMBD, true, WHEN_ALWAYS},
+};
+const size_t layer_tensor_spec_count = sizeof layer_tensor_specs / sizeof layer_tensor_specs[0];
+
+int64_t tensor_dim_value(const strata_hparams *hp, tensor_dim dim)
+{
+    switch (dim) {
+    case DIM_ONE: return 1;
+    case DIM_EMBD: return hp->n_embd;
+    case DIM_VOCAB: return hp->n_vocab;
+    case DIM_FF: return hp->n_ff;
+    case DIM_Q: return hp->n_head * hp->head_dim;
+    case DIM_KV: return hp->n_head_kv * hp->head_dim;
+    case DIM_HEAD: return hp->head_dim;
+    case DIM_ROT_HALF: return hp->n_rot / 2;
+    }
+    return 0;
+}
+
+bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spec)
+{
+    return spec->when == WHEN_ALWAYS || (spec->when == WHEN_QKV_BIAS && hp->has_qkv_bias) ||
+           (spec->when == WHEN_QK_NORM && hp->has_qk_norm);
+}
+
+strata_status model_check_tensor(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, bool required,
+                                 bool matrix, const gguf_tensor_info **out, strata_error *err)
+{
+    const char *path = gguf_path(file);
+    const gguf_tensor_info *info = gguf_find_tensor(file, name);
+    *out = info;
+    if (!info)
+        return required ? strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s is missing", path, name) : STRATA_OK;
+    int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1;
+    bool extra_dims = (info->n_dims >= 3 && info->ne[2] != 1) || (info->n_dims >= 4 && info->ne[3] != 1);
+    if (info->ne[0] != ne0 || file_ne1 != ne1 || extra_dims)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
+                           path, name, (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
+    strata_tensor shape;
+    if (!tensor_init_contiguous(&shape, info->dtype, ne0, ne1, 1, 1))
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s: shape does not fit dtype %s", path, name,
+                           dtype_name(info->dtype));
+    /* norms, biases and rope factors feed element-wise ops, which take F32 */
+    if (!matrix && info->dtype != DTYPE_F32)
+        return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s is %s; strata expects f32 for this tensor", path,
+                           name, dtype_name(info->dtype));
+    return STRATA_OK;
+}
+
+/* rope_freqs divides every rotation frequency: a zero, negative or
+ * non-finite factor turns the rotation into NaN or nonsense. */
+static strata_status check_rope_factors(const gguf_file *file, const gguf_tensor_info *info, strata_error *err)
+{
+    for (int64_t i = 0; i < info->ne[0]; i++) {
+        float factor;
+        memcpy(&factor, (const char *)info->data + (size_t)i * sizeof factor, sizeof factor);
+        if (!(factor > 0.0f) || !isfinite(factor))
+            return strata_fail(err, STRATA_INVALID_INPUT,
+                               "%s: tensor rope_freqs.weight: factor %lld is %g; every factor must be a finite "
+                               "positive number",
+                               gguf_path(file), (long long)i, (double)factor);
+    }
+    return STRATA_OK;
+}
+
+strata_status model_check_tensors(const gguf_file *file, const strata_hparams *hp, strata_error *err)
+{
+    const gguf_tensor_info *info;
+    strata_status status;
+    if ((status = model_check_tensor(file, "token_embd.weight", hp->n_embd, hp->n_vocab, true, true, &info, err)) ||
+        (status = model_check_tensor(file, "output_norm.weight", hp->n_embd, 1, true, false, &info, err)) ||
+        (status = model_check_tensor(file, "output.weight", hp->n_embd, hp->n_vocab, false, true, &info, err)))
+        return status;
+    if (hp->has_rope_freq_factors) {
+        if ((status = model_check_tensor(file, "rope_freqs.weight", hp->n_rot / 2, 1, true, false, &info, err)) ||
+            (status = check_rope_factors(file, info, err)))
+            return status;
+    }
+    char name[96];
+    for (int64_t layer = 0; layer < hp->n_layer; layer++) {
+        for (size_t i = 0; i < layer_tensor_spec_count; i++) {
+            const layer_tensor_spec *spec = &layer_tensor_specs[i];
+            if (!layer_tensor_present(hp, spec))
+                continue;
+            snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer, spec->suffix);
+            if ((status = model_check_tensor(file, name, tensor_dim_value(hp, spec->ne0),
+                                             tensor_dim_value(hp, spec->ne1), true, spec->matrix, &info, err)))
+                return status;
+        }
+    }
+    return STRATA_OK;
+}
+
+strata_status model_check_vocabulary(const gguf_file *file, const strata_hparams *hp,
+                                     const strata_tokenizer *tokenizer, strata_error *err)
+{
+    if (tokenizer && strata_vocab_size(tokenizer) > hp->n_vocab)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: the tokenizer has %lld tokens but token_embd.weight only %lld rows",
+                           gguf_path(file), (long long)strata_vocab_size(tokenizer), (long long)hp->n_vocab);
+    return STRATA_OK;
+}
+
+/* Every value of every tensor finite: rows dequantized one at a time. */
+static strata_status scan_weights(const gguf_file *file, strata_error *err)
+{
+    float *row = NULL;
+    size_t row_capacity = 0;
+    strata_status status = STRATA_OK;
+    for (int64_t t = 0; t < gguf_tensor_count(file) && status == STRATA_OK; t++) {
+        const gguf_tensor_info *info = gguf_tensor(file, t);
+        if (info->dtype == DTYPE_I32 || info->ne[0] <= 0)
+            continue; /* integer tensors hold no NaN */
+        int64_t rows = info->size_bytes > 0 ? 1 : 0;
+        for (int d = 1; d < info->n_dims; d++)
+            rows *= info->ne[d];
+        size_t row_bytes;
+        if (!dtype_row_bytes(info->dtype, info->ne[0], &row_bytes))
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s: rows do not fit dtype %s", gguf_path(file),
+                               info->name, dtype_name(info->dtype));
+        if ((size_t)info->ne[0] > row_capacity) {
+            float *grown = realloc(row, (size_t)info->ne[0] * sizeof *row);
+            if (!grown) {
+                status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory scanning %s", info->name);
+                break;
+            }
+            row = grown;
+            row_capacity = (size_t)info->ne[0];
+        }
+        for (int64_t r = 0; r < rows && status == STRATA_OK; r++) {
+            const char *bytes = (const char *)info->data + (size_t)r * row_bytes;
+            if ((status = quant_dequantize_row(info->dtype, bytes, row, info->ne[0], err)))
+                break;
+            for (int64_t i = 0; i < info->ne[0]; i++)
+                if (!isfinite(row[i])) {
+                    status = strata_fail(err, STRATA_INVALID_INPUT,
+                                         "%s: tensor %s: value %lld of row %lld is %s", gguf_path(file), info->name,
+                                         (long long)i, (long long)r, isnan(row[i]) ? "NaN" : "infinite");
+                    break;
+                }
+        }
+    }
+    free(row);
+    return status;
+}
+
+strata_status strata_model_check(const char *path, bool scan, strata_error *err)
+{
+    gguf_file *file = NULL;
+    strata_tokenizer *tokenizer = NULL;
+    strata_hparams hp;
+    strata_status status = gguf_open(path, &file, err);
+    if (status == STRATA_OK)
+        status = hparams_read(file, &hp, err);
+    if (status == STRATA_OK)
+        status = model_check_tensors(file, &hp, err);
+    if (status == STRATA_OK)
+        status = tokenizer_load_gguf(file, NULL, &tokenizer, err);
+    if (status == STRATA_OK)
+        status = model_check_vocabulary(file, &hp, tokenizer, err);
+    if (status == STRATA_OK && scan)
+        status = scan_weights(file, err);
+    if (status == STRATA_OK) /* what was checked came from the mapping: the file must not have changed */
+        status = gguf_check_unchanged(file, err);
+    strata_tokenizer_free(tokenizer);
+    gguf_close(file);
+    return status;
+}
