@@ -91,7 +91,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
   endforeach()
   file(GLOB STRATA_EMU_C_SOURCES CONFIGURE_DEPENDS base/*.c runtime/*.c backends/*.c backends/cpu/*.c backends/cuda/*.c)
   add_library(strata_cuda_emulated STATIC ${STRATA_EMU_C_SOURCES} ${STRATA_EMU_KERNEL_SOURCES}
-                                          ${STRATA_EMU_DIR}/emulator.cpp)
+                                          ${STRATA_EMU_DIR}/emulator.cpp ${STRATA_EMU_DIR}/emulator_runtime.cpp)
   target_include_directories(strata_cuda_emulated BEFORE PUBLIC ${STRATA_EMU_DIR}/include)
   target_include_directories(strata_cuda_emulated PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/runtime ${CMAKE_CURRENT_SOURCE_DIR}/base ${CMAKE_CURRENT_SOURCE_DIR}
                                                          ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
