@@ -28,6 +28,8 @@
 #include <string.h>
 
 #include <functional>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "cublas_v2.h"
@@ -58,7 +60,7 @@ struct fiber {
 
 const size_t fiber_stack_bytes = 256 * 1024;
 std::vector<fiber> fibers;
-std::vector<char *> fiber_stacks;
+std::vector<std::unique_ptr<char[]>> fiber_stacks; /* kept for the next block, freed at exit */
 void *scheduler_sp;
 int current_fiber;
 const std::function<void()> *block_body;
@@ -227,17 +229,17 @@ void run_block(const dim3 &block)
     const int n = (int)(block.x * block.y * block.z);
     fibers.resize((size_t)n);
     while (fiber_stacks.size() < (size_t)n) {
-        char *stack = (char *)malloc(fiber_stack_bytes);
+        char *stack = new (std::nothrow) char[fiber_stack_bytes];
         if (!stack)
             die("out of memory for fiber stacks");
-        fiber_stacks.push_back(stack);
+        fiber_stacks.emplace_back(stack);
     }
     for (int i = 0; i < n; i++) {
         fibers[i].state = FIBER_READY;
         fibers[i].shuffles = 0;
         fibers[i].index = uint3{(unsigned)i % block.x, ((unsigned)i / block.x) % block.y,
                                 (unsigned)i / (block.x * block.y)};
-        fibers[i].sp = fiber_start_sp(fiber_stacks[i]);
+        fibers[i].sp = fiber_start_sp(fiber_stacks[i].get());
     }
     block_threads = n;
     block_done = block_waiting = 0;
