@@ -91,7 +91,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
   endforeach()
   file(GLOB STRATA_EMU_C_SOURCES CONFIGURE_DEPENDS base/*.c runtime/*.c backends/*.c backends/cpu/*.c backends/cuda/*.c)
   add_library(strata_cuda_emulated STATIC ${STRATA_EMU_C_SOURCES} ${STRATA_EMU_KERNEL_SOURCES}
-                                          ${STRATA_EMU_DIR}/emulator.cpp)
+                                          ${STRATA_EMU_DIR}/emulator.cpp ${STRATA_EMU_DIR}/emulator_runtime.cpp)
   target_include_directories(strata_cuda_emulated BEFORE PUBLIC ${STRATA_EMU_DIR}/include)
   target_include_directories(strata_cuda_emulated PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/runtime ${CMAKE_CURRENT_SOURCE_DIR}/base ${CMAKE_CURRENT_SOURCE_DIR}
                                                          ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
@@ -111,7 +111,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
 
   enable_testing()
   file(GLOB STRATA_EMU_TEST_COMMON CONFIGURE_DEPENDS tests/common/*.c)
-  foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device)
+  foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device test_cuda_peer test_cuda_workspace)
     set(emulated_name ${test_name}_cuda_emulated)
     add_executable(${emulated_name} tests/${test_name}.c ${STRATA_EMU_TEST_COMMON})
     target_link_libraries(${emulated_name} PRIVATE strata_cuda_emulated)
@@ -121,6 +121,17 @@ if(STRATA_CUDA_EMULATED_TESTS)
     add_test(NAME ${emulated_name} COMMAND ${emulated_name})
     set_tests_properties(${emulated_name} PROPERTIES LABELS cuda SKIP_RETURN_CODE 77)
   endforeach()
+  # several emulated devices of different sizes (peer copies, per-device
+  # memory, out of memory on the small one); once more as GPUs without peer
+  # access, whose copies CUDA stages through the host; and the one-device
+  # test on device 0 of several
+  set_tests_properties(test_cuda_peer_cuda_emulated PROPERTIES ENVIRONMENT STRATA_EMU_DEVICES=1024,384,2048)
+  add_test(NAME test_cuda_peer_cuda_emulated_no_peer_access COMMAND test_cuda_peer_cuda_emulated)
+  set_tests_properties(test_cuda_peer_cuda_emulated_no_peer_access PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
+                       ENVIRONMENT "STRATA_EMU_DEVICES=512,1024;STRATA_EMU_PEER_ACCESS=0")
+  add_test(NAME test_cuda_device_cuda_emulated_devices COMMAND test_cuda_device_cuda_emulated)
+  set_tests_properties(test_cuda_device_cuda_emulated_devices PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
+                       ENVIRONMENT STRATA_EMU_DEVICES=2048,1024)
   # the op kernels once more with the threads of each block run last first:
   # a missing __syncthreads shows in one order or the other
   add_test(NAME test_backend_ops_cuda_emulated_reverse COMMAND test_backend_ops_cuda_emulated)

@@ -181,6 +181,9 @@ int main(void)
     printf("cuda device 0: %s, %.1f GiB (%.1f free), %s\n", info.name, info.total_bytes / 1073741824.0,
            info.free_bytes / 1073741824.0, info.features);
     CHECK(info.kind == DEVICE_KIND_CUDA && !info.host_visible && info.alignment >= 16, "device info");
+    static const uint8_t no_uuid[16];
+    CHECK(info.has_uuid && memcmp(info.uuid, no_uuid, sizeof no_uuid) != 0 && !info.software,
+          "device info: no UUID, or a software device");
     int n_devices = cuda->device_count(NULL);
     backend_device other;
     CHECK(backend_open("cuda", n_devices, NULL, &other, &err) == STRATA_INVALID_INPUT && err.message[0],

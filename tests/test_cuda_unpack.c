@@ -344,6 +344,25 @@ static void check_choices(void)
     CHECK(cuda_gemm_rows_per_chunk(4096, 128256, 1 << 25) == 8192, "output matrix chunks");
     CHECK(cuda_gemm_rows_per_chunk(4096, 1024, 1 << 25) == 1024, "small matrix in one chunk");
     CHECK(cuda_gemm_rows_per_chunk(1 << 26, 4, 1 << 25) == 1, "a row longer than the tile still goes");
+
+    /* the arena's tile reservation holds every chunk and never shrinks as a
+     * weight grows (the workspace estimate relies on it: 5120 columns fill
+     * less of a 2^25 tile than 4096 do) */
+    const int64_t tiles[] = {1, 1000, (int64_t)1 << 20, (int64_t)1 << 25};
+    const int64_t dims[] = {1, 31, 256, 4096, 5000, 5120, 14336, 1 << 20, 1 << 26};
+    const int n_dims = (int)(sizeof dims / sizeof dims[0]);
+    int bad_capacity = 0;
+    for (size_t t = 0; t < sizeof tiles / sizeof tiles[0]; t++)
+        for (int i = 0; i < n_dims; i++)
+            for (int o = 0; o < n_dims; o++) {
+                int64_t n_in = dims[i], n_out = dims[o], tile = tiles[t];
+                int64_t capacity = cuda_gemm_tile_capacity(n_in, n_out, tile);
+                bad_capacity += capacity < cuda_gemm_rows_per_chunk(n_in, n_out, tile) * n_in;
+                bad_capacity += i + 1 < n_dims && cuda_gemm_tile_capacity(dims[i + 1], n_out, tile) < capacity;
+                bad_capacity += o + 1 < n_dims && cuda_gemm_tile_capacity(n_in, dims[o + 1], tile) < capacity;
+                bad_capacity += capacity > cuda_gemm_rows_per_chunk(n_in, n_out, tile) * n_in + n_in - 1;
+            }
+    CHECK(bad_capacity == 0, "%d tile capacities too small, shrinking with a dimension, or too large", bad_capacity);
 }
 
 int main(void)

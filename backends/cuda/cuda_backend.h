@@ -14,6 +14,20 @@
  * environment variable STRATA_CUDA_GRAPHS=0 before opening the device
  * launches every op directly instead.
  *
+ * Several devices may be open at once (a model split across cards).
+ * copy_peer copies between two of them on the destination's stream, ordered
+ * after everything issued on both (cuda_peer.c); peer access is enabled
+ * where the cards allow it, and copies are staged through the host by CUDA
+ * where they do not.
+ *
+ * Workspace: besides its buffers a device holds cuBLAS's workspace (32 MiB),
+ * the kernels' error flags and the op arena (cuda_workspace.c).
+ * workspace_bytes(query) bounds all of it for the ops of a forward pass of
+ * the query's shapes, without a device; with set_workspace_limit at that
+ * bound the arena never grows past it (without a limit its doubling may
+ * overshoot the largest need by up to twice), and an op that needs more
+ * fails with STRATA_OUT_OF_MEMORY before touching the device.
+ *
  * Use a device from one thread at a time.
  *
  * This backend was written and compiled without a GPU: it builds and links

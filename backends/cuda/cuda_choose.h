@@ -75,6 +75,19 @@ static inline int64_t cuda_gemm_rows_per_chunk(int64_t n_in, int64_t n_out, int6
     return rows < n_out ? rows : n_out;
 }
 
+/* Weights the arena reserves for a dequantized tile: at least
+ * cuda_gemm_rows_per_chunk(...) * n_in, as min(n_out * n_in, max(tile_elements,
+ * n_in)). The exact product is not monotonic (5120 columns fill less of a
+ * 2^25-element tile than 4096 do); this bound grows with n_in and n_out, so
+ * the workspace estimate can take the largest n_in and n_out of a device's
+ * weights as their worst case. It reserves at most n_in - 1 weights more. */
+static inline int64_t cuda_gemm_tile_capacity(int64_t n_in, int64_t n_out, int64_t tile_elements)
+{
+    int64_t capacity = tile_elements > n_in ? tile_elements : n_in;
+    int64_t whole = n_in * n_out;
+    return whole < capacity ? whole : capacity;
+}
+
 /* The dequantized tile of the GEMM paths holds this many weights by default
  * (64 MiB of F16): large enough for cuBLAS to fill the GPU at 512 tokens.
  * Whether a tile small enough to stay in L2 is faster is for a GPU to say:

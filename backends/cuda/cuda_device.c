@@ -99,6 +99,9 @@ static void cuda_get_info(void *opaque, device_info *out)
     out->alignment = CUDA_ALIGNMENT;
     out->max_allocation_bytes = total_bytes;
     out->host_visible = false;
+    out->software = false;
+    out->has_uuid = true;
+    memcpy(out->uuid, ctx->uuid, sizeof out->uuid);
     snprintf(out->features, sizeof out->features, "sm_%d%d sms:%d cublas:yes graphs:%s", ctx->cc_major,
              ctx->cc_minor, ctx->sm_count, ctx->graphs_enabled ? "on" : "off");
 }
@@ -146,6 +149,9 @@ static const backend_ops cuda_ops = {
     .end_step = cuda_end_step,
     .measure_bandwidth = cuda_measure_bandwidth,
     .measure_gemm_peak = cuda_measure_gemm_peak,
+    .copy_peer = cuda_copy_peer,
+    .set_workspace_limit = cuda_set_workspace_limit,
+    .workspace_peak_bytes = cuda_workspace_peak_bytes,
 };
 
 static int cuda_device_count(strata_error *err)
@@ -194,6 +200,8 @@ static strata_status cuda_open(int device_index, const backend_options *options,
     struct cudaDeviceProp prop;
     CUDA_TRY(err, cudaGetDeviceProperties(&prop, device_index), "reading the device properties");
     snprintf(ctx->name, sizeof ctx->name, "%.127s", prop.name);
+    _Static_assert(sizeof prop.uuid.bytes == sizeof ctx->uuid, "a CUDA UUID is 16 bytes");
+    memcpy(ctx->uuid, prop.uuid.bytes, sizeof ctx->uuid);
     ctx->sm_count = prop.multiProcessorCount;
     ctx->cc_major = prop.major;
     ctx->cc_minor = prop.minor;
@@ -211,6 +219,7 @@ static strata_status cuda_open(int device_index, const backend_options *options,
     CUBLAS_TRY(err, cublasSetStream(ctx->cublas, ctx->stream), "binding the op stream");
     /* a workspace of our own, so cuBLAS never allocates while a graph is captured */
     CUDA_TRY(err, cudaMalloc(&ctx->cublas_workspace, CUDA_CUBLAS_WORKSPACE_BYTES), "allocating the cuBLAS workspace");
+    cuda_workspace_count(ctx, (int64_t)CUDA_CUBLAS_WORKSPACE_BYTES);
     CUBLAS_TRY(err, cublasSetWorkspace(ctx->cublas, ctx->cublas_workspace, CUDA_CUBLAS_WORKSPACE_BYTES),
                "setting the workspace");
     /* no TF32: F32 GEMMs stay F32, as the op contract says */
@@ -246,4 +255,5 @@ const backend_registration cuda_backend_registration = {
     .name = "cuda",
     .device_count = cuda_device_count,
     .open = cuda_open,
+    .workspace_bytes = cuda_workspace_bytes,
 };

@@ -29,6 +29,8 @@
 #define CUDA_DOWNLOAD_STAGE_MAX ((size_t)64 << 20) /* largest pinned download stage */
 #define CUDA_INDEX_CHECK_MAX 65536                /* ids/positions checked on the host outside steps */
 #define CUDA_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+#define CUDA_ERROR_FLAGS_BYTES ((size_t)CUDA_ALIGNMENT) /* the kernels' error flags, one allocation */
+#define CUDA_PEER_SLOTS 64                        /* devices whose peer access a context remembers */
 #define CUDA_GRAPH_CACHE 16                       /* instantiated graphs kept */
 #define CUDA_GRAPH_SEEN 64                        /* op sequences remembered before capture */
 
@@ -78,11 +80,16 @@ typedef struct cuda_graph_entry {
 typedef struct cuda_context {
     int device;
     char name[128];
+    uint8_t uuid[16];
     int sm_count;
     int cc_major, cc_minor;
     cudaStream_t stream;      /* ops and small transfers */
     cudaStream_t copy_stream; /* large transfers */
     cudaEvent_t stream_fence, copy_fence;
+    cudaEvent_t peer_fence; /* recorded on the op stream when this device is the source of a peer copy */
+    /* as the destination of peer copies from device i: 0 not asked yet, 1
+     * peer access enabled, -1 not possible (copies staged through the host) */
+    signed char peer_state[CUDA_PEER_SLOTS];
     cublasHandle_t cublas;
     void *cublas_workspace;
 
@@ -98,6 +105,9 @@ typedef struct cuda_context {
 
     void *arena; /* device scratch of the ops (activation quants, GEMM tiles, attention partials) */
     size_t arena_bytes;
+    /* workspace: device memory held for the ops besides buffers (the arena,
+     * cuBLAS's workspace, the error flags); limit 0: none */
+    uint64_t workspace_held, workspace_peak, workspace_limit;
 
     bool in_step;
     cuda_op *recorded;
@@ -167,14 +177,13 @@ strata_status cuda_download(void *ctx, backend_buffer *src, size_t offset, void 
                             strata_error *err);
 strata_status cuda_sync(void *ctx, strata_error *err);
 
-/* Makes the arena hold at least bytes. Growing waits for the stream, frees
- * the old arena and drops every captured graph (they point into it); it
- * happens while a model warms up, not once every op has run at its size. */
-strata_status cuda_arena_reserve(cuda_context *ctx, size_t bytes, strata_error *err);
-
 /* Creates and frees the pinned staging buffers, flags and fences of ctx. */
 strata_status cuda_memory_init(cuda_context *ctx, strata_error *err);
 void cuda_memory_release(cuda_context *ctx);
+
+/* backend_ops.copy_peer (cuda_peer.c). */
+strata_status cuda_copy_peer(void *dst_ctx, backend_buffer *dst, size_t dst_offset, void *src_ctx,
+                             backend_buffer *src, size_t src_offset, size_t bytes, strata_error *err);
 
 /* Copies n int32 values at device address src to the pinned index_check
  * buffer and waits for them (used to validate ids and positions outside a
@@ -204,18 +213,44 @@ strata_status cuda_run_op(void *ctx, const backend_op *op, strata_error *err);
 
 /* Enqueues one op on ctx->stream (no host synchronization, so it may run
  * while a graph is being captured). The arena must already hold
- * cuda_op_scratch_bytes(op). */
+ * cuda_op_scratch_bytes(op, ctx->gemm_tile_elements). */
 strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error *err);
-size_t cuda_op_scratch_bytes(const cuda_context *ctx, const cuda_op *op);
+
+/* Arena bytes an op needs, from its descriptor and the GEMM tile size alone
+ * (pure: the workspace estimate builds descriptors of the worst shapes and
+ * asks these, so run time and estimate cannot drift apart). */
+size_t cuda_op_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements);
+size_t cuda_matmul_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements);
+
+/* Sets an attention descriptor's kernel variant and split-KV parts from its
+ * shapes and n_kv, for an attention mode and a device of sm_count SMs (pure). */
+void cuda_attention_plan(cuda_op *op, cuda_attention_mode mode, int sm_count);
 
 strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_error *err);
-size_t cuda_matmul_scratch_bytes(const cuda_context *ctx, const cuda_op *op);
 
 /* Bytes rounded up to CUDA_ALIGNMENT (arena slices). */
 static inline size_t cuda_align(size_t bytes)
 {
     return (bytes + CUDA_ALIGNMENT - 1) / CUDA_ALIGNMENT * CUDA_ALIGNMENT;
 }
+
+/* --- workspace (cuda_workspace.c) ------------------------------------------------------------------- */
+
+/* Makes the arena hold at least bytes. Growing waits for the stream, frees
+ * the old arena and drops every captured graph (they point into it); it
+ * happens while a model warms up, not once every op has run at its size.
+ * Under a workspace limit, a need past it fails with STRATA_OUT_OF_MEMORY
+ * before anything is touched, and growth stops at the limit. */
+strata_status cuda_arena_reserve(cuda_context *ctx, size_t bytes, strata_error *err);
+
+/* Counts device memory the backend allocated (bytes > 0) or freed (< 0) for
+ * its ops, and keeps the peak. */
+void cuda_workspace_count(cuda_context *ctx, int64_t bytes);
+
+void cuda_set_workspace_limit(void *ctx, uint64_t limit_bytes);
+uint64_t cuda_workspace_peak_bytes(void *ctx);
+/* backend_registration.workspace_bytes */
+uint64_t cuda_workspace_bytes(const backend_workspace_query *query);
 
 /* --- steps and graphs (cuda_graph.c) ---------------------------------------------------------------- */
 

@@ -29,10 +29,11 @@ typedef struct matmul_shape {
     int64_t n_in, n_out, n_tok;
     int64_t row_bytes;
     cuda_matmul_path path;
-    int64_t tile_rows; /* GEMM paths that dequantize: rows per tile */
+    int64_t tile_rows;     /* GEMM paths that dequantize: rows per tile */
+    int64_t tile_capacity; /* weights the arena holds for the tile (>= tile_rows * n_in) */
 } matmul_shape;
 
-static void shape_of(const cuda_context *ctx, const cuda_op *op, matmul_shape *shape)
+static void shape_of(const cuda_op *op, int64_t gemm_tile_elements, matmul_shape *shape)
 {
     const cuda_tensor *w = &op->src[0], *x = &op->src[1];
     shape->n_in = w->ne[0];
@@ -40,24 +41,24 @@ static void shape_of(const cuda_context *ctx, const cuda_op *op, matmul_shape *s
     shape->n_tok = x->ne[1] * x->ne[2] * x->ne[3];
     shape->row_bytes = w->nb[1];
     shape->path = cuda_matmul_choose((strata_dtype)w->dtype, shape->n_tok);
-    shape->tile_rows = cuda_gemm_rows_per_chunk(shape->n_in, shape->n_out, ctx->gemm_tile_elements);
+    shape->tile_rows = cuda_gemm_rows_per_chunk(shape->n_in, shape->n_out, gemm_tile_elements);
+    shape->tile_capacity = cuda_gemm_tile_capacity(shape->n_in, shape->n_out, gemm_tile_elements);
 }
 
-size_t cuda_matmul_scratch_bytes(const cuda_context *ctx, const cuda_op *op)
+size_t cuda_matmul_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements)
 {
     matmul_shape s;
-    shape_of(ctx, op, &s);
+    shape_of(op, gemm_tile_elements, &s);
     size_t activations = (size_t)(s.n_tok * s.n_in);
     switch (s.path) {
     case CUDA_MATMUL_MATVEC_Q8:
         return cuda_align(activations) + cuda_align(activations / 32 * 16);
     case CUDA_MATMUL_GEMM_F16:
-        return cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4) +
-               cuda_align((size_t)(s.tile_rows * s.n_in) * 2);
+        return cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4) + cuda_align((size_t)s.tile_capacity * 2);
     case CUDA_MATMUL_GEMM_F16_SPLIT:
         return 2 * cuda_align(activations * 2) + cuda_align((size_t)s.n_tok * 4);
     case CUDA_MATMUL_GEMM_F32:
-        return op->src[0].dtype == DTYPE_BF16 ? cuda_align((size_t)(s.tile_rows * s.n_in) * 4) : 0;
+        return op->src[0].dtype == DTYPE_BF16 ? cuda_align((size_t)s.tile_capacity * 4) : 0;
     case CUDA_MATMUL_MATVEC_FLOAT:
     case CUDA_MATMUL_NONE:
         break;
@@ -107,7 +108,7 @@ static strata_status gemm_dequantized(cuda_context *ctx, const cuda_op *op, cons
 strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_error *err)
 {
     matmul_shape s;
-    shape_of(ctx, op, &s);
+    shape_of(op, ctx->gemm_tile_elements, &s);
     const cuda_tensor *w = &op->src[0];
     const float *x = (const float *)op->src[1].data;
     float *dst = (float *)op->dst.data;

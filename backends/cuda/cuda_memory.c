@@ -1,5 +1,5 @@
-/* Device buffers, host <-> device transfers through pinned staging, sync, the
- * op arena and the kernels' error flags.
+/* Device buffers, host <-> device transfers through pinned staging, sync and
+ * the kernels' error flags (the op arena is in cuda_workspace.c).
  *
  * Uploads copy the caller's bytes into one of CUDA_UPLOAD_CHUNKS pinned
  * chunks and DMA from there; a chunk is reused once the copy out of it has
@@ -211,51 +211,20 @@ strata_status cuda_read_indices(cuda_context *ctx, const int32_t *src, int64_t n
     return STRATA_OK;
 }
 
-/* --- arena ----------------------------------------------------------------------------------------------- */
-
-strata_status cuda_arena_reserve(cuda_context *ctx, size_t bytes, strata_error *err)
-{
-    if (bytes <= ctx->arena_bytes)
-        return STRATA_OK;
-    /* recorded ops reach the arena through ctx at launch; launched ones and
-     * captured graphs hold the old address: finish them, then drop the graphs */
-    CUDA_CHECK(err, cudaStreamSynchronize(ctx->stream), "waiting for the device");
-    cuda_graphs_release(ctx);
-    size_t grown = ctx->arena_bytes * 2 > bytes ? ctx->arena_bytes * 2 : bytes;
-    grown = (grown + ((size_t)1 << 20) - 1) / ((size_t)1 << 20) * ((size_t)1 << 20);
-    CUDA_CHECK(err, cudaFree(ctx->arena), "freeing the op arena");
-    ctx->arena = NULL;
-    ctx->arena_bytes = 0;
-    cudaError_t code = cudaMalloc(&ctx->arena, grown);
-    if (code == cudaErrorMemoryAllocation && grown > bytes) { /* the doubling was too much: the exact size */
-        (void)cudaGetLastError();
-        grown = cuda_align(bytes);
-        code = cudaMalloc(&ctx->arena, grown);
-    }
-    if (code != cudaSuccess) {
-        ctx->arena = NULL;
-        strata_status status = cuda_fail(err, code, "allocating the op arena");
-        if (err)
-            strata_error_prefix(err, "cuda device %d: %.1f MiB of op scratch", ctx->device,
-                                (double)bytes / 1048576.0);
-        return status;
-    }
-    ctx->arena_bytes = grown;
-    return STRATA_OK;
-}
-
 /* --- setup ------------------------------------------------------------------------------------------------ */
 
 strata_status cuda_memory_init(cuda_context *ctx, strata_error *err)
 {
     CUDA_CHECK(err, cudaEventCreateWithFlags(&ctx->stream_fence, cudaEventDisableTiming), "creating an event");
     CUDA_CHECK(err, cudaEventCreateWithFlags(&ctx->copy_fence, cudaEventDisableTiming), "creating an event");
+    CUDA_CHECK(err, cudaEventCreateWithFlags(&ctx->peer_fence, cudaEventDisableTiming), "creating an event");
     for (int i = 0; i < CUDA_UPLOAD_CHUNKS; i++) {
         CUDA_CHECK(err, cudaHostAlloc(&ctx->upload_stage[i], CUDA_UPLOAD_CHUNK_BYTES, cudaHostAllocDefault),
                    "allocating pinned host memory for uploads");
         CUDA_CHECK(err, cudaEventCreateWithFlags(&ctx->upload_done[i], cudaEventDisableTiming), "creating an event");
     }
     CUDA_CHECK(err, cudaMalloc((void **)&ctx->error_flags, sizeof *ctx->error_flags), "allocating the error flags");
+    cuda_workspace_count(ctx, (int64_t)CUDA_ERROR_FLAGS_BYTES);
     CUDA_CHECK(err, cudaMemset(ctx->error_flags, 0, sizeof *ctx->error_flags), "clearing the error flags");
     CUDA_CHECK(err, cudaHostAlloc((void **)&ctx->error_flags_host, sizeof *ctx->error_flags_host, cudaHostAllocDefault),
                "allocating pinned host memory");
@@ -285,5 +254,7 @@ void cuda_memory_release(cuda_context *ctx)
         (void)cudaEventDestroy(ctx->stream_fence);
     if (ctx->copy_fence)
         (void)cudaEventDestroy(ctx->copy_fence);
+    if (ctx->peer_fence)
+        (void)cudaEventDestroy(ctx->peer_fence);
     (void)cudaGetLastError();
 }

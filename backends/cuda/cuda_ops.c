@@ -103,26 +103,31 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
         out->freq_scale = op->params.rope.freq_scale;
         break;
     case OP_ATTENTION: {
-        const strata_tensor *q = op->src[0], *k = op->src[1];
         int64_t n_kv = op->params.attention.n_kv;
-        out->n_kv = ctx->in_step ? cuda_attention_kv_bucket(n_kv, k->ne[2]) : n_kv;
+        out->n_kv = ctx->in_step ? cuda_attention_kv_bucket(n_kv, op->src[1]->ne[2]) : n_kv;
         out->attention_scale = op->params.attention.scale;
         out->softcap = op->params.attention.softcap;
         out->sliding_window = op->params.attention.sliding_window;
-        out->attention_variant = (int32_t)cuda_attention_choose(ctx->attention_mode, q->ne[2], q->ne[1], k->ne[1]);
-        kernel_attention_args args;
-        attention_args(out, &args);
-        out->n_splits = cuda_attention_splits(kernel_attention_blocks(&args), out->n_kv, ctx->sm_count);
+        cuda_attention_plan(out, ctx->attention_mode, ctx->sm_count);
         break;
     }
     default: break;
     }
 }
 
-size_t cuda_op_scratch_bytes(const cuda_context *ctx, const cuda_op *op)
+void cuda_attention_plan(cuda_op *op, cuda_attention_mode mode, int sm_count)
+{
+    const cuda_tensor *q = &op->src[0], *k = &op->src[1];
+    op->attention_variant = (int32_t)cuda_attention_choose(mode, q->ne[2], q->ne[1], k->ne[1]);
+    kernel_attention_args args;
+    attention_args(op, &args);
+    op->n_splits = cuda_attention_splits(kernel_attention_blocks(&args), op->n_kv, sm_count);
+}
+
+size_t cuda_op_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements)
 {
     if (op->kind == OP_MATMUL)
-        return cuda_matmul_scratch_bytes(ctx, op);
+        return cuda_matmul_scratch_bytes(op, gemm_tile_elements);
     if (op->kind == OP_ATTENTION) {
         kernel_attention_args args;
         attention_args(op, &args);
@@ -278,7 +283,7 @@ strata_status cuda_run_op(void *opaque, const backend_op *op, strata_error *err)
     CUDA_CHECK(err, cudaSetDevice(ctx->device), "selecting the device");
     cuda_op described;
     describe_op(ctx, op, &described);
-    strata_status status = cuda_arena_reserve(ctx, cuda_op_scratch_bytes(ctx, &described), err);
+    strata_status status = cuda_arena_reserve(ctx, cuda_op_scratch_bytes(&described, ctx->gemm_tile_elements), err);
     if (status != STRATA_OK)
         return status;
     if (ctx->in_step)

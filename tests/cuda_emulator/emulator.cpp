@@ -1,15 +1,9 @@
 /* A CPU emulation of the parts of CUDA strata uses, so the CUDA backend's
  * host code and its kernels (the same .cu sources of kernels/, with the
- * launch syntax rewritten) run in tests on machines without a GPU:
+ * launch syntax rewritten) run in tests on machines without a GPU. This
+ * file runs kernels and cuBLAS; emulator_runtime.cpp is the runtime API
+ * (devices, memory, streams, events, graphs, peer copies).
  *
- * - device memory is host memory; one emulated device with a fixed budget
- *   (8 GiB, or STRATA_EMU_DEVICE_MIB), so out-of-memory paths can be
- *   exercised; STRATA_EMU_DRIVER=none|old|nodevice plays a machine without a
- *   driver, with a driver older than the runtime, or without a GPU;
- * - streams execute in issue order at once (everything is synchronous), and
- *   work issued on a stream that is being captured is recorded instead, into
- *   a graph that cudaGraphLaunch replays: captured parameters are replayed as
- *   captured, as on a GPU;
  * - kernels: each block runs as one fiber per thread (a small stack-switching
  *   scheduler); fibers switch only at __syncthreads and warp shuffles.
  *   Shuffles wait for all 32 lanes of the warp: a shuffle in a warp where a
@@ -20,7 +14,10 @@
  *   another has not written yet only when the reader runs first; forward
  *   order catches one direction of that race, reverse order the other, so
  *   the tests run the kernels both ways;
- * - cuBLAS GEMMs are plain loops with cuBLAS's column-major conventions.
+ * - a kernel launched on a stream of another device than the current one
+ *   fails with cudaErrorInvalidResourceHandle, as on a GPU;
+ * - cuBLAS GEMMs are plain loops with cuBLAS's column-major conventions; a
+ *   handle works on the device that was current when it was created.
  *
  * Test infrastructure only: never linked into libstrata. Launch
  * configurations are checked as CUDA checks them (at most 1024 threads per
@@ -29,77 +26,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <functional>
-#include <map>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "cublas_v2.h"
 #include "emulator_device.h"
+#include "emulator_internal.h"
 
 extern "C" float fp16_to_f32(uint16_t h);
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
+using emu::die;
+
 namespace {
 
-/* What the emulated device "has": 8 GiB, or STRATA_EMU_DEVICE_MIB. */
-size_t emulated_device_memory()
-{
-    const char *mib = getenv("STRATA_EMU_DEVICE_MIB");
-    char *end = nullptr;
-    unsigned long long value = mib ? strtoull(mib, &end, 10) : 0;
-    if (mib && (end == mib || *end != '\0' || value == 0 || value > (1ull << 24))) {
-        fprintf(stderr, "cuda emulator: STRATA_EMU_DEVICE_MIB must be a size in MiB, 1 .. 16777216\n");
-        abort();
-    }
-    return mib ? (size_t)value << 20 : (size_t)8 << 30;
-}
-const size_t device_memory = emulated_device_memory();
-
-/* STRATA_EMU_DRIVER plays the machines where the CUDA runtime finds no
- * device: "none" (no NVIDIA driver loaded), "old" (a driver older than the
- * runtime), "nodevice" (a driver, no GPU); unset: one working device. */
-enum emulated_driver { DRIVER_OK, DRIVER_NONE, DRIVER_OLD, DRIVER_NO_DEVICE };
-emulated_driver driver_state()
-{
-    const char *driver = getenv("STRATA_EMU_DRIVER");
-    if (!driver)
-        return DRIVER_OK;
-    if (strcmp(driver, "none") == 0)
-        return DRIVER_NONE;
-    if (strcmp(driver, "old") == 0)
-        return DRIVER_OLD;
-    if (strcmp(driver, "nodevice") == 0)
-        return DRIVER_NO_DEVICE;
-    fprintf(stderr, "cuda emulator: STRATA_EMU_DRIVER must be none, old or nodevice\n");
-    abort();
-}
-size_t device_used = 0;
-std::map<void *, size_t> device_allocations;
-cudaError_t last_error = cudaSuccess;
-uint64_t kernels_run = 0, graph_launches = 0;
-
-[[noreturn]] void die(const char *message)
-{
-    fprintf(stderr, "cuda emulator: %s\n", message);
-    abort();
-}
-
-cudaError_t fail(cudaError_t code)
-{
-    last_error = code;
-    return code;
-}
-
-double now_seconds()
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+uint64_t kernels_run = 0;
 
 /* --- fibers ------------------------------------------------------------------------------ */
 
@@ -114,7 +60,7 @@ struct fiber {
 
 const size_t fiber_stack_bytes = 256 * 1024;
 std::vector<fiber> fibers;
-std::vector<char *> fiber_stacks;
+std::vector<std::unique_ptr<char[]>> fiber_stacks; /* kept for the next block, freed at exit */
 void *scheduler_sp;
 int current_fiber;
 const std::function<void()> *block_body;
@@ -283,17 +229,17 @@ void run_block(const dim3 &block)
     const int n = (int)(block.x * block.y * block.z);
     fibers.resize((size_t)n);
     while (fiber_stacks.size() < (size_t)n) {
-        char *stack = (char *)malloc(fiber_stack_bytes);
+        char *stack = new (std::nothrow) char[fiber_stack_bytes];
         if (!stack)
             die("out of memory for fiber stacks");
-        fiber_stacks.push_back(stack);
+        fiber_stacks.emplace_back(stack);
     }
     for (int i = 0; i < n; i++) {
         fibers[i].state = FIBER_READY;
         fibers[i].shuffles = 0;
         fibers[i].index = uint3{(unsigned)i % block.x, ((unsigned)i / block.x) % block.y,
                                 (unsigned)i / (block.x * block.y)};
-        fibers[i].sp = fiber_start_sp(fiber_stacks[i]);
+        fibers[i].sp = fiber_start_sp(fiber_stacks[i].get());
     }
     block_threads = n;
     block_done = block_waiting = 0;
@@ -341,36 +287,10 @@ void run_grid(dim3 grid, dim3 block, const std::function<void()> &body)
 
 } // namespace
 
-/* --- streams and graphs ------------------------------------------------------------------ */
-
-struct emu_graph {
-    std::vector<std::function<void()>> nodes;
-};
-
-struct emu_stream {
-    emu_graph *capture = nullptr;
-};
-
-struct emu_event {
-    double seconds = 0.0;
-};
-
 struct emu_cublas {
     cudaStream_t stream = nullptr;
+    int device = 0;
 };
-
-namespace {
-
-/* Runs work now, or records it when stream is being captured. */
-void enqueue(cudaStream_t stream, std::function<void()> work)
-{
-    if (stream && stream->capture)
-        stream->capture->nodes.push_back(std::move(work));
-    else
-        work();
-}
-
-} // namespace
 
 namespace emu {
 
@@ -398,7 +318,11 @@ unsigned long long *shuffle_slots()
 void launch(dim3 grid, dim3 block, cudaStream_t stream, std::function<void()> body)
 {
     if (!launch_config_ok(grid, block)) {
-        last_error = cudaErrorInvalidConfiguration;
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (stream_device(stream) != current_device()) { /* a stream of another device */
+        fail(cudaErrorInvalidResourceHandle);
         return;
     }
     enqueue(stream, [grid, block, body]() { run_grid(grid, block, body); });
@@ -406,272 +330,7 @@ void launch(dim3 grid, dim3 block, cudaStream_t stream, std::function<void()> bo
 
 } // namespace emu
 
-/* --- the runtime API --------------------------------------------------------------------- */
-
 extern "C" {
-
-const char *cudaGetErrorString(cudaError_t error)
-{
-    switch (error) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorInvalidDevice: return "invalid device ordinal";
-    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
-    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
-    default: return "emulated CUDA error";
-    }
-}
-
-const char *cudaGetErrorName(cudaError_t error)
-{
-    switch (error) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
-    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
-    case cudaErrorNoDevice: return "cudaErrorNoDevice";
-    default: return "cudaErrorUnknown";
-    }
-}
-
-cudaError_t cudaGetLastError(void)
-{
-    cudaError_t error = last_error;
-    last_error = cudaSuccess;
-    return error;
-}
-
-cudaError_t cudaGetDeviceCount(int *count)
-{
-    *count = 0;
-    switch (driver_state()) {
-    case DRIVER_NONE:
-    case DRIVER_OLD: return fail(cudaErrorInsufficientDriver);
-    case DRIVER_NO_DEVICE: return fail(cudaErrorNoDevice);
-    case DRIVER_OK: break;
-    }
-    *count = 1;
-    return cudaSuccess;
-}
-
-cudaError_t cudaSetDevice(int device)
-{
-    return device == 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
-}
-
-cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device)
-{
-    if (device != 0)
-        return fail(cudaErrorInvalidDevice);
-    memset(prop, 0, sizeof *prop);
-    snprintf(prop->name, sizeof prop->name, "CUDA emulator on the CPU (tests only)");
-    prop->totalGlobalMem = device_memory;
-    prop->multiProcessorCount = 4;
-    prop->major = 9;
-    prop->minor = 0;
-    return cudaSuccess;
-}
-
-cudaError_t cudaDriverGetVersion(int *version)
-{
-    const emulated_driver driver = driver_state();
-    *version = driver == DRIVER_NONE ? 0 : driver == DRIVER_OLD ? 11080 : 13000;
-    return cudaSuccess;
-}
-
-cudaError_t cudaRuntimeGetVersion(int *version)
-{
-    *version = 13000;
-    return cudaSuccess;
-}
-
-cudaError_t cudaDeviceSynchronize(void)
-{
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes)
-{
-    *free_bytes = device_memory - device_used;
-    *total_bytes = device_memory;
-    return cudaSuccess;
-}
-
-cudaError_t cudaMalloc(void **ptr, size_t bytes)
-{
-    *ptr = nullptr;
-    size_t rounded = (bytes + 255) / 256 * 256;
-    if (rounded < bytes || rounded > device_memory - device_used)
-        return fail(cudaErrorMemoryAllocation);
-    void *memory = aligned_alloc(256, rounded ? rounded : 256);
-    if (!memory)
-        return fail(cudaErrorMemoryAllocation);
-    /* fresh device memory holds garbage: make it loud, so reads of unwritten memory show */
-    memset(memory, 0x7f, rounded);
-    device_allocations[memory] = rounded;
-    device_used += rounded;
-    *ptr = memory;
-    return cudaSuccess;
-}
-
-cudaError_t cudaFree(void *ptr)
-{
-    if (!ptr)
-        return cudaSuccess;
-    auto it = device_allocations.find(ptr);
-    if (it == device_allocations.end())
-        return fail(cudaErrorInvalidValue);
-    device_used -= it->second;
-    device_allocations.erase(it);
-    free(ptr);
-    return cudaSuccess;
-}
-
-cudaError_t cudaHostAlloc(void **ptr, size_t bytes, unsigned int flags)
-{
-    (void)flags;
-    *ptr = malloc(bytes ? bytes : 1);
-    return *ptr ? cudaSuccess : fail(cudaErrorMemoryAllocation);
-}
-
-cudaError_t cudaFreeHost(void *ptr)
-{
-    free(ptr);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemset(void *ptr, int value, size_t bytes)
-{
-    memset(ptr, value, bytes);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemsetAsync(void *ptr, int value, size_t bytes, cudaStream_t stream)
-{
-    enqueue(stream, [=]() { memset(ptr, value, bytes); });
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind, cudaStream_t stream)
-{
-    (void)kind;
-    enqueue(stream, [=]() { memmove(dst, src, bytes); });
-    return cudaSuccess;
-}
-
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags)
-{
-    (void)flags;
-    *stream = new emu_stream;
-    return cudaSuccess;
-}
-
-cudaError_t cudaStreamDestroy(cudaStream_t stream)
-{
-    delete stream;
-    return cudaSuccess;
-}
-
-cudaError_t cudaStreamSynchronize(cudaStream_t stream)
-{
-    return stream && stream->capture ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess;
-}
-
-cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags)
-{
-    (void)stream;
-    (void)event;
-    (void)flags;
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventCreate(cudaEvent_t *event)
-{
-    *event = new emu_event;
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
-{
-    (void)flags;
-    return cudaEventCreate(event);
-}
-
-cudaError_t cudaEventDestroy(cudaEvent_t event)
-{
-    delete event;
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
-{
-    enqueue(stream, [event]() { event->seconds = now_seconds(); });
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventSynchronize(cudaEvent_t event)
-{
-    (void)event;
-    return cudaSuccess;
-}
-
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
-{
-    *ms = (float)((end->seconds - start->seconds) * 1000.0);
-    return cudaSuccess;
-}
-
-cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode)
-{
-    (void)mode;
-    if (!stream || stream->capture)
-        return fail(cudaErrorStreamCaptureUnsupported);
-    stream->capture = new emu_graph;
-    return cudaSuccess;
-}
-
-cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
-{
-    if (!stream || !stream->capture)
-        return fail(cudaErrorInvalidValue);
-    *graph = stream->capture;
-    stream->capture = nullptr;
-    return cudaSuccess;
-}
-
-cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
-{
-    (void)flags;
-    *exec = new emu_graph(*graph);
-    return cudaSuccess;
-}
-
-cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
-{
-    graph_launches++;
-    emu_graph *graph = exec;
-    enqueue(stream, [graph]() {
-        for (const auto &node : graph->nodes)
-            node();
-    });
-    return cudaSuccess;
-}
-
-cudaError_t cudaGraphDestroy(cudaGraph_t graph)
-{
-    delete graph;
-    return cudaSuccess;
-}
-
-cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
-{
-    delete exec;
-    return cudaSuccess;
-}
 
 /* kernels/quant_unpack.h calls this where a GPU would fault on a misaligned load. */
 void unpack_misaligned(const void *address, int alignment)
@@ -687,16 +346,12 @@ uint64_t emu_kernels_run(void)
     return kernels_run;
 }
 
-uint64_t emu_graph_launches(void)
-{
-    return graph_launches;
-}
-
 /* --- cuBLAS -------------------------------------------------------------------------------- */
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle)
 {
     *handle = new emu_cublas;
+    (*handle)->device = emu::current_device();
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -708,6 +363,8 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle)
 
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 {
+    if (emu::stream_device(stream) != handle->device)
+        return CUBLAS_STATUS_INVALID_VALUE;
     handle->stream = stream;
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -751,7 +408,9 @@ cublasStatus_t gemm(cublasHandle_t handle, cublasOperation_t transa, cublasOpera
     if (m < 0 || n < 0 || k < 0 || lda < std::max(1, transa == CUBLAS_OP_N ? m : k) ||
         ldb < std::max(1, transb == CUBLAS_OP_N ? k : n) || ldc < std::max(1, m))
         return CUBLAS_STATUS_INVALID_VALUE;
-    enqueue(handle->stream, [=]() {
+    if (handle->device != emu::current_device()) /* a handle works on the device it was created on */
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    emu::enqueue(handle->stream, [=]() {
         for (int j = 0; j < n; j++)
             for (int i = 0; i < m; i++) {
                 float sum = 0.0f;
