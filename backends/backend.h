@@ -53,6 +53,7 @@ typedef struct device_info {
     size_t alignment;          /* of buffer offsets that ops accept */
     uint64_t max_allocation_bytes; /* largest single buffer */
     bool host_visible;         /* buffers can be read by the host directly */
+    int multiprocessors;       /* compute units (CUDA SMs); 0: unknown or not meaningful */
     /* The device computes on the host's CPU cores (Mesa's lavapipe): it is
      * never picked by default, only when named. */
     bool software;
@@ -73,6 +74,9 @@ typedef struct backend_workspace_query {
     int64_t n_heads, n_kv_heads, head_dim; /* of attention on the device; 0: none */
     int64_t n_ctx;             /* cache rows attention may scan */
     int multiprocessors;       /* of the device; 0: unknown (assume the most) */
+    /* bit (1 << dtype) for each dtype among the matmul weights; 0: unknown
+     * (assume any) */
+    uint64_t weight_dtype_mask;
 } backend_workspace_query;
 
 /* A backend's buffer; only the backend knows what is inside. */

@@ -111,7 +111,8 @@ if(STRATA_CUDA_EMULATED_TESTS)
 
   enable_testing()
   file(GLOB STRATA_EMU_TEST_COMMON CONFIGURE_DEPENDS tests/common/*.c)
-  foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device test_cuda_peer test_cuda_workspace)
+  foreach(test_name test_backend_ops test_cuda_e2e_logits test_cuda_device test_cuda_peer test_cuda_workspace
+                    test_cuda_split_logits)
     set(emulated_name ${test_name}_cuda_emulated)
     add_executable(${emulated_name} tests/${test_name}.c ${STRATA_EMU_TEST_COMMON})
     target_link_libraries(${emulated_name} PRIVATE strata_cuda_emulated)
@@ -126,6 +127,9 @@ if(STRATA_CUDA_EMULATED_TESTS)
   # access, whose copies CUDA stages through the host; and the one-device
   # test on device 0 of several
   set_tests_properties(test_cuda_peer_cuda_emulated PROPERTIES ENVIRONMENT STRATA_EMU_DEVICES=1024,384,2048)
+  # a model split across three small devices (each mostly taken by its
+  # cuBLAS workspace) and the CPU
+  set_tests_properties(test_cuda_split_logits_cuda_emulated PROPERTIES ENVIRONMENT STRATA_EMU_DEVICES=40,48,44)
   add_test(NAME test_cuda_peer_cuda_emulated_no_peer_access COMMAND test_cuda_peer_cuda_emulated)
   set_tests_properties(test_cuda_peer_cuda_emulated_no_peer_access PROPERTIES LABELS cuda SKIP_RETURN_CODE 77
                        ENVIRONMENT "STRATA_EMU_DEVICES=512,1024;STRATA_EMU_PEER_ACCESS=0")

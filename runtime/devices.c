@@ -213,31 +213,30 @@ static uint64_t default_margin(device_kind kind, uint64_t total_bytes)
     return sixteenth < max ? sixteenth : max;
 }
 
-uint64_t devices_budget(const device_info *info, const strata_device_cap *caps, int n_caps, const char *name,
-                        bool *capped)
+uint64_t devices_budget(device_kind kind, uint64_t total_bytes, uint64_t available_bytes,
+                        const strata_device_cap *caps, int n_caps, const char *name)
 {
-    uint64_t margin = default_margin(info->kind, info->total_bytes);
-    uint64_t usable = info->free_bytes > margin ? info->free_bytes - margin : 0;
-    if (capped)
-        *capped = false;
+    uint64_t margin = default_margin(kind, total_bytes);
+    uint64_t usable = available_bytes > margin ? available_bytes - margin : 0;
     for (int i = 0; i < n_caps; i++)
-        if (strcmp(caps[i].device, name) == 0) {
-            if (capped)
-                *capped = true;
+        if (strcmp(caps[i].device, name) == 0)
             return caps[i].bytes < usable ? caps[i].bytes : usable;
-        }
     return usable;
 }
 
-void devices_describe(const open_device *device, uint64_t budget, plan_device_input *out)
+void devices_describe(const open_device *device, const strata_device_cap *caps, int n_caps, plan_device_input *out)
 {
+    const backend_ops *ops = device->device.ops;
+    uint64_t held = ops->workspace_peak_bytes ? ops->workspace_peak_bytes(device->device.ctx) : 0;
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", device->name);
     out->kind = device->info.kind;
     out->total_bytes = device->info.total_bytes;
-    out->budget_bytes = budget;
+    out->budget_bytes = devices_budget(device->info.kind, device->info.total_bytes, device->info.free_bytes + held,
+                                       caps, n_caps, device->name);
     out->alignment = device->info.alignment ? device->info.alignment : 64;
     out->max_allocation_bytes = device->info.max_allocation_bytes;
+    out->multiprocessors = device->info.multiprocessors;
     out->workspace_bytes = device->registration->workspace_bytes;
 }
 
@@ -415,9 +414,8 @@ strata_status devices_from_specs(const strata_device_spec *specs, int n_specs, c
         snprintf(device->name, sizeof device->name, "%s", specs[i].name);
         device->kind = kind_of(backend);
         device->total_bytes = specs[i].memory_bytes;
-        device_info info = {.kind = device->kind, .total_bytes = specs[i].memory_bytes,
-                            .free_bytes = specs[i].memory_bytes};
-        device->budget_bytes = devices_budget(&info, caps, n_caps, specs[i].name, NULL);
+        device->budget_bytes =
+            devices_budget(device->kind, specs[i].memory_bytes, specs[i].memory_bytes, caps, n_caps, specs[i].name);
         device->alignment = 256; /* the largest any backend asks for */
         device->read_bandwidth = specs[i].bandwidth;
         device->matmul_flops = specs[i].matmul_flops;

@@ -37,15 +37,18 @@ void devices_close(open_device *devices, int n);
 /* Index of name in the table, or -1. */
 int devices_find(const open_device *devices, int n, const char *name);
 
-/* The budget of a device: its cap when given (never above its free memory
- * minus the margin), else free memory minus min(the margin max, 1/16 of
- * its memory). */
-uint64_t devices_budget(const device_info *info, const strata_device_cap *caps, int n_caps, const char *name,
-                        bool *capped);
+/* The budget of a device whose memory is total_bytes, of which
+ * available_bytes are free to this process: its cap when given (never above
+ * the available memory minus the margin), else the available memory minus
+ * min(the margin max, 1/16 of total_bytes). */
+uint64_t devices_budget(device_kind kind, uint64_t total_bytes, uint64_t available_bytes,
+                        const strata_device_cap *caps, int n_caps, const char *name);
 
-/* Fills the planner's description of a device (no rates: see
- * devices_measure). */
-void devices_describe(const open_device *device, uint64_t budget, plan_device_input *out);
+/* Fills the planner's description of an open device, its budget from caps
+ * (no rates: see devices_measure). The workspace the backend already holds
+ * (its cuBLAS workspace, say) counts as available: the plan reserves the
+ * whole workspace within the budget. */
+void devices_describe(const open_device *device, const strata_device_cap *caps, int n_caps, plan_device_input *out);
 
 /* Measures the device's read bandwidth and matmul rate into out (blocks
  * about a second): the backend's own measurements where it has them, the

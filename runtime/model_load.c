@@ -173,7 +173,7 @@ static strata_status place_weights(loader *l, strata_error *err)
         l->locations[t].device = -1;
     for (int d = 0; d < model->n_devices; d++) {
         model_device *device = &model->devices[d];
-        if (device->info.host_visible && device->device.ops->buffer_wrap_host)
+        if (!device->device.ops || (device->info.host_visible && device->device.ops->buffer_wrap_host))
             continue;
         for (int64_t t = 0; t < gguf_tensor_count(model->file); t++)
             if (placed_on(&model->plan, t, d, device))
@@ -182,6 +182,8 @@ static strata_status place_weights(loader *l, strata_error *err)
     report_progress(l, 0.0);
     for (int d = 0; d < model->n_devices; d++) {
         model_device *device = &model->devices[d];
+        if (!device->device.ops)
+            continue; /* unused by the plan, closed */
         strata_status status = device->info.host_visible && device->device.ops->buffer_wrap_host
                                    ? place_in_mapping(l, d, err)
                                    : place_in_buffers(l, d, err);
@@ -336,9 +338,7 @@ static strata_status open_and_plan(strata_model *model, const strata_model_param
     if (status != STRATA_OK)
         return status;
     for (int d = 0; d < n_opened; d++) {
-        devices_describe(&opened[d], devices_budget(&opened[d].info, placement->caps, placement->n_caps, opened[d].name,
-                                                    NULL),
-                         &table[d]);
+        devices_describe(&opened[d], placement->caps, placement->n_caps, &table[d]);
         if (placement->measure && (status = devices_measure(&opened[d], params->n_threads, &table[d], err)))
             goto fail;
     }
@@ -354,6 +354,12 @@ static strata_status open_and_plan(strata_model *model, const strata_model_param
     for (int d = 0; d < n_opened; d++) {
         model_device *device = &model->devices[d];
         snprintf(device->name, sizeof device->name, "%s", opened[d].name);
+        if (model->plan.devices[d].planned_bytes == 0) {
+            /* the plan puts nothing here: give the device back (its context
+             * and workspace) rather than hold it idle */
+            backend_close(&opened[d].device);
+            continue;
+        }
         device->device = opened[d].device;
         device->info = opened[d].info;
         device->budget_bytes = model->plan.devices[d].budget_bytes;
@@ -424,6 +430,8 @@ void strata_model_free(strata_model *model)
     strata_tokenizer_free(model->tokenizer);
     for (int d = 0; d < model->n_devices; d++) {
         model_device *device = &model->devices[d];
+        if (!device->device.ops)
+            continue;
         for (int b = 0; b < device->n_weight_buffers; b++)
             device->device.ops->buffer_free(device->device.ctx, device->weight_buffers[b]);
         free(device->weight_buffers);

@@ -80,6 +80,8 @@ void strata_model_device_usage(const strata_model *model, int d, uint64_t *alloc
         return;
     const model_device *device = &model->devices[d];
     const backend_ops *ops = device->device.ops;
+    if (!ops)
+        return; /* unused by the plan, closed */
     uint64_t workspace_peak = ops->workspace_peak_bytes ? ops->workspace_peak_bytes(device->device.ctx) : 0;
     *allocated_bytes = device->allocated_bytes;
     *peak_bytes = device->peak_bytes + workspace_peak;

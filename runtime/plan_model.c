@@ -188,8 +188,7 @@ strata_status strata_plan_file(const char *path, const strata_placement_params *
         if ((status = devices_open(params->devices, &options, opened, &n_opened, err)) != STRATA_OK)
             goto done;
         for (int d = 0; d < n_opened; d++) {
-            devices_describe(&opened[d], devices_budget(&opened[d].info, params->caps, params->n_caps, opened[d].name, NULL),
-                             &devices[d]);
+            devices_describe(&opened[d], params->caps, params->n_caps, &devices[d]);
             if (params->measure && (status = devices_measure(&opened[d], 0, &devices[d], err)) != STRATA_OK)
                 goto done;
         }

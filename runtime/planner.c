@@ -687,6 +687,8 @@ static void estimate_workspace(planner *p)
         int64_t row_bytes = tensor->rows > 0 ? (int64_t)(tensor->bytes / (uint64_t)tensor->rows) : 0;
         if (row_bytes > query.max_matmul_row_bytes)
             query.max_matmul_row_bytes = row_bytes;
+        if ((int)tensor->dtype >= 0 && (int)tensor->dtype < 64)
+            query.weight_dtype_mask |= 1ull << tensor->dtype;
     }
     for (int d = 0; d < r->n_devices; d++) {
         query.multiprocessors = r->devices[d].multiprocessors;

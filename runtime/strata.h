@@ -285,14 +285,18 @@ strata_status strata_model_measure_gemm_peak(const strata_model *model, double *
 typedef struct strata_context strata_context;
 
 typedef struct strata_context_params {
-    int64_t n_ctx;            /* 0 = the model's n_ctx_train */
-    int max_batch;            /* most tokens per strata_decode call, 0 = 512 */
+    int64_t n_ctx;            /* 0 = what the model's placement made room for */
+    int max_batch;            /* most tokens per forward step, 0 = as the placement planned */
     strata_dtype kv_dtype;    /* DTYPE_F16 (the default) or DTYPE_F32 */
 } strata_context_params;
 
 strata_context_params strata_context_default_params(void);
 
-/* A KV cache and scratch memory for one sequence on the model's device. */
+/* A KV cache and scratch memory for one sequence, on the devices of the
+ * model's placement (each layer's cache where the layer runs). Everything
+ * is counted against the devices' budgets: a context larger than the plan
+ * made room for fails with STRATA_OUT_OF_MEMORY naming the device, before
+ * the device is touched. */
 strata_status strata_context_create(strata_model *model, const strata_context_params *params,
                                     strata_context **out, strata_error *err);
 void strata_context_free(strata_context *ctx);

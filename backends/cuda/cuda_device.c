@@ -99,6 +99,7 @@ static void cuda_get_info(void *opaque, device_info *out)
     out->alignment = CUDA_ALIGNMENT;
     out->max_allocation_bytes = total_bytes;
     out->host_visible = false;
+    out->multiprocessors = ctx->sm_count;
     out->software = false;
     out->has_uuid = true;
     memcpy(out->uuid, ctx->uuid, sizeof out->uuid);

@@ -117,11 +117,23 @@ static void describe(cuda_tensor *t, strata_dtype dtype, int64_t ne0, int64_t ne
     t->nb[3] = t->nb[2] * ne2;
 }
 
-/* The query does not say the weights' dtypes, so every path counts: F32
- * (cuBLAS as is), F16 (hi + lo activations), BF16 (widened to F32 tiles) and
- * the block formats (8-bit activations at decode, F16 tiles for prompts;
- * their scratch does not depend on which block format). */
+/* One weight dtype per matmul path: F32 (cuBLAS as is), F16 (hi + lo
+ * activations), BF16 (widened to F32 tiles) and the block formats (8-bit
+ * activations at decode, F16 tiles for prompts; their scratch does not
+ * depend on which block format, Q8_0 stands for them all). */
 static const strata_dtype weight_dtypes[] = {DTYPE_F32, DTYPE_F16, DTYPE_BF16, DTYPE_Q8_0};
+
+/* Whether the model has a weight taking the path of dtype (an unknown mask:
+ * every path counts). */
+static bool path_present(uint64_t mask, strata_dtype dtype)
+{
+    const uint64_t float_paths = (1ull << DTYPE_F32) | (1ull << DTYPE_F16) | (1ull << DTYPE_BF16);
+    if (mask == 0)
+        return true;
+    if (dtype == DTYPE_Q8_0)
+        return (mask & ~float_paths) != 0;
+    return (mask & (1ull << dtype)) != 0;
+}
 
 /* The most arena a matmul needs with a weight of at most n_in x n_out and at
  * most max_tokens tokens. Scratch grows with n_in and n_out
@@ -134,6 +146,8 @@ static size_t matmul_worst(const backend_workspace_query *query, int64_t max_tok
         return 0;
     size_t worst = 0;
     for (size_t d = 0; d < sizeof weight_dtypes / sizeof weight_dtypes[0]; d++) {
+        if (!path_present(query->weight_dtype_mask, weight_dtypes[d]))
+            continue;
         cuda_op op = {.kind = OP_MATMUL, .n_src = 2};
         /* the row bytes are the largest weight's (its own dtype): kept for the
          * record, no scratch depends on them */
