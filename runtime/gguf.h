@@ -208,5 +208,10 @@ strata_status gguf_writer_begin_data(gguf_writer *writer, strata_error *err);
  * current one has received exactly its size (padding written automatically). */
 strata_status gguf_writer_write_tensor(gguf_writer *writer, const void *data, size_t size, strata_error *err);
 strata_status gguf_writer_finish(gguf_writer *writer, strata_error *err);
+/* Ends a file whose tensor data is left as a hole, right after
+ * begin_data: the file is extended to its full size without writing the data
+ * (which reads as zeros). For files that are only planned, never run with
+ * meaning (a 70B shape for `strata plan` in seconds and no disk space). */
+strata_status gguf_writer_finish_sparse(gguf_writer *writer, strata_error *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "gguf_internal.h"
@@ -481,6 +482,32 @@ strata_status gguf_writer_write_tensor(gguf_writer *w, const void *data, size_t 
         w->current_written = 0;
     }
     return STRATA_OK;
+}
+
+strata_status gguf_writer_finish_sparse(gguf_writer *w, strata_error *err)
+{
+    strata_status status;
+    if (w->state == WRITER_DECLARING && (status = gguf_writer_begin_data(w, err)) != STRATA_OK)
+        return status;
+    if ((status = check_state(w, WRITER_WRITING, "finish_sparse", err)) != STRATA_OK)
+        return status;
+    if (w->current != 0 || w->current_written != 0)
+        return writer_fail(w, err, STRATA_INVALID_INPUT, "a sparse finish must come before any tensor data");
+    if (fflush(w->out) != 0)
+        return writer_fail(w, err, STRATA_IO, "cannot write %s: %s", w->path, strerror(errno));
+    off_t data_start = ftello(w->out);
+    uint64_t data_bytes = 0;
+    if (w->n_tensors > 0) {
+        const writer_tensor *last = &w->tensors[w->n_tensors - 1];
+        data_bytes = last->offset + last->size_bytes;
+        data_bytes += padding_for(data_bytes, w->alignment);
+    }
+    if (data_start < 0 || data_bytes > (uint64_t)INT64_MAX - (uint64_t)data_start ||
+        ftruncate(fileno(w->out), data_start + (off_t)data_bytes) != 0)
+        return writer_fail(w, err, STRATA_IO, "cannot extend %s to %" PRIu64 " bytes: %s", w->path,
+                           (uint64_t)data_start + data_bytes, strerror(errno));
+    w->current = w->n_tensors;
+    return gguf_writer_finish(w, err);
 }
 
 strata_status gguf_writer_finish(gguf_writer *w, strata_error *err)

@@ -534,11 +534,13 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
                 worst = d;
             }
         }
-        if (worst >= 0)
+        if (worst >= 0) {
+            double bytes = e->tally[worst].decode_bytes;
             snprintf(out->tg_bound, sizeof out->tg_bound,
-                     "%s memory bandwidth: %.3g MB read per token at %.3g GB/s (%.0f%% of the time)",
-                     r->devices[worst].name, e->tally[worst].decode_bytes / 1e6,
+                     "%s memory bandwidth: %.3g %s read per token at %.3g GB/s (%.0f%% of the time)",
+                     r->devices[worst].name, bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6, bytes >= 1e9 ? "GB" : "MB",
                      r->devices[worst].read_bandwidth / 1e9, 100.0 * worst_seconds / e->decode_seconds);
+        }
     }
     if (e->prefill_seconds <= 0) {
         snprintf(out->pp_bound, sizeof out->pp_bound, "unknown: a device has no measured or given matmul rate");

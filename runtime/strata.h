@@ -416,6 +416,10 @@ typedef struct strata_synth_params {
      * fraction of the time; for speed benchmarks, where the values do not
      * matter. The rows drawn are the ones a full synth writes. */
     int64_t distinct_rows;
+    /* Writes the metadata and tensor table only and extends the file to its
+     * full size without data (a sparse file of zeros): for `strata plan` and
+     * `strata info` on big shapes, not for running. */
+    bool header_only;
 } strata_synth_params;
 
 /* Writes a model with random weights of a real shape, streaming tensor by

@@ -520,6 +520,10 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     }
     if ((status = gguf_writer_begin_data(writer, err)))
         goto fail;
+    if (params->header_only) {
+        status = gguf_writer_finish_sparse(writer, err);
+        goto fail;
+    }
     synth_progress progress = {params, 0, plan.total_bytes};
     for (int64_t i = 0; i < plan.n_tensors; i++)
         if ((status = write_tensor_data(writer, &plan.tensors[i], &plan.config, params->seed, workers, n_workers,

@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
 cuda_strata="$STRATA"
 where="on the GPU"
-if ! grep -q '^cuda  *[0-9]' "$work/devices"; then
+if ! grep -q '^cuda[0-9][0-9]* ' "$work/devices"; then
     if expect_status 1 "run --backend cuda without a CUDA device" -- \
         "$STRATA" run --backend cuda -m "$STORIES" -p Once -n 4 --temp 0; then
         grep -Eq 'no CUDA device|driver is too old|not built into this strata' "$work/err" ||
@@ -48,7 +48,7 @@ same_text "stories260K f32, no graphs" "$STORIES" STRATA_CUDA_GRAPHS=0
 same_text "tiny llama q4_0" "$work/q4_0.gguf"
 
 if expect_status 1 "--device 99" -- "$cuda_strata" run --backend cuda --device 99 -m "$STORIES" -p Once -n 4; then
-    grep -q 'device 99 does not exist' "$work/err" || fail "--device 99: message '$(cat "$work/err")'"
+    grep -q 'device cuda99 does not exist' "$work/err" || fail "--device 99: message '$(cat "$work/err")'"
 fi
 
 [[ $failures -eq 0 ]] || exit 1

@@ -17,7 +17,7 @@ if [[ ! -x "$EMULATED" ]]; then
 fi
 
 "$EMULATED" devices >"$work/devices" 2>&1 || fail "devices exited $?"
-grep -q '^cuda  *0 ' "$work/devices" || fail "devices does not list the emulated CUDA device: $(cat "$work/devices")"
+grep -q '^cuda0 ' "$work/devices" || fail "devices does not list the emulated CUDA device: $(cat "$work/devices")"
 
 # expect_cuda_failure DESCRIPTION PATTERN [VAR=VALUE...]: run --backend cuda
 # in that environment exits 1 and says PATTERN (grep -E) on stderr
@@ -41,7 +41,7 @@ expect_cuda_failure "a bad GEMM tile size" 'STRATA_CUDA_GEMM_TILE_MIB is "16MiB"
 # strata devices keeps listing the CPU and says why CUDA has no device
 STRATA_EMU_DRIVER=old "$EMULATED" devices >"$work/devices" 2>&1 || fail "devices with an old driver exited $?"
 grep -q '^cpu ' "$work/devices" || fail "devices with an old driver does not list the cpu"
-grep -q '^cuda .*driver is too old' "$work/devices" || fail "devices does not say the driver is too old: $(cat "$work/devices")"
+grep -q '(cuda: .*driver is too old' "$work/devices" || fail "devices does not say the driver is too old: $(cat "$work/devices")"
 
 [[ $failures -eq 0 ]] || exit 1
 echo "ok: emulated no driver, old driver, no GPU, too little memory and a bad tile size are messages"

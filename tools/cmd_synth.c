@@ -13,7 +13,7 @@ static void print_synth_usage(FILE *out)
 {
     fprintf(out,
             "usage: strata synth --preset NAME --type TYPE -o FILE [--arch ARCH] [--seed S] [--vocab FILE]\n"
-            "                    [--distinct-rows N]\n"
+            "                    [--distinct-rows N] [--header-only]\n"
             "       strata synth --list\n"
             "\n"
             "Writes a GGUF model of a real shape with random weights (for tests and benchmarks).\n"
@@ -28,6 +28,9 @@ static void print_synth_usage(FILE *out)
             "  --distinct-rows N\n"
             "                  draw only the first N rows of each matrix and repeat them (row r\n"
             "                  holds row r %% N): much faster, for speed benchmarks (default: every row)\n"
+            "  --header-only   write the metadata and tensor table only and extend the file to its\n"
+            "                  full size without data (a sparse file of zeros, seconds for a 70B): for\n"
+            "                  `strata plan` on big shapes, not for running\n"
             "  -o FILE         output path\n"
             "  --list          list the presets and the size of each at q4_k_m\n");
 }
@@ -90,6 +93,10 @@ int cmd_synth(int argc, char **argv)
         }
         if (strcmp(flag, "--list") == 0)
             return list_presets();
+        if (strcmp(flag, "--header-only") == 0) {
+            params.header_only = true;
+            continue;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "strata synth: unknown option or missing value: %s\n\n", flag);
             print_synth_usage(stderr);
