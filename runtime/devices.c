@@ -421,6 +421,9 @@ strata_status devices_from_specs(const strata_device_spec *specs, int n_specs, c
         device->matmul_flops = specs[i].matmul_flops;
         const backend_registration *registration = backend_find(backend);
         device->workspace_bytes = registration ? registration->workspace_bytes : NULL;
+        /* a card that is not here has no SM count to ask: assume more than any
+         * had in 2026 (170), so the workspace bound holds for every one */
+        device->multiprocessors = device->kind == DEVICE_KIND_CUDA ? DEVICES_SPEC_MULTIPROCESSORS : 0;
     }
     return STRATA_OK;
 }

@@ -11,6 +11,9 @@
  * driver, graphs and libraries allocate a little beyond what strata counts. */
 #define DEVICES_GPU_MARGIN_MAX ((uint64_t)512 << 20)
 #define DEVICES_CPU_MARGIN_MAX ((uint64_t)1 << 30)
+/* SMs assumed for a CUDA card given by --device-spec (the workspace bound
+ * grows with them): more than any card had in 2026 */
+#define DEVICES_SPEC_MULTIPROCESSORS 192
 
 /* One open device and what the planner needs to know of it. */
 typedef struct open_device {

@@ -208,10 +208,9 @@ strata_status gguf_writer_begin_data(gguf_writer *writer, strata_error *err);
  * current one has received exactly its size (padding written automatically). */
 strata_status gguf_writer_write_tensor(gguf_writer *writer, const void *data, size_t size, strata_error *err);
 strata_status gguf_writer_finish(gguf_writer *writer, strata_error *err);
-/* Ends a file whose tensor data is left as a hole, right after
- * begin_data: the file is extended to its full size without writing the data
- * (which reads as zeros). For files that are only planned, never run with
- * meaning (a 70B shape for `strata plan` in seconds and no disk space). */
-strata_status gguf_writer_finish_sparse(gguf_writer *writer, strata_error *err);
+/* Leaves the current tensor's bytes as a hole (they read as zeros) and moves
+ * to the next: the file must be seekable. For files that are only planned,
+ * not run with meaning (a 70B shape in a moment and no disk space). */
+strata_status gguf_writer_skip_tensor(gguf_writer *writer, strata_error *err);
 
 #endif

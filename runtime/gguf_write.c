@@ -44,6 +44,7 @@ struct gguf_writer {
     gguf_name_index tensor_index;
     int64_t current;            /* tensor receiving bytes */
     size_t current_written;
+    bool skipped_to_end;        /* a skipped tensor may leave the file short of its end */
 };
 
 /* Records an error and marks the writer failed. */
@@ -484,30 +485,24 @@ strata_status gguf_writer_write_tensor(gguf_writer *w, const void *data, size_t 
     return STRATA_OK;
 }
 
-strata_status gguf_writer_finish_sparse(gguf_writer *w, strata_error *err)
+strata_status gguf_writer_skip_tensor(gguf_writer *w, strata_error *err)
 {
-    strata_status status;
-    if (w->state == WRITER_DECLARING && (status = gguf_writer_begin_data(w, err)) != STRATA_OK)
+    strata_status status = check_state(w, WRITER_WRITING, "skip a tensor", err);
+    if (status != STRATA_OK)
         return status;
-    if ((status = check_state(w, WRITER_WRITING, "finish_sparse", err)) != STRATA_OK)
-        return status;
-    if (w->current != 0 || w->current_written != 0)
-        return writer_fail(w, err, STRATA_INVALID_INPUT, "a sparse finish must come before any tensor data");
-    if (fflush(w->out) != 0)
-        return writer_fail(w, err, STRATA_IO, "cannot write %s: %s", w->path, strerror(errno));
-    off_t data_start = ftello(w->out);
-    uint64_t data_bytes = 0;
-    if (w->n_tensors > 0) {
-        const writer_tensor *last = &w->tensors[w->n_tensors - 1];
-        data_bytes = last->offset + last->size_bytes;
-        data_bytes += padding_for(data_bytes, w->alignment);
-    }
-    if (data_start < 0 || data_bytes > (uint64_t)INT64_MAX - (uint64_t)data_start ||
-        ftruncate(fileno(w->out), data_start + (off_t)data_bytes) != 0)
-        return writer_fail(w, err, STRATA_IO, "cannot extend %s to %" PRIu64 " bytes: %s", w->path,
-                           (uint64_t)data_start + data_bytes, strerror(errno));
-    w->current = w->n_tensors;
-    return gguf_writer_finish(w, err);
+    if (w->current >= w->n_tensors)
+        return writer_fail(w, err, STRATA_INVALID_INPUT, "a tensor skipped after the last one");
+    writer_tensor *t = &w->tensors[w->current];
+    if (w->current_written != 0)
+        return writer_fail(w, err, STRATA_INVALID_INPUT, "tensor %s: skipped after %zu of its bytes were written",
+                           t->name, w->current_written);
+    uint64_t span = t->size_bytes + padding_for(t->offset + t->size_bytes, w->alignment);
+    if (span > (uint64_t)INT64_MAX || fseeko(w->out, (off_t)span, SEEK_CUR) != 0)
+        return writer_fail(w, err, STRATA_IO, "%s: cannot skip %s (is the output a file?): %s", w->path, t->name,
+                           strerror(errno));
+    w->skipped_to_end = true;
+    w->current++;
+    return STRATA_OK;
 }
 
 strata_status gguf_writer_finish(gguf_writer *w, strata_error *err)
@@ -522,6 +517,13 @@ strata_status gguf_writer_finish(gguf_writer *w, strata_error *err)
         return writer_fail(w, err, STRATA_INVALID_INPUT, "tensor %s received %zu of its %zu bytes (%" PRId64
                            " of %" PRId64 " tensors complete)", t->name, w->current_written, t->size_bytes,
                            w->current, w->n_tensors);
+    }
+    if (w->skipped_to_end) {
+        /* skipped tensors are holes: the file must still reach its end */
+        off_t end = ftello(w->out);
+        if (fflush(w->out) != 0 || end < 0 || ftruncate(fileno(w->out), end) != 0)
+            return writer_fail(w, err, STRATA_IO, "%s: cannot extend the file over skipped tensors: %s", w->path,
+                               strerror(errno));
     }
     FILE *out = w->out;
     w->out = NULL;

@@ -537,7 +537,7 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
         if (worst >= 0) {
             double bytes = e->tally[worst].decode_bytes;
             snprintf(out->tg_bound, sizeof out->tg_bound,
-                     "%s memory bandwidth: %.3g %s read per token at %.3g GB/s (%.0f%% of the time)",
+                     "%s memory bandwidth: %.3g %s read per token at %.4g GB/s (%.0f%% of the time)",
                      r->devices[worst].name, bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6, bytes >= 1e9 ? "GB" : "MB",
                      r->devices[worst].read_bandwidth / 1e9, 100.0 * worst_seconds / e->decode_seconds);
         }

@@ -416,9 +416,10 @@ typedef struct strata_synth_params {
      * fraction of the time; for speed benchmarks, where the values do not
      * matter. The rows drawn are the ones a full synth writes. */
     int64_t distinct_rows;
-    /* Writes the metadata and tensor table only and extends the file to its
-     * full size without data (a sparse file of zeros): for `strata plan` and
-     * `strata info` on big shapes, not for running. */
+    /* Writes the matrices as holes (a sparse file: they read as zeros), only
+     * the metadata, tensor table and vectors (norms, rope factors) for real:
+     * a valid model of a big shape in a moment, for `strata plan` and
+     * `strata info`, not for running with meaning. */
     bool header_only;
 } strata_synth_params;
 

@@ -520,15 +520,19 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     }
     if ((status = gguf_writer_begin_data(writer, err)))
         goto fail;
-    if (params->header_only) {
-        status = gguf_writer_finish_sparse(writer, err);
-        goto fail;
-    }
     synth_progress progress = {params, 0, plan.total_bytes};
-    for (int64_t i = 0; i < plan.n_tensors; i++)
+    for (int64_t i = 0; i < plan.n_tensors; i++) {
+        /* header only: the matrices are holes, the vectors (norms, rope
+         * factors: a few KiB) are written so the file stays a valid model */
+        if (params->header_only && plan.tensors[i].n_dims == 2) {
+            if ((status = gguf_writer_skip_tensor(writer, err)))
+                goto fail;
+            continue;
+        }
         if ((status = write_tensor_data(writer, &plan.tensors[i], &plan.config, params->seed, workers, n_workers,
                                         encoded, &pool, &progress, err)))
             goto fail;
+    }
     status = gguf_writer_finish(writer, err);
 fail:
     gguf_writer_free(writer); /* removes the file when finish was not reached */

@@ -21,6 +21,12 @@
 #             pp512 again with each GEMM tile size of GEMM_TILE_SWEEP
 #   sanitize  compute-sanitizer --tool memcheck on test_backend_ops (graphs
 #             on and off) and test_cuda_device
+#   placement a model that does not fit the GPU's cap: llama3-8b q4_k_m with
+#             --vram cuda0=3G and llama3-70b q4_k_m with --vram cuda0=24G (the
+#             70B when disk and host memory have room), the rest on the CPU:
+#             strata plan, bench (measured next to predicted tokens/s) and
+#             run --verbose (each device's counted peak next to the plan and
+#             the cap); into LOG_DIR/bench-summary.md
 #   bench70b  the same bench on llama3-70b q4_k_m, when the GPU's free memory
 #             and the disk have room for it
 #   report    static facts of the kernels (scripts/kernel-report.sh)
@@ -40,27 +46,31 @@
 #   (overrides the detected one), BENCH_BACKEND (default cuda),
 #   BENCH_MODELS (default "llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0"),
 #   GEMM_TILE_SWEEP (STRATA_CUDA_GEMM_TILE_MIB values, default "8 16 32 128";
-#   empty: no sweep)
+#   empty: no sweep), PLACEMENT_DEVICES (default "cuda0,cpu"; the cap is on
+#   the first), PLACEMENT_MODELS (default "llama3-8b:q4_k_m:3G
+#   llama3-70b:q4_k_m:24G", PRESET:TYPE:CAP each)
 # Every step that fits runs even when an earlier one failed; LOG_DIR/summary.txt
 # lists each command with its outcome and seconds; the exit status is 0 only
 # when every step ran and passed.
 set -uo pipefail
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-    sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,55p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
 shift
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(build test bench sanitize bench70b)
+[[ ${#steps[@]} -gt 0 ]] || steps=(build test bench placement sanitize bench70b)
 build_dir="${BUILD_DIR:-$repo/build-gpu}"
 model_dir="${MODEL_DIR:-${TMPDIR:-/tmp}/strata-gpu-models}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 4)}"
 repetitions="${REPETITIONS:-3}"
 bench_backend="${BENCH_BACKEND:-cuda}"
 read -r -a bench_models <<<"${BENCH_MODELS:-llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0}"
+placement_devices="${PLACEMENT_DEVICES:-cuda0,cpu}"
+read -r -a placement_models <<<"${PLACEMENT_MODELS:-llama3-8b:q4_k_m:3G llama3-70b:q4_k_m:24G}"
 budget="${TIME_BUDGET:-0}"
 started_at=$(date +%s)
 summary="$log_dir/summary.txt"
@@ -224,6 +234,7 @@ step_test() {
     ctest_logged backend-ops-attention-tiled 120 '^test_backend_ops$' STRATA_CUDA_ATTENTION=tiled
     ctest_logged backend-ops-no-graphs 120 '^test_backend_ops$' STRATA_CUDA_GRAPHS=0
     ctest_logged e2e-logits-no-graphs 180 '^test_cuda_e2e_logits$' STRATA_CUDA_GRAPHS=0
+    ctest_logged workspace 120 '^test_cuda_workspace$'
 }
 
 # --- benchmarks --------------------------------------------------------------------
@@ -245,7 +256,7 @@ bench_model() {
         {
             echo "## $preset $type"
             echo
-            grep -E '^\||^device:|^memory bandwidth:|^GEMM peak:' "$log_dir/bench-$name.log"
+            grep -E '^\||^device:|^memory bandwidth:|^matmul peak:|^predicted:' "$log_dir/bench-$name.log"
             echo
         } >>"$log_dir/bench-summary.md"
     fi
@@ -306,6 +317,63 @@ step_bench70b() {
     bench_model llama3-70b q4_k_m "${REPETITIONS_70B:-2}"
 }
 
+# --- placement: a model larger than the GPU's cap ----------------------------------------
+
+# placement_model PRESET TYPE CAP: synth, plan, bench and run --verbose on
+# PLACEMENT_DEVICES with the first capped at CAP, delete
+placement_model() {
+    local preset=$1 type=$2 cap=$3
+    local name="$preset-$type" model="$model_dir/$preset-$type.gguf" capped=${placement_devices%%,*}
+    local flags=(--device "$placement_devices" --vram "$capped=$cap")
+    mkdir -p "$model_dir"
+    if [[ ! -s $model ]]; then
+        run_logged "synth-$name" 600 "$strata" synth --arch llama --preset "$preset" --type "$type" \
+            --distinct-rows 64 -o "$model" || return
+    fi
+    local tests=(-p 512 -n 64 -r 2)
+    [[ $preset == *70b* ]] && tests=(-p 64 -n 16 -r 1)
+    run_logged "plan-$name-$cap" 60 "$strata" plan -m "$model" "${flags[@]}"
+    run_logged "placement-bench-$name-$cap" 600 "$strata" bench -m "$model" "${flags[@]}" "${tests[@]}"
+    run_logged "placement-run-$name-$cap" 300 "$strata" run -m "$model" "${flags[@]}" --tokens "1 2 3 4" -n 32 \
+        --temp 0 --no-echo -v
+    {
+        echo "## $preset $type, $placement_devices with --vram $capped=$cap"
+        echo
+        grep -E '^\||^context|^predicted' "$log_dir/plan-$name-$cap.log" 2>/dev/null
+        echo
+        grep -E '^\||^device:|^memory bandwidth:|^matmul peak:|^predicted:' "$log_dir/placement-bench-$name-$cap.log" \
+            2>/dev/null
+        echo
+        grep -E ': peak .* counted, planned ' "$log_dir/placement-run-$name-$cap.log" 2>/dev/null
+        echo
+    } >>"$log_dir/bench-summary.md"
+    [[ ${KEEP_MODELS:-0} == 1 ]] || rm -f "$model"
+}
+
+step_placement() {
+    built placement || return
+    start_bench_summary
+    for entry in "${placement_models[@]}"; do
+        local preset=${entry%%:*} rest=${entry#*:}
+        local type=${rest%%:*} cap=${rest#*:}
+        fits "placement-$preset-$type" 90 || continue
+        if [[ $preset == *70b* ]]; then
+            # the file (~40 GiB) on disk, its CPU share in host memory
+            local model_kib disk_free_kib mem_free_kib
+            model_kib=$(($("$strata" synth --list | awk -v p="llama/$preset" '$1 == p { print $3 }') / 1024))
+            mkdir -p "$model_dir"
+            disk_free_kib="$(df -Pk "$model_dir" | awk 'NR == 2 { print $4 }')"
+            mem_free_kib="$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)"
+            if [[ $disk_free_kib -lt $((model_kib + 1048576)) || $mem_free_kib -lt $((model_kib + 4194304)) ]]; then
+                record "placement-$preset-$type" "SKIPPED (disk ${disk_free_kib} KiB, memory ${mem_free_kib} KiB free)"
+                continue
+            fi
+            fits "placement-$preset-$type" 300 || continue
+        fi
+        placement_model "$preset" "$type" "$cap"
+    done
+}
+
 # --- compute-sanitizer ---------------------------------------------------------------
 
 step_sanitize() {
@@ -332,9 +400,9 @@ step_report() {
 : >"$summary"
 for step in "${steps[@]}"; do
     case "$step" in
-    build | test | bench | sanitize | bench70b | report) ;;
+    build | test | bench | placement | sanitize | bench70b | report) ;;
     *)
-        echo "gpu-check.sh: unknown step '$step' (build, test, bench, sanitize, bench70b, report)" >&2
+        echo "gpu-check.sh: unknown step '$step' (build, test, bench, placement, sanitize, bench70b, report)" >&2
         exit 2
         ;;
     esac

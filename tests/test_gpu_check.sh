@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/gpu-check.sh without a GPU: its bench step on the CPU backend with
 # tiny models (summary, bench tables, the tile sweep on the first model only,
-# log archive, models deleted after use), a time budget too small for any
-# step (every step listed as skipped, exit status 1), and bad usage. The GPU steps themselves need a GPU.
+# log archive, models deleted after use), its placement step on the CPU
+# alone, a time budget too small for any step (every step listed as skipped,
+# exit status 1), and bad usage. The GPU steps themselves need a GPU.
 # Environment (set by ctest): STRATA, STRATA_BUILD_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
@@ -23,6 +24,19 @@ if expect_status 0 "bench step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_D
     tar -tzf "$work/logs.tar.gz" >"$work/listing" || fail "archive unreadable"
     grep -q 'logs/bench-tiny-q4_0.log' "$work/listing" || fail "archive lacks the bench log"
     [[ -e $work/models/tiny-q4_0.gguf ]] && fail "the model was not deleted after its bench"
+fi
+
+# the placement step on the CPU alone: a cap below the tiny model's size
+# leaves nothing a GPU would get, but plan, bench and run --verbose run with
+# the same flags and land in the summary with the counted peaks
+if expect_status 0 "placement step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
+    PLACEMENT_DEVICES=cpu PLACEMENT_MODELS="tiny:q4_0:64M" TIME_BUDGET=300 \
+    bash "$script" "$work/placement" placement; then
+    grep -q '^placement-bench-tiny-q4_0-64M *passed' "$work/placement/summary.txt" ||
+        fail "summary: $(cat "$work/placement/summary.txt")"
+    grep -q 'with --vram cpu=64M' "$work/placement/bench-summary.md" || fail "no placement section"
+    grep -q '| predicted t/s |' "$work/placement/bench-summary.md" || fail "no predicted column"
+    grep -q 'cpu: peak .* counted, planned' "$work/placement/bench-summary.md" || fail "no counted peak"
 fi
 
 if expect_status 1 "a budget too small for anything" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \

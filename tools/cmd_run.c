@@ -352,11 +352,16 @@ static void print_device_peaks(const strata_model *model)
 {
     const strata_plan *plan = strata_model_plan(model);
     for (int d = 0; d < plan->n_devices; d++) {
-        uint64_t allocated, peak;
+        uint64_t allocated, peak, planned = plan->devices[d].planned_bytes;
         strata_model_device_usage(model, d, &allocated, &peak);
-        fprintf(stderr, "%s: %s: peak %.3f GiB allocated, planned %.3f GiB, budget %.3f GiB\n", RUN_CMD,
-                plan->devices[d].name, (double)peak / 1073741824.0, (double)plan->devices[d].planned_bytes / 1073741824.0,
-                (double)plan->devices[d].budget_bytes / 1073741824.0);
+        if (planned == 0)
+            continue;
+        char peak_text[32], planned_text[32], budget_text[32];
+        fprintf(stderr, "%s: %s: peak %s (%llu bytes) counted, planned %s (%llu bytes): %.1f%% of the plan; budget %s\n",
+                RUN_CMD, plan->devices[d].name, units_format_bytes(peak, peak_text, sizeof peak_text),
+                (unsigned long long)peak, units_format_bytes(planned, planned_text, sizeof planned_text),
+                (unsigned long long)planned, 100.0 * (double)peak / (double)planned,
+                units_format_bytes(plan->devices[d].budget_bytes, budget_text, sizeof budget_text));
     }
 }
 
