@@ -365,6 +365,34 @@ done:
     return status;
 }
 
+/* Times uploads of 64 MiB from host memory to the device (best of three
+ * after a warm-up): the host link a hand-off crosses. */
+static strata_status measure_link(open_device *device, double *bytes_per_second, strata_error *err)
+{
+    const size_t bytes = (size_t)64 << 20;
+    const backend_ops *ops = device->device.ops;
+    void *ctx = device->device.ctx;
+    backend_buffer *buffer = NULL;
+    void *host = calloc(1, bytes);
+    strata_status status = host ? ops->buffer_alloc(ctx, bytes, &buffer, err)
+                                : strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory measuring %s", device->name);
+    double best = 0;
+    for (int run = 0; run < 4 && status == STRATA_OK; run++) {
+        double start = now_seconds();
+        if ((status = ops->upload(ctx, buffer, 0, host, bytes, err)) || (status = ops->sync(ctx, err)))
+            break;
+        double seconds = now_seconds() - start;
+        if (run > 0 && (best == 0 || seconds < best))
+            best = seconds;
+    }
+    if (status == STRATA_OK)
+        *bytes_per_second = best > 0 ? (double)bytes / best : 0;
+    if (buffer)
+        ops->buffer_free(ctx, buffer);
+    free(host);
+    return status;
+}
+
 strata_status devices_measure(open_device *device, int n_threads, plan_device_input *out, strata_error *err)
 {
     const backend_ops *ops = device->device.ops;
@@ -377,6 +405,11 @@ strata_status devices_measure(open_device *device, int n_threads, plan_device_in
         status = measure_copy(device, &out->read_bandwidth, err);
     if (status != STRATA_OK)
         return status;
+    if (device->info.kind != DEVICE_KIND_CPU) {
+        strata_error link_err = {0};
+        if (measure_link(device, &out->link_bandwidth, &link_err) != STRATA_OK)
+            out->link_bandwidth = 0; /* unknown: hand-offs cost their latency only */
+    }
     if (ops->measure_gemm_peak)
         return ops->measure_gemm_peak(device->device.ctx, &out->matmul_flops, err);
     strata_error matmul_err = {0};
@@ -419,6 +452,7 @@ strata_status devices_from_specs(const strata_device_spec *specs, int n_specs, c
         device->alignment = 256; /* the largest any backend asks for */
         device->read_bandwidth = specs[i].bandwidth;
         device->matmul_flops = specs[i].matmul_flops;
+        device->link_bandwidth = device->kind == DEVICE_KIND_CPU ? 0 : specs[i].link_bandwidth;
         const backend_registration *registration = backend_find(backend);
         device->workspace_bytes = registration ? registration->workspace_bytes : NULL;
         /* a card that is not here has no SM count to ask: assume more than any

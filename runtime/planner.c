@@ -213,12 +213,28 @@ static int count_handoffs(const planner *p)
     return handoffs;
 }
 
+/* Seconds the hand-offs of tokens tokens cost: a fixed latency each, and
+ * the activations over the slowest host link among the devices used (links
+ * not known are not counted). */
+static double handoff_seconds(const planner *p, const evaluation *e, double tokens)
+{
+    const plan_request *r = p->request;
+    double slowest = 0;
+    for (int d = 0; d < r->n_devices; d++) {
+        double link = r->devices[d].link_bandwidth;
+        if (e->tally[d].used && r->devices[d].kind != DEVICE_KIND_CPU && link > 0 && (slowest == 0 || link < slowest))
+            slowest = link;
+    }
+    double bytes = (double)r->shape.n_embd * 4.0 * tokens;
+    return e->handoffs * (PLAN_HANDOFF_SECONDS + (slowest > 0 ? bytes / slowest : 0));
+}
+
 static void predict(const planner *p, evaluation *e)
 {
     const plan_request *r = p->request;
-    double decode = e->handoffs * PLAN_HANDOFF_SECONDS, prefill = 0;
-    bool decode_known = true, prefill_known = true;
     double batch = (double)r->max_batch;
+    double decode = handoff_seconds(p, e, 1), prefill = handoff_seconds(p, e, batch);
+    bool decode_known = true, prefill_known = true;
     for (int d = 0; d < r->n_devices; d++) {
         const device_tally *tally = &e->tally[d];
         const plan_device_input *device = &r->devices[d];
@@ -235,10 +251,7 @@ static void predict(const planner *p, evaluation *e)
         } else {
             prefill_known = false;
         }
-        if (device->kind != DEVICE_KIND_CPU && device->link_bandwidth > 0)
-            prefill += (double)r->shape.n_embd * 4.0 * batch / device->link_bandwidth;
     }
-    prefill += e->handoffs * PLAN_HANDOFF_SECONDS;
     e->decode_seconds = decode_known ? decode : -1;
     e->prefill_seconds = prefill_known ? prefill : -1;
     if (p->rates_known) {
@@ -599,6 +612,7 @@ static strata_status fill_plan(const planner *p, const evaluation *e, strata_pla
         device->holds_embedding = tally->holds_embedding;
         device->read_bandwidth = r->devices[d].read_bandwidth;
         device->matmul_flops = r->devices[d].matmul_flops;
+        device->link_bandwidth = r->devices[d].link_bandwidth;
         device->decode_bytes = tally->decode_bytes;
     }
     out->layer_device = malloc((size_t)(r->shape.n_layer > 0 ? r->shape.n_layer : 1) * sizeof *out->layer_device);

@@ -98,8 +98,8 @@ typedef struct plan_request {
     int n_overrides;
 } plan_request;
 
-/* Seconds of a hand-off between two devices at decode (a sync and a small
- * copy), for the prediction. */
+/* Seconds a hand-off between two devices costs besides its bytes (a sync
+ * and a launch), for the prediction. */
 #define PLAN_HANDOFF_SECONDS 20e-6
 
 /* Builds the plan of request into out (which the caller frees with

@@ -68,6 +68,7 @@ typedef struct strata_device_spec {
     uint64_t memory_bytes;    /* the card's memory; the budget is this minus the margin */
     double bandwidth;         /* bytes/s */
     double matmul_flops;      /* FLOP/s */
+    double link_bandwidth;    /* host <-> device bytes/s (PCIe) */
 } strata_device_spec;
 
 /* A cap on what the plan may use on one device (`--vram cuda0=24G`). */
@@ -132,6 +133,7 @@ typedef struct strata_plan_device {
     bool holds_embedding;
     double read_bandwidth;    /* bytes/s used for the prediction; 0: unknown */
     double matmul_flops;      /* FLOP/s; 0: unknown */
+    double link_bandwidth;    /* host <-> device bytes/s; 0: unknown or the CPU */
     double decode_bytes;      /* bytes this device reads per decoded token */
 } strata_plan_device;
 

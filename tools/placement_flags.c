@@ -144,14 +144,15 @@ static bool parse_rate(const char *text, const char *unit_suffix, double *out)
     return true;
 }
 
-/* --device-spec NAME:MEMORY[:BANDWIDTH[:FLOPS]], e.g. cuda0:24G:1008GB/s:165TFLOPS */
+/* --device-spec NAME:MEMORY[:BANDWIDTH[:FLOPS[:LINK]]], e.g.
+ * cuda0:24G:1008GB/s:165TFLOPS:25GB/s */
 static bool parse_device_spec(const char *cmd, const char *flag, const char *value, void *options)
 {
     placement_options *o = options;
-    char fields[4][48] = {{0}};
+    char fields[5][48] = {{0}};
     int n_fields = 0;
     const char *cursor = value;
-    while (n_fields < 4) {
+    while (n_fields < 5) {
         size_t len = strcspn(cursor, ":");
         if (len >= sizeof fields[0])
             break;
@@ -173,8 +174,12 @@ static bool parse_device_spec(const char *cmd, const char *flag, const char *val
         ok = parse_rate(fields[2], "B/s", &spec.bandwidth);
     if (ok && n_fields >= 4)
         ok = parse_rate(fields[3], "FLOPS", &spec.matmul_flops);
+    if (ok && n_fields >= 5)
+        ok = parse_rate(fields[4], "B/s", &spec.link_bandwidth);
     if (!ok) {
-        fprintf(stderr, "%s: %s: '%s' is not NAME:MEMORY[:BANDWIDTH[:FLOPS]] (e.g. cuda0:24G:1008GB/s:165TFLOPS)\n",
+        fprintf(stderr,
+                "%s: %s: '%s' is not NAME:MEMORY[:BANDWIDTH[:FLOPS[:LINK]]] (e.g. "
+                "cuda0:24G:1008GB/s:165TFLOPS:25GB/s)\n",
                 cmd, flag, value);
         return false;
     }
@@ -233,8 +238,9 @@ const flag_group placement_flag_group = {"devices and placement", placement_flag
 static const flag_spec device_spec_flags[] = {
     FLAG_PARSED(NULL, "--device-spec", "SPEC",
                 "plan for a device that need not be present:\n"
-                "NAME:MEMORY[:BANDWIDTH[:FLOPS]], e.g.\n"
-                "cuda0:24G:1008GB/s:165TFLOPS; repeatable, in order",
+                "NAME:MEMORY[:BANDWIDTH[:FLOPS[:LINK]]], e.g.\n"
+                "cuda0:24G:1008GB/s:165TFLOPS:25GB/s (LINK: to the\n"
+                "host); repeatable, in order",
                 parse_device_spec),
     FLAG_ON(NULL, "--no-measure", "do not measure present devices (no speed prediction)", PLACEMENT(no_measure)),
 };

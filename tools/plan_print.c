@@ -122,13 +122,13 @@ void plan_print_json(FILE *out, const strata_plan *plan)
                 ", \"budget_bytes\": %llu, \"weights_bytes\": %llu, \"kv_bytes\": %llu, \"scratch_bytes\": %llu, "
                 "\"workspace_bytes\": %llu, \"total_bytes\": %llu, \"first_layer\": %lld, \"n_layers\": %lld, "
                 "\"holds_output\": %s, \"holds_embedding\": %s, \"bandwidth_bytes_per_s\": %.0f, "
-                "\"matmul_flops\": %.0f, \"decode_bytes_per_token\": %.0f}%s\n",
+                "\"matmul_flops\": %.0f, \"link_bytes_per_s\": %.0f, \"decode_bytes_per_token\": %.0f}%s\n",
                 (unsigned long long)device->budget_bytes, (unsigned long long)device->weights_bytes,
                 (unsigned long long)device->kv_bytes, (unsigned long long)device->scratch_bytes,
                 (unsigned long long)device->workspace_bytes, (unsigned long long)device->planned_bytes,
                 (long long)device->first_layer, (long long)device->n_layers, device->holds_output ? "true" : "false",
                 device->holds_embedding ? "true" : "false", device->read_bandwidth, device->matmul_flops,
-                device->decode_bytes, d + 1 < plan->n_devices ? "," : "");
+                device->link_bandwidth, device->decode_bytes, d + 1 < plan->n_devices ? "," : "");
     }
     fprintf(out, "  ],\n  \"layers\": [");
     for (int64_t l = 0; l < plan->n_layer; l++) {
