@@ -295,6 +295,9 @@ int main(void)
     check_vocab("deepseek-coder", true);
     check_vocab("mpt", true);
     check_vocab("refact", true);
+    check_vocab("llama-bpe", true);
+    check_vocab("qwen2", true);
+    check_vocab("command-r", true);
     check_special_tokens();
     check_bos_and_invalid_utf8();
     check_streaming();
