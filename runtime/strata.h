@@ -165,7 +165,8 @@ strata_status strata_tokenize(const strata_tokenizer *tokenizer, const char *tex
 /* The bytes of one token as they appear in text (space marker and byte
  * tokens decoded; special tokens rendered only when render_special).
  * Writes at most buf_size bytes and returns the full length, or -1 for an
- * id outside the vocabulary. The result may be a partial UTF-8 character. */
+ * id outside the vocabulary (it has no bytes; the detokenizer below shows
+ * such an id as "<id>"). The result may be a partial UTF-8 character. */
 int64_t strata_token_to_bytes(const strata_tokenizer *tokenizer, int32_t token, bool render_special, char *buf,
                               size_t buf_size);
 
@@ -183,10 +184,15 @@ void strata_detokenizer_init(strata_detokenizer *detok, const strata_tokenizer *
 /* Room for what one strata_detokenizer_push can write (NUL included). */
 size_t strata_detokenizer_out_size(const strata_tokenizer *tokenizer);
 /* Appends token; writes the bytes now complete into out (NUL-terminated,
- * out_size >= 1) and returns their count, or -1 for an id outside the
- * vocabulary. out_size of strata_detokenizer_out_size() always suffices for
- * one token (256 + 8 for vocabularies whose tokens are short); a smaller out
- * gets what fits, cut at a character boundary. */
+ * out_size >= 1) and returns their count, or -1 for a negative id (or
+ * out_size 0, or no memory for a token of more than 1 KiB). An id at or past
+ * strata_vocab_size() -- a model's embedding may have more rows than its
+ * tokenizer has tokens, and such a model can generate those ids -- is
+ * written as "<id>" (for example "<300>"), after any bytes held back (which
+ * "<" cannot complete, so they come out as U+FFFD). out_size of
+ * strata_detokenizer_out_size() always suffices for one token (256 + 8 for
+ * vocabularies whose tokens are short); a smaller out gets what fits, cut at
+ * a character boundary. */
 int64_t strata_detokenizer_push(strata_detokenizer *detok, int32_t token, char *out, size_t out_size);
 /* Flushes what is held back (an incomplete character at the end of the
  * stream is written as U+FFFD). Returns the byte count. */

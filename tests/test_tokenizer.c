@@ -1,6 +1,7 @@
 /* Tokenizer tests: every vector of tests/data/vocab reproduced exactly,
  * detokenize(tokenize(s)) == s, special tokens only on request, streaming
  * UTF-8, invalid input, and clear errors for unknown pre-tokenizers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,6 +246,50 @@ static void check_streaming(void)
     strata_tokenizer_free(tok);
 }
 
+/* Ids the tokenizer does not have (a model's embedding may have more rows)
+ * are shown as "<id>"; negative ids are refused. */
+static void check_ids_outside_vocab(void)
+{
+    strata_tokenizer *tok = load_vocab("llama-spm", NULL);
+    if (!tok)
+        return;
+    int32_t n_vocab = (int32_t)strata_vocab_size(tok);
+    char expected[32], out[600];
+    snprintf(expected, sizeof expected, "<%d>", n_vocab);
+    strata_detokenizer detok;
+    strata_detokenizer_init(&detok, tok, false);
+    int64_t written = strata_detokenizer_push(&detok, n_vocab, out, sizeof out);
+    CHECK(written == (int64_t)strlen(expected) && strcmp(out, expected) == 0, "id %d gave %lld bytes '%s'", n_vocab,
+          (long long)written, out);
+    CHECK(strata_detokenizer_push(&detok, INT32_MAX, out, sizeof out) == 12 && strcmp(out, "<2147483647>") == 0,
+          "INT32_MAX gave '%s'", out);
+    CHECK(strata_detokenizer_push(&detok, -1, out, sizeof out) == -1 && out[0] == '\0', "a negative id is refused");
+    /* the leading space of SentencePiece is dropped only for the first token:
+     * after "<id>" a word keeps its space */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    strata_error err = {0};
+    CHECK(strata_tokenize(tok, "Hello", 5, false, false, &ids, &n, &err) == STRATA_OK && n == 1, "Hello is one token");
+    if (n == 1) {
+        CHECK(strata_detokenizer_push(&detok, ids[0], out, sizeof out) == 6 && strcmp(out, " Hello") == 0,
+              "after <id>: '%s'", out);
+    }
+    free(ids);
+    /* a character cut short by the id: its bytes become U+FFFD, then "<id>" */
+    strata_detokenizer_init(&detok, tok, false);
+    CHECK(strata_detokenizer_push(&detok, 3 + 0xE2, out, sizeof out) == 0, "held back");
+    snprintf(expected, sizeof expected, "\xEF\xBF\xBD<%d>", n_vocab + 7);
+    CHECK(strata_detokenizer_push(&detok, n_vocab + 7, out, sizeof out) == (int64_t)strlen(expected) &&
+              strcmp(out, expected) == 0,
+          "held byte then id gave '%s'", out);
+    CHECK(strata_detokenizer_flush(&detok, out, sizeof out) == 0, "nothing left to flush");
+    /* the byte API has no bytes for such an id */
+    CHECK(strata_token_to_bytes(tok, n_vocab, true, out, sizeof out) == -1, "token_to_bytes refuses it");
+    /* the smallest out_size still holds the longest "<id>" with held bytes */
+    CHECK(strata_detokenizer_out_size(tok) >= 3 * 8 + 12 + 1, "out_size has room for an id");
+    strata_tokenizer_free(tok);
+}
+
 static void check_unknown_pre(void)
 {
     strata_tokenizer *tok = load_vocab("gpt-2", "no-such-pre");
@@ -301,6 +346,7 @@ int main(void)
     check_special_tokens();
     check_bos_and_invalid_utf8();
     check_streaming();
+    check_ids_outside_vocab();
     check_unknown_pre();
     check_models();
     if (failures) {
