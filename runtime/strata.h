@@ -154,11 +154,19 @@ bool strata_token_is_eog(const strata_tokenizer *tokenizer, int32_t token); /* e
 /* Whether the file asks for BOS to be added before a prompt. */
 bool strata_tokenizer_adds_bos(const strata_tokenizer *tokenizer);
 
+/* The longest text strata_tokenize takes at once: 64 MiB. */
+#define STRATA_TOKENIZE_MAX_BYTES ((size_t)64 << 20)
+
 /* Encodes len bytes of text. add_bos prepends BOS (when the vocab has one);
  * parse_special recognizes control tokens written in the text (e.g.
  * "<|im_start|>"), otherwise they are plain text. *out_ids is malloc'ed and
  * owned by the caller. Invalid UTF-8 is rejected with STRATA_INVALID_INPUT
- * naming the byte offset. */
+ * naming the byte offset, and so is a text longer than
+ * STRATA_TOKENIZE_MAX_BYTES (tokenize it in parts).
+ * Memory: the ids (4 bytes each, at most one per byte of text) plus a
+ * working set of pieces of about 64 KiB, however long the text. A stretch
+ * with no place where a cut leaves the result unchanged (one character
+ * repeated, say) is worked on whole, at about 35 bytes per byte of it. */
 strata_status strata_tokenize(const strata_tokenizer *tokenizer, const char *text, size_t len, bool add_bos,
                               bool parse_special, int32_t **out_ids, size_t *out_count, strata_error *err);
 

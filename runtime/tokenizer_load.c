@@ -368,6 +368,7 @@ strata_status tokenizer_load_gguf(const gguf_file *file, const char *force_pre, 
     if ((status = build_text_map(tok, err)) || (status = build_special_list(tok, err)))
         goto fail;
     find_byte_tokens(tok);
+    tokenizer_build_cut_tables(tok);
     *out = tok;
     return STRATA_OK;
 fail:

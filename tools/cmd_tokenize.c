@@ -38,7 +38,8 @@ static void print_help(FILE *out)
             "      --force-pre NAME  use pre-tokenizer NAME instead of tokenizer.ggml.pre\n"
             "  -h, --help            this help\n"
             "\n"
-            "Text that is not valid UTF-8 is rejected with the byte offset (exit status 1).\n");
+            "Text that is not valid UTF-8 is rejected with the byte offset, and text over\n"
+            "64 MiB (the most tokenized at once) with a message (exit status 1).\n");
 }
 
 /* Parses argv; returns -1 to go on, else the exit status. */
@@ -82,7 +83,9 @@ static int parse_options(int argc, char **argv, tokenize_options *opts)
     return -1;
 }
 
-/* Reads a whole file into a malloc'ed buffer; NULL (with a message) on error. */
+/* Reads a whole file into a malloc'ed buffer; NULL (with a message) on error,
+ * and for a file longer than the library tokenizes at once: reading stops
+ * there rather than holding a file of any size in memory. */
 static char *read_text_file(const char *path, size_t *len)
 {
     FILE *file = fopen(path, "rb");
@@ -104,6 +107,11 @@ static char *read_text_file(const char *path, size_t *len)
         }
         n = fread(text + size, 1, 65536, file);
         size += n;
+        if (size > STRATA_TOKENIZE_MAX_BYTES) {
+            fprintf(stderr, "%s: %s is larger than %zu MiB, the most that is tokenized at once; tokenize it in parts\n",
+                    TOKENIZE_CMD, path, STRATA_TOKENIZE_MAX_BYTES >> 20);
+            goto fail;
+        }
     } while (n > 0);
     if (ferror(file)) {
         fprintf(stderr, "%s: reading %s failed\n", TOKENIZE_CMD, path);
