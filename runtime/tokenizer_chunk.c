@@ -13,6 +13,7 @@
  * side by side at a symbol boundary, the pair cannot merge. The test is on
  * bytes, coarser than the symbols, so it may refuse a cut that was safe,
  * never the other way. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer_internal.h"
@@ -92,22 +93,42 @@ static void build_bpe_joinable(strata_tokenizer *tok)
     }
 }
 
-void tokenizer_build_cut_tables(strata_tokenizer *tok)
+/* special_by_first: a counting sort of the special list by first byte,
+ * which keeps its longest-first order within each byte. */
+static strata_status group_specials_by_first_byte(strata_tokenizer *tok, strata_error *err)
+{
+    memset(tok->special_first, 0, sizeof tok->special_first);
+    tok->special_max_len = 0;
+    tok->special_by_first = malloc((tok->n_special ? tok->n_special : 1) * sizeof *tok->special_by_first);
+    if (!tok->special_by_first)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "tokenizer: out of memory for %zu special tokens",
+                           tok->n_special);
+    for (size_t i = 0; i < tok->n_special; i++) {
+        int32_t id = tok->special_ids[i];
+        tok->special_first[(uint8_t)tok->texts[id][0] + 1]++;
+        if (tok->text_lens[id] > tok->special_max_len)
+            tok->special_max_len = tok->text_lens[id];
+    }
+    for (int b = 0; b < 256; b++)
+        tok->special_first[b + 1] += tok->special_first[b];
+    uint32_t next[256];
+    memcpy(next, tok->special_first, sizeof next);
+    for (size_t i = 0; i < tok->n_special; i++) {
+        int32_t id = tok->special_ids[i];
+        tok->special_by_first[next[(uint8_t)tok->texts[id][0]]++] = id;
+    }
+    return STRATA_OK;
+}
+
+strata_status tokenizer_build_cut_tables(strata_tokenizer *tok, strata_error *err)
 {
     memset(tok->joinable, 0, sizeof tok->joinable);
     if (tok->kind == TOKENIZER_SPM)
         build_spm_joinable(tok);
     else
         build_bpe_joinable(tok);
-    memset(tok->special_starts, 0, sizeof tok->special_starts);
-    tok->special_max_len = 0;
-    for (size_t i = 0; i < tok->n_special; i++) {
-        int32_t id = tok->special_ids[i];
-        tok->special_starts[(uint8_t)tok->texts[id][0]] = true;
-        if (tok->text_lens[id] > tok->special_max_len)
-            tok->special_max_len = tok->text_lens[id];
-    }
     tok->chunk_bytes = TOKENIZER_CHUNK_BYTES;
+    return group_specials_by_first_byte(tok, err);
 }
 
 bool spm_cut_is_safe(const strata_tokenizer *tok, const char *text, size_t len, size_t at)
@@ -130,15 +151,16 @@ bool bpe_cut_is_safe(const strata_tokenizer *tok, const char *word, size_t len, 
  * of any of them spans the cut, matching on each side alone finds the same. */
 bool special_cut_is_safe(const strata_tokenizer *tok, const char *text, size_t len, size_t at)
 {
-    size_t longest = tok->special_max_len;
-    for (size_t start = at >= longest ? at - longest + 1 : 0; start < at; start++) {
-        if (!tok->special_starts[(uint8_t)text[start]])
-            continue;
-        for (size_t i = 0; i < tok->n_special; i++) { /* longest first */
-            int32_t id = tok->special_ids[i];
+    /* an occurrence starting back bytes before the cut spans it when it is
+     * longer than back */
+    for (size_t back = 1; back < tok->special_max_len && back <= at; back++) {
+        size_t start = at - back;
+        uint8_t first = (uint8_t)text[start];
+        for (uint32_t i = tok->special_first[first]; i < tok->special_first[first + 1]; i++) {
+            int32_t id = tok->special_by_first[i];
             size_t n = tok->text_lens[id];
-            if (n <= at - start)
-                break; /* this one and all after it end before the cut */
+            if (n <= back)
+                break; /* longest first: this one and the rest end before the cut */
             if (start + n <= len && memcmp(text + start, tok->texts[id], n) == 0)
                 return false;
         }

@@ -138,12 +138,23 @@ static strata_status find_specials_in_piece(encode_state *st, size_t begin, size
 {
     const strata_tokenizer *tok = st->tok;
     strata_status status;
+    /* most pieces hold no byte a special token starts with: nothing to do */
+    bool present[256] = {false}, any = false;
+    for (size_t i = begin; i < end; i++) {
+        uint8_t b = (uint8_t)st->text[i];
+        if (tokenizer_special_starts(tok, b))
+            present[b] = any = true;
+    }
+    if (!any)
+        return STRATA_OK;
     fragments->count = 0;
     if ((status = fragment_push(fragments, (fragment){begin, end, -1}, err)) != STRATA_OK)
         return status;
     for (size_t i = 0; i < tok->n_special; i++) {
         int32_t token = tok->special_ids[i];
         if (tok->types[token] != TOKEN_TYPE_USER_DEFINED && !parse_special)
+            continue;
+        if (!present[(uint8_t)tok->texts[token][0]] || tok->text_lens[token] > end - begin)
             continue;
         if ((status = split_at_token(tok, st->text, begin, end, token, fragments, scratch, err)) != STRATA_OK)
             return status;

@@ -117,8 +117,12 @@ struct strata_tokenizer {
      * a at a character boundary; BPE: some merge's left side ends in byte a
      * and its right side starts with byte b). */
     uint64_t joinable[256 * 256 / 64];
-    bool special_starts[256]; /* a special token starts with this byte */
-    uint32_t special_max_len;
+    /* the special tokens again, grouped by their first byte b (ids
+     * special_by_first[special_first[b] .. special_first[b + 1]), longest
+     * first within a group) */
+    int32_t *special_by_first;
+    uint32_t special_first[257];
+    uint32_t special_max_len; /* bytes of the longest special token */
     size_t chunk_bytes; /* TOKENIZER_CHUNK_BYTES; tests lower it to compare cut and whole results */
 };
 
@@ -177,9 +181,15 @@ bool special_cut_is_safe(const strata_tokenizer *tok, const char *text, size_t l
 size_t tokenizer_next_cut(const strata_tokenizer *tok, const char *text, size_t len, size_t begin,
                           cut_is_safe_fn is_safe);
 
-/* Fills joinable, special_starts and special_max_len, and sets chunk_bytes;
- * called once the texts, merges and special list are loaded. */
-void tokenizer_build_cut_tables(strata_tokenizer *tok);
+/* Fills joinable and the special tokens by first byte, and sets
+ * chunk_bytes; called once the texts, merges and special list are loaded.
+ * Fails only for want of memory. */
+strata_status tokenizer_build_cut_tables(strata_tokenizer *tok, strata_error *err);
+/* Whether some special token starts with byte b. */
+static inline bool tokenizer_special_starts(const strata_tokenizer *tok, uint8_t b)
+{
+    return tok->special_first[b + 1] > tok->special_first[b];
+}
 
 /* Encoders: append the ids of text[0..len) (one raw fragment, valid UTF-8,
  * no special tokens in it) to out. space_prefix: SentencePiece prepends one
