@@ -2,7 +2,9 @@
  * streaming detokenizer, which never writes half a UTF-8 character: an
  * incomplete character at the end of what it has is held back until the
  * next token completes it, and bytes that can never form a character are
- * written as U+FFFD. */
+ * written as U+FFFD. The detokenizer writes an id the tokenizer does not
+ * have as "<id>". */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +99,14 @@ int64_t strata_token_to_bytes(const strata_tokenizer *tok, int32_t token, bool r
     return (int64_t)render_bpe(tok, text, len, buf, buf_size);
 }
 
+/* Longest "<id>" rendering: '<', 10 digits of INT32_MAX, '>'. */
+#define ID_TEXT_MAX 12
+
 size_t strata_detokenizer_out_size(const strata_tokenizer *tok)
 {
     /* every byte may become a 3-byte U+FFFD, plus what was held back */
-    return 3 * ((size_t)tok->max_token_bytes + sizeof ((strata_detokenizer *)0)->pending) + 1;
+    size_t piece_max = tok->max_token_bytes > ID_TEXT_MAX ? tok->max_token_bytes : ID_TEXT_MAX;
+    return 3 * (piece_max + sizeof ((strata_detokenizer *)0)->pending) + 1;
 }
 
 void strata_detokenizer_init(strata_detokenizer *detok, const strata_tokenizer *tokenizer, bool render_special)
@@ -184,12 +190,18 @@ int64_t strata_detokenizer_push(strata_detokenizer *detok, int32_t token, char *
     if (out_size == 0)
         return -1;
     out[0] = '\0';
-    if (token < 0 || token >= tok->n_vocab)
+    if (token < 0)
         return -1;
+    /* A model's embedding may have more rows than its tokenizer has tokens,
+     * and such a model can generate an id with no text: it is shown, not
+     * dropped, so that a printer accounts for every token. */
+    bool in_vocab = token < tok->n_vocab;
+    char id_text[ID_TEXT_MAX + 1];
     char stack_buf[1024];
     char *combined = stack_buf;
     size_t capacity = sizeof stack_buf;
-    int64_t piece_len = strata_token_to_bytes(tok, token, detok->render_special, NULL, 0);
+    int64_t piece_len = in_vocab ? strata_token_to_bytes(tok, token, detok->render_special, NULL, 0)
+                                 : snprintf(id_text, sizeof id_text, "<%" PRId32 ">", token);
     size_t needed = detok->pending_len + (size_t)piece_len;
     if (needed > capacity) {
         combined = malloc(needed);
@@ -198,10 +210,13 @@ int64_t strata_detokenizer_push(strata_detokenizer *detok, int32_t token, char *
         capacity = needed;
     }
     memcpy(combined, detok->pending, detok->pending_len);
-    strata_token_to_bytes(tok, token, detok->render_special, combined + detok->pending_len, (size_t)piece_len);
+    if (in_vocab)
+        strata_token_to_bytes(tok, token, detok->render_special, combined + detok->pending_len, (size_t)piece_len);
+    else
+        memcpy(combined + detok->pending_len, id_text, (size_t)piece_len);
     const char *start = combined;
     size_t len = needed;
-    bool normal = tok->types[token] != TOKEN_TYPE_CONTROL && tok->types[token] != TOKEN_TYPE_USER_DEFINED;
+    bool normal = in_vocab && tok->types[token] != TOKEN_TYPE_CONTROL && tok->types[token] != TOKEN_TYPE_USER_DEFINED;
     if (detok->at_start && len > 0) {
         /* SentencePiece added one space before the text: take it away again */
         if (tok->kind == TOKENIZER_SPM && tok->add_space_prefix && normal && start[0] == ' ')

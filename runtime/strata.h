@@ -336,18 +336,27 @@ bool strata_token_is_eog(const strata_tokenizer *tokenizer, int32_t token); /* e
 /* Whether the file asks for BOS to be added before a prompt. */
 bool strata_tokenizer_adds_bos(const strata_tokenizer *tokenizer);
 
+/* The longest text strata_tokenize takes at once: 64 MiB. */
+#define STRATA_TOKENIZE_MAX_BYTES ((size_t)64 << 20)
+
 /* Encodes len bytes of text. add_bos prepends BOS (when the vocab has one);
  * parse_special recognizes control tokens written in the text (e.g.
  * "<|im_start|>"), otherwise they are plain text. *out_ids is malloc'ed and
  * owned by the caller. Invalid UTF-8 is rejected with STRATA_INVALID_INPUT
- * naming the byte offset. */
+ * naming the byte offset, and so is a text longer than
+ * STRATA_TOKENIZE_MAX_BYTES (tokenize it in parts).
+ * Memory: the ids (4 bytes each, at most one per byte of text) plus a
+ * working set of pieces of about 64 KiB, however long the text. A stretch
+ * with no place where a cut leaves the result unchanged (one character
+ * repeated, say) is worked on whole, at about 35 bytes per byte of it. */
 strata_status strata_tokenize(const strata_tokenizer *tokenizer, const char *text, size_t len, bool add_bos,
                               bool parse_special, int32_t **out_ids, size_t *out_count, strata_error *err);
 
 /* The bytes of one token as they appear in text (space marker and byte
  * tokens decoded; special tokens rendered only when render_special).
  * Writes at most buf_size bytes and returns the full length, or -1 for an
- * id outside the vocabulary. The result may be a partial UTF-8 character. */
+ * id outside the vocabulary (it has no bytes; the detokenizer below shows
+ * such an id as "<id>"). The result may be a partial UTF-8 character. */
 int64_t strata_token_to_bytes(const strata_tokenizer *tokenizer, int32_t token, bool render_special, char *buf,
                               size_t buf_size);
 
@@ -365,10 +374,15 @@ void strata_detokenizer_init(strata_detokenizer *detok, const strata_tokenizer *
 /* Room for what one strata_detokenizer_push can write (NUL included). */
 size_t strata_detokenizer_out_size(const strata_tokenizer *tokenizer);
 /* Appends token; writes the bytes now complete into out (NUL-terminated,
- * out_size >= 1) and returns their count, or -1 for an id outside the
- * vocabulary. out_size of strata_detokenizer_out_size() always suffices for
- * one token (256 + 8 for vocabularies whose tokens are short); a smaller out
- * gets what fits, cut at a character boundary. */
+ * out_size >= 1) and returns their count, or -1 for a negative id (or
+ * out_size 0, or no memory for a token of more than 1 KiB). An id at or past
+ * strata_vocab_size() -- a model's embedding may have more rows than its
+ * tokenizer has tokens, and such a model can generate those ids -- is
+ * written as "<id>" (for example "<300>"), after any bytes held back (which
+ * "<" cannot complete, so they come out as U+FFFD). out_size of
+ * strata_detokenizer_out_size() always suffices for one token (256 + 8 for
+ * vocabularies whose tokens are short); a smaller out gets what fits, cut at
+ * a character boundary. */
 int64_t strata_detokenizer_push(strata_detokenizer *detok, int32_t token, char *out, size_t out_size);
 /* Flushes what is held back (an incomplete character at the end of the
  * stream is written as U+FFFD). Returns the byte count. */

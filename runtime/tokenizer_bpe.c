@@ -2,20 +2,26 @@
  * the pre-tokenizer cuts the text into words; each word's bytes are written
  * as GPT-2's printable stand-in characters, one symbol per byte; then the
  * adjacent pair with the lowest merge rank is merged, again and again (ties:
- * leftmost first). Each final symbol is looked up in the vocabulary. */
+ * leftmost first). Each final symbol is looked up in the vocabulary.
+ *
+ * Words are encoded as the pre-tokenizer finds them, with buffers reused
+ * from word to word, so memory follows the longest word, not the text; a
+ * word longer than chunk_bytes is merged in pieces cut where no merge can
+ * cross (tokenizer_chunk.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer_internal.h"
 
 typedef struct bpe_symbol {
-    int prev, next;
-    size_t offset, len; /* into the word's encoded text; len 0 once merged */
+    int32_t prev, next;
+    uint32_t offset, len; /* into the piece's encoded text; len 0 once merged */
 } bpe_symbol;
 
 typedef struct bpe_state {
     const strata_tokenizer *tok;
-    char *encoded;      /* the word, bytes mapped to stand-in characters */
+    id_list *out;
+    char *encoded;      /* the piece of a word, bytes mapped to stand-in characters */
     size_t encoded_len, encoded_capacity;
     bpe_symbol *symbols;
     size_t symbols_capacity;
@@ -55,7 +61,8 @@ static strata_status try_add_pair(bpe_state *st, int left, int right, strata_err
     int32_t rank = text_map_get(&st->tok->merge_rank, st->key, key_len);
     if (rank < 0)
         return STRATA_OK;
-    return merge_queue_push(&st->queue, (merge_candidate){left, right, -(double)rank, l->len + r->len}, err);
+    return merge_queue_push(&st->queue,
+                            (merge_candidate){left, right, merge_priority_of_rank(rank), l->len + r->len}, err);
 }
 
 /* Writes one final symbol's token; a symbol that is no token is written as
@@ -74,25 +81,32 @@ static strata_status emit_symbol(const bpe_state *st, const bpe_symbol *sym, id_
     return STRATA_OK;
 }
 
-static strata_status encode_word(bpe_state *st, const char *word, size_t len, id_list *out, strata_error *err)
+/* Writes the stand-ins of word[0..len) into st->encoded (2 bytes room per byte). */
+static void encode_stand_ins(bpe_state *st, const char *word, size_t len)
+{
+    const strata_tokenizer *tok = st->tok;
+    st->encoded_len = 0;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t b = (uint8_t)word[i];
+        memcpy(st->encoded + st->encoded_len, tok->byte_utf8[b], tok->byte_utf8_len[b]);
+        st->encoded_len += tok->byte_utf8_len[b];
+    }
+}
+
+/* Merges one piece of a word (all of it, or a part cut where no merge
+ * crosses) and writes its tokens. */
+static strata_status merge_piece(bpe_state *st, const char *piece, size_t len, strata_error *err)
 {
     const strata_tokenizer *tok = st->tok;
     strata_status status;
     if ((status = grow((void **)&st->encoded, &st->encoded_capacity, len * 2, 1, err)) ||
         (status = grow((void **)&st->symbols, &st->symbols_capacity, len, sizeof *st->symbols, err)))
         return status;
-    st->encoded_len = 0;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t b = (uint8_t)word[i];
-        st->symbols[i] = (bpe_symbol){(int)i - 1, i + 1 < len ? (int)i + 1 : -1, st->encoded_len,
-                                      tok->byte_utf8_len[b]};
-        memcpy(st->encoded + st->encoded_len, tok->byte_utf8[b], tok->byte_utf8_len[b]);
-        st->encoded_len += tok->byte_utf8_len[b];
-    }
-    if (tok->ignore_merges) {
-        int32_t id = text_map_get(&tok->text_to_id, st->encoded, st->encoded_len);
-        if (id >= 0)
-            return id_list_push(out, id, err);
+    encode_stand_ins(st, piece, len);
+    for (size_t i = 0, offset = 0; i < len; i++) {
+        uint8_t length = tok->byte_utf8_len[(uint8_t)piece[i]];
+        st->symbols[i] = (bpe_symbol){(int32_t)i - 1, i + 1 < len ? (int32_t)i + 1 : -1, (uint32_t)offset, length};
+        offset += length;
     }
     st->queue.count = 0;
     for (size_t i = 1; i < len; i++)
@@ -113,25 +127,39 @@ static strata_status encode_word(bpe_state *st, const char *word, size_t len, id
             return status;
     }
     for (int i = 0; i >= 0 && (size_t)i < len; i = st->symbols[i].next)
-        if ((status = emit_symbol(st, &st->symbols[i], out, err)) != STRATA_OK)
+        if ((status = emit_symbol(st, &st->symbols[i], st->out, err)) != STRATA_OK)
             return status;
+    return STRATA_OK;
+}
+
+/* pretokenizer_word_fn: encodes one word. */
+static strata_status encode_word(void *user, const char *word, size_t len, strata_error *err)
+{
+    bpe_state *st = user;
+    const strata_tokenizer *tok = st->tok;
+    strata_status status;
+    /* LLaMA 3: a word that is a token is kept whole (no token is longer
+     * than max_token_bytes, so longer words need no look) */
+    if (tok->ignore_merges && len <= tok->max_token_bytes) {
+        if ((status = grow((void **)&st->encoded, &st->encoded_capacity, len * 2, 1, err)) != STRATA_OK)
+            return status;
+        encode_stand_ins(st, word, len);
+        int32_t id = text_map_get(&tok->text_to_id, st->encoded, st->encoded_len);
+        if (id >= 0)
+            return id_list_push(st->out, id, err);
+    }
+    for (size_t begin = 0, end; begin < len; begin = end) {
+        end = tokenizer_next_cut(tok, word, len, begin, bpe_cut_is_safe);
+        if ((status = merge_piece(st, word + begin, end - begin, err)) != STRATA_OK)
+            return status;
+    }
     return STRATA_OK;
 }
 
 strata_status bpe_encode(const strata_tokenizer *tok, const char *text, size_t len, id_list *out, strata_error *err)
 {
-    span_list words = {0};
-    bpe_state st = {.tok = tok};
-    strata_status status = pretokenizer_split(tok->pre, text, len, &words, err);
-    if (status != STRATA_OK)
-        goto fail;
-    for (size_t i = 0; i < words.count; i++) {
-        text_span word = words.items[i];
-        if ((status = encode_word(&st, text + word.begin, word.end - word.begin, out, err)) != STRATA_OK)
-            goto fail;
-    }
-fail:
-    free(words.items);
+    bpe_state st = {.tok = tok, .out = out};
+    strata_status status = pretokenizer_split(tok->pre, text, len, encode_word, &st, err);
     free(st.encoded);
     free(st.symbols);
     free(st.key);

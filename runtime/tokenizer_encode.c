@@ -1,7 +1,13 @@
 /* strata_tokenize: checks the text is UTF-8, cuts out the special tokens
  * written in it (user-defined tokens always, control tokens only when the
- * caller asks), and hands each remaining raw fragment to the vocabulary's
- * encoder. */
+ * caller asks), and hands the raw text between them to the vocabulary's
+ * encoder.
+ *
+ * Special tokens are looked for in pieces of the text cut where no
+ * occurrence of one spans the cut (tokenizer_chunk.c), so the list of
+ * fragments covers one piece at a time; the raw text between two special
+ * tokens is encoded as one span whatever pieces it crosses, and the
+ * encoders stream through it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,14 +70,15 @@ static const char *find_bytes(const char *haystack, size_t haystack_len, const c
     return NULL;
 }
 
-/* Splits every raw fragment of *list at each occurrence of token's text. */
-static strata_status split_at_token(const strata_tokenizer *tok, const char *text, size_t len, int32_t token,
-                                    fragment_list *list, fragment_list *scratch, strata_error *err)
+/* Splits every raw fragment of *list at each occurrence of token's text;
+ * the fragments all lie in text[piece_begin..piece_end). */
+static strata_status split_at_token(const strata_tokenizer *tok, const char *text, size_t piece_begin, size_t piece_end,
+                                    int32_t token, fragment_list *list, fragment_list *scratch, strata_error *err)
 {
     const char *needle = tok->texts[token];
     size_t needle_len = tok->text_lens[token];
-    if (!find_bytes(text, len, needle, needle_len))
-        return STRATA_OK; /* nowhere in the text: the common case */
+    if (!find_bytes(text + piece_begin, piece_end - piece_begin, needle, needle_len))
+        return STRATA_OK; /* nowhere in this piece: the common case */
     strata_status status;
     scratch->count = 0;
     for (size_t i = 0; i < list->count; i++) {
@@ -100,25 +107,69 @@ static strata_status split_at_token(const strata_tokenizer *tok, const char *tex
     return STRATA_OK;
 }
 
-static strata_status encode_fragments(const strata_tokenizer *tok, const char *text, const fragment_list *fragments,
-                                      id_list *out, strata_error *err)
+/* The state of one strata_tokenize call between the pieces of its text. */
+typedef struct encode_state {
+    const strata_tokenizer *tok;
+    const char *text;
+    size_t raw_begin;   /* where the raw text not yet encoded starts */
+    bool after_special; /* SentencePiece: the start counts as "after a special token" */
+    id_list ids;
+} encode_state;
+
+/* Encodes the raw text [st->raw_begin, end). */
+static strata_status encode_raw(encode_state *st, size_t end, strata_error *err)
 {
-    strata_status status = STRATA_OK;
-    bool after_special = true; /* SentencePiece: the start counts as "after a special token" */
-    for (size_t i = 0; i < fragments->count && status == STRATA_OK; i++) {
-        fragment frag = fragments->items[i];
-        if (frag.token >= 0) {
-            status = id_list_push(out, frag.token, err);
-            after_special = true;
-        } else if (tok->kind == TOKENIZER_SPM) {
-            status = spm_encode(tok, text + frag.begin, frag.end - frag.begin,
-                                tok->add_space_prefix && after_special, out, err);
-            after_special = false;
-        } else {
-            status = bpe_encode(tok, text + frag.begin, frag.end - frag.begin, out, err);
-        }
+    const strata_tokenizer *tok = st->tok;
+    size_t begin = st->raw_begin;
+    st->raw_begin = end;
+    if (end == begin)
+        return STRATA_OK;
+    if (tok->kind == TOKENIZER_BPE)
+        return bpe_encode(tok, st->text + begin, end - begin, &st->ids, err);
+    bool space_prefix = tok->add_space_prefix && st->after_special;
+    st->after_special = false;
+    return spm_encode(tok, st->text + begin, end - begin, space_prefix, &st->ids, err);
+}
+
+/* Finds the special tokens in text[begin..end) and encodes what precedes
+ * each; the raw text after the last one waits for the next piece. */
+static strata_status find_specials_in_piece(encode_state *st, size_t begin, size_t end, bool parse_special,
+                                            fragment_list *fragments, fragment_list *scratch, strata_error *err)
+{
+    const strata_tokenizer *tok = st->tok;
+    strata_status status;
+    /* most pieces hold no byte a special token starts with: nothing to do */
+    bool present[256] = {false}, any = false;
+    for (size_t i = begin; i < end; i++) {
+        uint8_t b = (uint8_t)st->text[i];
+        if (tokenizer_special_starts(tok, b))
+            present[b] = any = true;
     }
-    return status;
+    if (!any)
+        return STRATA_OK;
+    fragments->count = 0;
+    if ((status = fragment_push(fragments, (fragment){begin, end, -1}, err)) != STRATA_OK)
+        return status;
+    for (size_t i = 0; i < tok->n_special; i++) {
+        int32_t token = tok->special_ids[i];
+        if (tok->types[token] != TOKEN_TYPE_USER_DEFINED && !parse_special)
+            continue;
+        if (!present[(uint8_t)tok->texts[token][0]] || tok->text_lens[token] > end - begin)
+            continue;
+        if ((status = split_at_token(tok, st->text, begin, end, token, fragments, scratch, err)) != STRATA_OK)
+            return status;
+    }
+    for (size_t i = 0; i < fragments->count; i++) {
+        fragment frag = fragments->items[i];
+        if (frag.token < 0)
+            continue;
+        if ((status = encode_raw(st, frag.begin, err)) != STRATA_OK ||
+            (status = id_list_push(&st->ids, frag.token, err)) != STRATA_OK)
+            return status;
+        st->raw_begin = frag.end;
+        st->after_special = true;
+    }
+    return STRATA_OK;
 }
 
 strata_status strata_tokenize(const strata_tokenizer *tok, const char *text, size_t len, bool add_bos,
@@ -128,39 +179,39 @@ strata_status strata_tokenize(const strata_tokenizer *tok, const char *text, siz
     *out_count = 0;
     strata_status status = STRATA_OK;
     fragment_list fragments = {0}, scratch = {0};
-    id_list ids = {0};
-    if (len > INT32_MAX / 2)
-        return strata_fail(err, STRATA_INVALID_INPUT, "tokenizer: %zu bytes of text is too long to tokenize at once",
-                           len);
+    encode_state st = {.tok = tok, .text = text, .after_special = true};
+    if (len > STRATA_TOKENIZE_MAX_BYTES)
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "tokenizer: the text is %zu bytes, more than the %zu MiB tokenized at once "
+                           "(STRATA_TOKENIZE_MAX_BYTES); tokenize it in parts",
+                           len, STRATA_TOKENIZE_MAX_BYTES >> 20);
     size_t bad = first_invalid_utf8(text, len);
     if (bad < len)
         return strata_fail(err, STRATA_INVALID_INPUT, "tokenizer: the text is not valid UTF-8 at byte offset %zu (0x%02X)",
                            bad, (unsigned)(uint8_t)text[bad]);
-    if (len > 0 && (status = fragment_push(&fragments, (fragment){0, len, -1}, err)) != STRATA_OK)
+    if (add_bos && tok->bos >= 0 && (status = id_list_push(&st.ids, tok->bos, err)) != STRATA_OK)
         goto fail;
-    for (size_t i = 0; i < tok->n_special && fragments.count > 0; i++) {
-        int32_t token = tok->special_ids[i];
-        if (tok->types[token] != TOKEN_TYPE_USER_DEFINED && !parse_special)
-            continue;
-        if ((status = split_at_token(tok, text, len, token, &fragments, &scratch, err)) != STRATA_OK)
+    for (size_t begin = 0, end; begin < len; begin = end) {
+        end = tok->n_special > 0 ? tokenizer_next_cut(tok, text, len, begin, special_cut_is_safe) : len;
+        if ((status = find_specials_in_piece(&st, begin, end, parse_special, &fragments, &scratch, err)) != STRATA_OK)
             goto fail;
     }
-    if (add_bos && tok->bos >= 0 && (status = id_list_push(&ids, tok->bos, err)) != STRATA_OK)
+    if ((status = encode_raw(&st, len, err)) != STRATA_OK)
         goto fail;
-    if ((status = encode_fragments(tok, text, &fragments, &ids, err)) != STRATA_OK)
+    if (add_bos && tok->add_eos && tok->eos >= 0 && (status = id_list_push(&st.ids, tok->eos, err)) != STRATA_OK)
         goto fail;
-    if (add_bos && tok->add_eos && tok->eos >= 0 && (status = id_list_push(&ids, tok->eos, err)) != STRATA_OK)
-        goto fail;
-    if (ids.count == 0 && (status = id_list_push(&ids, 0, err)) == STRATA_OK)
-        ids.count = 0; /* a valid (empty) allocation, so the caller always frees */
+    if (st.ids.count == 0 && (status = id_list_push(&st.ids, 0, err)) == STRATA_OK)
+        st.ids.count = 0; /* a valid (empty) allocation, so the caller always frees */
     if (status != STRATA_OK)
         goto fail;
-    *out_ids = ids.items;
-    *out_count = ids.count;
-    ids.items = NULL;
+    /* give back the unused end of the doubled list: the caller may keep it */
+    int32_t *fitted = realloc(st.ids.items, (st.ids.count ? st.ids.count : 1) * sizeof *fitted);
+    *out_ids = fitted ? fitted : st.ids.items;
+    *out_count = st.ids.count;
+    st.ids.items = NULL;
 fail:
     free(fragments.items);
     free(scratch.items);
-    free(ids.items);
+    free(st.ids.items);
     return status;
 }

@@ -52,12 +52,17 @@ int32_t text_map_get(const text_map *map, const char *key, size_t len);
 
 /* A pair of adjacent symbols that could merge, and a priority queue of them
  * (highest priority first; ties: leftmost first). SentencePiece uses the
- * token score as priority, BPE minus the merge rank. */
+ * token score as priority, BPE minus the merge rank, both written as an
+ * unsigned key that sorts the same way (merge_priority_*), which keeps a
+ * candidate at 16 bytes: the queue is most of the memory of a long piece. */
 typedef struct merge_candidate {
-    int left, right;
-    double priority;
-    size_t len; /* bytes of the pair when it was queued (stale if they changed) */
+    int32_t left, right;
+    uint32_t priority;
+    uint32_t len; /* bytes of the pair when it was queued (stale if they changed) */
 } merge_candidate;
+
+uint32_t merge_priority_of_score(float score); /* higher score, higher key */
+uint32_t merge_priority_of_rank(int32_t rank); /* lower rank (>= 0), higher key */
 
 typedef struct merge_queue {
     merge_candidate *items;
@@ -68,18 +73,6 @@ strata_status merge_queue_push(merge_queue *queue, merge_candidate candidate, st
 merge_candidate merge_queue_pop(merge_queue *queue); /* count must be > 0 */
 
 typedef struct pretokenizer pretokenizer; /* compiled regex list, tokenizer_pretokenize.c */
-
-/* A span of the input: bytes [begin, end). */
-typedef struct text_span {
-    size_t begin, end;
-} text_span;
-
-typedef struct span_list {
-    text_span *items;
-    size_t count, capacity;
-} span_list;
-
-strata_status span_list_push(span_list *list, size_t begin, size_t end, strata_error *err);
 
 /* Growable list of token ids (the output of an encoder). */
 typedef struct id_list {
@@ -118,6 +111,19 @@ struct strata_tokenizer {
     int16_t codepoint_byte[0x144]; /* -1 when the code point stands for no byte */
     uint32_t max_token_bytes; /* longest rendering of one token */
     pretokenizer *pre;    /* BPE only */
+    /* Where text may be cut (tokenizer_chunk.c). joinable has bit
+     * (a << 8 | b) set when a merge could join a symbol ending in byte a to
+     * one starting with byte b (SentencePiece: some token has b right after
+     * a at a character boundary; BPE: some merge's left side ends in byte a
+     * and its right side starts with byte b). */
+    uint64_t joinable[256 * 256 / 64];
+    /* the special tokens again, grouped by their first byte b (ids
+     * special_by_first[special_first[b] .. special_first[b + 1]), longest
+     * first within a group) */
+    int32_t *special_by_first;
+    uint32_t special_first[257];
+    uint32_t special_max_len; /* bytes of the longest special token */
+    size_t chunk_bytes; /* TOKENIZER_CHUNK_BYTES; tests lower it to compare cut and whole results */
 };
 
 /* --- pieces shared between the tokenizer files -------------------------- */
@@ -139,10 +145,51 @@ size_t utf8_encode(uint32_t cp, char *out);
 strata_status pretokenizer_create(const char *pre_name, pretokenizer **out, bool *ignore_merges,
                                   strata_error *err);
 void pretokenizer_free(pretokenizer *pre);
-/* Splits text[0..len) into words (appended to words as spans relative to
- * text). Every byte ends up in exactly one word, in order. */
-strata_status pretokenizer_split(const pretokenizer *pre, const char *text, size_t len, span_list *words,
-                                 strata_error *err);
+/* Receives one word of the pre-tokenizer; a status other than STRATA_OK
+ * stops the split and is returned by it. */
+typedef strata_status (*pretokenizer_word_fn)(void *user, const char *word, size_t len, strata_error *err);
+/* Splits text[0..len) into words and hands each to on_word as soon as it is
+ * found, in order (no list of words is kept). Every byte ends up in exactly
+ * one word. */
+strata_status pretokenizer_split(const pretokenizer *pre, const char *text, size_t len, pretokenizer_word_fn on_word,
+                                 void *user, strata_error *err);
+
+/* --- cutting long text (tokenizer_chunk.c) --------------------------------
+ * SentencePiece text and BPE words are encoded in pieces of about
+ * TOKENIZER_CHUNK_BYTES, and special tokens are looked for in pieces of
+ * that size, so that the memory tokenizing takes grows with the piece, not
+ * with the text. A piece ends only where it cannot change the result: where
+ * no merge can join the symbols on both sides (the bits of joinable), or,
+ * for special tokens, where no occurrence of one spans the cut. Text with no
+ * such place (a long run of one repeated character) stays one piece. */
+#define TOKENIZER_CHUNK_BYTES 65536
+
+/* Whether text[0..len) may be cut before byte at (0 < at < len, at starts
+ * a UTF-8 character). */
+typedef bool (*cut_is_safe_fn)(const strata_tokenizer *tok, const char *text, size_t len, size_t at);
+bool spm_cut_is_safe(const strata_tokenizer *tok, const char *text, size_t len, size_t at);
+bool bpe_cut_is_safe(const strata_tokenizer *tok, const char *word, size_t len, size_t at);
+/* No special token (control, user-defined or unknown, whatever parse_special
+ * says: a cut is allowed only where none can be) occurs across at. */
+bool special_cut_is_safe(const strata_tokenizer *tok, const char *text, size_t len, size_t at);
+
+/* End of the piece of text[begin..len) to handle next: len when at most
+ * tok->chunk_bytes remain, else the first character start at or after
+ * begin + chunk_bytes that is_safe accepts. Where it refuses many in a row,
+ * the search skips ahead by chunk_bytes (bounding its time); len when it
+ * finds none. */
+size_t tokenizer_next_cut(const strata_tokenizer *tok, const char *text, size_t len, size_t begin,
+                          cut_is_safe_fn is_safe);
+
+/* Fills joinable and the special tokens by first byte, and sets
+ * chunk_bytes; called once the texts, merges and special list are loaded.
+ * Fails only for want of memory. */
+strata_status tokenizer_build_cut_tables(strata_tokenizer *tok, strata_error *err);
+/* Whether some special token starts with byte b. */
+static inline bool tokenizer_special_starts(const strata_tokenizer *tok, uint8_t b)
+{
+    return tok->special_first[b + 1] > tok->special_first[b];
+}
 
 /* Encoders: append the ids of text[0..len) (one raw fragment, valid UTF-8,
  * no special tokens in it) to out. space_prefix: SentencePiece prepends one

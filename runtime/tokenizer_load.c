@@ -29,6 +29,7 @@ void strata_tokenizer_free(strata_tokenizer *tok)
     text_map_free(&tok->text_to_id);
     text_map_free(&tok->merge_rank);
     free(tok->special_ids);
+    free(tok->special_by_first);
     free(tok->is_eog);
     pretokenizer_free(tok->pre);
     free(tok);
@@ -216,6 +217,18 @@ static strata_status build_text_map(strata_tokenizer *tok, strata_error *err)
     return STRATA_OK;
 }
 
+/* The byte whose stand-in character text[0..len) is exactly (BPE), or -1:
+ * one character, in the one UTF-8 form utf8_encode writes. */
+static int bpe_single_stand_in(const strata_tokenizer *tok, const char *text, uint32_t len)
+{
+    if (len == 0 || utf8_sequence_length(text, len) != len)
+        return -1;
+    uint32_t cp = (uint8_t)text[0];
+    if (len == 2)
+        cp = ((cp & 0x1F) << 6) | ((uint8_t)text[1] & 0x3F);
+    return cp < sizeof tok->codepoint_byte / sizeof tok->codepoint_byte[0] ? tok->codepoint_byte[cp] : -1;
+}
+
 static void find_byte_tokens(strata_tokenizer *tok)
 {
     for (int b = 0; b < 256; b++) {
@@ -225,6 +238,7 @@ static void find_byte_tokens(strata_tokenizer *tok)
     }
     for (size_t cp = 0; cp < sizeof tok->codepoint_byte / sizeof tok->codepoint_byte[0]; cp++)
         tok->codepoint_byte[cp] = (int16_t)bpe_codepoint_to_byte((uint32_t)cp);
+    /* the lowest id wins: walk down so that it is written last */
     for (int64_t id = tok->n_vocab - 1; id >= 0; id--) {
         const char *text = tok->texts[id];
         uint32_t len = tok->text_lens[id];
@@ -233,11 +247,10 @@ static void find_byte_tokens(strata_tokenizer *tok)
             char tail;
             if (len == 6 && sscanf(text, "<0x%2X%c", &value, &tail) == 2 && tail == '>' && value < 256)
                 tok->byte_tokens[value] = (int32_t)id;
-        } else {
-            for (int b = 0; b < 256; b++)
-                if (len == tok->byte_utf8_len[b] && memcmp(text, tok->byte_utf8[b], len) == 0 &&
-                    tok->types[id] != TOKEN_TYPE_CONTROL)
-                    tok->byte_tokens[b] = (int32_t)id;
+        } else if (len <= 2 && tok->types[id] != TOKEN_TYPE_CONTROL) {
+            int byte = bpe_single_stand_in(tok, text, len);
+            if (byte >= 0)
+                tok->byte_tokens[byte] = (int32_t)id;
         }
     }
 }
@@ -368,6 +381,8 @@ strata_status tokenizer_load_gguf(const gguf_file *file, const char *force_pre, 
     if ((status = build_text_map(tok, err)) || (status = build_special_list(tok, err)))
         goto fail;
     find_byte_tokens(tok);
+    if ((status = tokenizer_build_cut_tables(tok, err)) != STRATA_OK)
+        goto fail;
     *out = tok;
     return STRATA_OK;
 fail:

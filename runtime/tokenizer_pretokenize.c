@@ -138,21 +138,34 @@ fail:
     return status;
 }
 
-/* Splits [piece.begin, piece.end) of text by re into out: matches and the
- * gaps between them. */
-static strata_status split_piece(pcre2_code *re, pcre2_match_data *match, const char *text, text_span piece,
-                                 span_list *out, strata_error *err)
+/* One pretokenizer_split call: the text, the regexes and where the words go. */
+typedef struct split_state {
+    const pretokenizer *pre;
+    pcre2_match_data *match; /* shared by every level: each reads its ovector before going deeper */
+    const char *text;
+    pretokenizer_word_fn on_word;
+    void *user;
+} split_state;
+
+/* Splits text[begin, end) by regex `level` into its matches and the gaps
+ * between them, and hands each piece on to the next regex, or after the last
+ * one to on_word. Going depth first gives the words in order with nothing
+ * but this call stack (one frame per regex) kept. */
+static strata_status split_level(split_state *st, size_t level, size_t begin, size_t end, strata_error *err)
 {
+    if (level == st->pre->n_codes)
+        return st->on_word(st->user, st->text + begin, end - begin, err);
     strata_status status;
-    PCRE2_SPTR subject = (PCRE2_SPTR)(text + piece.begin);
-    size_t length = piece.end - piece.begin, start = 0, gap_start = 0;
+    pcre2_code *re = st->pre->codes[level];
+    PCRE2_SPTR subject = (PCRE2_SPTR)(st->text + begin);
+    size_t length = end - begin, start = 0, gap_start = 0;
     while (start < length) {
-        int rc = pcre2_match(re, subject, length, start, PCRE2_NO_UTF_CHECK, match, NULL);
+        int rc = pcre2_match(re, subject, length, start, PCRE2_NO_UTF_CHECK, st->match, NULL);
         if (rc == PCRE2_ERROR_NOMATCH)
             break;
         if (rc < 0)
             return strata_fail(err, STRATA_INVALID_INPUT, "pre-tokenizer: regex match failed (PCRE2 error %d)", rc);
-        PCRE2_SIZE *ovector = pcre2_get_ovector_pointer(match);
+        PCRE2_SIZE *ovector = pcre2_get_ovector_pointer(st->match);
         size_t m_begin = ovector[0], m_end = ovector[1];
         if (m_end == m_begin) { /* an empty match: step over one character */
             start = m_end + 1;
@@ -161,42 +174,27 @@ static strata_status split_piece(pcre2_code *re, pcre2_match_data *match, const 
             continue;
         }
         if (m_begin > gap_start &&
-            (status = span_list_push(out, piece.begin + gap_start, piece.begin + m_begin, err)) != STRATA_OK)
+            (status = split_level(st, level + 1, begin + gap_start, begin + m_begin, err)) != STRATA_OK)
             return status;
-        if ((status = span_list_push(out, piece.begin + m_begin, piece.begin + m_end, err)) != STRATA_OK)
+        if ((status = split_level(st, level + 1, begin + m_begin, begin + m_end, err)) != STRATA_OK)
             return status;
         gap_start = start = m_end;
     }
-    if (gap_start < length && (status = span_list_push(out, piece.begin + gap_start, piece.end, err)) != STRATA_OK)
-        return status;
+    if (gap_start < length)
+        return split_level(st, level + 1, begin + gap_start, end, err);
     return STRATA_OK;
 }
 
-strata_status pretokenizer_split(const pretokenizer *pre, const char *text, size_t len, span_list *words,
-                                 strata_error *err)
+strata_status pretokenizer_split(const pretokenizer *pre, const char *text, size_t len, pretokenizer_word_fn on_word,
+                                 void *user, strata_error *err)
 {
-    strata_status status = STRATA_OK;
-    span_list current = {0}, next = {0};
-    pcre2_match_data *match = pcre2_match_data_create(1, NULL);
-    if (!match)
+    if (len == 0)
+        return STRATA_OK;
+    split_state st = {.pre = pre, .text = text, .on_word = on_word, .user = user};
+    st.match = pcre2_match_data_create(1, NULL);
+    if (!st.match)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "pre-tokenizer: out of memory");
-    if (len > 0 && (status = span_list_push(&current, 0, len, err)) != STRATA_OK)
-        goto fail;
-    for (size_t r = 0; r < pre->n_codes; r++) {
-        next.count = 0;
-        for (size_t i = 0; i < current.count; i++)
-            if ((status = split_piece(pre->codes[r], match, text, current.items[i], &next, err)) != STRATA_OK)
-                goto fail;
-        span_list swap = current;
-        current = next;
-        next = swap;
-    }
-    for (size_t i = 0; i < current.count; i++)
-        if ((status = span_list_push(words, current.items[i].begin, current.items[i].end, err)) != STRATA_OK)
-            goto fail;
-fail:
-    free(current.items);
-    free(next.items);
-    pcre2_match_data_free(match);
+    strata_status status = split_level(&st, 0, 0, len, err);
+    pcre2_match_data_free(st.match);
     return status;
 }

@@ -3,7 +3,11 @@
  * and the adjacent pair whose concatenation is the vocabulary token with the
  * highest score is merged, again and again (ties: leftmost first). A final
  * symbol that is not a token is written as its bytes (<0xXX> tokens), or as
- * the unknown token when the vocabulary has no byte tokens. */
+ * the unknown token when the vocabulary has no byte tokens.
+ *
+ * There is no pre-tokenizer: the whole text would be one merge problem. It
+ * is cut instead into pieces of about chunk_bytes where no merge can cross
+ * (tokenizer_chunk.c), merged one after another with reused buffers. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,15 +16,18 @@
 static const char SPACE_MARKER[] = "\xE2\x96\x81"; /* U+2581 */
 
 typedef struct spm_symbol {
-    int prev, next; /* -1 at the ends */
-    size_t offset;  /* into the escaped text */
-    size_t len;     /* 0 once merged into its left neighbour */
+    int32_t prev, next; /* -1 at the ends */
+    uint32_t offset;    /* into the escaped text (at most 3 x 64 MiB + 3) */
+    uint32_t len;       /* 0 once merged into its left neighbour */
 } spm_symbol;
 
+/* Buffers for one piece of text, kept from piece to piece. */
 typedef struct spm_state {
     const strata_tokenizer *tok;
-    const char *text;
+    char *text;          /* the piece, spaces escaped */
+    size_t text_capacity;
     spm_symbol *symbols;
+    size_t symbols_capacity;
     merge_queue queue;
 } spm_state;
 
@@ -34,8 +41,9 @@ static strata_status try_add_bigram(spm_state *st, int left, int right, strata_e
     int32_t id = text_map_get(&st->tok->text_to_id, st->text + l->offset, len);
     if (id < 0)
         return STRATA_OK;
-    double score = st->tok->scores ? st->tok->scores[id] : 0.0;
-    return merge_queue_push(&st->queue, (merge_candidate){left, right, score, len}, err);
+    float score = st->tok->scores ? st->tok->scores[id] : 0.0f;
+    return merge_queue_push(&st->queue, (merge_candidate){left, right, merge_priority_of_score(score), (uint32_t)len},
+                            err);
 }
 
 /* Writes one final symbol: its token, else its bytes, else unknown. */
@@ -62,16 +70,30 @@ static strata_status emit_symbol(const spm_state *st, const spm_symbol *sym, id_
     return STRATA_OK;
 }
 
-/* Copies text with ' ' replaced by the space marker (and one leading when
- * add_space_prefix). */
-static char *escape_spaces(const char *text, size_t len, bool space_prefix, size_t *out_len)
+/* Grows *buffer to hold at least needed elements of elem_size bytes. */
+static bool reserve(void **buffer, size_t *capacity, size_t needed, size_t elem_size)
+{
+    if (needed <= *capacity)
+        return true;
+    void *grown = realloc(*buffer, needed * elem_size);
+    if (!grown)
+        return false;
+    *buffer = grown;
+    *capacity = needed;
+    return true;
+}
+
+/* Copies text into st->text with ' ' replaced by the space marker (and one
+ * leading when space_prefix); returns the escaped length, or 0 when out of
+ * memory (the result is never empty: the caller has text or a prefix). */
+static size_t escape_spaces(spm_state *st, const char *text, size_t len, bool space_prefix)
 {
     size_t spaces = space_prefix ? 1 : 0;
     for (size_t i = 0; i < len; i++)
         spaces += text[i] == ' ';
-    char *escaped = malloc(len + spaces * 2 + 1);
-    if (!escaped)
-        return NULL;
+    if (!reserve((void **)&st->text, &st->text_capacity, len + spaces * 2 + 1, 1))
+        return 0;
+    char *escaped = st->text;
     size_t n = 0;
     if (space_prefix) {
         memcpy(escaped, SPACE_MARKER, 3);
@@ -85,42 +107,35 @@ static char *escape_spaces(const char *text, size_t len, bool space_prefix, size
             escaped[n++] = text[i];
         }
     }
-    *out_len = n;
-    return escaped;
+    return n;
 }
 
-strata_status spm_encode(const strata_tokenizer *tok, const char *text, size_t len, bool space_prefix, id_list *out,
-                         strata_error *err)
+/* Merges one piece of the text and writes its tokens. */
+static strata_status encode_piece(spm_state *st, const char *text, size_t len, bool space_prefix, id_list *out,
+                                  strata_error *err)
 {
     strata_status status = STRATA_OK;
-    spm_state st = {.tok = tok};
-    size_t escaped_len = 0;
-    char *escaped = NULL;
-    if (len == 0 && !space_prefix)
-        return STRATA_OK;
-    escaped = escape_spaces(text, len, space_prefix, &escaped_len);
-    st.text = escaped;
-    st.symbols = malloc((escaped_len + 1) * sizeof *st.symbols);
-    if (!escaped || !st.symbols) {
-        status = strata_fail(err, STRATA_OUT_OF_MEMORY, "tokenizer: out of memory for %zu bytes of text", len);
-        goto fail;
-    }
-    int n_symbols = 0;
+    size_t escaped_len = escape_spaces(st, text, len, space_prefix);
+    if (escaped_len == 0 || !reserve((void **)&st->symbols, &st->symbols_capacity, escaped_len + 1,
+                                     sizeof *st->symbols))
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "tokenizer: out of memory for %zu bytes of text", len);
+    int32_t n_symbols = 0;
     for (size_t offset = 0; offset < escaped_len; n_symbols++) {
-        size_t char_len = utf8_sequence_length(escaped + offset, escaped_len - offset);
+        size_t char_len = utf8_sequence_length(st->text + offset, escaped_len - offset);
         if (char_len == 0) /* the caller validated the text; be safe anyway */
             char_len = 1;
-        st.symbols[n_symbols] = (spm_symbol){n_symbols - 1, -1, offset, char_len};
+        st->symbols[n_symbols] = (spm_symbol){n_symbols - 1, -1, (uint32_t)offset, (uint32_t)char_len};
         if (n_symbols > 0)
-            st.symbols[n_symbols - 1].next = n_symbols;
+            st->symbols[n_symbols - 1].next = n_symbols;
         offset += char_len;
     }
-    for (int i = 1; i < n_symbols; i++)
-        if ((status = try_add_bigram(&st, i - 1, i, err)) != STRATA_OK)
-            goto fail;
-    while (st.queue.count > 0) {
-        merge_candidate bigram = merge_queue_pop(&st.queue);
-        spm_symbol *left = &st.symbols[bigram.left], *right = &st.symbols[bigram.right];
+    st->queue.count = 0;
+    for (int32_t i = 1; i < n_symbols; i++)
+        if ((status = try_add_bigram(st, i - 1, i, err)) != STRATA_OK)
+            return status;
+    while (st->queue.count > 0) {
+        merge_candidate bigram = merge_queue_pop(&st->queue);
+        spm_symbol *left = &st->symbols[bigram.left], *right = &st->symbols[bigram.right];
         /* stale: one side was merged away or grew since it was queued */
         if (left->len == 0 || right->len == 0 || left->len + right->len != bigram.len)
             continue;
@@ -128,16 +143,30 @@ strata_status spm_encode(const strata_tokenizer *tok, const char *text, size_t l
         right->len = 0;
         left->next = right->next;
         if (right->next >= 0)
-            st.symbols[right->next].prev = bigram.left;
-        if ((status = try_add_bigram(&st, left->prev, bigram.left, err)) != STRATA_OK ||
-            (status = try_add_bigram(&st, bigram.left, left->next, err)) != STRATA_OK)
-            goto fail;
+            st->symbols[right->next].prev = bigram.left;
+        if ((status = try_add_bigram(st, left->prev, bigram.left, err)) != STRATA_OK ||
+            (status = try_add_bigram(st, bigram.left, left->next, err)) != STRATA_OK)
+            return status;
     }
-    for (int i = 0; i >= 0 && i < n_symbols; i = st.symbols[i].next)
-        if ((status = emit_symbol(&st, &st.symbols[i], out, err)) != STRATA_OK)
-            goto fail;
-fail:
-    free(escaped);
+    for (int32_t i = 0; i >= 0 && i < n_symbols; i = st->symbols[i].next)
+        if ((status = emit_symbol(st, &st->symbols[i], out, err)) != STRATA_OK)
+            return status;
+    return STRATA_OK;
+}
+
+strata_status spm_encode(const strata_tokenizer *tok, const char *text, size_t len, bool space_prefix, id_list *out,
+                         strata_error *err)
+{
+    strata_status status = STRATA_OK;
+    spm_state st = {.tok = tok};
+    if (len == 0)
+        status = space_prefix ? encode_piece(&st, text, 0, true, out, err) : STRATA_OK;
+    for (size_t begin = 0, end; begin < len && status == STRATA_OK; begin = end) {
+        end = tokenizer_next_cut(tok, text, len, begin, spm_cut_is_safe);
+        /* the prefix belongs to the start of the text, not of each piece */
+        status = encode_piece(&st, text + begin, end - begin, space_prefix && begin == 0, out, err);
+    }
+    free(st.text);
     free(st.symbols);
     free(st.queue.items);
     return status;

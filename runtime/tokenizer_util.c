@@ -1,5 +1,6 @@
 /* Small pieces the tokenizer files share: a string hash map, growable lists,
  * UTF-8 checks and GPT-2's byte-to-character mapping. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,20 +79,6 @@ int32_t text_map_get(const text_map *map, const char *key, size_t len)
 
 /* --- lists ---------------------------------------------------------------- */
 
-strata_status span_list_push(span_list *list, size_t begin, size_t end, strata_error *err)
-{
-    if (list->count == list->capacity) {
-        size_t capacity = list->capacity ? list->capacity * 2 : 64;
-        text_span *items = realloc(list->items, capacity * sizeof *items);
-        if (!items)
-            return strata_fail(err, STRATA_OUT_OF_MEMORY, "tokenizer: out of memory for %zu spans", capacity);
-        list->items = items;
-        list->capacity = capacity;
-    }
-    list->items[list->count++] = (text_span){begin, end};
-    return STRATA_OK;
-}
-
 strata_status id_list_push(id_list *list, int32_t id, strata_error *err)
 {
     if (list->count == list->capacity) {
@@ -107,6 +94,20 @@ strata_status id_list_push(id_list *list, int32_t id, strata_error *err)
 }
 
 /* --- merge queue (a binary heap) ------------------------------------------- */
+
+uint32_t merge_priority_of_score(float score)
+{
+    if (score == 0.0f)
+        score = 0.0f; /* -0 and +0 compare equal as floats: one key for both */
+    if (score != score)
+        score = -INFINITY; /* a NaN score (a broken file) merges last, deterministically */
+    uint32_t bits;
+    memcpy(&bits, &score, sizeof bits);
+    /* IEEE-754 bits sort as sign-magnitude: flip negatives, lift positives */
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+uint32_t merge_priority_of_rank(int32_t rank) { return UINT32_MAX - (uint32_t)rank; }
 
 static bool candidate_before(const merge_candidate *a, const merge_candidate *b)
 {

@@ -1,11 +1,13 @@
 /* Tokenizer tests: every vector of tests/data/vocab reproduced exactly,
  * detokenize(tokenize(s)) == s, special tokens only on request, streaming
  * UTF-8, invalid input, and clear errors for unknown pre-tokenizers. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "strata.h"
+#include "tokenizer_internal.h" /* chunk_bytes: cut and whole results must agree */
 
 static int failures;
 
@@ -168,6 +170,92 @@ static strata_tokenizer *load_vocab(const char *name, const char *force_pre)
     return tok;
 }
 
+/* Tokenizes text with the tokenizer cut into pieces of chunk_bytes
+ * (SIZE_MAX: never cut); NULL on failure. */
+static int32_t *tokenize_cut(strata_tokenizer *tok, const char *text, size_t len, bool parse_special,
+                             size_t chunk_bytes, size_t *n)
+{
+    size_t saved = tok->chunk_bytes;
+    tok->chunk_bytes = chunk_bytes;
+    int32_t *ids = NULL;
+    strata_error err = {0};
+    if (strata_tokenize(tok, text, len, false, parse_special, &ids, n, &err) != STRATA_OK) {
+        fprintf(stderr, "tokenize: %s\n", err.message);
+        ids = NULL;
+    }
+    tok->chunk_bytes = saved;
+    return ids;
+}
+
+/* Cutting the text (special tokens, SentencePiece text, BPE words) where
+ * tokenizer_chunk.c allows must not change one id: the test strings, each
+ * followed by one of the vocabulary's special tokens and some runs, cut
+ * into pieces as small as one byte, against the text encoded whole. */
+static void check_cuts_change_nothing(const char *name)
+{
+    strata_tokenizer *tok = load_vocab(name, NULL);
+    char path[1024];
+    size_t inp_len = 0;
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf.inp", STRATA_TEST_DATA_DIR, name);
+    char *inp = read_file(path, &inp_len);
+    size_t capacity = 4 * inp_len + 65536, len = 0;
+    char *text = malloc(capacity);
+    CHECK(tok && inp && text, "%s: setup", name);
+    if (!tok || !inp || !text)
+        goto done;
+    char *cursor = inp;
+    const char *piece;
+    size_t piece_len, n_pieces = 0;
+    static const char *const RUNS[] = {"    ", "\n\n", "aaaaaaaa", "\xC3\xA1\xC3\xA1\xC3\xA1", "\t \t", "1234567"};
+    while (next_input(&cursor, &piece, &piece_len) && len + piece_len + 1024 < capacity) {
+        memcpy(text + len, piece, piece_len);
+        len += piece_len;
+        if (tok->n_special > 0) {
+            int32_t special = tok->special_ids[n_pieces % tok->n_special];
+            memcpy(text + len, tok->texts[special], tok->text_lens[special]);
+            len += tok->text_lens[special];
+        }
+        const char *run = RUNS[n_pieces % (sizeof RUNS / sizeof RUNS[0])];
+        memcpy(text + len, run, strlen(run));
+        len += strlen(run);
+        n_pieces++;
+    }
+    /* the cut rules must find places to cut here, or this proves nothing */
+    size_t safe_spm = 0, safe_bpe = 0, safe_special = 0;
+    for (size_t at = 1; at < len; at++) {
+        if (((unsigned char)text[at] & 0xC0) == 0x80)
+            continue;
+        safe_spm += spm_cut_is_safe(tok, text, len, at);
+        safe_bpe += bpe_cut_is_safe(tok, text, len, at);
+        safe_special += special_cut_is_safe(tok, text, len, at);
+    }
+    CHECK((tok->kind == TOKENIZER_SPM ? safe_spm : safe_bpe) > len / 20 && safe_special > len / 5,
+          "%s: too few places to cut (%zu SentencePiece, %zu BPE, %zu special in %zu bytes)", name, safe_spm,
+          safe_bpe, safe_special, len);
+    for (int parse_special = 0; parse_special <= 1; parse_special++) {
+        size_t n_whole = 0;
+        int32_t *whole = tokenize_cut(tok, text, len, parse_special, SIZE_MAX, &n_whole);
+        CHECK(whole, "%s: tokenize whole", name);
+        static const size_t CHUNKS[] = {1, 2, 3, 5, 16, 100, 1000};
+        for (size_t c = 0; whole && c < sizeof CHUNKS / sizeof CHUNKS[0]; c++) {
+            size_t n_cut = 0;
+            int32_t *cut = tokenize_cut(tok, text, len, parse_special, CHUNKS[c], &n_cut);
+            size_t first_diff = 0;
+            while (cut && first_diff < n_cut && first_diff < n_whole && cut[first_diff] == whole[first_diff])
+                first_diff++;
+            CHECK(cut && n_cut == n_whole && first_diff == n_whole,
+                  "%s: pieces of %zu bytes%s: %zu ids against %zu whole, first difference at id %zu", name,
+                  CHUNKS[c], parse_special ? " (parse_special)" : "", n_cut, n_whole, first_diff);
+            free(cut);
+        }
+        free(whole);
+    }
+done:
+    free(text);
+    free(inp);
+    strata_tokenizer_free(tok);
+}
+
 static void check_special_tokens(void)
 {
     strata_tokenizer *tok = load_vocab("refact", NULL);
@@ -245,6 +333,50 @@ static void check_streaming(void)
     strata_tokenizer_free(tok);
 }
 
+/* Ids the tokenizer does not have (a model's embedding may have more rows)
+ * are shown as "<id>"; negative ids are refused. */
+static void check_ids_outside_vocab(void)
+{
+    strata_tokenizer *tok = load_vocab("llama-spm", NULL);
+    if (!tok)
+        return;
+    int32_t n_vocab = (int32_t)strata_vocab_size(tok);
+    char expected[32], out[600];
+    snprintf(expected, sizeof expected, "<%d>", n_vocab);
+    strata_detokenizer detok;
+    strata_detokenizer_init(&detok, tok, false);
+    int64_t written = strata_detokenizer_push(&detok, n_vocab, out, sizeof out);
+    CHECK(written == (int64_t)strlen(expected) && strcmp(out, expected) == 0, "id %d gave %lld bytes '%s'", n_vocab,
+          (long long)written, out);
+    CHECK(strata_detokenizer_push(&detok, INT32_MAX, out, sizeof out) == 12 && strcmp(out, "<2147483647>") == 0,
+          "INT32_MAX gave '%s'", out);
+    CHECK(strata_detokenizer_push(&detok, -1, out, sizeof out) == -1 && out[0] == '\0', "a negative id is refused");
+    /* the leading space of SentencePiece is dropped only for the first token:
+     * after "<id>" a word keeps its space */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    strata_error err = {0};
+    CHECK(strata_tokenize(tok, "Hello", 5, false, false, &ids, &n, &err) == STRATA_OK && n == 1, "Hello is one token");
+    if (n == 1) {
+        CHECK(strata_detokenizer_push(&detok, ids[0], out, sizeof out) == 6 && strcmp(out, " Hello") == 0,
+              "after <id>: '%s'", out);
+    }
+    free(ids);
+    /* a character cut short by the id: its bytes become U+FFFD, then "<id>" */
+    strata_detokenizer_init(&detok, tok, false);
+    CHECK(strata_detokenizer_push(&detok, 3 + 0xE2, out, sizeof out) == 0, "held back");
+    snprintf(expected, sizeof expected, "\xEF\xBF\xBD<%d>", n_vocab + 7);
+    CHECK(strata_detokenizer_push(&detok, n_vocab + 7, out, sizeof out) == (int64_t)strlen(expected) &&
+              strcmp(out, expected) == 0,
+          "held byte then id gave '%s'", out);
+    CHECK(strata_detokenizer_flush(&detok, out, sizeof out) == 0, "nothing left to flush");
+    /* the byte API has no bytes for such an id */
+    CHECK(strata_token_to_bytes(tok, n_vocab, true, out, sizeof out) == -1, "token_to_bytes refuses it");
+    /* the smallest out_size still holds the longest "<id>" with held bytes */
+    CHECK(strata_detokenizer_out_size(tok) >= 3 * 8 + 12 + 1, "out_size has room for an id");
+    strata_tokenizer_free(tok);
+}
+
 static void check_unknown_pre(void)
 {
     strata_tokenizer *tok = load_vocab("gpt-2", "no-such-pre");
@@ -295,9 +427,17 @@ int main(void)
     check_vocab("deepseek-coder", true);
     check_vocab("mpt", true);
     check_vocab("refact", true);
+    check_vocab("llama-bpe", true);
+    check_vocab("qwen2", true);
+    check_vocab("command-r", true);
+    static const char *const ALL_VOCABS[] = {"llama-spm", "phi-3", "gpt-2", "deepseek-coder", "mpt",
+                                             "refact", "llama-bpe", "qwen2", "command-r"};
+    for (size_t i = 0; i < sizeof ALL_VOCABS / sizeof ALL_VOCABS[0]; i++)
+        check_cuts_change_nothing(ALL_VOCABS[i]);
     check_special_tokens();
     check_bos_and_invalid_utf8();
     check_streaming();
+    check_ids_outside_vocab();
     check_unknown_pre();
     check_models();
     if (failures) {

@@ -33,7 +33,7 @@ static void print_help(FILE *out)
             "  -m, --model FILE      the GGUF file\n"
             "  -p, --prompt TEXT     the text\n"
             "  -f, --file FILE       read the text from FILE (a file, FIFO or pipe such as\n"
-            "                        /dev/stdin, read to its end; at most 256 MiB)\n"
+            "                        /dev/stdin, read to its end; at most 64 MiB)\n"
             "      --bos             prepend BOS (off by default)\n"
             "      --special         recognize control tokens written in the text\n"
             "                        (e.g. <|im_start|>); otherwise they are plain text\n"
@@ -41,7 +41,8 @@ static void print_help(FILE *out)
             "      --force-pre NAME  use pre-tokenizer NAME instead of tokenizer.ggml.pre\n"
             "  -h, --help            this help\n"
             "\n"
-            "Text that is not valid UTF-8 is rejected with the byte offset (exit status 1).\n");
+            "Text that is not valid UTF-8 is rejected with the byte offset, and text over\n"
+            "64 MiB (the most tokenized at once) with a message (exit status 1).\n");
 }
 
 /* Parses argv; returns -1 to go on, else the exit status. */
@@ -85,14 +86,12 @@ static int parse_options(int argc, char **argv, tokenize_options *opts)
     return -1;
 }
 
-/* Most text -f reads: more is not text meant for a tokenizer, and a device
- * such as /dev/zero never ends. */
-#define TOKENIZE_MAX_TEXT_BYTES ((size_t)256 << 20)
-
 /* Reads a whole file into a malloc'ed buffer; NULL (with a message) on
  * error. Unlike a model, the text may come from a stream: a FIFO or a pipe
  * (/dev/stdin, or <(...) in a shell) is read to its end, and opening a FIFO
- * waits for its writer, as cat does. Only a directory is refused up front. */
+ * waits for its writer, as cat does. Only a directory is refused up front.
+ * Reading stops past the most the library tokenizes at once, so a file of
+ * any size (or /dev/zero, which never ends) is never held in memory. */
 static char *read_text_file(const char *path, size_t *len)
 {
     FILE *file = fopen(path, "rb");
@@ -108,11 +107,6 @@ static char *read_text_file(const char *path, size_t *len)
         goto fail;
     }
     do {
-        if (size > TOKENIZE_MAX_TEXT_BYTES) {
-            fprintf(stderr, "%s: %s holds more than %zu MiB of text\n", TOKENIZE_CMD, path,
-                    TOKENIZE_MAX_TEXT_BYTES >> 20);
-            goto fail;
-        }
         if (size + 65536 > capacity) {
             capacity = capacity ? capacity * 2 : 65536 * 2;
             char *grown = realloc(text, capacity);
@@ -124,6 +118,11 @@ static char *read_text_file(const char *path, size_t *len)
         }
         n = fread(text + size, 1, 65536, file);
         size += n;
+        if (size > STRATA_TOKENIZE_MAX_BYTES) {
+            fprintf(stderr, "%s: %s is larger than %zu MiB, the most that is tokenized at once; tokenize it in parts\n",
+                    TOKENIZE_CMD, path, STRATA_TOKENIZE_MAX_BYTES >> 20);
+            goto fail;
+        }
     } while (n > 0);
     if (ferror(file)) {
         fprintf(stderr, "%s: reading %s failed\n", TOKENIZE_CMD, path);
