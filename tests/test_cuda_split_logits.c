@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "context.h"
 #include "e2e_common.h"
 #include "strata.h"
 #include "test_temp.h"
@@ -32,37 +31,6 @@ static void check(bool ok, const char *what)
         printf("FAIL: %s\n", what);
         failures++;
     }
-}
-
-/* Hand-offs of one decoded token against the plan's count. */
-static void check_handoffs(const strata_model_params *params, const char *label)
-{
-    strata_error err = {0};
-    strata_model *model = NULL;
-    strata_context *ctx = NULL;
-    char what[1200];
-    strata_context_params ctx_params = strata_context_default_params();
-    ctx_params.n_ctx = 64;
-    if (strata_model_load(params, &model, &err) || strata_context_create(model, &ctx_params, &ctx, &err) ||
-        strata_decode(ctx, e2e_byte_prompt, 3, false, &err)) {
-        snprintf(what, sizeof what, "%s: %s", label, err.message);
-        check(false, what);
-    } else {
-        uint64_t before = strata_context_handoff_count(ctx);
-        if (strata_decode(ctx, &e2e_byte_prompt[3], 1, false, &err) != STRATA_OK) {
-            snprintf(what, sizeof what, "%s: decoding one token: %s", label, err.message);
-            check(false, what);
-        } else {
-            uint64_t made = strata_context_handoff_count(ctx) - before;
-            int planned = strata_model_plan(model)->n_handoffs;
-            printf("%-40s hand-offs per token: %llu (plan: %d)\n", label, (unsigned long long)made, planned);
-            snprintf(what, sizeof what, "%s: %llu hand-offs for one token, the plan counts %d", label,
-                     (unsigned long long)made, planned);
-            check(made == (uint64_t)planned, what);
-        }
-    }
-    strata_context_free(ctx);
-    strata_model_free(model);
 }
 
 /* How many CUDA devices the plan gives layers. */
@@ -108,7 +76,7 @@ static void check_placement(const char *path, const char *label, const strata_pl
     snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
     check(report.within_plan, what);
     if (placement->n_overrides == 0)
-        check_handoffs(&params, label);
+        check(e2e_check_handoffs(&params, label, e2e_byte_prompt, 4), label);
 }
 
 int main(void)

@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "context.h"
 #include "e2e_common.h"
 #include "test_temp.h"
 #include "strata.h"
@@ -39,44 +38,6 @@ static void check(bool ok, const char *what)
         printf("FAIL: %s\n", what);
         failures++;
     }
-}
-
-/* The plan's count of device boundaries per decoded token, against the
- * hand-offs the forward pass made for one token. */
-static void check_handoffs(const strata_model_params *params, const int32_t *tokens, int64_t n_tokens,
-                           const char *label)
-{
-    strata_error err = {0};
-    strata_model *model = NULL;
-    strata_context *ctx = NULL;
-    char what[1400];
-    if (strata_model_load(params, &model, &err) != STRATA_OK) {
-        snprintf(what, sizeof what, "%s: loading: %s", label, err.message);
-        check(false, what);
-        return;
-    }
-    strata_context_params ctx_params = strata_context_default_params();
-    ctx_params.n_ctx = 64;
-    if (strata_context_create(model, &ctx_params, &ctx, &err) != STRATA_OK ||
-        strata_decode(ctx, tokens, n_tokens - 1, false, &err) != STRATA_OK) {
-        snprintf(what, sizeof what, "%s: decoding: %s", label, err.message);
-        check(false, what);
-    } else {
-        uint64_t before = strata_context_handoff_count(ctx);
-        if (strata_decode(ctx, &tokens[n_tokens - 1], 1, false, &err) != STRATA_OK) {
-            snprintf(what, sizeof what, "%s: decoding one token: %s", label, err.message);
-            check(false, what);
-        } else {
-            uint64_t made = strata_context_handoff_count(ctx) - before;
-            int planned = strata_model_plan(model)->n_handoffs;
-            printf("%-32s hand-offs per token: %llu (plan: %d)\n", label, (unsigned long long)made, planned);
-            snprintf(what, sizeof what, "%s: %llu hand-offs for one token, the plan counts %d", label,
-                     (unsigned long long)made, planned);
-            check(made == (uint64_t)planned, what);
-        }
-    }
-    strata_context_free(ctx);
-    strata_model_free(model);
 }
 
 /* One placement of one model: logits against the reference, budgets kept. */
@@ -104,7 +65,7 @@ static void check_placement(const char *path, const char *label, const char *dev
     snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
     check(report.within_plan, what);
     if (n_overrides == 0)
-        check_handoffs(&params, tokens, n_tokens, label);
+        check(e2e_check_handoffs(&params, label, tokens, n_tokens), label);
 }
 
 /* The splits of one model with n_layer layers. */

@@ -219,13 +219,6 @@ int cmd_info(int argc, char **argv)
         gguf_close(file);
         return ARGS_EXIT_USAGE;
     }
-    if (!params.placement.devices && params.backend) {
-        if (strcmp(params.backend, "cpu") == 0)
-            snprintf(device_list, sizeof device_list, "cpu");
-        else
-            snprintf(device_list, sizeof device_list, "%s%d", params.backend, params.device);
-        params.placement.devices = device_list;
-    }
     if (opts.context.n_ctx > hp.n_ctx_train)
         fprintf(stderr, "%s: warning: --ctx %lld is longer than the %lld positions the model was trained on\n",
                 INFO_CMD, (long long)opts.context.n_ctx, (long long)hp.n_ctx_train);

@@ -75,14 +75,6 @@ int cmd_plan(int argc, char **argv)
     char device_list[256];
     if (!placement_options_apply(PLAN_CMD, &placement, &context, &params, device_list, sizeof device_list))
         return ARGS_EXIT_USAGE;
-    if (!params.placement.devices && params.backend) {
-        /* the shorthand names one device */
-        if (strcmp(params.backend, "cpu") == 0)
-            snprintf(device_list, sizeof device_list, "cpu");
-        else
-            snprintf(device_list, sizeof device_list, "%s%d", params.backend, params.device);
-        params.placement.devices = device_list;
-    }
     params.placement.measure = placement.n_specs == 0 && !placement.no_measure;
 
     strata_error err = {0};

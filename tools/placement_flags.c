@@ -307,8 +307,12 @@ bool placement_options_apply(const char *cmd, const placement_options *placement
                     cmd, placement->device_text, placement->device_text, placement->device_text);
             return false;
         }
-        params->backend = placement->backend;
-        params->device = (int)index;
+        /* the one device "<backend><index>" ("cpu" for the CPU) */
+        if (strcmp(placement->backend, "cpu") == 0 && index == 0)
+            snprintf(device_list, device_list_size, "cpu");
+        else
+            snprintf(device_list, device_list_size, "%s%lld", placement->backend, (long long)index);
+        p->devices = device_list;
     } else if (placement->device_text) {
         if (placement->backend) {
             fprintf(stderr, "%s: give either --device LIST or --backend NAME, not both\n", cmd);
@@ -317,7 +321,9 @@ bool placement_options_apply(const char *cmd, const placement_options *placement
         snprintf(device_list, device_list_size, "%s", placement->device_text);
         p->devices = device_list;
     } else if (placement->backend) {
-        params->backend = placement->backend;
+        snprintf(device_list, device_list_size, strcmp(placement->backend, "cpu") == 0 ? "%s" : "%s0",
+                 placement->backend);
+        p->devices = device_list;
     }
     p->gpu_layers_set = placement->gpu_layers_set;
     p->gpu_layers = placement->gpu_layers;

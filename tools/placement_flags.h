@@ -40,9 +40,10 @@ extern const flag_group device_spec_flag_group;
 void placement_options_init(placement_options *options);
 void context_options_init(context_options *options);
 
-/* Fills params (devices, shorthands, placement) from the options, with the
- * context the plan makes room for. Prints a message and returns false when
- * the options contradict each other. device_list must outlive params. */
+/* Fills params (devices, placement) from the options, with the context the
+ * plan makes room for; the --backend/--device shorthands become a device
+ * list ("cuda1"). Prints a message and returns false when the options
+ * contradict each other. device_list must outlive params. */
 bool placement_options_apply(const char *cmd, const placement_options *placement, const context_options *context,
                              strata_model_params *params, char *device_list, size_t device_list_size);
 

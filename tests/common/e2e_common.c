@@ -1,5 +1,6 @@
 #include "e2e_common.h"
 
+#include "context.h"
 #include "reference_forward.h"
 
 #include <math.h>
@@ -153,4 +154,34 @@ bool e2e_check_model(const char *backend, const char *label, const char *path, c
 {
     strata_model_params params = {.path = path, .backend = backend};
     return e2e_check_model_placed(&params, label, tokens, n_tokens, nmse_max, NULL);
+}
+
+bool e2e_check_handoffs(const strata_model_params *params, const char *label, const int32_t *tokens,
+                        int64_t n_tokens)
+{
+    strata_error err = {0};
+    strata_model *model = NULL;
+    strata_context *ctx = NULL;
+    bool ok = false;
+    strata_context_params ctx_params = strata_context_default_params();
+    ctx_params.n_ctx = 64;
+    if (strata_model_load(params, &model, &err) || strata_context_create(model, &ctx_params, &ctx, &err) ||
+        strata_decode(ctx, tokens, n_tokens - 1, false, &err)) {
+        printf("FAIL: %s: %s\n", label, err.message);
+        goto done;
+    }
+    uint64_t before = strata_context_handoff_count(ctx);
+    if (strata_decode(ctx, &tokens[n_tokens - 1], 1, false, &err) != STRATA_OK) {
+        printf("FAIL: %s: decoding one token: %s\n", label, err.message);
+        goto done;
+    }
+    uint64_t made = strata_context_handoff_count(ctx) - before;
+    int planned = strata_model_plan(model)->n_handoffs;
+    ok = made == (uint64_t)planned;
+    printf("%-40s hand-offs per token: %llu (plan: %d)%s\n", label, (unsigned long long)made, planned,
+           ok ? "" : "  FAIL");
+done:
+    strata_context_free(ctx);
+    strata_model_free(model);
+    return ok;
 }

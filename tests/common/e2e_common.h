@@ -77,4 +77,11 @@ typedef struct e2e_placement_report {
 bool e2e_check_model_placed(const strata_model_params *model_params, const char *label, const int32_t *tokens,
                             int64_t n_tokens, double nmse_max, e2e_placement_report *report);
 
+/* Loads the model of params, decodes tokens[0, n_tokens - 1) and then the
+ * last token alone, and compares the hand-offs that one token made between
+ * devices with the plan's count. Prints one line; returns whether they are
+ * equal (false with a message on any error). */
+bool e2e_check_handoffs(const strata_model_params *params, const char *label, const int32_t *tokens,
+                        int64_t n_tokens);
+
 #endif
