@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "model.h"
+#include "planner.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -21,12 +22,15 @@ static strata_status check_room(const model_device *device, uint64_t bytes, cons
 {
     if (bytes <= room_left(device))
         return STRATA_OK;
+    char asked[24], left[24], budget[24], held[24], workspace[24];
     return strata_fail(err, STRATA_OUT_OF_MEMORY,
-                       "%s: %s needs %.3f GiB but only %.3f GiB of its %.3f GiB budget is left (%.3f GiB already "
-                       "allocated, %.3f GiB kept for the backend's workspace)",
-                       device->name, what, (double)bytes / GIB, (double)room_left(device) / GIB,
-                       (double)device->budget_bytes / GIB, (double)device->allocated_bytes / GIB,
-                       (double)device->workspace_bytes / GIB);
+                       "%s: %s needs %s but only %s of its %s budget is left (%s already allocated, %s kept for the "
+                       "backend's workspace)",
+                       device->name, what, planner_format_bytes((double)bytes, asked, sizeof asked),
+                       planner_format_bytes((double)room_left(device), left, sizeof left),
+                       planner_format_bytes((double)device->budget_bytes, budget, sizeof budget),
+                       planner_format_bytes((double)device->allocated_bytes, held, sizeof held),
+                       planner_format_bytes((double)device->workspace_bytes, workspace, sizeof workspace));
 }
 
 static void count(model_device *device, uint64_t bytes)

@@ -506,6 +506,22 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
 
 /* --- the plan ----------------------------------------------------------------------------------- */
 
+const char *planner_format_bytes(double bytes, char *buf, size_t size)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int unit = 0;
+    double value = bytes < 0 ? -bytes : bytes;
+    while (value >= 1024.0 && unit < 4) {
+        value /= 1024.0;
+        unit++;
+    }
+    if (unit == 0)
+        snprintf(buf, size, "%s%.0f B", bytes < 0 ? "-" : "", value);
+    else
+        snprintf(buf, size, "%s%.2f %s", bytes < 0 ? "-" : "", value, units[unit]);
+    return buf;
+}
+
 static void describe_shortfall(const planner *p, const evaluation *closest, strata_plan *out)
 {
     const plan_request *r = p->request;
@@ -521,12 +537,15 @@ static void describe_shortfall(const planner *p, const evaluation *closest, stra
         double budget = (double)r->devices[d].budget_bytes;
         if (!tally->used || planned <= budget)
             continue;
+        char need[24], weights[24], kv[24], scratch[24], have[24], short_by[24];
         used += (size_t)snprintf(out->shortfall + used, sizeof out->shortfall - used,
-                                 "; %s needs %.2f GiB (weights %.2f, KV %.2f, scratch %.2f) but its budget is %.2f "
-                                 "GiB: %.2f GiB short",
-                                 r->devices[d].name, planned / GIB, (double)tally->weights / GIB,
-                                 (double)tally->kv / GIB, (double)tally->scratch / GIB, budget / GIB,
-                                 (planned - budget) / GIB);
+                                 "; %s needs %s (weights %s, KV cache %s, scratch %s) but its budget is %s: %s short",
+                                 r->devices[d].name, planner_format_bytes(planned, need, sizeof need),
+                                 planner_format_bytes((double)tally->weights, weights, sizeof weights),
+                                 planner_format_bytes((double)tally->kv, kv, sizeof kv),
+                                 planner_format_bytes((double)tally->scratch, scratch, sizeof scratch),
+                                 planner_format_bytes(budget, have, sizeof have),
+                                 planner_format_bytes(planned - budget, short_by, sizeof short_by));
     }
 }
 

@@ -112,6 +112,10 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
 /* Frees what planner_run allocated inside a plan (not the plan itself). */
 void planner_result_release(strata_plan *plan);
 
+/* bytes as text with a binary unit ("512 B", "3.86 MiB", "23.46 GiB"), for
+ * messages; returns buf. */
+const char *planner_format_bytes(double bytes, char *buf, size_t size);
+
 /* Bytes of scratch activations one device holds for a forward step of
  * max_batch tokens: every activation of a layer, plus the token ids and
  * the logits rows when with_logits. The context lays its scratch out with
