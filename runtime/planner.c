@@ -309,14 +309,27 @@ static void evaluate(planner *p, evaluation *e)
 
 /* --- choosing the layer counts ----------------------------------------------------------------- */
 
-/* Bytes one layer's tensors (those not overridden) and KV cache take on d. */
+/* Whether the token embedding goes wherever layer 0 goes (no CPU in the
+ * list, not tied to the output): see embedding_device. */
+static bool embedding_follows_first_layer(const planner *p)
+{
+    return !p->request->shape.tied_output && p->cpu < 0 && p->request->shape.n_layer > 0;
+}
+
+/* Bytes one layer's tensors (those not overridden) and KV cache take on d;
+ * layer 0's include the embedding when it follows that layer. */
 static uint64_t layer_cost(const planner *p, int64_t layer, int d)
 {
     const plan_request *r = p->request;
     uint64_t bytes = planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
-    for (int64_t t = 0; t < r->n_tensors; t++)
-        if (r->tensors[t].role == PLAN_ROLE_LAYER && r->tensors[t].layer == layer && p->fixed_device[t] < 0)
-            bytes += align_up(r->tensors[t].bytes, r->devices[d].alignment);
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        bool here = tensor->role == PLAN_ROLE_LAYER && tensor->layer == layer;
+        /* counted with layer 0, not in fixed_cost: only the device that gets layer 0 holds it */
+        here = here || (layer == 0 && tensor->role == PLAN_ROLE_EMBEDDING && embedding_follows_first_layer(p));
+        if (here && p->fixed_device[t] < 0)
+            bytes += align_up(tensor->bytes, r->devices[d].alignment);
+    }
     return bytes;
 }
 
@@ -325,10 +338,6 @@ static uint64_t layer_cost(const planner *p, int64_t layer, int d)
 static uint64_t fixed_cost(planner *p, int d, bool with_layers)
 {
     const plan_request *r = p->request;
-    int saved_first = p->layer_device[0];
-    /* the embedding's device may depend on layer 0 (no CPU): ask as if d had it */
-    if (r->shape.n_layer > 0 && with_layers)
-        p->layer_device[0] = d;
     uint64_t bytes = 0;
     bool used = with_layers || d == p->output_device || d == embedding_device(p);
     for (int64_t t = 0; t < r->n_tensors; t++) {
@@ -342,14 +351,15 @@ static uint64_t fixed_cost(planner *p, int d, bool with_layers)
         else if (tensor->role == PLAN_ROLE_OUTPUT || tensor->role == PLAN_ROLE_OUTPUT_NORM)
             here = d == p->output_device;
         else if (tensor->role == PLAN_ROLE_EMBEDDING)
-            here = d == embedding_device(p);
+            /* when it follows layer 0, layer_cost counts it: counting it here
+             * too made every GPU but the one with layer 0 reserve room for it,
+             * so fitting chains with no CPU were missed */
+            here = !embedding_follows_first_layer(p) && d == embedding_device(p);
         if (here) {
             bytes += align_up(tensor->bytes, r->devices[d].alignment);
             used = true;
         }
     }
-    if (r->shape.n_layer > 0)
-        p->layer_device[0] = saved_first;
     if (used)
         bytes += planner_scratch_bytes(&r->shape, r->max_batch, r->devices[d].alignment, d == p->output_device) +
                  p->workspace[d];
