@@ -325,7 +325,8 @@ expect_status 1 "plan -ot everything=cuda0" -- "$STRATA" plan -m "$f32" --device
     --device-spec "$host" -ot 'blk=cuda0' && grep -q "cuda0 needs" "$work/err" || fail "plan -ot blk=cuda0 message"
 
 # --- bad usage: exit 2, before the model is read ---------------------------------------------
-for spec in gpu0:8M cuda0 cuda:8M cpu1:1G cuda0:lots cuda0:8M:fast cuda0:8M:1000GB/s:many cuda0:8M:1:2:3; do
+for spec in gpu0:8M cuda0 cuda:8M cpu1:1G cuda0:lots cuda0:8M:fast cuda0:8M:1000GB/s:many cuda0:8M:1:2:3 \
+    cuda0:8M:1000GB/s:100TFLOPS:extra cuda0:8M:; do
     expect_status 2 "--device-spec $spec" -- "$STRATA" plan -m "$q8" --device-spec "$spec" &&
         grep -q -- "--device-spec" "$work/err" || fail "--device-spec $spec: the message does not name the flag"
 done

@@ -210,10 +210,13 @@ static uint64_t ref_scratch(const plan_model_shape *s, int64_t batch, uint64_t a
     return total;
 }
 
-/* KV cache of one layer: K and V, n_ctx rows of n_head_kv x head_dim. */
-static uint64_t ref_layer_kv(const plan_model_shape *s, int64_t n_ctx, strata_dtype kv_dtype)
+/* KV cache of one layer: K and V, n_ctx rows of n_head_kv x head_dim, each
+ * buffer starting at a multiple of the alignment (with 256 and these
+ * shapes, exactly 2 x n_ctx x n_head_kv x head_dim x element size). */
+static uint64_t ref_layer_kv(const plan_model_shape *s, int64_t n_ctx, strata_dtype kv_dtype, uint64_t alignment)
 {
-    return 2 * (uint64_t)n_ctx * (uint64_t)(s->n_head_kv * s->head_dim) * (kv_dtype == DTYPE_F32 ? 4 : 2);
+    return 2 * round_up((uint64_t)n_ctx * (uint64_t)(s->n_head_kv * s->head_dim) * (kv_dtype == DTYPE_F32 ? 4 : 2),
+                        alignment);
 }
 
 static uint64_t ref_workspace(const plan_device_input *d, int64_t n_ctx, int64_t batch)
@@ -256,7 +259,7 @@ static void ref_account(const plan_request *r, const int *fixed, const int *laye
     double kv_row = (double)(s->n_head_kv * s->head_dim) * (r->kv_dtype == DTYPE_F32 ? 4 : 2);
     double position = n_ctx < 64 ? (double)n_ctx : 64; /* the prediction reads the cache at 64 */
     for (int d = 0; d < r->n_devices; d++) {
-        u->kv[d] = (uint64_t)u->n_layers[d] * ref_layer_kv(s, n_ctx, r->kv_dtype);
+        u->kv[d] = (uint64_t)u->n_layers[d] * ref_layer_kv(s, n_ctx, r->kv_dtype, r->devices[d].alignment);
         u->decode_bytes[d] = (double)u->n_layers[d] * 2.0 * kv_row * position;
         u->used[d] = u->n_layers[d] > 0 || d == output || d == u->embedding_device;
     }
@@ -449,6 +452,12 @@ static void brute_step(brute_state *b, int position, int64_t next)
 static brute_result brute_force(const plan_request *r, const int *fixed, int64_t n_ctx, int64_t gpu_layers)
 {
     brute_result result = {0};
+    for (int d = 0; d < r->n_devices; d++)
+        if (r->devices[d].alignment != ALIGNMENT) {
+            CHECK(false, "brute force: %s has alignment %zu, the sums assume %d", r->devices[d].name,
+                  r->devices[d].alignment, ALIGNMENT);
+            return result;
+        }
     brute_state *b = calloc(1, sizeof *b);
     const plan_model_shape *s = &r->shape;
     int64_t n_layer = s->n_layer;
@@ -499,7 +508,7 @@ static brute_result brute_force(const plan_request *r, const int *fixed, int64_t
         for (int d = 0; d < n; d++)
             b->detour_on[d * (n_layer + 1) + l + 1] = b->detour_on[d * (n_layer + 1) + l] + detours_on[d * n_layer + l];
     }
-    b->kv_layer = ref_layer_kv(s, n_ctx, r->kv_dtype);
+    b->kv_layer = ref_layer_kv(s, n_ctx, r->kv_dtype, ALIGNMENT);
     double position = n_ctx < 64 ? (double)n_ctx : 64;
     b->kv_decode_layer = 2.0 * (double)(s->n_head_kv * s->head_dim) * (r->kv_dtype == DTYPE_F32 ? 4 : 2) * position;
     for (int d = 0; d < n; d++)
@@ -571,7 +580,7 @@ static void check_plan(const char *what, const plan_request *r, const int *fixed
     CHECK(plan->embedding_device == u.embedding_device, "%s: embedding on %d, expected %d", what,
           plan->embedding_device, u.embedding_device);
     CHECK(plan->n_handoffs == u.handoffs, "%s: %d hand-offs, expected %d", what, plan->n_handoffs, u.handoffs);
-    uint64_t weights = 0, aligned = 0, rope_copies = 0;
+    uint64_t weights = 0, rope_copies = 0;
     for (int d = 0; d < r->n_devices; d++) {
         const strata_plan_device *pd = &plan->devices[d];
         CHECK(strcmp(pd->name, r->devices[d].name) == 0 && pd->budget_bytes == r->devices[d].budget_bytes,
@@ -602,21 +611,31 @@ static void check_plan(const char *what, const plan_request *r, const int *fixed
     }
     CHECK(plan->fits == u.fits, "%s: the plan says fits=%d, its layout counted here fits=%d", what, plan->fits,
           u.fits);
-    /* every weight is placed once (rope_freqs once per device with layers), rounded up to the alignment */
-    uint64_t rope_bytes = 0;
+    /* every weight is placed once (rope_freqs once per device with layers),
+     * rounded up to its device's alignment */
+    uint64_t aligned = 0, raw = 0, rope = 0, largest_alignment = 0;
+    for (int d = 0; d < r->n_devices; d++)
+        if (r->devices[d].alignment > largest_alignment)
+            largest_alignment = r->devices[d].alignment;
     for (int64_t t = 0; t < r->n_tensors; t++) {
-        aligned += round_up(r->tensors[t].bytes, ALIGNMENT);
-        if (r->tensors[t].role == PLAN_ROLE_ROPE_FREQS)
-            rope_bytes = round_up(r->tensors[t].bytes, ALIGNMENT);
+        const plan_tensor_input *tensor = &r->tensors[t];
+        int copies = 1;
+        if (tensor->role == PLAN_ROLE_ROPE_FREQS) {
+            copies = (int)rope_copies;
+            rope += tensor->bytes;
+            for (int d = 0; d < r->n_devices; d++)
+                if (plan->devices[d].n_layers > 0)
+                    aligned += round_up(tensor->bytes, r->devices[d].alignment);
+        } else if (plan->tensors[t].device >= 0) {
+            aligned += round_up(tensor->bytes, r->devices[plan->tensors[t].device].alignment);
+        }
+        raw += (uint64_t)copies * tensor->bytes;
     }
-    CHECK(weights == aligned + (rope_copies - 1) * rope_bytes,
-          "%s: %llu bytes of weights over the devices, the tensors have %llu (aligned) + %llu rope copies", what,
-          (unsigned long long)weights, (unsigned long long)aligned, (unsigned long long)(rope_copies - 1));
-    uint64_t raw = 0;
-    for (int64_t t = 0; t < r->n_tensors; t++)
-        raw += r->tensors[t].bytes;
-    CHECK(weights >= raw && weights - raw <= (uint64_t)(r->n_tensors + rope_copies) * ALIGNMENT + rope_copies * rope_bytes,
-          "%s: weights %llu vs tensor bytes %llu", what, (unsigned long long)weights, (unsigned long long)raw);
+    CHECK(weights == aligned, "%s: %llu bytes of weights over the devices, the tensors have %llu (aligned)", what,
+          (unsigned long long)weights, (unsigned long long)aligned);
+    CHECK(weights >= raw && weights - raw < (uint64_t)(r->n_tensors + rope_copies) * largest_alignment,
+          "%s: weights %llu vs tensor bytes %llu (%llu of rope_freqs copies)", what, (unsigned long long)weights,
+          (unsigned long long)raw, (unsigned long long)((rope_copies - 1) * rope));
     /* each tensor where its role, its layer or its override puts it */
     for (int64_t t = 0; t < r->n_tensors; t++) {
         const plan_tensor_input *tensor = &r->tensors[t];
@@ -715,6 +734,9 @@ static const device_table tables[] = {
     {"3x16G+128G host", 4, {{"cuda0", 16}, {"cuda1", 16}, {"cuda2", 16}, {"cpu", 128}}},
     {"4x12G+256G host", 5, {{"cuda0", 12}, {"cuda1", 12}, {"cuda2", 12}, {"cuda3", 12}, {"cpu", 256}}},
     {"4x80G", 4, {{"cuda0", 80}, {"cuda1", 80}, {"cuda2", 80}, {"cuda3", 80}}},
+    /* the CPU need not be last: it then runs the last layers (and maybe the output) */
+    {"64G host+24G", 2, {{"cpu", 64}, {"cuda0", 24}}},
+    {"16G+64G host+16G", 3, {{"cuda0", 16}, {"cpu", 64}, {"cuda1", 16}}},
 };
 
 static int build_table(const device_table *table, plan_device_input *out)
@@ -732,15 +754,15 @@ static int build_table(const device_table *table, plan_device_input *out)
 static const char *const presets[] = {"llama3-8b", "llama3-70b"};
 static const char *const types[] = {"q4_k_m", "q8_0", "q2_k", "q2_k_mix"};
 
-/* What a model needs in all at a context of 4096 and batches of 512 on one
+/* What a model needs in all at a context of n_ctx and batches of 512 on one
  * device (the output's): weights, KV and scratch. */
-static uint64_t total_need(const test_model *m, const plan_device_input *d)
+static uint64_t total_need(const test_model *m, const plan_device_input *d, int64_t n_ctx)
 {
     uint64_t weights = 0;
     for (int64_t t = 0; t < m->n_tensors; t++)
         weights += round_up(m->tensors[t].bytes, ALIGNMENT);
-    return weights + (uint64_t)m->shape.n_layer * ref_layer_kv(&m->shape, 4096, DTYPE_F16) +
-           ref_scratch(&m->shape, 512, ALIGNMENT, true) + ref_workspace(d, 4096, 512);
+    return weights + (uint64_t)m->shape.n_layer * ref_layer_kv(&m->shape, n_ctx, DTYPE_F16, ALIGNMENT) +
+           ref_scratch(&m->shape, 512, ALIGNMENT, true) + ref_workspace(d, n_ctx, 512);
 }
 
 static void test_matrix(void)
@@ -766,9 +788,9 @@ static void test_matrix(void)
                        plan.tg_tokens_per_s, brute.fits, brute.candidates);
                 /* one card alone: it fits exactly when everything does on that card */
                 if (n == 1)
-                    CHECK(plan.fits == (total_need(&m, &devices[0]) <= devices[0].budget_bytes),
+                    CHECK(plan.fits == (total_need(&m, &devices[0], 4096) <= devices[0].budget_bytes),
                           "%s: fits=%d but the model needs %llu of %llu bytes", what, plan.fits,
-                          (unsigned long long)total_need(&m, &devices[0]),
+                          (unsigned long long)total_need(&m, &devices[0], 4096),
                           (unsigned long long)devices[0].budget_bytes);
                 /* with everything on one device the output goes with the last layers */
                 if (plan.fits && plan.layer_device && plan.devices[0].n_layers == m.shape.n_layer)
@@ -794,24 +816,32 @@ static void test_named_cases(void)
         int n;
         plan_device_input devices[3];
         bool fits;
+        int64_t n_ctx; /* 0: 4096 */
     } cases[] = {
-        {"one 24G card", 1, {card("cuda0", 24, GPU_BANDWIDTH)}, false},
-        {"24G + 64G host", 2, {card("cuda0", 24, GPU_BANDWIDTH), host(64, CPU_BANDWIDTH)}, true},
-        {"2x24G", 2, {card("cuda0", 24, GPU_BANDWIDTH), card("cuda1", 24, GPU_BANDWIDTH)}, true},
-        {"one 48G card", 1, {card("cuda0", 48, GPU_BANDWIDTH)}, true},
-        {"one 80G card", 1, {card("cuda0", 80, GPU_BANDWIDTH)}, true},
-        {"40G + 32G host", 2, {card("cuda0", 40, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, true},
-        {"2x16G", 2, {card("cuda0", 16, GPU_BANDWIDTH), card("cuda1", 16, GPU_BANDWIDTH)}, false},
-        {"16G + 32G host", 2, {card("cuda0", 16, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, true},
-        {"8G + 32G host", 2, {card("cuda0", 8, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, false},
+        {"one 24G card", 1, {card("cuda0", 24, GPU_BANDWIDTH)}, false, 0},
+        {"24G + 64G host", 2, {card("cuda0", 24, GPU_BANDWIDTH), host(64, CPU_BANDWIDTH)}, true, 0},
+        {"2x24G", 2, {card("cuda0", 24, GPU_BANDWIDTH), card("cuda1", 24, GPU_BANDWIDTH)}, true, 0},
+        {"one 48G card", 1, {card("cuda0", 48, GPU_BANDWIDTH)}, true, 0},
+        {"one 80G card", 1, {card("cuda0", 80, GPU_BANDWIDTH)}, true, 0},
+        {"40G + 32G host", 2, {card("cuda0", 40, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, true, 0},
+        {"2x16G", 2, {card("cuda0", 16, GPU_BANDWIDTH), card("cuda1", 16, GPU_BANDWIDTH)}, false, 0},
+        {"16G + 32G host", 2, {card("cuda0", 16, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, true, 0},
+        {"8G + 32G host", 2, {card("cuda0", 8, GPU_BANDWIDTH), host(32, CPU_BANDWIDTH)}, false, 0},
+        /* 39.55 GiB of weights + 6.62 GiB of KV + scratch = 46.38 GiB in 47 GiB
+         * of budgets: it fits when the embedding's room is counted only on
+         * the card that gets layer 0 */
+        {"2x24G at 21701 positions", 2, {card("cuda0", 24, GPU_BANDWIDTH), card("cuda1", 24, GPU_BANDWIDTH)}, true,
+         21701},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         plan_request r = request_for(&m, cases[i].devices, cases[i].n);
+        if (cases[i].n_ctx > 0)
+            r.n_ctx = cases[i].n_ctx;
         /* the arithmetic behind each expectation */
         uint64_t budgets = 0;
         for (int d = 0; d < cases[i].n; d++)
             budgets += cases[i].devices[d].budget_bytes;
-        uint64_t need = total_need(&m, &cases[i].devices[0]);
+        uint64_t need = total_need(&m, &cases[i].devices[0], r.n_ctx);
         if (!cases[i].fits && cases[i].n == 1)
             CHECK(need > budgets, "%s: the test's expectation is wrong", cases[i].label);
         strata_plan plan;
@@ -894,7 +924,7 @@ static void test_tensor_split(void)
         int n_split;
         int64_t ngl; /* -1: fitted */
     } cases[] = {{{3, 1}, 2, 40}, {{1, 1}, 2, 41}, {{1, 3}, 2, -1}, {{3, 1}, 2, -1}, {{1, 0}, 2, 30},
-                 {{2, 1}, 2, 60}, {{1}, 1, 20}};
+                 {{2, 1}, 2, 60}, {{1, 2}, 2, 40}, {{1}, 1, 20}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         plan_request r = request_for(&m, devices, 3);
         r.tensor_split = cases[i].split;
@@ -933,7 +963,10 @@ static void test_tensor_split(void)
                 given += counts[g];
             }
             if (given < cases[i].ngl)
-                counts[rem[1] > rem[0] ? 1 : 0]++;
+                counts[rem[1] > rem[0] ? 1 : 0]++; /* the largest remainder */
+            for (int g = 0; g < 2; g++)
+                CHECK(plan.devices[g].n_layers == counts[g], "%s: %s has %lld layers, the split gives it %lld", what,
+                      devices[g].name, (long long)plan.devices[g].n_layers, (long long)counts[g]);
             int64_t n_cpu = m.shape.n_layer - cases[i].ngl, l = 0;
             for (int64_t k = 0; k < n_cpu; k++)
                 layer_device[l++] = 2;
@@ -1054,6 +1087,42 @@ static void test_caps(void)
     }
     CHECK(last < first && first - last >= 20, "a 4 GiB cap leaves %lld GPU layers, 23.5 GiB %lld", (long long)last,
           (long long)first);
+    free_model(&m);
+}
+
+/* Devices with other alignments: each tensor and each K and V buffer
+ * rounded up to its own device's (qwen2.5-7b's bias vectors, rope-less, are
+ * not multiples of 4096 bytes; nor is a cache of 1001 positions). */
+static void test_alignment(void)
+{
+    test_model m;
+    if (!load_model("qwen2.5-7b", "q4_k_m", &m))
+        return;
+    plan_device_input devices[] = {card("cuda0", 24, GPU_BANDWIDTH), host(64, CPU_BANDWIDTH)};
+    devices[0].alignment = 4096;
+    devices[1].alignment = 64;
+    plan_request r = request_for(&m, devices, 2);
+    r.n_ctx = 1001;
+    r.gpu_layers_set = true;
+    r.gpu_layers = 14;
+    strata_plan plan;
+    if (plan_of(&r, &plan) != STRATA_OK) {
+        CHECK(false, "qwen2.5-7b with alignments 4096 and 64: planner_run failed");
+        free_model(&m);
+        return;
+    }
+    check_plan("qwen2.5-7b with alignments 4096 and 64", &r, NULL, &plan);
+    /* 14 layers of K and V, 1001 x 512 x 2 bytes each, rounded up to 4096 */
+    CHECK(plan.devices[0].kv_bytes == 14 * 2 * 1028096ull && plan.devices[1].kv_bytes == 14 * 2 * 1025024ull,
+          "KV with alignments 4096 and 64: %llu and %llu", (unsigned long long)plan.devices[0].kv_bytes,
+          (unsigned long long)plan.devices[1].kv_bytes);
+    uint64_t gpu_weights = 0;
+    for (int64_t t = 0; t < m.n_tensors; t++)
+        if (plan.tensors[t].device == 0)
+            gpu_weights += round_up(m.tensors[t].bytes, 4096);
+    CHECK(plan.devices[0].weights_bytes == gpu_weights, "cuda0 weights %llu, expected %llu aligned to 4096",
+          (unsigned long long)plan.devices[0].weights_bytes, (unsigned long long)gpu_weights);
+    planner_result_release(&plan);
     free_model(&m);
 }
 
@@ -1391,6 +1460,7 @@ int main(void)
     test_tensor_split();
     test_overrides();
     test_caps();
+    test_alignment();
     test_context_and_kv();
     test_default_context_shrinks();
     test_scratch();
