@@ -50,6 +50,7 @@ typedef struct planner {
     int n_gpus;             /* devices that are not the CPU */
     int *fixed_device;      /* [n_tensors]: an override's device, or -1 */
     int64_t n_ctx;          /* of the pass being tried */
+    int64_t batch;          /* tokens per step: the request's, at most n_ctx */
     uint64_t workspace[STRATA_MAX_DEVICES];
     bool rates_known;       /* every device has a read bandwidth */
     /* the candidate being laid out */
@@ -232,7 +233,7 @@ static double handoff_seconds(const planner *p, const evaluation *e, double toke
 static void predict(const planner *p, evaluation *e)
 {
     const plan_request *r = p->request;
-    double batch = (double)r->max_batch;
+    double batch = (double)p->batch;
     double decode = handoff_seconds(p, e, 1), prefill = handoff_seconds(p, e, batch);
     bool decode_known = true, prefill_known = true;
     for (int d = 0; d < r->n_devices; d++) {
@@ -307,7 +308,7 @@ static void evaluate(planner *p, evaluation *e)
         device_tally *tally = &e->tally[d];
         if (!tally->used)
             continue;
-        uint64_t activations = planner_scratch_bytes(&r->shape, r->max_batch, r->devices[d].alignment,
+        uint64_t activations = planner_scratch_bytes(&r->shape, p->batch, r->devices[d].alignment,
                                                      tally->holds_output);
         tally->scratch = activations == UINT64_MAX ? UINT64_MAX : activations + p->workspace[d];
         double planned = (double)tally->weights + (double)tally->kv + (double)tally->scratch;
@@ -322,14 +323,27 @@ static void evaluate(planner *p, evaluation *e)
 
 /* --- choosing the layer counts ----------------------------------------------------------------- */
 
-/* Bytes one layer's tensors (those not overridden) and KV cache take on d. */
+/* Whether the token embedding goes wherever layer 0 goes (no CPU in the
+ * list, not tied to the output): see embedding_device. */
+static bool embedding_follows_first_layer(const planner *p)
+{
+    return !p->request->shape.tied_output && p->cpu < 0 && p->request->shape.n_layer > 0;
+}
+
+/* Bytes one layer's tensors (those not overridden) and KV cache take on d;
+ * layer 0's include the embedding when it follows that layer. */
 static uint64_t layer_cost(const planner *p, int64_t layer, int d)
 {
     const plan_request *r = p->request;
     uint64_t bytes = planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
-    for (int64_t t = 0; t < r->n_tensors; t++)
-        if (r->tensors[t].role == PLAN_ROLE_LAYER && r->tensors[t].layer == layer && p->fixed_device[t] < 0)
-            bytes += align_up(r->tensors[t].bytes, r->devices[d].alignment);
+    for (int64_t t = 0; t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        bool here = tensor->role == PLAN_ROLE_LAYER && tensor->layer == layer;
+        /* counted with layer 0, not in fixed_cost: only the device that gets layer 0 holds it */
+        here = here || (layer == 0 && tensor->role == PLAN_ROLE_EMBEDDING && embedding_follows_first_layer(p));
+        if (here && p->fixed_device[t] < 0)
+            bytes += align_up(tensor->bytes, r->devices[d].alignment);
+    }
     return bytes;
 }
 
@@ -338,10 +352,6 @@ static uint64_t layer_cost(const planner *p, int64_t layer, int d)
 static uint64_t fixed_cost(planner *p, int d, bool with_layers)
 {
     const plan_request *r = p->request;
-    int saved_first = p->layer_device[0];
-    /* the embedding's device may depend on layer 0 (no CPU): ask as if d had it */
-    if (r->shape.n_layer > 0 && with_layers)
-        p->layer_device[0] = d;
     uint64_t bytes = 0;
     bool used = with_layers || d == p->output_device || d == embedding_device(p);
     for (int64_t t = 0; t < r->n_tensors; t++) {
@@ -355,16 +365,17 @@ static uint64_t fixed_cost(planner *p, int d, bool with_layers)
         else if (tensor->role == PLAN_ROLE_OUTPUT || tensor->role == PLAN_ROLE_OUTPUT_NORM)
             here = d == p->output_device;
         else if (tensor->role == PLAN_ROLE_EMBEDDING)
-            here = d == embedding_device(p);
+            /* when it follows layer 0, layer_cost counts it: counting it here
+             * too made every GPU but the one with layer 0 reserve room for it,
+             * so fitting chains with no CPU were missed */
+            here = !embedding_follows_first_layer(p) && d == embedding_device(p);
         if (here) {
             bytes += align_up(tensor->bytes, r->devices[d].alignment);
             used = true;
         }
     }
-    if (r->shape.n_layer > 0)
-        p->layer_device[0] = saved_first;
     if (used)
-        bytes += planner_scratch_bytes(&r->shape, r->max_batch, r->devices[d].alignment, d == p->output_device) +
+        bytes += planner_scratch_bytes(&r->shape, p->batch, r->devices[d].alignment, d == p->output_device) +
                  p->workspace[d];
     return bytes;
 }
@@ -566,7 +577,12 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
                 worst = d;
             }
         }
-        if (worst >= 0) {
+        double handoffs = handoff_seconds(p, e, 1);
+        if (handoffs > worst_seconds) {
+            snprintf(out->tg_bound, sizeof out->tg_bound,
+                     "hand-offs between devices: %d per token (%.0f%% of the time)", e->handoffs,
+                     100.0 * handoffs / e->decode_seconds);
+        } else if (worst >= 0) {
             double bytes = e->tally[worst].decode_bytes;
             snprintf(out->tg_bound, sizeof out->tg_bound,
                      "%s memory bandwidth: %.3g %s read per token at %.4g GB/s (%.0f%% of the time)",
@@ -584,7 +600,7 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
             const plan_device_input *device = &r->devices[d];
             if (!e->tally[d].used || device->matmul_flops <= 0 || device->read_bandwidth <= 0)
                 continue;
-            double compute = 2.0 * e->tally[d].matmul_params * (double)r->max_batch / device->matmul_flops;
+            double compute = 2.0 * e->tally[d].matmul_params * (double)p->batch / device->matmul_flops;
             double memory = e->tally[d].weight_bytes / device->read_bandwidth;
             double seconds = compute > memory ? compute : memory;
             if (seconds > worst_seconds) {
@@ -593,11 +609,15 @@ static void describe_bounds(const planner *p, const evaluation *e, strata_plan *
                 compute_bound = compute >= memory;
             }
         }
-        if (worst >= 0)
+        double handoffs = handoff_seconds(p, e, (double)p->batch);
+        if (handoffs > worst_seconds)
+            snprintf(out->pp_bound, sizeof out->pp_bound, "hand-offs between devices: %d per batch (%.0f%% of the time)",
+                     e->handoffs, 100.0 * handoffs / e->prefill_seconds);
+        else if (worst >= 0)
             snprintf(out->pp_bound, sizeof out->pp_bound, "%s %s: %.0f%% of the time (batches of %lld)",
                      r->devices[worst].name,
                      compute_bound ? "matmul rate" : "memory bandwidth", 100.0 * worst_seconds / e->prefill_seconds,
-                     (long long)r->max_batch);
+                     (long long)p->batch);
     }
 }
 
@@ -607,13 +627,13 @@ static strata_status fill_plan(const planner *p, const evaluation *e, strata_pla
     out->n_devices = r->n_devices;
     out->n_layer = r->shape.n_layer;
     out->n_ctx = p->n_ctx;
-    out->max_batch = r->max_batch;
+    out->max_batch = p->batch;
     out->kv_dtype = r->kv_dtype;
     out->output_device = p->output_device;
     out->embedding_device = embedding_device(p);
     out->n_handoffs = e->handoffs;
     out->tg_tokens_per_s = e->decode_seconds > 0 ? 1.0 / e->decode_seconds : 0;
-    out->pp_tokens_per_s = e->prefill_seconds > 0 ? (double)r->max_batch / e->prefill_seconds : 0;
+    out->pp_tokens_per_s = e->prefill_seconds > 0 ? (double)p->batch / e->prefill_seconds : 0;
     for (int d = 0; d < r->n_devices; d++) {
         const device_tally *tally = &e->tally[d];
         strata_plan_device *device = &out->devices[d];
@@ -708,8 +728,10 @@ static strata_status check_request(const plan_request *r, int *cpu, int *n_gpus,
 static void estimate_workspace(planner *p)
 {
     const plan_request *r = p->request;
+    /* a step never holds more tokens than the context */
+    p->batch = r->max_batch < p->n_ctx ? r->max_batch : p->n_ctx;
     backend_workspace_query query = {
-        .max_tokens = r->max_batch, .n_heads = r->shape.n_head, .n_kv_heads = r->shape.n_head_kv,
+        .max_tokens = p->batch, .n_heads = r->shape.n_head, .n_kv_heads = r->shape.n_head_kv,
         .head_dim = r->shape.head_dim, .n_ctx = p->n_ctx};
     for (int64_t t = 0; t < r->n_tensors; t++) {
         const plan_tensor_input *tensor = &r->tensors[t];

@@ -144,6 +144,8 @@ static bool parse_rate(const char *text, const char *unit_suffix, double *out)
     return true;
 }
 
+static bool all_digits(const char *text);
+
 /* --device-spec NAME:MEMORY[:BANDWIDTH[:FLOPS[:LINK]]], e.g.
  * cuda0:24G:1008GB/s:165TFLOPS:25GB/s */
 static bool parse_device_spec(const char *cmd, const char *flag, const char *value, void *options)
@@ -152,6 +154,9 @@ static bool parse_device_spec(const char *cmd, const char *flag, const char *val
     char fields[5][48] = {{0}};
     int n_fields = 0;
     const char *cursor = value;
+    /* whether the last field read ends the text: a sixth field or one too
+     * long to read is refused, not ignored */
+    bool complete = false;
     while (n_fields < 5) {
         size_t len = strcspn(cursor, ":");
         if (len >= sizeof fields[0])
@@ -159,11 +164,13 @@ static bool parse_device_spec(const char *cmd, const char *flag, const char *val
         memcpy(fields[n_fields], cursor, len);
         fields[n_fields][len] = '\0';
         n_fields++;
-        if (cursor[len] != ':')
+        if (cursor[len] != ':') {
+            complete = true;
             break;
+        }
         cursor += len + 1;
     }
-    bool ok = n_fields >= 2 && strchr(cursor, ':') == NULL && valid_device_name(fields[0], strlen(fields[0]));
+    bool ok = n_fields >= 2 && complete && valid_device_name(fields[0], strlen(fields[0]));
     strata_device_spec spec = {0};
     if (ok) {
         snprintf(spec.name, sizeof spec.name, "%s", fields[0]);
@@ -183,6 +190,20 @@ static bool parse_device_spec(const char *cmd, const char *flag, const char *val
                 cmd, flag, value);
         return false;
     }
+    /* a name no backend has, or one given twice, is bad usage (exit 2) here,
+     * not an error from the library after the model is read */
+    size_t stem = strcspn(spec.name, "0123456789");
+    bool indexed = spec.name[stem] != '\0' && all_digits(spec.name + stem);
+    if (!(strcmp(spec.name, "cpu") == 0 || (indexed && stem == 4 && strncmp(spec.name, "cuda", 4) == 0) ||
+          (indexed && stem == 6 && strncmp(spec.name, "vulkan", 6) == 0))) {
+        fprintf(stderr, "%s: %s: '%s': the device name must be cpu, cudaN or vulkanN\n", cmd, flag, value);
+        return false;
+    }
+    for (int i = 0; i < o->n_specs; i++)
+        if (strcmp(o->specs[i].name, spec.name) == 0) {
+            fprintf(stderr, "%s: %s: %s is given twice\n", cmd, flag, spec.name);
+            return false;
+        }
     if (o->n_specs == STRATA_MAX_DEVICES) {
         fprintf(stderr, "%s: %s: more than %d devices\n", cmd, flag, STRATA_MAX_DEVICES);
         return false;
@@ -324,6 +345,20 @@ bool placement_options_apply(const char *cmd, const placement_options *placement
         snprintf(device_list, device_list_size, strcmp(placement->backend, "cpu") == 0 ? "%s" : "%s0",
                  placement->backend);
         p->devices = device_list;
+    }
+    /* with --device-spec the devices are known now: a cap or an override
+     * naming another one is bad usage */
+    for (int i = 0; placement->n_specs > 0 && i < placement->n_caps + placement->n_overrides; i++) {
+        const char *name =
+            i < placement->n_caps ? placement->caps[i].device : placement->overrides[i - placement->n_caps].device;
+        bool known = false;
+        for (int d = 0; d < placement->n_specs; d++)
+            known = known || strcmp(placement->specs[d].name, name) == 0;
+        if (!known) {
+            fprintf(stderr, "%s: %s %s: %s is not among the --device-spec devices\n", cmd,
+                    i < placement->n_caps ? "--vram" : "--override-tensor", name, name);
+            return false;
+        }
     }
     p->gpu_layers_set = placement->gpu_layers_set;
     p->gpu_layers = placement->gpu_layers;
