@@ -294,10 +294,16 @@ plan_json "plan --vram above the memory" 0 "$q8" --device-spec "$fast" --device-
 # the f32 model's layers (2.25 MiB + 128 KiB of KV each, with 2.5 MiB of
 # scratch): a 4 MiB cap holds none, 6 MiB one, 8 MiB both (when the backend
 # reserves no workspace of its own; more workspace only leaves less room)
+# Whether this build's CUDA backend reserves a workspace: asked of an uncapped
+# plan, since a card the plan leaves empty reports none.
+cuda_workspace=$("$STRATA" plan -m "$f32" --device-spec "$fast" --device-spec "$host" -o json 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["devices"][0]["workspace_bytes"])' 2>/dev/null || echo 0)
 for cap in 1:0 4:0 6:1 8:2; do
+    exact=()
+    [[ $cuda_workspace == 0 ]] && exact=(gpu_layers_without_workspace=${cap#*:})
     plan_json "plan --vram cuda0=${cap%:*}M (f32)" 0 "$f32" --device-spec "$fast" --device-spec "$host" \
         --vram "cuda0=${cap%:*}M" -- fits=true budget_at_most=cuda0:$((${cap%:*} * MIB)) \
-        gpu_layers_at_most=${cap#*:} gpu_layers_without_workspace=${cap#*:}
+        gpu_layers_at_most=${cap#*:} "${exact[@]}"
 done
 
 # --- the default context shrinks to what fits -----------------------------------------------
