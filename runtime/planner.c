@@ -42,6 +42,7 @@ typedef struct evaluation {
     double decode_seconds;  /* per token; < 0: unknown */
     double prefill_seconds; /* per max_batch tokens; < 0: unknown */
     double score;           /* higher is better */
+    bool laid_out;          /* a candidate was evaluated (not the zeroed default) */
 } evaluation;
 
 typedef struct planner {
@@ -319,6 +320,7 @@ static void evaluate(planner *p, evaluation *e)
     }
     e->handoffs = count_handoffs(p);
     predict(p, e);
+    e->laid_out = true;
 }
 
 /* --- choosing the layer counts ----------------------------------------------------------------- */
@@ -766,7 +768,8 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
     layout_copy best_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
     layout_copy closest_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
     layout_copy trial_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
-    evaluation *best = malloc(sizeof *best), *closest = malloc(sizeof *closest), *trial = malloc(sizeof *trial);
+    evaluation *best = calloc(1, sizeof *best), *closest = calloc(1, sizeof *closest),
+               *trial = calloc(1, sizeof *trial);
     if (!p.fixed_device || !p.layer_device || !best_layout.layer_device || !closest_layout.layer_device ||
         !trial_layout.layer_device || !best || !closest || !trial) {
         status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory planning");
@@ -813,6 +816,13 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
     if (!found) {
         restore_layout(&p, &closest_layout);
         describe_shortfall(&p, closest, out);
+        if (!closest->laid_out) {
+            /* no candidate could even be laid out: say why */
+            size_t used = strlen(out->shortfall);
+            snprintf(out->shortfall + used, sizeof out->shortfall - used,
+                     p.cpu < 0 ? "; the layers not on GPUs have no device (add cpu to --device)"
+                               : "; there is no GPU for the GPU layers");
+        }
         /* still describe the closest layout, so the caller can show it */
         status = fill_plan(&p, closest, out, err);
         out->fits = false;
