@@ -69,9 +69,10 @@ static bool parse_override(const char *cmd, const char *flag, const char *value,
         return false;
     }
     size_t pattern_len = (size_t)(equals - value);
-    char *pattern = malloc(pattern_len + 1); /* lives until the process ends, like argv */
-    if (!pattern) {
-        fprintf(stderr, "%s: out of memory\n", cmd);
+    char *pattern = o->override_patterns[o->n_overrides];
+    if (pattern_len >= sizeof o->override_patterns[0]) {
+        fprintf(stderr, "%s: %s: the pattern is longer than %zu bytes\n", cmd, flag,
+                sizeof o->override_patterns[0] - 1);
         return false;
     }
     memcpy(pattern, value, pattern_len);
@@ -173,7 +174,7 @@ static bool parse_device_spec(const char *cmd, const char *flag, const char *val
     bool ok = n_fields >= 2 && complete && valid_device_name(fields[0], strlen(fields[0]));
     strata_device_spec spec = {0};
     if (ok) {
-        snprintf(spec.name, sizeof spec.name, "%s", fields[0]);
+        snprintf(spec.name, sizeof spec.name, "%.*s", (int)sizeof spec.name - 1, fields[0]);
         if (!args_parse_size(cmd, flag, fields[1], &spec.memory_bytes))
             return false;
     }

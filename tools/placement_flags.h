@@ -16,6 +16,7 @@ typedef struct placement_options {
     double tensor_split[STRATA_MAX_DEVICES];
     int n_tensor_split;
     strata_tensor_override overrides[STRATA_MAX_OVERRIDES];
+    char override_patterns[STRATA_MAX_OVERRIDES][256]; /* what overrides[i].pattern points at */
     int n_overrides;
     strata_device_cap caps[STRATA_MAX_DEVICES];
     int n_caps;
