@@ -31,17 +31,15 @@ AVX2_INLINE float hmax8(__m256 v)
     return _mm_cvtss_f32(x);
 }
 
-/* exp of eight floats: x = n ln2 + r with |r| <= ln2/2, exp(r) by the
- * degree-7 polynomial of Cephes' expf (about 1 ulp), times 2^n built in the
- * exponent bits. Inputs below -87 (-inf included) give exactly 0, so hidden
- * columns drop out by selection; above 88 saturate near FLT_MAX. */
-AVX2_INLINE __m256 exp8(__m256 x)
+/* exp of eight floats in [-87, 88]: x = n ln2 + r with |r| <= ln2/2, exp(r)
+ * by the degree-7 polynomial of Cephes' expf (about 1 ulp), times 2^n. n is
+ * rounded by adding 1.5 * 2^23 (the float's low mantissa bits then hold n
+ * as an integer), which also gives 2^n's exponent bits by one shift. */
+AVX2_INLINE __m256 exp8_in_range(__m256 x)
 {
-    const __m256 low = _mm256_set1_ps(-87.0f);
-    __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, low), _mm256_set1_ps(88.0f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 shifter = _mm256_set1_ps(12582912.0f); /* 1.5 * 2^23 */
+    __m256 shifted = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
+    __m256 n = _mm256_sub_ps(shifted, shifter);
     /* ln2 in two parts, so n * ln2_hi is exact */
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
@@ -52,9 +50,26 @@ AVX2_INLINE __m256 exp8(__m256 x)
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    y = _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
-    return _mm256_andnot_ps(underflow, y);
+    /* low bits of shifted: n (two's complement, |n| < 2^22); << 23 puts it in
+     * the exponent field, + 127 << 23 biases it */
+    __m256i exponent = _mm256_add_epi32(_mm256_slli_epi32(_mm256_castps_si256(shifted), 23),
+                                        _mm256_set1_epi32(127 << 23));
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(exponent));
+}
+
+/* exp of eight floats that are <= 0 (softmax weights): below -87 (-inf
+ * included) exactly 0, so hidden columns drop out by selection. */
+AVX2_INLINE __m256 exp8_nonpositive(__m256 x)
+{
+    const __m256 low = _mm256_set1_ps(-87.0f);
+    __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
+    return _mm256_andnot_ps(underflow, exp8_in_range(_mm256_max_ps(x, low)));
+}
+
+/* exp of eight floats >= 0, saturating near FLT_MAX above 88. */
+AVX2_INLINE __m256 exp8_nonnegative(__m256 x)
+{
+    return exp8_in_range(_mm256_min_ps(x, _mm256_set1_ps(88.0f)));
 }
 
 AVX2_INLINE void scores_rows(const float *q, const int n_rows, int64_t head_dim, const float *kt, int64_t block,
@@ -112,7 +127,7 @@ AVX2_FN static void softcap_avx2(float *x, int64_t n, float cap)
     for (int64_t i = 0; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         __m256 sign = _mm256_and_ps(v, sign_bit);
-        __m256 e = exp8(_mm256_mul_ps(_mm256_andnot_ps(sign_bit, v), two_over_cap));
+        __m256 e = exp8_nonnegative(_mm256_mul_ps(_mm256_andnot_ps(sign_bit, v), two_over_cap));
         __m256 t = _mm256_sub_ps(one, _mm256_div_ps(two, _mm256_add_ps(e, one)));
         _mm256_storeu_ps(x + i, _mm256_mul_ps(cap8, _mm256_or_ps(t, sign)));
     }
@@ -127,7 +142,7 @@ AVX2_FN static float softmax_step_avx2(float *x, int64_t n, float *max, float *s
     float alpha = expf(*max - m); /* exp(-inf) = 0 on the first visible block */
     __m256 mv = _mm256_set1_ps(m), total = _mm256_setzero_ps();
     for (int64_t i = 0; i + 8 <= n; i += 8) {
-        __m256 p = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+        __m256 p = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
         _mm256_storeu_ps(x + i, p);
         total = _mm256_add_ps(total, p);
     }
