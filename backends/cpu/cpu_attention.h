@@ -14,6 +14,7 @@
 #ifndef STRATA_CPU_ATTENTION_H
 #define STRATA_CPU_ATTENTION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,10 @@ typedef struct cpu_attention_kernels {
                        const float *v, int64_t c0, int64_t c1);
     /* dst[i] = src[i] for n half floats */
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
+    /* Eight consecutive K rows (row i at rows + i * row_stride, head_dim
+     * elements, F16 when f16 else F32) into eight columns of kt: dimension
+     * d of row i goes to kt[d * block + i]. */
+    void (*k_columns8)(const char *rows, size_t row_stride, bool f16, int64_t head_dim, float *kt, int64_t block);
 } cpu_attention_kernels;
 
 /* One op, as the work items see it. */

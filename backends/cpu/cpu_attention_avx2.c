@@ -222,12 +222,61 @@ AVX2_FN static void f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n)
         dst[i] = _cvtsh_ss(src[i]);
 }
 
+/* Eight dimensions of row i at rows + i * row_stride, from dimension d. */
+AVX2_INLINE __m256 k_row8(const char *rows, size_t row_stride, bool f16, int i, int64_t d)
+{
+    const char *row = rows + (size_t)i * row_stride;
+    if (f16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + d)));
+    return _mm256_loadu_ps((const float *)row + d);
+}
+
+/* 8 x 8 blocks transposed in registers (unpack, shuffle, lane permute):
+ * eight row loads become eight column stores. */
+AVX2_FN static void k_columns8_avx2(const char *rows, size_t row_stride, bool f16, int64_t head_dim, float *kt,
+                                    int64_t block)
+{
+    int64_t d = 0;
+    for (; d + 8 <= head_dim; d += 8) {
+        __m256 r0 = k_row8(rows, row_stride, f16, 0, d), r1 = k_row8(rows, row_stride, f16, 1, d);
+        __m256 r2 = k_row8(rows, row_stride, f16, 2, d), r3 = k_row8(rows, row_stride, f16, 3, d);
+        __m256 r4 = k_row8(rows, row_stride, f16, 4, d), r5 = k_row8(rows, row_stride, f16, 5, d);
+        __m256 r6 = k_row8(rows, row_stride, f16, 6, d), r7 = k_row8(rows, row_stride, f16, 7, d);
+        /* pairs of rows interleaved: t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5] */
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+        /* four rows per dimension: u0 = dims 0 and 4 of rows 0..3 */
+        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+        /* low lanes give dimensions 0..3, high lanes 4..7 */
+        float *col = kt + d * block;
+        _mm256_storeu_ps(col + 0 * block, _mm256_permute2f128_ps(u0, u4, 0x20));
+        _mm256_storeu_ps(col + 1 * block, _mm256_permute2f128_ps(u1, u5, 0x20));
+        _mm256_storeu_ps(col + 2 * block, _mm256_permute2f128_ps(u2, u6, 0x20));
+        _mm256_storeu_ps(col + 3 * block, _mm256_permute2f128_ps(u3, u7, 0x20));
+        _mm256_storeu_ps(col + 4 * block, _mm256_permute2f128_ps(u0, u4, 0x31));
+        _mm256_storeu_ps(col + 5 * block, _mm256_permute2f128_ps(u1, u5, 0x31));
+        _mm256_storeu_ps(col + 6 * block, _mm256_permute2f128_ps(u2, u6, 0x31));
+        _mm256_storeu_ps(col + 7 * block, _mm256_permute2f128_ps(u3, u7, 0x31));
+    }
+    for (; d < head_dim; d++) /* head_dim not a multiple of 8 */
+        for (int i = 0; i < 8; i++) {
+            const char *row = rows + (size_t)i * row_stride;
+            kt[d * block + i] = f16 ? _cvtsh_ss(((const uint16_t *)row)[d]) : ((const float *)row)[d];
+        }
+}
+
 const cpu_attention_kernels cpu_attention_kernels_avx2 = {
     .scores = scores_avx2,
     .softcap = softcap_avx2,
     .softmax_step = softmax_step_avx2,
     .accumulate = accumulate_avx2,
     .f16_to_f32 = f16_to_f32_avx2,
+    .k_columns8 = k_columns8_avx2,
 };
 
 #endif

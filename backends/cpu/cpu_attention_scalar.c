@@ -69,10 +69,21 @@ static void f16_to_f32_scalar(const uint16_t *src, float *dst, int64_t n)
         dst[i] = fp16_to_f32(src[i]);
 }
 
+static void k_columns8_scalar(const char *rows, size_t row_stride, bool f16, int64_t head_dim, float *kt,
+                              int64_t block)
+{
+    for (int i = 0; i < CPU_ATTENTION_KEY_STEP; i++) {
+        const char *row = rows + (size_t)i * row_stride;
+        for (int64_t d = 0; d < head_dim; d++)
+            kt[d * block + i] = f16 ? fp16_to_f32(((const uint16_t *)row)[d]) : ((const float *)row)[d];
+    }
+}
+
 const cpu_attention_kernels cpu_attention_kernels_scalar = {
     .scores = scores_scalar,
     .softcap = softcap_scalar,
     .softmax_step = softmax_step_scalar,
     .accumulate = accumulate_scalar,
     .f16_to_f32 = f16_to_f32_scalar,
+    .k_columns8 = k_columns8_scalar,
 };

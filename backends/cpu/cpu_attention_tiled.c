@@ -92,9 +92,9 @@ size_t cpu_attention_scratch_bytes(const cpu_attention_tiling *tiling, int64_t h
 static bool load_block(const cpu_attention_job *job, const item_scratch *sc, int64_t g, int64_t n_tokens, int64_t j0,
                        int64_t len)
 {
-    int64_t hd = job->head_dim, block = job->tiling.keys_per_block;
-    int64_t *cover = sc->cover;
-    memset(cover, 0, (size_t)(len + 1) * sizeof *cover);
+    int64_t hd = job->head_dim, block = job->tiling.keys_per_block, padded = round_up(len, CPU_ATTENTION_KEY_STEP);
+    int64_t *cover = sc->cover; /* after the prefix sum: tokens that see column c */
+    memset(cover, 0, (size_t)(padded + 1) * sizeof *cover);
     for (int64_t t = 0; t < n_tokens; t++) {
         int64_t a = max64(sc->first[t], j0) - j0, b = min64(sc->last[t], j0 + len) - j0;
         if (a < b) {
@@ -102,33 +102,49 @@ static bool load_block(const cpu_attention_job *job, const item_scratch *sc, int
             cover[b]--;
         }
     }
-    bool any = false;
-    int64_t seen_by = 0;
-    for (int64_t c = 0; c < round_up(len, CPU_ATTENTION_KEY_STEP); c++) {
-        seen_by += c < len ? cover[c] : 0;
-        float *v_col = sc->v + c * hd;
-        if (c >= len || seen_by == 0) {
-            for (int64_t d = 0; d < hd; d++)
-                sc->kt[d * block + c] = 0.0f;
-            memset(v_col, 0, (size_t)hd * sizeof(float));
-            continue;
-        }
-        any = true;
-        const char *k_row = job->k + (size_t)(j0 + c) * job->k_row_stride + (size_t)g * job->k_head_stride;
-        const char *v_row = job->v + (size_t)(j0 + c) * job->v_row_stride + (size_t)g * job->v_head_stride;
-        const float *k_f32 = (const float *)k_row;
-        if (job->k_dtype == DTYPE_F16) {
-            job->kernels->f16_to_f32((const uint16_t *)k_row, sc->k_row, hd);
-            k_f32 = sc->k_row;
-        }
-        for (int64_t d = 0; d < hd; d++)
-            sc->kt[d * block + c] = k_f32[d];
-        if (job->v_dtype == DTYPE_F16)
-            job->kernels->f16_to_f32((const uint16_t *)v_row, v_col, hd);
-        else
-            memcpy(v_col, v_row, (size_t)hd * sizeof(float));
+    int64_t seen_columns = 0;
+    for (int64_t c = 0; c < padded; c++) {
+        cover[c] += c > 0 ? cover[c - 1] : 0;
+        seen_columns += cover[c] > 0;
     }
-    return any;
+    if (seen_columns == 0)
+        return false;
+    const char *k_rows = job->k + (size_t)j0 * job->k_row_stride + (size_t)g * job->k_head_stride;
+    const char *v_rows = job->v + (size_t)j0 * job->v_row_stride + (size_t)g * job->v_head_stride;
+    bool k_f16 = job->k_dtype == DTYPE_F16;
+    for (int64_t c8 = 0; c8 < padded; c8 += CPU_ATTENTION_KEY_STEP) {
+        bool all_seen = true;
+        for (int64_t c = c8; c < c8 + CPU_ATTENTION_KEY_STEP; c++)
+            all_seen = all_seen && cover[c] > 0;
+        if (all_seen) /* the common case: eight rows transposed at once */
+            job->kernels->k_columns8(k_rows + (size_t)c8 * job->k_row_stride, job->k_row_stride, k_f16, hd,
+                                     sc->kt + c8, block);
+        for (int64_t c = c8; c < c8 + CPU_ATTENTION_KEY_STEP; c++) {
+            float *v_col = sc->v + c * hd;
+            if (cover[c] == 0) {
+                for (int64_t d = 0; d < hd; d++)
+                    sc->kt[d * block + c] = 0.0f;
+                memset(v_col, 0, (size_t)hd * sizeof(float));
+                continue;
+            }
+            const char *v_row = v_rows + (size_t)c * job->v_row_stride;
+            if (job->v_dtype == DTYPE_F16)
+                job->kernels->f16_to_f32((const uint16_t *)v_row, v_col, hd);
+            else
+                memcpy(v_col, v_row, (size_t)hd * sizeof(float));
+            if (all_seen)
+                continue;
+            const char *k_row = k_rows + (size_t)c * job->k_row_stride;
+            const float *k_f32 = (const float *)k_row;
+            if (k_f16) {
+                job->kernels->f16_to_f32((const uint16_t *)k_row, sc->k_row, hd);
+                k_f32 = sc->k_row;
+            }
+            for (int64_t d = 0; d < hd; d++)
+                sc->kt[d * block + c] = k_f32[d];
+        }
+    }
+    return true;
 }
 
 /* Rows [r0, r0 + n_rows) of the item against one loaded block. */
