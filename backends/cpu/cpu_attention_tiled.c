@@ -12,7 +12,7 @@
 
 #include "cpu_attention.h"
 
-#define TARGET_ROWS_PER_TILE 64
+#define TARGET_ROWS_PER_TILE 128
 #define TARGET_BLOCK_FLOATS 8192 /* K plus V of one block in f32: 64 KiB */
 #define MIN_KEYS_PER_BLOCK 16
 #define MAX_KEYS_PER_BLOCK 512
@@ -192,8 +192,10 @@ void cpu_attention_run_item(const cpu_attention_job *job, int64_t item, void *sc
     const cpu_attention_tiling *tiling = &job->tiling;
     item_scratch sc;
     carve(tiling, job->head_dim, scratch, &sc);
-    /* the last tiles see the most rows: hand them out first */
-    int64_t tile = tiling->n_tiles - 1 - item / job->n_kv_heads, g = item % job->n_kv_heads;
+    /* items of one kv head are neighbours, so a thread's next item reads the
+     * cache rows its last one left in cache; the last tiles see the most
+     * rows: hand them out first */
+    int64_t tile = tiling->n_tiles - 1 - item % tiling->n_tiles, g = item / tiling->n_tiles;
     int64_t t0 = tile * tiling->tokens_per_tile, n_tokens = min64(tiling->tokens_per_tile, job->n_tok - t0);
     int64_t hd = job->head_dim, group = job->group, rows = n_tokens * group;
 
