@@ -33,7 +33,7 @@ typedef struct cpu_attention_tiling {
     int64_t n_tiles;         /* ceil(n_tok / tokens_per_tile) */
 } cpu_attention_tiling;
 
-/* Pure: the tiling of an op with these shapes on n_threads threads. About 64
+/* Pure: the tiling of an op with these shapes on n_threads threads. About 128
  * query rows per item, fewer tokens when that leaves too few items to share;
  * blocks of K plus V in f32 of about 64 KiB (they stay in L2 while every row
  * of the item passes over them). */
