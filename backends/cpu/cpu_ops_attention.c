@@ -2,7 +2,6 @@
  *
  * Attention runs as tiled work items (cpu_attention.h, cpu_attention_tiled.c)
  * spread over the pool; this file sets the job up. */
-#include <math.h>
 #include <string.h>
 
 #include "../../base/quant.h"
