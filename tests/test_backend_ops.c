@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "backends/cpu/cpu_attention.h"
 #include "backends/cpu/cpu_kernels.h"
 #include "backends/cpu/cpu_threadpool.h"
 #include "op_reference.h"
@@ -156,6 +157,24 @@ static const op_case fixed_cases[] = {
     {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 4, 1, 2}, .n_past = 200, .max_nmse = NMSE_FLOAT},
     /* 32 query heads on one kv head: a tile of queries holds part of a token's heads */
     {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {256, 32, 3, 1}, .n_past = 4, .max_nmse = NMSE_FLOAT},
+    /* long prompts: hundreds of queries over hundreds of keys, so a work item
+     * of the CPU's tiled path walks several key blocks (16..512 keys, by
+     * head_dim) and the last query tile and key block are partial */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 8, 333, 2}, .n_past = 0, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 310, 4}, .n_past = 17, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {80, 6, 301, 3}, .n_past = 40, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {8, 8, 611, 4}, .n_past = 0, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {42, 4, 307, 2}, .n_past = 29, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {256, 16, 131, 2}, .n_past = 203, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {128, 12, 305, 3}, .n_past = 11, .window = 97,
+     .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {96, 4, 317, 1}, .n_past = 6, .softcap = 20.0f,
+     .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 8, 302, 2}, .n_past = 30, .window = 45, .softcap = 4.0f,
+     .kv_pad = 37, .max_nmse = NMSE_FLOAT},
+    /* scattered positions over a long range: most rows of each key block are hidden (NaN) */
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 4, 303, 2}, .n_past = 3, .window = 4, .position_step = 5,
+     .max_nmse = NMSE_FLOAT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_F32, .ne = {67, 3}, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_BF16, .ne = {33, 4}, .max_nmse = NMSE_EXACT},
@@ -1015,12 +1034,52 @@ static int check_thread_pool(void)
     return failures;
 }
 
-/* Opens one device, runs the suite and the refusals on it, closes it. */
-static int test_device(const char *backend, const char *label, const op_case *cases, int n_cases)
+/* The CPU's attention tiling: whatever the shape and thread count, tiles
+ * cover every token, blocks are whole vectors of keys, and the scratch of an
+ * item holds at least its queries, outputs and one block of K and V. */
+static int check_attention_tiling(void)
+{
+    int failures = 0;
+    static const int64_t head_dims[] = {8, 42, 64, 80, 128, 256, 512};
+    static const int64_t groups[] = {1, 2, 4, 8, 32, 128};
+    static const int64_t n_toks[] = {1, 3, 64, 333, 512};
+    static const int64_t kv_heads[] = {1, 2, 8};
+    static const int threads[] = {1, 2, 3, 16};
+    for (size_t a = 0; a < sizeof head_dims / sizeof head_dims[0]; a++)
+        for (size_t b = 0; b < sizeof groups / sizeof groups[0]; b++)
+            for (size_t c = 0; c < sizeof n_toks / sizeof n_toks[0]; c++)
+                for (size_t d = 0; d < sizeof kv_heads / sizeof kv_heads[0]; d++)
+                    for (size_t e = 0; e < sizeof threads / sizeof threads[0]; e++) {
+                        int64_t hd = head_dims[a], group = groups[b], n_tok = n_toks[c];
+                        cpu_attention_tiling t = cpu_attention_tiling_choose(hd, group, n_tok, kv_heads[d], threads[e]);
+                        size_t bytes = cpu_attention_scratch_bytes(&t, hd);
+                        size_t least = (size_t)(2 * t.rows_per_tile * hd + 2 * t.keys_per_block * hd) * sizeof(float);
+                        bool ok = t.tokens_per_tile >= 1 && t.tokens_per_tile <= n_tok &&
+                                  t.rows_per_tile == t.tokens_per_tile * group &&
+                                  t.n_tiles == (n_tok + t.tokens_per_tile - 1) / t.tokens_per_tile &&
+                                  t.keys_per_block >= CPU_ATTENTION_KEY_STEP &&
+                                  t.keys_per_block % CPU_ATTENTION_KEY_STEP == 0 && bytes >= least;
+                        if (!ok) {
+                            printf("FAIL attention tiling hd %lld group %lld n_tok %lld kv heads %lld threads %d: "
+                                   "%lld tokens, %lld rows, %lld keys, %lld tiles, %zu bytes\n",
+                                   (long long)hd, (long long)group, (long long)n_tok, (long long)kv_heads[d],
+                                   threads[e], (long long)t.tokens_per_tile, (long long)t.rows_per_tile,
+                                   (long long)t.keys_per_block, (long long)t.n_tiles, bytes);
+                            failures++;
+                        }
+                    }
+    if (failures == 0)
+        printf("attention tiling: ok\n");
+    return failures;
+}
+
+/* Opens one device with n_threads (0: all cores), runs the suite and the
+ * refusals on it, closes it. */
+static int test_device(const char *backend, const char *label, int n_threads, const op_case *cases, int n_cases)
 {
     backend_device dev;
     strata_error err = {0};
-    backend_options options = {.n_threads = 0};
+    backend_options options = {.n_threads = n_threads};
     if (backend_open(backend, 0, &options, &dev, &err) != STRATA_OK) {
         printf("FAIL %s: cannot open: %s\n", label, err.message);
         return 1;
@@ -1035,9 +1094,34 @@ static int test_device(const char *backend, const char *label, const op_case *ca
     return failures;
 }
 
+static int test_attention_threads(const op_case *cases, int n_cases)
+{
+    op_case *attention = calloc((size_t)n_cases + 1, sizeof *attention);
+    if (!attention) {
+        printf("FAIL: out of memory\n");
+        return 1;
+    }
+    int n = 0;
+    for (int i = 0; i < n_cases; i++)
+        if (cases[i].op == OP_ATTENTION)
+            attention[n++] = cases[i];
+    int failures = 0;
+    static const int thread_counts[] = {1, 3, 8};
+    for (size_t i = 0; i < sizeof thread_counts / sizeof thread_counts[0]; i++) {
+        char label[64];
+        snprintf(label, sizeof label, "cpu-%d-threads", thread_counts[i]);
+        failures += test_device("cpu", label, thread_counts[i], attention, n);
+    }
+    setenv("STRATA_CPU_SCALAR", "1", 1);
+    failures += test_device("cpu", "cpu-scalar-3-threads", 3, attention, n);
+    unsetenv("STRATA_CPU_SCALAR");
+    free(attention);
+    return failures;
+}
+
 int main(void)
 {
-    int failures = check_kernel_choice() + check_dot_agreement() + check_thread_pool();
+    int failures = check_kernel_choice() + check_dot_agreement() + check_thread_pool() + check_attention_tiling();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);
     if (!cases) {
@@ -1053,13 +1137,16 @@ int main(void)
                    err.message[0] ? err.message : "none found");
             continue;
         }
-        failures += test_device(registry[b]->name, registry[b]->name, cases, n_cases);
+        failures += test_device(registry[b]->name, registry[b]->name, 0, cases, n_cases);
         tested++;
         if (strcmp(registry[b]->name, "cpu") == 0) {
             /* the same suite on the scalar kernels (the choice is made at open) */
             setenv("STRATA_CPU_SCALAR", "1", 1);
-            failures += test_device("cpu", "cpu-scalar", cases, n_cases);
+            failures += test_device("cpu", "cpu-scalar", 0, cases, n_cases);
             unsetenv("STRATA_CPU_SCALAR");
+            /* attention again with other thread counts: they change how the
+             * tiled path cuts queries into work items */
+            failures += test_attention_threads(cases, n_cases);
         }
     }
     free(cases);

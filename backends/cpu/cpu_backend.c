@@ -39,17 +39,28 @@ void *cpu_tensor_data(const strata_tensor *tensor)
     return tensor->host_data;
 }
 
-strata_status cpu_scratch_reserve(cpu_scratch *scratch, size_t bytes, strata_error *err)
+strata_status cpu_scratch_reserve(cpu_context *ctx, cpu_scratch *scratch, size_t bytes, strata_error *err)
 {
     if (scratch->bytes >= bytes)
         return STRATA_OK;
     size_t rounded = (bytes + CPU_ALIGNMENT - 1) / CPU_ALIGNMENT * CPU_ALIGNMENT;
+    if (rounded < bytes)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu: %zu bytes of scratch are too many", bytes);
+    uint64_t total = (uint64_t)ctx->activations.bytes + ctx->per_thread.bytes - scratch->bytes + rounded;
+    if (ctx->workspace_limit && total > ctx->workspace_limit)
+        return strata_fail(err, STRATA_OUT_OF_MEMORY,
+                           "cpu: the op workspace needs %.1f MiB but its limit is %.1f MiB (%.1f MiB held); nothing "
+                           "was allocated",
+                           (double)total / 1048576.0, (double)ctx->workspace_limit / 1048576.0,
+                           (double)(ctx->activations.bytes + ctx->per_thread.bytes) / 1048576.0);
     void *data = NULL;
-    if (rounded < bytes || posix_memalign(&data, CPU_ALIGNMENT, rounded) != 0)
+    if (posix_memalign(&data, CPU_ALIGNMENT, rounded) != 0)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch", bytes);
     free(scratch->data);
     scratch->data = data;
     scratch->bytes = rounded;
+    if (total > ctx->workspace_peak)
+        ctx->workspace_peak = total;
     return STRATA_OK;
 }
 
@@ -60,7 +71,7 @@ strata_status cpu_per_thread_reserve(cpu_context *ctx, size_t bytes, strata_erro
         return STRATA_OK;
     if (slice < bytes || slice > SIZE_MAX / (size_t)ctx->n_threads)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu: per-thread scratch of %zu bytes is too large", bytes);
-    strata_status status = cpu_scratch_reserve(&ctx->per_thread, slice * (size_t)ctx->n_threads, err);
+    strata_status status = cpu_scratch_reserve(ctx, &ctx->per_thread, slice * (size_t)ctx->n_threads, err);
     if (status == STRATA_OK)
         ctx->per_thread_bytes = slice;
     return status;
@@ -140,6 +151,7 @@ static void cpu_get_info(void *opaque, device_info *out)
     out->alignment = CPU_ALIGNMENT;
     out->max_allocation_bytes = out->total_bytes;
     out->host_visible = true;
+    out->multiprocessors = ctx->n_threads; /* what the workspace bound scales with */
 }
 
 /* --- buffers ---------------------------------------------------------------- */
@@ -306,6 +318,8 @@ static const backend_ops cpu_ops = {
     .run_op = cpu_run_op,
     .begin_step = NULL,
     .end_step = NULL,
+    .set_workspace_limit = cpu_set_workspace_limit,
+    .workspace_peak_bytes = cpu_workspace_peak_bytes,
 };
 
 static int cpu_device_count(strata_error *err)
@@ -347,4 +361,5 @@ const backend_registration cpu_backend_registration = {
     .name = "cpu",
     .device_count = cpu_device_count,
     .open = cpu_open,
+    .workspace_bytes = cpu_workspace_bytes,
 };

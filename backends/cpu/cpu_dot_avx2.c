@@ -79,19 +79,6 @@ AVX2_FN float cpu_dot_f16_avx2(int64_t n, const void *w, const void *a)
     return sum;
 }
 
-AVX2_FN void cpu_axpy_f16_avx2(int64_t n, float a, const void *x, float *y)
-{
-    const uint16_t *xh = x;
-    __m256 scale = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 xf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xh + i)));
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, xf, _mm256_loadu_ps(y + i)));
-    }
-    for (; i < n; i++)
-        y[i] += a * half_to_f32(xh[i]);
-}
-
 AVX2_FN float cpu_dot_bf16_avx2(int64_t n, const void *w, const void *a)
 {
     const uint16_t *wh = w;

@@ -130,10 +130,3 @@ float cpu_dot_q8_0_scalar(int64_t n, const void *w, const void *a)
         sum += fp16_to_f32(wb[b].d) * fp16_to_f32(ab[b].d) * (float)dot_32(wb[b].qs, ab[b].qs);
     return sum;
 }
-
-void cpu_axpy_f16_scalar(int64_t n, float a, const void *x, float *y)
-{
-    const uint16_t *xh = x;
-    for (int64_t i = 0; i < n; i++)
-        y[i] += a * fp16_to_f32(xh[i]);
-}

@@ -33,14 +33,26 @@ typedef struct cpu_context {
     cpu_scratch activations;      /* matmul: activation rows in the kernel's format */
     cpu_scratch per_thread;       /* n_threads slices, for ops that need a row of floats */
     size_t per_thread_bytes;      /* size of one slice of per_thread */
+    /* activations + per_thread are the backend's workspace (host memory):
+     * capped by workspace_limit (0: none), its peak kept */
+    uint64_t workspace_limit;
+    uint64_t workspace_peak;
 } cpu_context;
+
+/* The workspace slots of backend_ops and the registration's pure bound
+ * (cpu_workspace.c). */
+void cpu_set_workspace_limit(void *ctx, uint64_t limit_bytes);
+uint64_t cpu_workspace_peak_bytes(void *ctx);
+uint64_t cpu_workspace_bytes(const backend_workspace_query *query);
 
 /* The host address of a tensor's first byte: its buffer's memory plus offset,
  * or host_data when it has no buffer; NULL when neither is set. */
 void *cpu_tensor_data(const strata_tensor *tensor);
 
-/* Makes scratch hold at least bytes (64-byte aligned). */
-strata_status cpu_scratch_reserve(cpu_scratch *scratch, size_t bytes, strata_error *err);
+/* Makes scratch (ctx->activations or ctx->per_thread) hold at least bytes
+ * (64-byte aligned); growing the workspace past ctx->workspace_limit fails
+ * before anything is allocated. */
+strata_status cpu_scratch_reserve(cpu_context *ctx, cpu_scratch *scratch, size_t bytes, strata_error *err);
 
 /* Gives every thread a slice of at least bytes in ctx->per_thread. */
 strata_status cpu_per_thread_reserve(cpu_context *ctx, size_t bytes, strata_error *err);

@@ -95,9 +95,4 @@ float cpu_dot_q5_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q3_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q2_k_avx2(int64_t n, const void *w, const void *a);
 
-/* y[i] += a * x[i] for n elements of x in F16 (attention's weighted sum of
- * V rows). */
-void cpu_axpy_f16_scalar(int64_t n, float a, const void *x, float *y);
-void cpu_axpy_f16_avx2(int64_t n, float a, const void *x, float *y);
-
 #endif

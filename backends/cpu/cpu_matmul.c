@@ -85,7 +85,7 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
         if (job.act_row_bytes != 0 && (size_t)job.n_tok > SIZE_MAX / job.act_row_bytes)
             return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu matmul: %lld activation rows do not fit in memory",
                                (long long)job.n_tok);
-        strata_status status = cpu_scratch_reserve(&ctx->activations, (size_t)job.n_tok * job.act_row_bytes, err);
+        strata_status status = cpu_scratch_reserve(ctx, &ctx->activations, (size_t)job.n_tok * job.act_row_bytes, err);
         if (status != STRATA_OK)
             return status;
         job.act = ctx->activations.data;

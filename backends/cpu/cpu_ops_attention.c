@@ -1,13 +1,11 @@
 /* OP_KV_STORE and OP_ATTENTION over F16 or F32 caches.
  *
- * Attention is computed per (token, head) pair with a two-pass softmax: the
- * scores of the visible cache rows go to a per-thread buffer, then their max
- * is subtracted before exponentiating, so large scores cannot overflow. Pairs
- * are spread over the pool. */
-#include <math.h>
+ * Attention runs as tiled work items (cpu_attention.h, cpu_attention_tiled.c)
+ * spread over the pool; this file sets the job up. */
 #include <string.h>
 
 #include "../../base/quant.h"
+#include "cpu_attention.h"
 #include "cpu_internal.h"
 
 #define ATTENTION_PARALLEL_MIN_WORK 32768 /* multiply-adds below which one thread does it all */
@@ -39,100 +37,67 @@ strata_status cpu_run_kv_store(cpu_context *ctx, const backend_op *op, strata_er
     return STRATA_OK;
 }
 
-typedef struct attention_job {
+/* Items of the tiled attention claimed by one thread. */
+typedef struct attention_run {
     cpu_context *ctx;
-    const backend_op *op;
-    const float *q;
-    float *out;
-    const char *k, *v;
-    const int32_t *positions;
-    int64_t head_dim, n_heads, group; /* group: query heads per kv head */
-    cpu_dot_fn k_dot;                 /* K row (cache dtype) . q (f32) */
-    void (*axpy_f16)(int64_t n, float a, const void *x, float *y);
-} attention_job;
+    const cpu_attention_job *job;
+} attention_run;
 
-/* out += p * v_row (v_row F16 or F32) */
-static void accumulate_row(const attention_job *job, float *out, float p, const void *v_row, int64_t n)
+static void attention_items(void *arg, int64_t begin, int64_t end, int thread_index)
 {
-    if (job->op->src[2]->dtype == DTYPE_F32) {
-        const float *v = v_row;
-        for (int64_t i = 0; i < n; i++)
-            out[i] += p * v[i];
-    } else {
-        job->axpy_f16(n, p, v_row, out);
-    }
+    const attention_run *run = arg;
+    void *scratch = cpu_per_thread_slice(run->ctx, thread_index);
+    for (int64_t item = begin; item < end; item++)
+        cpu_attention_run_item(run->job, item, scratch);
 }
 
-static void attention_pairs(void *arg, int64_t begin, int64_t end, int thread_index)
+const cpu_attention_kernels *cpu_attention_kernels_for(cpu_isa isa)
 {
-    const attention_job *job = arg;
-    const backend_op *op = job->op;
-    const strata_tensor *k_cache = op->src[1], *v_cache = op->src[2];
-    const float scale = op->params.attention.scale, softcap = op->params.attention.softcap;
-    const int32_t window = op->params.attention.sliding_window;
-    float *scores = cpu_per_thread_slice(job->ctx, thread_index);
-    for (int64_t pair = begin; pair < end; pair++) {
-        int64_t t = pair / job->n_heads, h = pair % job->n_heads;
-        int64_t kv_head = h / job->group;
-        const float *q = job->q + pair * job->head_dim;
-        float *out = job->out + pair * job->head_dim;
-        memset(out, 0, (size_t)job->head_dim * sizeof(float));
-        /* visible rows: [first, last) */
-        int64_t pos = job->positions[t];
-        int64_t last = pos + 1 < op->params.attention.n_kv ? pos + 1 : op->params.attention.n_kv;
-        int64_t first = window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
-        if (last <= first)
-            continue;
-        float max = -INFINITY;
-        for (int64_t j = first; j < last; j++) {
-            const void *k_row = job->k + (size_t)j * k_cache->nb[2] + (size_t)kv_head * k_cache->nb[1];
-            float s = job->k_dot(job->head_dim, k_row, q) * scale;
-            if (softcap > 0.0f)
-                s = softcap * tanhf(s / softcap);
-            scores[j - first] = s;
-            max = fmaxf(max, s);
-        }
-        double sum = 0.0;
-        for (int64_t j = first; j < last; j++) {
-            float p = expf(scores[j - first] - max);
-            sum += p;
-            const void *v_row = job->v + (size_t)j * v_cache->nb[2] + (size_t)kv_head * v_cache->nb[1];
-            accumulate_row(job, out, p, v_row, job->head_dim);
-        }
-        float inv = (float)(1.0 / sum);
-        for (int64_t i = 0; i < job->head_dim; i++)
-            out[i] *= inv;
-    }
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (isa == CPU_ISA_AVX2)
+        return &cpu_attention_kernels_avx2;
+#endif
+    (void)isa;
+    return &cpu_attention_kernels_scalar;
 }
 
 strata_status cpu_run_attention(cpu_context *ctx, const backend_op *op, strata_error *err)
 {
-    const strata_tensor *q = op->src[0], *k = op->src[1];
-    int64_t n_kv = op->params.attention.n_kv;
-    strata_status status = cpu_per_thread_reserve(ctx, (size_t)(n_kv > 0 ? n_kv : 1) * sizeof(float), err);
-    if (status != STRATA_OK)
-        return status;
-    attention_job job = {
-        .ctx = ctx,
-        .op = op,
+    const strata_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
+    cpu_attention_job job = {
+        .kernels = cpu_attention_kernels_for(ctx->isa),
         .q = cpu_tensor_data(q),
         .out = cpu_tensor_data(op->dst),
         .k = cpu_tensor_data(k),
-        .v = cpu_tensor_data(op->src[2]),
+        .v = cpu_tensor_data(v),
+        .k_dtype = k->dtype,
+        .v_dtype = v->dtype,
+        .k_head_stride = k->nb[1],
+        .k_row_stride = k->nb[2],
+        .v_head_stride = v->nb[1],
+        .v_row_stride = v->nb[2],
         .positions = cpu_tensor_data(op->src[3]),
         .head_dim = q->ne[0],
         .n_heads = q->ne[1],
+        .n_kv_heads = k->ne[1],
         .group = q->ne[1] / k->ne[1],
-        .k_dot = cpu_kernel_dot(k->dtype, cpu_kernel_choose(k->dtype, ctx->isa)),
-        .axpy_f16 = cpu_axpy_f16_scalar,
+        .n_tok = q->ne[2],
+        .n_kv = op->params.attention.n_kv,
+        .scale = op->params.attention.scale,
+        .softcap = op->params.attention.softcap,
+        .window = op->params.attention.sliding_window,
     };
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    if (ctx->isa == CPU_ISA_AVX2)
-        job.axpy_f16 = cpu_axpy_f16_avx2;
-#endif
-    int64_t pairs = q->ne[1] * q->ne[2];
-    int64_t work_per_pair = 2 * (n_kv > 0 ? n_kv : 1) * q->ne[0];
-    int64_t min_pairs = ATTENTION_PARALLEL_MIN_WORK / work_per_pair + 1;
-    cpu_parallel_for(ctx->pool, pairs, min_pairs, attention_pairs, &job);
+    if (job.n_tok == 0)
+        return STRATA_OK;
+    job.tiling = cpu_attention_tiling_choose(job.head_dim, job.group, job.n_tok, job.n_kv_heads, ctx->n_threads);
+    strata_status status = cpu_per_thread_reserve(ctx, cpu_attention_scratch_bytes(&job.tiling, job.head_dim), err);
+    if (status != STRATA_OK)
+        return status;
+    /* an upper bound of the multiply-adds, to keep tiny ops (decode of a
+     * small model early in the context) on the calling thread */
+    int64_t items = cpu_attention_item_count(&job);
+    int64_t work = 2 * job.n_heads * job.n_tok * (job.n_kv > 0 ? job.n_kv : 1) * job.head_dim;
+    attention_run run = {.ctx = ctx, .job = &job};
+    cpu_parallel_for(ctx->pool, items, work < ATTENTION_PARALLEL_MIN_WORK ? items : 1, attention_items, &run);
     return STRATA_OK;
 }

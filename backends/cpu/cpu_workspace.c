@@ -1,0 +1,54 @@
+/* The CPU backend's own memory (its "workspace", host RAM): the activation
+ * rows of matmuls in the kernels' formats and the per-thread slices (rope's
+ * cos/sin, attention's converted K/V blocks and scores). Capped and tracked
+ * in cpu_scratch_reserve; bounded here, purely, for the planner. */
+#include <unistd.h>
+
+#include "cpu_attention.h"
+#include "cpu_backend.h"
+#include "cpu_internal.h"
+
+void cpu_set_workspace_limit(void *opaque, uint64_t limit_bytes)
+{
+    cpu_context *ctx = opaque;
+    ctx->workspace_limit = limit_bytes;
+}
+
+uint64_t cpu_workspace_peak_bytes(void *opaque)
+{
+    const cpu_context *ctx = opaque;
+    return ctx->workspace_peak;
+}
+
+static uint64_t round_up(uint64_t bytes)
+{
+    return (bytes + CPU_ALIGNMENT - 1) / CPU_ALIGNMENT * CPU_ALIGNMENT;
+}
+
+uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
+{
+    /* threads: the device's, else as many as a large host might run */
+    int threads = query->multiprocessors > 0 ? query->multiprocessors : 256;
+    int64_t tokens = query->max_tokens > 0 ? query->max_tokens : 1;
+    /* activation rows: f32 for float weights, else the widest 8-bit format
+     * (Q8_1: 36 bytes per 32 values; Q8_K 292 per 256 is less) */
+    const uint64_t float_weights = (1ull << DTYPE_F32) | (1ull << DTYPE_F16) | (1ull << DTYPE_BF16);
+    bool floats = query->weight_dtype_mask == 0 || (query->weight_dtype_mask & float_weights) != 0;
+    uint64_t row = floats ? cpu_act_row_bytes(CPU_ACT_F32, query->max_matmul_cols)
+                          : cpu_act_row_bytes(CPU_ACT_Q8_1, (query->max_matmul_cols + 31) / 32 * 32);
+    uint64_t activations = round_up((uint64_t)tokens * row);
+    /* per thread: the larger of rope's and attention's slice, attention's
+     * asked for every token count (the tiling changes with it) */
+    uint64_t slice = round_up((uint64_t)(query->head_dim > 0 ? query->head_dim : 0) * sizeof(float));
+    if (query->n_heads > 0 && query->n_kv_heads > 0 && query->head_dim > 0) {
+        int64_t group = query->n_heads / query->n_kv_heads;
+        for (int64_t n_tok = 1; n_tok <= tokens; n_tok++) {
+            cpu_attention_tiling tiling =
+                cpu_attention_tiling_choose(query->head_dim, group, n_tok, query->n_kv_heads, threads);
+            uint64_t bytes = round_up(cpu_attention_scratch_bytes(&tiling, query->head_dim));
+            if (bytes > slice)
+                slice = bytes;
+        }
+    }
+    return activations + slice * (uint64_t)threads;
+}
