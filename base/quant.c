@@ -385,6 +385,18 @@ strata_status quant_quantize_row(strata_dtype dtype, const float *src, void *dst
     case DTYPE_Q5_K: quantize_blocks_q5_K(src, dst, nb); break;
     case DTYPE_Q6_K: quantize_blocks_q6_K(src, dst, nb); break;
     case DTYPE_Q8_K: quantize_blocks_q8_K(src, dst, nb); break;
+    case DTYPE_IQ4_NL: quantize_blocks_iq4_nl(src, dst, nb); break;
+    case DTYPE_IQ4_XS: quantize_blocks_iq4_xs(src, dst, nb); break;
+    case DTYPE_MXFP4: quantize_blocks_mxfp4(src, dst, nb); break;
+    case DTYPE_TQ1_0: quantize_blocks_tq1_0(src, dst, nb); break;
+    case DTYPE_TQ2_0: quantize_blocks_tq2_0(src, dst, nb); break;
+    case DTYPE_IQ2_XXS:
+    case DTYPE_IQ2_XS:
+    case DTYPE_IQ2_S:
+    case DTYPE_IQ3_XXS:
+    case DTYPE_IQ3_S:
+    case DTYPE_IQ1_S:
+    case DTYPE_IQ1_M: return quantize_blocks_iq_grid(dtype, src, dst, nb, err);
     default:
         return strata_fail(err, STRATA_UNSUPPORTED, "quantize: no quantizer for %s", dtype_name(dtype));
     }

@@ -126,7 +126,7 @@ float quant_e8m0_to_f32_half(uint8_t e);
 uint16_t quant_iq1_m_scale(const block_iq1_m *block);
 
 /* ---- row functions (quant_lowbit.c; quantizers in quant_*_quantize.c) ------
- * Each takes a whole number of blocks and cannot fail. */
+ * Each takes a whole number of blocks; only the grid quantizers can fail. */
 void dequantize_blocks_iq2_xxs(const block_iq2_xxs *src, float *dst, int64_t n_blocks);
 void dequantize_blocks_iq2_xs(const block_iq2_xs *src, float *dst, int64_t n_blocks);
 void dequantize_blocks_iq2_s(const block_iq2_s *src, float *dst, int64_t n_blocks);
@@ -139,5 +139,18 @@ void dequantize_blocks_iq4_xs(const block_iq4_xs *src, float *dst, int64_t n_blo
 void dequantize_blocks_mxfp4(const block_mxfp4 *src, float *dst, int64_t n_blocks);
 void dequantize_blocks_tq1_0(const block_tq1_0 *src, float *dst, int64_t n_blocks);
 void dequantize_blocks_tq2_0(const block_tq2_0 *src, float *dst, int64_t n_blocks);
+
+void quantize_blocks_iq4_nl(const float *src, block_iq4_nl *dst, int64_t n_blocks);
+void quantize_blocks_iq4_xs(const float *src, block_iq4_xs *dst, int64_t n_blocks);
+void quantize_blocks_mxfp4(const float *src, block_mxfp4 *dst, int64_t n_blocks);
+void quantize_blocks_tq1_0(const float *src, block_tq1_0 *dst, int64_t n_blocks);
+void quantize_blocks_tq2_0(const float *src, block_tq2_0 *dst, int64_t n_blocks);
+
+/* Quantizes n_blocks of a grid i-quant (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S,
+ * IQ3_XXS, IQ3_S) into dst (quant_iq_quantize.c). Fails only when the grid's
+ * search index cannot be allocated (STRATA_OUT_OF_MEMORY) or dtype is not one
+ * of these (STRATA_UNSUPPORTED). */
+strata_status quantize_blocks_iq_grid(strata_dtype dtype, const float *src, void *dst, int64_t n_blocks,
+                                      strata_error *err);
 
 #endif

@@ -8,7 +8,9 @@
  *   tolerance is needed. The same for the low-bit formats (IQ*, MXFP4, TQ*),
  *   whose grid tables are also compared point by point with gguf's.
  * - quantize: for the types gguf can quantize (f16, bf16, q4_0, q4_1, q5_0,
- *   q5_1, q8_0), our bytes must equal the package's bytes exactly.
+ *   q5_1, q8_0, mxfp4, tq1_0, tq2_0), our bytes must equal the package's
+ *   bytes exactly. The i-quants have no reference quantizer there: they are
+ *   held to round-trip error bounds.
  * - round trip: gaussian data through quantize -> dequantize for every
  *   format, normalized RMS error under a per-format bound.
  * - bad input: n not a multiple of the block size, an unknown dtype. */
@@ -215,7 +217,8 @@ static void test_grids(void)
 }
 
 static const strata_dtype quant_fixture_types[] = {
-    DTYPE_F16, DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0,
+    DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1,  DTYPE_Q5_0,  DTYPE_Q5_1,
+    DTYPE_Q8_0, DTYPE_MXFP4, DTYPE_TQ1_0, DTYPE_TQ2_0,
 };
 
 /* Both 16-bit values are nans of a half (f16) or bfloat16 (bf16) encoding. */
@@ -308,6 +311,16 @@ static const struct { strata_dtype dtype; double max_nrmse; } round_trip_bounds[
     {DTYPE_Q4_0, 0.10},   {DTYPE_Q4_1, 0.092},  {DTYPE_Q4_K, 0.085},
     /* measured:    q3_k 0.149627, q2_k 0.295455 */
     {DTYPE_Q3_K, 0.18},   {DTYPE_Q2_K, 0.35},
+    /* measured:    iq4_nl 0.075598, iq4_xs 0.076220, mxfp4 0.113915 */
+    {DTYPE_IQ4_NL, 0.09}, {DTYPE_IQ4_XS, 0.09}, {DTYPE_MXFP4, 0.135},
+    /* measured:    iq3_s 0.136499, iq3_xxs 0.184775 */
+    {DTYPE_IQ3_S, 0.165}, {DTYPE_IQ3_XXS, 0.22},
+    /* measured:    iq2_s 0.249522, iq2_xs 0.296707, iq2_xxs 0.346222 */
+    {DTYPE_IQ2_S, 0.30},  {DTYPE_IQ2_XS, 0.355}, {DTYPE_IQ2_XXS, 0.415},
+    /* measured:    iq1_m 0.444838, iq1_s 0.484707; tq1_0 = tq2_0 0.807706
+     * (ternary with one scale per 256: a format for ternary-trained
+     * weights, not for gaussian ones) */
+    {DTYPE_IQ1_M, 0.53},  {DTYPE_IQ1_S, 0.58},   {DTYPE_TQ1_0, 0.85}, {DTYPE_TQ2_0, 0.85},
 };
 
 static void test_round_trip(void)
@@ -349,8 +362,11 @@ done:
  * back close to itself even in the formats with a min. */
 static void test_degenerate_rows(void)
 {
-    static const strata_dtype types[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1,
-                                         DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K};
+    static const strata_dtype types[] = {DTYPE_Q4_0,    DTYPE_Q4_1,   DTYPE_Q5_0,   DTYPE_Q5_1,    DTYPE_Q8_0,
+                                         DTYPE_Q8_1,    DTYPE_Q2_K,   DTYPE_Q3_K,   DTYPE_Q4_K,    DTYPE_Q5_K,
+                                         DTYPE_Q6_K,    DTYPE_Q8_K,   DTYPE_IQ4_NL, DTYPE_IQ4_XS,  DTYPE_MXFP4,
+                                         DTYPE_IQ3_S,   DTYPE_IQ3_XXS, DTYPE_IQ2_S, DTYPE_IQ2_XS,  DTYPE_IQ2_XXS,
+                                         DTYPE_IQ1_M,   DTYPE_IQ1_S,  DTYPE_TQ1_0,  DTYPE_TQ2_0};
     float x[QK_K], y[QK_K];
     unsigned char q[512];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -410,9 +426,12 @@ static void test_derived_fields(void)
  * not specified beyond "some valid bytes". */
 static void test_non_finite_input(void)
 {
-    static const strata_dtype types[] = {DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0,
-                                         DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1, DTYPE_Q2_K, DTYPE_Q3_K,
-                                         DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K};
+    static const strata_dtype types[] = {DTYPE_F16,    DTYPE_BF16,    DTYPE_Q4_0,  DTYPE_Q4_1,   DTYPE_Q5_0,
+                                         DTYPE_Q5_1,   DTYPE_Q8_0,    DTYPE_Q8_1,  DTYPE_Q2_K,   DTYPE_Q3_K,
+                                         DTYPE_Q4_K,   DTYPE_Q5_K,    DTYPE_Q6_K,  DTYPE_Q8_K,   DTYPE_IQ4_NL,
+                                         DTYPE_IQ4_XS, DTYPE_MXFP4,   DTYPE_IQ3_S, DTYPE_IQ3_XXS, DTYPE_IQ2_S,
+                                         DTYPE_IQ2_XS, DTYPE_IQ2_XXS, DTYPE_IQ1_M, DTYPE_IQ1_S,  DTYPE_TQ1_0,
+                                         DTYPE_TQ2_0};
     float x[QK_K], y[QK_K];
     unsigned char q[QK_K * 4];
     fill_gaussian(x, QK_K, 3);
