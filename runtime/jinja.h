@@ -10,7 +10,7 @@
  *
  * Files: jinja_lex.c (source to tokens, whitespace control), jinja_parse.c
  * (tokens to a syntax tree), jinja_eval.c (rendering), jinja_builtins.c
- * (filters, tests, global functions), jinja_methods.c (str/dict/list
+ * (filters, global functions), jinja_tests.c (is-tests), jinja_methods.c (str/dict/list
  * methods), jinja_value.c (values, str() and comparisons), jinja_json.c
  * (JSON in and out).
  *
