@@ -4,7 +4,8 @@
  * The grid formats load their 8-byte (IQ2, IQ1) or 4-byte (IQ3) grid points
  * straight into a register, 32 weights at a time. Stored signs are applied
  * to the activation bytes instead of the weights (q -> -q where the sign bit
- * is set: the activations are never -128, so that is exact), which leaves
+ * is set, by _mm256_sign_epi8 with 8 sign bytes per stored sign byte from a
+ * table; the activations are never -128, so that is exact), which leaves
  * unsigned weight magnitudes for _mm256_maddubs_epi16 (pair sums at most
  * 2 * 62 * 127, far from int16 saturation). Signed weights (IQ1's 8 grid +-
  * 1, the IQ4 and MXFP4 levels) use the same trick the other way round:
@@ -38,21 +39,31 @@ AVX2_FN static inline float hsum_ps(__m256 v)
     return _mm_cvtss_f32(x);
 }
 
-/* 32 byte masks from 4 bytes of sign bits (byte k for elements 8k..8k+7,
- * bit j for element 8k + j): 0xff where the bit is set. */
-AVX2_FN static inline __m256i sign_masks(uint32_t signs)
-{
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
-                                            3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)signs), spread);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bits), bits);
-}
+/* Sign bytes of 8 elements from a byte of sign bits: byte j is -1 (0xff)
+ * where bit j is set, else +1, for _mm256_sign_epi8. sign_bytes[b] for a
+ * byte b of stored signs (IQ2_S, IQ3_S); even_sign_bytes[i] for a 7-bit
+ * field i whose eighth sign makes the count of minus signs even (IQ2_XXS,
+ * IQ2_XS, IQ3_XXS: the expansion quant_iq2_signs holds). Built by the
+ * preprocessor from those definitions. */
+#define SIGN_BYTE(b, j) ((((b) >> (j)) & 1 ? 0xffull : 0x01ull) << (8 * (j)))
+#define SIGN_BYTES(b)                                                                                               \
+    (SIGN_BYTE(b, 0) | SIGN_BYTE(b, 1) | SIGN_BYTE(b, 2) | SIGN_BYTE(b, 3) | SIGN_BYTE(b, 4) | SIGN_BYTE(b, 5) |    \
+     SIGN_BYTE(b, 6) | SIGN_BYTE(b, 7))
+#define PARITY7(i) ((((i) >> 0) ^ ((i) >> 1) ^ ((i) >> 2) ^ ((i) >> 3) ^ ((i) >> 4) ^ ((i) >> 5) ^ ((i) >> 6)) & 1)
+#define EVEN_SIGN_BYTES(i) SIGN_BYTES((i) | (PARITY7(i) << 7))
+#define ROW4(F, i) F(i), F(i + 1), F(i + 2), F(i + 3)
+#define ROW16(F, i) ROW4(F, i), ROW4(F, i + 4), ROW4(F, i + 8), ROW4(F, i + 12)
+#define ROW64(F, i) ROW16(F, i), ROW16(F, i + 16), ROW16(F, i + 32), ROW16(F, i + 48)
 
-/* q negated where mask is 0xff. */
-AVX2_FN static inline __m256i negate_where(__m256i q, __m256i mask)
+static const uint64_t sign_bytes[256] = {ROW64(SIGN_BYTES, 0), ROW64(SIGN_BYTES, 64), ROW64(SIGN_BYTES, 128),
+                                         ROW64(SIGN_BYTES, 192)};
+static const uint64_t even_sign_bytes[128] = {ROW64(EVEN_SIGN_BYTES, 0), ROW64(EVEN_SIGN_BYTES, 64)};
+
+/* The activations of 32 elements with the signs of four sign-byte entries
+ * (elements 0..7 take s0, ...). */
+AVX2_FN static inline __m256i apply_signs(__m256i q, uint64_t s0, uint64_t s1, uint64_t s2, uint64_t s3)
 {
-    return _mm256_sub_epi8(_mm256_xor_si256(q, mask), mask);
+    return _mm256_sign_epi8(q, _mm256_set_epi64x((long long)s3, (long long)s2, (long long)s1, (long long)s0));
 }
 
 /* int32 lanes of sum (|w| q') pairs times scale, w unsigned magnitudes and
@@ -89,15 +100,12 @@ AVX2_FN float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
             const __m256i grid = _mm256_set_epi64x(
                 (long long)quant_iq2xxs_grid[idx >> 24], (long long)quant_iq2xxs_grid[(idx >> 16) & 0xff],
                 (long long)quant_iq2xxs_grid[(idx >> 8) & 0xff], (long long)quant_iq2xxs_grid[idx & 0xff]);
-            const uint32_t signs = (uint32_t)quant_iq2_signs[aux & 0x7f] |
-                                   (uint32_t)quant_iq2_signs[(aux >> 7) & 0x7f] << 8 |
-                                   (uint32_t)quant_iq2_signs[(aux >> 14) & 0x7f] << 16 |
-                                   (uint32_t)quant_iq2_signs[(aux >> 21) & 0x7f] << 24;
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, negate_where(q, sign_masks(signs)),
-                                                         _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[aux & 0x7f], even_sign_bytes[(aux >> 7) & 0x7f],
+                                          even_sign_bytes[(aux >> 14) & 0x7f], even_sign_bytes[(aux >> 21) & 0x7f]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
         }
-        sum += fp16_to_f32(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
     return sum;
 }
@@ -114,16 +122,13 @@ AVX2_FN float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
             const __m256i grid = _mm256_set_epi64x(
                 (long long)quant_iq2xs_grid[codes[3] & 511], (long long)quant_iq2xs_grid[codes[2] & 511],
                 (long long)quant_iq2xs_grid[codes[1] & 511], (long long)quant_iq2xs_grid[codes[0] & 511]);
-            const uint32_t signs = (uint32_t)quant_iq2_signs[codes[0] >> 9] |
-                                   (uint32_t)quant_iq2_signs[codes[1] >> 9] << 8 |
-                                   (uint32_t)quant_iq2_signs[codes[2] >> 9] << 16 |
-                                   (uint32_t)quant_iq2_signs[codes[3] >> 9] << 24;
             const uint8_t s = wb[b].scales[ib];
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, negate_where(q, sign_masks(signs)),
-                                                         two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[codes[0] >> 9], even_sign_bytes[codes[1] >> 9],
+                                          even_sign_bytes[codes[2] >> 9], even_sign_bytes[codes[3] >> 9]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
         }
-        sum += fp16_to_f32(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
     return sum;
 }
@@ -143,14 +148,14 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
                                                    (long long)quant_iq2s_grid[low[2] | ((high << 4) & 0x300)],
                                                    (long long)quant_iq2s_grid[low[1] | ((high << 6) & 0x300)],
                                                    (long long)quant_iq2s_grid[low[0] | ((high << 8) & 0x300)]);
-            uint32_t signs;
-            memcpy(&signs, blk->qs + QK_K / 8 + 4 * ib, sizeof signs);
+            const uint8_t *signs = blk->qs + QK_K / 8 + 4 * ib;
             const uint8_t s = blk->scales[ib];
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, negate_where(q, sign_masks(signs)),
-                                                         two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          sign_bytes[signs[0]], sign_bytes[signs[1]], sign_bytes[signs[2]],
+                                          sign_bytes[signs[3]]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
         }
-        sum += fp16_to_f32(blk->d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
     return sum;
 }
@@ -171,15 +176,12 @@ AVX2_FN float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
                 (int)quant_iq3xxs_grid[idx[7]], (int)quant_iq3xxs_grid[idx[6]], (int)quant_iq3xxs_grid[idx[5]],
                 (int)quant_iq3xxs_grid[idx[4]], (int)quant_iq3xxs_grid[idx[3]], (int)quant_iq3xxs_grid[idx[2]],
                 (int)quant_iq3xxs_grid[idx[1]], (int)quant_iq3xxs_grid[idx[0]]);
-            const uint32_t signs = (uint32_t)quant_iq2_signs[aux & 0x7f] |
-                                   (uint32_t)quant_iq2_signs[(aux >> 7) & 0x7f] << 8 |
-                                   (uint32_t)quant_iq2_signs[(aux >> 14) & 0x7f] << 16 |
-                                   (uint32_t)quant_iq2_signs[(aux >> 21) & 0x7f] << 24;
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, negate_where(q, sign_masks(signs)),
-                                                         _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[aux & 0x7f], even_sign_bytes[(aux >> 7) & 0x7f],
+                                          even_sign_bytes[(aux >> 14) & 0x7f], even_sign_bytes[(aux >> 21) & 0x7f]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
         }
-        sum += fp16_to_f32(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.25f;
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.25f;
     }
     return sum;
 }
@@ -202,14 +204,14 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
                 (int)quant_iq3s_grid[index[7]], (int)quant_iq3s_grid[index[6]], (int)quant_iq3s_grid[index[5]],
                 (int)quant_iq3s_grid[index[4]], (int)quant_iq3s_grid[index[3]], (int)quant_iq3s_grid[index[2]],
                 (int)quant_iq3s_grid[index[1]], (int)quant_iq3s_grid[index[0]]);
-            uint32_t signs;
-            memcpy(&signs, blk->signs + 4 * ib, sizeof signs);
+            const uint8_t *signs = blk->signs + 4 * ib;
             const int s = (blk->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
-            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, negate_where(q, sign_masks(signs)),
-                                                         _mm256_set1_epi16((int16_t)(2 * s + 1))));
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          sign_bytes[signs[0]], sign_bytes[signs[1]], sign_bytes[signs[2]],
+                                          sign_bytes[signs[3]]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * s + 1))));
         }
-        sum += fp16_to_f32(blk->d) * ab[b].d * (float)hsum_epi32(total);
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
     }
     return sum;
 }
@@ -248,7 +250,7 @@ AVX2_FN float cpu_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
             total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(weights, q),
                                                               _mm256_set1_epi16((int16_t)(2 * ((qh >> 12) & 7) + 1))));
         }
-        sum += fp16_to_f32(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
     return sum;
 }
@@ -277,7 +279,7 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
             total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q),
                                                               two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1)));
         }
-        sum += fp16_to_f32(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+        sum += _cvtsh_ss(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
     return sum;
 }
@@ -314,12 +316,12 @@ AVX2_FN static float nibble_table_dot_q8_0(int64_t n_blocks, const uint8_t *bloc
         } else {
             uint16_t d16;
             memcpy(&d16, blk, sizeof d16);
-            d = fp16_to_f32(d16);
+            d = _cvtsh_ss(d16);
         }
         const __m256i levels = nibble_levels(blk + (is_mxfp4 ? 1 : 2), table);
         const __m256i q = _mm256_loadu_si256((const __m256i *)ab[b].qs);
         const __m256i sums = _mm256_madd_epi16(signed_pairs(levels, q), ones);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * fp16_to_f32(ab[b].d)), _mm256_cvtepi32_ps(sums), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * _cvtsh_ss(ab[b].d)), _mm256_cvtepi32_ps(sums), acc);
     }
     return hsum_ps(acc);
 }
@@ -349,7 +351,7 @@ AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
             total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(nibble_levels(blk->qs + 16 * ib, table), q),
                                                               _mm256_set1_epi16((int16_t)(ls - 32))));
         }
-        sum += fp16_to_f32(blk->d) * ab[b].d * (float)hsum_epi32(total);
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
     }
     return sum;
 }
@@ -375,7 +377,7 @@ AVX2_FN float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a)
         int32_t q_sum = 0;
         for (int g = 0; g < QK_K / 16; g++)
             q_sum += ab[b].bsums[g];
-        sum += fp16_to_f32(wb[b].d) * ab[b].d * (float)(hsum_epi32(total) - q_sum);
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)(hsum_epi32(total) - q_sum);
     }
     return sum;
 }
