@@ -18,6 +18,7 @@
 #define STRATA_QUANT_LOWBIT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "quant.h"
 
@@ -119,8 +120,17 @@ extern const int8_t quant_iq4nl_values[16];
 extern const int8_t quant_mxfp4_values[16];
 
 /* The MXFP4 scale of exponent byte e, halved (the values table is doubled):
- * 2^(e - 128), exact (a subnormal float for e < 2). */
-float quant_e8m0_to_f32_half(uint8_t e);
+ * 2^(e - 128), exact (a subnormal float for e < 2). Inline: the dot
+ * products call it once per 32 weights. */
+static inline float quant_e8m0_to_f32_half(uint8_t e)
+{
+    /* exponent field e - 1 for e >= 2; below that a subnormal with one
+     * mantissa bit (2^-128 = 2^21 ulps of 2^-149, 2^-127 = 2^22) */
+    const uint32_t bits = e < 2 ? (uint32_t)0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
 
 /* The fp16 super-block scale of an IQ1_M block (from its scales' nibbles). */
 uint16_t quant_iq1_m_scale(const block_iq1_m *block);
