@@ -1135,7 +1135,7 @@ static void test_weight_formats(void)
     kept_for_dtype = kept;
     check_against_brute("70b iq2_xs_mix 24G (no i-quants) + 64G", &r, fixed, &plan, NULL);
     kept_for_dtype = NULL;
-    CHECK(plan.fits && strstr(plan.note, "cuda0 does not compute iq2_xs: 470 of its weights"),
+    CHECK(plan.fits && strstr(plan.note, "cuda0 does not compute iq2_xs: 470 of its layers' weights"),
           "70b iq2_xs_mix: fits=%d, note '%s'", plan.fits, plan.note);
     CHECK(plan.output_device == 0 && plan.devices[0].n_layers == 80,
           "70b iq2_xs_mix: the rest of every layer and the q5_k output on cuda0 (output on %d, %lld layers)",
@@ -1189,7 +1189,8 @@ static void test_weight_formats(void)
     CHECK(plan_of(&r, &plan) == STRATA_OK, "70b iq2_xs plan");
     check_plan("70b iq2_xs 24G (no i-quants) + 64G", &r, fixed, &plan);
     kept_for_dtype = NULL;
-    CHECK(plan.fits && plan.output_device == 1 && plan.devices[0].weights_bytes < GIB,
+    CHECK(plan.fits && plan.output_device == 1 && plan.devices[0].weights_bytes < GIB &&
+              strstr(plan.note, "cuda0 does not compute iq2_xs"),
           "70b iq2_xs without i-quants on cuda0: fits=%d, output on %d, %llu bytes of weights on cuda0", plan.fits,
           plan.output_device, (unsigned long long)plan.devices[0].weights_bytes);
     planner_result_release(&plan);
