@@ -101,7 +101,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
   set_source_files_properties(${STRATA_EMU_KERNEL_SOURCES} PROPERTIES
     COMPILE_OPTIONS "-include;${STRATA_EMU_DIR}/include/emulator_device.h;-Wno-unknown-pragmas;-Wno-unused-parameter")
   set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
-  target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m strata_pcre2)
+  target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m strata_pcre2 strata_jansson)
 
   # the strata command on the emulator, for trying the CUDA paths of run/bench without a GPU
   file(GLOB STRATA_EMU_TOOL_SOURCES CONFIGURE_DEPENDS tools/*.c)
