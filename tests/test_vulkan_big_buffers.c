@@ -11,7 +11,9 @@
  *   than lavapipe runs a shader's loops for (VK_LLVMPIPE_LOOP_ITERATIONS);
  * - get_rows of 9000 ids into a 147 MB output from a 138 MB F32 table;
  * - a matmul with a 144 MB output (300000 rows x 120 tokens);
- * - add, rms_norm and an f32 -> f16 copy of 136 MB activations.
+ * - add, rms_norm and an f32 -> f16 copy of 136 MB activations;
+ * - supports() of attention and kv_store over a 2.2M-token cache (more
+ *   than 2^31 values), on descriptors alone.
  * Results are compared with double-precision references (tests/common) or
  * bit for bit. Skips (77) without a Vulkan device. */
 #include <math.h>
@@ -423,6 +425,29 @@ done:
     free(halves);
 }
 
+/* supports() takes a 2.2M-token cache of 8 kv heads x 128 (2^31 values and
+ * more: the ops bind it in ranges), judged on descriptors alone. */
+static void test_supports_long_cache(void)
+{
+    enum { N_CTX = 2200000 };
+    strata_tensor q, k, v, pos, dst, rows;
+    tensor_init_contiguous(&q, DTYPE_F32, HEAD_DIM, 32, 1, 1);
+    tensor_init_contiguous(&k, DTYPE_F16, HEAD_DIM, 8, N_CTX, 1);
+    tensor_init_contiguous(&v, DTYPE_F16, HEAD_DIM, 8, N_CTX, 1);
+    tensor_init_contiguous(&pos, DTYPE_I32, 1, 1, 1, 1);
+    tensor_init_contiguous(&dst, DTYPE_F32, HEAD_DIM, 32, 1, 1);
+    backend_op attention = {.kind = OP_ATTENTION, .dst = &dst, .src = {&q, &k, &v, &pos}};
+    attention.params.attention.n_kv = N_CTX;
+    attention.params.attention.scale = 0.1f;
+    CHECK(dev.ops->supports(dev.ctx, &attention), "supports() refuses attention over a 2.2M-token cache");
+    strata_tensor cache = k; /* kv_store sees [HEAD_DIM * 8, N_CTX] */
+    tensor_init_contiguous(&cache, DTYPE_F16, HEAD_DIM * 8, N_CTX, 1, 1);
+    tensor_init_contiguous(&rows, DTYPE_F32, HEAD_DIM * 8, 1, 1, 1);
+    backend_op store = {.kind = OP_KV_STORE, .dst = &cache, .src = {&rows, &pos}};
+    CHECK(dev.ops->supports(dev.ctx, &store), "supports() refuses kv_store into a 2.2M-token cache");
+    printf("supports() takes attention and kv_store over a cache of %.2fG values\n", HEAD_DIM * 8.0 * N_CTX / 1e9);
+}
+
 int main(void)
 {
     strata_error err = {0};
@@ -444,7 +469,7 @@ int main(void)
     dev.ops->get_info(dev.ctx, &info);
     printf("%s: %s\n", info.name, info.features);
     double start = seconds();
-    void (*parts[])(void) = {test_long_f32_cache, test_long_f16_split, test_get_rows_big_output,
+    void (*parts[])(void) = {test_supports_long_cache, test_long_f32_cache, test_long_f16_split, test_get_rows_big_output,
                              test_matmul_big_output, test_activations};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         double part_start = seconds();
