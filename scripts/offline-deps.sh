@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one library strata needs (PCRE2) for a machine that has a compiler,
+# The libraries strata needs (PCRE2 and jansson) for a machine that has a compiler,
 # CMake and the CUDA toolkit but no way to install packages:
 #
 #   scripts/offline-deps.sh download DIR    (on a Debian/Ubuntu machine with
@@ -17,7 +17,7 @@
 # about 1 MB; nothing is installed system-wide.
 set -euo pipefail
 
-packages=(libpcre2-dev libpcre2-8-0)
+packages=(libpcre2-dev libpcre2-8-0 libjansson-dev libjansson4)
 
 usage() {
     sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
