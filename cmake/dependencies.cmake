@@ -1,6 +1,8 @@
-# The one library libstrata links besides libc and pthreads: PCRE2 (8-bit
-# code units, for the BPE pre-tokenizers), as the imported target
-# strata_pcre2.
+# The libraries strata links besides libc and pthreads, as imported
+# targets: PCRE2 (8-bit code units, for the BPE pre-tokenizers) for
+# libstrata as strata_pcre2; for the server (server/, `strata serve`)
+# libmicrohttpd (HTTP) as strata_microhttpd and jansson (JSON) as
+# strata_jansson.
 #
 # pkg-config is asked first. Where it is missing or does not know the module
 # (a machine without a package manager, with the packages unpacked into a
@@ -40,3 +42,5 @@ function(strata_find_dependency target module header library package)
 endfunction()
 
 strata_find_dependency(strata_pcre2 libpcre2-8 pcre2.h pcre2-8 libpcre2-dev)
+strata_find_dependency(strata_jansson jansson jansson.h jansson libjansson-dev)
+strata_find_dependency(strata_microhttpd libmicrohttpd microhttpd.h microhttpd libmicrohttpd-dev)
