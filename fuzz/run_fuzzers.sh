@@ -55,6 +55,8 @@ seeds_for() {
   case "$1" in
     fuzz_gguf) echo "$root/tests/data/gguf $root/tests/data/gguf/malformed" ;;
     fuzz_tokenizer) make_tokenizer_seeds && echo "$build/fuzz-seeds/fuzz_tokenizer" ;;
+    # request bodies: the first byte picks the endpoint (see fuzz/fuzz_request.c)
+    fuzz_request) echo "$root/tests/data/request" ;;
     *)
       local area=${1#fuzz_}
       [ -d "$root/tests/data/$area" ] && echo "$root/tests/data/$area"

@@ -423,7 +423,7 @@ bool api_request_parse(api_kind kind, const char *body, size_t len, const strata
     out->max_tokens = kind == API_COMPLETIONS ? 16 : -1;
     out->sampling = *defaults;
     json_error_t json_err;
-    json_t *root = json_loadb(body, len, 0, &json_err);
+    json_t *root = json_loadb(body, len, JSON_DECODE_ANY, &json_err);
     if (!root)
         return api_fail(err, 400, NULL, "the body is not valid JSON: %s (line %d, column %d)", json_err.text,
                         json_err.line, json_err.column);

@@ -47,6 +47,7 @@ typedef struct sched_slot {
     size_t piece_size;
     text_buffer released;     /* what this step hands over */
     bool finished, failed;
+    int fail_status;          /* when failed: the HTTP status (0: 500) */
     api_finish finish;
     char error[STRATA_ERROR_MESSAGE_MAX + 128];
 } sched_slot;
@@ -287,8 +288,11 @@ static void slot_flush(scheduler *sched, sched_slot *slot)
         if (n > 0)
             slot_emit(slot, rest, (size_t)n);
     }
-    if (!stop_matcher_flush(&slot->stops, &slot->released))
+    int found = stop_matcher_flush(&slot->stops, &slot->released);
+    if (found < 0)
         slot_fail(slot, "generating", NULL);
+    else if (found > 0)
+        slot->finish = API_FINISH_STOP;
 }
 
 /* One turn: a chunk of prompt, then (once the prompt is in) one token. */
@@ -365,7 +369,7 @@ static void slot_publish_locked(scheduler *sched, sched_slot *slot)
     if (!slot->finished)
         return;
     if (slot->failed) {
-        job_fail_locked(job, 500, slot->error);
+        job_fail_locked(job, slot->fail_status ? slot->fail_status : 500, slot->error);
     } else {
         job->done = true;
         job->finish = slot->finish;
@@ -376,6 +380,7 @@ static void slot_publish_locked(scheduler *sched, sched_slot *slot)
     slot->sampler = NULL;
     stop_matcher_free(&slot->stops);
     slot->started = slot->finished = slot->failed = false;
+    slot->fail_status = 0;
     slot->job = NULL;
     slot->positions = 0;
     job_unref_locked(job);
@@ -424,6 +429,7 @@ static void end_all_locked(scheduler *sched)
         if (!slot->job)
             continue;
         slot->finished = slot->failed = true;
+        slot->fail_status = 503;
         snprintf(slot->error, sizeof slot->error, "the server is shutting down");
         slot_publish_locked(sched, slot);
         slot->job = NULL;

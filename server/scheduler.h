@@ -51,7 +51,7 @@ typedef struct job_input {
 typedef struct job_update {
     bool done;                /* nothing more will come */
     bool failed;              /* done with an error instead of a finish */
-    int http_status;          /* when failed: 500 (decoding failed) or 503 (shutting down) */
+    int http_status;          /* when failed: 500 (decoding failed), 503 (shutting down), 499 (cancelled) */
     char error[STRATA_ERROR_MESSAGE_MAX + 128];
     api_finish finish;        /* when done and not failed */
     int64_t prompt_tokens;

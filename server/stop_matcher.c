@@ -50,6 +50,30 @@ static size_t held_tail(const stop_matcher *matcher, const char *text, size_t le
     return longest;
 }
 
+/* Decides what held text can go: a complete stop string at p ends the
+ * text there unless a longer stop string may still start before p (its
+ * beginning is a tail of the held text); at the end of the text (final)
+ * nothing more can come. Returns 1 when stopped, 0 when not, -1 when memory
+ * ran out. */
+static int settle(stop_matcher *matcher, text_buffer *out, bool final)
+{
+    const char *held = matcher->held.data ? matcher->held.data : "";
+    size_t held_len = matcher->held.len;
+    long stop_at = earliest_stop(matcher, held, held_len);
+    size_t keep = final ? 0 : held_tail(matcher, held, held_len);
+    size_t undecided_from = held_len - keep;
+    if (stop_at >= 0 && (size_t)stop_at <= undecided_from) {
+        matcher->stopped = true;
+        bool ok = text_buffer_append(out, held, (size_t)stop_at);
+        text_buffer_clear(&matcher->held);
+        return ok ? 1 : -1;
+    }
+    if (!text_buffer_append(out, held, undecided_from))
+        return -1;
+    text_buffer_consume(&matcher->held, undecided_from);
+    return 0;
+}
+
 int stop_matcher_feed(stop_matcher *matcher, const char *text, size_t len, text_buffer *out)
 {
     if (matcher->stopped)
@@ -58,28 +82,16 @@ int stop_matcher_feed(stop_matcher *matcher, const char *text, size_t len, text_
         return text_buffer_append(out, text, len) ? 0 : -1;
     if (!text_buffer_append(&matcher->held, text, len))
         return -1;
-    const char *held = matcher->held.data;
-    size_t held_len = matcher->held.len;
-    long stop_at = earliest_stop(matcher, held, held_len);
-    if (stop_at >= 0) {
-        matcher->stopped = true;
-        bool ok = text_buffer_append(out, held, (size_t)stop_at);
-        text_buffer_clear(&matcher->held);
-        return ok ? 1 : -1;
-    }
-    size_t keep = held_tail(matcher, held, held_len);
-    if (!text_buffer_append(out, held, held_len - keep))
-        return -1;
-    text_buffer_consume(&matcher->held, held_len - keep);
-    return 0;
+    return settle(matcher, out, false);
 }
 
-bool stop_matcher_flush(stop_matcher *matcher, text_buffer *out)
+int stop_matcher_flush(stop_matcher *matcher, text_buffer *out)
 {
-    bool ok = matcher->stopped || text_buffer_append(out, matcher->held.data ? matcher->held.data : "",
-                                                     matcher->held.len);
+    if (matcher->stopped)
+        return 1;
+    int result = settle(matcher, out, true);
     text_buffer_clear(&matcher->held);
-    return ok;
+    return result;
 }
 
 void stop_matcher_free(stop_matcher *matcher)

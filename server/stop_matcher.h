@@ -22,13 +22,16 @@ typedef struct stop_matcher {
 /* Starts a matcher over stops (borrowed; they must outlive it). */
 void stop_matcher_init(stop_matcher *matcher, char *const *stops, size_t n_stops);
 /* Feeds len bytes of generated text; appends the text now safe to send to
- * out. Returns 1 when a stop string was found (the text before it is in out,
+ * out. A stop string is taken where the earliest one starts in the whole
+ * text. Returns 1 when a stop string was found (the text before it is in out,
  * the stop string and anything after are dropped), 0 when not, -1 when
  * memory ran out. */
 int stop_matcher_feed(stop_matcher *matcher, const char *text, size_t len, text_buffer *out);
-/* At the end of generation: releases the text held back (none after a
- * stop). Returns false when memory ran out. */
-bool stop_matcher_flush(stop_matcher *matcher, text_buffer *out);
+/* At the end of generation: settles the text held back, which may still
+ * hold a stop string (one that had to wait to see whether a longer stop
+ * string started before it). Returns 1 when a stop string was found (now
+ * or before), 0 when not, -1 when memory ran out. */
+int stop_matcher_flush(stop_matcher *matcher, text_buffer *out);
 void stop_matcher_free(stop_matcher *matcher);
 
 #endif
