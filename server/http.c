@@ -47,7 +47,7 @@ static const route routes[] = {
 typedef struct request_state {
     const route *route;       /* NULL: unknown path (answered at once) */
     bool answered;            /* a response is queued */
-    bool too_big;             /* the body passed --max-body: the rest is discarded */
+    bool too_big;             /* the body passed --max-body: the rest is dropped */
     text_buffer body;
 } request_state;
 
@@ -62,6 +62,8 @@ enum MHD_Result http_respond(struct MHD_Connection *connection, int status, cons
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 413) /* the rest of an oversized body is not read: do not wait for another request */
+        MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result result = MHD_queue_response(connection, (unsigned int)status, response);
     MHD_destroy_response(response);
     return result;
@@ -211,6 +213,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         if (state->too_big)
             return MHD_YES;
+        /* a body without a declared length (chunked) that passes the limit
+         * is dropped as it comes: libmicrohttpd answers only once the body
+         * has been read */
         if (size > server->config->max_body - state->body.len || !text_buffer_append(&state->body, upload_data, size)) {
             state->too_big = true;
             text_buffer_free(&state->body);
