@@ -269,6 +269,12 @@ typedef struct backend_registration {
      * backend allocates for the ops of a forward pass of these shapes. NULL:
      * the backend needs none beyond its buffers. */
     uint64_t (*workspace_bytes)(const backend_workspace_query *query);
+    /* Optional, pure (the planner asks it about devices that are not
+     * present): whether a device of this backend computes matmul and
+     * get_rows with weights of dtype. The planner keeps weights of a dtype
+     * it says no to in host RAM, computed by the CPU. NULL: every weight
+     * dtype the op contract allows. supports() must agree with it. */
+    bool (*weight_dtype_supported)(strata_dtype dtype);
 } backend_registration;
 
 /* The built-in backends, CPU first; *count receives their number. */

@@ -1,6 +1,6 @@
 /* Row dispatch for every block format, and the 32-element formats (Q4_0,
  * Q4_1, Q5_0, Q5_1, Q8_0, Q8_1) plus the plain float types. The K-quants live
- * in quant_k.c.
+ * in quant_k.c, the low-bit formats (IQ*, MXFP4, TQ*) in quant_lowbit.c.
  *
  * Layouts follow the GGUF (ggml) definitions: in the 4- and 5-bit formats,
  * byte j of qs holds element j in its low nibble and element j + 16 in its
@@ -13,6 +13,7 @@
 
 #include "quant.h"
 #include "quant_k.h"
+#include "quant_lowbit.h"
 
 _Static_assert(sizeof(block_q4_0) == 18, "block_q4_0 must be 18 bytes");
 _Static_assert(sizeof(block_q4_1) == 20, "block_q4_1 must be 20 bytes");
@@ -325,6 +326,18 @@ strata_status quant_dequantize_row(strata_dtype dtype, const void *src, float *d
     case DTYPE_Q5_K: dequantize_blocks_q5_K(src, dst, nb); break;
     case DTYPE_Q6_K: dequantize_blocks_q6_K(src, dst, nb); break;
     case DTYPE_Q8_K: dequantize_blocks_q8_K(src, dst, nb); break;
+    case DTYPE_IQ2_XXS: dequantize_blocks_iq2_xxs(src, dst, nb); break;
+    case DTYPE_IQ2_XS: dequantize_blocks_iq2_xs(src, dst, nb); break;
+    case DTYPE_IQ2_S: dequantize_blocks_iq2_s(src, dst, nb); break;
+    case DTYPE_IQ3_XXS: dequantize_blocks_iq3_xxs(src, dst, nb); break;
+    case DTYPE_IQ3_S: dequantize_blocks_iq3_s(src, dst, nb); break;
+    case DTYPE_IQ1_S: dequantize_blocks_iq1_s(src, dst, nb); break;
+    case DTYPE_IQ1_M: dequantize_blocks_iq1_m(src, dst, nb); break;
+    case DTYPE_IQ4_NL: dequantize_blocks_iq4_nl(src, dst, nb); break;
+    case DTYPE_IQ4_XS: dequantize_blocks_iq4_xs(src, dst, nb); break;
+    case DTYPE_MXFP4: dequantize_blocks_mxfp4(src, dst, nb); break;
+    case DTYPE_TQ1_0: dequantize_blocks_tq1_0(src, dst, nb); break;
+    case DTYPE_TQ2_0: dequantize_blocks_tq2_0(src, dst, nb); break;
     default:
         return strata_fail(err, STRATA_UNSUPPORTED, "dequantize: no dequantizer for %s", dtype_name(dtype));
     }
@@ -372,6 +385,18 @@ strata_status quant_quantize_row(strata_dtype dtype, const float *src, void *dst
     case DTYPE_Q5_K: quantize_blocks_q5_K(src, dst, nb); break;
     case DTYPE_Q6_K: quantize_blocks_q6_K(src, dst, nb); break;
     case DTYPE_Q8_K: quantize_blocks_q8_K(src, dst, nb); break;
+    case DTYPE_IQ4_NL: quantize_blocks_iq4_nl(src, dst, nb); break;
+    case DTYPE_IQ4_XS: quantize_blocks_iq4_xs(src, dst, nb); break;
+    case DTYPE_MXFP4: quantize_blocks_mxfp4(src, dst, nb); break;
+    case DTYPE_TQ1_0: quantize_blocks_tq1_0(src, dst, nb); break;
+    case DTYPE_TQ2_0: quantize_blocks_tq2_0(src, dst, nb); break;
+    case DTYPE_IQ2_XXS:
+    case DTYPE_IQ2_XS:
+    case DTYPE_IQ2_S:
+    case DTYPE_IQ3_XXS:
+    case DTYPE_IQ3_S:
+    case DTYPE_IQ1_S:
+    case DTYPE_IQ1_M: return quantize_blocks_iq_grid(dtype, src, dst, nb, err);
     default:
         return strata_fail(err, STRATA_UNSUPPORTED, "quantize: no quantizer for %s", dtype_name(dtype));
     }

@@ -90,7 +90,9 @@ strata_status quant_dequantize_row(strata_dtype dtype, const void *src, float *d
 /* Quantizes n f32 values (a multiple of the block size) into dst, which holds
  * dtype_row_bytes(dtype, n) bytes. Reference (scalar) quality: the same
  * choices of scales as ggml's reference quantizers, without an importance
- * matrix. */
+ * matrix; the i-quants use strata's own search (quant_iq_quantize.c), whose
+ * first call for a grid format builds that grid's search index (and can then
+ * fail with STRATA_OUT_OF_MEMORY). */
 strata_status quant_quantize_row(strata_dtype dtype, const float *src, void *dst, int64_t n,
                                  strata_error *err);
 

@@ -1,8 +1,9 @@
 # The libraries strata links besides libc and pthreads, as imported
-# targets: PCRE2 (8-bit code units, for the BPE pre-tokenizers) for
-# libstrata as strata_pcre2; for the server (server/, `strata serve`)
-# libmicrohttpd (HTTP) as strata_microhttpd and jansson (JSON) as
-# strata_jansson.
+# targets: for libstrata PCRE2 (8-bit code units, for the BPE
+# pre-tokenizers) as strata_pcre2 and jansson (JSON: chat messages and
+# tools for the chat templates; the server's requests and replies) as
+# strata_jansson; for the server (server/, `strata serve`) libmicrohttpd
+# (HTTP) as strata_microhttpd.
 #
 # pkg-config is asked first. Where it is missing or does not know the module
 # (a machine without a package manager, with the packages unpacked into a

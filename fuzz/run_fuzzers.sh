@@ -50,11 +50,26 @@ make_tokenizer_seeds() {
   done
 }
 
+# fuzz_chat_template's seeds: the real templates of tests/data/templates,
+# each after a byte that picks the conversation (see fuzz/fuzz_chat_template.c).
+make_template_seeds() {
+  local out="$build/fuzz-seeds/fuzz_chat_template" template n=0
+  rm -rf "$out"
+  mkdir -p "$out"
+  for template in "$root"/tests/data/templates/*.jinja; do
+    for conversation in 1 2 3; do
+      { printf "\\x0$conversation"; cat "$template"; } >"$out/$(printf '%03d' $n)-$conversation"
+    done
+    n=$((n + 1))
+  done
+}
+
 # Seed directories per target (read-only: new inputs go to the work corpus).
 seeds_for() {
   case "$1" in
     fuzz_gguf) echo "$root/tests/data/gguf $root/tests/data/gguf/malformed" ;;
     fuzz_tokenizer) make_tokenizer_seeds && echo "$build/fuzz-seeds/fuzz_tokenizer" ;;
+    fuzz_chat_template) make_template_seeds && echo "$build/fuzz-seeds/fuzz_chat_template" ;;
     # request bodies: the first byte picks the endpoint (see fuzz/fuzz_request.c)
     fuzz_request) echo "$root/tests/data/request" ;;
     *)
@@ -75,6 +90,12 @@ max_len_for() {
   esac
 }
 
+# A dictionary of the target's syntax, when there is one (fuzz/<area>.dict).
+dict_for() {
+  local dict="$root/fuzz/${1#fuzz_}.dict"
+  [ -f "$dict" ] && echo "-dict=$dict"
+}
+
 status=0
 mkdir -p "$build/fuzz-artifacts"
 for target in "${targets[@]}"; do
@@ -83,7 +104,8 @@ for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s"
   # shellcheck disable=SC2046
   if ! "$build/$target" "$work" $(seeds_for "$target") -max_total_time="$seconds" -max_len="$(max_len_for "$target")" \
-      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$target-"; then
+      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/$target-" \
+      $(dict_for "$target"); then
     echo "!! $target failed; see $build/fuzz-artifacts/" >&2
     status=1
   fi

@@ -238,6 +238,7 @@ void devices_describe(const open_device *device, const strata_device_cap *caps, 
     out->max_allocation_bytes = device->info.max_allocation_bytes;
     out->multiprocessors = device->info.multiprocessors;
     out->workspace_bytes = device->registration->workspace_bytes;
+    out->weight_dtype_supported = device->registration->weight_dtype_supported;
 }
 
 /* Seconds since an arbitrary start. */
@@ -455,6 +456,8 @@ strata_status devices_from_specs(const strata_device_spec *specs, int n_specs, c
         device->link_bandwidth = device->kind == DEVICE_KIND_CPU ? 0 : specs[i].link_bandwidth;
         const backend_registration *registration = backend_find(backend);
         device->workspace_bytes = registration ? registration->workspace_bytes : NULL;
+        device->weight_dtype_supported = registration ? registration->weight_dtype_supported : NULL;
+        device->backend_missing = registration == NULL;
         /* a card that is not here has no SM count to ask: assume more than any
          * had in 2026 (170), so the workspace bound holds for every one */
         device->multiprocessors = device->kind == DEVICE_KIND_CUDA ? DEVICES_SPEC_MULTIPROCESSORS : 0;

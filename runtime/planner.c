@@ -43,6 +43,7 @@ typedef struct evaluation {
     double prefill_seconds; /* per max_batch tokens; < 0: unknown */
     double score;           /* higher is better */
     bool laid_out;          /* a candidate was evaluated (not the zeroed default) */
+    int64_t uncomputable;   /* a tensor on a device that cannot compute its dtype; -1: none */
 } evaluation;
 
 typedef struct planner {
@@ -54,6 +55,9 @@ typedef struct planner {
     int64_t batch;          /* tokens per step: the request's, at most n_ctx */
     uint64_t workspace[STRATA_MAX_DEVICES];
     bool rates_known;       /* every device has a read bandwidth */
+    /* per device, bit (1 << dtype) for the weight dtypes among the tensors
+     * that its backend does not compute */
+    uint64_t cannot_compute[STRATA_MAX_DEVICES];
     /* the candidate being laid out */
     int output_device;
     int *layer_device;      /* [n_layer] */
@@ -135,6 +139,63 @@ static strata_status match_overrides(planner *p, strata_error *err)
     return STRATA_OK;
 }
 
+/* --- weight formats a device computes ------------------------------------------------------------ */
+
+/* Whether a tensor is read by a matmul or a lookup (so its dtype matters to
+ * the device), rather than by element-wise ops in f32. */
+static bool reads_weight_dtype(const plan_tensor_input *tensor)
+{
+    return tensor->is_matrix || tensor->role == PLAN_ROLE_EMBEDDING || tensor->role == PLAN_ROLE_OUTPUT;
+}
+
+static bool device_computes(const planner *p, int d, const plan_tensor_input *tensor)
+{
+    if (d < 0 || !reads_weight_dtype(tensor) || (int)tensor->dtype < 0 || (int)tensor->dtype >= 64)
+        return true;
+    return !((p->cannot_compute[d] >> tensor->dtype) & 1);
+}
+
+/* Where a tensor that its role puts on d goes: d, or the CPU when d cannot
+ * compute its dtype and the CPU can. */
+static int compute_home(const planner *p, int d, const plan_tensor_input *tensor)
+{
+    if (d < 0 || device_computes(p, d, tensor) || p->cpu < 0 || !device_computes(p, p->cpu, tensor))
+        return d;
+    return p->cpu;
+}
+
+/* Asks every device's backend once about each weight dtype of the model. */
+static void find_uncomputable(planner *p)
+{
+    const plan_request *r = p->request;
+    for (int d = 0; d < r->n_devices; d++) {
+        p->cannot_compute[d] = 0;
+        bool (*supported)(strata_dtype) = r->devices[d].weight_dtype_supported;
+        if (!supported)
+            continue;
+        for (int64_t t = 0; t < r->n_tensors; t++) {
+            const plan_tensor_input *tensor = &r->tensors[t];
+            if (tensor->role == PLAN_ROLE_UNUSED || !reads_weight_dtype(tensor) || (int)tensor->dtype < 0 ||
+                (int)tensor->dtype >= 64)
+                continue;
+            if (!supported(tensor->dtype))
+                p->cannot_compute[d] |= 1ull << tensor->dtype;
+        }
+    }
+}
+
+/* The tensor that produces the logits: output.weight, or the token
+ * embedding when the output is tied to it; -1 when there is none. */
+static int64_t output_tensor(const planner *p)
+{
+    const plan_request *r = p->request;
+    plan_role role = r->shape.tied_output ? PLAN_ROLE_EMBEDDING : PLAN_ROLE_OUTPUT;
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == role)
+            return t;
+    return -1;
+}
+
 /* --- one candidate ------------------------------------------------------------------------------ */
 
 /* Where the token embedding goes: with the output when they are one tensor,
@@ -148,15 +209,12 @@ static int embedding_device(const planner *p)
     return p->request->shape.n_layer > 0 ? p->layer_device[0] : p->output_device;
 }
 
-/* The device a tensor goes to under the current candidate; -1 for unused
- * tensors and -2 for rope_freqs (every device with layers). */
-static int tensor_device(const planner *p, int64_t t)
+/* The device a tensor's role gives it under the current candidate, before
+ * its dtype is considered; -1 for unused tensors and -2 for rope_freqs
+ * (every device with layers). */
+static int role_device(const planner *p, int64_t t)
 {
     const plan_tensor_input *tensor = &p->request->tensors[t];
-    if (tensor->role == PLAN_ROLE_UNUSED)
-        return -1;
-    if (p->fixed_device[t] >= 0)
-        return p->fixed_device[t];
     switch (tensor->role) {
     case PLAN_ROLE_EMBEDDING: return embedding_device(p);
     case PLAN_ROLE_OUTPUT:
@@ -166,6 +224,19 @@ static int tensor_device(const planner *p, int64_t t)
     case PLAN_ROLE_UNUSED: break;
     }
     return -1;
+}
+
+/* The device a tensor goes to under the current candidate: an override's,
+ * else its role's unless that device cannot compute its dtype (then the
+ * CPU's); -1 and -2 as role_device. */
+static int tensor_device(const planner *p, int64_t t)
+{
+    const plan_tensor_input *tensor = &p->request->tensors[t];
+    if (tensor->role == PLAN_ROLE_UNUSED)
+        return -1;
+    if (p->fixed_device[t] >= 0)
+        return p->fixed_device[t];
+    return compute_home(p, role_device(p, t), tensor);
 }
 
 /* Assigns layers along the chain (the device list read backwards) from the
@@ -211,11 +282,12 @@ static int count_handoffs(const planner *p)
     }
     if (p->output_device != at)
         handoffs++;
-    /* an overridden tensor inside a layer sends the activation away and back */
+    /* a tensor inside a layer that is elsewhere (overridden, or kept on the
+     * CPU for its dtype) sends the activation away and back */
     for (int64_t t = 0; t < r->n_tensors; t++) {
         const plan_tensor_input *tensor = &r->tensors[t];
-        if (tensor->role == PLAN_ROLE_LAYER && p->fixed_device[t] >= 0 &&
-            p->fixed_device[t] != p->layer_device[tensor->layer] && tensor->is_matrix)
+        if (tensor->role == PLAN_ROLE_LAYER && tensor->is_matrix &&
+            tensor_device(p, t) != p->layer_device[tensor->layer])
             handoffs += 2;
     }
     return handoffs;
@@ -280,6 +352,7 @@ static void evaluate(planner *p, evaluation *e)
 {
     const plan_request *r = p->request;
     memset(e, 0, sizeof *e);
+    e->uncomputable = -1;
     for (int d = 0; d < r->n_devices; d++)
         e->tally[d].first_layer = -1;
     for (int64_t l = 0; l < r->shape.n_layer; l++) {
@@ -298,10 +371,16 @@ static void evaluate(planner *p, evaluation *e)
         e->layer_device_count[d] = e->tally[d].n_layers;
     e->tally[p->output_device].holds_output = true;
     e->tally[p->output_device].used = true;
-    e->tally[embedding_device(p)].holds_embedding = true;
-    e->tally[embedding_device(p)].used = true;
+    int embedding_at = embedding_device(p);
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == PLAN_ROLE_EMBEDDING && tensor_device(p, t) >= 0)
+            embedding_at = tensor_device(p, t);
+    e->tally[embedding_at].holds_embedding = true;
+    e->tally[embedding_at].used = true;
     for (int64_t t = 0; t < r->n_tensors; t++) {
         int d = tensor_device(p, t);
+        if (d >= 0 && !device_computes(p, d, &r->tensors[t]) && e->uncomputable < 0)
+            e->uncomputable = t;
         if (d == -2) {
             for (int k = 0; k < r->n_devices; k++)
                 if (e->tally[k].n_layers > 0)
@@ -310,7 +389,9 @@ static void evaluate(planner *p, evaluation *e)
             add_weight(p, &e->tally[d], d, &r->tensors[t]);
         }
     }
-    e->fits = true;
+    e->fits = e->uncomputable < 0;
+    if (!e->fits) /* judged as far from fitting as the tensor's size */
+        e->overshoot_bytes += (double)r->tensors[e->uncomputable].bytes;
     for (int d = 0; d < r->n_devices; d++) {
         device_tally *tally = &e->tally[d];
         if (!tally->used)
@@ -351,7 +432,7 @@ static uint64_t layer_cost(const planner *p, int64_t layer, int d)
         bool here = tensor->role == PLAN_ROLE_LAYER && tensor->layer == layer;
         /* counted with layer 0, not in fixed_cost: only the device that gets layer 0 holds it */
         here = here || (layer == 0 && tensor->role == PLAN_ROLE_EMBEDDING && embedding_follows_first_layer(p));
-        if (here && p->fixed_device[t] < 0)
+        if (here && p->fixed_device[t] < 0 && compute_home(p, d, tensor) == d)
             bytes += align_up(tensor->bytes, r->devices[d].alignment);
     }
     return bytes;
@@ -372,13 +453,15 @@ static uint64_t fixed_cost(planner *p, int d, bool with_layers)
             here = fixed == d;
         else if (tensor->role == PLAN_ROLE_ROPE_FREQS)
             here = with_layers;
-        else if (tensor->role == PLAN_ROLE_OUTPUT || tensor->role == PLAN_ROLE_OUTPUT_NORM)
+        else if (tensor->role == PLAN_ROLE_OUTPUT_NORM)
             here = d == p->output_device;
+        else if (tensor->role == PLAN_ROLE_OUTPUT)
+            here = d == compute_home(p, p->output_device, tensor);
         else if (tensor->role == PLAN_ROLE_EMBEDDING)
             /* when it follows layer 0, layer_cost counts it: counting it here
              * too made every GPU but the one with layer 0 reserve room for it,
              * so fitting chains with no CPU were missed */
-            here = !embedding_follows_first_layer(p) && d == embedding_device(p);
+            here = !embedding_follows_first_layer(p) && d == compute_home(p, embedding_device(p), tensor);
         if (here) {
             bytes += align_up(tensor->bytes, r->devices[d].alignment);
             used = true;
@@ -493,7 +576,11 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
     bool found = false, have_closest = false;
     int64_t counts[STRATA_MAX_DEVICES];
     evaluation e;
+    const int64_t logits_tensor = output_tensor(p);
     for (int output = 0; output < r->n_devices; output++) {
+        /* the logits are made where the output is: a device that computes it */
+        if (logits_tensor >= 0 && !device_computes(p, output, &r->tensors[logits_tensor]))
+            continue;
         p->output_device = output;
         int64_t max_gpu_layers = p->n_gpus > 0 ? n_layer : 0;
         int64_t high = max_gpu_layers;
@@ -569,6 +656,59 @@ static void describe_shortfall(const planner *p, const evaluation *closest, stra
                                  planner_format_bytes((double)tally->scratch, scratch, sizeof scratch),
                                  planner_format_bytes(budget, have, sizeof have),
                                  planner_format_bytes(planned - budget, short_by, sizeof short_by));
+    }
+    if (closest->uncomputable >= 0 && used < sizeof out->shortfall) {
+        const plan_tensor_input *tensor = &r->tensors[closest->uncomputable];
+        int d = tensor_device(p, closest->uncomputable);
+        snprintf(out->shortfall + used, sizeof out->shortfall - used,
+                 "; %s does not compute %s weights (%s)%s", d >= 0 ? r->devices[d].name : "?",
+                 dtype_name(tensor->dtype), tensor->name,
+                 p->fixed_device[closest->uncomputable] >= 0 ? ", where an override puts it"
+                                                             : " and no CPU is listed to take it");
+    }
+}
+
+/* Appends "; "-separated text to the plan's note. */
+static void append_note(strata_plan *out, const char *text)
+{
+    size_t used = strlen(out->note);
+    if (used + 3 < sizeof out->note)
+        snprintf(out->note + used, sizeof out->note - used, "%s%s", used ? "; " : "", text);
+}
+
+/* Says which weights stay in host RAM because their device does not compute
+ * their dtype, and which devices' formats were assumed. */
+static void describe_formats(const planner *p, strata_plan *out)
+{
+    const plan_request *r = p->request;
+    char text[320], size[24];
+    for (int d = 0; d < r->n_devices; d++) {
+        int64_t count = 0;
+        double bytes = 0;
+        uint64_t dtypes = 0;
+        for (int64_t t = 0; t < r->n_tensors; t++) {
+            if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d)
+                continue;
+            count++;
+            bytes += (double)r->tensors[t].bytes;
+            dtypes |= 1ull << r->tensors[t].dtype;
+        }
+        if (count > 0) {
+            size_t used = (size_t)snprintf(text, sizeof text, "%s does not compute", r->devices[d].name);
+            for (int k = 0; k < 64 && used < sizeof text; k++)
+                if ((dtypes >> k) & 1)
+                    used += (size_t)snprintf(text + used, sizeof text - used, " %s", dtype_name((strata_dtype)k));
+            if (used < sizeof text)
+                snprintf(text + used, sizeof text - used, ": %lld of its weights (%s) stay in host RAM, computed by the CPU",
+                         (long long)count, planner_format_bytes(bytes, size, sizeof size));
+            append_note(out, text);
+        }
+        if (r->devices[d].backend_missing && out->devices[d].planned_bytes > 0) {
+            snprintf(text, sizeof text,
+                     "this strata is built without the backend of %s: the plan assumes it computes every weight format",
+                     r->devices[d].name);
+            append_note(out, text);
+        }
     }
 }
 
@@ -683,6 +823,7 @@ static strata_status fill_plan(const planner *p, const evaluation *e, strata_pla
         tensor->overridden = p->fixed_device[t] >= 0;
     }
     describe_bounds(p, e, out);
+    describe_formats(p, out);
     return STRATA_OK;
 }
 
@@ -787,6 +928,7 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
     }
     if ((status = match_overrides(&p, err)) != STRATA_OK)
         goto done;
+    find_uncomputable(&p);
     p.rates_known = true;
     for (int d = 0; d < request->n_devices; d++)
         if (!(request->devices[d].read_bandwidth > 0))
@@ -829,9 +971,18 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
         if (!closest->laid_out) {
             /* no candidate could even be laid out: say why */
             size_t used = strlen(out->shortfall);
-            snprintf(out->shortfall + used, sizeof out->shortfall - used,
-                     p.cpu < 0 ? "; the layers not on GPUs have no device (add cpu to --device)"
-                               : "; there is no GPU for the GPU layers");
+            const int64_t logits = output_tensor(&p);
+            bool output_anywhere = logits < 0;
+            for (int d = 0; d < request->n_devices && !output_anywhere; d++)
+                output_anywhere = device_computes(&p, d, &request->tensors[logits]);
+            if (!output_anywhere)
+                snprintf(out->shortfall + used, sizeof out->shortfall - used,
+                         "; no listed device computes %s weights (%s): add cpu to --device",
+                         dtype_name(request->tensors[logits].dtype), request->tensors[logits].name);
+            else
+                snprintf(out->shortfall + used, sizeof out->shortfall - used,
+                         p.cpu < 0 ? "; the layers not on GPUs have no device (add cpu to --device)"
+                                   : "; there is no GPU for the GPU layers");
         }
         /* still describe the closest layout, so the caller can show it */
         status = fill_plan(&p, closest, out, err);

@@ -18,6 +18,11 @@
  *   layers.
  * - Tensors matched by an override go where it says, before anything else;
  *   the rest is fitted around them.
+ * - A weight whose dtype its device's backend does not compute
+ *   (plan_device_input.weight_dtype_supported) stays in host RAM and is
+ *   computed by the CPU, as if overridden there; the output goes only to a
+ *   device that computes its dtype. Without the CPU in the list such a
+ *   weight cannot be placed, and the plan says so.
  *
  * Fitting: every candidate (number of GPU layers, output on the first device
  * or on the CPU) is laid out, its memory counted per device, and among those
@@ -73,6 +78,14 @@ typedef struct plan_device_input {
     int multiprocessors;         /* for the workspace query; 0: unknown */
     /* backend_registration.workspace_bytes of the device's backend, or NULL */
     uint64_t (*workspace_bytes)(const backend_workspace_query *query);
+    /* backend_registration.weight_dtype_supported of the device's backend,
+     * or NULL (every dtype): weights of a dtype it says no to stay in host
+     * RAM, computed by the CPU */
+    bool (*weight_dtype_supported)(strata_dtype dtype);
+    /* a --device-spec device whose backend is not built into this strata:
+     * nothing can say which formats it computes, so the plan assumes every
+     * one and says so in its note */
+    bool backend_missing;
 } plan_device_input;
 
 typedef struct plan_override_input {

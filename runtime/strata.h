@@ -150,7 +150,7 @@ typedef struct strata_plan_tensor {
 typedef struct strata_plan {
     bool fits;
     char shortfall[512];      /* when !fits: what is short, where and by how much */
-    char note[256];           /* e.g. the context was shrunk to fit */
+    char note[768];           /* e.g. the context was shrunk to fit; weights kept on the host */
     int n_devices;
     strata_plan_device devices[STRATA_MAX_DEVICES];
     int64_t n_layer;

@@ -1,27 +1,43 @@
 /* Presets (real model shapes), quantization mixes and the tensor plan of a
  * synthetic model.
  *
- * Types. A plain dtype name ("q4_k", "f16", ...) is "pure": every weight
- * matrix (token_embd and output included) is stored in that format. The mixes
- * follow llama.cpp's usual per-tensor choices (llama_tensor_get_type), without
- * its special cases for other architectures, MoE and 70B:
+ * Types. A plain dtype name ("q4_k", "iq2_xs", "f16", ...) is "pure": every
+ * weight matrix (token_embd and output included) is stored in that format.
+ * The mixes follow llama.cpp's usual per-tensor choices
+ * (llama_tensor_get_type) for dense models without an importance matrix,
+ * without its special cases for other architectures, MoE and 70B:
  *
- *   mix       ftype default  output*  attn_v                   attn_output  ffn_down
- *   q2_k_mix  10    q2_k     q6_k     q4_k if n_gqa>=4 else q3_k  q3_k       q3_k
- *   q3_k_m    12    q3_k     q6_k     q5_k if layer<2 else q4_k   q4_k       q5_k if layer<n/16 else q4_k
- *   q4_k_s    14    q4_k     q6_k     q5_k if layer<n/8           -          q5_k if layer<n/8
- *   q4_k_m    15    q4_k     q6_k     q6_k on "more bits" layers  -          q6_k on "more bits" layers
- *   q5_k_m    17    q5_k     q6_k     q6_k on "more bits" layers  -          q6_k on "more bits" layers
+ *   mix          ftype default  output*  attn_v                         attn_output  ffn_down
+ *   q2_k_mix     10    q2_k     q6_k     q4_k if n_gqa>=4 else q3_k     q3_k         q3_k
+ *   q3_k_m       12    q3_k     q6_k     q5_k if layer<2 else q4_k      q4_k         q5_k if layer<n/16 else q4_k
+ *   q4_k_s       14    q4_k     q6_k     q5_k if layer<n/8              -            q5_k if layer<n/8
+ *   q4_k_m       15    q4_k     q6_k     q6_k on "more bits" layers     -            q6_k on "more bits" layers
+ *   q5_k_m       17    q5_k     q6_k     q6_k on "more bits" layers     -            q6_k on "more bits" layers
+ *   iq2_xxs_mix  19    iq2_xxs  q5_k     q4_k if n_gqa>=4 else q2_k     -            q2_k if layer<n/8
+ *   iq2_xs_mix   20    iq2_xs   q5_k     q4_k if n_gqa>=4 else q2_k     -            q2_k if layer<n/8
+ *   iq3_xxs_mix  23    iq3_xxs  q5_k     q4_k if n_gqa>=4 else iq3_s    iq3_s        q4_k if layer<n/8 else q3_k
+ *   iq1_s_mix    24    iq1_s    q5_k     q4_k if n_gqa>=4 else q2_k     iq2_xxs      q2_k if layer<n/8
+ *   iq4_nl_mix   25    iq4_nl   q6_k     q5_k if n_gqa>=4               -            q5_k if layer<n/8
+ *   iq3_s_mix    26    iq3_s    q6_k     q4_k if n_gqa>=4               -            -
+ *   iq3_m        27    iq3_s    q6_k     q4_k                           q4_k         q4_k if layer<n/8
+ *   iq2_s_mix    28    iq2_xs   q5_k     q4_k if n_gqa>=4 else iq3_s    iq3_s        iq3_s if layer<n/8
+ *   iq2_m        29    iq2_s    q5_k     q4_k if n_gqa>=4 else iq3_s    iq3_s        iq3_s if layer<n/8
+ *   iq4_xs_mix   30    iq4_xs   q6_k     q5_k if n_gqa>=4               -            q5_k if layer<n/8
+ *   iq1_m_mix    31    iq1_m    q5_k     q4_k if n_gqa>=4 else q2_k     iq2_xxs      q2_k if layer<n/8
  *
  * (*) output.weight, or token_embd.weight when the output is tied to it.
+ * An untied token_embd.weight is q2_k in iq2_xxs_mix, iq2_xs_mix, iq1_s_mix
+ * and iq1_m_mix, iq3_s in iq2_s_mix, iq2_m and iq3_xxs_mix, the default type
+ * otherwise. iq3_xxs_mix also stores attn_q and attn_k as iq2_s.
  * "More bits" layers: layer < n/8, layer >= 7n/8, or (layer - n/8) % 3 == 2.
- * "-" means the default type. "q2_k" alone is the pure format, so llama.cpp's
- * Q2_K mix is spelled "q2_k_mix" here.
+ * "-" means the default type. A plain dtype name is always the pure format,
+ * so llama.cpp's mixes that share a dtype's name are spelled "<name>_mix".
  *
  * Norm weights, biases and rope_freqs are always f32. A matrix whose row length
  * is not a multiple of its format's block falls back as llama.cpp does:
- * q2_k/q3_k -> q4_0, q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, and any 32-block
- * format whose row is not a multiple of 32 -> f16. */
+ * q2_k/q3_k -> q4_0, q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, the other
+ * 256-element formats (i-quants) -> iq4_nl, tq1_0/tq2_0 -> q4_0, and any
+ * 32-block format whose row is not a multiple of 32 -> f16. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +87,12 @@ const char *const *strata_synth_preset_names(void)
     return preset_names;
 }
 
-typedef enum mix_kind { MIX_PURE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q4_K_S, MIX_Q4_K_M, MIX_Q5_K_M } mix_kind;
+typedef enum mix_kind {
+    MIX_PURE, MIX_Q2_K, MIX_Q3_K_M, MIX_Q4_K_S, MIX_Q4_K_M, MIX_Q5_K_M,
+    MIX_IQ_LOW,  /* the 1- and 2-bit i-quant mixes (ftypes 19, 20, 24, 28, 29, 31) */
+    MIX_IQ3_XXS, MIX_IQ3_S, MIX_IQ3_M,
+    MIX_IQ4,     /* iq4_nl_mix, iq4_xs_mix */
+} mix_kind;
 
 typedef struct mix_description {
     const char *name;
@@ -81,11 +102,19 @@ typedef struct mix_description {
 } mix_description;
 
 static const mix_description mixes[] = {
-    {"q2_k_mix", MIX_Q2_K, 10, DTYPE_Q2_K},   {"q3_k_m", MIX_Q3_K_M, 12, DTYPE_Q3_K},
-    {"q4_k_s", MIX_Q4_K_S, 14, DTYPE_Q4_K},   {"q4_k_m", MIX_Q4_K_M, 15, DTYPE_Q4_K},
-    {"q5_k_m", MIX_Q5_K_M, 17, DTYPE_Q5_K},
+    {"q2_k_mix", MIX_Q2_K, 10, DTYPE_Q2_K},         {"q3_k_m", MIX_Q3_K_M, 12, DTYPE_Q3_K},
+    {"q4_k_s", MIX_Q4_K_S, 14, DTYPE_Q4_K},         {"q4_k_m", MIX_Q4_K_M, 15, DTYPE_Q4_K},
+    {"q5_k_m", MIX_Q5_K_M, 17, DTYPE_Q5_K},         {"iq2_xxs_mix", MIX_IQ_LOW, 19, DTYPE_IQ2_XXS},
+    {"iq2_xs_mix", MIX_IQ_LOW, 20, DTYPE_IQ2_XS},   {"iq3_xxs_mix", MIX_IQ3_XXS, 23, DTYPE_IQ3_XXS},
+    {"iq1_s_mix", MIX_IQ_LOW, 24, DTYPE_IQ1_S},     {"iq4_nl_mix", MIX_IQ4, 25, DTYPE_IQ4_NL},
+    {"iq3_s_mix", MIX_IQ3_S, 26, DTYPE_IQ3_S},      {"iq3_m", MIX_IQ3_M, 27, DTYPE_IQ3_S},
+    {"iq2_s_mix", MIX_IQ_LOW, 28, DTYPE_IQ2_XS},    {"iq2_m", MIX_IQ_LOW, 29, DTYPE_IQ2_S},
+    {"iq4_xs_mix", MIX_IQ4, 30, DTYPE_IQ4_XS},      {"iq1_m_mix", MIX_IQ_LOW, 31, DTYPE_IQ1_M},
 };
-static const char *const mix_names[] = {"q2_k_mix", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_m", NULL};
+static const char *const mix_names[] = {"q2_k_mix",   "q3_k_m",     "q4_k_s",      "q4_k_m",    "q5_k_m",
+                                        "iq2_xxs_mix", "iq2_xs_mix", "iq3_xxs_mix", "iq1_s_mix", "iq4_nl_mix",
+                                        "iq3_s_mix",  "iq3_m",      "iq2_s_mix",   "iq2_m",     "iq4_xs_mix",
+                                        "iq1_m_mix",  NULL};
 
 const char *const *synth_mix_names(void)
 {
@@ -93,7 +122,8 @@ const char *const *synth_mix_names(void)
 }
 
 /* llama.cpp's LLAMA_FTYPE of a file whose matrices are all of dtype (the
- * K-quants map to their "_S" variant, the closest named mix). */
+ * K-quants map to their "_S" variant, the closest named mix; mxfp4 to the
+ * only ftype that names it, MOSTLY_MXFP4_MOE). */
 static int pure_file_type(strata_dtype dtype)
 {
     switch (dtype) {
@@ -109,7 +139,19 @@ static int pure_file_type(strata_dtype dtype)
     case DTYPE_Q4_K: return 14;
     case DTYPE_Q5_K: return 16;
     case DTYPE_Q6_K: return 18;
+    case DTYPE_IQ2_XXS: return 19;
+    case DTYPE_IQ2_XS: return 20;
+    case DTYPE_IQ3_XXS: return 23;
+    case DTYPE_IQ1_S: return 24;
+    case DTYPE_IQ4_NL: return 25;
+    case DTYPE_IQ3_S: return 26;
+    case DTYPE_IQ2_S: return 28;
+    case DTYPE_IQ4_XS: return 30;
+    case DTYPE_IQ1_M: return 31;
     case DTYPE_BF16: return 32;
+    case DTYPE_TQ1_0: return 36;
+    case DTYPE_TQ2_0: return 37;
+    case DTYPE_MXFP4: return 38;
     default: return -1;
     }
 }
@@ -129,7 +171,10 @@ static strata_status parse_type(const char *type, mix_description *out, strata_e
     }
     return strata_fail(err, STRATA_INVALID_INPUT,
                        "synth: unknown type '%s' (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
-                       "q3_k, q4_k, q5_k, q6_k, or a mix: q2_k_mix, q3_k_m, q4_k_s, q4_k_m, q5_k_m)",
+                       "q3_k, q4_k, q5_k, q6_k, iq1_s, iq1_m, iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq4_nl, "
+                       "iq4_xs, mxfp4, tq1_0, tq2_0, or a mix: q2_k_mix, q3_k_m, q4_k_s, q4_k_m, q5_k_m, "
+                       "iq1_s_mix, iq1_m_mix, iq2_xxs_mix, iq2_xs_mix, iq2_s_mix, iq2_m, iq3_xxs_mix, iq3_s_mix, "
+                       "iq3_m, iq4_nl_mix, iq4_xs_mix)",
                        type);
 }
 
@@ -159,6 +204,52 @@ static bool use_more_bits(int64_t layer, int64_t n_layer)
     return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
 }
 
+/* The choice of the i-quant mixes for one matrix that is neither the output
+ * nor the token embedding (see the table at the top). */
+static strata_dtype iq_mix_dtype(const mix_description *mix, const synth_config *config, tensor_role role,
+                                 int64_t layer)
+{
+    const int64_t n = config->n_layer;
+    const bool gqa4 = config->n_head / config->n_head_kv >= 4;
+    const bool iq1 = mix->file_type == 24 || mix->file_type == 31;
+    const bool iq2_s_or_m = mix->file_type == 28 || mix->file_type == 29;
+    switch (mix->kind) {
+    case MIX_IQ_LOW:
+        if (role == ROLE_ATTN_V)
+            return gqa4 ? DTYPE_Q4_K : iq2_s_or_m ? DTYPE_IQ3_S : DTYPE_Q2_K;
+        if (role == ROLE_FFN_DOWN && layer < n / 8)
+            return iq2_s_or_m ? DTYPE_IQ3_S : DTYPE_Q2_K;
+        if (role == ROLE_ATTN_OUTPUT && (iq1 || iq2_s_or_m))
+            return iq1 ? DTYPE_IQ2_XXS : DTYPE_IQ3_S;
+        break;
+    case MIX_IQ3_XXS:
+        if (role == ROLE_ATTN_V)
+            return gqa4 ? DTYPE_Q4_K : DTYPE_IQ3_S;
+        if (role == ROLE_ATTN_Q || role == ROLE_ATTN_K)
+            return DTYPE_IQ2_S;
+        if (role == ROLE_FFN_DOWN)
+            return layer < n / 8 ? DTYPE_Q4_K : DTYPE_Q3_K;
+        if (role == ROLE_ATTN_OUTPUT)
+            return DTYPE_IQ3_S;
+        break;
+    case MIX_IQ3_S:
+        if (role == ROLE_ATTN_V && gqa4)
+            return DTYPE_Q4_K;
+        break;
+    case MIX_IQ3_M:
+        if (role == ROLE_ATTN_V || role == ROLE_ATTN_OUTPUT || (role == ROLE_FFN_DOWN && layer < n / 8))
+            return DTYPE_Q4_K;
+        break;
+    case MIX_IQ4:
+        if ((role == ROLE_ATTN_V && gqa4) || (role == ROLE_FFN_DOWN && layer < n / 8))
+            return DTYPE_Q5_K;
+        break;
+    default:
+        break;
+    }
+    return mix->default_dtype;
+}
+
 /* The mix's choice for one matrix, before the block-size fallback. */
 static strata_dtype mix_dtype(const mix_description *mix, const synth_config *config, tensor_role role,
                               int64_t layer)
@@ -167,8 +258,15 @@ static strata_dtype mix_dtype(const mix_description *mix, const synth_config *co
     if (mix->kind == MIX_PURE)
         return mix->default_dtype;
     bool is_output = role == ROLE_OUTPUT || (role == ROLE_TOKEN_EMBD && config->tied_output);
+    /* the 1-2 bit mixes and iq3_xxs_mix: q5_k output, a cheaper embedding */
+    const bool low_bits = mix->kind == MIX_IQ_LOW || mix->kind == MIX_IQ3_XXS;
     if (is_output)
-        return DTYPE_Q6_K;
+        return low_bits ? DTYPE_Q5_K : DTYPE_Q6_K;
+    if (role == ROLE_TOKEN_EMBD) {
+        if (mix->kind == MIX_IQ3_XXS || mix->file_type == 28 || mix->file_type == 29)
+            return DTYPE_IQ3_S;
+        return mix->kind == MIX_IQ_LOW ? DTYPE_Q2_K : mix->default_dtype;
+    }
     switch (mix->kind) {
     case MIX_Q2_K:
         if (role == ROLE_ATTN_V)
@@ -193,6 +291,12 @@ static strata_dtype mix_dtype(const mix_description *mix, const synth_config *co
         if ((role == ROLE_ATTN_V || role == ROLE_FFN_DOWN) && use_more_bits(layer, n))
             return DTYPE_Q6_K;
         break;
+    case MIX_IQ_LOW:
+    case MIX_IQ3_XXS:
+    case MIX_IQ3_S:
+    case MIX_IQ3_M:
+    case MIX_IQ4:
+        return iq_mix_dtype(mix, config, role, layer);
     case MIX_PURE:
         break;
     }
@@ -211,6 +315,16 @@ static strata_dtype fallback_dtype(strata_dtype dtype, int64_t ne0)
     case DTYPE_Q4_K: dtype = DTYPE_Q5_0; break;
     case DTYPE_Q5_K: dtype = DTYPE_Q5_1; break;
     case DTYPE_Q6_K: dtype = DTYPE_Q8_0; break;
+    case DTYPE_TQ1_0:
+    case DTYPE_TQ2_0: dtype = DTYPE_Q4_0; break;
+    case DTYPE_IQ2_XXS:
+    case DTYPE_IQ2_XS:
+    case DTYPE_IQ2_S:
+    case DTYPE_IQ3_XXS:
+    case DTYPE_IQ3_S:
+    case DTYPE_IQ1_S:
+    case DTYPE_IQ1_M:
+    case DTYPE_IQ4_XS: dtype = DTYPE_IQ4_NL; break;
     default: break;
     }
     traits = dtype_get_traits((int)dtype);

@@ -76,7 +76,7 @@ static void check_placement(const char *path, const char *label, const strata_pl
     snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
     check(report.within_plan, what);
     if (placement->n_overrides == 0)
-        check(e2e_check_handoffs(&params, label, e2e_byte_prompt, 4), label);
+        check(e2e_check_handoffs(&params, label, e2e_byte_prompt, 4, false), label);
 }
 
 int main(void)

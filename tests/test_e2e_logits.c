@@ -145,6 +145,23 @@ int main(void)
             remove(path);
         }
     }
+    for (size_t a = 0; a < E2E_ARCH_COUNT; a++) {
+        for (size_t t = 0; t < e2e_lowbit_type_bound_count; t++) {
+            const e2e_type_bound *bound = &e2e_lowbit_type_bounds[t];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], bound->type);
+            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], bound->type);
+            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = bound->type, .seed = 1,
+                                          .output_path = path};
+            strata_error err = {0};
+            if (strata_synth(&params, &err) != STRATA_OK) {
+                printf("%-24s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            check_model_on_cpu(label, path, e2e_byte_prompt, n_byte_prompt, bound->nmse_max);
+            remove(path);
+        }
+    }
     check_model_on_cpu("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt, n_stories_prompt, 1e-9);
     check_model_on_cpu("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);

@@ -336,6 +336,43 @@ expect_status 1 "plan -ngl 2 on a 4M card" -- "$STRATA" plan -m "$f32" --device-
 expect_status 1 "plan -ot everything=cuda0" -- "$STRATA" plan -m "$f32" --device-spec cuda0:4M \
     --device-spec "$host" -ot 'blk=cuda0' && grep -q "cuda0 needs" "$work/err" || fail "plan -ot blk=cuda0 message"
 
+# --- llama3-70b at iq2_xs on one 24 GB card and 64 GB of host RAM (BENCHMARKS.md) -------------
+# A header-only file (sparse, the tensor data is never read). Where this build
+# has the CUDA backend, it says it does not compute iq2_xs: those weights stay
+# on the CPU and the note says so; without it the plan assumes cuda0 computes
+# every format (and says that), and then all 80 layers and their KV cache
+# must fit on the card.
+big="$work/llama3-70b-iq2_xs.gguf"
+if "$STRATA" synth --preset llama3-70b --type iq2_xs --header-only -o "$big" 2>"$work/err"; then
+    expect_status 0 "plan llama3-70b iq2_xs on 24G + 64G" -- "$STRATA" plan -m "$big" \
+        --device-spec cuda0:24G:1008GB/s:165TFLOPS --device-spec cpu:64G:60GB/s:1TFLOPS -o json &&
+        python3 - "$work/out" <<'PY' || fail "llama3-70b iq2_xs plan: $(head -c 600 "$work/out")"
+import json, sys
+plan = json.load(open(sys.argv[1]))
+cuda = next(d for d in plan["devices"] if d["name"] == "cuda0")
+problems = []
+if not plan["fits"] or plan["n_ctx"] != 4096:
+    problems.append("fits %s at %s positions" % (plan["fits"], plan["n_ctx"]))
+if cuda["total_bytes"] > cuda["budget_bytes"]:
+    problems.append("cuda0 over its budget")
+matrices = [t for t in plan["tensors"] if not t["name"].endswith("norm.weight") and t["name"] != "rope_freqs.weight"]
+if "built without the backend of cuda0" in plan["note"]:
+    if cuda["n_layers"] != 80 or cuda["kv_bytes"] != 80 * 2 * 4096 * 8 * 128 * 2:
+        problems.append("cuda0 has %d layers and %d bytes of KV cache" % (cuda["n_layers"], cuda["kv_bytes"]))
+elif "cuda0 does not compute iq2_xs" in plan["note"]:
+    if any(t["device"] != "cpu" for t in matrices):
+        problems.append("an iq2_xs matrix is not on the CPU")
+else:
+    problems.append("the note says nothing about the formats: %r" % plan["note"])
+if problems:
+    print("; ".join(problems))
+    sys.exit(1)
+PY
+else
+    fail "synth llama3-70b iq2_xs --header-only: $(cat "$work/err")"
+fi
+rm -f "$big"
+
 # --- bad usage: exit 2, before the model is read ---------------------------------------------
 for spec in gpu0:8M cuda0 cuda:8M cpu1:1G cuda0:lots cuda0:8M:fast cuda0:8M:1000GB/s:many cuda0:8M:1:2:3 \
     cuda0:8M:1000GB/s:100TFLOPS:extra cuda0:8M:; do

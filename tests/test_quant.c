@@ -5,9 +5,12 @@
  * - dequantize: tests/data/quant/<type>.blocks decoded by the PyPI gguf
  *   package (tests/tools/make_quant_fixtures.py) must equal ours bit for bit:
  *   the C code forms each product in the same order as the reference, so no
- *   tolerance is needed.
+ *   tolerance is needed. The same for the low-bit formats (IQ*, MXFP4, TQ*),
+ *   whose grid tables are also compared point by point with gguf's.
  * - quantize: for the types gguf can quantize (f16, bf16, q4_0, q4_1, q5_0,
- *   q5_1, q8_0), our bytes must equal the package's bytes exactly.
+ *   q5_1, q8_0, mxfp4, tq1_0, tq2_0), our bytes must equal the package's
+ *   bytes exactly. The i-quants have no reference quantizer there: they are
+ *   held to round-trip error bounds.
  * - round trip: gaussian data through quantize -> dequantize for every
  *   format, normalized RMS error under a per-format bound.
  * - bad input: n not a multiple of the block size, an unknown dtype. */
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "quant.h"
+#include "quant_lowbit.h"
 
 #include "test_check.h"
 
@@ -126,8 +130,10 @@ fail:
 }
 
 static const strata_dtype dequant_fixture_types[] = {
-    DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0,
-    DTYPE_Q8_1, DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K,
+    DTYPE_F16,     DTYPE_BF16,   DTYPE_Q4_0,    DTYPE_Q4_1,   DTYPE_Q5_0,   DTYPE_Q5_1,   DTYPE_Q8_0,
+    DTYPE_Q8_1,    DTYPE_Q2_K,   DTYPE_Q3_K,    DTYPE_Q4_K,   DTYPE_Q5_K,   DTYPE_Q6_K,   DTYPE_Q8_K,
+    DTYPE_IQ2_XXS, DTYPE_IQ2_XS, DTYPE_IQ2_S,   DTYPE_IQ3_XXS, DTYPE_IQ3_S, DTYPE_IQ1_S,  DTYPE_IQ1_M,
+    DTYPE_IQ4_NL,  DTYPE_IQ4_XS, DTYPE_MXFP4,   DTYPE_TQ1_0,  DTYPE_TQ2_0,
 };
 
 /* Exact agreement with the Python reference: the same bits for every float
@@ -169,8 +175,50 @@ static void test_dequantize_fixtures(void)
     }
 }
 
+/* The grids of quant_iq_grids.c against gguf's expanded grids
+ * (<type>.grid: one int8 per coordinate), point by point. */
+static void test_grids(void)
+{
+    static const struct {
+        const char *file;
+        const void *table;
+        int points, width; /* width 8: uint64_t points, 4: uint32_t */
+    } grids[] = {
+        {"iq2_xxs.grid", quant_iq2xxs_grid, 256, 8}, {"iq2_xs.grid", quant_iq2xs_grid, 512, 8},
+        {"iq2_s.grid", quant_iq2s_grid, 1024, 8},    {"iq3_xxs.grid", quant_iq3xxs_grid, 256, 4},
+        {"iq3_s.grid", quant_iq3s_grid, 512, 4},     {"iq1_s.grid", quant_iq1s_grid, 2048, 8},
+    };
+    for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+        size_t size = 0;
+        int8_t *ref = read_fixture(grids[g].file, &size);
+        if (!ref)
+            continue;
+        CHECK(size == (size_t)grids[g].points * (size_t)grids[g].width, "%s: %zu bytes", grids[g].file, size);
+        int bad = 0;
+        for (int p = 0; p < grids[g].points && size == (size_t)grids[g].points * (size_t)grids[g].width; p++) {
+            const uint64_t point = grids[g].width == 8 ? ((const uint64_t *)grids[g].table)[p]
+                                                       : ((const uint32_t *)grids[g].table)[p];
+            for (int j = 0; j < grids[g].width; j++)
+                if ((int8_t)(uint8_t)(point >> (8 * j)) != ref[p * grids[g].width + j] && bad++ < 3)
+                    printf("  %s point %d coordinate %d: %d, gguf %d\n", grids[g].file, p, j,
+                           (int8_t)(uint8_t)(point >> (8 * j)), ref[p * grids[g].width + j]);
+        }
+        CHECK(bad == 0, "%s: %d coordinates differ from gguf's grid", grids[g].file, bad);
+        free(ref);
+    }
+    /* the sign table: 7 bits plus a parity bit that makes the minus signs even */
+    for (int i = 0; i < 128; i++) {
+        int ones = 0;
+        for (int bit = 0; bit < 8; bit++)
+            ones += (quant_iq2_signs[i] >> bit) & 1;
+        CHECK((quant_iq2_signs[i] & 0x7f) == i && ones % 2 == 0, "sign table entry %d = 0x%02x", i,
+              quant_iq2_signs[i]);
+    }
+}
+
 static const strata_dtype quant_fixture_types[] = {
-    DTYPE_F16, DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0,
+    DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1,  DTYPE_Q5_0,  DTYPE_Q5_1,
+    DTYPE_Q8_0, DTYPE_MXFP4, DTYPE_TQ1_0, DTYPE_TQ2_0,
 };
 
 /* Both 16-bit values are nans of a half (f16) or bfloat16 (bf16) encoding. */
@@ -263,6 +311,16 @@ static const struct { strata_dtype dtype; double max_nrmse; } round_trip_bounds[
     {DTYPE_Q4_0, 0.10},   {DTYPE_Q4_1, 0.092},  {DTYPE_Q4_K, 0.085},
     /* measured:    q3_k 0.149627, q2_k 0.295455 */
     {DTYPE_Q3_K, 0.18},   {DTYPE_Q2_K, 0.35},
+    /* measured:    iq4_nl 0.075598, iq4_xs 0.076220, mxfp4 0.113915 */
+    {DTYPE_IQ4_NL, 0.09}, {DTYPE_IQ4_XS, 0.09}, {DTYPE_MXFP4, 0.135},
+    /* measured:    iq3_s 0.136499, iq3_xxs 0.184775 */
+    {DTYPE_IQ3_S, 0.165}, {DTYPE_IQ3_XXS, 0.22},
+    /* measured:    iq2_s 0.249522, iq2_xs 0.296707, iq2_xxs 0.346222 */
+    {DTYPE_IQ2_S, 0.30},  {DTYPE_IQ2_XS, 0.355}, {DTYPE_IQ2_XXS, 0.415},
+    /* measured:    iq1_m 0.444838, iq1_s 0.484707; tq1_0 = tq2_0 0.807706
+     * (ternary with one scale per 256: a format for ternary-trained
+     * weights, not for gaussian ones) */
+    {DTYPE_IQ1_M, 0.53},  {DTYPE_IQ1_S, 0.58},   {DTYPE_TQ1_0, 0.85}, {DTYPE_TQ2_0, 0.85},
 };
 
 static void test_round_trip(void)
@@ -304,8 +362,11 @@ done:
  * back close to itself even in the formats with a min. */
 static void test_degenerate_rows(void)
 {
-    static const strata_dtype types[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1,
-                                         DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K};
+    static const strata_dtype types[] = {DTYPE_Q4_0,    DTYPE_Q4_1,   DTYPE_Q5_0,   DTYPE_Q5_1,    DTYPE_Q8_0,
+                                         DTYPE_Q8_1,    DTYPE_Q2_K,   DTYPE_Q3_K,   DTYPE_Q4_K,    DTYPE_Q5_K,
+                                         DTYPE_Q6_K,    DTYPE_Q8_K,   DTYPE_IQ4_NL, DTYPE_IQ4_XS,  DTYPE_MXFP4,
+                                         DTYPE_IQ3_S,   DTYPE_IQ3_XXS, DTYPE_IQ2_S, DTYPE_IQ2_XS,  DTYPE_IQ2_XXS,
+                                         DTYPE_IQ1_M,   DTYPE_IQ1_S,  DTYPE_TQ1_0,  DTYPE_TQ2_0};
     float x[QK_K], y[QK_K];
     unsigned char q[512];
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
@@ -365,9 +426,12 @@ static void test_derived_fields(void)
  * not specified beyond "some valid bytes". */
 static void test_non_finite_input(void)
 {
-    static const strata_dtype types[] = {DTYPE_F16,  DTYPE_BF16, DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0,
-                                         DTYPE_Q5_1, DTYPE_Q8_0, DTYPE_Q8_1, DTYPE_Q2_K, DTYPE_Q3_K,
-                                         DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K, DTYPE_Q8_K};
+    static const strata_dtype types[] = {DTYPE_F16,    DTYPE_BF16,    DTYPE_Q4_0,  DTYPE_Q4_1,   DTYPE_Q5_0,
+                                         DTYPE_Q5_1,   DTYPE_Q8_0,    DTYPE_Q8_1,  DTYPE_Q2_K,   DTYPE_Q3_K,
+                                         DTYPE_Q4_K,   DTYPE_Q5_K,    DTYPE_Q6_K,  DTYPE_Q8_K,   DTYPE_IQ4_NL,
+                                         DTYPE_IQ4_XS, DTYPE_MXFP4,   DTYPE_IQ3_S, DTYPE_IQ3_XXS, DTYPE_IQ2_S,
+                                         DTYPE_IQ2_XS, DTYPE_IQ2_XXS, DTYPE_IQ1_M, DTYPE_IQ1_S,  DTYPE_TQ1_0,
+                                         DTYPE_TQ2_0};
     float x[QK_K], y[QK_K];
     unsigned char q[QK_K * 4];
     fill_gaussian(x, QK_K, 3);
@@ -395,7 +459,8 @@ static void test_bad_input(void)
     CHECK(quant_quantize_row(DTYPE_Q2_K, x, q, 32, &err) == STRATA_INVALID_INPUT, "q2_k n = 32 must be invalid");
     CHECK(quant_dequantize_row(DTYPE_F16, q, y, -2, &err) == STRATA_INVALID_INPUT, "negative n must be invalid");
     CHECK(quant_dequantize_row((strata_dtype)5, q, y, 32, &err) == STRATA_UNSUPPORTED, "dtype 5 is unknown");
-    CHECK(quant_quantize_row((strata_dtype)39, x, q, 32, &err) == STRATA_UNSUPPORTED, "dtype 39 is unknown");
+    CHECK(quant_quantize_row((strata_dtype)38, x, q, 32, &err) == STRATA_UNSUPPORTED, "dtype 38 is unknown");
+    CHECK(quant_dequantize_row((strata_dtype)40, q, y, 32, &err) == STRATA_UNSUPPORTED, "dtype 40 is unknown");
     CHECK(quant_dequantize_row((strata_dtype)-1, q, y, 32, &err) == STRATA_UNSUPPORTED, "dtype -1 is unknown");
     CHECK(quant_dequantize_row(DTYPE_I32, q, y, 4, &err) == STRATA_UNSUPPORTED, "i32 has no dequantizer");
     CHECK(quant_quantize_row(DTYPE_I8, x, q, 4, &err) == STRATA_UNSUPPORTED, "i8 has no quantizer");
@@ -407,6 +472,7 @@ int main(void)
     test_fp16_edges();
     test_bf16_edges();
     test_dequantize_fixtures();
+    test_grids();
     test_quantize_fixtures();
     test_round_trip();
     test_degenerate_rows();

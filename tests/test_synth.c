@@ -277,6 +277,71 @@ static strata_dtype planned_dtype(const synth_plan *plan, const char *name)
     return (strata_dtype)-1;
 }
 
+/* The i-quant mixes follow llama.cpp's choices (the table in synth_presets.c);
+ * the sizes are those of the published llama.cpp files of Llama 3 70B. */
+static void check_iq_mixes(void)
+{
+    synth_plan plan;
+    strata_error err = {0};
+    if (synth_plan_create(NULL, "llama3-70b", "iq2_xs_mix", 0, &plan, &err) != STRATA_OK) {
+        printf("FAIL plan llama3-70b iq2_xs_mix: %s\n", err.message);
+        failures++;
+        return;
+    }
+    CHECK(plan.file_type == 20, "iq2_xs_mix is ftype 20");
+    CHECK(planned_dtype(&plan, "output.weight") == DTYPE_Q5_K, "iq2_xs_mix output is q5_k");
+    CHECK(planned_dtype(&plan, "token_embd.weight") == DTYPE_Q2_K, "iq2_xs_mix token_embd is q2_k");
+    CHECK(planned_dtype(&plan, "blk.40.attn_v.weight") == DTYPE_Q4_K, "iq2_xs_mix attn_v with gqa 8 is q4_k");
+    CHECK(planned_dtype(&plan, "blk.9.ffn_down.weight") == DTYPE_Q2_K, "iq2_xs_mix blk.9.ffn_down is q2_k");
+    CHECK(planned_dtype(&plan, "blk.10.ffn_down.weight") == DTYPE_IQ2_XS, "iq2_xs_mix blk.10.ffn_down is iq2_xs");
+    CHECK(planned_dtype(&plan, "blk.10.attn_output.weight") == DTYPE_IQ2_XS, "iq2_xs_mix attn_output is iq2_xs");
+    /* llama.cpp's Llama-3-70B IQ2_XS files are about 21.1 GB */
+    CHECK(plan.total_bytes > 20.0e9 && plan.total_bytes < 22.0e9, "llama3-70b iq2_xs_mix is %llu bytes",
+          (unsigned long long)plan.total_bytes);
+    printf("ok   llama3-70b iq2_xs_mix plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+    synth_plan_free(&plan);
+
+    if (synth_plan_create(NULL, "llama3-70b", "iq2_xs", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "output.weight") == DTYPE_IQ2_XS && planned_dtype(&plan, "blk.0.attn_v.weight") ==
+                  DTYPE_IQ2_XS, "iq2_xs is pure");
+        printf("ok   llama3-70b iq2_xs plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "llama3-70b", "iq3_m", 0, &plan, &err) == STRATA_OK) {
+        CHECK(plan.file_type == 27, "iq3_m is ftype 27");
+        CHECK(planned_dtype(&plan, "blk.20.attn_q.weight") == DTYPE_IQ3_S, "iq3_m attn_q is iq3_s");
+        CHECK(planned_dtype(&plan, "blk.20.attn_v.weight") == DTYPE_Q4_K, "iq3_m attn_v is q4_k");
+        CHECK(planned_dtype(&plan, "blk.20.attn_output.weight") == DTYPE_Q4_K, "iq3_m attn_output is q4_k");
+        CHECK(planned_dtype(&plan, "blk.5.ffn_down.weight") == DTYPE_Q4_K, "iq3_m blk.5.ffn_down is q4_k");
+        CHECK(planned_dtype(&plan, "blk.20.ffn_down.weight") == DTYPE_IQ3_S, "iq3_m blk.20.ffn_down is iq3_s");
+        CHECK(planned_dtype(&plan, "output.weight") == DTYPE_Q6_K, "iq3_m output is q6_k");
+        /* llama.cpp's Llama-3-70B IQ3_M files are about 31.9 GB */
+        CHECK(plan.total_bytes > 30.5e9 && plan.total_bytes < 33.0e9, "llama3-70b iq3_m is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        printf("ok   llama3-70b iq3_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "qwen2.5-7b", "iq4_xs_mix", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.3.attn_v.weight") == DTYPE_Q5_K, "iq4_xs_mix attn_v with gqa 7 is q5_k");
+        CHECK(planned_dtype(&plan, "blk.1.ffn_down.weight") == DTYPE_Q5_K, "iq4_xs_mix blk.1.ffn_down is q5_k");
+        CHECK(planned_dtype(&plan, "blk.3.ffn_down.weight") == DTYPE_IQ4_XS, "iq4_xs_mix blk.3.ffn_down is iq4_xs");
+        CHECK(planned_dtype(&plan, "token_embd.weight") == DTYPE_IQ4_XS, "iq4_xs_mix token_embd is iq4_xs");
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "llama2-7b", "iq1_m_mix", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.3.attn_v.weight") == DTYPE_Q2_K, "iq1_m_mix attn_v without gqa is q2_k");
+        CHECK(planned_dtype(&plan, "blk.3.attn_output.weight") == DTYPE_IQ2_XXS, "iq1_m_mix attn_output is iq2_xxs");
+        CHECK(planned_dtype(&plan, "blk.3.ffn_up.weight") == DTYPE_IQ1_M, "iq1_m_mix ffn_up is iq1_m");
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "llama2-7b", "iq2_m", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.3.attn_v.weight") == DTYPE_IQ3_S, "iq2_m attn_v without gqa is iq3_s");
+        CHECK(planned_dtype(&plan, "token_embd.weight") == DTYPE_IQ3_S, "iq2_m token_embd is iq3_s");
+        CHECK(planned_dtype(&plan, "blk.3.ffn_up.weight") == DTYPE_IQ2_S, "iq2_m ffn_up is iq2_s");
+        synth_plan_free(&plan);
+    }
+}
+
 /* The mixes' choices on a 32-layer model, and large tensor tables. */
 static void check_large_plans(void)
 {
@@ -328,6 +393,7 @@ static void check_large_plans(void)
         CHECK(planned_dtype(&plan, "blk.3.attn_q.bias") == DTYPE_F32, "biases are f32");
         synth_plan_free(&plan);
     }
+    check_iq_mixes();
 }
 
 static void check_vocab_copy(void)
@@ -394,7 +460,8 @@ int main(void)
         fprintf(stderr, "test_synth: cannot create a temporary directory\n");
         return 1;
     }
-    const char *types[] = {"f32", "q4_k_m", "q2_k_mix", "q3_k_m", "q4_k_s", "q5_k_m", "bf16", "q5_1"};
+    const char *types[] = {"f32",   "q4_k_m", "q2_k_mix", "q3_k_m", "q4_k_s",     "q5_k_m",
+                           "bf16",  "q5_1",   "iq2_xs",   "iq3_m",  "iq4_xs_mix", "mxfp4"};
     const char *archs[] = {"llama", "qwen2", "qwen3"};
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)

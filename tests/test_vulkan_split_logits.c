@@ -12,6 +12,11 @@
  * work rounds activations to 8 bits, Vulkan's does not, so a mix stays
  * within the CPU's bound.
  *
+ * Models in the low-bit formats (IQ*, MXFP4, TQ*), which Vulkan does not
+ * compute yet, are placed on "vulkan0,cpu" by the planner alone: their
+ * low-bit weights stay on the CPU, the rest of each layer on Vulkan, and the
+ * logits still match the reference.
+ *
  * Also checked: where no override sends activations on detours, a decoded
  * token crosses exactly the device boundaries the plan counts (one
  * hand-off each); a --vram cap below the model's size makes the planner move
@@ -26,6 +31,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "gguf.h"
 #include "e2e_common.h"
 #include "test_temp.h"
 #include "strata.h"
@@ -41,9 +47,24 @@ static void check(bool ok, const char *what)
 }
 
 /* One placement of one model: logits against the reference, budgets kept. */
+static void check_placement_kept(const char *path, const char *label, const char *devices, bool gpu_layers_set,
+                                 int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
+                                 bool weights_kept, const int32_t *tokens, int64_t n_tokens, double nmse_max);
+
 static void check_placement(const char *path, const char *label, const char *devices, bool gpu_layers_set,
                             int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
                             const int32_t *tokens, int64_t n_tokens, double nmse_max)
+{
+    check_placement_kept(path, label, devices, gpu_layers_set, gpu_layers, overrides, n_overrides, false, tokens,
+                         n_tokens, nmse_max);
+}
+
+/* weights_kept: the planner keeps some of the layers' weights on the CPU for
+ * their dtype, so its hand-off count is an upper bound (as with overrides,
+ * where it is not checked). */
+static void check_placement_kept(const char *path, const char *label, const char *devices, bool gpu_layers_set,
+                                 int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
+                                 bool weights_kept, const int32_t *tokens, int64_t n_tokens, double nmse_max)
 {
     strata_model_params params = {.path = path};
     params.placement = strata_placement_default_params();
@@ -65,7 +86,7 @@ static void check_placement(const char *path, const char *label, const char *dev
     snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
     check(report.within_plan, what);
     if (n_overrides == 0)
-        check(e2e_check_handoffs(&params, label, tokens, n_tokens), label);
+        check(e2e_check_handoffs(&params, label, tokens, n_tokens, weights_kept), label);
 }
 
 /* The splits of one model with n_layer layers. */
@@ -141,6 +162,69 @@ static void check_cap(const char *path, const int32_t *tokens, int64_t n_tokens,
     strata_plan_free(plan);
 }
 
+/* Whether dtype is one the Vulkan backend refuses (its registration says). */
+static bool vulkan_refuses(strata_dtype dtype)
+{
+    const backend_registration *vulkan = backend_find("vulkan");
+    return vulkan->weight_dtype_supported && !vulkan->weight_dtype_supported(dtype);
+}
+
+/* A low-bit model on vulkan0,cpu: the refused weights on the CPU, every
+ * layer's other weights on vulkan0, the reference logits. */
+static void check_low_bit(const char *dir, const char *arch, const char *type)
+{
+    char path[512], label[96], what[1024];
+    snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, arch, type);
+    snprintf(label, sizeof label, "%s/%s vulkan0,cpu", arch, type);
+    strata_error err = {0};
+    strata_synth_params synth = {.arch = arch, .preset = "tiny", .type = type, .seed = 1, .output_path = path};
+    if (strata_synth(&synth, &err) != STRATA_OK) {
+        printf("FAIL: synth %s: %s\n", label, err.message);
+        failures++;
+        return;
+    }
+    double bound = 0;
+    for (size_t b = 0; b < e2e_lowbit_type_bound_count; b++)
+        if (strcmp(e2e_lowbit_type_bounds[b].type, type) == 0)
+            bound = e2e_lowbit_type_bounds[b].nmse_max;
+    strata_placement_params placement = strata_placement_default_params();
+    placement.devices = "vulkan0,cpu";
+    placement.n_ctx = 64;
+    placement.kv_dtype = DTYPE_F32;
+    strata_plan *plan = NULL;
+    gguf_file *file = NULL;
+    if (strata_plan_file(path, &placement, &plan, &err) != STRATA_OK || gguf_open(path, &file, &err) != STRATA_OK) {
+        printf("FAIL: %s: %s\n", label, err.message);
+        failures++;
+        goto done;
+    }
+    int on_cpu = 0, refused = 0, misplaced = 0;
+    for (int64_t t = 0; t < plan->n_tensors; t++) {
+        const gguf_tensor_info *info = gguf_find_tensor(file, plan->tensors[t].name);
+        if (!info || plan->tensors[t].device < 0)
+            continue;
+        const bool is_cpu = strcmp(plan->devices[plan->tensors[t].device].name, "cpu") == 0;
+        on_cpu += is_cpu;
+        if (vulkan_refuses(info->dtype)) {
+            refused++;
+            misplaced += !is_cpu;
+        }
+    }
+    snprintf(what, sizeof what, "%s: %d of %d low-bit weights are not on the CPU", label, misplaced, refused);
+    check(refused > 0 && misplaced == 0, what);
+    snprintf(what, sizeof what, "%s: %lld layers on vulkan0, the note '%s'", label,
+             (long long)plan->devices[0].n_layers, plan->note);
+    check(plan->devices[0].n_layers == 2 && strstr(plan->note, "vulkan0 does not compute"), what);
+    printf("%-32s %d weights refused by vulkan0 kept on the CPU (%d tensors there)\n", label, refused, on_cpu);
+    check_placement_kept(path, label, "vulkan0,cpu", false, 0, NULL, 0, true, e2e_byte_prompt, e2e_byte_prompt_len,
+                         bound);
+done:
+    if (file)
+        gguf_close(file);
+    strata_plan_free(plan);
+    unlink(path);
+}
+
 int main(void)
 {
     if (!backend_find("vulkan")) {
@@ -180,6 +264,11 @@ int main(void)
             unlink(path);
         }
     }
+    /* a mix (i-quants beside k-quants) and a pure format; qwen2 ties the
+     * output to the embedding */
+    check_low_bit(dir, "llama", "iq2_xs_mix");
+    check_low_bit(dir, "qwen2", "iq4_xs");
+    check_low_bit(dir, "qwen3", "iq3_m");
     char stories[512];
     snprintf(stories, sizeof stories, "%s/stories260K.gguf", STRATA_MODELS_DIR);
     check_splits(stories, "stories260K", 5, e2e_stories_prompt, e2e_stories_prompt_len, 1e-9);

@@ -21,6 +21,7 @@ const char *file_type_name(int file_type)
         {23, "MOSTLY_IQ3_XXS"},  {24, "MOSTLY_IQ1_S"},    {25, "MOSTLY_IQ4_NL"},  {26, "MOSTLY_IQ3_S"},
         {27, "MOSTLY_IQ3_M"},    {28, "MOSTLY_IQ2_S"},    {29, "MOSTLY_IQ2_M"},   {30, "MOSTLY_IQ4_XS"},
         {31, "MOSTLY_IQ1_M"},    {32, "MOSTLY_BF16"},     {36, "MOSTLY_TQ1_0"},   {37, "MOSTLY_TQ2_0"},
+        {38, "MOSTLY_MXFP4_MOE"},
         {1024, "GUESSED"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"plan", cmd_plan, "where a model's layers would go on the devices, memory and speed"},
     {"info", cmd_info, "describe a model file: hyper-parameters, tensors, memory"},
     {"tokenize", cmd_tokenize, "turn text into token ids with a model's tokenizer"},
+    {"template", cmd_template, "render a conversation with a model's chat template"},
     {"synth", cmd_synth, "write a model with random weights of a real shape"},
     {"devices", cmd_devices, "list the devices of every built-in backend"},
 };

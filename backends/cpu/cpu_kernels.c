@@ -28,6 +28,18 @@ static const cpu_matmul_kernel kernel_table[] = {
     {DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2)},
     {DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, AVX2(cpu_dot_q5_k_avx2)},
     {DTYPE_Q6_K, CPU_ACT_Q8_K, cpu_dot_q6_k_scalar, AVX2(cpu_dot_q6_k_avx2)},
+    {DTYPE_IQ2_XXS, CPU_ACT_Q8_K, cpu_dot_iq2_xxs_scalar, NULL},
+    {DTYPE_IQ2_XS, CPU_ACT_Q8_K, cpu_dot_iq2_xs_scalar, NULL},
+    {DTYPE_IQ2_S, CPU_ACT_Q8_K, cpu_dot_iq2_s_scalar, NULL},
+    {DTYPE_IQ3_XXS, CPU_ACT_Q8_K, cpu_dot_iq3_xxs_scalar, NULL},
+    {DTYPE_IQ3_S, CPU_ACT_Q8_K, cpu_dot_iq3_s_scalar, NULL},
+    {DTYPE_IQ1_S, CPU_ACT_Q8_K, cpu_dot_iq1_s_scalar, NULL},
+    {DTYPE_IQ1_M, CPU_ACT_Q8_K, cpu_dot_iq1_m_scalar, NULL},
+    {DTYPE_IQ4_NL, CPU_ACT_Q8_0, cpu_dot_iq4_nl_scalar, NULL},
+    {DTYPE_IQ4_XS, CPU_ACT_Q8_K, cpu_dot_iq4_xs_scalar, NULL},
+    {DTYPE_MXFP4, CPU_ACT_Q8_0, cpu_dot_mxfp4_scalar, NULL},
+    {DTYPE_TQ1_0, CPU_ACT_Q8_K, cpu_dot_tq1_0_scalar, NULL},
+    {DTYPE_TQ2_0, CPU_ACT_Q8_K, cpu_dot_tq2_0_scalar, NULL},
 };
 
 const cpu_matmul_kernel *cpu_matmul_kernel_find(strata_dtype weight)

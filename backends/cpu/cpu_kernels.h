@@ -14,9 +14,9 @@
 /* What the f32 activation row is turned into before the dot products. */
 typedef enum cpu_act_format {
     CPU_ACT_F32,  /* used as is: F32, F16, BF16 weights */
-    CPU_ACT_Q8_0, /* Q4_0, Q5_0, Q8_0 weights */
+    CPU_ACT_Q8_0, /* Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4 weights */
     CPU_ACT_Q8_1, /* Q4_1, Q5_1 weights (carries d * sum(qs) for the offset) */
-    CPU_ACT_Q8_K, /* Q2_K .. Q6_K weights */
+    CPU_ACT_Q8_K, /* Q2_K .. Q6_K, the 256-element i-quants, TQ1_0, TQ2_0 weights */
 } cpu_act_format;
 
 /* Instruction sets a dot product may need. */
@@ -80,6 +80,18 @@ float cpu_dot_q3_k_scalar(int64_t n, const void *w, const void *a);
 float cpu_dot_q4_k_scalar(int64_t n, const void *w, const void *a);
 float cpu_dot_q5_k_scalar(int64_t n, const void *w, const void *a);
 float cpu_dot_q6_k_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_xxs_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_xs_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_s_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq3_xxs_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq3_s_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq1_s_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq1_m_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq4_nl_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_iq4_xs_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_mxfp4_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_tq1_0_scalar(int64_t n, const void *w, const void *a);
+float cpu_dot_tq2_0_scalar(int64_t n, const void *w, const void *a);
 
 float cpu_dot_f32_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_f16_avx2(int64_t n, const void *w, const void *a);

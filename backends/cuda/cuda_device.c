@@ -252,9 +252,17 @@ fail:
     return status;
 }
 
+/* The registration's pure answer: the weight dtypes the kernels read
+ * (cuda_choose.h, the same list supports() checks). */
+static bool cuda_registration_weight_dtype_supported(strata_dtype dtype)
+{
+    return cuda_weight_dtype_supported(dtype);
+}
+
 const backend_registration cuda_backend_registration = {
     .name = "cuda",
     .device_count = cuda_device_count,
     .open = cuda_open,
     .workspace_bytes = cuda_workspace_bytes,
+    .weight_dtype_supported = cuda_registration_weight_dtype_supported,
 };

@@ -315,4 +315,5 @@ const backend_registration vulkan_backend_registration = {
     .device_count = vk_device_count,
     .open = vk_open,
     .workspace_bytes = vk_workspace_bytes,
+    .weight_dtype_supported = vk_weight_dtype_supported, /* the embedded shaders decide */
 };

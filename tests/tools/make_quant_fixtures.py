@@ -12,6 +12,11 @@ Files (all little-endian, no headers; the C test knows the counts):
   <type>.dequant.f32   the reference dequantization of <type>.blocks
   <type>.qin.f32       random f32 input (types gguf.quants can quantize)
   <type>.qout.bin      gguf.quants' quantization of <type>.qin.f32
+  <type>.grid          for the i-quant grid formats: gguf's expanded grid,
+                       one int8 per coordinate, point after point
+
+The low-bit formats (IQ*, MXFP4, TQ*) draw from a second generator, so adding
+them left the older fixtures byte for byte as they were.
 
 Run from the repository root:  python3 tests/tools/make_quant_fixtures.py
 The output is deterministic (fixed seed)."""
@@ -103,6 +108,70 @@ def special_f32_inputs(rng):
     return np.concatenate([fixed, nan_bits, rest]).astype(np.float32)
 
 
+# byte offsets of the fp16 scale fields of the low-bit formats (IQ1_M spreads
+# its scale over four nibbles and MXFP4 has a power-of-two byte: see
+# lowbit_blocks)
+LOWBIT_FP16_FIELDS = {
+    T.IQ2_XXS: [0], T.IQ2_XS: [0], T.IQ2_S: [0], T.IQ3_XXS: [0], T.IQ3_S: [0],
+    T.IQ1_S: [0], T.IQ4_NL: [0], T.IQ4_XS: [0], T.TQ1_0: [52], T.TQ2_0: [64],
+}
+LOWBIT_TYPES = [T.IQ2_XXS, T.IQ2_XS, T.IQ2_S, T.IQ3_XXS, T.IQ3_S, T.IQ1_S, T.IQ1_M,
+                T.IQ4_NL, T.IQ4_XS, T.MXFP4, T.TQ1_0, T.TQ2_0]
+GRID_TYPES = {T.IQ2_XXS: quants.IQ2_XXS, T.IQ2_XS: quants.IQ2_XS, T.IQ2_S: quants.IQ2_S,
+              T.IQ3_XXS: quants.IQ3_XXS, T.IQ3_S: quants.IQ3_S, T.IQ1_S: quants.IQ1_S}
+
+
+def lowbit_blocks(rng, qtype, n_blocks):
+    """Random blocks of a low-bit format with finite, moderate scales."""
+    _, block_bytes = GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, size=(n_blocks, block_bytes), dtype=np.uint8)
+    for off in LOWBIT_FP16_FIELDS.get(qtype, []):
+        raw[:, off:off + 2] = moderate_fp16(rng, n_blocks).view(np.uint8).reshape(n_blocks, 2)
+    if qtype == T.IQ1_M:
+        # the fp16 d is the top nibbles of the four uint16 scale words
+        d = moderate_fp16(rng, n_blocks).view(np.uint16).astype(np.uint32)
+        words = raw[:, 48:56].copy().view(np.uint16).astype(np.uint32)
+        for k in range(4):
+            words[:, k] = (words[:, k] & 0x0FFF) | (((d >> (4 * k)) & 0xF) << 12)
+        raw[:, 48:56] = words.astype(np.uint16).view(np.uint8).reshape(n_blocks, 8)
+    if qtype == T.MXFP4:
+        # exponents around 2^0, plus the subnormal scales e = 0, 1 and e = 2
+        e = rng.integers(100, 151, size=n_blocks, dtype=np.uint8)
+        e[:3] = [0, 1, 2]
+        raw[:, 0] = e
+    return raw
+
+
+def write_lowbit_fixtures():
+    rng = np.random.default_rng(20261204)
+    total = 0
+    for qtype in LOWBIT_TYPES:
+        block_elems, _ = GGML_QUANT_SIZES[qtype]
+        n_blocks = SMALL_BLOCKS if block_elems == 32 else 8
+        raw = lowbit_blocks(rng, qtype, n_blocks)
+        ref = quants.dequantize(raw, qtype).astype(np.float32).reshape(-1)
+        assert ref.shape == (n_blocks * block_elems,) and np.all(np.isfinite(ref)), qtype.name
+        name = qtype.name.lower()
+        total += write(f"{name}.blocks", raw)
+        total += write(f"{name}.dequant.f32", ref)
+    for qtype, cls in GRID_TYPES.items():
+        cls.init_grid()
+        grid = np.asarray(cls.grid, dtype=np.float32).reshape(cls.grid_shape)
+        total += write(f"{qtype.name.lower()}.grid", grid.astype(np.int8))
+    # quantization: the low-bit formats gguf.quants can quantize
+    for qtype in [T.MXFP4, T.TQ1_0, T.TQ2_0]:
+        block_elems, _ = GGML_QUANT_SIZES[qtype]
+        n = 8 * 256
+        x = (rng.standard_normal(n) * 0.05).astype(np.float32)
+        x[256:256 + block_elems] = 0.0                      # an all-zero block
+        x[512:512 + block_elems] = np.abs(x[512:512 + block_elems])  # all positive
+        # exact ties of the rounding (half-way between levels) and tiny values
+        x[768:768 + 8] = np.array([0.5, -0.5, 1.5, -1.5, 0.25, 3.0, -6.0, 1e-30], dtype=np.float32)
+        total += write(f"{qtype.name.lower()}.qin.f32", x)
+        total += write(f"{qtype.name.lower()}.qout.bin", quants.quantize(x, qtype).view(np.uint8))
+    return total
+
+
 def write(name, array):
     path = os.path.join(OUT_DIR, name)
     with open(path, "wb") as f:
@@ -149,6 +218,7 @@ def main():
         total += write(f"{name}.qin.f32", x)
         total += write(f"{name}.qout.bin", q.view(np.uint8))
 
+    total += write_lowbit_fixtures()
     print(f"wrote {total} bytes to {os.path.normpath(OUT_DIR)}", file=sys.stderr)
 
 
