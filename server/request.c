@@ -250,6 +250,7 @@ static bool take_messages(api_request *request, const json_t *value, api_error *
         if (!take_content(json_object_get(message, "content"), i, &request->messages[i].content, err))
             return false;
     }
+    request->messages_json = json_incref((json_t *)value);
     return true;
 }
 
@@ -446,6 +447,7 @@ void api_request_free(api_request *request)
         free(request->messages[i].content);
     }
     free(request->messages);
+    json_decref(request->messages_json);
     for (size_t i = 0; i < request->n_stop; i++)
         free(request->stop[i]);
     api_kind kind = request->kind;

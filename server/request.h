@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "strata.h"
 
 typedef enum api_kind {
@@ -51,9 +53,11 @@ typedef struct api_request {
     char *prompt_text;
     int32_t *prompt_tokens;     /* ids as sent, each in [0, INT32_MAX]; checked against the vocabulary later */
     size_t n_prompt_tokens;
-    /* chat completions */
+    /* chat completions: the messages checked and copied, and the JSON array
+     * as sent (a counted reference) for the chat template */
     api_message *messages;
     size_t n_messages;
+    json_t *messages_json;
     bool stream;
     bool include_usage;         /* stream_options.include_usage */
     int64_t max_tokens;         /* -1: until an end-of-generation token or the end of the context */

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "chat_prompt.h"
 #include "response.h"
 #include "server_internal.h"
 
@@ -80,12 +79,50 @@ enum MHD_Result route_metrics(server_state *server, struct MHD_Connection *conne
 
 /* --- prompts ------------------------------------------------------------------------------------ */
 
+/* The chat's prompt text through the chat template (with the generation
+ * prompt), malloc'ed into *out. */
+static bool render_chat(server_state *server, const api_request *request, char **out, size_t *out_len,
+                        api_error *err)
+{
+    strata_chat_options options = {.add_generation_prompt = true};
+    strata_error serr = {0};
+    strata_status status =
+        strata_chat_template_render(server->chat_template, request->messages_json, &options, out, out_len, &serr);
+    if (status != STRATA_OK)
+        return api_fail(err, status == STRATA_OUT_OF_MEMORY ? 500 : 400, "messages",
+                        "the chat template cannot render these messages: %s", serr.message);
+    return true;
+}
+
+/* Tokenizes text as the model asks: BOS added when the file asks for it,
+ * unless the text begins with the BOS text already (a chat template that
+ * writes bos_token itself); control tokens recognized in what a real chat
+ * template wrote, plain text otherwise. */
+static bool tokenize_prompt(server_state *server, const api_request *request, const char *text, size_t len,
+                            job_input *input, api_error *err)
+{
+    const strata_tokenizer *tokenizer = strata_model_tokenizer(server->model);
+    bool templated = request->kind == API_CHAT_COMPLETIONS && !strata_chat_template_is_fallback(server->chat_template);
+    bool add_bos = strata_tokenizer_adds_bos(tokenizer);
+    const char *bos_text = strata_chat_template_bos_token(server->chat_template);
+    if (templated && bos_text && bos_text[0] && strncmp(text, bos_text, strlen(bos_text)) == 0)
+        add_bos = false;
+    strata_error serr = {0};
+    strata_status status =
+        strata_tokenize(tokenizer, text, len, add_bos, templated, &input->prompt, &input->n_prompt, &serr);
+    if (status != STRATA_OK)
+        return api_fail(err, status == STRATA_OUT_OF_MEMORY ? 500 : 400,
+                        request->kind == API_COMPLETIONS ? "prompt" : "messages", "tokenizing the prompt: %s",
+                        serr.message);
+    return true;
+}
+
 /* The request's prompt as token ids (into *input), checked against the
  * vocabulary and the context. */
 static bool build_prompt(server_state *server, const api_request *request, job_input *input, api_error *err)
 {
-    const strata_tokenizer *tokenizer = strata_model_tokenizer(server->model);
     int64_t n_vocab = strata_model_hparams(server->model)->n_vocab;
+    const char *field = request->kind == API_COMPLETIONS ? "prompt" : "messages";
     if (request->prompt_tokens) {
         for (size_t i = 0; i < request->n_prompt_tokens; i++)
             if (request->prompt_tokens[i] >= n_vocab)
@@ -97,34 +134,27 @@ static bool build_prompt(server_state *server, const api_request *request, job_i
         memcpy(input->prompt, request->prompt_tokens, request->n_prompt_tokens * sizeof *input->prompt);
         input->n_prompt = request->n_prompt_tokens;
     } else {
-        if (!tokenizer)
-            return api_fail(err, 400, request->kind == API_COMPLETIONS ? "prompt" : "messages",
-                            "the model has no tokenizer: give the prompt as a list of token ids");
-        text_buffer chat = {0};
-        const char *text = request->prompt_text;
+        if (!strata_model_tokenizer(server->model))
+            return api_fail(err, 400, field, "the model has no tokenizer: give the prompt as a list of token ids");
         if (request->kind == API_CHAT_COMPLETIONS) {
-            if (!chat_prompt_plain(request->messages, request->n_messages, &chat)) {
-                text_buffer_free(&chat);
-                return api_fail(err, 500, NULL, "out of memory");
-            }
-            text = chat.data;
+            char *text = NULL;
+            size_t len = 0;
+            bool ok = render_chat(server, request, &text, &len, err) &&
+                      tokenize_prompt(server, request, text, len, input, err);
+            free(text);
+            if (!ok)
+                return false;
+        } else if (!tokenize_prompt(server, request, request->prompt_text, strlen(request->prompt_text), input,
+                                    err)) {
+            return false;
         }
-        strata_error serr = {0};
-        strata_status status = strata_tokenize(tokenizer, text, strlen(text), strata_tokenizer_adds_bos(tokenizer),
-                                               false, &input->prompt, &input->n_prompt, &serr);
-        text_buffer_free(&chat);
-        if (status != STRATA_OK)
-            return api_fail(err, status == STRATA_OUT_OF_MEMORY ? 500 : 400,
-                            request->kind == API_COMPLETIONS ? "prompt" : "messages", "tokenizing the prompt: %s",
-                            serr.message);
     }
     int64_t n_ctx = scheduler_context_size(server->sched);
     if (input->n_prompt == 0)
-        return api_fail(err, 400, "prompt", "the prompt is empty (and the model adds no BOS)");
+        return api_fail(err, 400, field, "the prompt is empty (and the model adds no BOS)");
     if ((int64_t)input->n_prompt > n_ctx)
-        return api_fail(err, 400, request->kind == API_COMPLETIONS ? "prompt" : "messages",
-                        "the prompt has %zu tokens but the context holds %lld positions", input->n_prompt,
-                        (long long)n_ctx);
+        return api_fail(err, 400, field, "the prompt has %zu tokens but the context holds %lld positions",
+                        input->n_prompt, (long long)n_ctx);
     return true;
 }
 

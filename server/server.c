@@ -27,11 +27,42 @@ static uint64_t random_base(void)
     return value;
 }
 
+/* The chat template: --chat-template's file (with the model's BOS and EOS
+ * texts) or the model's own; a model without one gets the plain fallback,
+ * said once. */
+static bool load_chat_template(server_state *server)
+{
+    const serve_config *config = server->config;
+    strata_error err = {0};
+    strata_chat_template *from_model = NULL;
+    if (strata_chat_template_from_gguf(config->model.path, &from_model, &err) != STRATA_OK) {
+        fprintf(stderr, "strata serve: the chat template: %s\n", err.message);
+        return false;
+    }
+    if (!config->chat_template_path) {
+        server->chat_template = from_model;
+        if (strata_chat_template_is_fallback(from_model))
+            fprintf(stderr, "strata serve: %s has no chat template: chat messages reach the model as plain "
+                            "\"role: content\" blocks (see --chat-template)\n",
+                    config->model.path);
+        return true;
+    }
+    bool ok = strata_chat_template_load_file(config->chat_template_path, &server->chat_template, &err) == STRATA_OK &&
+              strata_chat_template_set_tokens(server->chat_template, strata_chat_template_bos_token(from_model),
+                                              strata_chat_template_eos_token(from_model), &err) == STRATA_OK;
+    if (!ok)
+        fprintf(stderr, "strata serve: --chat-template %s: %s\n", config->chat_template_path, err.message);
+    strata_chat_template_free(from_model);
+    return ok;
+}
+
 /* Loads the model and starts the sequences. */
 static bool load(server_state *server)
 {
     const serve_config *config = server->config;
     strata_error err = {0};
+    if (!load_chat_template(server))
+        return false;
     if (strata_model_load(&config->model, &server->model, &err) != STRATA_OK) {
         fprintf(stderr, "strata serve: loading the model: %s\n", err.message);
         return false;
@@ -48,9 +79,6 @@ static bool load(server_state *server)
     if (!strata_model_tokenizer(server->model))
         fprintf(stderr, "strata serve: %s has no tokenizer: prompts must be token ids, replies are ids\n",
                 config->model.path);
-    else
-        fprintf(stderr, "strata serve: chat messages are given to the model as \"role: content\" lines and "
-                        "\"assistant:\" (no chat template support yet)\n");
     return true;
 }
 
@@ -105,6 +133,7 @@ done:
     http_stop(&server);
     scheduler_free(server.sched);
     strata_model_free(server.model);
+    strata_chat_template_free(server.chat_template);
     metrics_destroy(&server.metrics);
     if (exit_status == 0)
         fprintf(stderr, "strata serve: stopped\n");

@@ -1,7 +1,8 @@
 /* strata serve: an OpenAI-compatible HTTP server over libstrata.
  *
  * The server sits above runtime/ (it uses only the public API in
- * runtime/strata.h) and below tools/, whose cmd_serve.c turns flags into a
+ * runtime/strata.h and the chat templates of runtime/chat_template.h) and
+ * below tools/, whose cmd_serve.c turns flags into a
  * serve_config. libmicrohttpd speaks HTTP, jansson reads and writes JSON. */
 #ifndef STRATA_SERVER_H
 #define STRATA_SERVER_H
@@ -19,6 +20,7 @@ typedef struct serve_config {
     int max_queue;             /* requests waiting beyond them, >= 0 */
     uint64_t max_body;         /* bytes of a request body; larger is a 413 */
     const char *model_name;    /* the id /v1/models lists and responses carry */
+    const char *chat_template_path; /* a Jinja file replacing the model's template; NULL: the model's */
     strata_model_params model; /* path, devices and placement, as `strata run` */
     strata_dtype kv_dtype;
     strata_sampler_params sampling; /* defaults for the fields a request leaves out */

@@ -6,6 +6,7 @@
 #include <microhttpd.h>
 #include <stdatomic.h>
 
+#include "chat_template.h"
 #include "metrics.h"
 #include "request.h"
 #include "scheduler.h"
@@ -18,6 +19,7 @@ typedef struct server_state {
     atomic_bool ready;        /* model loaded and the scheduler running */
     strata_model *model;      /* set before ready */
     scheduler *sched;         /* set before ready */
+    strata_chat_template *chat_template; /* the model's, --chat-template's, or the plain fallback */
     int64_t created;          /* Unix seconds the server started: the model's "created" */
     uint64_t id_base;         /* random bits for response ids and seeds */
     atomic_uint_fast64_t id_counter;

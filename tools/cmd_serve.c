@@ -17,6 +17,7 @@ static const char *const SERVE_CMD = "strata serve";
 typedef struct serve_options {
     const char *model_path;
     const char *model_name;
+    const char *chat_template_path;
     const char *host;
     int64_t port;
     const char *api_key;
@@ -48,6 +49,10 @@ static const flag_spec model_flags[] = {
                "the model's id in /v1/models and responses\n"
                "(default: the file name without .gguf)",
                FLAG_STRING, SERVE(model_name)),
+    FLAG_VALUE(NULL, "--chat-template", "FILE",
+               "a Jinja chat template replacing the model's\n"
+               "(default: the model's tokenizer.chat_template)",
+               FLAG_STRING, SERVE(chat_template_path)),
 };
 static const flag_group model_group = {"model", model_flags, sizeof model_flags / sizeof model_flags[0]};
 static const flag_spec server_flags[] = {
@@ -129,6 +134,7 @@ int cmd_serve(int argc, char **argv)
         .max_queue = (int)opts.max_queue,
         .max_body = opts.max_body,
         .model_name = model_name,
+        .chat_template_path = opts.chat_template_path,
         .model = {.path = opts.model_path},
         .kv_dtype = context_options_kv_dtype(&opts.context),
         .sampling = opts.sampling.params,

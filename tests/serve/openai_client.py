@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve_common import Server, check, finish, run_reference, skip, tokenize  # noqa: E402
+from serve_common import HERE, Server, check, finish, render_chat, run_reference, skip, tokenize  # noqa: E402
 
 try:
     import openai
@@ -45,8 +45,10 @@ def completion_checks(client, model):
 
 def chat_checks(client, model):
     messages = [{"role": "system", "content": "You tell stories."}, {"role": "user", "content": "Tell me about a cat."}]
-    # the plain format of a model without a chat template
-    plain = "system: You tell stories.\nuser: Tell me about a cat.\nassistant:"
+    # stories260K has no chat template: the plain fallback, as `strata template` renders it
+    plain = render_chat(messages)
+    check(plain == "system: You tell stories.\n\nuser: Tell me about a cat.\n\nassistant:",
+          "the fallback prompt: %r" % plain)
     reference, n_prompt = run_reference(plain, 30)
     reply = client.chat.completions.create(model=model, messages=messages, max_tokens=30, temperature=0)
     message = reply.choices[0].message
@@ -74,6 +76,43 @@ def chat_checks(client, model):
                                                                                           "text": "stories."}]},
                   {"role": "user", "content": "Tell me about a cat."}])
     check(parts.choices[0].message.content == reference, "content parts: %r" % parts.choices[0].message.content)
+
+
+def template_checks():
+    """--chat-template: a real template (ChatML, Qwen2.5's) replaces the
+    fallback; the reply is `strata run --temp 0` on what `strata template`
+    renders with that file."""
+    template = os.path.join(HERE, "..", "data", "templates", "Qwen-Qwen2.5-7B-Instruct.jinja")
+    messages = [{"role": "user", "content": "Tell me about a cat."}]
+    prompt = render_chat(messages, "--chat-template", template)
+    check(prompt.startswith("<|im_start|>system") and prompt.endswith("<|im_start|>assistant\n"),
+          "the Qwen2.5 prompt: %r" % prompt)
+    reference, n_prompt = run_reference(prompt, 20, "--special")
+    server = Server("--chat-template", template)
+    try:
+        client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="stories260K", messages=messages, max_tokens=20, temperature=0)
+        check(reply.choices[0].message.content == reference and reply.usage.prompt_tokens == n_prompt,
+              "chat with --chat-template: %r (%d prompt tokens), strata run on the rendered prompt gives %r (%d)" %
+              (reply.choices[0].message.content, reply.usage.prompt_tokens, reference, n_prompt))
+        check(not any("no chat template" in line for line in server.stderr_lines),
+              "the fallback was announced with --chat-template")
+    finally:
+        check(server.stop() == 0, "the templated server did not exit 0")
+    # a template strata cannot use stops the server before it serves
+    import subprocess
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".jinja", delete=False) as handle:
+        handle.write("{% include 'other.jinja' %}")
+        bad = handle.name
+    try:
+        result = subprocess.run([os.environ.get("STRATA", "strata"), "serve", "-m", os.path.join(
+            os.environ.get("STRATA_MODELS_DIR", os.path.join(HERE, "..", "..", "models")), "stories260K.gguf"),
+            "--port", "0", "--chat-template", bad], capture_output=True, text=True, timeout=60)
+    finally:
+        os.unlink(bad)
+    check(result.returncode == 1 and "include" in result.stderr,
+          "an unsupported template: exit %d, %r" % (result.returncode, result.stderr[-300:]))
 
 
 def stop_checks(client, model):
@@ -163,6 +202,7 @@ def main():
         status = server.stop()
         check(status == 0, "strata serve exited with %r after SIGTERM" % status)
     key_checks()
+    template_checks()
     finish("serve openai client")
 
 

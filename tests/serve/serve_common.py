@@ -125,6 +125,21 @@ def run_reference(prompt, n_predict, *extra):
     return text, int(found.group(1)) if found else None
 
 
+def render_chat(messages, *template_args):
+    """The prompt `strata template` renders for messages with the
+    generation prompt (the model's template, or --chat-template FILE)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(messages, handle)
+        path = handle.name
+    try:
+        result = subprocess.run([STRATA, "template", "-m", STORIES, "--messages", path, "--add-generation-prompt"] +
+                                list(template_args), capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(path)
+    return result.stdout
+
+
 def tokenize(text):
     """The token ids `strata tokenize --bos` gives (BOS as stories260K asks)."""
     result = subprocess.run([STRATA, "tokenize", "-m", STORIES, "-p", text, "--bos", "--ids-only"],
