@@ -8,15 +8,25 @@
 // exp(old_max - new_max)), and then each invocation accumulates p * v for
 // its head dimensions (up to DIMS_PER_THREAD per invocation).
 //
+// One dispatch covers the cache rows [kv_begin, kv_end) bound in bindings 1
+// and 2 (a cache larger than one binding, or than the driver lets one
+// workgroup loop over, is walked in several passes: vulkan_split.h). With
+// VK_ATTENTION_MERGE an earlier pass wrote dst and the state, and this one
+// merges into them (attention_merge.glsl); with VK_ATTENTION_KEEP_STATE it
+// writes the state (max, sum per pair, at state_offset of binding 5) for the
+// next pass.
+//
 // Split-KV (decode with long contexts): workgroup z = split s of n_splits
-// covers rows_per_split rows and writes (max, sum, unnormalized output) to
-// the partials buffer; attention_combine.comp merges them. With one split the
-// normalized result goes straight to dst.
+// covers rows_per_split rows of the pass and writes (max, sum, unnormalized
+// output) to the partials (part_offset of binding 5);
+// attention_combine.comp merges them. With one split the result goes
+// straight to dst.
 //
 // Bindings: 0 = q, 1 = K cache, 2 = V cache (F32, or F16 with CACHE_F16, read
-// as 32-bit words), 3 = positions (I32), 4 = dst, 5 = partials (dst again
-// when n_splits == 1).
+// as 32-bit words), 3 = positions (I32), 4 = dst, 5 = the workspace: state
+// then partials (dst again when the pass needs neither).
 #include "common.glsl"
+#include "attention_merge.glsl"
 
 layout(local_size_x_id = 0) in;
 
@@ -44,6 +54,10 @@ layout(push_constant) uniform Push {
     uint n_splits;
     uint rows_per_split;
     uint part_offset;
+    uint kv_begin;  // cache rows of this pass; k_offset and v_offset are row kv_begin's
+    uint kv_end;
+    uint state_offset;
+    uint flags;     // VK_ATTENTION_MERGE 1, VK_ATTENTION_KEEP_STATE 2
 } p;
 
 layout(set = 0, binding = 0) readonly buffer Q { float q[]; };
@@ -59,8 +73,8 @@ float load_k(uint e) { return k_data[e]; }
 float load_v(uint e) { return v_data[e]; }
 #endif
 layout(set = 0, binding = 3) readonly buffer Pos { int positions[]; };
-layout(set = 0, binding = 4) writeonly buffer D { float d[]; };
-layout(set = 0, binding = 5) writeonly buffer Part { float part[]; };
+layout(set = 0, binding = 4) buffer D { float d[]; };
+layout(set = 0, binding = 5) buffer Part { float part[]; };
 
 shared float q_shared[MAX_HEAD_DIM];
 shared float p_shared[gl_WorkGroupSize.x];
@@ -81,6 +95,8 @@ void main()
     int position = positions[p.pos_offset + token];
     int last = min(position + 1, int(p.n_kv)); // exclusive
     int first = p.window > 0 ? max(position - p.window + 1, 0) : 0;
+    first = max(first, int(p.kv_begin));
+    last = min(last, int(p.kv_end));
     int begin = first + int(split * p.rows_per_split);
     int end = min(last, begin + int(p.rows_per_split));
 
@@ -97,7 +113,7 @@ void main()
         uint count = min(threads, uint(end - chunk));
         float score = uintBitsToFloat(0xff800000u);
         if (tid < count) {
-            uint row = k_base + uint(chunk + int(tid)) * p.k_row_stride;
+            uint row = k_base + (uint(chunk + int(tid)) - p.kv_begin) * p.k_row_stride;
             float dot_qk = 0.0;
             for (uint i = 0u; i < p.head_dim; i++)
                 dot_qk += q_shared[i] * load_k(row + i);
@@ -124,7 +140,7 @@ void main()
             if (dim >= p.head_dim)
                 break;
             float sum = acc[c] * rescale;
-            uint v_row = v_base + uint(chunk) * p.v_row_stride + dim;
+            uint v_row = v_base + (uint(chunk) - p.kv_begin) * p.v_row_stride + dim;
             for (uint r = 0u; r < count; r++)
                 sum += p_shared[r] * load_v(v_row + r * p.v_row_stride);
             acc[c] = sum;
@@ -134,11 +150,22 @@ void main()
     }
 
     if (p.n_splits == 1u) {
-        float inv = running_sum > 0.0 ? 1.0 / running_sum : 0.0;
+        vec4 merge = vec4(0.0, running_sum > 0.0 ? 1.0 / running_sum : 0.0, running_max, running_sum);
+        uint state = p.state_offset + 2u * pair;
+        if ((p.flags & 1u) != 0u)
+            merge = attention_merge(part[state], part[state + 1u], running_max, running_sum);
         for (uint c = 0u; c < DIMS_PER_THREAD; c++) {
             uint dim = tid + c * threads;
-            if (dim < p.head_dim)
-                d[p.d_offset + pair * p.head_dim + dim] = acc[c] * inv;
+            if (dim < p.head_dim) {
+                uint at = p.d_offset + pair * p.head_dim + dim;
+                float old_part = merge.x > 0.0 ? d[at] * merge.x : 0.0;
+                d[at] = old_part + acc[c] * merge.y;
+            }
+        }
+        barrier(); // every invocation has read the old state
+        if ((p.flags & 2u) != 0u && tid == 0u) {
+            part[state] = merge.z;
+            part[state + 1u] = merge.w;
         }
     } else {
         uint base = p.part_offset + (pair * p.n_splits + split) * (p.head_dim + 2u);

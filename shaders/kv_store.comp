@@ -2,7 +2,10 @@
 // Stores rows[row_size, n_tok] (F32) into the cache at the rows given by
 // positions[n_tok]; the cache is F32, or F16 with CACHE_F16 (written as
 // halves of 32-bit words, see STORE_U16). A position outside the cache is
-// skipped (the runtime never issues one). One invocation per element.
+// skipped (the runtime never issues one). The binding holds cache rows
+// [row_begin, row_begin + row_count) (a cache larger than one binding is
+// stored by one dispatch per range); positions outside belong to another
+// dispatch. One invocation per element.
 // Bindings: 0 = rows, 1 = positions (I32), 2 = cache.
 #include "common.glsl"
 
@@ -14,7 +17,9 @@ layout(push_constant) uniform Push {
     uint n_ctx;
     uint src_offset;
     uint pos_offset;
-    uint cache_offset; // in cache elements
+    uint cache_offset; // in cache elements, of row row_begin
+    uint row_begin;
+    uint row_count;
 } p;
 
 layout(set = 0, binding = 0) readonly buffer Src { float src[]; };
@@ -34,7 +39,10 @@ void main()
     int position = positions[p.pos_offset + token];
     if (position < 0 || uint(position) >= p.n_ctx)
         return;
-    uint e = p.cache_offset + uint(position) * p.row_size + i;
+    uint row = uint(position) - p.row_begin; // wraps past row_count when below row_begin
+    if (row >= p.row_count)
+        return;
+    uint e = p.cache_offset + row * p.row_size + i;
     float value = src[p.src_offset + index];
 #ifdef CACHE_F16
     STORE_U16(cache_words, e, float_to_f16_bits(value));

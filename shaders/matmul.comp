@@ -87,6 +87,6 @@ void main()
         barrier();
     }
     if (tid < tokens_here)
-        dst[p.output_offset + (first_token + tid) * p.output_stride + p.row_begin + row] =
+        dst[p.output_offset + (first_token + tid) * p.output_stride + row] =
             partial_sums[tid * LOCAL_SIZE];
 }

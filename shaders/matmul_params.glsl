@@ -8,7 +8,6 @@ layout(set = 0, binding = 2) writeonly buffer Output { float dst[]; };
 
 layout(push_constant) uniform MatmulParams {
     uint n_in;
-    uint row_begin;
     uint row_count;
     uint n_tok;
     uint weight_offset_bytes;

@@ -107,6 +107,6 @@ void main()
             const uint r = first_row + row_lane + ROW_LANES * i;
             const uint t = first_token + token_lane + TOKEN_LANES * j;
             if (r < p.row_count && t < p.n_tok)
-                dst[p.output_offset + t * p.output_stride + p.row_begin + r] = sums[i][j];
+                dst[p.output_offset + t * p.output_stride + r] = sums[i][j];
         }
 }

@@ -186,6 +186,26 @@ static const op_case fixed_cases[] = {
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F32, .ne = {16, 9}, .flag = true, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_BF16, .ne = {5, 31}, .flag = true, .max_nmse = NMSE_EXACT},
     {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {6, 7}, .reshape = true, .max_nmse = NMSE_EXACT},
+    /* tensors over 64 KiB, so the run with STRATA_VULKAN_MAX_BIND_KIB=64 cuts
+     * every op family into several bindings (rows, tokens, cache ranges,
+     * slabs; a broadcast row longer than one binding; dst columns cut with
+     * the weight's rows) */
+    {.op = OP_RMS_NORM, .ne = {4096, 9}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_SOFTMAX, .ne = {5000, 7}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ARGMAX, .ne = {15000, 5}, .max_nmse = 0},
+    {.op = OP_MUL, .ne = {1000, 40}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ADD, .ne = {20000, 3}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_GEGLU, .ne = {9000, 3}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ROPE, .ne = {128, 32, 7}, .n_rot = 128, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_KV_STORE, .dtype = DTYPE_F32, .ne = {256, 5, 80}, .max_nmse = NMSE_EXACT},
+    {.op = OP_KV_STORE, .dtype = DTYPE_F16, .ne = {510, 9, 70}, .max_nmse = NMSE_EXACT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F16, .ne = {64, 8, 1, 2}, .n_past = 700, .max_nmse = NMSE_FLOAT},
+    {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 8, 3, 2}, .n_past = 300, .window = 200, .max_nmse = NMSE_FLOAT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F16, .ne = {300, 100}, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F32, .dtype = DTYPE_F32, .ne = {200, 150}, .flag = true, .max_nmse = NMSE_EXACT},
+    {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_F32, .ne = {150, 301}, .reshape = true, .max_nmse = NMSE_EXACT},
+    {.op = OP_MATMUL, .dtype = DTYPE_F16, .ne = {64, 20000, 2}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MATMUL, .dtype = DTYPE_Q4_0, .ne = {4096, 20, 12}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
 };
 
 /* Builds the full list: the fixed cases plus matmul and get_rows for every
@@ -1156,9 +1176,18 @@ static int test_attention_threads(const op_case *cases, int n_cases)
     return failures;
 }
 
-int main(void)
+/* test_backend_ops [BACKEND]: every backend with a device (and the CPU's
+ * internals), or only BACKEND's suite (ctest runs the Vulkan suite again
+ * that way with a small binding limit). */
+int main(int argc, char **argv)
 {
-    int failures = check_kernel_choice() + check_dot_agreement() + check_thread_pool() + check_attention_tiling();
+    const char *only = argc > 1 ? argv[1] : NULL;
+    if (only && !backend_find(only)) {
+        printf("FAIL: no backend called %s is built in\n", only);
+        return 1;
+    }
+    int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_thread_pool() +
+                                   check_attention_tiling();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);
     if (!cases) {
@@ -1168,6 +1197,8 @@ int main(void)
     int n_backends = 0, tested = 0;
     const backend_registration *const *registry = backend_registry(&n_backends);
     for (int b = 0; b < n_backends; b++) {
+        if (only && strcmp(registry[b]->name, only) != 0)
+            continue;
         strata_error err = {0};
         if (registry[b]->device_count(&err) <= 0) {
             printf("skipping backend %s: no device (%s)\n", registry[b]->name,
@@ -1176,7 +1207,7 @@ int main(void)
         }
         failures += test_device(registry[b]->name, registry[b]->name, 0, cases, n_cases);
         tested++;
-        if (strcmp(registry[b]->name, "cpu") == 0) {
+        if (strcmp(registry[b]->name, "cpu") == 0 && !only) {
             /* the same suite on the scalar kernels (the choice is made at open) */
             setenv("STRATA_CPU_SCALAR", "1", 1);
             failures += test_device("cpu", "cpu-scalar", 0, cases, n_cases);

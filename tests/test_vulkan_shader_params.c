@@ -34,7 +34,7 @@ static void test_spread(void)
 /* Checks a matmul geometry: rows over x*y cover row_count, tokens over z. */
 static void check_matmul(uint32_t row_count, uint32_t n_tok, vk_matmul_kernel kernel)
 {
-    vk_matmul_params p = {.n_in = 4096, .row_begin = 7, .row_count = row_count, .n_tok = n_tok};
+    vk_matmul_params p = {.n_in = 4096, .row_count = row_count, .n_tok = n_tok};
     uint32_t g[3];
     uint32_t rows_per = kernel == VK_MATMUL_TILED ? VK_MATMUL_TILE_ROWS : 1;
     uint32_t toks_per = kernel == VK_MATMUL_TILED ? VK_MATMUL_TILE_TOKENS : VK_MATMUL_VECTOR_TOKENS;
@@ -93,25 +93,12 @@ static void test_get_rows_groups(void)
     CHECK(!vk_get_rows_groups(&p, 0, g), "local size 0 is refused");
 }
 
-static void test_rows_per_binding(void)
-{
-    const uint64_t mib128 = 128ull << 20;
-    /* Q4_K row of 4096: 16 blocks of 144 bytes */
-    uint32_t rows = vk_rows_per_binding(2304, mib128, 64);
-    CHECK(rows > 0 && (uint64_t)rows * 2304 + 63 + 3 <= mib128 && (uint64_t)(rows + 1) * 2304 + 63 + 3 > mib128,
-          "Q4_K rows in 128 MiB: %u", rows);
-    CHECK(vk_rows_per_binding(0, mib128, 64) == 0, "zero-byte rows");
-    CHECK(vk_rows_per_binding(200, 100, 4) == 0, "a row larger than the range");
-    CHECK(vk_rows_per_binding(1, 1ull << 40, 1) == UINT32_MAX, "clamped to 32 bits");
-}
-
 int main(void)
 {
     test_choose();
     test_spread();
     test_matmul_groups();
     test_get_rows_groups();
-    test_rows_per_binding();
     if (failures) {
         printf("%d failures\n", failures);
         return 1;

@@ -1,8 +1,10 @@
 /* What the Vulkan backend accepts, read by both supports() and run_op(): the
  * op contracts of backend.h (backends/op_contract.c) plus this backend's own
- * limits: weight dtypes with a shader, tensors that 32-bit shader indices can
- * address, attention head_dim up to the shader's maximum, K and V caches of
- * one dtype, and copy strides in whole elements. */
+ * limits: weight dtypes with a shader, activations that 32-bit shader
+ * indices can address (caches may be larger: the ops bind them in ranges of
+ * rows, vulkan_split.h, so only their row counts and row sizes must fit 31
+ * bits), attention head_dim up to the shader's maximum, K and V caches of one
+ * dtype, and copy strides in whole elements. */
 #include "vulkan_internal.h"
 
 #include "../op_contract.h"
@@ -14,6 +16,15 @@ static bool need_small(const strata_tensor *t, const char *role, char *why, size
 {
     return op_need(tensor_element_count(t) < ((int64_t)1 << 31), why, why_size, "%s (%s) has more than 2^31 elements",
                    role, op_tensor_label(t, role));
+}
+
+/* A KV cache: rows and values per row that 32-bit indices can count. */
+static bool need_cache_rows(const strata_tensor *cache, const char *role, int64_t rows, int64_t row_values,
+                            char *why, size_t why_size)
+{
+    return op_need(rows < ((int64_t)1 << 31) && row_values < ((int64_t)1 << 31), why, why_size,
+                   "%s (%s) has %lld rows of %lld values; at most 2^31 - 1 of each", role,
+                   op_tensor_label(cache, role), (long long)rows, (long long)row_values);
 }
 
 static bool need_weight_shader(const strata_tensor *weight, char *why, size_t why_size)
@@ -82,14 +93,18 @@ bool vk_check_argmax(const vk_context *ctx, const backend_op *op, char *why, siz
 bool vk_check_kv_store(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
 {
     (void)ctx;
-    return op_contract_check(op, why, why_size) && need_small(op->dst, "dst", why, why_size);
+    return op_contract_check(op, why, why_size) &&
+           need_cache_rows(op->dst, "dst", op->dst->ne[1], op->dst->ne[0], why, why_size) &&
+           need_small(op->src[0], "src0", why, why_size);
 }
 
 bool vk_check_attention(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
 {
     (void)ctx;
     const strata_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
-    return op_contract_check(op, why, why_size) && need_small(k, "src1", why, why_size) &&
+    return op_contract_check(op, why, why_size) &&
+           need_cache_rows(k, "src1", k->ne[2], k->ne[0] * k->ne[1], why, why_size) &&
+           need_small(q, "src0", why, why_size) &&
            op_need(k->dtype == v->dtype, why, why_size, "K and V caches differ in dtype") &&
            op_need(q->ne[0] <= ATTENTION_MAX_HEAD_DIM, why, why_size, "head_dim %lld is above the shader's %d",
                    (long long)q->ne[0], ATTENTION_MAX_HEAD_DIM);

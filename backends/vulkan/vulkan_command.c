@@ -1,7 +1,7 @@
 /* Recording: the one command buffer every op and transfer goes into, its
  * submit, barriers from range tracking, descriptor sets from pools reset per
  * submit, pipelines created on first use, and tensor bindings that respect
- * minStorageBufferOffsetAlignment and maxStorageBufferRange. */
+ * minStorageBufferOffsetAlignment and the binding limit. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -347,36 +347,42 @@ strata_status vk_dispatch(vk_context *ctx, const vk_pipeline *pipeline, const vk
     return STRATA_OK;
 }
 
-strata_status vk_bind_tensor(const vk_context *ctx, const strata_tensor *tensor, size_t span_bytes,
-                             size_t element_bytes, bool written, vk_binding *out, uint32_t *element_offset,
-                             strata_error *err)
+strata_status vk_bind_range(const vk_context *ctx, const strata_tensor *tensor, uint64_t begin_bytes,
+                            uint64_t span_bytes, size_t element_bytes, bool written, vk_binding *out,
+                            uint32_t *element_offset, strata_error *err)
 {
     const backend_buffer *buffer = tensor->buffer;
+    const char *name = tensor->name ? tensor->name : "(unnamed)";
     if (!buffer)
-        return strata_fail(err, STRATA_INVALID_INPUT, "vulkan: tensor %s has no Vulkan buffer",
-                           tensor->name ? tensor->name : "(unnamed)");
-    VkDeviceSize alignment = ctx->properties.limits.minStorageBufferOffsetAlignment;
-    if (alignment < 4)
-        alignment = 4;
-    VkDeviceSize base = tensor->offset / alignment * alignment;
-    VkDeviceSize rest = tensor->offset - base;
+        return strata_fail(err, STRATA_INVALID_INPUT, "vulkan: tensor %s has no Vulkan buffer", name);
+    VkDeviceSize alignment = vk_binding_alignment(ctx);
+    VkDeviceSize first = (VkDeviceSize)tensor->offset + begin_bytes;
+    VkDeviceSize base = first / alignment * alignment;
+    VkDeviceSize rest = first - base;
     if (rest % element_bytes != 0)
-        return strata_fail(err, STRATA_INVALID_INPUT, "vulkan: tensor %s offset %zu is not a multiple of %zu bytes",
-                           tensor->name ? tensor->name : "(unnamed)", tensor->offset, element_bytes);
+        return strata_fail(err, STRATA_INVALID_INPUT, "vulkan: tensor %s byte %llu is not a multiple of %zu bytes",
+                           name, (unsigned long long)first, element_bytes);
     VkDeviceSize range = (rest + span_bytes + 3) / 4 * 4;
     if (range == 0)
         range = 4;
     if (base + range > buffer->capacity)
-        return strata_fail(err, STRATA_INVALID_INPUT, "vulkan: tensor %s (%zu bytes at %zu) is outside its buffer",
-                           tensor->name ? tensor->name : "(unnamed)", span_bytes, tensor->offset);
-    if (range > ctx->properties.limits.maxStorageBufferRange)
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "vulkan: tensor %s (%llu bytes at byte %llu of it) is outside its buffer", name,
+                           (unsigned long long)span_bytes, (unsigned long long)begin_bytes);
+    if (range > ctx->bind_limit)
         return strata_fail(err, STRATA_UNSUPPORTED,
-                           "vulkan: tensor %s spans %.1f MiB, more than the device binds at once (%.1f MiB)",
-                           tensor->name ? tensor->name : "(unnamed)", range / 1048576.0,
-                           ctx->properties.limits.maxStorageBufferRange / 1048576.0);
+                           "vulkan: %llu bytes of tensor %s are more than the device binds at once (%llu KiB)",
+                           (unsigned long long)span_bytes, name, (unsigned long long)(ctx->bind_limit >> 10));
     *out = (vk_binding){.buffer = buffer, .offset = base, .range = range, .written = written};
     *element_offset = (uint32_t)(rest / element_bytes);
     return STRATA_OK;
+}
+
+strata_status vk_bind_tensor(const vk_context *ctx, const strata_tensor *tensor, size_t span_bytes,
+                             size_t element_bytes, bool written, vk_binding *out, uint32_t *element_offset,
+                             strata_error *err)
+{
+    return vk_bind_range(ctx, tensor, 0, span_bytes, element_bytes, written, out, element_offset, err);
 }
 
 strata_status vk_params_write(vk_context *ctx, const void *data, size_t bytes, vk_binding *out, strata_error *err)

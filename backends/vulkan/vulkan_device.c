@@ -8,6 +8,7 @@
 #include "vulkan_backend.h"
 #include "vulkan_internal.h"
 #include "vulkan_push.h"
+#include "vulkan_split.h"
 
 const char *vk_result_name(VkResult result)
 {
@@ -230,6 +231,24 @@ static strata_status create_logical_device(vk_context *ctx, strata_error *err)
     return STRATA_OK;
 }
 
+/* The binding limit (maxStorageBufferRange, lowered by
+ * STRATA_VULKAN_MAX_BIND_KIB) and the driver's loop budget. */
+static strata_status set_limits(vk_context *ctx, strata_error *err)
+{
+    const char *knob = getenv("STRATA_VULKAN_MAX_BIND_KIB");
+    uint64_t knob_bytes;
+    if (!vk_bind_limit_parse(knob, &knob_bytes))
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "STRATA_VULKAN_MAX_BIND_KIB is \"%s\"; expected a whole number of KiB from %u to %u",
+                           knob, VK_BIND_LIMIT_MIN_KIB, VK_BIND_LIMIT_MAX_KIB);
+    ctx->bind_limit = vk_bind_limit(ctx->properties.limits.maxStorageBufferRange, knob_bytes);
+    VkPhysicalDeviceVulkan12Properties props12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES};
+    VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &props12};
+    vkGetPhysicalDeviceProperties2(ctx->physical, &props);
+    ctx->loop_budget = props12.driverID == VK_DRIVER_ID_MESA_LLVMPIPE ? VK_LLVMPIPE_LOOP_ITERATIONS : 0;
+    return STRATA_OK;
+}
+
 void vk_context_destroy(vk_context *ctx)
 {
     if (!ctx)
@@ -266,6 +285,8 @@ strata_status vk_context_create(int device_index, vk_context **out, strata_error
     vkGetPhysicalDeviceProperties(ctx->physical, &ctx->properties);
     vkGetPhysicalDeviceMemoryProperties(ctx->physical, &ctx->memory_properties);
     vk_query_features(ctx->physical, &ctx->features);
+    if ((status = set_limits(ctx, err)))
+        goto fail;
     if ((status = create_logical_device(ctx, err)) || (status = vk_recording_create(ctx, err)))
         goto fail;
     *out = ctx;
@@ -286,27 +307,13 @@ uint64_t vk_device_local_bytes(const vk_context *ctx)
     return best;
 }
 
-/* The workspace is attention's split-KV partials (vulkan_ops_attention.c):
- * the most splits the choice makes for the largest (head, token) count and
- * the whole context, grown as vk_scratch_reserve grows it. */
+/* The workspace is attention's (vulkan_ops_attention.c): the running state
+ * of passes over a cache larger than one binding and the split-KV partials,
+ * bounded by vk_attention_workspace_bound for any binding limit, grown as
+ * vk_scratch_reserve grows it. */
 static uint64_t vk_workspace_bytes(const backend_workspace_query *query)
 {
-    if (query->n_heads <= 0 || query->head_dim <= 0 || query->n_ctx <= 0)
-        return 0;
-    uint64_t worst = 0;
-    /* fewer tokens can mean more splits: ask for every token count up to the largest */
-    for (int64_t tokens = 1; tokens <= query->max_tokens; tokens++) {
-        uint64_t n_pairs = (uint64_t)(query->n_heads * tokens);
-        if (n_pairs > UINT32_MAX)
-            break;
-        uint32_t rows_per_split;
-        uint32_t splits = vk_attention_splits((uint32_t)n_pairs, (uint32_t)query->n_ctx, &rows_per_split);
-        if (splits <= 1)
-            continue;
-        uint64_t bytes = n_pairs * splits * (uint64_t)(query->head_dim + 2) * sizeof(float);
-        if (bytes > worst)
-            worst = bytes;
-    }
+    uint64_t worst = vk_attention_workspace_bound(query->n_heads, query->head_dim, query->max_tokens, query->n_ctx);
     return worst ? vk_scratch_grown_size(worst) + 4 : 0;
 }
 

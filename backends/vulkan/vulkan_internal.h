@@ -66,7 +66,7 @@ typedef struct vk_pipeline {
 typedef struct vk_binding {
     const backend_buffer *buffer;
     VkDeviceSize offset; /* multiple of minStorageBufferOffsetAlignment */
-    VkDeviceSize range;  /* <= maxStorageBufferRange */
+    VkDeviceSize range;  /* <= the context's bind_limit */
     bool written;        /* the dispatch writes it (for barriers) */
 } vk_binding;
 
@@ -93,6 +93,12 @@ typedef struct vk_context {
     VkPhysicalDeviceProperties properties;
     VkPhysicalDeviceMemoryProperties memory_properties;
     vk_features features;
+    /* the most bytes one storage-buffer binding may span: maxStorageBufferRange,
+     * or less with STRATA_VULKAN_MAX_BIND_KIB (vulkan_split.h) */
+    uint64_t bind_limit;
+    /* loop iterations a shader invocation may run in all before the driver
+     * cuts its loops short (VK_LLVMPIPE_LOOP_ITERATIONS on lavapipe); 0: no limit */
+    uint32_t loop_budget;
     uint64_t allocated_bytes; /* device memory held (blocks and own allocations), for free_bytes */
     struct {
         vk_block *blocks;              /* every shared block, of any memory type */
@@ -205,10 +211,16 @@ strata_status vk_dispatch(vk_context *ctx, const vk_pipeline *pipeline, const vk
                           const void *push, size_t push_bytes, uint32_t groups_x, uint32_t groups_y,
                           uint32_t groups_z, strata_error *err);
 
-/* Binds [tensor offset, + span_bytes) of tensor's buffer: the binding starts
- * at the aligned offset at or below the tensor and *element_offset receives
- * the rest in units of element_bytes. Fails when the range does not fit
- * maxStorageBufferRange or the offset is not a multiple of element_bytes. */
+/* Binds [tensor offset + begin_bytes, + span_bytes) of tensor's buffer: the
+ * binding starts at the aligned offset at or below that byte and
+ * *element_offset receives the rest in units of element_bytes. Fails with a
+ * message when the range is outside the buffer or does not fit the binding
+ * limit (ctx->bind_limit: callers split their work with vulkan_split.h so
+ * that it does), or when the start is not a multiple of element_bytes. */
+strata_status vk_bind_range(const vk_context *ctx, const strata_tensor *tensor, uint64_t begin_bytes,
+                            uint64_t span_bytes, size_t element_bytes, bool written, vk_binding *out,
+                            uint32_t *element_offset, strata_error *err);
+/* vk_bind_range from the tensor's first byte. */
 strata_status vk_bind_tensor(const vk_context *ctx, const strata_tensor *tensor, size_t span_bytes,
                              size_t element_bytes, bool written, vk_binding *out, uint32_t *element_offset,
                              strata_error *err);

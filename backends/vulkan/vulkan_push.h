@@ -31,8 +31,14 @@ typedef struct vk_rope_push { /* shaders/rope.comp */
 } vk_rope_push;
 
 typedef struct vk_kv_store_push { /* shaders/kv_store.comp */
-    uint32_t row_size, n_tok, n_ctx, src_offset, pos_offset, cache_offset;
+    uint32_t row_size, n_tok, n_ctx, src_offset, pos_offset;
+    uint32_t cache_offset;         /* element of cache row row_begin in its binding */
+    uint32_t row_begin, row_count; /* the cache rows bound: positions outside are another dispatch's */
 } vk_kv_store_push;
+
+/* vk_attention_push.flags and vk_attention_combine_push.flags */
+#define VK_ATTENTION_MERGE 1u      /* merge into dst and the state (an earlier pass wrote them) */
+#define VK_ATTENTION_KEEP_STATE 2u /* write the running (max, sum) for a later pass */
 
 typedef struct vk_attention_push { /* shaders/attention.comp */
     uint32_t head_dim, n_heads, n_tok, group, n_kv;
@@ -41,10 +47,13 @@ typedef struct vk_attention_push { /* shaders/attention.comp */
     uint32_t q_offset, k_offset, v_offset, pos_offset, d_offset;
     uint32_t k_row_stride, k_head_stride, v_row_stride, v_head_stride;
     uint32_t n_splits, rows_per_split, part_offset;
+    uint32_t kv_begin, kv_end; /* the cache rows of this pass; k_offset and v_offset are row kv_begin's */
+    uint32_t state_offset, flags;
 } vk_attention_push;
 
 typedef struct vk_attention_combine_push { /* shaders/attention_combine.comp */
     uint32_t head_dim, n_pairs, n_splits, part_offset, d_offset;
+    uint32_t state_offset, flags;
 } vk_attention_combine_push;
 
 typedef struct vk_copy_push { /* shaders/copy.comp */
@@ -54,7 +63,7 @@ typedef struct vk_copy_push { /* shaders/copy.comp */
     uint32_t src_type, dst_type; /* 0 f32, 1 f16, 2 bf16 */
 } vk_copy_push;
 
-_Static_assert(sizeof(vk_attention_push) == 80, "vk_attention_push must match shaders/attention.comp");
+_Static_assert(sizeof(vk_attention_push) == 96, "vk_attention_push must match shaders/attention.comp");
 _Static_assert(sizeof(vk_copy_push) == 64, "vk_copy_push must match shaders/copy.comp");
 
 /* Pure: how many KV splits one attention runs with. Decode (few query/head

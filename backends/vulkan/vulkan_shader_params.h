@@ -62,23 +62,23 @@
 
 /* Push constants of matmul.comp and matmul_tiled.comp (std430 layout: the
  * GLSL block in shaders/matmul_params.glsl lists the same members in the same
- * order). One dispatch computes output rows [row_begin, row_begin + row_count)
- * for every token:
- *   dst[output_offset + t * output_stride + row_begin + r] =
+ * order). One dispatch computes row_count output rows (a range of the
+ * weight's rows, bound in binding 0) for n_tok tokens:
+ *   dst[output_offset + t * output_stride + r] =
  *     sum_i W(r)[i] * x[input_offset + t * input_stride + i]
  * where W(r) is the weight row starting at byte weight_offset_bytes +
  * r * weight_row_bytes of binding 0 (r counts from the dispatch's first row:
- * the host binds a tensor too large for one binding as several row ranges). */
+ * the host binds a tensor too large for one binding as several row ranges,
+ * and dst from the range's first row, so output_offset points there). */
 typedef struct vk_matmul_params {
     uint32_t n_in;                /* weights per row = activations per token */
-    uint32_t row_begin;           /* first output row of this dispatch */
     uint32_t row_count;           /* output rows of this dispatch */
     uint32_t n_tok;               /* tokens (columns of x and of dst) */
-    uint32_t weight_offset_bytes; /* binding 0: first byte of row row_begin; even */
+    uint32_t weight_offset_bytes; /* binding 0: first byte of the first row; even */
     uint32_t weight_row_bytes;    /* bytes per weight row (whole blocks) */
     uint32_t input_offset;        /* binding 1: element of x[0, token 0] */
     uint32_t input_stride;        /* elements between tokens of x */
-    uint32_t output_offset;       /* binding 2: element of dst[row 0, token 0] */
+    uint32_t output_offset;       /* binding 2: element of dst[first row, token 0] */
     uint32_t output_stride;       /* elements between tokens of dst */
 } vk_matmul_params;
 
@@ -101,7 +101,7 @@ typedef struct vk_get_rows_params {
     uint32_t output_stride;       /* elements between output rows */
 } vk_get_rows_params;
 
-_Static_assert(sizeof(vk_matmul_params) == 40, "vk_matmul_params must match the GLSL push-constant block");
+_Static_assert(sizeof(vk_matmul_params) == 36, "vk_matmul_params must match the GLSL push-constant block");
 _Static_assert(sizeof(vk_get_rows_params) == 36, "vk_get_rows_params must match the GLSL push-constant block");
 
 typedef enum vk_matmul_kernel {
@@ -186,20 +186,6 @@ static inline bool vk_get_rows_groups(const vk_get_rows_params *p, uint32_t loca
     }
     groups[0] = unit_groups;
     return true;
-}
-
-/* Pure: how many weight rows of row_bytes one binding can hold when its
- * range is at most max_range bytes and it must start at a multiple of
- * offset_alignment at or before the first row (so up to offset_alignment - 1
- * bytes of slack precede it, and up to 3 bytes round the end up to a word).
- * 0 when not even one row fits (or row_bytes is 0). */
-static inline uint32_t vk_rows_per_binding(uint64_t row_bytes, uint64_t max_range, uint64_t offset_alignment)
-{
-    uint64_t slack = (offset_alignment ? offset_alignment - 1 : 0) + 3;
-    if (row_bytes == 0 || max_range <= slack)
-        return 0;
-    uint64_t rows = (max_range - slack) / row_bytes;
-    return rows > UINT32_MAX ? UINT32_MAX : (uint32_t)rows;
 }
 
 #endif
