@@ -220,7 +220,7 @@ void dequantize_blocks_iq4_xs(const block_iq4_xs *blocks, float *y, int64_t n_bl
         const block_iq4_xs *blk = &blocks[b];
         const float d = fp16_to_f32(blk->d);
         for (int ib = 0; ib < QK_K / 32; ib++, y += 32) {
-            const int ls = ((blk->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((blk->scales_h >> (2 * ib)) & 3) << 4);
+            const int ls = quant_iq4_xs_scale(blk, ib);
             const float dl = d * (float)(ls - 32);
             const uint8_t *qs = blk->qs + 16 * ib;
             for (int j = 0; j < 16; j++) {

@@ -132,6 +132,14 @@ static inline float quant_e8m0_to_f32_half(uint8_t e)
     return f;
 }
 
+/* The 6-bit scale (0..63, 32 meaning 0) of elements 32 ib .. 32 ib + 31 of
+ * an IQ4_XS block: nibble ib % 2 of scales_l[ib / 2], and bits 2 ib, 2 ib + 1
+ * of scales_h as its top two bits. */
+static inline int quant_iq4_xs_scale(const block_iq4_xs *block, int ib)
+{
+    return ((block->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((block->scales_h >> (2 * ib)) & 3) << 4);
+}
+
 /* The fp16 super-block scale of an IQ1_M block (from its scales' nibbles). */
 uint16_t quant_iq1_m_scale(const block_iq1_m *block);
 

@@ -275,9 +275,9 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
             const __m256i shifts = _mm256_set_epi64x(iq1_shift_bytes(h1 & 0x80), iq1_shift_bytes(h1 & 0x08),
                                                      iq1_shift_bytes(h0 & 0x80), iq1_shift_bytes(h0 & 0x08));
             const int word = sc[ib / 2] >> (6 * (ib % 2));
+            const __m256i scales = two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
             const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q),
-                                                              two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1)));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q), scales));
         }
         sum += _cvtsh_ss(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -346,7 +346,7 @@ AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
         const block_iq4_xs *blk = &wb[b];
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
-            const int ls = ((blk->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((blk->scales_h >> (2 * ib)) & 3) << 4);
+            const int ls = quant_iq4_xs_scale(blk, ib);
             const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
             total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(nibble_levels(blk->qs + 16 * ib, table), q),
                                                               _mm256_set1_epi16((int16_t)(ls - 32))));
