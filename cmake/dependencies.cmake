@@ -1,7 +1,9 @@
-# The libraries libstrata links besides libc and pthreads: PCRE2 (8-bit
-# code units, for the BPE pre-tokenizers), as the imported target
-# strata_pcre2, and jansson (JSON: chat messages and tools for the chat
-# templates), as strata_jansson.
+# The libraries strata links besides libc and pthreads, as imported
+# targets: for libstrata PCRE2 (8-bit code units, for the BPE
+# pre-tokenizers) as strata_pcre2 and jansson (JSON: chat messages and
+# tools for the chat templates; the server's requests and replies) as
+# strata_jansson; for the server (server/, `strata serve`) libmicrohttpd
+# (HTTP) as strata_microhttpd.
 #
 # pkg-config is asked first. Where it is missing or does not know the module
 # (a machine without a package manager, with the packages unpacked into a
@@ -42,3 +44,4 @@ endfunction()
 
 strata_find_dependency(strata_pcre2 libpcre2-8 pcre2.h pcre2-8 libpcre2-dev)
 strata_find_dependency(strata_jansson jansson jansson.h jansson libjansson-dev)
+strata_find_dependency(strata_microhttpd libmicrohttpd microhttpd.h microhttpd libmicrohttpd-dev)

@@ -70,6 +70,8 @@ seeds_for() {
     fuzz_gguf) echo "$root/tests/data/gguf $root/tests/data/gguf/malformed" ;;
     fuzz_tokenizer) make_tokenizer_seeds && echo "$build/fuzz-seeds/fuzz_tokenizer" ;;
     fuzz_chat_template) make_template_seeds && echo "$build/fuzz-seeds/fuzz_chat_template" ;;
+    # request bodies: the first byte picks the endpoint (see fuzz/fuzz_request.c)
+    fuzz_request) echo "$root/tests/data/request" ;;
     *)
       local area=${1#fuzz_}
       [ -d "$root/tests/data/$area" ] && echo "$root/tests/data/$area"

@@ -136,6 +136,7 @@ strata_status plan_model(const gguf_file *file, const strata_hparams *hp, const 
         .n_ctx = params->n_ctx,
         .n_ctx_default = default_ctx,
         .max_batch = params->max_batch > 0 ? params->max_batch : PLAN_DEFAULT_BATCH,
+        .n_sequences = params->n_sequences > 1 ? params->n_sequences : 1,
         .kv_dtype = params->kv_dtype == DTYPE_F16 ? DTYPE_F16 : DTYPE_F32,
         .gpu_layers_set = params->gpu_layers_set,
         .gpu_layers = params->gpu_layers,

@@ -93,6 +93,12 @@ uint64_t planner_layer_kv_bytes(const plan_model_shape *shape, int64_t n_ctx, st
     return 2 * align_up(one, alignment);
 }
 
+/* Contexts the plan holds at once (a request of 0 means one). */
+static uint64_t sequences_of(const plan_request *r)
+{
+    return r->n_sequences > 1 ? (uint64_t)r->n_sequences : 1;
+}
+
 /* --- overrides ------------------------------------------------------------------------------- */
 
 static strata_status match_overrides(planner *p, strata_error *err)
@@ -356,7 +362,7 @@ static void evaluate(planner *p, evaluation *e)
             tally->first_layer = l;
         tally->n_layers++;
         tally->used = true;
-        tally->kv += planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
+        tally->kv += sequences_of(r) * planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
         double kv_row = (double)(r->shape.n_head_kv * r->shape.head_dim) * (r->kv_dtype == DTYPE_F32 ? 4 : 2);
         int64_t position = p->n_ctx < PLAN_PREDICT_POSITION ? p->n_ctx : PLAN_PREDICT_POSITION;
         tally->decode_bytes += 2.0 * kv_row * (double)position;
@@ -392,7 +398,8 @@ static void evaluate(planner *p, evaluation *e)
             continue;
         uint64_t activations = planner_scratch_bytes(&r->shape, p->batch, r->devices[d].alignment,
                                                      tally->holds_output);
-        tally->scratch = activations == UINT64_MAX ? UINT64_MAX : activations + p->workspace[d];
+        /* each context has its own activations; the backend's workspace is shared */
+        tally->scratch = activations == UINT64_MAX ? UINT64_MAX : sequences_of(r) * activations + p->workspace[d];
         double planned = (double)tally->weights + (double)tally->kv + (double)tally->scratch;
         if (planned > (double)r->devices[d].budget_bytes) {
             e->fits = false;
@@ -418,7 +425,8 @@ static bool embedding_follows_first_layer(const planner *p)
 static uint64_t layer_cost(const planner *p, int64_t layer, int d)
 {
     const plan_request *r = p->request;
-    uint64_t bytes = planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
+    uint64_t bytes =
+        sequences_of(r) * planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
     for (int64_t t = 0; t < r->n_tensors; t++) {
         const plan_tensor_input *tensor = &r->tensors[t];
         bool here = tensor->role == PLAN_ROLE_LAYER && tensor->layer == layer;
@@ -459,9 +467,11 @@ static uint64_t fixed_cost(planner *p, int d, bool with_layers)
             used = true;
         }
     }
-    if (used)
-        bytes += planner_scratch_bytes(&r->shape, p->batch, r->devices[d].alignment, d == p->output_device) +
-                 p->workspace[d];
+    if (used) {
+        uint64_t activations =
+            planner_scratch_bytes(&r->shape, p->batch, r->devices[d].alignment, d == p->output_device);
+        bytes += sequences_of(r) * activations + p->workspace[d];
+    }
     return bytes;
 }
 

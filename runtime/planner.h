@@ -102,6 +102,7 @@ typedef struct plan_request {
     int64_t n_ctx;            /* > 0: fixed by the user */
     int64_t n_ctx_default;    /* used when n_ctx is 0; shrunk to fit, said aloud */
     int64_t max_batch;        /* tokens per forward step (scratch size) */
+    int64_t n_sequences;      /* contexts at once, each with its KV cache and scratch; >= 1 */
     strata_dtype kv_dtype;
     bool gpu_layers_set;      /* false: the planner decides */
     int64_t gpu_layers;       /* layers on non-CPU devices when gpu_layers_set */

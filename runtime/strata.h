@@ -105,6 +105,9 @@ typedef struct strata_placement_params {
     int64_t n_ctx_default;
     int max_batch;            /* 0 = 512 */
     strata_dtype kv_dtype;    /* DTYPE_F16 or DTYPE_F32 */
+    /* Contexts of n_ctx positions the plan makes room for at once, each with
+     * its own KV cache and scratch (a server's sequences); 0 or 1: one. */
+    int n_sequences;
     /* Hypothetical devices: when n_specs > 0 nothing is opened and these are
      * the device table (strata_plan_file only). */
     const strata_device_spec *specs;

@@ -7,7 +7,7 @@
 # Steps (default: all, in this order, the most telling first):
 #   build     Release build for this machine's GPU (compute capability from
 #             nvidia-smi, else "native") with -lineinfo, without the CUDA
-#             emulator; PCRE2 from DEPS_DIR when the machine has none
+#             emulator; PCRE2, libmicrohttpd and jansson from DEPS_DIR when the machine has none
 #   test      on the GPU: test_cuda_device, the op-conformance suite
 #             (test_backend_ops, also with each attention kernel forced and
 #             without graphs), end-to-end logits against the reference and
@@ -39,7 +39,9 @@
 #   ARCHIVE      a .tar.gz to pack LOG_DIR into after every step (for runners
 #                that keep a few files)
 #   DEPS_DIR     .deb files of scripts/offline-deps.sh download, unpacked when
-#                CMake cannot find PCRE2 on this machine
+#                CMake cannot find PCRE2, libmicrohttpd or jansson on this machine
+#                (the GPU machine lent on 2026-12-04 had neither PCRE2's nor
+#                jansson's headers)
 #   BUILD_DIR (default build-gpu), MODEL_DIR (default a folder under TMPDIR,
 #   never inside LOG_DIR), KEEP_MODELS=1 (keep the synthetic models), JOBS
 #   (default: cores), REPETITIONS (bench -r, default 3), CUDA_ARCHITECTURES
@@ -199,7 +201,7 @@ step_build() {
         args+=(-G Ninja)
     fi
     if [[ -n ${DEPS_DIR:-} ]]; then
-        # used only where CMake finds no PCRE2 of the machine's own
+        # used only where CMake finds none of the machine's own (PCRE2, libmicrohttpd, jansson)
         local prefix
         if prefix="$("$repo/scripts/offline-deps.sh" unpack "$DEPS_DIR" "$build_dir/deps" 2>>"$log_dir/machine.log")"; then
             args+=(-DCMAKE_PREFIX_PATH="$prefix")

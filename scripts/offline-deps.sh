@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The libraries strata needs (PCRE2 and jansson) for a machine that has a compiler,
-# CMake and the CUDA toolkit but no way to install packages:
+# The libraries strata needs (PCRE2; libmicrohttpd and jansson for the
+# server) for a machine that has a compiler, CMake and the CUDA toolkit but
+# no way to install packages:
 #
 #   scripts/offline-deps.sh download DIR    (on a Debian/Ubuntu machine with
 #                                            apt-get) the .deb files of the
@@ -14,10 +15,11 @@
 #   cmake -S . -B build -DCMAKE_PREFIX_PATH="$(scripts/offline-deps.sh unpack DIR /tmp/deps)"
 #
 # The binaries then find the library through their RPATH. The folder is
-# about 1 MB; nothing is installed system-wide.
+# about 2 MB; nothing is installed system-wide. libmicrohttpd's library uses
+# the machine's GnuTLS (libgnutls30, on almost every Debian/Ubuntu system).
 set -euo pipefail
 
-packages=(libpcre2-dev libpcre2-8-0 libjansson-dev libjansson4)
+packages=(libpcre2-dev libpcre2-8-0 libmicrohttpd-dev libmicrohttpd12 libjansson-dev libjansson4)
 
 usage() {
     sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2

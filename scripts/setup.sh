@@ -29,7 +29,7 @@ for arg in "$@"; do
     esac
 done
 
-packages=(gcc make cmake pkg-config libpcre2-dev libjansson-dev python3)
+packages=(gcc make cmake pkg-config libpcre2-dev libmicrohttpd-dev libjansson-dev python3)
 
 if [[ $install -eq 1 ]]; then
     if ! command -v apt-get >/dev/null; then

@@ -1460,6 +1460,58 @@ static void test_scratch(void)
     free_model(&m);
 }
 
+/* A server's sequences: n contexts, each with its KV cache and activations,
+ * the backend's workspace once; on a card that holds one context of the
+ * default size but not four, the default context shrinks to fit four. */
+static void test_sequences(void)
+{
+    test_model m;
+    if (!load_model("llama3-8b", "q4_k_m", &m))
+        return;
+    plan_device_input devices[] = {card("cuda0", 80, GPU_BANDWIDTH)};
+    devices[0].workspace_bytes = stub_workspace;
+    for (int n = 1; n <= 8; n *= 2) {
+        plan_request r = request_for(&m, devices, 1);
+        r.n_sequences = n;
+        strata_plan plan;
+        if (plan_of(&r, &plan) != STRATA_OK)
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "8b q4_k_m on 80G, %d sequences", n);
+        uint64_t kv_want = (uint64_t)n * 32 * ref_layer_kv(&m.shape, 4096, DTYPE_F16, ALIGNMENT);
+        uint64_t scratch_want =
+            (uint64_t)n * ref_scratch(&m.shape, 512, ALIGNMENT, true) + ref_workspace(&devices[0], 4096, 512);
+        CHECK(plan.fits && plan.n_ctx == 4096, "%s: fits %d ctx %lld", what, plan.fits, (long long)plan.n_ctx);
+        CHECK(total_kv(&plan) == kv_want, "%s: KV %llu, expected %llu", what, (unsigned long long)total_kv(&plan),
+              (unsigned long long)kv_want);
+        CHECK(plan.devices[0].scratch_bytes == scratch_want, "%s: scratch %llu, expected %llu", what,
+              (unsigned long long)plan.devices[0].scratch_bytes, (unsigned long long)scratch_want);
+        planner_result_release(&plan);
+    }
+    /* 12 GiB: the weights (about 4.6 GiB) and one 32768-position cache (4 GiB)
+     * fit; four such caches do not, so the default context shrinks */
+    plan_device_input small[] = {card("cuda0", 12, GPU_BANDWIDTH)};
+    int64_t contexts[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        plan_request r = request_for(&m, small, 1);
+        r.n_ctx = 0;
+        r.n_ctx_default = 32768;
+        r.n_sequences = i == 0 ? 1 : 4;
+        strata_plan plan;
+        if (plan_of(&r, &plan) != STRATA_OK)
+            continue;
+        contexts[i] = plan.n_ctx;
+        uint64_t used = plan.devices[0].planned_bytes;
+        CHECK(plan.fits && used <= plan.devices[0].budget_bytes, "12G, %d sequences: fits %d, %llu bytes",
+              (int)r.n_sequences, plan.fits, (unsigned long long)used);
+        planner_result_release(&plan);
+    }
+    CHECK(contexts[0] == 32768 && contexts[1] > 0 && contexts[1] < 32768,
+          "12G: one sequence gets ctx %lld (want 32768), four get %lld (want less)", (long long)contexts[0],
+          (long long)contexts[1]);
+    free_model(&m);
+}
+
 /* --- the prediction --------------------------------------------------------------------------- */
 
 static void test_prediction(void)
@@ -1616,6 +1668,7 @@ int main(void)
     test_context_and_kv();
     test_default_context_shrinks();
     test_scratch();
+    test_sequences();
     test_prediction();
     test_invalid();
     test_matrix();
