@@ -197,11 +197,14 @@ static int converse(const chat_options *opts, chat_session *session)
                             "--ctx makes it longer\n",
                     CHAT_CMD, (long long)strata_context_size(session->ctx));
         if (opts->verbose)
-            fprintf(stderr, "%s: prompt tokens: %zu new, %zu cached; %.2f tok/s | generated %lld tokens, %.2f tok/s\n",
+            fprintf(stderr,
+                    "%s: prompt tokens: %zu new, %zu cached; %.2f tok/s | generated %lld tokens, %.2f tok/s | "
+                    "cache %lld positions\n",
                     CHAT_CMD, stats.n_prompt - stats.n_reused, stats.n_reused,
                     stats.prompt_seconds > 0 ? (double)(stats.n_prompt - stats.n_reused) / stats.prompt_seconds : 0.0,
                     (long long)stats.n_generated,
-                    stats.generate_seconds > 0 ? (double)stats.n_generated / stats.generate_seconds : 0.0);
+                    stats.generate_seconds > 0 ? (double)stats.n_generated / stats.generate_seconds : 0.0,
+                    (long long)strata_context_position(session->ctx));
     }
     free(line);
     return exit_status;
