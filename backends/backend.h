@@ -238,7 +238,10 @@ typedef struct backend_ops {
      * partials), not counting buffer_alloc. From this call on, growing the
      * workspace past limit_bytes fails with STRATA_OUT_OF_MEMORY before the
      * device is touched, naming the device, what was asked and what was left.
-     * 0 removes the cap. */
+     * Called between ops only. Workspace held from before (a measurement, an
+     * earlier model) must not make the model's own ops fail: a backend whose
+     * workspace holds nothing between ops releases it here and restarts its
+     * peak count. 0 removes the cap. */
     void (*set_workspace_limit)(void *ctx, uint64_t limit_bytes);
     /* Optional: the most workspace bytes held at once since the device was
      * opened (NULL: the backend keeps none). */

@@ -87,6 +87,11 @@ expect_status 2 "a variable that is not JSON" "$STRATA" template --chat-template
 expect_status 2 "the old spelling --bos" "$STRATA" template --chat-template "$work/tokens.jinja" \
     --messages "$cli/multi_turn.json" --bos '<s>'
 expect_status 0 "--help" "$STRATA" template --help
+if expect_status 0 "--repeat" "$STRATA" template --chat-template "$work/tokens.jinja" --messages "$cli/multi_turn.json" \
+    --repeat 5; then
+    [[ "$(cat "$work/out")" == "||4" ]] || fail "--repeat printed '$(cat "$work/out")'"
+    grep -q "5 renders" "$work/err" || fail "--repeat gave no timing: $(cat "$work/err")"
+fi
 
 if [[ $failures -ne 0 ]]; then
     echo "$failures failure(s)"

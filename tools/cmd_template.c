@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "args.h"
 #include "chat_template.h"
@@ -21,6 +22,7 @@ typedef struct template_command_options {
     const char *eos_token;
     bool no_generation_prompt;
     bool print_template;
+    int64_t repeat;    /* --repeat N: render N times, print the time per render */
     json_t *variables; /* --var NAME=JSON, collected */
 } template_command_options;
 
@@ -84,6 +86,8 @@ static const flag_spec template_flags[] = {
                TEMPLATE_OPT(eos_token)),
     FLAG_ON(NULL, "--print-template", "print the template's source instead of rendering",
             TEMPLATE_OPT(print_template)),
+    FLAG_BOUNDED(NULL, "--repeat", "N", "render N times and print the CPU time per render on\nstderr (default 1)",
+                 FLAG_INT, TEMPLATE_OPT(repeat), 1, 1000000),
 };
 #undef TEMPLATE_OPT
 static const flag_group template_group = {"template", template_flags,
@@ -102,6 +106,13 @@ static const char *const TEMPLATE_USAGE =
     "be rendered (a message names the line and the construct, or the template's\n"
     "own raise_exception text), 2 for bad flags.\n";
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static json_t *load_json(const char *path, const char *what)
 {
     json_error_t error;
@@ -114,7 +125,7 @@ static json_t *load_json(const char *path, const char *what)
 
 int cmd_template(int argc, char **argv)
 {
-    template_command_options opts = {0};
+    template_command_options opts = {.repeat = 1};
     flag_target targets[] = {{&template_group, &opts}};
     int exit_status = flags_parse(TEMPLATE_CMD, TEMPLATE_USAGE, argc, argv, targets, 1, NULL);
     strata_chat_template *tmpl = NULL, *model_tmpl = NULL;
@@ -172,10 +183,18 @@ int cmd_template(int argc, char **argv)
         goto done;
     }
     size_t len = 0;
-    if (strata_chat_template_render(tmpl, messages, &options, &prompt, &len, &err) != STRATA_OK) {
-        fprintf(stderr, "%s: %s\n", TEMPLATE_CMD, err.message);
-        goto done;
+    double start = cpu_seconds();
+    for (int64_t i = 0; i < opts.repeat; i++) {
+        free(prompt);
+        prompt = NULL;
+        if (strata_chat_template_render(tmpl, messages, &options, &prompt, &len, &err) != STRATA_OK) {
+            fprintf(stderr, "%s: %s\n", TEMPLATE_CMD, err.message);
+            goto done;
+        }
     }
+    if (opts.repeat > 1)
+        fprintf(stderr, "%s: %lld renders, %.3f ms of CPU time per render, %zu bytes\n", TEMPLATE_CMD,
+                (long long)opts.repeat, (cpu_seconds() - start) * 1e3 / (double)opts.repeat, len);
     if (fwrite(prompt, 1, len, stdout) != len || fflush(stdout) != 0) {
         fprintf(stderr, "%s: writing the prompt failed\n", TEMPLATE_CMD);
         goto done;

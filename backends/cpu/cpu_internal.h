@@ -19,7 +19,8 @@ struct backend_buffer {
     bool owned; /* false for buffer_wrap_host */
 };
 
-/* Scratch memory reused across ops (grown, never shrunk, freed at destroy). */
+/* Scratch memory reused across ops: grown as ops need it, released when the
+ * workspace limit is set (a model placed on the device), freed at destroy. */
 typedef struct cpu_scratch {
     void *data;
     size_t bytes;

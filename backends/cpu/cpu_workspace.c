@@ -2,16 +2,31 @@
  * rows of matmuls in the kernels' formats and the per-thread slices (rope's
  * cos/sin, attention's converted K/V blocks and scores). Capped and tracked
  * in cpu_scratch_reserve; bounded here, purely, for the planner. */
+#include <pthread.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "cpu_attention.h"
 #include "cpu_backend.h"
 #include "cpu_internal.h"
 
+/* Scratch holds nothing between ops, so it is released here: what an
+ * earlier caller left (the device measurement before a model is placed
+ * grows the activation rows to its test matrices) must not count against
+ * the model's limit, whose bound covers the model's own ops only. The peak
+ * restarts with the limit, so it reports the model's own use. */
 void cpu_set_workspace_limit(void *opaque, uint64_t limit_bytes)
 {
     cpu_context *ctx = opaque;
+    pthread_mutex_lock(&ctx->op_mutex);
+    free(ctx->activations.data);
+    free(ctx->per_thread.data);
+    ctx->activations = (cpu_scratch){0};
+    ctx->per_thread = (cpu_scratch){0};
+    ctx->per_thread_bytes = 0;
     ctx->workspace_limit = limit_bytes;
+    ctx->workspace_peak = 0;
+    pthread_mutex_unlock(&ctx->op_mutex);
 }
 
 uint64_t cpu_workspace_peak_bytes(void *opaque)
