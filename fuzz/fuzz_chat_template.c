@@ -32,7 +32,7 @@ static const char TOOLS[] =
 static jinja_limits fuzz_limits(void)
 {
     return (jinja_limits){.max_steps = 200000, .max_alloc_bytes = 64u << 20, .max_output_bytes = 1u << 20,
-                          .max_depth = 400};
+                          .max_depth = 400, .max_seconds = 2.0};
 }
 
 /* The render's variables for conversation c (or false when out of memory). */

@@ -261,6 +261,8 @@ strata_status strata_chat_template_render(const strata_chat_template *tmpl, cons
         limits.max_steps = options->max_steps;
     if (options->max_output_bytes)
         limits.max_output_bytes = options->max_output_bytes;
+    if (options->max_seconds > 0)
+        limits.max_seconds = options->max_seconds;
     jinja_rt *rt = jinja_rt_new(&limits);
     if (!rt)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "chat template: out of memory");

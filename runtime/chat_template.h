@@ -90,6 +90,7 @@ typedef struct strata_chat_options {
                                   day), or NULL: now, in local time */
     uint64_t max_steps;        /* 0: 50 million evaluation steps */
     size_t max_output_bytes;   /* 0: 64 MiB */
+    double max_seconds;        /* 0: 10 seconds of wall-clock time */
 } strata_chat_options;
 
 /* Renders messages (a JSON array of objects; borrowed) into a malloc'ed,

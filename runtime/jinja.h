@@ -170,10 +170,12 @@ typedef struct jinja_limits {
     uint64_t max_alloc_bytes;  /* bytes allocated for values over the render */
     size_t max_output_bytes;   /* the rendered text */
     int max_depth;             /* nested evaluation (macro recursion, nesting) */
+    double max_seconds;        /* wall-clock time, checked every few thousand steps: a
+                                  backstop for steps that each scan a long string */
 } jinja_limits;
 
 /* Defaults for real templates: 50M steps, 512 MiB of allocations, 64 MiB
- * of output, depth 1000 (about 100 levels of macro recursion). */
+ * of output, depth 1000 (about 100 levels of macro recursion), 10 seconds. */
 jinja_limits jinja_default_limits(void);
 
 /* Allocation that counts against rt's budget (rt may be NULL: parse-time
@@ -262,6 +264,10 @@ bool jv_is_callable(jv value);
 uint32_t jinja_utf8_next(const char *s, size_t len, size_t *pos);
 /* Appends the UTF-8 encoding of cp. */
 bool jinja_buf_add_cp(jinja_buf *buf, uint32_t cp);
+/* Byte offset of the first occurrence of needle in hay at or after from,
+ * or -1; of the last occurrence, or -1. Linear time. */
+int64_t jinja_find(const char *hay, size_t hay_len, const char *needle, size_t needle_len, size_t from);
+int64_t jinja_rfind(const char *hay, size_t hay_len, const char *needle, size_t needle_len);
 /* Byte offset of character index (0..n_chars) of a string. */
 size_t jinja_char_offset(const jinja_string *str, size_t index);
 /* Whether cp is whitespace as Python's str.isspace() says. */

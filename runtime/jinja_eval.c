@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jinja_syntax.h"
 
@@ -22,6 +23,8 @@ struct jinja_rt {
     jinja_limits limits;
     const char *name;      /* the template's, for messages */
     uint64_t steps;
+    uint64_t next_clock_check; /* the step count at which the clock is read next */
+    double deadline;           /* CLOCK_MONOTONIC seconds; 0: none */
     uint64_t alloc_bytes;
     int depth;
     int line;
@@ -38,7 +41,7 @@ typedef enum exec_result { EXEC_OK, EXEC_ERROR, EXEC_BREAK, EXEC_CONTINUE } exec
 jinja_limits jinja_default_limits(void)
 {
     return (jinja_limits){.max_steps = 50000000, .max_alloc_bytes = 512ull << 20, .max_output_bytes = 64u << 20,
-                          .max_depth = 1000};
+                          .max_depth = 1000, .max_seconds = 10.0};
 }
 
 /* --- the runtime ------------------------------------------------------------ */
@@ -116,13 +119,30 @@ bool jinja_rt_raise(jinja_rt *rt, const char *message, size_t len)
     return false;
 }
 
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Every 256 steps (a clock read costs tens of nanoseconds): whether the
+ * render ran past its time. */
+static bool check_clock(jinja_rt *rt)
+{
+    rt->next_clock_check = rt->steps + 256;
+    if (rt->deadline > 0 && monotonic_seconds() > rt->deadline)
+        return jinja_error(rt, "the template ran longer than %g seconds (the limit)", rt->limits.max_seconds);
+    return true;
+}
+
 bool jinja_rt_step(jinja_rt *rt, uint64_t units)
 {
     rt->steps += units;
     if (rt->steps > rt->limits.max_steps)
         return jinja_error(rt, "the template ran more than %llu steps (the limit; an endless or huge loop?)",
                            (unsigned long long)rt->limits.max_steps);
-    return true;
+    return rt->steps < rt->next_clock_check || check_clock(rt);
 }
 
 bool jinja_rt_track_object(jinja_rt *rt, jv object)
@@ -177,6 +197,8 @@ static bool enter(jinja_rt *rt, const jinja_node *node)
     if (++rt->steps > rt->limits.max_steps)
         return jinja_error(rt, "the template ran more than %llu steps (the limit; an endless or huge loop?)",
                            (unsigned long long)rt->limits.max_steps);
+    if (rt->steps >= rt->next_clock_check && !check_clock(rt))
+        return false;
     if (++rt->depth > rt->limits.max_depth)
         return jinja_error(rt, "the template nests more than %d levels deep (endless macro recursion?)",
                            rt->limits.max_depth);
@@ -415,6 +437,8 @@ static bool get_item(jinja_rt *rt, jv value, jv key, jv *out)
             *out = jv_copy(value.u.list->items[i]);
             return true;
         }
+        if (!value.u.str->ascii && !jinja_rt_step(rt, value.u.str->len / 4096))
+            return false;
         size_t start = jinja_char_offset(value.u.str, (size_t)i), end = start;
         jinja_utf8_next(value.u.str->data, value.u.str->len, &end);
         return jv_string(rt, value.u.str->data + start, end - start, out);
@@ -795,13 +819,8 @@ static bool contains(jinja_rt *rt, jv container, jv item, bool *out)
             *out = true;
             return true;
         }
-        *out = false;
-        for (size_t i = 0; i + item.u.str->len <= container.u.str->len; i++)
-            if (memcmp(container.u.str->data + i, item.u.str->data, item.u.str->len) == 0) {
-                *out = true;
-                break;
-            }
-        return true;
+        *out = jinja_find(container.u.str->data, container.u.str->len, item.u.str->data, item.u.str->len, 0) >= 0;
+        return jinja_rt_step(rt, container.u.str->len / 4096);
     case JV_LIST:
         *out = false;
         for (size_t i = 0; i < container.u.list->len && !*out; i++)
@@ -1359,6 +1378,8 @@ strata_status jinja_render(const jinja_template *tmpl, jv globals, const jinja_l
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory");
     rt->name = jinja_template_name(tmpl);
     rt->globals = globals;
+    if (rt->limits.max_seconds > 0)
+        rt->deadline = monotonic_seconds() + rt->limits.max_seconds;
     if (now)
         rt->now = *now;
     jinja_buf buf;

@@ -67,6 +67,10 @@ bool jinja_str_strip(jinja_rt *rt, jv str, const jv *chars, jinja_strip_side sid
     bool by_set = chars && chars->kind == JV_STRING;
     if (chars && !by_set && chars->kind != JV_NONE && chars->kind != JV_UNDEFINED)
         return jinja_error(rt, "strip arg must be None or str, not %s", jv_type_name(*chars));
+    /* each character is looked up in the set: charge the product */
+    uint64_t set_len = by_set ? chars->u.str->len : 1;
+    if (!jinja_rt_step(rt, (uint64_t)str.u.str->len / 4096 * set_len + set_len / 4096))
+        return false;
     const char *s = str.u.str->data;
     size_t len = str.u.str->len, start = 0, end = len;
     if (side != JSTRIP_RIGHT)
@@ -157,27 +161,6 @@ static bool str_title(jinja_rt *rt, jv self, const jinja_args *args, jv *out)
     return jinja_buf_to_string(&buf, out);
 }
 
-/* Byte offset of the first occurrence of needle in hay from byte from, or -1. */
-static int64_t find_bytes(const char *hay, size_t hay_len, const char *needle, size_t needle_len, size_t from)
-{
-    if (needle_len == 0)
-        return from <= hay_len ? (int64_t)from : -1;
-    for (size_t i = from; i + needle_len <= hay_len; i++)
-        if (hay[i] == needle[0] && memcmp(hay + i, needle, needle_len) == 0)
-            return (int64_t)i;
-    return -1;
-}
-
-static int64_t rfind_bytes(const char *hay, size_t hay_len, const char *needle, size_t needle_len)
-{
-    if (needle_len > hay_len)
-        return -1;
-    for (size_t i = hay_len - needle_len + 1; i-- > 0;)
-        if (memcmp(hay + i, needle, needle_len) == 0)
-            return (int64_t)i;
-    return -1;
-}
-
 static int64_t char_index(const jinja_string *str, int64_t byte_offset)
 {
     if (byte_offset < 0 || str->ascii)
@@ -193,8 +176,8 @@ bool jinja_str_replace(jinja_rt *rt, jv str, jv old, jv new_text, int64_t count,
     const jinja_string *s = str.u.str, *o = old.u.str, *n = new_text.u.str;
     jinja_buf buf;
     jinja_buf_init(&buf, rt, SIZE_MAX / 2);
-    bool ok = true;
-    if (o->len == 0) {
+    bool ok = jinja_rt_step(rt, s->len / 4096);
+    if (ok && o->len == 0) {
         /* Python inserts new before every character and at the end */
         int64_t done = 0;
         for (size_t pos = 0; ok && pos <= s->len;) {
@@ -208,11 +191,11 @@ bool jinja_str_replace(jinja_rt *rt, jv str, jv old, jv new_text, int64_t count,
             jinja_utf8_next(s->data, s->len, &pos);
             ok = ok && jinja_buf_add(&buf, s->data + start, pos - start);
         }
-    } else {
+    } else if (ok) {
         size_t pos = 0;
         int64_t done = 0;
         while (ok) {
-            int64_t at = (count >= 0 && done >= count) ? -1 : find_bytes(s->data, s->len, o->data, o->len, pos);
+            int64_t at = (count >= 0 && done >= count) ? -1 : jinja_find(s->data, s->len, o->data, o->len, pos);
             if (at < 0) {
                 ok = jinja_buf_add(&buf, s->data + pos, s->len - pos);
                 break;
@@ -299,7 +282,7 @@ static bool split_impl(jinja_rt *rt, jv self, const jinja_args *args, bool from_
         if (!from_right) {
             size_t pos = 0;
             while (ok) {
-                int64_t at = (maxsplit >= 0 && splits >= maxsplit) ? -1 : find_bytes(s, len, needle, nlen, pos);
+                int64_t at = (maxsplit >= 0 && splits >= maxsplit) ? -1 : jinja_find(s, len, needle, nlen, pos);
                 if (at < 0) {
                     ok = push_piece(rt, list, s + pos, len - pos);
                     break;
@@ -312,7 +295,7 @@ static bool split_impl(jinja_rt *rt, jv self, const jinja_args *args, bool from_
             /* collect from the right, then reverse */
             size_t end = len;
             while (ok) {
-                int64_t at = (maxsplit >= 0 && splits >= maxsplit) ? -1 : rfind_bytes(s, end, needle, nlen);
+                int64_t at = (maxsplit >= 0 && splits >= maxsplit) ? -1 : jinja_rfind(s, end, needle, nlen);
                 if (at < 0) {
                     ok = push_piece(rt, list, s, end);
                     break;
@@ -508,8 +491,10 @@ static bool find_impl(jinja_rt *rt, jv self, const jinja_args *args, const char 
     const jv *sub = jinja_arg(args, 0, NULL);
     if (!no_more_args(rt, method, args, 1) || !need_string(rt, method, sub))
         return false;
-    int64_t at = from_right ? rfind_bytes(self.u.str->data, self.u.str->len, sub->u.str->data, sub->u.str->len)
-                            : find_bytes(self.u.str->data, self.u.str->len, sub->u.str->data, sub->u.str->len, 0);
+    if (!jinja_rt_step(rt, self.u.str->len / 4096))
+        return false;
+    int64_t at = from_right ? jinja_rfind(self.u.str->data, self.u.str->len, sub->u.str->data, sub->u.str->len)
+                            : jinja_find(self.u.str->data, self.u.str->len, sub->u.str->data, sub->u.str->len, 0);
     if (at < 0 && must_find)
         return jinja_error(rt, "substring not found");
     *out = jv_int(char_index(self.u.str, at));
@@ -543,10 +528,12 @@ static bool str_count(jinja_rt *rt, jv self, const jinja_args *args, jv *out)
         return false;
     const jinja_string *s = self.u.str, *n = sub->u.str;
     int64_t count = 0;
+    if (!jinja_rt_step(rt, s->len / 4096))
+        return false;
     if (n->len == 0)
         count = (int64_t)s->n_chars + 1;
     else
-        for (int64_t at = 0; (at = find_bytes(s->data, s->len, n->data, n->len, (size_t)at)) >= 0; at += (int64_t)n->len)
+        for (int64_t at = 0; (at = jinja_find(s->data, s->len, n->data, n->len, (size_t)at)) >= 0; at += (int64_t)n->len)
             count++;
     *out = jv_int(count);
     return true;
@@ -603,6 +590,8 @@ static bool is_class(jinja_rt *rt, jv self, const jinja_args *args, char_class c
         return false;
     const jinja_string *s = self.u.str;
     bool all = s->len > 0 || cls == CC_ASCII;
+    if (!jinja_rt_step(rt, s->len / 4096))
+        return false;
     for (size_t pos = 0; all && pos < s->len;)
         all = class_holds(cls, jinja_utf8_next(s->data, s->len, &pos));
     *out = jv_bool(all);
@@ -693,8 +682,8 @@ static bool partition_impl(jinja_rt *rt, jv self, const jinja_args *args, bool f
     if (sep->u.str->len == 0)
         return jinja_error(rt, "empty separator");
     const jinja_string *s = self.u.str;
-    int64_t at = from_right ? rfind_bytes(s->data, s->len, sep->u.str->data, sep->u.str->len)
-                            : find_bytes(s->data, s->len, sep->u.str->data, sep->u.str->len, 0);
+    int64_t at = from_right ? jinja_rfind(s->data, s->len, sep->u.str->data, sep->u.str->len)
+                            : jinja_find(s->data, s->len, sep->u.str->data, sep->u.str->len, 0);
     if (!jv_list_new(rt, 3, true, out))
         return false;
     bool ok;

@@ -1,6 +1,7 @@
 /* Values of the Jinja interpreter: reference counting, strings, lists,
  * dicts, and the Python semantics templates rely on (truthiness, ==, <,
  * str() and repr()). See jinja.h. */
+#define _GNU_SOURCE /* memmem: a linear-time substring search (glibc, musl, the BSDs) */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -263,6 +264,43 @@ uint32_t jinja_to_lower(uint32_t cp)
     if (in_odd_upper_block(cp) && (cp & 1))
         return cp + 1;
     return cp;
+}
+
+int64_t jinja_find(const char *hay, size_t hay_len, const char *needle, size_t needle_len, size_t from)
+{
+    if (from > hay_len)
+        return -1;
+    if (needle_len == 0)
+        return (int64_t)from;
+    const char *at = memmem(hay + from, hay_len - from, needle, needle_len);
+    return at ? (int64_t)(at - hay) : -1;
+}
+
+int64_t jinja_rfind(const char *hay, size_t hay_len, const char *needle, size_t needle_len)
+{
+    if (needle_len > hay_len)
+        return -1;
+    if (needle_len == 0)
+        return (int64_t)hay_len;
+    /* the first match in the reversed strings is the last one: linear time */
+    char *rhay = malloc(hay_len), *rneedle = malloc(needle_len);
+    int64_t found = -1;
+    if (rhay && rneedle) {
+        for (size_t i = 0; i < hay_len; i++)
+            rhay[i] = hay[hay_len - 1 - i];
+        for (size_t i = 0; i < needle_len; i++)
+            rneedle[i] = needle[needle_len - 1 - i];
+        const char *at = memmem(rhay, hay_len, rneedle, needle_len);
+        if (at)
+            found = (int64_t)(hay_len - (size_t)(at - rhay) - needle_len);
+    } else {
+        for (size_t i = hay_len - needle_len + 1; i-- > 0 && found < 0;)
+            if (memcmp(hay + i, needle, needle_len) == 0)
+                found = (int64_t)i;
+    }
+    free(rhay);
+    free(rneedle);
+    return found;
 }
 
 /* --- buffers and strings ---------------------------------------------------- */

@@ -40,6 +40,8 @@
 #                that keep a few files)
 #   DEPS_DIR     .deb files of scripts/offline-deps.sh download, unpacked when
 #                CMake cannot find PCRE2, libmicrohttpd or jansson on this machine
+#                (the GPU machine lent on 2026-12-04 had neither PCRE2's nor
+#                jansson's headers)
 #   BUILD_DIR (default build-gpu), MODEL_DIR (default a folder under TMPDIR,
 #   never inside LOG_DIR), KEEP_MODELS=1 (keep the synthetic models), JOBS
 #   (default: cores), REPETITIONS (bench -r, default 3), CUDA_ARCHITECTURES

@@ -294,6 +294,16 @@ static void test_limits(void)
     CHECK(!out && strstr(err.message, "limit"), "doubling a string: %s", err.message);
     out = render_text("{% for i in range(30000) %}{{ 'abcdefghij' * 10 }}{% endfor %}", "[]", &options, &err);
     CHECK(!out && strstr(err.message, "limit"), "output: %s", err.message);
+    /* steps that each scan a long string count by its length */
+    out = render_text("{% set s = 'a' * 1000000 %}{% for i in range(100000) %}{{ 'b' in s }}{{ s.find('b') }}"
+                      "{{ s.count('b') }}{% endfor %}",
+                      "[]", &options, &err);
+    CHECK(!out && strstr(err.message, "steps"), "scanning a long string: %s", err.message);
+    /* and a clock stops what the steps miss */
+    strata_chat_options timed = {.max_seconds = 0.2, .max_steps = UINT64_MAX / 2};
+    out = render_text("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "[]", &timed,
+                      &err);
+    CHECK(!out && strstr(err.message, "seconds"), "the time limit: %s", err.message);
     out = render_text("{% set ns = namespace() %}{% set ns.self = ns %}{{ ns.self.self is defined }}", "[]", &options,
                       &err);
     CHECK(out && !strcmp(out, "True"), "a namespace holding itself: %s", out ? out : err.message);

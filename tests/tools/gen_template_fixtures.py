@@ -551,9 +551,36 @@ CONSTRUCTS = [
 ]
 
 
+def whitespace_mixes(count=40, seed=7):
+    """Random sequences of tags with every whitespace control, and text with
+    newlines, spaces, tabs and Unicode spaces between them (ifs balanced)."""
+    import random
+
+    rng = random.Random(seed)
+    pieces = ["{% if x %}", "{%- if x %}", "{% if x -%}", "{%+ if x %}", "{% if x +%}", "{{ 'v' }}", "{{- 'v' }}",
+              "{{ 'v' -}}", "{# c #}", "{#- c #}", "{# c -#}", "{% endif %}", "{%- endif %}", "{% endif -%}",
+              "{% set y = 1 %}", "{%- set y = 2 -%}", "{% raw %}r{% endraw %}", "{%- raw -%} r {%- endraw -%}",
+              "\n", "\n\n", "  ", "\t", " \n ", "text", "a\n  ", "\n  b", "\u00a0", "\u3000\n"]
+    out = []
+    for n in range(count):
+        depth, parts = 0, []
+        for _ in range(rng.randint(3, 10)):
+            piece = rng.choice(pieces)
+            if "endif" in piece:
+                if depth == 0:
+                    continue
+                depth -= 1
+            elif "if x" in piece:
+                depth += 1
+            parts.append(piece)
+        parts += ["{% endif %}"] * depth
+        out.append((f"ws_mix_{n}", "".join(parts), {"x": n % 3 != 0}))
+    return out
+
+
 def make_constructs(env):
     out = []
-    for name, source, variables in CONSTRUCTS:
+    for name, source, variables in CONSTRUCTS + whitespace_mixes():
         text, error = render(env, source, variables)
         case = {"name": name, "template": source, "variables": variables}
         if error:
@@ -611,7 +638,7 @@ def main():
         f.write("\n")
     make_cli(env, templates_dir, out_dir)
     n_errors = sum(1 for c in cases["cases"] if "error" in c)
-    print(f"{len(cases['cases'])} template cases ({n_errors} expected errors), {len(CONSTRUCTS)} constructs")
+    print(f"{len(cases['cases'])} template cases ({n_errors} expected errors), {len(CONSTRUCTS) + 40} constructs")
 
 
 if __name__ == "__main__":
