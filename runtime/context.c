@@ -248,3 +248,16 @@ void strata_context_reset(strata_context *ctx)
     ctx->n_past = 0;
     ctx->logits_row_count = 0;
 }
+
+strata_status strata_context_truncate(strata_context *ctx, int64_t n_positions, strata_error *err)
+{
+    if (n_positions < 0 || n_positions > ctx->n_past)
+        return strata_fail(err, STRATA_INVALID_INPUT, "cannot keep %lld positions of a cache that holds %lld",
+                           (long long)n_positions, (long long)ctx->n_past);
+    /* the rows past n_past stay as they are: attention reads a row only for
+     * a position below the query's, and a later decode writes a position's
+     * row before it is read (as after a failed decode) */
+    ctx->n_past = n_positions;
+    ctx->logits_row_count = 0;
+    return STRATA_OK;
+}

@@ -323,6 +323,14 @@ const float *strata_get_logits(const strata_context *ctx, int64_t i);
 int64_t strata_context_position(const strata_context *ctx); /* tokens in the cache */
 int64_t strata_context_size(const strata_context *ctx);     /* n_ctx */
 void strata_context_reset(strata_context *ctx);             /* empties the cache */
+/* Keeps the first n_positions positions of the cache and forgets the rest:
+ * the next strata_decode continues at position n_positions (a conversation
+ * whose re-rendered prompt leaves the cache after a common prefix). 0
+ * empties it like strata_context_reset. The logits of the last decode are
+ * dropped. Nothing is computed, freed or waited for. Fails with
+ * STRATA_INVALID_INPUT, the cache unchanged, when n_positions is negative
+ * or past strata_context_position. */
+strata_status strata_context_truncate(strata_context *ctx, int64_t n_positions, strata_error *err);
 
 /* --- tokenizer ---------------------------------------------------------------- */
 

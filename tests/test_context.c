@@ -1,5 +1,6 @@
 /* Inference contexts on the bundled stories260K model: batch and one-token
- * decoding agree, a reset context repeats itself exactly, and misuse (context
+ * decoding agree, a reset context repeats itself exactly, a truncated one
+ * continues as a fresh one would, and misuse (context
  * overflow, ids outside the vocabulary, bad parameters, missing files) is an
  * error that leaves the context usable. */
 #include <math.h>
@@ -92,6 +93,39 @@ int main(void)
             repeat = d;
     }
     CHECK(repeat == 0, "a reset context gave different logits (%.3g)", repeat);
+
+    /* truncating keeps a prefix: after tokens[0..7) plus another tail, a
+     * context cut back to 7 positions and given a different tail computes
+     * what a fresh one computes for the prefix and that tail (same chunks:
+     * the same logits exactly) */
+    enum { KEEP = 7, TAIL = 4 };
+    const int32_t other_tail[TAIL] = {290, 311, 263, 400};
+    strata_context_reset(batch);
+    CHECK(strata_decode(batch, tokens, KEEP, false, &err) == STRATA_OK, "prefix: %s", err.message);
+    CHECK(strata_decode(batch, other_tail, TAIL, true, &err) == STRATA_OK, "other tail: %s", err.message);
+    float *fresh_tail = malloc(sizeof(float) * TAIL * (size_t)n_vocab);
+    for (int i = 0; i < TAIL; i++)
+        memcpy(fresh_tail + (size_t)i * n_vocab, strata_get_logits(batch, i), sizeof(float) * (size_t)n_vocab);
+    strata_context_reset(batch);
+    CHECK(strata_decode(batch, tokens, KEEP, false, &err) == STRATA_OK, "prefix again: %s", err.message);
+    CHECK(strata_decode(batch, tokens + KEEP, N - KEEP, false, &err) == STRATA_OK, "first tail: %s", err.message);
+    CHECK(strata_context_truncate(batch, N + 1, &err) == STRATA_INVALID_INPUT &&
+              strata_context_position(batch) == N,
+          "keeping more positions than the cache holds was accepted");
+    CHECK(strata_context_truncate(batch, -1, &err) == STRATA_INVALID_INPUT, "a negative truncation was accepted");
+    CHECK(strata_context_truncate(batch, KEEP, &err) == STRATA_OK, "truncate: %s", err.message);
+    CHECK(strata_context_position(batch) == KEEP, "position after truncate: %lld",
+          (long long)strata_context_position(batch));
+    CHECK(strata_get_logits(batch, N - KEEP - 1) == NULL, "the logits of the cut decode are still offered");
+    CHECK(strata_decode(batch, other_tail, TAIL, true, &err) == STRATA_OK, "tail after truncate: %s", err.message);
+    double cut = 0;
+    for (int i = 0; i < TAIL; i++) {
+        double d = max_abs_diff(strata_get_logits(batch, i), fresh_tail + (size_t)i * n_vocab, n_vocab);
+        if (!(d <= cut))
+            cut = d;
+    }
+    CHECK(cut == 0, "a truncated context gave different logits than a fresh one (%.3g)", cut);
+    free(fresh_tail);
 
     /* an f16 cache stays close to the f32 one */
     strata_context *half = NULL;

@@ -22,29 +22,35 @@ expect_output() {
 
 expect_output "qwen3 with tools" "$cli/qwen3_tools.txt" \
     "$STRATA" template --chat-template "$templates/Qwen-Qwen3-0.6B.jinja" --messages "$cli/tool_calls.json" \
-    --tools "$cli/tools.json" --add-generation-prompt --eos '<|im_end|>'
+    --tools "$cli/tools.json" --eos-token '<|im_end|>'
 expect_output "qwen3 with enable_thinking=false" "$cli/qwen3_no_thinking.txt" \
     "$STRATA" template --chat-template "$templates/Qwen-Qwen3-0.6B.jinja" --messages "$cli/multi_turn.json" \
-    --add-generation-prompt --var enable_thinking=false --eos '<|im_end|>'
+    --var enable_thinking=false --eos-token '<|im_end|>'
 expect_output "llama 3.1 without a generation prompt" "$cli/llama31_multi.txt" \
     "$STRATA" template --chat-template "$templates/meta-llama-Llama-3.1-8B-Instruct.jinja" \
-    --messages "$cli/multi_turn.json" --bos '<|begin_of_text|>' --eos '<|eot_id|>'
+    --messages "$cli/multi_turn.json" --no-generation-prompt --bos-token '<|begin_of_text|>' --eos-token '<|eot_id|>'
 expect_output "gpt-oss with a date and a string variable" "$cli/gpt_oss_date.txt" \
     "$STRATA" template --chat-template "$templates/openai-gpt-oss-120b.jinja" --messages "$cli/system_user.json" \
-    --add-generation-prompt --date 2025-03-07 --var 'reasoning_effort="low"' \
-    --bos '<|startoftext|>' --eos '<|return|>'
+    --date 2025-03-07 --var 'reasoning_effort="low"' \
+    --bos-token '<|startoftext|>' --eos-token '<|return|>'
 # messages from stdin
 if expect_status 0 "messages from stdin" -- bash -c "\"$STRATA\" template --chat-template \"$templates/Qwen-Qwen3-0.6B.jinja\" \
-        --messages - --add-generation-prompt --var enable_thinking=false --eos '<|im_end|>' <\"$cli/multi_turn.json\""; then
+        --messages - --var enable_thinking=false --eos-token '<|im_end|>' <\"$cli/multi_turn.json\""; then
     cmp -s "$work/out" "$cli/qwen3_no_thinking.txt" || fail "messages from stdin: output differs"
 fi
 
 # a model: the fallback, and the model's BOS/EOS under another template
 if expect_status 0 "a model without a chat template" "$STRATA" template -m "$STORIES" --messages "$cli/multi_turn.json" \
-    --add-generation-prompt; then
+   ; then
     printf 'system: You are terse.\n\nuser: Hi there\n\nassistant: Hello. How can I help?\n\nuser: Tell me a joke.\n\nassistant:' \
         | cmp -s - "$work/out" || fail "fallback output: $(head -c 200 "$work/out")"
     grep -q "fallback" "$work/err" || fail "no note that the fallback is used: $(cat "$work/err")"
+fi
+# the generation prompt is on by default; --no-generation-prompt leaves it out
+if expect_status 0 "the fallback without a generation prompt" "$STRATA" template -m "$STORIES" \
+    --messages "$cli/multi_turn.json" --no-generation-prompt; then
+    printf 'system: You are terse.\n\nuser: Hi there\n\nassistant: Hello. How can I help?\n\nuser: Tell me a joke.\n\n' \
+        | cmp -s - "$work/out" || fail "fallback output without the generation prompt: $(head -c 200 "$work/out")"
 fi
 printf '{{ bos_token }}|{{ eos_token }}|{{ messages|length }}' >"$work/tokens.jinja"
 if expect_status 0 "--chat-template with -m" "$STRATA" template -m "$STORIES" --chat-template "$work/tokens.jinja" \
@@ -78,6 +84,8 @@ expect_status 2 "no template" "$STRATA" template --messages "$cli/multi_turn.jso
 expect_status 2 "no messages" "$STRATA" template --chat-template "$work/tokens.jinja"
 expect_status 2 "a variable that is not JSON" "$STRATA" template --chat-template "$work/tokens.jinja" \
     --messages "$cli/multi_turn.json" --var effort=high
+expect_status 2 "the old spelling --bos" "$STRATA" template --chat-template "$work/tokens.jinja" \
+    --messages "$cli/multi_turn.json" --bos '<s>'
 expect_status 0 "--help" "$STRATA" template --help
 if expect_status 0 "--repeat" "$STRATA" template --chat-template "$work/tokens.jinja" --messages "$cli/multi_turn.json" \
     --repeat 5; then

@@ -20,7 +20,7 @@ typedef struct template_command_options {
     const char *date;
     const char *bos_token;
     const char *eos_token;
-    bool add_generation_prompt;
+    bool no_generation_prompt;
     bool print_template;
     int64_t repeat;    /* --repeat N: render N times, print the time per render */
     json_t *variables; /* --var NAME=JSON, collected */
@@ -73,15 +73,16 @@ static const flag_spec template_flags[] = {
                TEMPLATE_OPT(messages_path)),
     FLAG_VALUE(NULL, "--tools", "FILE", "tool definitions: a JSON array (default: tools is none)", FLAG_STRING,
                TEMPLATE_OPT(tools_path)),
-    FLAG_ON(NULL, "--add-generation-prompt", "end with the opening of the assistant's turn",
-            TEMPLATE_OPT(add_generation_prompt)),
+    FLAG_ON(NULL, "--no-generation-prompt",
+            "do not end with the opening of the assistant's turn\n(add_generation_prompt is true by default)",
+            TEMPLATE_OPT(no_generation_prompt)),
     FLAG_PARSED(NULL, "--var", "NAME=JSON", "one more template variable, e.g. enable_thinking=false\n(repeatable)",
                 parse_var),
     FLAG_VALUE(NULL, "--date", "YYYY-MM-DD", "the day strftime_now() sees (default: now)", FLAG_STRING,
                TEMPLATE_OPT(date)),
-    FLAG_VALUE(NULL, "--bos", "TEXT", "the BOS token text (default: the model's)", FLAG_STRING,
+    FLAG_VALUE(NULL, "--bos-token", "TEXT", "the BOS token text (default: the model's)", FLAG_STRING,
                TEMPLATE_OPT(bos_token)),
-    FLAG_VALUE(NULL, "--eos", "TEXT", "the EOS token text (default: the model's)", FLAG_STRING,
+    FLAG_VALUE(NULL, "--eos-token", "TEXT", "the EOS token text (default: the model's)", FLAG_STRING,
                TEMPLATE_OPT(eos_token)),
     FLAG_ON(NULL, "--print-template", "print the template's source instead of rendering",
             TEMPLATE_OPT(print_template)),
@@ -93,11 +94,14 @@ static const flag_group template_group = {"template", template_flags,
                                           sizeof template_flags / sizeof template_flags[0]};
 
 static const char *const TEMPLATE_USAGE =
-    "usage: strata template (-m MODEL | --chat-template FILE) --messages FILE [options]\n"
+    "usage: strata template (-m MODEL | --chat-template FILE) --messages FILE.json [--tools FILE.json]\n"
+    "                       [--no-generation-prompt] [--bos-token TEXT] [--eos-token TEXT] [options]\n"
     "\n"
-    "Renders the conversation with the model's chat template (Jinja, as Hugging\n"
-    "Face's apply_chat_template renders it) and prints the prompt text exactly,\n"
-    "with no newline added. A model without a template gets the plain fallback\n"
+    "Renders the conversation (OpenAI's JSON array of messages) with the model's\n"
+    "chat template (Jinja, as Hugging Face's apply_chat_template renders it),\n"
+    "ending with the opening of the assistant's turn unless --no-generation-prompt,\n"
+    "and prints the prompt text exactly, with no newline added. The BOS/EOS texts\n"
+    "are the model's unless given. A model without a template gets the plain fallback\n"
     "(\"ROLE: CONTENT\" blocks, see README). Exit status 1 when the template cannot\n"
     "be rendered (a message names the line and the construct, or the template's\n"
     "own raise_exception text), 2 for bad flags.\n";
@@ -166,7 +170,7 @@ int cmd_template(int argc, char **argv)
         goto done;
     if (opts.tools_path && !(tools = load_json(opts.tools_path, "--tools")))
         goto done;
-    strata_chat_options options = {.add_generation_prompt = opts.add_generation_prompt,
+    strata_chat_options options = {.add_generation_prompt = !opts.no_generation_prompt,
                                    .bos_token = opts.bos_token,
                                    .eos_token = opts.eos_token,
                                    .tools = tools,

@@ -13,6 +13,7 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a model"},
+    {"chat", cmd_chat, "talk with a model through its chat template"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server (completions, chat, streaming)"},
     {"bench", cmd_bench, "measure prompt and generation throughput"},
     {"plan", cmd_plan, "where a model's layers would go on the devices, memory and speed"},

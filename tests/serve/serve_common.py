@@ -133,7 +133,7 @@ def render_chat(messages, *template_args):
         json.dump(messages, handle)
         path = handle.name
     try:
-        result = subprocess.run([STRATA, "template", "-m", STORIES, "--messages", path, "--add-generation-prompt"] +
+        result = subprocess.run([STRATA, "template", "-m", STORIES, "--messages", path] +
                                 list(template_args), capture_output=True, text=True, check=True)
     finally:
         os.unlink(path)
