@@ -103,12 +103,12 @@ if(STRATA_CUDA_EMULATED_TESTS)
   set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
   target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m strata_pcre2 strata_jansson)
 
-  # the strata command on the emulator, for trying the CUDA paths of run/bench without a GPU
-  # (with the server's sources: strata_server links the plain library)
+  # the strata command on the emulator, for trying the CUDA paths of run/bench
+  # (and serve) without a GPU: the server's sources built against the emulated library
   file(GLOB STRATA_EMU_TOOL_SOURCES CONFIGURE_DEPENDS tools/*.c server/*.c)
   add_executable(strata_cli_cuda_emulated ${STRATA_EMU_TOOL_SOURCES})
   target_include_directories(strata_cli_cuda_emulated PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/server)
-  target_link_libraries(strata_cli_cuda_emulated PRIVATE strata_cuda_emulated strata_microhttpd)
+  target_link_libraries(strata_cli_cuda_emulated PRIVATE strata_cuda_emulated strata_jansson strata_microhttpd)
   set_target_properties(strata_cli_cuda_emulated PROPERTIES OUTPUT_NAME strata-cuda-emulated)
 
   enable_testing()
