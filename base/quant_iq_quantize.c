@@ -191,8 +191,10 @@ static void search_group(const iq_format *f, const iq_grid *grid, const float *t
          * reach (the grids are sparse) */
         for (int k = 0; k < f->n_trials + grid->n_levels; k++) {
             float inv_scale;
-            if (k < f->n_trials)
-                inv_scale = (f->trial_lo + (f->trial_hi - f->trial_lo) * (float)k / (float)(f->n_trials - 1)) * top / amax;
+            if (k < f->n_trials) {
+                const float step = (f->trial_hi - f->trial_lo) / (float)(f->n_trials - 1);
+                inv_scale = (f->trial_lo + step * (float)k) * top / amax;
+            }
             else if (grid->levels[k - f->n_trials] > 0.0f)
                 inv_scale = grid->levels[k - f->n_trials] / amax;
             else

@@ -20,16 +20,6 @@ _Static_assert(sizeof(block_mxfp4) == 17, "block_mxfp4 must be 17 bytes");
 _Static_assert(sizeof(block_tq1_0) == 54, "block_tq1_0 must be 54 bytes");
 _Static_assert(sizeof(block_tq2_0) == 66, "block_tq2_0 must be 66 bytes");
 
-float quant_e8m0_to_f32_half(uint8_t e)
-{
-    /* 2^(e - 128): exponent field e - 1 for e >= 2; below that a subnormal
-     * with one mantissa bit (2^-128 = 2^21 ulps of 2^-149, 2^-127 = 2^22) */
-    const uint32_t bits = e < 2 ? (uint32_t)0x00200000u << e : (uint32_t)(e - 1) << 23;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
 uint16_t quant_iq1_m_scale(const block_iq1_m *block)
 {
     uint16_t sc[4];
@@ -230,7 +220,7 @@ void dequantize_blocks_iq4_xs(const block_iq4_xs *blocks, float *y, int64_t n_bl
         const block_iq4_xs *blk = &blocks[b];
         const float d = fp16_to_f32(blk->d);
         for (int ib = 0; ib < QK_K / 32; ib++, y += 32) {
-            const int ls = ((blk->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((blk->scales_h >> (2 * ib)) & 3) << 4);
+            const int ls = quant_iq4_xs_scale(blk, ib);
             const float dl = d * (float)(ls - 32);
             const uint8_t *qs = blk->qs + 16 * ib;
             for (int j = 0; j < 16; j++) {

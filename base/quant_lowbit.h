@@ -18,6 +18,7 @@
 #define STRATA_QUANT_LOWBIT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "quant.h"
 
@@ -119,8 +120,25 @@ extern const int8_t quant_iq4nl_values[16];
 extern const int8_t quant_mxfp4_values[16];
 
 /* The MXFP4 scale of exponent byte e, halved (the values table is doubled):
- * 2^(e - 128), exact (a subnormal float for e < 2). */
-float quant_e8m0_to_f32_half(uint8_t e);
+ * 2^(e - 128), exact (a subnormal float for e < 2). Inline: the dot
+ * products call it once per 32 weights. */
+static inline float quant_e8m0_to_f32_half(uint8_t e)
+{
+    /* exponent field e - 1 for e >= 2; below that a subnormal with one
+     * mantissa bit (2^-128 = 2^21 ulps of 2^-149, 2^-127 = 2^22) */
+    const uint32_t bits = e < 2 ? (uint32_t)0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* The 6-bit scale (0..63, 32 meaning 0) of elements 32 ib .. 32 ib + 31 of
+ * an IQ4_XS block: nibble ib % 2 of scales_l[ib / 2], and bits 2 ib, 2 ib + 1
+ * of scales_h as its top two bits. */
+static inline int quant_iq4_xs_scale(const block_iq4_xs *block, int ib)
+{
+    return ((block->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((block->scales_h >> (2 * ib)) & 3) << 4);
+}
 
 /* The fp16 super-block scale of an IQ1_M block (from its scales' nibbles). */
 uint16_t quant_iq1_m_scale(const block_iq1_m *block);

@@ -101,12 +101,14 @@ if(STRATA_CUDA_EMULATED_TESTS)
   set_source_files_properties(${STRATA_EMU_KERNEL_SOURCES} PROPERTIES
     COMPILE_OPTIONS "-include;${STRATA_EMU_DIR}/include/emulator_device.h;-Wno-unknown-pragmas;-Wno-unused-parameter")
   set_target_properties(strata_cuda_emulated PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON)
-  target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m strata_pcre2)
+  target_link_libraries(strata_cuda_emulated PUBLIC Threads::Threads m strata_pcre2 strata_jansson)
 
-  # the strata command on the emulator, for trying the CUDA paths of run/bench without a GPU
-  file(GLOB STRATA_EMU_TOOL_SOURCES CONFIGURE_DEPENDS tools/*.c)
+  # the strata command on the emulator, for trying the CUDA paths of run/bench
+  # (and serve) without a GPU: the server's sources built against the emulated library
+  file(GLOB STRATA_EMU_TOOL_SOURCES CONFIGURE_DEPENDS tools/*.c server/*.c)
   add_executable(strata_cli_cuda_emulated ${STRATA_EMU_TOOL_SOURCES})
-  target_link_libraries(strata_cli_cuda_emulated PRIVATE strata_cuda_emulated)
+  target_include_directories(strata_cli_cuda_emulated PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/server)
+  target_link_libraries(strata_cli_cuda_emulated PRIVATE strata_cuda_emulated strata_jansson strata_microhttpd)
   set_target_properties(strata_cli_cuda_emulated PROPERTIES OUTPUT_NAME strata-cuda-emulated)
 
   enable_testing()

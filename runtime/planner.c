@@ -577,6 +577,12 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
     int64_t counts[STRATA_MAX_DEVICES];
     evaluation e;
     const int64_t logits_tensor = output_tensor(p);
+    /* More GPU layers are faster as long as a layer's weights are where the
+     * layer is; when a device keeps some of them on the CPU for their dtype,
+     * each GPU layer adds detours, so every layer count is tried. */
+    bool weights_kept = false;
+    for (int d = 0; d < r->n_devices; d++)
+        weights_kept = weights_kept || (d != p->cpu && p->cannot_compute[d] != 0);
     for (int output = 0; output < r->n_devices; output++) {
         /* the logits are made where the output is: a device that computes it */
         if (logits_tensor >= 0 && !device_computes(p, output, &r->tensors[logits_tensor]))
@@ -602,13 +608,14 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
                 }
                 continue;
             }
-            /* going down, the first fit is the most this output choice allows */
             if (!found || e.score > best->score) {
                 *best = e;
                 keep_layout(p, best_layout);
                 found = true;
             }
-            break;
+            /* going down, the first fit is the most this output choice allows */
+            if (!weights_kept)
+                break;
         }
     }
     return found;
@@ -676,31 +683,33 @@ static void append_note(strata_plan *out, const char *text)
         snprintf(out->note + used, sizeof out->note - used, "%s%s", used ? "; " : "", text);
 }
 
-/* Says which weights stay in host RAM because their device does not compute
- * their dtype, and which devices' formats were assumed. */
+/* Says which formats of the model a device does not compute and how much of
+ * its layers' weights that kept in host RAM, and which devices' formats were
+ * assumed. */
 static void describe_formats(const planner *p, strata_plan *out)
 {
     const plan_request *r = p->request;
     char text[320], size[24];
     for (int d = 0; d < r->n_devices; d++) {
-        int64_t count = 0;
-        double bytes = 0;
-        uint64_t dtypes = 0;
-        for (int64_t t = 0; t < r->n_tensors; t++) {
-            if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d)
-                continue;
-            count++;
-            bytes += (double)r->tensors[t].bytes;
-            dtypes |= 1ull << r->tensors[t].dtype;
-        }
-        if (count > 0) {
+        if (d != p->cpu && p->cannot_compute[d] != 0) {
+            int64_t count = 0;
+            double bytes = 0;
+            for (int64_t t = 0; t < r->n_tensors; t++) {
+                if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d)
+                    continue;
+                count++;
+                bytes += (double)r->tensors[t].bytes;
+            }
             size_t used = (size_t)snprintf(text, sizeof text, "%s does not compute", r->devices[d].name);
             for (int k = 0; k < 64 && used < sizeof text; k++)
-                if ((dtypes >> k) & 1)
+                if ((p->cannot_compute[d] >> k) & 1)
                     used += (size_t)snprintf(text + used, sizeof text - used, " %s", dtype_name((strata_dtype)k));
-            if (used < sizeof text)
-                snprintf(text + used, sizeof text - used, ": %lld of its weights (%s) stay in host RAM, computed by the CPU",
-                         (long long)count, planner_format_bytes(bytes, size, sizeof size));
+            if (used < sizeof text && count > 0)
+                snprintf(text + used, sizeof text - used,
+                         ": %lld of its layers' weights (%s) stay in host RAM, computed by the CPU", (long long)count,
+                         planner_format_bytes(bytes, size, sizeof size));
+            else if (used < sizeof text)
+                snprintf(text + used, sizeof text - used, ": the layers with those weights are faster on the CPU");
             append_note(out, text);
         }
         if (r->devices[d].backend_missing && out->devices[d].planned_bytes > 0) {

@@ -90,7 +90,8 @@ typedef struct strata_placement_params {
      * NULL or "": every GPU found (CUDA before Vulkan for the same card,
      * software Vulkan devices left out), then the CPU. */
     const char *devices;
-    bool gpu_layers_set;      /* false: as many layers on GPUs as fit */
+    bool gpu_layers_set;      /* false: as many layers on GPUs as fit (fewer when the GPUs do not compute
+                               * some weight formats and the detours would cost more) */
     int64_t gpu_layers;       /* layers on non-CPU devices when gpu_layers_set */
     const double *tensor_split; /* proportions of the GPU layers per non-CPU device, in order; NULL: none */
     int n_tensor_split;

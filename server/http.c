@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server_internal.h"
@@ -202,6 +203,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         if (!(state = calloc(1, sizeof *state)))
             return MHD_NO;
         *con_cls = state;
+        atomic_fetch_add(&server->open_requests, 1);
         return begin_request(server, connection, url, method, state);
     }
     if (state->answered) {
@@ -234,7 +236,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
                          enum MHD_RequestTerminationCode code)
 {
-    (void)cls;
+    server_state *server = cls;
     (void)connection;
     (void)code;
     request_state *state = *con_cls;
@@ -243,6 +245,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
     text_buffer_free(&state->body);
     free(state);
     *con_cls = NULL;
+    atomic_fetch_sub(&server->open_requests, 1);
 }
 
 /* --- the daemon -------------------------------------------------------------------------------- */
@@ -292,6 +295,17 @@ void http_quiesce(server_state *server)
         if (listener != MHD_INVALID_SOCKET)
             close(listener);
     }
+}
+
+bool http_drain(server_state *server, double timeout_seconds)
+{
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    for (double waited = 0.0; atomic_load(&server->open_requests) > 0; waited += 0.01) {
+        if (waited >= timeout_seconds)
+            return false;
+        nanosleep(&pause, NULL);
+    }
+    return true;
 }
 
 void http_stop(server_state *server)

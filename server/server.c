@@ -9,6 +9,9 @@
 
 #include "server_internal.h"
 
+/* How long a stop waits for the responses in flight to be sent. */
+#define STOP_DRAIN_SECONDS 5
+
 /* Random bits for ids and seeds: /dev/urandom, else the clock and pid. */
 static uint64_t random_base(void)
 {
@@ -126,6 +129,11 @@ int serve_run(const serve_config *config)
     http_quiesce(&server);
     atomic_store(&server.ready, false);
     scheduler_stop(server.sched);
+    /* the stopped scheduler ended every stream with an error event: let the
+     * connections send it and the stream's end before they are closed */
+    if (!http_drain(&server, STOP_DRAIN_SECONDS))
+        fprintf(stderr, "strata serve: some responses were still being sent after %d s; closing them\n",
+                STOP_DRAIN_SECONDS);
     exit_status = 0;
 done:
     if (server.sched)

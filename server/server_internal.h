@@ -23,6 +23,7 @@ typedef struct server_state {
     int64_t created;          /* Unix seconds the server started: the model's "created" */
     uint64_t id_base;         /* random bits for response ids and seeds */
     atomic_uint_fast64_t id_counter;
+    atomic_int open_requests; /* requests whose response is not yet all sent */
 } server_state;
 
 /* --- http.c ------------------------------------------------------------------------------------ */
@@ -32,6 +33,10 @@ typedef struct server_state {
 bool http_start(server_state *server, int *bound_port);
 /* Stops accepting connections (requests already in keep going). */
 void http_quiesce(server_state *server);
+/* Waits until every request's response has been sent (a stream ended by the
+ * stopping scheduler sends its last event and its end), at most
+ * timeout_seconds; returns whether none is left. */
+bool http_drain(server_state *server, double timeout_seconds);
 /* Closes every connection and joins their threads. */
 void http_stop(server_state *server);
 

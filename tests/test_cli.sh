@@ -131,6 +131,12 @@ if expect_status 0 "bench with the device measured" -- "$STRATA" bench -m "$STOR
     expect_in "$work/out" "^memory bandwidth: " "bench measured"
     expect_in "$work/out" "^matmul peak: " "bench measured"
 fi
+# a full planned batch (512) on K-quant weights: the activation rows take the
+# widest 8-bit format (Q8_K), which the planned workspace bound must cover
+if expect_status 0 "synth tiny q4_k_m" -- "$STRATA" synth --preset tiny --arch llama --type q4_k_m -o "$work/q4km.gguf" &&
+    expect_status 0 "bench pp512 on q4_k_m" -- "$STRATA" bench -m "$work/q4km.gguf" -p 512 -n 4 -r 1 -t 2; then
+    expect_in "$work/out" "| pp512 |" "bench pp512 on q4_k_m"
+fi
 
 if [[ $failures -ne 0 ]]; then
     echo "test_cli: $failures failure(s)"

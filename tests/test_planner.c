@@ -575,11 +575,6 @@ static double shortfall_gib(const char *shortfall, const char *name)
     return -1;
 }
 
-/* Set while a test's fixed[] also stands for weights the planner keeps on
- * the CPU because their device does not compute their dtype: those are
- * placed like overrides but are not overrides (kept_for_dtype[t]). */
-static const bool *kept_for_dtype;
-
 /* The invariants every plan keeps, and its numbers against ref_account for
  * its own layout. fixed: the overrides' devices as the test expects them. */
 static void check_plan(const char *what, const plan_request *r, const int *fixed, const strata_plan *plan)
@@ -680,7 +675,7 @@ static void check_plan(const char *what, const plan_request *r, const int *fixed
                   strcmp(plan->tensors[t].name, tensor->name) == 0,
               "%s: tensor %s on %d (%llu bytes), expected %d", what, tensor->name, plan->tensors[t].device,
               (unsigned long long)plan->tensors[t].bytes, want);
-        bool overridden = fixed && fixed[t] >= 0 && !(kept_for_dtype && kept_for_dtype[t]);
+        bool overridden = fixed && fixed[t] >= 0;
         CHECK(plan->tensors[t].overridden == overridden, "%s: tensor %s overridden=%d", what, tensor->name,
               plan->tensors[t].overridden);
     }
@@ -1082,131 +1077,6 @@ static void test_overrides(void)
     planner_result_release(&with);
     free(fixed);
     free_model(&m);
-}
-
-/* A backend that computes every weight dtype but the low-bit ones (IQ*,
- * TQ*, MXFP4), as the CUDA and Vulkan backends say today. */
-static bool without_low_bit(strata_dtype dtype)
-{
-    switch (dtype) {
-    case DTYPE_IQ2_XXS: case DTYPE_IQ2_XS: case DTYPE_IQ2_S: case DTYPE_IQ3_XXS: case DTYPE_IQ3_S:
-    case DTYPE_IQ1_S: case DTYPE_IQ1_M: case DTYPE_IQ4_NL: case DTYPE_IQ4_XS: case DTYPE_MXFP4:
-    case DTYPE_TQ1_0: case DTYPE_TQ2_0:
-        return false;
-    default:
-        return true;
-    }
-}
-
-static bool reads_dtype(const plan_tensor_input *t)
-{
-    return t->is_matrix || t->role == PLAN_ROLE_EMBEDDING || t->role == PLAN_ROLE_OUTPUT;
-}
-
-/* Weights of a dtype a card does not compute stay on the CPU (placed as an
- * override to the CPU would place them, and checked the same way against
- * the reference and the brute force), the output goes only where it is
- * computed, and without the CPU the plan does not fit and says why. */
-static void test_weight_formats(void)
-{
-    test_model m;
-    if (!load_model("llama3-70b", "iq2_xs_mix", &m))
-        return;
-    plan_device_input devices[] = {card("cuda0", 24, GPU_BANDWIDTH), host(64, CPU_BANDWIDTH)};
-    devices[0].weight_dtype_supported = without_low_bit;
-    plan_request r = request_for(&m, devices, 2);
-    int *fixed = malloc((size_t)m.n_tensors * sizeof *fixed);
-    bool *kept = calloc((size_t)m.n_tensors, sizeof *kept);
-    if (!fixed || !kept) {
-        CHECK(false, "out of memory");
-        goto done;
-    }
-    int64_t n_kept = 0;
-    for (int64_t t = 0; t < m.n_tensors; t++) {
-        kept[t] = m.tensors[t].role != PLAN_ROLE_UNUSED && reads_dtype(&m.tensors[t]) &&
-                  !without_low_bit(m.tensors[t].dtype);
-        fixed[t] = kept[t] ? 1 : -1;
-        n_kept += kept[t];
-    }
-    /* iq2_xs_mix: attn_q, attn_k, attn_output, ffn_gate, ffn_up in every layer
-     * and ffn_down from layer 10 on are iq2_xs */
-    CHECK(n_kept == 80 * 5 + 70, "%lld i-quant weights in llama3-70b iq2_xs_mix", (long long)n_kept);
-    strata_plan plan;
-    kept_for_dtype = kept;
-    check_against_brute("70b iq2_xs_mix 24G (no i-quants) + 64G", &r, fixed, &plan, NULL);
-    kept_for_dtype = NULL;
-    CHECK(plan.fits && strstr(plan.note, "cuda0 does not compute iq2_xs: 470 of its weights"),
-          "70b iq2_xs_mix: fits=%d, note '%s'", plan.fits, plan.note);
-    CHECK(plan.output_device == 0 && plan.devices[0].n_layers == 80,
-          "70b iq2_xs_mix: the rest of every layer and the q5_k output on cuda0 (output on %d, %lld layers)",
-          plan.output_device, (long long)plan.devices[0].n_layers);
-    printf("formats: 70b iq2_xs_mix, cuda0 without i-quants: %lld layers on cuda0, %.2f GiB of weights on the CPU\n",
-           (long long)plan.devices[0].n_layers, (double)plan.devices[1].weights_bytes / (double)GIB);
-    planner_result_release(&plan);
-
-    /* the same card computing every format keeps nothing back */
-    devices[0].weight_dtype_supported = NULL;
-    check_against_brute("70b iq2_xs_mix 24G + 64G", &r, NULL, &plan, NULL);
-    CHECK(!strstr(plan.note, "does not compute"), "nothing is kept back: note '%s'", plan.note);
-    planner_result_release(&plan);
-
-    /* without the CPU the i-quant weights have nowhere to go */
-    devices[0].weight_dtype_supported = without_low_bit;
-    r = request_for(&m, devices, 1);
-    CHECK(plan_of(&r, &plan) == STRATA_OK && !plan.fits &&
-              strstr(plan.shortfall, "cuda0 does not compute iq2_xs weights") &&
-              strstr(plan.shortfall, "no CPU is listed"),
-          "70b iq2_xs_mix on cuda0 alone without i-quants: fits=%d (%s)", plan.fits, plan.shortfall);
-    planner_result_release(&plan);
-
-    /* nor does an override that sends one to the card */
-    r = request_for(&m, devices, 2);
-    plan_override_input to_card[] = {{"blk\\.40\\.ffn_up", 0}};
-    r.overrides = to_card;
-    r.n_overrides = 1;
-    CHECK(plan_of(&r, &plan) == STRATA_OK && !plan.fits && strstr(plan.shortfall, "where an override puts it"),
-          "an i-quant weight overridden onto cuda0: fits=%d (%s)", plan.fits, plan.shortfall);
-    planner_result_release(&plan);
-    free_model(&m);
-
-    /* pure iq2_xs: the output too, so the logits are made on the CPU */
-    if (!load_model("llama3-70b", "iq2_xs", &m))
-        goto done;
-    r = request_for(&m, devices, 2);
-    free(fixed);
-    free(kept);
-    fixed = malloc((size_t)m.n_tensors * sizeof *fixed);
-    kept = calloc((size_t)m.n_tensors, sizeof *kept);
-    if (!fixed || !kept) {
-        CHECK(false, "out of memory");
-        goto done;
-    }
-    for (int64_t t = 0; t < m.n_tensors; t++) {
-        kept[t] = m.tensors[t].role != PLAN_ROLE_UNUSED && reads_dtype(&m.tensors[t]);
-        fixed[t] = kept[t] ? 1 : -1;
-    }
-    kept_for_dtype = kept;
-    CHECK(plan_of(&r, &plan) == STRATA_OK, "70b iq2_xs plan");
-    check_plan("70b iq2_xs 24G (no i-quants) + 64G", &r, fixed, &plan);
-    kept_for_dtype = NULL;
-    CHECK(plan.fits && plan.output_device == 1 && plan.devices[0].weights_bytes < GIB,
-          "70b iq2_xs without i-quants on cuda0: fits=%d, output on %d, %llu bytes of weights on cuda0", plan.fits,
-          plan.output_device, (unsigned long long)plan.devices[0].weights_bytes);
-    planner_result_release(&plan);
-
-    /* a --device-spec card whose backend is not built: assumed to compute
-     * every format, and the note says so */
-    devices[0].weight_dtype_supported = NULL;
-    devices[0].backend_missing = true;
-    CHECK(plan_of(&r, &plan) == STRATA_OK && plan.fits && plan.devices[0].n_layers == 80 &&
-              plan.output_device == 0 && strstr(plan.note, "built without the backend of cuda0"),
-          "70b iq2_xs on an unknown backend: fits=%d, %lld layers on cuda0, note '%s'", plan.fits,
-          (long long)plan.devices[0].n_layers, plan.note);
-    planner_result_release(&plan);
-    free_model(&m);
-done:
-    free(fixed);
-    free(kept);
 }
 
 static void test_caps(void)
@@ -1662,7 +1532,6 @@ int main(void)
     test_gpu_layers();
     test_tensor_split();
     test_overrides();
-    test_weight_formats();
     test_caps();
     test_alignment();
     test_context_and_kv();

@@ -5,8 +5,9 @@
 # crash), and a model run at the smallest limit, 4 KiB (the embedding and
 # output matrices cut into row ranges, a prompt of 127 tokens attended in
 # passes of 15 tokens over cache ranges of 63 rows), gives the same greedy
-# text and prompt logits as at the device's own limit. Skips (77) without a
-# Vulkan device.
+# text and prompt logits as at the device's own limit; and a 2.2M-token
+# context (each layer's cache over 128 MiB) runs as on the CPU, within its
+# plan. Skips (77) without a Vulkan device.
 # Environment (set by ctest): STRATA, STRATA_MODELS_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
@@ -63,6 +64,19 @@ print(f"  prompt logits nmse at 4 KiB vs the device's limit: {nmse:.3e}")
 # through the layers: measured 3.2e-9 on lavapipe; a wrong cut is of order 1
 sys.exit(0 if nmse <= 1e-6 else 1)
 PY
+
+# the case that once failed at the first kv_store: a 2.2M-token context, each
+# layer's cache of 141 MB over the 128 MiB the device binds at once; same
+# greedy text as the CPU, and no more memory than the plan said
+for device in cpu vulkan0; do
+    "$STRATA" run -m "$STORIES" -p "Once upon a time" -n 16 --temp 0 --device "$device" --ctx 2200000 --verbose \
+        >"$work/long.$device" 2>"$work/long_err.$device" ||
+        fail "2.2M-token context on $device: $(tail -2 "$work/long_err.$device")"
+done
+cmp -s "$work/long.cpu" "$work/long.vulkan0" ||
+    fail "2.2M-token context: vulkan0 wrote '$(cat "$work/long.vulkan0")', the cpu '$(cat "$work/long.cpu")'"
+grep -q 'vulkan0: peak .* counted, planned .*: 100.0% of the plan' "$work/long_err.vulkan0" ||
+    fail "2.2M-token context: the peak is not the plan: $(grep 'peak' "$work/long_err.vulkan0")"
 
 if [[ $failures -ne 0 ]]; then
     echo "$failures failure(s)"

@@ -169,8 +169,10 @@ static bool vulkan_refuses(strata_dtype dtype)
     return vulkan->weight_dtype_supported && !vulkan->weight_dtype_supported(dtype);
 }
 
-/* A low-bit model on vulkan0,cpu: the refused weights on the CPU, every
- * layer's other weights on vulkan0, the reference logits. */
+/* A low-bit model on vulkan0,cpu with both layers on vulkan0 (-ngl 2: left
+ * alone, the planner may find the detours cost more than the layers save):
+ * the refused weights on the CPU, every layer's other weights on vulkan0,
+ * the reference logits. */
 static void check_low_bit(const char *dir, const char *arch, const char *type)
 {
     char path[512], label[96], what[1024];
@@ -189,6 +191,8 @@ static void check_low_bit(const char *dir, const char *arch, const char *type)
             bound = e2e_lowbit_type_bounds[b].nmse_max;
     strata_placement_params placement = strata_placement_default_params();
     placement.devices = "vulkan0,cpu";
+    placement.gpu_layers_set = true;
+    placement.gpu_layers = 2;
     placement.n_ctx = 64;
     placement.kv_dtype = DTYPE_F32;
     strata_plan *plan = NULL;
@@ -216,7 +220,7 @@ static void check_low_bit(const char *dir, const char *arch, const char *type)
              (long long)plan->devices[0].n_layers, plan->note);
     check(plan->devices[0].n_layers == 2 && strstr(plan->note, "vulkan0 does not compute"), what);
     printf("%-32s %d weights refused by vulkan0 kept on the CPU (%d tensors there)\n", label, refused, on_cpu);
-    check_placement_kept(path, label, "vulkan0,cpu", false, 0, NULL, 0, true, e2e_byte_prompt, e2e_byte_prompt_len,
+    check_placement_kept(path, label, "vulkan0,cpu", true, 2, NULL, 0, true, e2e_byte_prompt, e2e_byte_prompt_len,
                          bound);
 done:
     if (file)

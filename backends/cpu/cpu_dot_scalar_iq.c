@@ -254,7 +254,7 @@ float cpu_dot_iq4_xs_scalar(int64_t n, const void *w, const void *a)
         const block_iq4_xs *blk = &wb[b];
         int32_t total = 0;
         for (int ib = 0; ib < QK_K / 32; ib++) {
-            const int ls = ((blk->scales_l[ib / 2] >> (4 * (ib % 2))) & 0x0f) | (((blk->scales_h >> (2 * ib)) & 3) << 4);
+            const int ls = quant_iq4_xs_scale(blk, ib);
             total += (ls - 32) * nibble_table_dot32(blk->qs + 16 * ib, quant_iq4nl_values, ab[b].qs + 32 * ib);
         }
         sum += fp16_to_f32(blk->d) * ab[b].d * (float)total;

@@ -106,5 +106,16 @@ float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q5_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q3_k_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_q2_k_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq1_s_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq4_nl_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_mxfp4_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a);
 
 #endif

@@ -45,12 +45,19 @@ uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
     /* threads: the device's, else as many as a large host might run */
     int threads = query->multiprocessors > 0 ? query->multiprocessors : 256;
     int64_t tokens = query->max_tokens > 0 ? query->max_tokens : 1;
-    /* activation rows: f32 for float weights, else the widest 8-bit format
-     * (Q8_1: 36 bytes per 32 values; Q8_K 292 per 256 is less) */
-    const uint64_t float_weights = (1ull << DTYPE_F32) | (1ull << DTYPE_F16) | (1ull << DTYPE_BF16);
-    bool floats = query->weight_dtype_mask == 0 || (query->weight_dtype_mask & float_weights) != 0;
-    uint64_t row = floats ? cpu_act_row_bytes(CPU_ACT_F32, query->max_matmul_cols)
-                          : cpu_act_row_bytes(CPU_ACT_Q8_1, (query->max_matmul_cols + 31) / 32 * 32);
+    /* activation rows: float weights use theirs as they are (no scratch);
+     * quantized ones need the rows in the widest 8-bit format any kernel
+     * asks for (Q8_K: 292 bytes per 256 values; Q8_1 288, Q8_0 272), the
+     * width rounded up to that format's block */
+    const cpu_act_format formats[] = {CPU_ACT_Q8_0, CPU_ACT_Q8_1, CPU_ACT_Q8_K};
+    const int64_t blocks[] = {32, 32, 256};
+    uint64_t row = 0;
+    for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
+        int64_t cols = (query->max_matmul_cols + blocks[f] - 1) / blocks[f] * blocks[f];
+        uint64_t bytes = cpu_act_row_bytes(formats[f], cols);
+        if (bytes > row)
+            row = bytes;
+    }
     uint64_t activations = round_up((uint64_t)tokens * row);
     /* per thread: the larger of rope's and attention's slice, attention's
      * asked for every token count (the tiling changes with it) */

@@ -56,9 +56,9 @@ static void vk_get_info(void *opaque, device_info *out)
     out->host_visible = false; /* tensors are reached through upload/download */
     char features[160];
     vk_features_describe(&ctx->features, features, sizeof features);
-    snprintf(out->features, sizeof out->features, "vulkan %u.%u, bind %u KiB, %.120s",
+    snprintf(out->features, sizeof out->features, "vulkan %u.%u, bind %u KiB%s, %.120s",
              VK_API_VERSION_MAJOR(ctx->properties.apiVersion), VK_API_VERSION_MINOR(ctx->properties.apiVersion),
-             (unsigned)(ctx->bind_limit >> 10), features);
+             (unsigned)(ctx->bind_limit >> 10), ctx->strict_bindings ? " strict" : "", features);
 }
 
 static strata_status vk_buffer_alloc(void *opaque, size_t bytes, backend_buffer **out, strata_error *err)

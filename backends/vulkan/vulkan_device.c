@@ -180,9 +180,19 @@ void vk_query_features(VkPhysicalDevice physical, vk_features *out)
     uint32_t n_extensions = 0;
     vkEnumerateDeviceExtensionProperties(physical, NULL, &n_extensions, NULL);
     VkExtensionProperties *extensions = calloc(n_extensions + 1, sizeof *extensions);
-    if (extensions && vkEnumerateDeviceExtensionProperties(physical, NULL, &n_extensions, extensions) == VK_SUCCESS)
+    bool robustness2 = false;
+    if (extensions && vkEnumerateDeviceExtensionProperties(physical, NULL, &n_extensions, extensions) == VK_SUCCESS) {
         out->cooperative_matrix = has_extension(extensions, n_extensions, "VK_KHR_cooperative_matrix");
+        robustness2 = has_extension(extensions, n_extensions, VK_EXT_ROBUSTNESS_2_EXTENSION_NAME);
+    }
     free(extensions);
+    if (robustness2) {
+        VkPhysicalDeviceRobustness2FeaturesEXT robust = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT};
+        VkPhysicalDeviceFeatures2 query = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &robust};
+        vkGetPhysicalDeviceFeatures2(physical, &query);
+        out->robustness2 = robust.robustBufferAccess2 && query.features.robustBufferAccess;
+    }
     out->transfer_queue = has_transfer_only_family(physical);
 }
 
@@ -218,11 +228,22 @@ static strata_status create_logical_device(vk_context *ctx, strata_error *err)
         .pNext = &features12,
         .storageBuffer16BitAccess = ctx->features.fp16_storage,
     };
+    VkPhysicalDeviceRobustness2FeaturesEXT robust = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_ROBUSTNESS_2_FEATURES_EXT,
+        .robustBufferAccess2 = VK_TRUE,
+    };
+    VkPhysicalDeviceFeatures core = {.robustBufferAccess = ctx->strict_bindings};
+    const char *robust_extension = VK_EXT_ROBUSTNESS_2_EXTENSION_NAME;
+    if (ctx->strict_bindings)
+        features12.pNext = &robust;
     VkDeviceCreateInfo info = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
         .pNext = &features11,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &queue_info,
+        .enabledExtensionCount = ctx->strict_bindings ? 1u : 0u,
+        .ppEnabledExtensionNames = &robust_extension,
+        .pEnabledFeatures = &core,
     };
     VkResult result = vkCreateDevice(ctx->physical, &info, NULL, &ctx->device);
     if (result != VK_SUCCESS)
@@ -232,7 +253,8 @@ static strata_status create_logical_device(vk_context *ctx, strata_error *err)
 }
 
 /* The binding limit (maxStorageBufferRange, lowered by
- * STRATA_VULKAN_MAX_BIND_KIB) and the driver's loop budget. */
+ * STRATA_VULKAN_MAX_BIND_KIB, which also asks for strict bindings) and the
+ * driver's loop budget. Before the logical device is created. */
 static strata_status set_limits(vk_context *ctx, strata_error *err)
 {
     const char *knob = getenv("STRATA_VULKAN_MAX_BIND_KIB");
@@ -242,6 +264,7 @@ static strata_status set_limits(vk_context *ctx, strata_error *err)
                            "STRATA_VULKAN_MAX_BIND_KIB is \"%s\"; expected a whole number of KiB from %u to %u",
                            knob, VK_BIND_LIMIT_MIN_KIB, VK_BIND_LIMIT_MAX_KIB);
     ctx->bind_limit = vk_bind_limit(ctx->properties.limits.maxStorageBufferRange, knob_bytes);
+    ctx->strict_bindings = knob_bytes != 0 && ctx->features.robustness2;
     VkPhysicalDeviceVulkan12Properties props12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES};
     VkPhysicalDeviceProperties2 props = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &props12};
     vkGetPhysicalDeviceProperties2(ctx->physical, &props);

@@ -52,6 +52,7 @@ typedef struct vk_features {
     bool subgroup_arithmetic;
     bool cooperative_matrix; /* VK_KHR_cooperative_matrix */
     bool transfer_queue;     /* a queue family with transfer but not compute/graphics */
+    bool robustness2;        /* VK_EXT_robustness2 with robustBufferAccess2 */
     uint32_t subgroup_size;
 } vk_features;
 
@@ -99,6 +100,12 @@ typedef struct vk_context {
     /* loop iterations a shader invocation may run in all before the driver
      * cuts its loops short (VK_LLVMPIPE_LOOP_ITERATIONS on lavapipe); 0: no limit */
     uint32_t loop_budget;
+    /* STRATA_VULKAN_MAX_BIND_KIB is set and the driver has robustBufferAccess2:
+     * shader accesses outside their binding read zero and write nothing, so
+     * a split that misses a range gives wrong results instead of reaching
+     * the neighbouring bytes, as a GPU without bounds checks would (lavapipe
+     * checks binding ranges either way) */
+    bool strict_bindings;
     uint64_t allocated_bytes; /* device memory held (blocks and own allocations), for free_bytes */
     struct {
         vk_block *blocks;              /* every shared block, of any memory type */

@@ -145,8 +145,9 @@ strata_status vk_run_kv_store(vk_context *ctx, const backend_op *op, strata_erro
     return STRATA_OK;
 }
 
-/* Records one pass: query tokens [tok_begin, + tok_count) over cache rows
- * [row_begin, + row_count), then the combine dispatch when it splits. */
+/* Records one pass: the tok_count query tokens whose q, positions and dst
+ * are bound in bindings 0, 3 and 4 (offsets in push), over the cache rows of
+ * row pass row_pass; then the combine dispatch when the pass splits. */
 static strata_status record_pass(vk_context *ctx, const backend_op *op, const vk_attention_dims *dims,
                                  const vk_attention_plan *plan, vk_attention_push push, vk_binding bindings[6],
                                  uint32_t row_pass, uint32_t tok_count, const vk_pipeline *pipeline,

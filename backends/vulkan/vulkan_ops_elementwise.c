@@ -107,8 +107,8 @@ strata_status vk_run_rms_norm(vk_context *ctx, const backend_op *op, strata_erro
     return STRATA_OK;
 }
 
-/* softmax and argmax: one workgroup per row, src0 then dst (dst_element
- * bytes per row: a row of floats for softmax, one I32 for argmax). */
+/* softmax and argmax: one workgroup per row, src0 then dst; dst holds a row
+ * of floats per row (softmax), or one I32 when one_per_row (argmax). */
 static strata_status record_rows(vk_context *ctx, const backend_op *op, const char *shader, bool one_per_row,
                                  strata_error *err)
 {

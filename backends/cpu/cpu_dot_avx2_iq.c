@@ -1,0 +1,385 @@
+/* AVX2 dot products of the low-bit formats (the scalar twins and the
+ * integer scheme are in cpu_dot_scalar_iq.c; TQ1_0 has only the scalar one).
+ *
+ * The grid formats load their 8-byte (IQ2, IQ1) or 4-byte (IQ3) grid points
+ * straight into a register, 32 weights at a time. Stored signs are applied
+ * to the activation bytes instead of the weights (q -> -q where the sign bit
+ * is set, by _mm256_sign_epi8 with 8 sign bytes per stored sign byte from a
+ * table; the activations are never -128, so that is exact), which leaves
+ * unsigned weight magnitudes for _mm256_maddubs_epi16 (pair sums at most
+ * 2 * 62 * 127, far from int16 saturation). Signed weights (IQ1's 8 grid +-
+ * 1, the IQ4 and MXFP4 levels) use the same trick the other way round:
+ * |w| times q with w's sign moved onto q. Sub-block scales are applied to the
+ * int16 pair sums by _mm256_madd_epi16 into int32, and each super-block's
+ * integer total is scaled once, in the same order as the scalar version, so
+ * the two agree exactly for the 256-element formats. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "../../base/quant_lowbit.h"
+#include "cpu_kernels.h"
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+
+AVX2_FN static inline int32_t hsum_epi32(__m256i v)
+{
+    __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+    x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(x);
+}
+
+AVX2_FN static inline float hsum_ps(__m256 v)
+{
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+/* Sign bytes of 8 elements from a byte of sign bits: byte j is -1 (0xff)
+ * where bit j is set, else +1, for _mm256_sign_epi8. sign_bytes[b] for a
+ * byte b of stored signs (IQ2_S, IQ3_S); even_sign_bytes[i] for a 7-bit
+ * field i whose eighth sign makes the count of minus signs even (IQ2_XXS,
+ * IQ2_XS, IQ3_XXS: the expansion quant_iq2_signs holds). Built by the
+ * preprocessor from those definitions. */
+#define SIGN_BYTE(b, j) ((((b) >> (j)) & 1 ? 0xffull : 0x01ull) << (8 * (j)))
+#define SIGN_BYTES(b)                                                                                               \
+    (SIGN_BYTE(b, 0) | SIGN_BYTE(b, 1) | SIGN_BYTE(b, 2) | SIGN_BYTE(b, 3) | SIGN_BYTE(b, 4) | SIGN_BYTE(b, 5) |    \
+     SIGN_BYTE(b, 6) | SIGN_BYTE(b, 7))
+#define PARITY7(i) ((((i) >> 0) ^ ((i) >> 1) ^ ((i) >> 2) ^ ((i) >> 3) ^ ((i) >> 4) ^ ((i) >> 5) ^ ((i) >> 6)) & 1)
+#define EVEN_SIGN_BYTES(i) SIGN_BYTES((i) | (PARITY7(i) << 7))
+#define ROW4(F, i) F(i), F(i + 1), F(i + 2), F(i + 3)
+#define ROW16(F, i) ROW4(F, i), ROW4(F, i + 4), ROW4(F, i + 8), ROW4(F, i + 12)
+#define ROW64(F, i) ROW16(F, i), ROW16(F, i + 16), ROW16(F, i + 32), ROW16(F, i + 48)
+
+static const uint64_t sign_bytes[256] = {ROW64(SIGN_BYTES, 0), ROW64(SIGN_BYTES, 64), ROW64(SIGN_BYTES, 128),
+                                         ROW64(SIGN_BYTES, 192)};
+static const uint64_t even_sign_bytes[128] = {ROW64(EVEN_SIGN_BYTES, 0), ROW64(EVEN_SIGN_BYTES, 64)};
+
+/* The activations of 32 elements with the signs of four sign-byte entries
+ * (elements 0..7 take s0, ...). */
+AVX2_FN static inline __m256i apply_signs(__m256i q, uint64_t s0, uint64_t s1, uint64_t s2, uint64_t s3)
+{
+    return _mm256_sign_epi8(q, _mm256_set_epi64x((long long)s3, (long long)s2, (long long)s1, (long long)s0));
+}
+
+/* int32 lanes of sum (|w| q') pairs times scale, w unsigned magnitudes and
+ * q' the activations with the weights' signs applied. */
+AVX2_FN static inline __m256i scaled_pairs(__m256i w, __m256i q_signed, __m256i scale16)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, q_signed), scale16);
+}
+
+/* Signed weights w (never -128) times q: |w| with w's sign moved onto q. */
+AVX2_FN static inline __m256i signed_pairs(__m256i w, __m256i q)
+{
+    return _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
+}
+
+/* The scale of the first 16 elements in the low int16 lanes, of the last 16
+ * in the high ones. */
+AVX2_FN static inline __m256i two_scales16(int first, int second)
+{
+    return _mm256_set_m128i(_mm_set1_epi16((int16_t)second), _mm_set1_epi16((int16_t)first));
+}
+
+AVX2_FN float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq2_xxs *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            uint32_t idx, aux;
+            memcpy(&idx, wb[b].qs + 4 * ib, sizeof idx);
+            memcpy(&aux, wb[b].qs + 4 * ib + 2, sizeof aux);
+            const __m256i grid = _mm256_set_epi64x(
+                (long long)quant_iq2xxs_grid[idx >> 24], (long long)quant_iq2xxs_grid[(idx >> 16) & 0xff],
+                (long long)quant_iq2xxs_grid[(idx >> 8) & 0xff], (long long)quant_iq2xxs_grid[idx & 0xff]);
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[aux & 0x7f], even_sign_bytes[(aux >> 7) & 0x7f],
+                                          even_sign_bytes[(aux >> 14) & 0x7f], even_sign_bytes[(aux >> 21) & 0x7f]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
+        }
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+    }
+    return sum;
+}
+
+AVX2_FN float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq2_xs *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint16_t *codes = wb[b].qs + 4 * ib;
+            const __m256i grid = _mm256_set_epi64x(
+                (long long)quant_iq2xs_grid[codes[3] & 511], (long long)quant_iq2xs_grid[codes[2] & 511],
+                (long long)quant_iq2xs_grid[codes[1] & 511], (long long)quant_iq2xs_grid[codes[0] & 511]);
+            const uint8_t s = wb[b].scales[ib];
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[codes[0] >> 9], even_sign_bytes[codes[1] >> 9],
+                                          even_sign_bytes[codes[2] >> 9], even_sign_bytes[codes[3] >> 9]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+        }
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+    }
+    return sum;
+}
+
+AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq2_s *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_iq2_s *blk = &wb[b];
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint8_t *low = blk->qs + 4 * ib;
+            const int high = blk->qh[ib];
+            const __m256i grid = _mm256_set_epi64x((long long)quant_iq2s_grid[low[3] | ((high << 2) & 0x300)],
+                                                   (long long)quant_iq2s_grid[low[2] | ((high << 4) & 0x300)],
+                                                   (long long)quant_iq2s_grid[low[1] | ((high << 6) & 0x300)],
+                                                   (long long)quant_iq2s_grid[low[0] | ((high << 8) & 0x300)]);
+            const uint8_t *signs = blk->qs + QK_K / 8 + 4 * ib;
+            const uint8_t s = blk->scales[ib];
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          sign_bytes[signs[0]], sign_bytes[signs[1]], sign_bytes[signs[2]],
+                                          sign_bytes[signs[3]]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+        }
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+    }
+    return sum;
+}
+
+AVX2_FN float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq3_xxs *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *qs = wb[b].qs;
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint8_t *idx = qs + 8 * ib;
+            uint32_t aux;
+            memcpy(&aux, qs + QK_K / 4 + 4 * ib, sizeof aux);
+            const __m256i grid = _mm256_set_epi32(
+                (int)quant_iq3xxs_grid[idx[7]], (int)quant_iq3xxs_grid[idx[6]], (int)quant_iq3xxs_grid[idx[5]],
+                (int)quant_iq3xxs_grid[idx[4]], (int)quant_iq3xxs_grid[idx[3]], (int)quant_iq3xxs_grid[idx[2]],
+                (int)quant_iq3xxs_grid[idx[1]], (int)quant_iq3xxs_grid[idx[0]]);
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          even_sign_bytes[aux & 0x7f], even_sign_bytes[(aux >> 7) & 0x7f],
+                                          even_sign_bytes[(aux >> 14) & 0x7f], even_sign_bytes[(aux >> 21) & 0x7f]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * (aux >> 28) + 1))));
+        }
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.25f;
+    }
+    return sum;
+}
+
+AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq3_s *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_iq3_s *blk = &wb[b];
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint8_t *low = blk->qs + 8 * ib;
+            const int high = blk->qh[ib];
+            int index[8];
+            for (int m = 0; m < 8; m++)
+                index[m] = low[m] | (((high >> m) & 1) << 8);
+            const __m256i grid = _mm256_set_epi32(
+                (int)quant_iq3s_grid[index[7]], (int)quant_iq3s_grid[index[6]], (int)quant_iq3s_grid[index[5]],
+                (int)quant_iq3s_grid[index[4]], (int)quant_iq3s_grid[index[3]], (int)quant_iq3s_grid[index[2]],
+                (int)quant_iq3s_grid[index[1]], (int)quant_iq3s_grid[index[0]]);
+            const uint8_t *signs = blk->signs + 4 * ib;
+            const int s = (blk->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
+            const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
+                                          sign_bytes[signs[0]], sign_bytes[signs[1]], sign_bytes[signs[2]],
+                                          sign_bytes[signs[3]]);
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * s + 1))));
+        }
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
+    }
+    return sum;
+}
+
+/* 8 grid + shift for four IQ1 points (bytes -1, 0, 1) and their shifts
+ * (+1 or -1 per point, all 8 bytes of each 64-bit lane). */
+AVX2_FN static inline __m256i iq1_weights(__m256i grid, __m256i shifts)
+{
+    __m256i w8 = _mm256_add_epi8(grid, grid);
+    w8 = _mm256_add_epi8(w8, w8);
+    w8 = _mm256_add_epi8(w8, w8);
+    return _mm256_add_epi8(w8, shifts);
+}
+
+static inline long long iq1_shift_bytes(int negative)
+{
+    return negative ? -1LL : (long long)0x0101010101010101ull;
+}
+
+AVX2_FN float cpu_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq1_s *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint16_t qh = wb[b].qh[ib];
+            const uint8_t *low = wb[b].qs + 4 * ib;
+            const __m256i grid = _mm256_set_epi64x((long long)quant_iq1s_grid[low[3] | ((qh >> 1) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[2] | ((qh << 2) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[1] | ((qh << 5) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[0] | ((qh << 8) & 0x700)]);
+            const __m256i weights = iq1_weights(grid, _mm256_set1_epi64x(iq1_shift_bytes(qh & 0x8000)));
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(weights, q),
+                                                              _mm256_set1_epi16((int16_t)(2 * ((qh >> 12) & 7) + 1))));
+        }
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+    }
+    return sum;
+}
+
+AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq1_m *wb = w;
+    const block_q8_K *ab = a;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_iq1_m *blk = &wb[b];
+        uint16_t sc[4];
+        memcpy(sc, blk->scales, sizeof sc);
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const uint8_t *low = blk->qs + 4 * ib;
+            const int h0 = blk->qh[2 * ib], h1 = blk->qh[2 * ib + 1];
+            const __m256i grid = _mm256_set_epi64x((long long)quant_iq1s_grid[low[3] | ((h1 << 4) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[2] | ((h1 << 8) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[1] | ((h0 << 4) & 0x700)],
+                                                   (long long)quant_iq1s_grid[low[0] | ((h0 << 8) & 0x700)]);
+            const __m256i shifts = _mm256_set_epi64x(iq1_shift_bytes(h1 & 0x80), iq1_shift_bytes(h1 & 0x08),
+                                                     iq1_shift_bytes(h0 & 0x80), iq1_shift_bytes(h0 & 0x08));
+            const int word = sc[ib / 2] >> (6 * (ib % 2));
+            const __m256i scales = two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q), scales));
+        }
+        sum += _cvtsh_ss(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
+    }
+    return sum;
+}
+
+/* The 32 levels of a nibble block (element j low nibble of qs[j], j + 16
+ * high) looked up in a 16-entry table. */
+AVX2_FN static inline __m256i nibble_levels(const uint8_t *qs, __m256i table)
+{
+    const __m128i packed = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i low_mask = _mm_set1_epi8(0x0f);
+    const __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), low_mask),
+                                             _mm_and_si128(packed, low_mask));
+    return _mm256_shuffle_epi8(table, nibbles);
+}
+
+AVX2_FN static inline __m256i table16(const int8_t values[16])
+{
+    const __m128i t = _mm_loadu_si128((const __m128i *)values);
+    return _mm256_set_m128i(t, t);
+}
+
+/* IQ4_NL and MXFP4 against Q8_0: one float scale per 32-element block. */
+AVX2_FN static float nibble_table_dot_q8_0(int64_t n_blocks, const uint8_t *blocks, size_t block_bytes,
+                                           const int8_t values[16], int is_mxfp4, const block_q8_0 *ab)
+{
+    const __m256i table = table16(values);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; b++) {
+        const uint8_t *blk = blocks + (size_t)b * block_bytes;
+        float d;
+        if (is_mxfp4) {
+            d = quant_e8m0_to_f32_half(blk[0]);
+        } else {
+            uint16_t d16;
+            memcpy(&d16, blk, sizeof d16);
+            d = _cvtsh_ss(d16);
+        }
+        const __m256i levels = nibble_levels(blk + (is_mxfp4 ? 1 : 2), table);
+        const __m256i q = _mm256_loadu_si256((const __m256i *)ab[b].qs);
+        const __m256i sums = _mm256_madd_epi16(signed_pairs(levels, q), ones);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * _cvtsh_ss(ab[b].d)), _mm256_cvtepi32_ps(sums), acc);
+    }
+    return hsum_ps(acc);
+}
+
+AVX2_FN float cpu_dot_iq4_nl_avx2(int64_t n, const void *w, const void *a)
+{
+    return nibble_table_dot_q8_0(n / QK4_NL, w, sizeof(block_iq4_nl), quant_iq4nl_values, 0, a);
+}
+
+AVX2_FN float cpu_dot_mxfp4_avx2(int64_t n, const void *w, const void *a)
+{
+    return nibble_table_dot_q8_0(n / QK_MXFP4, w, sizeof(block_mxfp4), quant_mxfp4_values, 1, a);
+}
+
+AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_iq4_xs *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i table = table16(quant_iq4nl_values);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_iq4_xs *blk = &wb[b];
+        __m256i total = _mm256_setzero_si256();
+        for (int ib = 0; ib < QK_K / 32; ib++) {
+            const int ls = quant_iq4_xs_scale(blk, ib);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(nibble_levels(blk->qs + 16 * ib, table), q),
+                                                              _mm256_set1_epi16((int16_t)(ls - 32))));
+        }
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
+    }
+    return sum;
+}
+
+/* TQ2_0: codes 0..2 are unsigned already; sum (c - 1) q = sum c q - sum q,
+ * the last from the activation's group sums. */
+AVX2_FN float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_tq2_0 *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i total = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * h));
+            for (int l = 0; l < 4; l++) {
+                const __m256i codes = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * l), mask);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 128 * h + 32 * l));
+                total = _mm256_add_epi32(total, _mm256_madd_epi16(_mm256_maddubs_epi16(codes, q), ones));
+            }
+        }
+        int32_t q_sum = 0;
+        for (int g = 0; g < QK_K / 16; g++)
+            q_sum += ab[b].bsums[g];
+        sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)(hsum_epi32(total) - q_sum);
+    }
+    return sum;
+}
+
+#endif
