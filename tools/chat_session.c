@@ -6,7 +6,8 @@
 
 #include "units.h"
 
-size_t chat_common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
+/* The length of the common prefix of a[0..na) and b[0..nb). */
+static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb)
 {
     size_t n = na < nb ? na : nb, i = 0;
     while (i < n && a[i] == b[i])
@@ -112,7 +113,7 @@ static strata_status prompt_tokens(const chat_session *session, int32_t **ids, s
 static strata_status feed_prompt(chat_session *session, const int32_t *ids, size_t n_ids, size_t *n_reused,
                                  strata_error *err)
 {
-    size_t keep = chat_common_prefix(session->cached, session->n_cached, ids, n_ids);
+    size_t keep = common_prefix(session->cached, session->n_cached, ids, n_ids);
     if (keep == n_ids)
         keep = n_ids - 1;
     if (keep < session->n_cached) {

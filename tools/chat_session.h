@@ -69,7 +69,4 @@ strata_status chat_session_clear(chat_session *session, strata_error *err);
 strata_status chat_session_turn(chat_session *session, const char *user_text, size_t user_len, int64_t max_tokens,
                                 chat_text_fn on_text, void *user, chat_turn_stats *stats, strata_error *err);
 
-/* The length of the common prefix of a[0..na) and b[0..nb). */
-size_t chat_common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb);
-
 #endif
