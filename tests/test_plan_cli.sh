@@ -373,6 +373,26 @@ else
 fi
 rm -f "$big"
 
+# --- --parallel N: N sequences, each with its own KV cache and scratch (as strata serve
+# places them): N times the KV cache of one, the weights unchanged
+if expect_status 0 "plan --parallel 1" -- "$STRATA" plan -m "$q8" --device-spec cpu:1G:10GB/s:1TFLOPS --ctx 64 -o json &&
+    cp "$work/out" "$work/one.json" &&
+    expect_status 0 "plan --parallel 3" -- "$STRATA" plan -m "$q8" --device-spec cpu:1G:10GB/s:1TFLOPS --ctx 64 \
+        --parallel 3 -o json; then
+    python3 - "$work/one.json" "$work/out" <<'PY' || fail "plan --parallel 3: the KV cache is not 3 times one sequence's"
+import json, sys
+one, three = (json.load(open(path)) for path in sys.argv[1:3])
+kv1 = sum(d["kv_bytes"] for d in one["devices"])
+kv3 = sum(d["kv_bytes"] for d in three["devices"])
+w1 = sum(d["weights_bytes"] for d in one["devices"])
+w3 = sum(d["weights_bytes"] for d in three["devices"])
+if kv1 <= 0 or kv3 != 3 * kv1 or w3 != w1:
+    print("kv %d -> %d, weights %d -> %d" % (kv1, kv3, w1, w3))
+    sys.exit(1)
+PY
+fi
+expect_status 2 "plan --parallel 0" -- "$STRATA" plan -m "$q8" --parallel 0
+
 # --- bad usage: exit 2, before the model is read ---------------------------------------------
 for spec in gpu0:8M cuda0 cuda:8M cpu1:1G cuda0:lots cuda0:8M:fast cuda0:8M:1000GB/s:many cuda0:8M:1:2:3 \
     cuda0:8M:1000GB/s:100TFLOPS:extra cuda0:8M:; do

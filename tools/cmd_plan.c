@@ -19,6 +19,7 @@ typedef struct plan_command_options {
     const char *model_path;
     const char *format;
     bool with_tensors;
+    int64_t n_parallel;
 } plan_command_options;
 
 static bool parse_format(const char *cmd, const char *flag, const char *value, void *options)
@@ -35,6 +36,10 @@ static const flag_spec plan_flags[] = {
     FLAG_VALUE("-m", "--model", "FILE", "GGUF model (only its header is read)", FLAG_STRING, PLAN_OPT(model_path)),
     FLAG_PARSED("-o", "--output", "md|json", "output format (default md)", parse_format),
     FLAG_ON(NULL, "--tensors", "also list every tensor's device (md)", PLAN_OPT(with_tensors)),
+    FLAG_BOUNDED(NULL, "--parallel", "N",
+                 "sequences at once, each with its own KV cache and\nscratch, as `strata serve --parallel N` "
+                 "places them\n(default 1)",
+                 FLAG_INT, PLAN_OPT(n_parallel), 1, 256),
 };
 #undef PLAN_OPT
 static const flag_group plan_group = {"plan", plan_flags, sizeof plan_flags / sizeof plan_flags[0]};
@@ -51,7 +56,7 @@ static const char *const PLAN_USAGE =
 
 int cmd_plan(int argc, char **argv)
 {
-    plan_command_options opts = {.format = "md"};
+    plan_command_options opts = {.format = "md", .n_parallel = 1};
     placement_options placement;
     context_options context;
     placement_options_init(&placement);
@@ -76,6 +81,7 @@ int cmd_plan(int argc, char **argv)
     if (!placement_options_apply(PLAN_CMD, &placement, &context, &params, device_list, sizeof device_list))
         return ARGS_EXIT_USAGE;
     params.placement.measure = placement.n_specs == 0 && !placement.no_measure;
+    params.placement.n_sequences = (int)opts.n_parallel;
 
     strata_error err = {0};
     strata_hparams hp;
@@ -101,6 +107,9 @@ int cmd_plan(int argc, char **argv)
         printf("model: %s (%s, %s of weights, %lld layers); header read in %.0f ms\n\n", opts.model_path,
                description, units_format_bytes(hp.weight_bytes, size, sizeof size), (long long)hp.n_layer,
                header_seconds * 1000);
+        if (opts.n_parallel > 1)
+            printf("sequences: %lld at once, each with its own KV cache and scratch (the figures hold all of them)\n\n",
+                   (long long)opts.n_parallel);
         plan_print_markdown(stdout, plan, opts.with_tensors);
     }
     int exit_status = ARGS_EXIT_OK;
