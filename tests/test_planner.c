@@ -127,10 +127,11 @@ static void free_model(test_model *m)
 
 /* --- device tables ---------------------------------------------------------------------------- */
 
-/* The workspace a backend says it may allocate by itself: a stub that grows
- * with the context and the batch (as attention's split-KV partials do). */
+/* The workspace a backend says it may allocate by itself, for the device
+ * tables here: a test bound that grows with the context and the batch (as
+ * attention's split-KV partials do), remembering the query it was asked. */
 static backend_workspace_query last_query;
-static uint64_t stub_workspace(const backend_workspace_query *query)
+static uint64_t test_workspace_bound(const backend_workspace_query *query)
 {
     last_query = *query;
     return 32 * MIB + (uint64_t)query->n_ctx * 4 * KIB + (uint64_t)query->max_tokens * 8 * KIB;
@@ -767,7 +768,7 @@ static int build_table(const device_table *table, plan_device_input *out)
             out[d] = host(table->devices[d].gib, CPU_BANDWIDTH);
         else
             out[d] = card(table->devices[d].name, table->devices[d].gib, GPU_BANDWIDTH);
-        out[d].workspace_bytes = out[d].kind == DEVICE_KIND_CPU ? NULL : stub_workspace;
+        out[d].workspace_bytes = out[d].kind == DEVICE_KIND_CPU ? NULL : test_workspace_bound;
     }
     return table->n;
 }
@@ -1163,7 +1164,7 @@ static void test_context_and_kv(void)
     if (!load_model("llama3-8b", "q4_k_m", &m))
         return;
     plan_device_input devices[] = {card("cuda0", 80, GPU_BANDWIDTH)};
-    devices[0].workspace_bytes = stub_workspace;
+    devices[0].workspace_bytes = test_workspace_bound;
     const int64_t contexts[] = {512, 4096, 8192, 32768};
     uint64_t previous = 0, previous_f16 = 0;
     for (size_t i = 0; i < sizeof contexts / sizeof contexts[0]; i++) {
@@ -1231,7 +1232,7 @@ static void test_default_context_shrinks(void)
             char name[16];
             snprintf(name, sizeof name, "cuda%d", d);
             devices[d] = card(name, cases[i].gib[d], GPU_BANDWIDTH);
-            devices[d].workspace_bytes = stub_workspace;
+            devices[d].workspace_bytes = test_workspace_bound;
         }
         plan_request r = request_for(&m, devices, cases[i].n);
         r.n_ctx = 0;
@@ -1339,7 +1340,7 @@ static void test_sequences(void)
     if (!load_model("llama3-8b", "q4_k_m", &m))
         return;
     plan_device_input devices[] = {card("cuda0", 80, GPU_BANDWIDTH)};
-    devices[0].workspace_bytes = stub_workspace;
+    devices[0].workspace_bytes = test_workspace_bound;
     for (int n = 1; n <= 8; n *= 2) {
         plan_request r = request_for(&m, devices, 1);
         r.n_sequences = n;

@@ -17,6 +17,7 @@
 #include "op_reference.h"
 #include "quant.h"
 #include "test_check.h"
+#include "test_device.h"
 
 enum { N_IN = 4097, N_OUT = 16500 };
 
@@ -148,20 +149,9 @@ done:
 int main(void)
 {
     strata_error err = {0};
-    const backend_registration *vulkan = backend_find("vulkan");
-    if (!vulkan) {
-        printf("skip: the Vulkan backend is not built in\n");
-        return 77;
-    }
-    if (vulkan->device_count(&err) <= 0) {
-        printf("skip: no Vulkan device (%s)\n", err.message[0] ? err.message : "none found");
-        return 77;
-    }
-    backend_options options = {0};
-    if (backend_open("vulkan", 0, &options, &dev, &err) != STRATA_OK) {
-        printf("FAIL: cannot open the Vulkan device: %s\n", err.message);
-        return 1;
-    }
+    int open_status = test_open_first_device("vulkan", &dev);
+    if (open_status != 0)
+        return open_status;
     uint16_t *w_bits = malloc((size_t)N_IN * N_OUT * sizeof *w_bits);
     device_tensor w = {0};
     if (!w_bits) {
