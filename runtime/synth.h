@@ -65,6 +65,10 @@ typedef struct synth_plan {
     uint64_t total_bytes; /* sum of tensor bytes (the file adds metadata and padding) */
 } synth_plan;
 
+/* A format rows of ne0 elements can be stored in: dtype, or llama.cpp's
+ * fallback when ne0 is not a multiple of its block (synth_presets.c). */
+strata_dtype synth_fallback_dtype(strata_dtype dtype, int64_t ne0);
+
 /* Finds the preset for arch (NULL = the preset's own arch). Returns
  * STRATA_INVALID_INPUT naming the known presets when there is none. */
 strata_status synth_find_config(const char *arch, const char *preset, synth_config *out, strata_error *err);

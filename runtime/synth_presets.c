@@ -303,8 +303,7 @@ static strata_dtype mix_dtype(const mix_description *mix, const synth_config *co
     return mix->default_dtype;
 }
 
-/* A format the row length ne0 can be stored in (see the top of the file). */
-static strata_dtype fallback_dtype(strata_dtype dtype, int64_t ne0)
+strata_dtype synth_fallback_dtype(strata_dtype dtype, int64_t ne0)
 {
     const dtype_traits *traits = dtype_get_traits((int)dtype);
     if (ne0 % traits->block_elements == 0)
@@ -366,7 +365,7 @@ static void add_matrix(plan_builder *builder, const char *name, int64_t ne0, int
                        int64_t layer)
 {
     synth_tensor *tensor = push_tensor(builder, name, 2, ne0, ne1);
-    tensor->dtype = fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
+    tensor->dtype = synth_fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
     tensor->init = SYNTH_INIT_GAUSSIAN;
     tensor->scale = 1.0 / sqrt((double)ne0);
     size_t row_bytes = 0;
