@@ -27,11 +27,15 @@
  *     than a K-quant block, so q6_k and q4_k fall back as llama.cpp does
  *     (q8_0 and q5_0); the K-quant kernels are checked by test_e2e_logits on
  *     256-wide rows.
+ * Then the tiny synth presets of olmo2, gemma2, gemma3 and phi3 (256-wide
+ * rows, so q4_k, q6_k and q4_k_m are K-quants; windows of 4 in the 10-token
+ * prompt) against the reference, with the same bounds.
  * Measured figures are in the commit that adds each check. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "e2e_common.h"
 #include "family_fixtures.h"
 #include "test_temp.h"
 
@@ -54,6 +58,30 @@ int main(int argc, char **argv)
         failures += !family_check_transformers("cpu", STRATA_TEST_DATA_DIR, name, 1e-8);
         for (int t = 0; t < FAMILY_TYPE_COUNT; t++)
             failures += !family_check_type("cpu", STRATA_TEST_DATA_DIR, dir, name, &family_type_bounds[t]);
+    }
+    /* the synth presets of the new families: 256-wide rows, so the K-quants
+     * are K-quants, against the reference on the same file */
+    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3"};
+    static const family_type_bound synth_types[] = {{"f32", 1e-9}, {"q4_k", 3e-3}, {"q6_k", 3e-3}, {"q4_k_m", 3e-3}};
+    for (size_t a = 0; a < sizeof synth_archs / sizeof synth_archs[0]; a++) {
+        if (only && strcmp(only, synth_archs[a]) != 0)
+            continue;
+        for (size_t t = 0; t < sizeof synth_types / sizeof synth_types[0]; t++) {
+            char path[700], label[64];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, synth_archs[a], synth_types[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", synth_archs[a], synth_types[t].type);
+            strata_synth_params params = {.arch = synth_archs[a], .preset = "tiny", .type = synth_types[t].type,
+                                          .seed = 1, .output_path = path};
+            strata_error err = {0};
+            if (strata_synth(&params, &err) != STRATA_OK) {
+                printf("%-24s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            failures += !e2e_check_model("cpu", label, path, e2e_byte_prompt, e2e_byte_prompt_len,
+                                         synth_types[t].nmse_max);
+            remove(path);
+        }
     }
     rmdir(dir);
     if (failures) {

@@ -224,6 +224,13 @@ static void check_family_hyperparameters(void)
         expect_refused(cases[c].name, &(rewrite_spec){.keys = &cases[c].key, .n_keys = 1}, false,
                        cases[c].fragment);
     }
+    /* an architecture strata does not know keeps its clear error */
+    snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/gemma2.gguf");
+    rewrite_key mamba = {.key = "general.architecture", .kind = REWRITE_STRING, .type = GGUF_TYPE_STRING,
+                         .string_value = "mamba"};
+    expect_refused("unknown_arch", &(rewrite_spec){.keys = &mamba, .n_keys = 1}, false,
+                   "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
+                   "phi3)");
     snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/phi3.gguf");
     expect_refused("long_factor_zero", &(rewrite_spec){.edit_tensor = zero_long_rope_factor}, false,
                    "rope_factors_long.weight");
