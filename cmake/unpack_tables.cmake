@@ -8,9 +8,19 @@
 # in generated/unpack_tables.h, which the header expands once for the host
 # (C tests, the CUDA emulator) and once as __device__ memory for the GPU.
 # tests/test_cuda_unpack.c checks every expansion against the base arrays.
-set(STRATA_UNPACK_TABLES_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/base/quant_iq_grids.c)
-set(STRATA_GENERATED_DIR ${CMAKE_CURRENT_BINARY_DIR}/generated)
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${STRATA_UNPACK_TABLES_SOURCE})
+#
+# Also a script (scripts/kernel-report.sh compiles the kernels without a
+# build directory):
+#   cmake -DSTRATA_UNPACK_TABLES_SOURCE=base/quant_iq_grids.c -DSTRATA_GENERATED_DIR=DIR -P cmake/unpack_tables.cmake
+if(NOT DEFINED STRATA_UNPACK_TABLES_SOURCE)
+  set(STRATA_UNPACK_TABLES_SOURCE ${CMAKE_CURRENT_SOURCE_DIR}/base/quant_iq_grids.c)
+endif()
+if(NOT DEFINED STRATA_GENERATED_DIR)
+  set(STRATA_GENERATED_DIR ${CMAKE_CURRENT_BINARY_DIR}/generated)
+endif()
+if(NOT CMAKE_SCRIPT_MODE_FILE)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${STRATA_UNPACK_TABLES_SOURCE})
+endif()
 
 file(READ ${STRATA_UNPACK_TABLES_SOURCE} strata_tables_source)
 string(REGEX MATCHALL "const [a-z0-9_]+ quant_[a-z0-9_]+\\[[0-9]+\\] = {[^}]*}" strata_tables

@@ -39,12 +39,14 @@
 #             uncapped once more if that fails), when the disk and the GPU's
 #             free memory have room (the file is ~20 GB); into
 #             LOG_DIR/bench-summary.md. Every model is written with
-#             --distinct-rows 64 and deleted after use: about 30 s of one core
-#             for each 8B (23 s user + 4 s system measured on a busy 2-core
-#             machine; without --distinct-rows an 8B takes the better part of
-#             an hour), about 5 times that for the 70B plus writing 20 GB. The
-#             step needs at least 150 s to start, 400 s for the 70B; all of it
-#             takes about 10 minutes on an H200
+#             --distinct-rows 64 and deleted after use. synth quantizes on all
+#             cores; measured on a busy 2-core machine, llama3-8b iq2_xs took
+#             27 s of CPU (23 user, 4 system; 98 s wall) with --distinct-rows
+#             64, and without it 35 s of CPU wrote 1.6 % of the file (about
+#             37 CPU-minutes in all, minutes even on 16 cores). The 70B
+#             quantizes 5 times the 8B's distinct rows and writes 20 GB. The
+#             step needs 150 s to start and 400 s left for the 70B; on 16
+#             cores expect about 1 minute per 8B and 3 to 5 for the 70B
 #   report    static facts of the kernels (scripts/kernel-report.sh)
 #
 # Environment:
