@@ -1057,7 +1057,7 @@ static int check_dot_agreement(void)
 static int check_tile_agreement(void)
 {
     enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
-    static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[TOKENS][N / 32];
+    static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
     float got[TOKENS * ROWS];
     bool have_avx2 = cpu_detect_isa() == CPU_ISA_AVX2;
@@ -1085,7 +1085,10 @@ static int check_tile_agreement(void)
                 cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
                 if (kernel->act == CPU_ACT_Q8_0)
                     for (int b = 0; b < N / 32; b++)
-                        act_scales[t][b] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                        act_scales[b][t] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                else
+                    for (int b = 0; b < N / 256; b++)
+                        act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
             }
             for (int variant = 0; variant < 2; variant++) {
                 cpu_tile_fn tile_fn = variant == 0 ? kernel->tile_scalar : kernel->tile_avx2;
@@ -1097,7 +1100,7 @@ static int check_tile_agreement(void)
                     cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
                                      .rows = ROWS, .act = (const char *)act_bytes,
                                      .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
-                                     .act_scales_stride = N / 32, .tokens = tokens, .dst = got, .dst_stride = ROWS};
+                                     .act_scales_stride = TOKENS, .tokens = tokens, .dst = got, .dst_stride = ROWS};
                     tile_fn(&tile);
                     for (int t = 0; t < TOKENS; t++)
                         for (int r = 0; r < ROWS; r++) {
