@@ -6,9 +6,11 @@
  * IQ3_S, whose 9-bit indices are put together in a register and gathered.
  * Timings quoted below: the 2-core AMD EPYC development VM, 2026-12-04, a
  * throwaway one-thread harness (512 rows of 4096 against one Q8 row, thread
- * CPU time, best of 15). The gather took IQ3_S from 61 to 32 ns per 256
- * weights, but was slower for IQ3_XXS (25 -> 31) and for IQ2_XS's 8-byte
- * points (21 -> 32), so those keep one load per point. Stored signs are applied
+ * CPU time, best of 15; the project's -O3). IQ3_S went from 40 to 32 ns per
+ * 256 weights with the gather and its signs expanded in registers (36 with
+ * the same signs and one load per point); a gather was slower for IQ3_XXS
+ * (25 -> 31) and for IQ2_XS's 8-byte points (21 -> 32), so those keep one
+ * load per point. Stored signs are applied
  * to the activation bytes instead of the weights (q -> -q where the sign bit
  * is set, by _mm256_sign_epi8 with 8 sign bytes per stored sign byte from a
  * table; the activations are never -128, so that is exact), which leaves
