@@ -83,6 +83,7 @@ typedef struct op_case {
     int n_past;         /* attention: the first query's position */
     bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
     bool freq_factors;  /* rope */
+    float attn_factor;  /* rope: LongRoPE's scale of the rotated dims */
     bool reshape;       /* copy: dst is [n0 * n1] */
     int window;         /* attention */
     float softcap;      /* attention */
@@ -131,6 +132,9 @@ static const op_case fixed_cases[] = {
     {.op = OP_ROPE, .ne = {80, 3, 2}, .n_rot = 32, .flag = true, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {80, 3, 33}, .n_rot = 40, .flag = false, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {128, 8, 5}, .n_rot = 128, .flag = true, .freq_factors = true, .max_nmse = NMSE_FLOAT},
+    /* phi3: half the head rotated, LongRoPE factors and attention factor */
+    {.op = OP_ROPE, .ne = {96, 5, 9}, .n_rot = 48, .flag = true, .freq_factors = true, .attn_factor = 1.19f,
+     .max_nmse = NMSE_FLOAT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F32, .ne = {96, 3, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F16, .ne = {96, 7, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 1, 4}, .n_past = 0, .max_nmse = NMSE_FLOAT},
@@ -548,10 +552,11 @@ static strata_status run_rope_case(const op_case *c, case_output *out, strata_er
     op.params.rope.neox = c->flag;
     op.params.rope.freq_base = 10000.0f;
     op.params.rope.freq_scale = c->freq_factors ? 1.0f : 0.5f;
+    op.params.rope.attn_factor = c->attn_factor;
     if ((status = run(&op, err)) || (status = tensor_read(&xt, out->got, (size_t)count * sizeof(float), err)))
         goto fail;
     ref_rope(x, positions, c->freq_factors ? factors : NULL, head_dim, n_heads, n_tok, c->n_rot, c->flag, 10000.0f,
-             op.params.rope.freq_scale, out->ref);
+             op.params.rope.freq_scale, c->attn_factor, out->ref);
 fail:
     tensor_release(&xt);
     tensor_release(&pt);
@@ -1052,7 +1057,7 @@ static int check_dot_agreement(void)
 static int check_tile_agreement(void)
 {
     enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
-    static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[TOKENS][N / 32];
+    static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
     float got[TOKENS * ROWS];
     bool have_avx2 = cpu_detect_isa() == CPU_ISA_AVX2;
@@ -1080,7 +1085,10 @@ static int check_tile_agreement(void)
                 cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
                 if (kernel->act == CPU_ACT_Q8_0)
                     for (int b = 0; b < N / 32; b++)
-                        act_scales[t][b] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                        act_scales[b][t] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                else
+                    for (int b = 0; b < N / 256; b++)
+                        act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
             }
             for (int variant = 0; variant < 2; variant++) {
                 cpu_tile_fn tile_fn = variant == 0 ? kernel->tile_scalar : kernel->tile_avx2;
@@ -1092,7 +1100,7 @@ static int check_tile_agreement(void)
                     cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
                                      .rows = ROWS, .act = (const char *)act_bytes,
                                      .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
-                                     .act_scales_stride = N / 32, .tokens = tokens, .dst = got, .dst_stride = ROWS};
+                                     .act_scales_stride = TOKENS, .tokens = tokens, .dst = got, .dst_stride = ROWS};
                     tile_fn(&tile);
                     for (int t = 0; t < TOKENS; t++)
                         for (int r = 0; r < ROWS; r++) {

@@ -73,10 +73,15 @@ cpu_isa cpu_detect_isa(void);
 size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n);
 
 /* Bytes a matmul's activation scratch takes for n_tok rows of n elements:
- * the rows in format fmt, and for Q8_0 each block's scale once more as f32
- * (the tiled kernels' act_scales). SIZE_MAX when that overflows. Pure: the
- * planner's workspace bound uses it too. */
+ * the rows in format fmt, and for Q8_0 and Q8_K each block's scale once more
+ * as f32 (the tiled kernels' act_scales, block-major with
+ * cpu_act_scales_stride floats per block). SIZE_MAX when that overflows.
+ * Pure: the planner's workspace bound uses it too. */
 size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok);
+
+/* Floats per block in those scales: n_tok rounded up to a multiple of 4, so
+ * a kernel may read a block's scales four tokens at a time. */
+int64_t cpu_act_scales_stride(int64_t n_tok);
 
 /* Converts n f32 values into one activation row of format fmt at dst
  * (cpu_act_row_bytes(fmt, n) bytes). */

@@ -50,11 +50,14 @@ static void quantize_tokens(void *arg, int64_t begin, int64_t end, int thread_in
     for (int64_t t = begin; t < end; t++) {
         char *row = (char *)job->act + (size_t)t * job->act_row_bytes;
         cpu_quantize_activation(job->act_format, job->x + t * job->n_in, row, job->n_in, job->isa);
-        if (job->act_scales) {
+        if (job->act_scales && job->act_format == CPU_ACT_Q8_0) {
             const block_q8_0 *blocks = (const block_q8_0 *)row;
-            float *scales = job->act_scales + t * job->act_scales_stride;
-            for (int64_t b = 0; b < job->act_scales_stride; b++)
-                scales[b] = fp16_to_f32(blocks[b].d);
+            for (int64_t b = 0; b < job->n_in / QK8_0; b++)
+                job->act_scales[b * job->act_scales_stride + t] = fp16_to_f32(blocks[b].d);
+        } else if (job->act_scales) {
+            const block_q8_K *blocks = (const block_q8_K *)row;
+            for (int64_t b = 0; b < job->n_in / QK_K; b++)
+                job->act_scales[b * job->act_scales_stride + t] = blocks[b].d;
         }
     }
 }
@@ -69,7 +72,7 @@ static void matmul_rows_tiled(const matmul_job *job, int64_t row_begin, int64_t 
             .rows = row_end - row_begin,
             .act = job->act + (size_t)t * job->act_row_bytes,
             .act_stride = job->act_row_bytes,
-            .act_scales = job->act_scales ? job->act_scales + t * job->act_scales_stride : NULL,
+            .act_scales = job->act_scales ? job->act_scales + t : NULL,
             .act_scales_stride = job->act_scales_stride,
             .tokens = (int)(job->n_tok - t < CPU_TILE_TOKENS ? job->n_tok - t : CPU_TILE_TOKENS),
             .dst = job->dst + t * job->n_out + row_begin,
@@ -134,12 +137,18 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
         if (status != STRATA_OK)
             return status;
         job.act = ctx->activations.data;
-        if (kernel->act == CPU_ACT_Q8_0) {
+        if (kernel->act == CPU_ACT_Q8_0 || kernel->act == CPU_ACT_Q8_K) {
             /* the f32 scales first (aligned), then the rows, as cpu_act_scratch_bytes counts them */
-            job.act_scales_stride = job.n_in / QK8_0;
-            job.act = (char *)ctx->activations.data + (size_t)job.n_tok * (size_t)job.act_scales_stride * sizeof(float);
-            if (job.tile)
+            int64_t blocks = job.n_in / (kernel->act == CPU_ACT_Q8_0 ? QK8_0 : QK_K);
+            job.act_scales_stride = cpu_act_scales_stride(job.n_tok);
+            job.act = (char *)ctx->activations.data + (size_t)blocks * (size_t)job.act_scales_stride * sizeof(float);
+            if (job.tile) {
                 job.act_scales = ctx->activations.data;
+                /* the padding tokens are read (and multiplied by 0): they must be finite */
+                for (int64_t b = 0; b < blocks; b++)
+                    for (int64_t t = job.n_tok; t < job.act_scales_stride; t++)
+                        job.act_scales[b * job.act_scales_stride + t] = 0.0f;
+            }
         }
         cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);
     }

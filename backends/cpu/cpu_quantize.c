@@ -19,16 +19,26 @@ size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n)
     return 0;
 }
 
+int64_t cpu_act_scales_stride(int64_t n_tok)
+{
+    return (n_tok + 3) / 4 * 4;
+}
+
 size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok)
 {
     if (fmt == CPU_ACT_F32 || n_tok <= 0)
         return 0;
     size_t row = cpu_act_row_bytes(fmt, n);
-    if (fmt == CPU_ACT_Q8_0)
-        row += (size_t)(n / QK8_0) * sizeof(float);
-    if (row != 0 && (size_t)n_tok > SIZE_MAX / row)
+    if (row != 0 && (size_t)n_tok > (SIZE_MAX - 64) / 2 / row)
         return SIZE_MAX;
-    return (size_t)n_tok * row;
+    size_t bytes = (size_t)n_tok * row;
+    /* the tiled kernels' f32 scales, the token count rounded up to 4: less
+     * than the rows take */
+    if (fmt == CPU_ACT_Q8_0)
+        bytes += (size_t)(n / QK8_0) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
+    if (fmt == CPU_ACT_Q8_K)
+        bytes += (size_t)(n / QK_K) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
+    return bytes;
 }
 
 /* Quantizes 32 values to int8 with scale amax / 127; returns the scale. */

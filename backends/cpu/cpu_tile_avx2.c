@@ -17,6 +17,14 @@
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define INLINE __attribute__((always_inline)) static inline
+/* Loops over tokens, groups and sub-blocks have constant trip counts once
+ * inlined; unrolled, their sums live in registers instead of stack arrays. */
+#define UNROLL _Pragma("GCC unroll 16")
+/* An empty asm that claims to change v: the sums over sub-blocks then stay
+ * one chain of adds per token. Without it GCC reassociates the integer adds
+ * into a tree, keeps all 32 products of a four-token group alive and
+ * spills them to the stack (a store and a load per product). */
+#define CHAIN(v) __asm__("" : "+x"(v))
 
 AVX2_FN INLINE float hsum(__m256 v)
 {
@@ -26,9 +34,9 @@ AVX2_FN INLINE float hsum(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-/* Calls body(COUNT) with COUNT the constant 1 .. 8 equal to tokens, so each
- * instance is compiled with its own trip count. */
-#define FOR_TOKEN_COUNT(tokens, call)                                                                                  \
+/* Calls call(COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal to
+ * tokens, so each instance is compiled with its own trip counts. */
+#define FOR_TOKEN_COUNT_8(tokens, call)                                                                                \
     switch (tokens) {                                                                                                  \
     case 1: call(1); break;                                                                                            \
     case 2: call(2); break;                                                                                            \
@@ -39,13 +47,28 @@ AVX2_FN INLINE float hsum(__m256 v)
     case 7: call(7); break;                                                                                            \
     default: call(8); break;                                                                                           \
     }
+#define FOR_TOKEN_COUNT_16(tokens, call)                                                                               \
+    switch (tokens) {                                                                                                  \
+    case 9: call(9); break;                                                                                            \
+    case 10: call(10); break;                                                                                          \
+    case 11: call(11); break;                                                                                          \
+    case 12: call(12); break;                                                                                          \
+    case 13: call(13); break;                                                                                          \
+    case 14: call(14); break;                                                                                          \
+    case 15: call(15); break;                                                                                          \
+    case 16: call(16); break;                                                                                          \
+    default: FOR_TOKEN_COUNT_8(tokens, call) break;                                                                    \
+    }
 
-_Static_assert(CPU_TILE_TOKENS == 8, "FOR_TOKEN_COUNT covers 1 .. 8 tokens");
+_Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens");
 
 /* --- 32-element blocks against Q8_0 activations ---------------------------- *
  * A block is one register of 32 signed quants. Per token: the sign trick
  * (|x| unsigned times y with x's sign, as in cpu_dot_avx2.c), pairs summed to
- * int32, scaled by d_w d_a and accumulated in f32. */
+ * 8 int32 lanes. Four tokens' lanes are then folded into one register (lane
+ * i and 4 + i hold parts of token i) so the conversion to f32 and the scaling
+ * by d_w d_a run once per four tokens; the activation scales of a block are
+ * contiguous over tokens for that (cpu_tile.h). */
 
 typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0 } format_32;
 
@@ -64,40 +87,76 @@ AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, f
     return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
 }
 
+/* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
+ * register: lanes i and 4 + i sum to token i's total; missing tokens are 0. */
+AVX2_FN INLINE __m256i fold_4(const __m256i *sums, int count)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s01 = _mm256_hadd_epi32(sums[0], count > 1 ? sums[1] : zero);
+    __m256i s23 = count > 2 ? _mm256_hadd_epi32(sums[2], count > 3 ? sums[3] : zero) : zero;
+    return _mm256_hadd_epi32(s01, s23);
+}
+
+/* Writes the count (1..4) token totals of a folded accumulator. */
+AVX2_FN INLINE void store_4(__m256 acc, int count, float *dst, int64_t dst_stride)
+{
+    float totals[4];
+    _mm_storeu_ps(totals, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    UNROLL
+    for (int i = 0; i < count; i++)
+        dst[i * dst_stride] = totals[i];
+}
+
 AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *row, int count, float *dst)
 {
+    enum { GROUPS = 2 };
     const __m256i ones = _mm256_set1_epi16(1);
     const block_q8_0 *act[CPU_TILE_TOKENS];
-    const float *act_d[CPU_TILE_TOKENS];
-    __m256 acc[CPU_TILE_TOKENS];
-    for (int i = 0; i < count; i++) {
+    __m256 acc[GROUPS];
+    UNROLL
+    for (int i = 0; i < count; i++)
         act[i] = (const block_q8_0 *)(tile->act + (size_t)i * tile->act_stride);
-        act_d[i] = tile->act_scales + i * tile->act_scales_stride;
-        acc[i] = _mm256_setzero_ps();
-    }
+    UNROLL
+    for (int g = 0; g < GROUPS; g++)
+        acc[g] = _mm256_setzero_ps();
     for (int64_t b = 0; b < tile->n / 32; b++) {
         float d;
         __m256i x = quants_32(format, row, b, &d);
         __m256i ax = _mm256_sign_epi8(x, x);
         __m256 dw = _mm256_set1_ps(d);
-        for (int i = 0; i < count; i++) {
-            __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)act[i][b].qs), x);
-            __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
-            __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&act_d[i][b]));
-            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[i]);
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        UNROLL
+        for (int g = 0; 4 * g < count; g++) {
+            int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
+            __m256i sums[4];
+            UNROLL
+            for (int i = 0; i < in_group; i++) {
+                __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
+                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+            }
+            __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ps((const __m128 *)(act_d + 4 * g)));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, in_group)), scale, acc[g]);
         }
     }
-    for (int i = 0; i < count; i++)
-        dst[i * tile->dst_stride] = hsum(acc[i]);
+    UNROLL
+    for (int g = 0; 4 * g < count; g++)
+        store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
 }
 
+/* Eight tokens at a time: a block here is one register, so more tokens would
+ * not save unpacking, only add accumulators to the 16 registers. */
 AVX2_FN INLINE void tile_32(format_32 format, const cpu_tile *tile)
 {
     for (int64_t r = 0; r < tile->rows; r++) {
         const char *row = tile->weight + (size_t)r * tile->weight_stride;
-#define ROW_32(COUNT) row_32(format, tile, row, COUNT, tile->dst + r)
-        FOR_TOKEN_COUNT(tile->tokens, ROW_32)
+        for (int t = 0; t < tile->tokens; t += 8) {
+            cpu_tile part = *tile;
+            part.act = tile->act + (size_t)t * tile->act_stride;
+            part.act_scales = tile->act_scales + t;
+#define ROW_32(COUNT) row_32(format, &part, row, COUNT, tile->dst + t * tile->dst_stride + r)
+            FOR_TOKEN_COUNT_8(tile->tokens - t, ROW_32)
 #undef ROW_32
+        }
     }
 }
 
@@ -147,6 +206,7 @@ static inline void q4_k_scales_mins(const uint8_t packed[K_SCALE_SIZE], uint8_t 
 AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
 {
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    UNROLL
     for (int chunk = 0; chunk < 4; chunk++) {
         __m256i packed = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * chunk));
         u->q[2 * chunk] = _mm256_and_si256(packed, low_mask);
@@ -154,6 +214,7 @@ AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
     }
     uint8_t scales[8], mins[8];
     q4_k_scales_mins(blk->scales, scales, mins);
+    UNROLL
     for (int j = 0; j < 8; j++)
         u->scale[j] = _mm256_set1_epi16(scales[j]);
     uint64_t mins_word;
@@ -172,6 +233,7 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
 {
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
     const __m256i two_bits = _mm256_set1_epi8(3);
+    UNROLL
     for (int half = 0; half < 2; half++) {
         __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
         __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
@@ -182,6 +244,7 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
         __m256i high[4] = {_mm256_and_si256(qh, two_bits), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits),
                            _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits),
                            _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits)};
+        UNROLL
         for (int k = 0; k < 4; k++)
             u->q[4 * half + k] = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4));
     }
@@ -191,6 +254,7 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
     __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
     const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
                                           3, 2, 3, 2, 3, 2, 3);
+    UNROLL
     for (int j = 0; j < 8; j++) {
         __m256i pair = _mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(j));
         u->scale[j] = _mm256_shuffle_epi8(pair, pick);
@@ -200,7 +264,10 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
     u->m = 32.0f * u->d;
 }
 
-AVX2_FN INLINE void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
+/* Not inlined on purpose: u must live in memory (an L1 buffer read once per
+ * group of tokens); inlined, the compiler keeps its 17 vectors in registers
+ * and spills the token sums instead, far more often. */
+__attribute__((noinline)) AVX2_FN static void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
 {
     if (format == FORMAT_Q4_K)
         unpack_q4_k((const block_q4_K *)row + b, u);
@@ -208,47 +275,59 @@ AVX2_FN INLINE void unpack_k(format_k format, const char *row, int64_t b, k_vect
         unpack_q6_k((const block_q6_K *)row + b, u);
 }
 
-/* count (1..4) tokens against one unpacked super-block */
-AVX2_FN INLINE void k_tokens(const k_vectors *u, const block_q8_K *const *act, int count, __m256 *acc)
+/* count (1..4) tokens against one unpacked super-block, their sums folded
+ * into one accumulator (lanes i and 4 + i: token i); act_d: the tokens'
+ * activation scales for this block, readable four at a time */
+AVX2_FN INLINE void k_tokens(const k_vectors *u, const block_q8_K *const *act, const float *act_d, int count,
+                             __m256 *acc)
 {
-    __m256i sums[4];
+    __m256i sums[4], corr[4];
+    UNROLL
     for (int i = 0; i < count; i++)
         sums[i] = _mm256_setzero_si256();
+    UNROLL
     for (int k = 0; k < 8; k++) {
         __m256i q = u->q[k], scale = u->scale[k];
+        UNROLL
         for (int i = 0; i < count; i++) {
             __m256i y = _mm256_loadu_si256((const __m256i *)(act[i]->qs + 32 * k));
             sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale));
+            CHAIN(sums[i]);
         }
     }
-    for (int i = 0; i < count; i++) {
-        __m256i corr = _mm256_madd_epi16(u->corr, _mm256_loadu_si256((const __m256i *)act[i]->bsums));
-        acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), _mm256_set1_ps(u->d * act[i]->d), acc[i]);
-        acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(corr), _mm256_set1_ps(u->m * act[i]->d), acc[i]);
-    }
+    UNROLL
+    for (int i = 0; i < count; i++)
+        corr[i] = _mm256_madd_epi16(u->corr, _mm256_loadu_si256((const __m256i *)act[i]->bsums));
+    __m256 da = _mm256_broadcast_ps((const __m128 *)act_d);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, count)), _mm256_mul_ps(_mm256_set1_ps(u->d), da), *acc);
+    *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(fold_4(corr, count)), _mm256_mul_ps(_mm256_set1_ps(u->m), da), *acc);
 }
 
 AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row, int count, float *dst)
 {
+    enum { GROUPS = CPU_TILE_TOKENS / 4 };
     k_vectors u;
     const block_q8_K *base[CPU_TILE_TOKENS], *act[CPU_TILE_TOKENS];
-    __m256 acc[CPU_TILE_TOKENS];
-    for (int i = 0; i < count; i++) {
+    __m256 acc[GROUPS];
+    UNROLL
+    for (int i = 0; i < count; i++)
         base[i] = (const block_q8_K *)(tile->act + (size_t)i * tile->act_stride);
-        acc[i] = _mm256_setzero_ps();
-    }
+    UNROLL
+    for (int g = 0; g < GROUPS; g++)
+        acc[g] = _mm256_setzero_ps();
     for (int64_t b = 0; b < tile->n / QK_K; b++) {
         unpack_k(format, row, b, &u);
+        UNROLL
         for (int i = 0; i < count; i++)
             act[i] = base[i] + b;
-        int t = 0;
-        for (; t + 4 <= count; t += 4)
-            k_tokens(&u, act + t, 4, acc + t);
-        if (count - t > 0)
-            k_tokens(&u, act + t, count - t, acc + t);
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        UNROLL
+        for (int g = 0; 4 * g < count; g++)
+            k_tokens(&u, act + 4 * g, act_d + 4 * g, count - 4 * g < 4 ? count - 4 * g : 4, &acc[g]);
     }
-    for (int i = 0; i < count; i++)
-        dst[i * tile->dst_stride] = hsum(acc[i]);
+    UNROLL
+    for (int g = 0; 4 * g < count; g++)
+        store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
 }
 
 AVX2_FN INLINE void tile_k(format_k format, const cpu_tile *tile)
@@ -256,7 +335,7 @@ AVX2_FN INLINE void tile_k(format_k format, const cpu_tile *tile)
     for (int64_t r = 0; r < tile->rows; r++) {
         const char *row = tile->weight + (size_t)r * tile->weight_stride;
 #define ROW_K(COUNT) row_k(format, tile, row, COUNT, tile->dst + r)
-        FOR_TOKEN_COUNT(tile->tokens, ROW_K)
+        FOR_TOKEN_COUNT_16(tile->tokens, ROW_K)
 #undef ROW_K
     }
 }

@@ -46,7 +46,7 @@ static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
                 int32_t sum = 0;
                 for (int i = 0; i < 32; i++)
                     sum += q[i] * a->qs[i];
-                acc[t] += d * tile->act_scales[t * tile->act_scales_stride + b] * (float)sum;
+                acc[t] += d * tile->act_scales[b * tile->act_scales_stride + t] * (float)sum;
             }
         }
         for (int t = 0; t < tile->tokens; t++)
@@ -151,7 +151,8 @@ static void tile_k(const cpu_tile *tile, unpack_k_fn unpack)
                     scaled += u.scale[g] * sum;
                     corr += u.corr[g] * a->bsums[g];
                 }
-                acc[t] += a->d * (u.d * (float)scaled - u.m * (float)corr);
+                float act_d = tile->act_scales[b * tile->act_scales_stride + t]; /* a->d, as the AVX2 kernel reads it */
+                acc[t] += act_d * (u.d * (float)scaled - u.m * (float)corr);
             }
         }
         for (int t = 0; t < tile->tokens; t++)
