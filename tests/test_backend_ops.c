@@ -83,6 +83,7 @@ typedef struct op_case {
     int n_past;         /* attention: the first query's position */
     bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
     bool freq_factors;  /* rope */
+    float attn_factor;  /* rope: LongRoPE's scale of the rotated dims */
     bool reshape;       /* copy: dst is [n0 * n1] */
     int window;         /* attention */
     float softcap;      /* attention */
@@ -131,6 +132,9 @@ static const op_case fixed_cases[] = {
     {.op = OP_ROPE, .ne = {80, 3, 2}, .n_rot = 32, .flag = true, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {80, 3, 33}, .n_rot = 40, .flag = false, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {128, 8, 5}, .n_rot = 128, .flag = true, .freq_factors = true, .max_nmse = NMSE_FLOAT},
+    /* phi3: half the head rotated, LongRoPE factors and attention factor */
+    {.op = OP_ROPE, .ne = {96, 5, 9}, .n_rot = 48, .flag = true, .freq_factors = true, .attn_factor = 1.19f,
+     .max_nmse = NMSE_FLOAT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F32, .ne = {96, 3, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F16, .ne = {96, 7, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 1, 4}, .n_past = 0, .max_nmse = NMSE_FLOAT},
@@ -548,10 +552,11 @@ static strata_status run_rope_case(const op_case *c, case_output *out, strata_er
     op.params.rope.neox = c->flag;
     op.params.rope.freq_base = 10000.0f;
     op.params.rope.freq_scale = c->freq_factors ? 1.0f : 0.5f;
+    op.params.rope.attn_factor = c->attn_factor;
     if ((status = run(&op, err)) || (status = tensor_read(&xt, out->got, (size_t)count * sizeof(float), err)))
         goto fail;
     ref_rope(x, positions, c->freq_factors ? factors : NULL, head_dim, n_heads, n_tok, c->n_rot, c->flag, 10000.0f,
-             op.params.rope.freq_scale, out->ref);
+             op.params.rope.freq_scale, c->attn_factor, out->ref);
 fail:
     tensor_release(&xt);
     tensor_release(&pt);

@@ -14,7 +14,10 @@
  * context buckets of the graphs and splits attention over the cache rows,
  * and runs again with graphs off (STRATA_CUDA_GRAPHS=0): the two must give
  * bit-identical logits, since a replayed graph launches exactly the kernels
- * of the direct path.
+ * of the direct path. The families' transformers fixtures (tests/data/
+ * families/, as test_family_logits checks them on the CPU) run too: F32
+ * against transformers' logits, strata's quantizations against the
+ * reference.
  *
  * Bounds, as for the CPU: f32 1e-9, f16/bf16 1e-6, block formats 3e-3 (the
  * CUDA matrix-vector kernels quantize activations to 8 bits per 32 values,
@@ -29,6 +32,7 @@
 
 #include "backends/backend.h"
 #include "e2e_common.h"
+#include "family_fixtures.h"
 #include "test_temp.h"
 #include "reference_forward.h"
 #ifdef STRATA_CUDA_EMULATED
@@ -189,6 +193,16 @@ int main(void)
                 e2e_stories_prompt_len, 1e-9);
     check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);
+
+    /* the families' transformers fixtures (test_family_logits): F32 against
+     * transformers, strata's quantizations against the reference (on the
+     * emulation f16 and q8_0 only) */
+    for (int f = 0; f < FAMILY_FIXTURE_COUNT; f++) {
+        failures += !family_check_transformers("cuda", STRATA_TEST_DATA_DIR, family_fixtures[f], 1e-8);
+        for (int t = 0; t < (QUICK_MATRIX ? 2 : FAMILY_TYPE_COUNT); t++)
+            failures += !family_check_type("cuda", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
+                                           &family_type_bounds[t]);
+    }
 
     snprintf(path, sizeof path, "%s/llama_tiny_q4_k.gguf", dir);
     strata_synth_params params = {.arch = "llama", .preset = "tiny", .type = "q4_k", .seed = 2, .output_path = path};
