@@ -55,13 +55,23 @@ typedef void (*cpu_tile_fn)(const cpu_tile *tile);
 /* Scalar twins (cpu_tile_scalar.c). */
 void cpu_tile_q8_0_scalar(const cpu_tile *tile);
 void cpu_tile_q4_0_scalar(const cpu_tile *tile);
+void cpu_tile_q5_0_scalar(const cpu_tile *tile);
+void cpu_tile_iq4_nl_scalar(const cpu_tile *tile);
 void cpu_tile_q4_k_scalar(const cpu_tile *tile);
 void cpu_tile_q6_k_scalar(const cpu_tile *tile);
+void cpu_tile_q5_k_scalar(const cpu_tile *tile);
+void cpu_tile_q3_k_scalar(const cpu_tile *tile);
+void cpu_tile_q2_k_scalar(const cpu_tile *tile);
 
 /* AVX2 + FMA + F16C (cpu_tile_avx2.c), x86 builds only. */
 void cpu_tile_q8_0_avx2(const cpu_tile *tile);
 void cpu_tile_q4_0_avx2(const cpu_tile *tile);
+void cpu_tile_q5_0_avx2(const cpu_tile *tile);
+void cpu_tile_iq4_nl_avx2(const cpu_tile *tile);
 void cpu_tile_q4_k_avx2(const cpu_tile *tile);
 void cpu_tile_q6_k_avx2(const cpu_tile *tile);
+void cpu_tile_q5_k_avx2(const cpu_tile *tile);
+void cpu_tile_q3_k_avx2(const cpu_tile *tile);
+void cpu_tile_q2_k_avx2(const cpu_tile *tile);
 
 #endif
