@@ -3,11 +3,14 @@
  *
  * The grid formats load their 8-byte (IQ2, IQ1) or 4-byte (IQ3) grid points
  * straight into a register, 32 weights at a time: one load per point, except
- * IQ3_S, whose 9-bit indices are put together in a register and gathered
- * (on the 2-core AMD EPYC development VM, 2026-12-04, with a one-thread
- * harness timing 512 rows of 4096: IQ3_S 61 -> 32 ns per 256 weights; a
- * gather was slower for IQ3_XXS, 25 -> 31, and for IQ2_XS's 8-byte points,
- * 21 -> 32, so those keep one load per point). Stored signs are applied
+ * IQ3_S, whose 9-bit indices are put together in a register and gathered.
+ * Timings quoted below: the 2-core AMD EPYC development VM, 2026-12-04, a
+ * throwaway one-thread harness (512 rows of 4096 against one Q8 row, thread
+ * CPU time, best of 15; the project's -O3). IQ3_S went from 40 to 32 ns per
+ * 256 weights with the gather and its signs expanded in registers (36 with
+ * the same signs and one load per point); a gather was slower for IQ3_XXS
+ * (25 -> 31) and for IQ2_XS's 8-byte points (21 -> 32), so those keep one
+ * load per point. Stored signs are applied
  * to the activation bytes instead of the weights (q -> -q where the sign bit
  * is set, by _mm256_sign_epi8 with 8 sign bytes per stored sign byte from a
  * table; the activations are never -128, so that is exact), which leaves
@@ -100,11 +103,46 @@ AVX2_FN static inline __m256i signed_pairs(__m256i w, __m256i q)
     return _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
 }
 
-/* The scale of the first 16 elements in the low int16 lanes, of the last 16
- * in the high ones. */
-AVX2_FN static inline __m256i two_scales16(int first, int second)
+/* Sub-block scales 2 s + 1 from 4-bit s packed two per byte (the lower
+ * sub-block in the low nibble): the 8 bytes of packed give 16 scales, as
+ * bytes in order in both 128-bit lanes (for scales16_of); the 4 bytes of
+ * packed4 give 8 (for scale16_of). Read once per 256-element block: the
+ * two broadcasts per 32 elements this replaced had cost IQ2_XS and IQ2_S
+ * about a quarter of their time (21 -> 16 and 24 -> 17 ns per 256 weights
+ * in the harness named at the top of this file). */
+AVX2_FN static inline __m256i nibbles_to_scales(__m128i bytes)
 {
-    return _mm256_set_m128i(_mm_set1_epi16((int16_t)second), _mm_set1_epi16((int16_t)first));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    const __m128i s = _mm_unpacklo_epi8(_mm_and_si128(bytes, mask), _mm_and_si128(_mm_srli_epi16(bytes, 4), mask));
+    return _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(s, s), _mm_set1_epi8(1)));
+}
+
+AVX2_FN static inline __m256i nibble_scales(const uint8_t packed[8])
+{
+    return nibbles_to_scales(_mm_loadl_epi64((const __m128i *)packed));
+}
+
+AVX2_FN static inline __m256i nibble_scales4(const uint8_t packed4[4])
+{
+    uint32_t bytes;
+    memcpy(&bytes, packed4, sizeof bytes);
+    return nibbles_to_scales(_mm_cvtsi32_si128((int)bytes));
+}
+
+/* Scale ib of nibble_scales4 in every int16 lane. */
+AVX2_FN static inline __m256i scale16_of(__m256i scales, int ib)
+{
+    return _mm256_shuffle_epi8(scales, _mm256_add_epi8(_mm256_set1_epi16((short)0x8000), _mm256_set1_epi16((short)ib)));
+}
+
+/* The scales of sub-blocks 2 ib and 2 ib + 1 of nibble_scales (16 elements
+ * each) in the low and high int16 lanes: a byte shuffle that zero-extends
+ * (index bytes with the top bit set give 0). */
+AVX2_FN static inline __m256i scales16_of(__m256i scales, int ib)
+{
+    const __m256i pick = _mm256_set_epi64x((long long)0x8001800180018001ULL, (long long)0x8001800180018001ULL,
+                                           (long long)0x8000800080008000ULL, (long long)0x8000800080008000ULL);
+    return _mm256_shuffle_epi8(scales, _mm256_add_epi8(pick, _mm256_set1_epi8((char)(2 * ib))));
 }
 
 AVX2_FN float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
@@ -137,17 +175,17 @@ AVX2_FN float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        const __m256i scales = nibble_scales(wb[b].scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint16_t *codes = wb[b].qs + 4 * ib;
             const __m256i grid = _mm256_set_epi64x(
                 (long long)quant_iq2xs_grid[codes[3] & 511], (long long)quant_iq2xs_grid[codes[2] & 511],
                 (long long)quant_iq2xs_grid[codes[1] & 511], (long long)quant_iq2xs_grid[codes[0] & 511]);
-            const uint8_t s = wb[b].scales[ib];
             const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                           even_sign_bytes[codes[0] >> 9], even_sign_bytes[codes[1] >> 9],
                                           even_sign_bytes[codes[2] >> 9], even_sign_bytes[codes[3] >> 9]);
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -161,6 +199,7 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         const block_iq2_s *blk = &wb[b];
+        const __m256i scales = nibble_scales(blk->scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint8_t *low = blk->qs + 4 * ib;
@@ -171,10 +210,9 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
                                                    (long long)quant_iq2s_grid[low[0] | ((high << 8) & 0x300)]);
             uint32_t signs;
             memcpy(&signs, blk->qs + QK_K / 8 + 4 * ib, sizeof signs);
-            const uint8_t s = blk->scales[ib];
             const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                                sign_bytes32(signs));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -217,6 +255,7 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         const block_iq3_s *blk = &wb[b];
+        const __m256i scales = nibble_scales4(blk->scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + 8 * ib)));
@@ -224,10 +263,9 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
             const __m256i grid = gather_grid32(quant_iq3s_grid, _mm256_or_si256(low, high));
             uint32_t signs;
             memcpy(&signs, blk->signs + 4 * ib, sizeof signs);
-            const int s = (blk->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
             const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                                sign_bytes32(signs));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * s + 1))));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scale16_of(scales, ib)));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
     }
@@ -283,6 +321,11 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
         const block_iq1_m *blk = &wb[b];
         uint16_t sc[4];
         memcpy(sc, blk->scales, sizeof sc);
+        /* the 16 scales 2 s + 1, s three bits each at bit 3 k of word k / 4 */
+        uint8_t scale_bytes[16];
+        for (int k = 0; k < 16; k++)
+            scale_bytes[k] = (uint8_t)(2 * ((sc[k / 4] >> (3 * (k % 4))) & 7) + 1);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)scale_bytes));
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint8_t *low = blk->qs + 4 * ib;
@@ -294,10 +337,9 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
             /* point k's shift is -1 where bit 3 of its nibble of h0 | h1 << 8 is set */
             const __m256i shift_bits = _mm256_and_si256(_mm256_set1_epi64x(h0 | h1 << 8), shift_mask);
             const __m256i shifts = _mm256_or_si256(_mm256_cmpeq_epi64(shift_bits, shift_mask), _mm256_set1_epi8(1));
-            const int word = sc[ib / 2] >> (6 * (ib % 2));
-            const __m256i scales = two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
             const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q), scales));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q),
+                                                              scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
