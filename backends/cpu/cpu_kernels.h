@@ -138,6 +138,7 @@ float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq4_nl_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_mxfp4_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_tq1_0_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a);
 
 #endif
