@@ -1,5 +1,5 @@
 /* AVX2 dot products of the low-bit formats (the scalar twins and the
- * integer scheme are in cpu_dot_scalar_iq.c; TQ1_0 has only the scalar one).
+ * integer scheme are in cpu_dot_scalar_iq.c).
  *
  * The grid formats load their 8-byte (IQ2, IQ1) or 4-byte (IQ3) grid points
  * straight into a register, 32 weights at a time: one load per point, except
@@ -414,6 +414,68 @@ AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
                                                               _mm256_set1_epi16((int16_t)(ls - 32))));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
+    }
+    return sum;
+}
+
+/* TQ1_0: the trit in position k of a byte x is ((x * 3^k mod 256) * 3) >> 8
+ * (the scalar twin's tq1_trit). AVX2 has no byte multiply, so both steps run
+ * on 16-bit lanes: x * c for the low byte of each lane (its high byte is
+ * then wrong, and masked off) and for the high byte alone (the low byte
+ * cleared first); then (y * 3) >> 8 for each byte y as mulhi(y << 8, 3).
+ * mult holds c per 16-bit lane. */
+AVX2_FN static inline __m256i tq1_trits(__m256i x, __m256i mult)
+{
+    const __m256i high_bytes = _mm256_set1_epi16((short)0xff00);
+    const __m256i three = _mm256_set1_epi16(3);
+    const __m256i low = _mm256_mullo_epi16(x, mult);
+    const __m256i high = _mm256_mullo_epi16(_mm256_and_si256(x, high_bytes), mult);
+    const __m256i y = _mm256_or_si256(_mm256_andnot_si256(high_bytes, low), high);
+    const __m256i t_low = _mm256_mulhi_epu16(_mm256_slli_epi16(y, 8), three);
+    const __m256i t_high = _mm256_slli_epi16(_mm256_mulhi_epu16(_mm256_and_si256(y, high_bytes), three), 8);
+    return _mm256_or_si256(t_low, t_high);
+}
+
+/* int32 lanes of sum t q over 32 trits t (0..2) and activations q. */
+AVX2_FN static inline __m256i trit_pairs(__m256i t, __m256i q)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(t, q), _mm256_set1_epi16(1));
+}
+
+/* TQ1_0, as TQ2_0 below: sum (t - 1) q = sum t q - sum q. Elements 0..159
+ * are the five trits of qs[0..31] (trit k of qs[m] is element 32 k + m),
+ * 160..239 the five of qs[32..47] (160 + 16 k + m), 240..255 the four of
+ * qh[0..3] (240 + 4 k + m): the 16-byte part runs two trit positions per
+ * register (one per 128-bit lane), the last position and qh in one. */
+AVX2_FN float cpu_dot_tq1_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_tq1_0 *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i pow3_01 = _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(1));
+    const __m256i pow3_23 = _mm256_set_m128i(_mm_set1_epi16(27), _mm_set1_epi16(9));
+    /* low lane: qs[32..47] at trit 4; high lane: qh[0..3] repeated, trits 0..3 */
+    const __m256i pow3_4h = _mm256_set_epi16(27, 27, 9, 9, 3, 3, 1, 1, 81, 81, 81, 81, 81, 81, 81, 81);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_tq1_0 *blk = &wb[b];
+        const int8_t *q = ab[b].qs;
+        const __m256i x32 = _mm256_loadu_si256((const __m256i *)blk->qs);
+        __m256i total = trit_pairs(tq1_trits(x32, _mm256_set1_epi16(1)), _mm256_loadu_si256((const __m256i *)q));
+        static const short pow3[5] = {1, 3, 9, 27, 81};
+        for (int k = 1; k < 5; k++)
+            total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x32, _mm256_set1_epi16(pow3[k])),
+                                                       _mm256_loadu_si256((const __m256i *)(q + 32 * k))));
+        const __m256i x16 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk->qs + 32)));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x16, pow3_01), _mm256_loadu_si256((const __m256i *)(q + 160))));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x16, pow3_23), _mm256_loadu_si256((const __m256i *)(q + 192))));
+        uint32_t qh;
+        memcpy(&qh, blk->qh, sizeof qh);
+        const __m256i x_last = _mm256_set_m128i(_mm_set1_epi32((int)qh), _mm256_castsi256_si128(x16));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x_last, pow3_4h), _mm256_loadu_si256((const __m256i *)(q + 224))));
+        int32_t q_sum = 0;
+        for (int g = 0; g < QK_K / 16; g++)
+            q_sum += ab[b].bsums[g];
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)(hsum_epi32(total) - q_sum);
     }
     return sum;
 }

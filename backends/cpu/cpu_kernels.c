@@ -52,7 +52,7 @@ static const cpu_matmul_kernel kernel_table[] = {
           cpu_tile_iq4_nl_scalar, AVX2(cpu_tile_iq4_nl_avx2)),
     KERNEL(DTYPE_IQ4_XS, CPU_ACT_Q8_K, cpu_dot_iq4_xs_scalar, AVX2(cpu_dot_iq4_xs_avx2)),
     KERNEL(DTYPE_MXFP4, CPU_ACT_Q8_0, cpu_dot_mxfp4_scalar, AVX2(cpu_dot_mxfp4_avx2)),
-    KERNEL(DTYPE_TQ1_0, CPU_ACT_Q8_K, cpu_dot_tq1_0_scalar, NULL),
+    KERNEL(DTYPE_TQ1_0, CPU_ACT_Q8_K, cpu_dot_tq1_0_scalar, AVX2(cpu_dot_tq1_0_avx2)),
     KERNEL(DTYPE_TQ2_0, CPU_ACT_Q8_K, cpu_dot_tq2_0_scalar, AVX2(cpu_dot_tq2_0_avx2)),
 };
 

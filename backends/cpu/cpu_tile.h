@@ -44,6 +44,10 @@ typedef struct cpu_tile {
      * act_scales[block * act_scales_stride + t], readable (finite) up to
      * t = 4 * ceil(tokens / 4) - 1 */
     const float *act_scales;
+    /* Q8_0 activations only: each block's sum of quants, laid out as
+     * act_scales (Q4_0 and Q5_0 multiply unsigned quants and take the
+     * offset out through it) */
+    const int32_t *act_sums;
     int64_t act_scales_stride;
     int tokens;                /* 1 .. CPU_TILE_TOKENS */
     float *dst;                /* dst[t * dst_stride + r] = row r . token t */

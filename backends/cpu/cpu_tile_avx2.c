@@ -94,7 +94,15 @@ AVX2_FN INLINE __m256i fifth_bits(const uint8_t qh_bytes[4])
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(16));
 }
 
-/* Block b of a row: its 32 signed quants, and its scale in *d. */
+/* The offset of a format whose quants_32 are unsigned (weights d (q -
+ * offset)); 0 where they are signed. */
+static inline int offset_32(format_32 format)
+{
+    return format == FORMAT_Q4_0 ? 8 : format == FORMAT_Q5_0 ? 16 : 0;
+}
+
+/* Block b of a row: its 32 quants (unsigned where offset_32 says so), and
+ * its scale in *d. */
 AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, float *d)
 {
     switch (format) {
@@ -103,15 +111,15 @@ AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, f
         *d = _cvtsh_ss(blk->d);
         return _mm256_loadu_si256((const __m256i *)blk->qs);
     }
-    case FORMAT_Q4_0: {
+    case FORMAT_Q4_0: { /* unsigned, offset 8 */
         const block_q4_0 *blk = (const block_q4_0 *)row + b;
         *d = _cvtsh_ss(blk->d);
-        return _mm256_sub_epi8(nibbles_32(blk->qs), _mm256_set1_epi8(8));
+        return nibbles_32(blk->qs);
     }
-    case FORMAT_Q5_0: {
+    case FORMAT_Q5_0: { /* unsigned, offset 16 */
         const block_q5_0 *blk = (const block_q5_0 *)row + b;
         *d = _cvtsh_ss(blk->d);
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles_32(blk->qs), fifth_bits(blk->qh)), _mm256_set1_epi8(16));
+        return _mm256_or_si256(nibbles_32(blk->qs), fifth_bits(blk->qh));
     }
     case FORMAT_IQ4_NL: break;
     }
@@ -157,9 +165,10 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
     for (int64_t b = 0; b < tile->n / 32; b++) {
         float d;
         __m256i x = quants_32(format, row, b, &d);
-        __m256i ax = _mm256_sign_epi8(x, x);
+        __m256i ax = offset_32(format) ? x : _mm256_sign_epi8(x, x);
         __m256 dw = _mm256_set1_ps(d);
         const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        const int32_t *act_sums = offset_32(format) ? tile->act_sums + b * tile->act_scales_stride : NULL;
         UNROLL
         for (int g = 0; 4 * g < count; g++) {
             int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
@@ -167,10 +176,19 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
             UNROLL
             for (int i = 0; i < in_group; i++) {
                 __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
-                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+                /* unsigned quants meet y as it is (pair sums below 2 * 31 * 127); signed ones by the sign trick */
+                __m256i sy = offset_32(format) ? y : _mm256_sign_epi8(y, x);
+                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+            }
+            __m256i folded = fold_4(sums, in_group);
+            if (offset_32(format)) {
+                /* - offset sum(y) per token, in the low half only (the halves are added at the end) */
+                __m128i block_sums = _mm_loadu_si128((const __m128i *)(act_sums + 4 * g));
+                __m128i offsets = _mm_slli_epi32(block_sums, offset_32(format) == 8 ? 3 : 4);
+                folded = _mm256_sub_epi32(folded, _mm256_zextsi128_si256(offsets));
             }
             __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ps((const __m128 *)(act_d + 4 * g)));
-            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, in_group)), scale, acc[g]);
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), scale, acc[g]);
         }
     }
     UNROLL
@@ -188,6 +206,7 @@ AVX2_FN INLINE void tile_32(format_32 format, const cpu_tile *tile)
             cpu_tile part = *tile;
             part.act = tile->act + (size_t)t * tile->act_stride;
             part.act_scales = tile->act_scales + t;
+            part.act_sums = tile->act_sums + t;
 #define ROW_32(COUNT) row_32(format, &part, row, COUNT, tile->dst + t * tile->dst_stride + r)
             FOR_TOKEN_COUNT_8(tile->tokens - t, ROW_32)
 #undef ROW_32

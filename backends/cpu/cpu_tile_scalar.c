@@ -12,41 +12,47 @@
 
 /* --- 32-element blocks against Q8_0 activations ---------------------------- */
 
-/* Block b of a weight row: 32 signed quants and the block's scale. */
-typedef void (*unpack_32_fn)(const char *row, int64_t b, int8_t q[32], float *d);
+/* Block b of a weight row: 32 quants and the block's scale; the weights are
+ * d (q - offset), offset the function's return value (0 for signed quants;
+ * Q4_0 and Q5_0 give unsigned ones, as their AVX2 kernels multiply them, and
+ * the offset comes out through the activation's block sums). */
+typedef int (*unpack_32_fn)(const char *row, int64_t b, int8_t q[32], float *d);
 
-static void unpack_q8_0(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_q8_0(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_q8_0 *blk = (const block_q8_0 *)row + b;
     memcpy(q, blk->qs, 32);
     *d = fp16_to_f32(blk->d);
+    return 0;
 }
 
-static void unpack_q4_0(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_q4_0(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_q4_0 *blk = (const block_q4_0 *)row + b;
     for (int j = 0; j < 16; j++) {
-        q[j] = (int8_t)((blk->qs[j] & 0x0F) - 8);
-        q[j + 16] = (int8_t)((blk->qs[j] >> 4) - 8);
+        q[j] = (int8_t)(blk->qs[j] & 0x0F);
+        q[j + 16] = (int8_t)(blk->qs[j] >> 4);
     }
     *d = fp16_to_f32(blk->d);
+    return 8;
 }
 
 /* Q5_0: nibbles plus a fifth bit (bit j of qh for element j), offset 16. */
-static void unpack_q5_0(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_q5_0(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_q5_0 *blk = (const block_q5_0 *)row + b;
     uint32_t qh;
     memcpy(&qh, blk->qh, sizeof qh);
     for (int j = 0; j < 16; j++) {
-        q[j] = (int8_t)(((blk->qs[j] & 0x0F) | (int)((qh >> j) & 1u) << 4) - 16);
-        q[j + 16] = (int8_t)(((blk->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4) - 16);
+        q[j] = (int8_t)((blk->qs[j] & 0x0F) | (int)((qh >> j) & 1u) << 4);
+        q[j + 16] = (int8_t)((blk->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4);
     }
     *d = fp16_to_f32(blk->d);
+    return 16;
 }
 
 /* IQ4_NL: each nibble picks one of 16 levels. */
-static void unpack_iq4_nl(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_iq4_nl(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_iq4_nl *blk = (const block_iq4_nl *)row + b;
     for (int j = 0; j < 16; j++) {
@@ -54,6 +60,7 @@ static void unpack_iq4_nl(const char *row, int64_t b, int8_t q[32], float *d)
         q[j + 16] = quant_iq4nl_values[blk->qs[j] >> 4];
     }
     *d = fp16_to_f32(blk->d);
+    return 0;
 }
 
 static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
@@ -65,10 +72,10 @@ static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
         for (int64_t b = 0; b < blocks; b++) {
             int8_t q[32];
             float d;
-            unpack(row, b, q, &d);
+            int offset = unpack(row, b, q, &d);
             for (int t = 0; t < tile->tokens; t++) {
                 const block_q8_0 *a = (const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b;
-                int32_t sum = 0;
+                int32_t sum = -offset * tile->act_sums[b * tile->act_scales_stride + t];
                 for (int i = 0; i < 32; i++)
                     sum += q[i] * a->qs[i];
                 acc[t] += d * tile->act_scales[b * tile->act_scales_stride + t] * (float)sum;
