@@ -2,8 +2,8 @@
  * (runtime/planner.c, plan_device_input.weight_dtype_supported): llama3-70b
  * at iq2_xs_mix and iq2_xs, written header-only by synth and planned by
  * plan_model (what strata plan and strata run use) over hypothetical
- * devices whose card refuses the low-bit formats, as the CUDA and Vulkan
- * backends do today.
+ * devices whose card refuses the low-bit formats, as the CUDA backend does
+ * today.
  *
  * - Keeping weights on the CPU for their dtype is planned exactly as
  *   overriding the same tensors to the CPU (-ot) is: the same device for
