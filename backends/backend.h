@@ -117,7 +117,9 @@ typedef enum op_kind {
      * head rotate, the rest pass through. Pair (i, i + n_rot/2) when neox,
      * pair (2i, 2i+1) otherwise. theta_i = pos * freq_scale *
      * freq_base^(-2i/n_rot) / factor_i, with factor_i = src2[i] (F32,
-     * [n_rot/2]) when src2 is given (llama3 scaling), else 1. */
+     * [n_rot/2]) when src2 is given (llama3 scaling), else 1. When
+     * attn_factor is neither 0 nor 1, the rotated dims (only) are multiplied
+     * by it (LongRoPE's attention factor on cos and sin). */
     OP_ROPE,
     /* Stores src0[row_size, n_tok] (F32) into the cache dst[row_size, n_ctx]
      * (F16 or F32) at rows src1[n_tok] (I32 positions, each < n_ctx). */
@@ -158,6 +160,7 @@ typedef struct backend_op {
             bool neox;
             float freq_base;
             float freq_scale;
+            float attn_factor;       /* rotated dims scaled by this (LongRoPE); 0 or 1: none */
         } rope;
         struct {
             int64_t n_kv;            /* cache rows to scan (>= max position + 1) */

@@ -146,7 +146,9 @@ static bool contract_rope(const backend_op *op, char *why, size_t why_size)
     if (!op_need(x->ne[3] == 1, why, why_size, "src0 must be [head_dim, n_heads, n_tok]") ||
         !op_need(is_vector(pos, x->ne[2]), why, why_size, "src1 must hold %lld positions", (long long)x->ne[2]) ||
         !op_need(n_rot > 0 && n_rot % 2 == 0 && n_rot <= x->ne[0], why, why_size,
-              "n_rot %d must be even and in (0, head_dim %lld]", n_rot, (long long)x->ne[0]))
+              "n_rot %d must be even and in (0, head_dim %lld]", n_rot, (long long)x->ne[0]) ||
+        !op_need(op->params.rope.attn_factor >= 0.0f && op->params.rope.attn_factor < 1e30f, why, why_size,
+                 "attn_factor must be finite and not negative"))
         return false;
     if (factors && (!need_tensor(factors, "src2", DTYPE_F32, why, why_size) ||
                     !op_need(is_vector(factors, n_rot / 2), why, why_size, "src2 must hold n_rot/2 = %d factors", n_rot / 2)))

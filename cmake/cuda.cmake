@@ -94,7 +94,7 @@ if(STRATA_CUDA_EMULATED_TESTS)
                                           ${STRATA_EMU_DIR}/emulator.cpp ${STRATA_EMU_DIR}/emulator_runtime.cpp)
   target_include_directories(strata_cuda_emulated BEFORE PUBLIC ${STRATA_EMU_DIR}/include)
   target_include_directories(strata_cuda_emulated PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/runtime ${CMAKE_CURRENT_SOURCE_DIR}/base ${CMAKE_CURRENT_SOURCE_DIR}
-                                                         ${CMAKE_CURRENT_SOURCE_DIR}/kernels)
+                                                         ${CMAKE_CURRENT_SOURCE_DIR}/kernels ${STRATA_GENERATED_DIR})
   target_compile_definitions(strata_cuda_emulated PUBLIC STRATA_WITH_CUDA STRATA_CUDA_EMULATED
                                                          "STRATA_CUDA_ARCHITECTURES=\"emulated\"")
   target_compile_definitions(strata_cuda_emulated PRIVATE UNPACK_CHECK_ALIGNMENT)

@@ -65,11 +65,12 @@ cudaError_t kernel_argmax(int32_t *dst, const float *x, int64_t n, int64_t rows,
 
 /* Rotary embedding of x[head_dim, n_heads, n_tok] at positions[n_tok] into
  * dst (may be x). Angles are computed in double, as the CPU backend does.
- * factors (n_rot / 2 floats) may be NULL. n_rot <= KERNEL_ROPE_MAX_ROT. */
+ * factors (n_rot / 2 floats) may be NULL. The rotated dims are scaled by
+ * attn_factor (0 or 1: not). n_rot <= KERNEL_ROPE_MAX_ROT. */
 #define KERNEL_ROPE_MAX_ROT 1024
 cudaError_t kernel_rope(float *dst, const float *x, const int32_t *positions, const float *factors,
                         int64_t head_dim, int64_t n_heads, int64_t n_tok, int n_rot, bool neox, float freq_base,
-                        float freq_scale, cudaStream_t stream);
+                        float freq_scale, float attn_factor, cudaStream_t stream);
 
 /* --- copy.cu: COPY and KV_STORE ------------------------------------------------------- */
 

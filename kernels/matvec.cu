@@ -147,20 +147,11 @@ template <int FORMAT, int NTOK, bool GROUPED>
 static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const int4 *xq,
                                         const float4 *xs, int n_units, int64_t n_out)
 {
-    constexpr int units_per_block = FORMAT >= UNPACK_Q2_K && FORMAT <= UNPACK_Q6_K ? 8 : 1;
+    constexpr int units_per_block = UNPACK_UNITS_PER_BLOCK(FORMAT);
     constexpr int group_units = GROUPED ? UNPACK_GROUP_UNITS(FORMAT) : 1;
     constexpr int groups_per_iteration = group_units == 1 ? 2 : 1;
     constexpr int units_per_iteration = WARP_SIZE * group_units * groups_per_iteration;
-    constexpr int block_bytes = FORMAT == UNPACK_Q4_0   ? 18
-                                : FORMAT == UNPACK_Q4_1 ? 20
-                                : FORMAT == UNPACK_Q5_0 ? 22
-                                : FORMAT == UNPACK_Q5_1 ? 24
-                                : FORMAT == UNPACK_Q8_0 ? 34
-                                : FORMAT == UNPACK_Q2_K ? 84
-                                : FORMAT == UNPACK_Q3_K ? 110
-                                : FORMAT == UNPACK_Q4_K ? 144
-                                : FORMAT == UNPACK_Q5_K ? 176
-                                                        : 210;
+    constexpr int block_bytes = UNPACK_BLOCK_BYTES(FORMAT);
     static_assert(units_per_iteration % units_per_block == 0, "an iteration covers whole blocks");
     const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
     if (row >= n_out) /* the whole warp leaves together */
@@ -299,6 +290,18 @@ extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtyp
     case UNPACK_Q4_K: launch_matvec_q8_any<UNPACK_Q4_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
     case UNPACK_Q5_K: launch_matvec_q8_any<UNPACK_Q5_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
     case UNPACK_Q6_K: launch_matvec_q8_any<UNPACK_Q6_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ2_XXS: launch_matvec_q8_any<UNPACK_IQ2_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ2_XS: launch_matvec_q8_any<UNPACK_IQ2_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ2_S: launch_matvec_q8_any<UNPACK_IQ2_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ3_XXS: launch_matvec_q8_any<UNPACK_IQ3_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ3_S: launch_matvec_q8_any<UNPACK_IQ3_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ1_S: launch_matvec_q8_any<UNPACK_IQ1_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ1_M: launch_matvec_q8_any<UNPACK_IQ1_M>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ4_NL: launch_matvec_q8_any<UNPACK_IQ4_NL>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_IQ4_XS: launch_matvec_q8_any<UNPACK_IQ4_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_MXFP4: launch_matvec_q8_any<UNPACK_MXFP4>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_TQ1_0: launch_matvec_q8_any<UNPACK_TQ1_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_TQ2_0: launch_matvec_q8_any<UNPACK_TQ2_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

@@ -22,7 +22,9 @@
  *
  * The block layouts assume the alignment GGUF rows give them: every block
  * starts at an even address, and the formats whose block size is a multiple
- * of 4 (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) at a multiple of 4.
+ * of 4 (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K) at a multiple of 4; MXFP4 (17 bytes)
+ * is read a byte at a time. The low-bit formats (IQ*, MXFP4, TQ*) are in
+ * quant_unpack_lowbit.h.
  *
  * This header is C11 and CUDA C++ at once: plain C includes it for the host
  * test; nvcc compiles the same functions for the device. */
@@ -53,6 +55,18 @@ enum {
     UNPACK_Q4_K = 12,
     UNPACK_Q5_K = 13,
     UNPACK_Q6_K = 14,
+    UNPACK_IQ2_XXS = 16,
+    UNPACK_IQ2_XS = 17,
+    UNPACK_IQ3_XXS = 18,
+    UNPACK_IQ1_S = 19,
+    UNPACK_IQ4_NL = 20,
+    UNPACK_IQ3_S = 21,
+    UNPACK_IQ2_S = 22,
+    UNPACK_IQ4_XS = 23,
+    UNPACK_IQ1_M = 29,
+    UNPACK_TQ1_0 = 34,
+    UNPACK_TQ2_0 = 35,
+    UNPACK_MXFP4 = 39,
 };
 
 #define UNPACK_UNIT_ELEMENTS 32
@@ -430,30 +444,54 @@ UNPACK_FN void unpack_q6_k(const uint8_t *block, int unit, quant_unit *u)
     }
 }
 
+/* --- the low-bit formats ------------------------------------------------------------- */
+
+#include "quant_unpack_lowbit.h"
+
 /* --- any format ------------------------------------------------------------------------ */
 
-/* Bytes per block and units per block of a format; 0 for a format this
- * header does not unpack. */
+/* Bytes per block and units per block of a format; 0 bytes for a format
+ * this header does not unpack. Macros, so that the kernels' templates can
+ * use them as constants. */
+#define UNPACK_BLOCK_BYTES(format)                                                                                 \
+    ((format) == UNPACK_Q4_0      ? 18                                                                             \
+     : (format) == UNPACK_Q4_1    ? 20                                                                             \
+     : (format) == UNPACK_Q5_0    ? 22                                                                             \
+     : (format) == UNPACK_Q5_1    ? 24                                                                             \
+     : (format) == UNPACK_Q8_0    ? 34                                                                             \
+     : (format) == UNPACK_Q2_K    ? 84                                                                             \
+     : (format) == UNPACK_Q3_K    ? 110                                                                            \
+     : (format) == UNPACK_Q4_K    ? 144                                                                            \
+     : (format) == UNPACK_Q5_K    ? 176                                                                            \
+     : (format) == UNPACK_Q6_K    ? 210                                                                            \
+     : (format) == UNPACK_IQ2_XXS ? 66                                                                             \
+     : (format) == UNPACK_IQ2_XS  ? 74                                                                             \
+     : (format) == UNPACK_IQ2_S   ? 82                                                                             \
+     : (format) == UNPACK_IQ3_XXS ? 98                                                                             \
+     : (format) == UNPACK_IQ3_S   ? 110                                                                            \
+     : (format) == UNPACK_IQ1_S   ? 50                                                                             \
+     : (format) == UNPACK_IQ1_M   ? 56                                                                             \
+     : (format) == UNPACK_IQ4_NL  ? 18                                                                             \
+     : (format) == UNPACK_IQ4_XS  ? 136                                                                            \
+     : (format) == UNPACK_MXFP4   ? 17                                                                             \
+     : (format) == UNPACK_TQ1_0   ? 54                                                                             \
+     : (format) == UNPACK_TQ2_0   ? 66                                                                             \
+                                  : 0)
+/* 32-element blocks are one unit, the 256-element super-blocks eight */
+#define UNPACK_UNITS_PER_BLOCK(format)                                                                             \
+    ((format) == UNPACK_Q4_0 || (format) == UNPACK_Q4_1 || (format) == UNPACK_Q5_0 || (format) == UNPACK_Q5_1 ||   \
+             (format) == UNPACK_Q8_0 || (format) == UNPACK_IQ4_NL || (format) == UNPACK_MXFP4                      \
+         ? 1                                                                                                       \
+         : 8)
+
 UNPACK_FN int unpack_block_bytes(int format)
 {
-    switch (format) {
-    case UNPACK_Q4_0: return 18;
-    case UNPACK_Q4_1: return 20;
-    case UNPACK_Q5_0: return 22;
-    case UNPACK_Q5_1: return 24;
-    case UNPACK_Q8_0: return 34;
-    case UNPACK_Q2_K: return 84;
-    case UNPACK_Q3_K: return 110;
-    case UNPACK_Q4_K: return 144;
-    case UNPACK_Q5_K: return 176;
-    case UNPACK_Q6_K: return 210;
-    default: return 0;
-    }
+    return UNPACK_BLOCK_BYTES(format);
 }
 
 UNPACK_FN int unpack_units_per_block(int format)
 {
-    return format >= UNPACK_Q2_K && format <= UNPACK_Q6_K ? 8 : 1;
+    return UNPACK_UNITS_PER_BLOCK(format);
 }
 
 /* Unpacks unit `unit` (0 .. units per block - 1) of the block at block. */
@@ -470,6 +508,18 @@ UNPACK_FN void unpack_unit(int format, const uint8_t *block, int unit, quant_uni
     case UNPACK_Q4_K: unpack_q4_k(block, unit, u); break;
     case UNPACK_Q5_K: unpack_q5_k(block, unit, u); break;
     case UNPACK_Q6_K: unpack_q6_k(block, unit, u); break;
+    case UNPACK_IQ2_XXS: unpack_iq2_xxs(block, unit, u); break;
+    case UNPACK_IQ2_XS: unpack_iq2_xs(block, unit, u); break;
+    case UNPACK_IQ2_S: unpack_iq2_s(block, unit, u); break;
+    case UNPACK_IQ3_XXS: unpack_iq3_xxs(block, unit, u); break;
+    case UNPACK_IQ3_S: unpack_iq3_s(block, unit, u); break;
+    case UNPACK_IQ1_S: unpack_iq1_s(block, unit, u); break;
+    case UNPACK_IQ1_M: unpack_iq1_m(block, unit, u); break;
+    case UNPACK_IQ4_NL: unpack_iq4_nl(block, u); break;
+    case UNPACK_IQ4_XS: unpack_iq4_xs(block, unit, u); break;
+    case UNPACK_MXFP4: unpack_mxfp4(block, u); break;
+    case UNPACK_TQ1_0: unpack_tq1_0(block, unit, u); break;
+    case UNPACK_TQ2_0: unpack_tq2_0(block, unit, u); break;
     default: /* not a block format: zeros, never garbage */
         for (int k = 0; k < 8; k++)
             u->q[k] = 0;
@@ -494,6 +544,8 @@ UNPACK_FN void unpack_unit(int format, const uint8_t *block, int unit, quant_uni
  *   Q4_0, Q5_0, Q8_0   four blocks, which together start at a multiple of
  *                      8: 8-byte loads
  *   Q4_1, Q5_1         one unit, as unpack_unit (already 32-bit loads)
+ *   the low-bit        one unit, as unpack_unit (their time goes to the
+ *   formats            table lookups more than to the loads)
  *
  * Each unit comes out exactly as unpack_unit gives it (tests/test_cuda_unpack.c
  * checks them against each other). UNPACK_GROUP_ALIGNMENT is what the rows
@@ -501,9 +553,11 @@ UNPACK_FN void unpack_unit(int format, const uint8_t *block, int unit, quant_uni
  * around its bytes); the kernels check it at launch before taking this
  * path. */
 #define UNPACK_GROUP_UNITS(format)                                                                 \
-    ((format) == UNPACK_Q4_K || (format) == UNPACK_Q5_K   ? 2                                      \
-     : (format) == UNPACK_Q4_1 || (format) == UNPACK_Q5_1 ? 1                                      \
-                                                          : 4)
+    ((format) == UNPACK_Q4_K || (format) == UNPACK_Q5_K ? 2                                        \
+     : (format) == UNPACK_Q4_0 || (format) == UNPACK_Q5_0 || (format) == UNPACK_Q8_0 ||            \
+             (format) == UNPACK_Q2_K || (format) == UNPACK_Q3_K || (format) == UNPACK_Q6_K         \
+         ? 4                                                                                       \
+         : 1)
 #define UNPACK_GROUP_ALIGNMENT(format)                                                             \
     ((format) == UNPACK_Q4_K || (format) == UNPACK_Q5_K                   ? 16                     \
      : (format) == UNPACK_Q4_0 || (format) == UNPACK_Q5_0 || (format) == UNPACK_Q8_0 ? 8           \
@@ -697,7 +751,7 @@ UNPACK_FN void unpack_group(int format, const uint8_t *block, int group, quant_u
     case UNPACK_Q4_K: unpack_q4_k_pair_a16(block, group, u); break;
     case UNPACK_Q5_K: unpack_q5_k_pair_a16(block, group, u); break;
     case UNPACK_Q6_K: unpack_q6_k_half_a2(block, group, u); break;
-    default: unpack_unit(format, block, group, u); break; /* Q4_1, Q5_1: groups of one */
+    default: unpack_unit(format, block, group, u); break; /* Q4_1, Q5_1, low-bit: groups of one */
     }
 }
 

@@ -1,7 +1,8 @@
 /* OP_ROPE: one block per token. The block first computes the token's
  * n_rot / 2 angles in double precision into shared memory (as the CPU does:
  * at positions in the thousands a float angle would be off by 1e-4), then
- * rotates every pair of every head with them. */
+ * rotates every pair of every head with them (cos and sin scaled by the
+ * attention factor, LongRoPE's, on the rotated dims only). */
 #include "cuda_common.h"
 
 #define ROPE_THREADS 256
@@ -9,7 +10,7 @@
 
 static __global__ void rope_kernel(float *dst, const float *x, const int32_t *positions, const float *factors,
                                    int64_t head_dim, int64_t n_heads, int n_rot, bool neox, float freq_base,
-                                   float freq_scale)
+                                   float freq_scale, float attn_factor)
 {
     __shared__ float cos_sin[2 * ROPE_MAX_PAIRS]; /* cos, sin of pair i at 2i, 2i + 1 */
     const int64_t t = blockIdx.x;
@@ -19,8 +20,8 @@ static __global__ void rope_kernel(float *dst, const float *x, const int32_t *po
         double theta = position * pow((double)freq_base, -2.0 * i / n_rot);
         if (factors)
             theta /= factors[i];
-        cos_sin[2 * i] = (float)cos(theta);
-        cos_sin[2 * i + 1] = (float)sin(theta);
+        cos_sin[2 * i] = (float)cos(theta) * attn_factor;
+        cos_sin[2 * i + 1] = (float)sin(theta) * attn_factor;
     }
     __syncthreads();
     const float *src = x + t * n_heads * head_dim;
@@ -46,13 +47,14 @@ static __global__ void rope_kernel(float *dst, const float *x, const int32_t *po
 
 extern "C" cudaError_t kernel_rope(float *dst, const float *x, const int32_t *positions, const float *factors,
                                    int64_t head_dim, int64_t n_heads, int64_t n_tok, int n_rot, bool neox,
-                                   float freq_base, float freq_scale, cudaStream_t stream)
+                                   float freq_base, float freq_scale, float attn_factor, cudaStream_t stream)
 {
     if (n_tok <= 0 || n_heads <= 0 || n_rot <= 0)
         return cudaSuccess;
     if (n_tok > 0x7fffffff || n_rot > 2 * ROPE_MAX_PAIRS)
         return cudaErrorInvalidValue;
     rope_kernel<<<(unsigned int)n_tok, ROPE_THREADS, 0, stream>>>(
-        dst, x, positions, factors, head_dim, n_heads, n_rot, neox, freq_base, freq_scale);
+        dst, x, positions, factors, head_dim, n_heads, n_rot, neox, freq_base, freq_scale,
+        attn_factor != 0.0f ? attn_factor : 1.0f);
     return cudaGetLastError();
 }

@@ -1,6 +1,9 @@
 /* The forward pass, written once over backend ops. Architecture differences
- * are flags in strata_hparams (QKV bias, Q/K norm, rope layout, tied output),
- * not copies of this function.
+ * are data in strata_hparams (QKV bias, Q/K norm per head or over the
+ * projection, norms before and/or after each sublayer, SwiGLU or GeGLU, rope
+ * layout and scaling, sliding window and its layers, softcaps, embedding
+ * scale, tied output; fused weights are bound as views of their rows), not
+ * copies of this function.
  *
  * Devices: an op that reads a weight runs on the device holding it; rope,
  * the KV-cache store and attention run where the layer's cache is; the
@@ -137,14 +140,33 @@ static strata_status add(forward_state *s, activation x, activation y)
     return run(s, d, &op, x, inputs, 2);
 }
 
-/* gate = silu(gate) * up, where the inputs are */
-static strata_status swiglu(forward_state *s, activation gate, activation up)
+/* gate = act(gate) * up (silu, or tanh gelu when gelu), where the inputs are */
+static strata_status gated(forward_state *s, activation gate, activation up, bool gelu)
 {
     activation inputs[2] = {up, gate};
     int d = follow_inputs(s, inputs, 2);
     strata_tensor gate_t = on_device(s, d, gate), up_t = on_device(s, d, up);
-    backend_op op = {.kind = OP_SWIGLU, .dst = &gate_t, .src = {&gate_t, &up_t}};
+    backend_op op = {.kind = gelu ? OP_GEGLU : OP_SWIGLU, .dst = &gate_t, .src = {&gate_t, &up_t}};
     return run(s, d, &op, gate, inputs, 2);
+}
+
+/* x *= value on device d */
+static strata_status scale(forward_state *s, int d, activation x, float value)
+{
+    strata_tensor x_t = on_device(s, d, x);
+    backend_op op = {.kind = OP_SCALE, .dst = &x_t, .src = {&x_t}};
+    op.params.scale.value = value;
+    return run(s, d, &op, x, &x, 1);
+}
+
+/* Whether layer attends through the sliding window. */
+static bool layer_is_local(const strata_hparams *hp, int64_t layer)
+{
+    if (hp->sliding_window <= 0)
+        return false;
+    if (hp->swa_layers == STRATA_SWA_ALL)
+        return true;
+    return layer % hp->swa_period < hp->swa_period - 1;
 }
 
 /* The token positions of the chunk on device d (uploaded once per device). */
@@ -156,8 +178,9 @@ static strata_status positions_on(forward_state *s, int d, int64_t n, strata_ten
     return status;
 }
 
-/* Rotary embedding of x [hd, heads, n] in place on device d (the layer's). */
-static strata_status rope(forward_state *s, int d, activation x, int64_t n)
+/* Rotary embedding of x [hd, heads, n] in place on device d (the layer's),
+ * with the base and scale of a local (sliding-window) or global layer. */
+static strata_status rope(forward_state *s, int d, activation x, int64_t n, bool local)
 {
     const strata_model *model = s->ctx->model;
     const strata_hparams *hp = &model->hparams;
@@ -165,14 +188,21 @@ static strata_status rope(forward_state *s, int d, activation x, int64_t n)
     strata_status status = positions_on(s, d, n, &positions);
     if (status != STRATA_OK)
         return status;
+    /* LongRoPE takes the long factors for a context past the original one
+     * (for the whole context, so that every step rotates the same way) */
+    const strata_tensor *factors = NULL;
+    if (hp->has_rope_freq_factors)
+        factors = &model->devices[d].rope_factors[ROPE_FACTORS_FREQS];
+    else if (hp->has_rope_longrope)
+        factors = &model->devices[d].rope_factors[s->ctx->n_ctx > hp->rope_orig_ctx ? ROPE_FACTORS_LONG
+                                                                                     : ROPE_FACTORS_SHORT];
     strata_tensor x_t = on_device(s, d, x);
-    backend_op op = {.kind = OP_ROPE,
-                     .dst = &x_t,
-                     .src = {&x_t, &positions, hp->has_rope_freq_factors ? &model->devices[d].rope_freqs : NULL}};
+    backend_op op = {.kind = OP_ROPE, .dst = &x_t, .src = {&x_t, &positions, factors}};
     op.params.rope.n_rot = (int32_t)hp->n_rot;
     op.params.rope.neox = hp->rope_neox;
-    op.params.rope.freq_base = hp->rope_freq_base;
-    op.params.rope.freq_scale = hp->rope_freq_scale;
+    op.params.rope.freq_base = local ? hp->rope_freq_base_swa : hp->rope_freq_base;
+    op.params.rope.freq_scale = local ? hp->rope_freq_scale_swa : hp->rope_freq_scale;
+    op.params.rope.attn_factor = hp->rope_attn_factor;
     return run(s, d, &op, x, &x, 1);
 }
 
@@ -215,18 +245,25 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
     activation proj = act(SCRATCH_PROJ, hp->n_embd, n, 1);       /* [n_embd, n] */
     strata_status status;
 
-    /* normed = rms_norm(x) * attn_norm */
-    if ((status = rms_norm(s, normed, x, &layer->attn_norm)))
+    bool local = layer_is_local(hp, layer_index);
+
+    /* normed = rms_norm(x) * attn_norm (olmo2: the block reads x itself) */
+    activation input = hp->has_pre_norms ? normed : x;
+    if (hp->has_pre_norms && (status = rms_norm(s, normed, x, &layer->attn_norm)))
         return status;
-    /* q, k, v = W normed (+ bias) */
-    if ((status = matmul(s, q, &layer->attn_q, normed)) || (status = matmul(s, k, &layer->attn_k, normed)) ||
-        (status = matmul(s, v, &layer->attn_v, normed)))
+    /* q, k, v = W input (+ bias); fused QKV weights are three views */
+    if ((status = matmul(s, q, &layer->attn_q, input)) || (status = matmul(s, k, &layer->attn_k, input)) ||
+        (status = matmul(s, v, &layer->attn_v, input)))
         return status;
     if (hp->has_qkv_bias && ((status = add_bias(s, q, &layer->attn_q_bias)) ||
                              (status = add_bias(s, k, &layer->attn_k_bias)) ||
                              (status = add_bias(s, v, &layer->attn_v_bias))))
         return status;
-    if (hp->has_qk_norm) {
+    if (hp->has_qk_norm && hp->qk_norm_full) {
+        /* RMS norm over each token's whole projection, weight [q_size] / [kv_size] */
+        if ((status = rms_norm(s, q, q, &layer->attn_q_norm)) || (status = rms_norm(s, k, k, &layer->attn_k_norm)))
+            return status;
+    } else if (hp->has_qk_norm) {
         /* RMS norm over each head's hd values, weight [hd] */
         activation q_rows = act(SCRATCH_Q, hd, hp->n_head * n, 1);
         activation k_rows = act(SCRATCH_K, hd, hp->n_head_kv * n, 1);
@@ -237,7 +274,7 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
     /* per-head views: q [hd, n_head, n], k [hd, n_head_kv, n], rotated where the cache is */
     activation q_heads = act(SCRATCH_Q, hd, hp->n_head, n);
     activation k_heads = act(SCRATCH_K, hd, hp->n_head_kv, n);
-    if ((status = rope(s, kv_device, q_heads, n)) || (status = rope(s, kv_device, k_heads, n)))
+    if ((status = rope(s, kv_device, q_heads, n, local)) || (status = rope(s, kv_device, k_heads, n, local)))
         return status;
 
     /* append k, v to this layer's cache at the chunk's positions */
@@ -245,7 +282,7 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
         (status = kv_store(s, kv_device, &ctx->v_cache[layer_index], v, n)))
         return status;
 
-    /* attn [hd, n_head, n] = softmax(q k^T / sqrt(hd), causal) v */
+    /* attn [hd, n_head, n] = softmax(softcap(q k^T * attn_scale), causal, window on local layers) v */
     strata_tensor positions;
     if ((status = positions_on(s, kv_device, n, &positions)))
         return status;
@@ -254,13 +291,17 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
                             .dst = &attn_t,
                             .src = {&q_t, &ctx->k_cache[layer_index], &ctx->v_cache[layer_index], &positions}};
     attention.params.attention.n_kv = ctx->n_past + n;
-    attention.params.attention.scale = 1.0f / sqrtf((float)hd);
+    attention.params.attention.scale = hp->attn_scale;
+    attention.params.attention.softcap = hp->attn_softcap;
+    attention.params.attention.sliding_window = local ? (int32_t)hp->sliding_window : 0;
     if ((status = run(s, kv_device, &attention, attn, &q_heads, 1)))
         return status;
 
-    /* x += W_o attn */
+    /* x += W_o attn (rms_norm(W_o attn) * post_attention_norm with post-norms) */
     activation attn_flat = act(SCRATCH_ATTN_OUT, q_size, n, 1);
-    if ((status = matmul(s, proj, &layer->attn_output, attn_flat)) || (status = add(s, x, proj)))
+    if ((status = matmul(s, proj, &layer->attn_output, attn_flat)) ||
+        (hp->has_post_norms && (status = rms_norm(s, proj, proj, &layer->attn_post_norm))) ||
+        (status = add(s, x, proj)))
         return status;
     return STRATA_OK;
 }
@@ -275,15 +316,19 @@ static strata_status ffn_block(forward_state *s, const layer_weights *layer, int
     activation proj = act(SCRATCH_PROJ, hp->n_embd, n, 1);     /* [n_embd, n] */
     strata_status status;
 
-    /* normed = rms_norm(x) * ffn_norm */
-    if ((status = rms_norm(s, normed, x, &layer->ffn_norm)))
+    /* normed = rms_norm(x) * ffn_norm (olmo2: the block reads x itself) */
+    activation input = hp->has_pre_norms ? normed : x;
+    if (hp->has_pre_norms && (status = rms_norm(s, normed, x, &layer->ffn_norm)))
         return status;
-    /* gate = silu(W_gate normed) * (W_up normed) */
-    if ((status = matmul(s, gate, &layer->ffn_gate, normed)) || (status = matmul(s, up, &layer->ffn_up, normed)) ||
-        (status = swiglu(s, gate, up)))
+    /* gate = act(W_gate input) * (W_up input), act silu or tanh gelu; fused
+     * gate/up weights are two views */
+    if ((status = matmul(s, gate, &layer->ffn_gate, input)) || (status = matmul(s, up, &layer->ffn_up, input)) ||
+        (status = gated(s, gate, up, hp->ffn_gelu)))
         return status;
-    /* x += W_down gate */
-    if ((status = matmul(s, proj, &layer->ffn_down, gate)) || (status = add(s, x, proj)))
+    /* x += W_down gate (rms_norm(W_down gate) * post_ffw_norm with post-norms) */
+    if ((status = matmul(s, proj, &layer->ffn_down, gate)) ||
+        (hp->has_post_norms && (status = rms_norm(s, proj, proj, &layer->ffn_post_norm))) ||
+        (status = add(s, x, proj)))
         return status;
     return STRATA_OK;
 }
@@ -314,6 +359,11 @@ static strata_status output_logits(forward_state *s, int64_t first, int64_t coun
                                             tensor_byte_size(&logits_t), s->err)) ||
             (status = device->ops->sync(device->ctx, s->err)))
             return status;
+        /* logits = c * tanh(logits / c) (gemma2), on the host rows: they are
+         * here already, and the cap keeps their order */
+        if (hp->final_softcap > 0.0f)
+            for (size_t i = 0; i < (size_t)(rows * hp->n_vocab); i++)
+                host[i] = hp->final_softcap * tanhf(host[i] / hp->final_softcap);
     }
     return STRATA_OK;
 }
@@ -365,6 +415,9 @@ strata_status forward_chunk(strata_context *ctx, const int32_t *tokens, int64_t 
     if ((status = issue(&state, embedding_device, &get_rows)))
         goto done;
     handoff_written(ctx, SCRATCH_RESIDUAL, embedding_device, end_of(x));
+    /* x *= sqrt(n_embd) (gemma) */
+    if (hp->embd_scale != 1.0f && (status = scale(&state, embedding_device, x, hp->embd_scale)))
+        goto done;
 
     for (int64_t layer = 0; layer < hp->n_layer; layer++) {
         const layer_weights *weights = &model->layers[layer];

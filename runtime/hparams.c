@@ -1,5 +1,6 @@
 /* Hyper-parameters from GGUF metadata: one struct for every architecture, so
  * the forward pass reads flags instead of branching on names. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,18 +11,30 @@
 #define HPARAM_MAX_LAYERS 4096
 #define HPARAM_MAX_CTX (1 << 24)
 
+/* What an architecture's blocks look like; the rest comes from the file. */
 typedef struct arch_description {
     const char *name;
     strata_arch arch;
     bool rope_neox;
     bool has_qkv_bias;
     bool has_qk_norm;
+    bool has_pre_norms;
+    bool has_post_norms;
+    bool qk_norm_full;
+    bool fused_qkv;      /* and fused gate/up */
+    bool ffn_gelu;
+    bool embd_scaled;    /* by sqrt(n_embd) */
+    int64_t swa_period;  /* 0: a window applies to every layer */
 } arch_description;
 
 static const arch_description known_archs[] = {
-    {"llama", STRATA_ARCH_LLAMA, false, false, false},
-    {"qwen2", STRATA_ARCH_QWEN2, true, true, false},
-    {"qwen3", STRATA_ARCH_QWEN3, true, false, true},
+    {"llama", STRATA_ARCH_LLAMA, false, false, false, true, false, false, false, false, false, 0},
+    {"qwen2", STRATA_ARCH_QWEN2, true, true, false, true, false, false, false, false, false, 0},
+    {"qwen3", STRATA_ARCH_QWEN3, true, false, true, true, false, false, false, false, false, 0},
+    {"olmo2", STRATA_ARCH_OLMO2, true, false, true, false, true, true, false, false, false, 0},
+    {"gemma2", STRATA_ARCH_GEMMA2, true, false, false, true, true, false, false, true, true, 2},
+    {"gemma3", STRATA_ARCH_GEMMA3, true, false, true, true, true, false, false, true, true, 6},
+    {"phi3", STRATA_ARCH_PHI3, true, false, false, true, false, false, true, false, false, 0},
 };
 
 static strata_status read_dim(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
@@ -71,6 +84,107 @@ static void count_weights(const gguf_file *file, strata_hparams *hp)
     }
 }
 
+/* An integer key in [min, max], or fallback when absent. */
+static strata_status read_int(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
+                              int64_t min, int64_t max, int64_t *out, strata_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t index = gguf_find_key(file, key);
+    if (index >= 0 && gguf_key_type(file, index) == GGUF_TYPE_ARRAY)
+        return strata_fail(err, STRATA_UNSUPPORTED, "%s: key %s: a per-layer array is not supported", gguf_path(file),
+                           key);
+    strata_status status = gguf_get_int_or(file, key, fallback, out, err);
+    if (status != STRATA_OK)
+        return status;
+    if (*out < min || *out > max)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: value %lld is outside [%lld, %lld]",
+                           gguf_path(file), key, (long long)*out, (long long)min, (long long)max);
+    return STRATA_OK;
+}
+
+/* The keys of the features beyond llama's: embedding scale, softcaps,
+ * sliding window and its layers, query scale, rope of the sliding layers,
+ * LongRoPE. Every value is bounded so that nothing derived from it is
+ * infinite or sized from nonsense. */
+static strata_status read_family_keys(const gguf_file *file, const arch_description *desc, strata_hparams *hp,
+                                      strata_error *err)
+{
+    const char *arch = hp->arch_name, *path = gguf_path(file);
+    strata_status status;
+    bool gemma2 = desc->arch == STRATA_ARCH_GEMMA2;
+    hp->embd_scale = desc->embd_scaled ? sqrtf((float)hp->n_embd) : 1.0f;
+
+    /* Gemma 2 always caps (its files may predate the keys: 50 and 30 then);
+     * other families only when the file says so. */
+    char key[128];
+    snprintf(key, sizeof key, "%s.attn_logit_softcapping", arch);
+    if (gemma2 || gguf_find_key(file, key) >= 0)
+        if ((status = read_float(file, arch, "attn_logit_softcapping", 50.0, 1e-3, 1e6, &hp->attn_softcap, err)))
+            return status;
+    snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+    if (gemma2 || gguf_find_key(file, key) >= 0)
+        if ((status = read_float(file, arch, "final_logit_softcapping", 30.0, 1e-3, 1e6, &hp->final_softcap, err)))
+            return status;
+
+    /* sliding window (gemma, phi3): 0 (phi4's files) is none. llama-family
+     * files that carry one ran without it before and still do; an olmo2
+     * file with one is an olmo3 in disguise, which strata does not run. */
+    hp->swa_layers = desc->swa_period > 0 ? STRATA_SWA_PERIOD : STRATA_SWA_ALL;
+    hp->swa_period = desc->swa_period;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", arch);
+    if (desc->arch == STRATA_ARCH_OLMO2 && gguf_find_key(file, key) >= 0)
+        return strata_fail(err, STRATA_UNSUPPORTED, "%s: a sliding window in an olmo2 model is not supported", path);
+    if (desc->swa_period > 0 || desc->arch == STRATA_ARCH_PHI3) {
+        if ((status = read_int(file, arch, "attention.sliding_window", 0, 0, HPARAM_MAX_CTX, &hp->sliding_window,
+                               err)))
+            return status;
+        if (desc->swa_period > 0 &&
+            (status = read_int(file, arch, "attention.sliding_window_pattern", desc->swa_period, 2,
+                               HPARAM_MAX_LAYERS, &hp->swa_period, err)))
+            return status;
+    }
+
+    /* 1 / sqrt(head_dim), unless the file gives the scale. Gemma 2 and 3 at
+     * 27B scale by 1 / sqrt(n_embd / n_head) (their query_pre_attn_scalar),
+     * which their files do not record: they are told by their layer count. */
+    double default_scale = 1.0 / sqrt((double)hp->head_dim);
+    if ((gemma2 && hp->n_layer == 46) || (desc->arch == STRATA_ARCH_GEMMA3 && hp->n_layer == 62))
+        default_scale = 1.0 / sqrt((double)hp->n_embd / (double)hp->n_head);
+    if ((status = read_float(file, arch, "attention.scale", default_scale, 1e-6, 1e3, &hp->attn_scale, err)))
+        return status;
+
+    /* the sliding layers' rope: gemma3 has its own base (10000, unscaled) */
+    hp->rope_freq_base_swa = hp->rope_freq_base;
+    hp->rope_freq_scale_swa = hp->rope_freq_scale;
+    if (desc->arch == STRATA_ARCH_GEMMA3) {
+        if ((status = read_float(file, arch, "rope.freq_base_swa", 10000.0, 1.0, 1e12, &hp->rope_freq_base_swa,
+                                 err)))
+            return status;
+        hp->rope_freq_scale_swa = 1.0f;
+    }
+
+    /* LongRoPE: short factors up to the original context, long ones beyond,
+     * the rotated dims scaled by attn_factor either way */
+    bool has_long = gguf_find_tensor(file, "rope_factors_long.weight") != NULL;
+    bool has_short = gguf_find_tensor(file, "rope_factors_short.weight") != NULL;
+    hp->rope_attn_factor = 1.0f;
+    if (has_long || has_short) {
+        if (!has_long || !has_short)
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor rope_factors_%s.weight is missing", path,
+                               has_long ? "short" : "long");
+        if (hp->has_rope_freq_factors)
+            return strata_fail(err, STRATA_INVALID_INPUT,
+                               "%s: the file has both rope_freqs.weight and LongRoPE factors", path);
+        hp->has_rope_longrope = true;
+        if ((status = read_dim(file, arch, "rope.scaling.original_context_length", hp->n_ctx_train, HPARAM_MAX_CTX,
+                               &hp->rope_orig_ctx, err)) ||
+            (status = read_float(file, arch, "rope.scaling.attn_factor", 1.0, 1e-3, 1e3, &hp->rope_attn_factor, err)))
+            return status;
+    }
+    return STRATA_OK;
+}
+
 strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_error *err)
 {
     memset(hp, 0, sizeof *hp);
@@ -91,12 +205,19 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
             desc = &known_archs[i];
     if (!desc)
         return strata_fail(err, STRATA_UNSUPPORTED,
-                           "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3)", path,
+                           "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
+                           "phi3)", path,
                            hp->arch_name);
     hp->arch = desc->arch;
     hp->rope_neox = desc->rope_neox;
     hp->has_qkv_bias = desc->has_qkv_bias;
     hp->has_qk_norm = desc->has_qk_norm;
+    hp->has_pre_norms = desc->has_pre_norms;
+    hp->has_post_norms = desc->has_post_norms;
+    hp->qk_norm_full = desc->qk_norm_full;
+    hp->fused_qkv = desc->fused_qkv;
+    hp->fused_gate_up = desc->fused_qkv;
+    hp->ffn_gelu = desc->ffn_gelu;
 
     gguf_string name;
     if (gguf_find_key(file, "general.name") >= 0 && gguf_get_string(file, "general.name", &name, NULL) == STRATA_OK) {
@@ -148,6 +269,8 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
             return status;
         bool is_none = scaling_type.len == 4 && memcmp(scaling_type.data, "none", 4) == 0;
         bool is_linear = scaling_type.len == 6 && memcmp(scaling_type.data, "linear", 6) == 0;
+        /* LongRoPE's factors are tensors, read with the family's keys */
+        is_none = is_none || (scaling_type.len == 8 && memcmp(scaling_type.data, "longrope", 8) == 0);
         if (is_linear) {
             float factor;
             if ((status = read_float(file, arch, "rope.scaling.factor", 1.0, 1e-3, 1e6, &factor, err)))
@@ -160,6 +283,8 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
     }
     hp->has_rope_freq_factors = gguf_find_tensor(file, "rope_freqs.weight") != NULL;
     hp->tied_output = gguf_find_tensor(file, "output.weight") == NULL;
+    if ((status = read_family_keys(file, desc, hp, err)))
+        return status;
 
     const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
     if (!embd)

@@ -7,6 +7,20 @@
 #include "gguf.h"
 #include "strata.h"
 
+/* The per-frequency rope divisors a file may hold, copied to every device
+ * that runs layers (model_check.c). */
+typedef enum rope_factor_kind {
+    ROPE_FACTORS_FREQS, /* rope_freqs.weight (llama3) */
+    ROPE_FACTORS_SHORT, /* rope_factors_short.weight (LongRoPE, up to the original context) */
+    ROPE_FACTORS_LONG,  /* rope_factors_long.weight (beyond it) */
+    ROPE_FACTOR_KINDS
+} rope_factor_kind;
+extern const char *const rope_factor_names[ROPE_FACTOR_KINDS];
+/* The kind of tensor name, or -1 when it holds no rope factors. */
+int rope_factor_of(const char *name);
+/* Whether the forward pass of hp reads factors of kind which. */
+bool rope_factor_used(const strata_hparams *hp, int which);
+
 /* A weight and the device (index into strata_model.devices) that holds it;
  * the op that reads it runs there. device is -1 for an absent optional
  * tensor. */
@@ -22,16 +36,20 @@ typedef struct layer_weights {
     model_weight attn_q;      /* [n_embd, n_head * head_dim] */
     model_weight attn_k;      /* [n_embd, n_head_kv * head_dim] */
     model_weight attn_v;      /* [n_embd, n_head_kv * head_dim] */
+    model_weight attn_qkv;    /* [n_embd, q + 2 kv] (phi3); attn_q/k/v are views of its rows */
     model_weight attn_output; /* [n_head * head_dim, n_embd] */
     model_weight attn_q_bias; /* [n_head * head_dim] F32, qwen2 */
     model_weight attn_k_bias; /* [n_head_kv * head_dim] F32, qwen2 */
     model_weight attn_v_bias; /* [n_head_kv * head_dim] F32, qwen2 */
-    model_weight attn_q_norm; /* [head_dim] F32, qwen3 */
-    model_weight attn_k_norm; /* [head_dim] F32, qwen3 */
+    model_weight attn_q_norm; /* [head_dim] F32, qwen3 (olmo2: [n_head * head_dim]) */
+    model_weight attn_k_norm; /* [head_dim] F32, qwen3 (olmo2: [n_head_kv * head_dim]) */
+    model_weight attn_post_norm; /* [n_embd] F32, gemma, olmo2 */
     model_weight ffn_norm;    /* [n_embd] F32 */
     model_weight ffn_gate;    /* [n_embd, n_ff] */
     model_weight ffn_up;      /* [n_embd, n_ff] */
     model_weight ffn_down;    /* [n_ff, n_embd] */
+    model_weight ffn_gate_up; /* [n_embd, 2 n_ff] (phi3); ffn_gate/up are views of its rows */
+    model_weight ffn_post_norm; /* [n_embd] F32, gemma, olmo2 */
     int device;               /* where the layer's KV cache is and attention runs */
 } layer_weights;
 
@@ -46,7 +64,8 @@ typedef struct model_device {
     uint64_t peak_bytes;        /* the most allocated_bytes has been */
     backend_buffer **weight_buffers; /* the weights placed here (a CPU wraps the mapping) */
     int n_weight_buffers;
-    strata_tensor rope_freqs;   /* this device's copy, when the device runs layers */
+    strata_tensor rope_factors[ROPE_FACTOR_KINDS]; /* this device's copies (rope_freqs, LongRoPE short and long),
+                                      when the device runs layers and the model has them */
     bool runs_layers;
 } model_device;
 

@@ -13,22 +13,46 @@
 #include "tokenizer.h"
 
 const layer_tensor_spec layer_tensor_specs[] = {
-    {"attn_norm.weight", offsetof(layer_weights, attn_norm), DIM_EMBD, DIM_ONE, false, WHEN_ALWAYS},
-    {"attn_q.weight", offsetof(layer_weights, attn_q), DIM_EMBD, DIM_Q, true, WHEN_ALWAYS},
-    {"attn_k.weight", offsetof(layer_weights, attn_k), DIM_EMBD, DIM_KV, true, WHEN_ALWAYS},
-    {"attn_v.weight", offsetof(layer_weights, attn_v), DIM_EMBD, DIM_KV, true, WHEN_ALWAYS},
+    {"attn_norm.weight", offsetof(layer_weights, attn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS},
+    {"attn_q.weight", offsetof(layer_weights, attn_q), DIM_EMBD, DIM_Q, true, WHEN_SPLIT_QKV},
+    {"attn_k.weight", offsetof(layer_weights, attn_k), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV},
+    {"attn_v.weight", offsetof(layer_weights, attn_v), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV},
+    {"attn_qkv.weight", offsetof(layer_weights, attn_qkv), DIM_EMBD, DIM_QKV, true, WHEN_FUSED_QKV},
     {"attn_output.weight", offsetof(layer_weights, attn_output), DIM_Q, DIM_EMBD, true, WHEN_ALWAYS},
     {"attn_q.bias", offsetof(layer_weights, attn_q_bias), DIM_Q, DIM_ONE, false, WHEN_QKV_BIAS},
     {"attn_k.bias", offsetof(layer_weights, attn_k_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
     {"attn_v.bias", offsetof(layer_weights, attn_v_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
-    {"attn_q_norm.weight", offsetof(layer_weights, attn_q_norm), DIM_HEAD, DIM_ONE, false, WHEN_QK_NORM},
-    {"attn_k_norm.weight", offsetof(layer_weights, attn_k_norm), DIM_HEAD, DIM_ONE, false, WHEN_QK_NORM},
-    {"ffn_norm.weight", offsetof(layer_weights, ffn_norm), DIM_EMBD, DIM_ONE, false, WHEN_ALWAYS},
-    {"ffn_gate.weight", offsetof(layer_weights, ffn_gate), DIM_EMBD, DIM_FF, true, WHEN_ALWAYS},
-    {"ffn_up.weight", offsetof(layer_weights, ffn_up), DIM_EMBD, DIM_FF, true, WHEN_ALWAYS},
+    {"attn_q_norm.weight", offsetof(layer_weights, attn_q_norm), DIM_Q_NORM, DIM_ONE, false, WHEN_QK_NORM},
+    {"attn_k_norm.weight", offsetof(layer_weights, attn_k_norm), DIM_K_NORM, DIM_ONE, false, WHEN_QK_NORM},
+    {"post_attention_norm.weight", offsetof(layer_weights, attn_post_norm), DIM_EMBD, DIM_ONE, false,
+     WHEN_POST_NORMS},
+    {"ffn_norm.weight", offsetof(layer_weights, ffn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS},
+    {"ffn_gate.weight", offsetof(layer_weights, ffn_gate), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP},
+    {"ffn_up.weight", offsetof(layer_weights, ffn_up), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP},
+    {"ffn_up.weight", offsetof(layer_weights, ffn_gate_up), DIM_EMBD, DIM_FF2, true, WHEN_FUSED_GATE_UP},
     {"ffn_down.weight", offsetof(layer_weights, ffn_down), DIM_FF, DIM_EMBD, true, WHEN_ALWAYS},
+    {"post_ffw_norm.weight", offsetof(layer_weights, ffn_post_norm), DIM_EMBD, DIM_ONE, false, WHEN_POST_NORMS},
 };
 const size_t layer_tensor_spec_count = sizeof layer_tensor_specs / sizeof layer_tensor_specs[0];
+
+const char *const rope_factor_names[ROPE_FACTOR_KINDS] = {
+    [ROPE_FACTORS_FREQS] = "rope_freqs.weight",
+    [ROPE_FACTORS_SHORT] = "rope_factors_short.weight",
+    [ROPE_FACTORS_LONG] = "rope_factors_long.weight",
+};
+
+int rope_factor_of(const char *name)
+{
+    for (int which = 0; which < ROPE_FACTOR_KINDS; which++)
+        if (strcmp(name, rope_factor_names[which]) == 0)
+            return which;
+    return -1;
+}
+
+bool rope_factor_used(const strata_hparams *hp, int which)
+{
+    return which == ROPE_FACTORS_FREQS ? hp->has_rope_freq_factors : which >= 0 && hp->has_rope_longrope;
+}
 
 int64_t tensor_dim_value(const strata_hparams *hp, tensor_dim dim)
 {
@@ -41,14 +65,28 @@ int64_t tensor_dim_value(const strata_hparams *hp, tensor_dim dim)
     case DIM_KV: return hp->n_head_kv * hp->head_dim;
     case DIM_HEAD: return hp->head_dim;
     case DIM_ROT_HALF: return hp->n_rot / 2;
+    case DIM_QKV: return (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim;
+    case DIM_FF2: return 2 * hp->n_ff;
+    case DIM_Q_NORM: return hp->qk_norm_full ? hp->n_head * hp->head_dim : hp->head_dim;
+    case DIM_K_NORM: return hp->qk_norm_full ? hp->n_head_kv * hp->head_dim : hp->head_dim;
     }
     return 0;
 }
 
 bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spec)
 {
-    return spec->when == WHEN_ALWAYS || (spec->when == WHEN_QKV_BIAS && hp->has_qkv_bias) ||
-           (spec->when == WHEN_QK_NORM && hp->has_qk_norm);
+    switch (spec->when) {
+    case WHEN_ALWAYS: return true;
+    case WHEN_QKV_BIAS: return hp->has_qkv_bias;
+    case WHEN_QK_NORM: return hp->has_qk_norm;
+    case WHEN_PRE_NORMS: return hp->has_pre_norms;
+    case WHEN_POST_NORMS: return hp->has_post_norms;
+    case WHEN_SPLIT_QKV: return !hp->fused_qkv;
+    case WHEN_FUSED_QKV: return hp->fused_qkv;
+    case WHEN_SPLIT_GATE_UP: return !hp->fused_gate_up;
+    case WHEN_FUSED_GATE_UP: return hp->fused_gate_up;
+    }
+    return false;
 }
 
 strata_status model_check_tensor(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, bool required,
@@ -84,9 +122,9 @@ static strata_status check_rope_factors(const gguf_file *file, const gguf_tensor
         memcpy(&factor, (const char *)info->data + (size_t)i * sizeof factor, sizeof factor);
         if (!(factor > 0.0f) || !isfinite(factor))
             return strata_fail(err, STRATA_INVALID_INPUT,
-                               "%s: tensor rope_freqs.weight: factor %lld is %g; every factor must be a finite "
+                               "%s: tensor %s: factor %lld is %g; every factor must be a finite "
                                "positive number",
-                               gguf_path(file), (long long)i, (double)factor);
+                               gguf_path(file), info->name, (long long)i, (double)factor);
     }
     return STRATA_OK;
 }
@@ -101,6 +139,12 @@ strata_status model_check_tensors(const gguf_file *file, const strata_hparams *h
         return status;
     if (hp->has_rope_freq_factors) {
         if ((status = model_check_tensor(file, "rope_freqs.weight", hp->n_rot / 2, 1, true, false, &info, err)) ||
+            (status = check_rope_factors(file, info, err)))
+            return status;
+    }
+    for (int which = ROPE_FACTORS_SHORT; hp->has_rope_longrope && which <= ROPE_FACTORS_LONG; which++) {
+        if ((status = model_check_tensor(file, rope_factor_names[which], hp->n_rot / 2, 1, true, false, &info,
+                                         err)) ||
             (status = check_rope_factors(file, info, err)))
             return status;
     }

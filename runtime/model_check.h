@@ -16,10 +16,24 @@ typedef enum tensor_dim {
     DIM_KV,        /* n_head_kv * head_dim */
     DIM_HEAD,      /* head_dim */
     DIM_ROT_HALF,  /* n_rot / 2 */
+    DIM_QKV,       /* (n_head + 2 * n_head_kv) * head_dim: fused Q, K, V */
+    DIM_FF2,       /* 2 * n_ff: fused gate and up */
+    DIM_Q_NORM,    /* head_dim, or n_head * head_dim when the Q/K norm spans the projection */
+    DIM_K_NORM,    /* head_dim, or n_head_kv * head_dim likewise */
 } tensor_dim;
 
 /* When a layer tensor exists. */
-typedef enum tensor_when { WHEN_ALWAYS, WHEN_QKV_BIAS, WHEN_QK_NORM } tensor_when;
+typedef enum tensor_when {
+    WHEN_ALWAYS,
+    WHEN_QKV_BIAS,
+    WHEN_QK_NORM,
+    WHEN_PRE_NORMS,
+    WHEN_POST_NORMS,
+    WHEN_SPLIT_QKV,     /* attn_q, attn_k, attn_v */
+    WHEN_FUSED_QKV,     /* attn_qkv */
+    WHEN_SPLIT_GATE_UP, /* ffn_gate, ffn_up */
+    WHEN_FUSED_GATE_UP, /* ffn_up of 2 * n_ff rows */
+} tensor_when;
 
 /* One tensor of a transformer block: the name after "blk.N.", where it goes
  * in layer_weights, its shape, and whether a matmul reads it (else it is an

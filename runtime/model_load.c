@@ -58,6 +58,22 @@ static bool placed_on(const strata_plan *plan, int64_t t, int d, const model_dev
     return where == d || (where == -2 && device->runs_layers);
 }
 
+/* Notes where tensor t landed on device d: rope factors (copied to every
+ * device that runs layers) in the device's own slot, the rest in the
+ * tensor's location. */
+static void place_at(loader *l, int64_t t, int d, backend_buffer *buffer, size_t offset)
+{
+    if (l->model->plan.tensors[t].device >= 0) {
+        l->locations[t] = (tensor_location){.device = d, .buffer = buffer, .offset = offset};
+        return;
+    }
+    int which = rope_factor_of(gguf_tensor(l->model->file, t)->name);
+    if (which >= 0) {
+        l->model->devices[d].rope_factors[which].buffer = buffer;
+        l->model->devices[d].rope_factors[which].offset = offset;
+    }
+}
+
 /* A CPU computes from the file mapping: one buffer wraps the data section,
  * and each tensor placed here is counted against the budget. A tensor the
  * file does not align is copied into an aligned buffer instead. */
@@ -82,10 +98,7 @@ static strata_status place_in_mapping(loader *l, int d, strata_error *err)
         if ((uintptr_t)info->data % HOST_WEIGHT_ALIGNMENT == 0) {
             if ((status = model_device_count(model, d, info->size_bytes, "the weights", err)))
                 return status;
-            if (l->model->plan.tensors[t].device >= 0)
-                l->locations[t] = (tensor_location){.device = d, .buffer = mapping, .offset = (size_t)info->offset};
-            else
-                device->rope_freqs.buffer = mapping, device->rope_freqs.offset = (size_t)info->offset;
+            place_at(l, t, d, mapping, (size_t)info->offset);
             continue;
         }
         backend_buffer *copy = NULL;
@@ -93,10 +106,7 @@ static strata_status place_in_mapping(loader *l, int d, strata_error *err)
             (status = keep_weight_buffer(device, copy, err)) ||
             (status = ops->upload(device->device.ctx, copy, 0, info->data, info->size_bytes, err)))
             return status;
-        if (l->model->plan.tensors[t].device >= 0)
-            l->locations[t] = (tensor_location){.device = d, .buffer = copy, .offset = 0};
-        else
-            device->rope_freqs.buffer = copy, device->rope_freqs.offset = 0;
+        place_at(l, t, d, copy, 0);
     }
     return STRATA_OK;
 }
@@ -149,10 +159,7 @@ static strata_status place_in_buffers(loader *l, int d, strata_error *err)
             offset = (offset + alignment - 1) / alignment * alignment;
             if ((status = ops->upload(device->device.ctx, buffer, (size_t)offset, info->data, info->size_bytes, err)))
                 return status;
-            if (model->plan.tensors[k].device >= 0)
-                l->locations[k] = (tensor_location){.device = d, .buffer = buffer, .offset = (size_t)offset};
-            else
-                device->rope_freqs.buffer = buffer, device->rope_freqs.offset = (size_t)offset;
+            place_at(l, k, d, buffer, (size_t)offset);
             offset += info->size_bytes;
             l->uploaded += info->size_bytes;
             /* 1.0 only after every device synced: the last uploads may be in flight */
@@ -239,6 +246,19 @@ static strata_status require_matmul_support(const strata_model *model, const mod
     return STRATA_OK;
 }
 
+/* Rows [first, first + count) of a bound 2-D weight, on the same device. */
+static model_weight weight_rows(const model_weight *weight, int64_t first, int64_t count)
+{
+    model_weight rows = *weight;
+    size_t skip = (size_t)first * weight->tensor.nb[1];
+    rows.tensor.ne[1] = count;
+    rows.tensor.nb[2] = rows.tensor.nb[3] = (size_t)count * weight->tensor.nb[1];
+    rows.tensor.offset += skip;
+    if (rows.tensor.host_data)
+        rows.tensor.host_data = (char *)rows.tensor.host_data + skip;
+    return rows;
+}
+
 static strata_status bind_layer(loader *l, int64_t layer_index, strata_error *err)
 {
     strata_model *model = l->model;
@@ -260,6 +280,18 @@ static strata_status bind_layer(loader *l, int64_t layer_index, strata_error *er
             return status;
         model->decode_weight_bytes += tensor_byte_size(&weight->tensor);
     }
+    /* fused weights: the split ones are views of their rows (a row is whole
+     * blocks in every format, so a range of rows is a 2-D tensor of its own) */
+    int64_t q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim;
+    if (hp->fused_qkv) {
+        layer->attn_q = weight_rows(&layer->attn_qkv, 0, q);
+        layer->attn_k = weight_rows(&layer->attn_qkv, q, kv);
+        layer->attn_v = weight_rows(&layer->attn_qkv, q + kv, kv);
+    }
+    if (hp->fused_gate_up) {
+        layer->ffn_gate = weight_rows(&layer->ffn_gate_up, 0, hp->n_ff);
+        layer->ffn_up = weight_rows(&layer->ffn_gate_up, hp->n_ff, hp->n_ff);
+    }
     layer->device = model->plan.layer_device[layer_index];
     return STRATA_OK;
 }
@@ -277,23 +309,25 @@ static strata_status bind_model(loader *l, strata_error *err)
         model->output = model->token_embd; /* tied embeddings */
     if ((status = require_matmul_support(model, &model->output, err)))
         return status;
-    if (hp->has_rope_freq_factors) {
-        model_weight rope;
-        const gguf_tensor_info *info = gguf_find_tensor(model->file, "rope_freqs.weight");
+    for (int which = 0; which < ROPE_FACTOR_KINDS; which++) {
+        if (!rope_factor_used(hp, which))
+            continue;
+        const char *name = rope_factor_names[which];
+        const gguf_tensor_info *info = gguf_find_tensor(model->file, name);
         if (!info)
-            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor rope_freqs.weight is missing",
-                               gguf_path(model->file));
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s is missing", gguf_path(model->file), name);
         /* the shape and dtype checks of bind_tensor, on a stand-in location */
         int64_t index = info - gguf_tensor(model->file, 0);
         for (int d = 0; d < model->n_devices; d++) {
             model_device *device = &model->devices[d];
             if (!device->runs_layers)
                 continue;
-            l->locations[index] = (tensor_location){.device = d, .buffer = device->rope_freqs.buffer,
-                                                    .offset = device->rope_freqs.offset};
-            if ((status = bind_tensor(l, "rope_freqs.weight", hp->n_rot / 2, 1, true, false, &rope, err)))
+            model_weight rope;
+            l->locations[index] = (tensor_location){.device = d, .buffer = device->rope_factors[which].buffer,
+                                                    .offset = device->rope_factors[which].offset};
+            if ((status = bind_tensor(l, name, hp->n_rot / 2, 1, true, false, &rope, err)))
                 return status;
-            device->rope_freqs = rope.tensor;
+            device->rope_factors[which] = rope.tensor;
         }
     }
 

@@ -6,6 +6,7 @@
 
 #include "devices.h"
 #include "model.h"
+#include "model_check.h"
 #include "plan_model.h"
 
 strata_placement_params strata_placement_default_params(void)
@@ -23,25 +24,17 @@ plan_model_shape plan_shape_of(const strata_hparams *hp)
 }
 
 /* Whether blk.N.<suffix> is read by the forward pass of hp, and whether
- * through a matmul. */
+ * through a matmul (the tensor table of model_check.c decides). */
 static bool layer_suffix_used(const strata_hparams *hp, const char *suffix, bool *is_matrix)
 {
-    static const char *const matrices[] = {"attn_q.weight", "attn_k.weight", "attn_v.weight",
-                                           "attn_output.weight", "ffn_gate.weight", "ffn_up.weight",
-                                           "ffn_down.weight"};
-    for (size_t i = 0; i < sizeof matrices / sizeof matrices[0]; i++)
-        if (strcmp(suffix, matrices[i]) == 0) {
-            *is_matrix = true;
+    for (size_t i = 0; i < layer_tensor_spec_count; i++) {
+        const layer_tensor_spec *spec = &layer_tensor_specs[i];
+        if (strcmp(suffix, spec->suffix) == 0 && layer_tensor_present(hp, spec)) {
+            *is_matrix = spec->matrix;
             return true;
         }
+    }
     *is_matrix = false;
-    if (strcmp(suffix, "attn_norm.weight") == 0 || strcmp(suffix, "ffn_norm.weight") == 0)
-        return true;
-    if (hp->has_qkv_bias &&
-        (strcmp(suffix, "attn_q.bias") == 0 || strcmp(suffix, "attn_k.bias") == 0 || strcmp(suffix, "attn_v.bias") == 0))
-        return true;
-    if (hp->has_qk_norm && (strcmp(suffix, "attn_q_norm.weight") == 0 || strcmp(suffix, "attn_k_norm.weight") == 0))
-        return true;
     return false;
 }
 
@@ -74,8 +67,8 @@ strata_status plan_tensor_table(const gguf_file *file, const strata_hparams *hp,
             tensor->is_matrix = true;
         } else if (strcmp(info->name, "output_norm.weight") == 0) {
             tensor->role = PLAN_ROLE_OUTPUT_NORM;
-        } else if (strcmp(info->name, "rope_freqs.weight") == 0) {
-            tensor->role = hp->has_rope_freq_factors ? PLAN_ROLE_ROPE_FREQS : PLAN_ROLE_UNUSED;
+        } else if (rope_factor_of(info->name) >= 0) {
+            tensor->role = rope_factor_used(hp, rope_factor_of(info->name)) ? PLAN_ROLE_ROPE_FREQS : PLAN_ROLE_UNUSED;
         } else if (sscanf(info->name, "blk.%lld.%n", &layer, &consumed) == 1 && consumed > 0 && layer >= 0 &&
                    layer < hp->n_layer && layer_suffix_used(hp, info->name + consumed, &tensor->is_matrix)) {
             tensor->role = PLAN_ROLE_LAYER;

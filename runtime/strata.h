@@ -21,7 +21,17 @@ typedef enum strata_arch {
     STRATA_ARCH_LLAMA, /* LLaMA 1/2/3, Mistral */
     STRATA_ARCH_QWEN2, /* + QKV bias */
     STRATA_ARCH_QWEN3, /* + Q/K RMS norm */
+    STRATA_ARCH_OLMO2, /* norms after attention and FFN only, Q/K norm over the whole projection */
+    STRATA_ARCH_GEMMA2, /* pre- and post-norms, GeGLU, softcaps, sliding window on alternate layers */
+    STRATA_ARCH_GEMMA3, /* gemma2 without softcaps, + Q/K norm, 5 local : 1 global layers */
+    STRATA_ARCH_PHI3,  /* fused QKV and gate/up, partial rotary, LongRoPE, sliding window */
 } strata_arch;
+
+/* Which layers attend through the sliding window (when there is one). */
+typedef enum strata_swa_layers {
+    STRATA_SWA_ALL,     /* every layer (phi3) */
+    STRATA_SWA_PERIOD,  /* all but the last of every swa_period layers (gemma2: 2, gemma3: 6) */
+} strata_swa_layers;
 
 /* Architecture hyper-parameters read from GGUF metadata (architecture
  * differences are data: the forward pass reads these flags). */
@@ -46,6 +56,26 @@ typedef struct strata_hparams {
     bool has_qkv_bias;         /* qwen2 */
     bool has_qk_norm;          /* qwen3 */
     bool tied_output;          /* output projection shares token_embd */
+    /* The layout of a block, as data for the one forward pass. */
+    bool has_pre_norms;        /* attn_norm / ffn_norm before attention and FFN (all but olmo2) */
+    bool has_post_norms;       /* post_attention_norm / post_ffw_norm on their outputs (gemma, olmo2) */
+    bool qk_norm_full;         /* the Q/K norm spans the whole projection (olmo2), not one head */
+    bool fused_qkv;            /* attn_qkv holds Q, K, V rows (phi3) */
+    bool fused_gate_up;        /* ffn_up holds the gate rows, then the up rows (phi3) */
+    bool ffn_gelu;             /* GeGLU (tanh gelu of the gate) instead of SwiGLU */
+    float embd_scale;          /* embeddings are multiplied by this (gemma: sqrt(n_embd)); 1 otherwise */
+    float attn_scale;          /* query . key multiplier (1 / sqrt(head_dim) unless the file says) */
+    float attn_softcap;        /* scores = c * tanh(scores / c); 0: none */
+    float final_softcap;       /* the same on the output logits; 0: none */
+    int64_t sliding_window;    /* attend to the last this many positions; 0: no window */
+    strata_swa_layers swa_layers;
+    int64_t swa_period;        /* with STRATA_SWA_PERIOD */
+    float rope_freq_base_swa;  /* rope base and scale of the sliding layers (gemma3: 10000, unscaled); */
+    float rope_freq_scale_swa; /* the same as the global ones otherwise */
+    bool has_rope_longrope;    /* rope_factors_short/long: long ones when the context exceeds
+                                  rope_orig_ctx (phi3 LongRoPE) */
+    int64_t rope_orig_ctx;     /* rope.scaling.original_context_length; 0 when absent */
+    float rope_attn_factor;    /* rotated dims scaled by this (LongRoPE); 1 otherwise */
     int file_type;             /* general.file_type, -1 when absent */
     uint64_t n_params;         /* elements of all weights */
     uint64_t weight_bytes;     /* bytes of all weights in the file */

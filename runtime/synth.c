@@ -115,13 +115,33 @@ static strata_status write_hparams(gguf_writer *writer, const synth_plan *plan, 
         (status = set_u32(writer, arch, "attention.head_count_kv", c->n_head_kv, err)) ||
         (status = set_f32(writer, arch, "attention.layer_norm_rms_epsilon", c->rms_eps, err)) ||
         (status = set_f32(writer, arch, "rope.freq_base", c->rope_freq_base, err)) ||
-        (status = set_u32(writer, arch, "rope.dimension_count", c->head_dim, err)) ||
+        (status = set_u32(writer, arch, "rope.dimension_count", c->n_rot ? c->n_rot : c->head_dim, err)) ||
         (status = set_u32(writer, arch, "vocab_size", c->n_vocab, err)))
         return status;
     if (c->write_head_dim &&
         ((status = set_u32(writer, arch, "attention.key_length", c->head_dim, err)) ||
          (status = set_u32(writer, arch, "attention.value_length", c->head_dim, err))))
         return status;
+    if ((c->sliding_window && (status = set_u32(writer, arch, "attention.sliding_window", c->sliding_window, err))) ||
+        (c->attn_softcap && (status = set_f32(writer, arch, "attn_logit_softcapping", c->attn_softcap, err))) ||
+        (c->final_softcap && (status = set_f32(writer, arch, "final_logit_softcapping", c->final_softcap, err))) ||
+        (c->rope_freq_base_swa && (status = set_f32(writer, arch, "rope.freq_base_swa", c->rope_freq_base_swa, err))))
+        return status;
+    char key[128];
+    if (c->rope_linear_factor) {
+        snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+        if ((status = gguf_writer_set_string(writer, key, "linear", err)) ||
+            (status = set_f32(writer, arch, "rope.scaling.factor", c->rope_linear_factor, err)))
+            return status;
+    }
+    if (c->longrope_orig_ctx) {
+        /* LongRoPE's attention factor for a context of n_ctx_train */
+        double scale = (double)c->n_ctx_train / (double)c->longrope_orig_ctx;
+        double attn_factor = scale > 1.0 ? sqrt(1.0 + log(scale) / log((double)c->longrope_orig_ctx)) : 1.0;
+        if ((status = set_u32(writer, arch, "rope.scaling.original_context_length", c->longrope_orig_ctx, err)) ||
+            (status = set_f32(writer, arch, "rope.scaling.attn_factor", attn_factor, err)))
+            return status;
+    }
     return STRATA_OK;
 }
 
@@ -291,6 +311,11 @@ static void generate_row(const synth_tensor *t, const synth_config *config, uint
 {
     if (t->init == SYNTH_INIT_ROPE_FREQS) {
         llama3_rope_factors(config, row, t->ne[0]);
+        return;
+    }
+    if (t->init == SYNTH_INIT_RAMP) {
+        for (int64_t i = 0; i < t->ne[0]; i++)
+            row[i] = (float)(1.0 + 3.0 * (double)i / (double)t->ne[0]);
         return;
     }
     synth_rng rng = rng_for_row(seed, t->name, row_index);

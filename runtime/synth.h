@@ -15,7 +15,7 @@
 
 /* Shape and metadata of one preset for one architecture. */
 typedef struct synth_config {
-    const char *arch;          /* "llama", "qwen2", "qwen3" */
+    const char *arch;          /* "llama", "qwen2", "qwen3", "olmo2", "gemma2", "gemma3", "phi3" */
     const char *preset;        /* "tiny", "llama3-8b", ... */
     int64_t n_vocab;
     int64_t n_embd;
@@ -32,6 +32,18 @@ typedef struct synth_config {
     bool has_qkv_bias;         /* qwen2: attn_q/k/v.bias */
     bool has_qk_norm;          /* qwen3: attn_q_norm / attn_k_norm */
     bool llama3_rope;          /* rope_freqs.weight with llama3 scaling factors */
+    /* the families beyond llama (what the file needs; the runtime knows the rest by the name) */
+    bool no_pre_norms;         /* olmo2: no attn_norm / ffn_norm */
+    bool post_norms;           /* gemma, olmo2: post_attention_norm, post_ffw_norm */
+    bool qk_norm_full;         /* olmo2: attn_q_norm / attn_k_norm over the whole projection */
+    bool fused;                /* phi3: attn_qkv, and ffn_up holding gate and up */
+    int64_t n_rot;             /* rope.dimension_count; 0: head_dim */
+    int64_t sliding_window;    /* attention.sliding_window; 0: not written */
+    double attn_softcap;       /* attn_logit_softcapping; 0: not written */
+    double final_softcap;      /* final_logit_softcapping; 0: not written */
+    double rope_freq_base_swa; /* rope.freq_base_swa; 0: not written */
+    double rope_linear_factor; /* rope.scaling.type linear with this factor; 0: none */
+    int64_t longrope_orig_ctx; /* rope_factors_short/long and rope.scaling.original_context_length; 0: none */
 } synth_config;
 
 /* Llama 3.1 rope scaling constants (what rope_freqs.weight is computed from). */
@@ -44,7 +56,8 @@ typedef struct synth_config {
 typedef enum synth_init {
     SYNTH_INIT_GAUSSIAN,   /* N(0, scale^2) */
     SYNTH_INIT_NEAR_ONE,   /* 1 + N(0, scale^2): norm weights */
-    SYNTH_INIT_ROPE_FREQS  /* llama3 rope scaling factors (not random) */
+    SYNTH_INIT_ROPE_FREQS, /* llama3 rope scaling factors (not random) */
+    SYNTH_INIT_RAMP        /* 1 + 3 i / n: LongRoPE's long factors, growing with the wavelength */
 } synth_init;
 
 typedef struct synth_tensor {
@@ -64,6 +77,10 @@ typedef struct synth_plan {
     int64_t n_tensors;
     uint64_t total_bytes; /* sum of tensor bytes (the file adds metadata and padding) */
 } synth_plan;
+
+/* A format rows of ne0 elements can be stored in: dtype, or llama.cpp's
+ * fallback when ne0 is not a multiple of its block (synth_presets.c). */
+strata_dtype synth_fallback_dtype(strata_dtype dtype, int64_t ne0);
 
 /* Finds the preset for arch (NULL = the preset's own arch). Returns
  * STRATA_INVALID_INPUT naming the known presets when there is none. */

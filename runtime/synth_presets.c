@@ -59,6 +59,24 @@ static const synth_config presets[] = {
     {.arch = "qwen3", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
      .head_dim = 128, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
      .write_head_dim = true, .has_qk_norm = true},
+    /* olmo2: norms after the blocks only, the Q/K norm over the projection */
+    {.arch = "olmo2", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 4,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 500000.0, .rms_eps = 1e-6,
+     .has_qk_norm = true, .qk_norm_full = true, .no_pre_norms = true, .post_norms = true},
+    /* gemma2: a window of 4 (shorter than the tests' prompts) on layers 0 and 2, softcaps */
+    {.arch = "gemma2", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 4, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 10000.0, .rms_eps = 1e-6,
+     .write_head_dim = true, .tied_output = true, .post_norms = true, .sliding_window = 4, .attn_softcap = 50.0,
+     .final_softcap = 30.0},
+    /* gemma3: 6 layers (5 local with base 10000, 1 global with base 1e6 scaled by 8) */
+    {.arch = "gemma3", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 6, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
+     .write_head_dim = true, .tied_output = true, .has_qk_norm = true, .post_norms = true, .sliding_window = 4,
+     .rope_freq_base_swa = 10000.0, .rope_linear_factor = 8.0},
+    /* phi3: fused weights, half the head rotated, LongRoPE (past 8 positions the long factors) */
+    {.arch = "phi3", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 10000.0, .rms_eps = 1e-5, .fused = true,
+     .n_rot = 32, .sliding_window = 4, .longrope_orig_ctx = 8},
     {.arch = "llama", .preset = "llama2-7b", .n_vocab = 32000, .n_embd = 4096, .n_layer = 32, .n_head = 32,
      .n_head_kv = 32, .head_dim = 128, .n_ff = 11008, .n_ctx_train = 4096, .rope_freq_base = 10000.0,
      .rms_eps = 1e-5},
@@ -74,12 +92,29 @@ static const synth_config presets[] = {
     {.arch = "qwen3", .preset = "qwen3-8b", .n_vocab = 151936, .n_embd = 4096, .n_layer = 36, .n_head = 32,
      .n_head_kv = 8, .head_dim = 128, .n_ff = 12288, .n_ctx_train = 40960, .rope_freq_base = 1000000.0,
      .rms_eps = 1e-6, .write_head_dim = true, .has_qk_norm = true},
+    {.arch = "olmo2", .preset = "olmo2-7b", .n_vocab = 100352, .n_embd = 4096, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 32, .head_dim = 128, .n_ff = 11008, .n_ctx_train = 4096, .rope_freq_base = 500000.0,
+     .rms_eps = 1e-6, .has_qk_norm = true, .qk_norm_full = true, .no_pre_norms = true, .post_norms = true},
+    {.arch = "gemma2", .preset = "gemma2-9b", .n_vocab = 256000, .n_embd = 3584, .n_layer = 42, .n_head = 16,
+     .n_head_kv = 8, .head_dim = 256, .n_ff = 14336, .n_ctx_train = 8192, .rope_freq_base = 10000.0,
+     .rms_eps = 1e-6, .write_head_dim = true, .tied_output = true, .post_norms = true, .sliding_window = 4096,
+     .attn_softcap = 50.0, .final_softcap = 30.0},
+    {.arch = "gemma3", .preset = "gemma3-12b", .n_vocab = 262208, .n_embd = 3840, .n_layer = 48, .n_head = 16,
+     .n_head_kv = 8, .head_dim = 256, .n_ff = 15360, .n_ctx_train = 131072, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-6, .write_head_dim = true, .tied_output = true, .has_qk_norm = true, .post_norms = true,
+     .sliding_window = 1024, .rope_freq_base_swa = 10000.0, .rope_linear_factor = 8.0},
+    /* Phi-3-mini-4k: no LongRoPE (the 128k variant has it) */
+    {.arch = "phi3", .preset = "phi3-mini", .n_vocab = 32064, .n_embd = 3072, .n_layer = 32, .n_head = 32,
+     .n_head_kv = 32, .head_dim = 96, .n_ff = 8192, .n_ctx_train = 4096, .rope_freq_base = 10000.0, .rms_eps = 1e-5,
+     .fused = true, .sliding_window = 2047},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 static const char *const preset_names[] = {
     "llama/tiny",     "qwen2/tiny",        "qwen3/tiny",       "llama/llama2-7b", "llama/llama3-8b",
-    "llama/llama3-70b", "qwen2/qwen2.5-7b", "qwen3/qwen3-8b", NULL,
+    "llama/llama3-70b", "qwen2/qwen2.5-7b", "qwen3/qwen3-8b", "olmo2/tiny",      "gemma2/tiny",
+    "gemma3/tiny",      "phi3/tiny",        "olmo2/olmo2-7b", "gemma2/gemma2-9b", "gemma3/gemma3-12b",
+    "phi3/phi3-mini",   NULL,
 };
 
 const char *const *strata_synth_preset_names(void)
@@ -190,7 +225,9 @@ strata_status synth_find_config(const char *arch, const char *preset, synth_conf
     }
     return strata_fail(err, STRATA_INVALID_INPUT,
                        "synth: no preset '%s' for architecture '%s' (known: llama/tiny, qwen2/tiny, qwen3/tiny, "
-                       "llama/llama2-7b, llama/llama3-8b, llama/llama3-70b, qwen2/qwen2.5-7b, qwen3/qwen3-8b)",
+                       "olmo2/tiny, gemma2/tiny, gemma3/tiny, phi3/tiny, llama/llama2-7b, llama/llama3-8b, "
+                       "llama/llama3-70b, qwen2/qwen2.5-7b, qwen3/qwen3-8b, olmo2/olmo2-7b, gemma2/gemma2-9b, "
+                       "gemma3/gemma3-12b, phi3/phi3-mini)",
                        preset, arch ? arch : "(any)");
 }
 
@@ -303,8 +340,7 @@ static strata_dtype mix_dtype(const mix_description *mix, const synth_config *co
     return mix->default_dtype;
 }
 
-/* A format the row length ne0 can be stored in (see the top of the file). */
-static strata_dtype fallback_dtype(strata_dtype dtype, int64_t ne0)
+strata_dtype synth_fallback_dtype(strata_dtype dtype, int64_t ne0)
 {
     const dtype_traits *traits = dtype_get_traits((int)dtype);
     if (ne0 % traits->block_elements == 0)
@@ -366,7 +402,7 @@ static void add_matrix(plan_builder *builder, const char *name, int64_t ne0, int
                        int64_t layer)
 {
     synth_tensor *tensor = push_tensor(builder, name, 2, ne0, ne1);
-    tensor->dtype = fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
+    tensor->dtype = synth_fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
     tensor->init = SYNTH_INIT_GAUSSIAN;
     tensor->scale = 1.0 / sqrt((double)ne0);
     size_t row_bytes = 0;
@@ -384,25 +420,42 @@ static void add_layer(plan_builder *builder, int64_t layer)
     int64_t kv_size = c->n_head_kv * c->head_dim;
     char name[64];
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer, suffix), name)
-    add_vector(builder, NAME("attn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
-    add_matrix(builder, NAME("attn_q.weight"), c->n_embd, q_size, ROLE_ATTN_Q, layer);
-    if (c->has_qkv_bias)
-        add_vector(builder, NAME("attn_q.bias"), q_size, SYNTH_INIT_GAUSSIAN, bias_scale);
-    add_matrix(builder, NAME("attn_k.weight"), c->n_embd, kv_size, ROLE_ATTN_K, layer);
-    if (c->has_qkv_bias)
-        add_vector(builder, NAME("attn_k.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
-    add_matrix(builder, NAME("attn_v.weight"), c->n_embd, kv_size, ROLE_ATTN_V, layer);
-    if (c->has_qkv_bias)
-        add_vector(builder, NAME("attn_v.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+    if (!c->no_pre_norms)
+        add_vector(builder, NAME("attn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    if (c->fused) {
+        /* Q, K, V rows in one matrix; the mix treats it as attn_q */
+        add_matrix(builder, NAME("attn_qkv.weight"), c->n_embd, q_size + 2 * kv_size, ROLE_ATTN_Q, layer);
+    } else {
+        add_matrix(builder, NAME("attn_q.weight"), c->n_embd, q_size, ROLE_ATTN_Q, layer);
+        if (c->has_qkv_bias)
+            add_vector(builder, NAME("attn_q.bias"), q_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+        add_matrix(builder, NAME("attn_k.weight"), c->n_embd, kv_size, ROLE_ATTN_K, layer);
+        if (c->has_qkv_bias)
+            add_vector(builder, NAME("attn_k.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+        add_matrix(builder, NAME("attn_v.weight"), c->n_embd, kv_size, ROLE_ATTN_V, layer);
+        if (c->has_qkv_bias)
+            add_vector(builder, NAME("attn_v.bias"), kv_size, SYNTH_INIT_GAUSSIAN, bias_scale);
+    }
     if (c->has_qk_norm) {
-        add_vector(builder, NAME("attn_q_norm.weight"), c->head_dim, SYNTH_INIT_NEAR_ONE, norm_noise);
-        add_vector(builder, NAME("attn_k_norm.weight"), c->head_dim, SYNTH_INIT_NEAR_ONE, norm_noise);
+        add_vector(builder, NAME("attn_q_norm.weight"), c->qk_norm_full ? q_size : c->head_dim, SYNTH_INIT_NEAR_ONE,
+                   norm_noise);
+        add_vector(builder, NAME("attn_k_norm.weight"), c->qk_norm_full ? kv_size : c->head_dim,
+                   SYNTH_INIT_NEAR_ONE, norm_noise);
     }
     add_matrix(builder, NAME("attn_output.weight"), q_size, c->n_embd, ROLE_ATTN_OUTPUT, layer);
-    add_vector(builder, NAME("ffn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
-    add_matrix(builder, NAME("ffn_gate.weight"), c->n_embd, c->n_ff, ROLE_FFN_GATE, layer);
-    add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, c->n_ff, ROLE_FFN_UP, layer);
+    if (c->post_norms)
+        add_vector(builder, NAME("post_attention_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    if (!c->no_pre_norms)
+        add_vector(builder, NAME("ffn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
+    if (c->fused) {
+        add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, 2 * c->n_ff, ROLE_FFN_UP, layer);
+    } else {
+        add_matrix(builder, NAME("ffn_gate.weight"), c->n_embd, c->n_ff, ROLE_FFN_GATE, layer);
+        add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, c->n_ff, ROLE_FFN_UP, layer);
+    }
     add_matrix(builder, NAME("ffn_down.weight"), c->n_ff, c->n_embd, ROLE_FFN_DOWN, layer);
+    if (c->post_norms)
+        add_vector(builder, NAME("post_ffw_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
 #undef NAME
 }
 
@@ -419,8 +472,8 @@ strata_status synth_plan_create(const char *arch, const char *preset, const char
         c->n_vocab = n_vocab_override;
     out->file_type = mix.file_type;
 
-    int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0);
-    int64_t capacity = 4 + c->n_layer * per_layer;
+    int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0) + (c->post_norms ? 2 : 0);
+    int64_t capacity = 6 + c->n_layer * per_layer;
     out->tensors = calloc((size_t)capacity, sizeof *out->tensors);
     if (!out->tensors)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "synth: cannot allocate a plan of %lld tensors",
@@ -428,6 +481,11 @@ strata_status synth_plan_create(const char *arch, const char *preset, const char
     plan_builder builder = {out, &mix, capacity};
     if (c->llama3_rope)
         add_vector(&builder, "rope_freqs.weight", c->head_dim / 2, SYNTH_INIT_ROPE_FREQS, 0.0);
+    if (c->longrope_orig_ctx) {
+        int64_t n_rot = c->n_rot ? c->n_rot : c->head_dim;
+        add_vector(&builder, "rope_factors_long.weight", n_rot / 2, SYNTH_INIT_RAMP, 0.0);
+        add_vector(&builder, "rope_factors_short.weight", n_rot / 2, SYNTH_INIT_NEAR_ONE, 0.05);
+    }
     add_matrix(&builder, "token_embd.weight", c->n_embd, c->n_vocab, ROLE_TOKEN_EMBD, 0);
     for (int64_t layer = 0; layer < c->n_layer; layer++)
         add_layer(&builder, layer);

@@ -29,6 +29,24 @@
 #             the cap); into LOG_DIR/bench-summary.md
 #   bench70b  the same bench on llama3-70b q4_k_m, when the GPU's free memory
 #             and the disk have room for it
+#   lowbit    the low-bit formats (IQ*, MXFP4, TQ*) on the GPU: their op-conformance
+#             cases are part of test_backend_ops, run here unless the `test` step
+#             is in this run too (either way a format the backend still refuses
+#             fails the step); then strata bench --backend cuda -p 512 -n 128 on
+#             synthetic llama3-8b at iq2_xs, iq3_s and iq4_xs, and on llama3-70b
+#             at iq2_xs on one card capped at --vram cuda0=24G (the plan of a
+#             24 GB card: all 80 layers and the 4096-position KV cache on it;
+#             uncapped once more if that fails), when the disk and the GPU's
+#             free memory have room (the file is ~20 GB); into
+#             LOG_DIR/bench-summary.md. Every model is written with
+#             --distinct-rows 64 and deleted after use. synth quantizes on all
+#             cores; measured on a busy 2-core machine, llama3-8b iq2_xs took
+#             27 s of CPU (23 user, 4 system; 98 s wall) with --distinct-rows
+#             64, and without it 35 s of CPU wrote 1.6 % of the file (about
+#             37 CPU-minutes in all, minutes even on 16 cores). The 70B
+#             quantizes 5 times the 8B's distinct rows and writes 20 GB. The
+#             step needs 150 s to start and 400 s left for the 70B; on 16
+#             cores expect about 1 minute per 8B and 3 to 5 for the 70B
 #   report    static facts of the kernels (scripts/kernel-report.sh)
 #
 # Environment:
@@ -50,21 +68,25 @@
 #   GEMM_TILE_SWEEP (STRATA_CUDA_GEMM_TILE_MIB values, default "8 16 32 128";
 #   empty: no sweep), PLACEMENT_DEVICES (default "cuda0,cpu"; the cap is on
 #   the first), PLACEMENT_MODELS (default "llama3-8b:q4_k_m:3G
-#   llama3-70b:q4_k_m:24G", PRESET:TYPE:CAP each)
+#   llama3-70b:q4_k_m:24G", PRESET:TYPE:CAP each), LOWBIT_MODELS (default
+#   "llama3-8b:iq2_xs llama3-8b:iq3_s llama3-8b:iq4_xs"), LOWBIT_BIG (default
+#   "llama3-70b:iq2_xs:24G", PRESET:TYPE:CAP with an empty CAP for none; empty:
+#   no big model), LOWBIT_OPS=0 (no test_backend_ops in the lowbit step)
 # Every step that fits runs even when an earlier one failed; LOG_DIR/summary.txt
 # lists each command with its outcome and seconds; the exit status is 0 only
 # when every step ran and passed.
 set -uo pipefail
 
 if [[ $# -lt 1 || $1 == -h || $1 == --help ]]; then
-    sed -n '2,55p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    # the comment at the top of this file, up to its first line of code
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
     exit 2
 fi
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 log_dir="$(mkdir -p "$1" && cd "$1" && pwd)"
 shift
 steps=("$@")
-[[ ${#steps[@]} -gt 0 ]] || steps=(build test bench placement sanitize bench70b)
+[[ ${#steps[@]} -gt 0 ]] || steps=(build test bench lowbit placement sanitize bench70b)
 build_dir="${BUILD_DIR:-$repo/build-gpu}"
 model_dir="${MODEL_DIR:-${TMPDIR:-/tmp}/strata-gpu-models}"
 jobs="${JOBS:-$(nproc 2>/dev/null || echo 4)}"
@@ -73,6 +95,8 @@ bench_backend="${BENCH_BACKEND:-cuda}"
 read -r -a bench_models <<<"${BENCH_MODELS:-llama3-8b:q4_k_m llama3-8b:q4_0 llama3-8b:q8_0}"
 placement_devices="${PLACEMENT_DEVICES:-cuda0,cpu}"
 read -r -a placement_models <<<"${PLACEMENT_MODELS:-llama3-8b:q4_k_m:3G llama3-70b:q4_k_m:24G}"
+read -r -a lowbit_models <<<"${LOWBIT_MODELS-llama3-8b:iq2_xs llama3-8b:iq3_s llama3-8b:iq4_xs}"
+lowbit_big="${LOWBIT_BIG-llama3-70b:iq2_xs:24G}"
 budget="${TIME_BUDGET:-0}"
 started_at=$(date +%s)
 summary="$log_dir/summary.txt"
@@ -241,22 +265,28 @@ step_test() {
 
 # --- benchmarks --------------------------------------------------------------------
 
-# bench_model PRESET TYPE REPETITIONS [SWEEP]: synth, bench (and with SWEEP,
-# pp512 at each GEMM tile size of GEMM_TILE_SWEEP), delete
+# bench_model PRESET TYPE REPETITIONS [SWEEP [SYNTH_CAP [BENCH_FLAG...]]]:
+# synth (stopped after SYNTH_CAP seconds, default 600), bench with the extra
+# flags (and with SWEEP non-empty, pp512 at each GEMM tile size of
+# GEMM_TILE_SWEEP), delete
 bench_model() {
-    local preset=$1 type=$2 reps=$3 sweep=${4:-}
+    local preset=$1 type=$2 reps=$3 sweep=${4:-} synth_cap=${5:-600}
+    shift $(($# < 5 ? $# : 5))
+    local extra=("$@")
     local name="$preset-$type" model="$model_dir/$preset-$type.gguf"
     mkdir -p "$model_dir"
     if [[ ! -s $model ]]; then
         # rows repeat (64 distinct per matrix): the same bytes per token,
         # minutes less of quantizing
-        run_logged "synth-$name" 600 "$strata" synth --arch llama --preset "$preset" --type "$type" \
-            --distinct-rows 64 -o "$model" || return
+        run_logged "synth-$name" "$synth_cap" "$strata" synth --arch llama --preset "$preset" --type "$type" \
+            --distinct-rows 64 -o "$model" || { rm -f "$model"; return 1; }
     fi
-    run_logged "bench-$name" 600 "$strata" bench -m "$model" --backend "$bench_backend" -p 512 -n 128 -r "$reps"
+    run_logged "bench-$name" 600 "$strata" bench -m "$model" --backend "$bench_backend" -p 512 -n 128 -r "$reps" \
+        "${extra[@]}"
+    local bench_status=$?
     if [[ -s $log_dir/bench-$name.log ]]; then
         {
-            echo "## $preset $type"
+            echo "## $preset $type${extra[*]:+ (${extra[*]})}"
             echo
             grep -E '^\||^device:|^memory bandwidth:|^matmul peak:|^predicted:' "$log_dir/bench-$name.log"
             echo
@@ -273,6 +303,7 @@ bench_model() {
         done
     fi
     [[ ${KEEP_MODELS:-0} == 1 ]] || rm -f "$model"
+    return "$bench_status"
 }
 
 start_bench_summary() {
@@ -317,6 +348,86 @@ step_bench70b() {
     fi
     start_bench_summary
     bench_model llama3-70b q4_k_m "${REPETITIONS_70B:-2}"
+}
+
+# --- the low-bit formats ------------------------------------------------------------------
+
+# lowbit_big PRESET TYPE CAP: the big model where the disk and (on CUDA) the
+# GPU's free memory have room for its bytes (a header-only synth of the same
+# shape gives them), benched at --vram cuda0=CAP, and uncapped if that fails
+lowbit_big() {
+    local preset=$1 type=$2 cap=$3
+    local name="$preset-$type" sizing="$model_dir/$preset-$type.size.gguf" model_bytes
+    mkdir -p "$model_dir"
+    if ! "$strata" synth --arch llama --preset "$preset" --type "$type" --header-only -o "$sizing" \
+        >"$log_dir/size-$name.log" 2>&1; then
+        rm -f "$sizing"
+        record "lowbit-$name" "FAILED (synth --header-only, see size-$name.log)"
+        return
+    fi
+    model_bytes=$(stat -c %s "$sizing")
+    rm -f "$sizing"
+    local need_mib=$((model_bytes / 1048576)) disk_free_kib gpu_free_mib
+    disk_free_kib="$(df -Pk "$model_dir" | awk 'NR == 2 { print $4 }')"
+    if [[ $disk_free_kib -lt $(((need_mib + 1024) * 1024)) ]]; then
+        record "lowbit-$name" "SKIPPED (disk free $((disk_free_kib / 1024)) MiB in $model_dir, needs $((need_mib + 1024)))"
+        return
+    fi
+    if [[ $bench_backend == cuda ]]; then
+        gpu_free_mib="$(nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits 2>/dev/null | head -n 1 |
+            tr -d ' ')"
+        if [[ -z $gpu_free_mib || $gpu_free_mib -lt $((need_mib + 4096)) ]]; then
+            record "lowbit-$name" "SKIPPED (GPU free memory ${gpu_free_mib:-?} MiB, needs $((need_mib + 4096)))"
+            return
+        fi
+    fi
+    local keep=${KEEP_MODELS:-0} device=$bench_backend
+    [[ $device == cpu ]] || device=${device}0
+    if [[ -n $cap ]]; then
+        # keep the file for the uncapped try
+        KEEP_MODELS=1 bench_model "$preset" "$type" "${REPETITIONS_70B:-2}" "" 900 --vram "$device=$cap"
+        local capped_status=$?
+        if [[ $capped_status -ne 0 && -s $model_dir/$name.gguf ]] && fits "bench-$name-uncapped" 120; then
+            mv "$log_dir/bench-$name.log" "$log_dir/bench-$name-capped.log"
+            KEEP_MODELS=$keep bench_model "$preset" "$type" "${REPETITIONS_70B:-2}" "" 900
+        fi
+        [[ $keep == 1 ]] || rm -f "$model_dir/$name.gguf"
+    else
+        bench_model "$preset" "$type" "${REPETITIONS_70B:-2}" "" 900
+    fi
+}
+
+step_lowbit() {
+    built lowbit || return
+    fits lowbit 150 || return
+    local step ran_test=0
+    for step in "${steps[@]}"; do
+        [[ $step == test ]] && ran_test=1
+    done
+    # test_backend_ops runs every weight format the backend takes, and names
+    # the formats it refuses: none may be refused now
+    local ops_log="$log_dir/backend-ops.log" refused="(^|: )$bench_backend: [0-9]+ cases refused"
+    if [[ $ran_test == 0 && ${LOWBIT_OPS:-1} == 1 ]]; then
+        ctest_logged lowbit-backend-ops 180 '^test_backend_ops$'
+        ops_log="$log_dir/lowbit-backend-ops.log"
+    fi
+    if grep -Eq "$refused" "$ops_log" 2>/dev/null; then
+        record lowbit-formats "FAILED ($bench_backend refuses:$(grep -E "$refused" "$ops_log" | sed 's/.*weight formats//'))"
+    elif [[ -s $ops_log ]]; then
+        record lowbit-formats "passed (no weight format refused, see $(basename "$ops_log"))"
+    fi
+    start_bench_summary
+    local entry
+    for entry in "${lowbit_models[@]}"; do
+        fits "bench-${entry/:/-}" 90 || continue
+        bench_model "${entry%%:*}" "${entry#*:}" "$repetitions"
+    done
+    if [[ -n $lowbit_big ]]; then
+        local preset=${lowbit_big%%:*} rest=${lowbit_big#*:}
+        local type=${rest%%:*} cap=${rest#*:}
+        [[ $rest == *:* ]] || cap=
+        fits "lowbit-$preset-$type" 400 && lowbit_big "$preset" "$type" "$cap"
+    fi
 }
 
 # --- placement: a model larger than the GPU's cap ----------------------------------------
@@ -404,9 +515,9 @@ step_report() {
 : >"$summary"
 for step in "${steps[@]}"; do
     case "$step" in
-    build | test | bench | placement | sanitize | bench70b | report) ;;
+    build | test | bench | placement | sanitize | bench70b | lowbit | report) ;;
     *)
-        echo "gpu-check.sh: unknown step '$step' (build, test, bench, placement, sanitize, bench70b, report)" >&2
+        echo "gpu-check.sh: unknown step '$step' (build, test, bench, placement, sanitize, bench70b, lowbit, report)" >&2
         exit 2
         ;;
     esac

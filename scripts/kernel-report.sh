@@ -149,6 +149,14 @@ pretty_name() {
                 s/^(matvec_float_kernel)<30,/\1<BF16,/'
 }
 
+# the low-bit formats' tables, generated from base/quant_iq_grids.c as the build does
+if ! cmake -DSTRATA_UNPACK_TABLES_SOURCE="$repo/base/quant_iq_grids.c" -DSTRATA_GENERATED_DIR="$work/generated" \
+    -P "$repo/cmake/unpack_tables.cmake" >"$work/unpack_tables.log" 2>&1; then
+    echo "kernel-report.sh: cannot generate the tables of kernels/quant_unpack_lowbit.h:" >&2
+    cat "$work/unpack_tables.log" >&2
+    exit 1
+fi
+
 echo "# kernel report: sm_$arch, $("$nvcc" --version | tail -n 1)"
 [[ -n $cuobjdump ]] || echo "# cuobjdump not found (set CUOBJDUMP): the SASS columns are left out"
 echo
@@ -158,7 +166,7 @@ loops="$work/loops.txt"
 for source in "$repo"/kernels/*.cu; do
     base="$(basename "$source" .cu)"
     cubin="$work/$base.cubin"
-    if ! "$nvcc" -cubin -arch="sm_$arch" -O3 -DNDEBUG -std=c++17 -Xptxas -v -I"$repo/kernels" "$source" \
+    if ! "$nvcc" -cubin -arch="sm_$arch" -O3 -DNDEBUG -std=c++17 -Xptxas -v -I"$repo/kernels" -I"$work/generated" "$source" \
         -o "$cubin" >"$work/$base.ptxas" 2>&1; then
         echo "kernel-report.sh: $base.cu does not compile:" >&2
         cat "$work/$base.ptxas" >&2

@@ -21,6 +21,7 @@ layout(push_constant) uniform Push {
     uint pos_offset;
     uint factor_offset;
     uint d_offset;
+    float attn_factor; // LongRoPE's, on the rotated dims; 1: none
 } p;
 
 layout(set = 0, binding = 0) readonly buffer X { float x[]; };
@@ -45,7 +46,7 @@ void main()
         float theta = float(positions[p.pos_offset + token]) * inv_freq[k];
         if (p.has_factors != 0u)
             theta /= factors[p.factor_offset + k];
-        float c = cos(theta), s = sin(theta);
+        float c = cos(theta) * p.attn_factor, s = sin(theta) * p.attn_factor;
         float x0 = x[p.x_offset + base + i0], x1 = x[p.x_offset + base + i1];
         d[p.d_offset + base + i0] = x0 * c - x1 * s;
         d[p.d_offset + base + i1] = x0 * s + x1 * c;

@@ -83,6 +83,7 @@ typedef struct op_case {
     int n_past;         /* attention: the first query's position */
     bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
     bool freq_factors;  /* rope */
+    float attn_factor;  /* rope: LongRoPE's scale of the rotated dims */
     bool reshape;       /* copy: dst is [n0 * n1] */
     int window;         /* attention */
     float softcap;      /* attention */
@@ -131,6 +132,9 @@ static const op_case fixed_cases[] = {
     {.op = OP_ROPE, .ne = {80, 3, 2}, .n_rot = 32, .flag = true, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {80, 3, 33}, .n_rot = 40, .flag = false, .max_nmse = NMSE_FLOAT},
     {.op = OP_ROPE, .ne = {128, 8, 5}, .n_rot = 128, .flag = true, .freq_factors = true, .max_nmse = NMSE_FLOAT},
+    /* phi3: half the head rotated, LongRoPE factors and attention factor */
+    {.op = OP_ROPE, .ne = {96, 5, 9}, .n_rot = 48, .flag = true, .freq_factors = true, .attn_factor = 1.19f,
+     .max_nmse = NMSE_FLOAT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F32, .ne = {96, 3, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_KV_STORE, .dtype = DTYPE_F16, .ne = {96, 7, 16}, .max_nmse = NMSE_EXACT},
     {.op = OP_ATTENTION, .dtype = DTYPE_F32, .ne = {64, 4, 1, 4}, .n_past = 0, .max_nmse = NMSE_FLOAT},
@@ -223,9 +227,11 @@ static op_case *build_cases(int *count)
 {
     static const int64_t n_tok_list[] = {1, 2, 7, 33};
     static const int64_t n_out_list[] = {1, 3, 67};
+    static const int64_t tile_token_list[] = {1, 2, 3, 5, 8, 9, 17, 64};
     int64_t n_fixed = (int64_t)(sizeof fixed_cases / sizeof fixed_cases[0]);
     int64_t n_weight = (int64_t)(sizeof weight_types / sizeof weight_types[0]);
-    int64_t capacity = n_fixed + n_weight * (3 * 4 * 3 + 4);
+    int64_t n_tile = (int64_t)(sizeof tile_token_list / sizeof tile_token_list[0]);
+    int64_t capacity = n_fixed + n_weight * (3 * 4 * 3 + 4 + n_tile);
     op_case *cases = calloc((size_t)capacity, sizeof *cases);
     if (!cases)
         return NULL;
@@ -248,6 +254,13 @@ static op_case *build_cases(int *count)
         double long_nmse = weight_types[w].matmul_nmse < NMSE_Q8_ACTIVATIONS_LONG ? weight_types[w].matmul_nmse
                                                                                  : NMSE_Q8_ACTIVATIONS_LONG;
         cases[n++] = (op_case){.op = OP_MATMUL, .dtype = dtype, .ne = {long_in, 67, 5}, .max_nmse = long_nmse};
+        /* formats with tiled kernels (batch > 1): token counts around and
+         * past the tile width, a row count that no split divides evenly */
+        const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
+        if (kernel && kernel->tile_scalar)
+            for (size_t t = 0; t < sizeof tile_token_list / sizeof tile_token_list[0]; t++)
+                cases[n++] = (op_case){.op = OP_MATMUL, .dtype = dtype, .ne = {4 * block, 37, tile_token_list[t]},
+                                       .max_nmse = weight_types[w].matmul_nmse};
         cases[n++] = (op_case){.op = OP_GET_ROWS, .dtype = dtype, .ne = {block == 1 ? 33 : block, 10, 1},
                                .max_nmse = NMSE_EXACT};
         cases[n++] = (op_case){.op = OP_GET_ROWS, .dtype = dtype, .ne = {2 * (block == 1 ? 48 : block), 50, 7},
@@ -548,10 +561,11 @@ static strata_status run_rope_case(const op_case *c, case_output *out, strata_er
     op.params.rope.neox = c->flag;
     op.params.rope.freq_base = 10000.0f;
     op.params.rope.freq_scale = c->freq_factors ? 1.0f : 0.5f;
+    op.params.rope.attn_factor = c->attn_factor;
     if ((status = run(&op, err)) || (status = tensor_read(&xt, out->got, (size_t)count * sizeof(float), err)))
         goto fail;
     ref_rope(x, positions, c->freq_factors ? factors : NULL, head_dim, n_heads, n_tok, c->n_rot, c->flag, 10000.0f,
-             op.params.rope.freq_scale, out->ref);
+             op.params.rope.freq_scale, c->attn_factor, out->ref);
 fail:
     tensor_release(&xt);
     tensor_release(&pt);
@@ -1044,6 +1058,91 @@ static int check_dot_agreement(void)
     return failures;
 }
 
+/* Every tiled kernel against the dot product of its format on the same
+ * bytes: the scalar tile always, the AVX2 tile where the CPU has AVX2, for
+ * every token count a tile takes (1 .. CPU_TILE_TOKENS) and a few rows, on
+ * the three kinds of rows of check_dot_agreement. Each output may differ
+ * from the scalar dot product only by float summation order. */
+static int check_tile_agreement(void)
+{
+    enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
+    static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
+    static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
+    float got[TOKENS * ROWS];
+    bool have_avx2 = cpu_detect_isa() == CPU_ISA_AVX2;
+    int failures = 0, checked = 0;
+    for (size_t k = 0; k < sizeof weight_types / sizeof weight_types[0]; k++) {
+        strata_dtype dtype = weight_types[k].dtype;
+        const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
+        if (!kernel || !kernel->tile_scalar)
+            continue;
+        for (int pattern = 0; pattern < 3; pattern++) {
+            rng_state = 0x9E3779B97F4A7C15ULL * (uint64_t)(4 * k + pattern + 1);
+            strata_error err = {0};
+            for (int r = 0; r < ROWS; r++) {
+                for (int64_t i = 0; i < N; i++)
+                    w_values[i] = pattern == 2 ? (rng_uniform() < 0.5 ? -0.7f : 0.7f) : 0.5f * rng_gauss();
+                if (quant_quantize_row(dtype, w_values, w_bytes[r], N, &err) != STRATA_OK ||
+                    quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], N, &err) != STRATA_OK) {
+                    printf("FAIL tile agreement %s: %s\n", dtype_name(dtype), err.message);
+                    return failures + 1;
+                }
+            }
+            for (int t = 0; t < TOKENS; t++) {
+                for (int64_t i = 0; i < N; i++)
+                    x_values[t][i] = pattern == 1 ? (rng_uniform() < 0.5 ? -1.3f : 1.3f) : rng_gauss();
+                cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
+                if (kernel->act == CPU_ACT_Q8_0)
+                    for (int b = 0; b < N / 32; b++)
+                        act_scales[b][t] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                else
+                    for (int b = 0; b < N / 256; b++)
+                        act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
+            }
+            for (int variant = 0; variant < 2; variant++) {
+                cpu_tile_fn tile_fn = variant == 0 ? kernel->tile_scalar : kernel->tile_avx2;
+                if (variant == 1 && (!have_avx2 || !tile_fn))
+                    continue;
+                for (int tokens = 1; tokens <= TOKENS; tokens++) {
+                    for (int i = 0; i < TOKENS * ROWS; i++)
+                        got[i] = NAN;
+                    cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
+                                     .rows = ROWS, .act = (const char *)act_bytes,
+                                     .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
+                                     .act_scales_stride = TOKENS, .tokens = tokens, .dst = got, .dst_stride = ROWS};
+                    tile_fn(&tile);
+                    for (int t = 0; t < TOKENS; t++)
+                        for (int r = 0; r < ROWS; r++) {
+                            float value = got[t * ROWS + r];
+                            if (t >= tokens) { /* past the tile: untouched */
+                                if (!isnan(value)) {
+                                    printf("FAIL tile agreement %s: %d tokens wrote token %d\n", dtype_name(dtype),
+                                           tokens, t);
+                                    failures++;
+                                }
+                                continue;
+                            }
+                            float dot = kernel->scalar(N, w_bytes[r], act_bytes[t]);
+                            double magnitude = 0.0;
+                            for (int64_t i = 0; i < N; i++)
+                                magnitude += fabs((double)w_decoded[r][i] * x_values[t][i]);
+                            checked++;
+                            if (!(fabs((double)value - dot) <= 1e-5 * magnitude + 1e-6)) {
+                                printf("FAIL tile agreement %s (%s) pattern %d, %d tokens, row %d token %d: tile %.9g, "
+                                       "dot %.9g\n",
+                                       dtype_name(dtype), variant ? "avx2" : "scalar", pattern, tokens, r, t, value, dot);
+                                failures++;
+                            }
+                        }
+                }
+            }
+        }
+    }
+    if (failures == 0)
+        printf("tile agreement: ok (%d outputs)\n", checked);
+    return failures;
+}
+
 typedef struct pool_probe {
     int *hits; /* one counter per index */
     int max_thread;
@@ -1195,8 +1294,8 @@ int main(int argc, char **argv)
         printf("FAIL: no backend called %s is built in\n", only);
         return 1;
     }
-    int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_thread_pool() +
-                                   check_attention_tiling();
+    int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_tile_agreement() +
+                                   check_thread_pool() + check_attention_tiling();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);
     if (!cases) {

@@ -4,7 +4,8 @@
  * holds the CPU to. Skipped (exit 77, saying why) when this strata was built
  * without CUDA or no CUDA device is present.
  *
- * For each architecture x weight type, the tiny synthetic model decodes a
+ * For each architecture x weight type (the low-bit formats of
+ * e2e_lowbit_type_bounds included), the tiny synthetic model decodes a
  * prompt as one batch (every logit, f32 KV cache: the cuBLAS GEMM path, since
  * 10 tokens are more than the matrix-vector kernels take) and one token at a
  * time (f16 KV cache: the matrix-vector kernels inside begin/end steps, so
@@ -13,7 +14,10 @@
  * context buckets of the graphs and splits attention over the cache rows,
  * and runs again with graphs off (STRATA_CUDA_GRAPHS=0): the two must give
  * bit-identical logits, since a replayed graph launches exactly the kernels
- * of the direct path.
+ * of the direct path. The families' transformers fixtures (tests/data/
+ * families/, as test_family_logits checks them on the CPU) run too: F32
+ * against transformers' logits, strata's quantizations against the
+ * reference.
  *
  * Bounds, as for the CPU: f32 1e-9, f16/bf16 1e-6, block formats 3e-3 (the
  * CUDA matrix-vector kernels quantize activations to 8 bits per 32 values,
@@ -28,6 +32,7 @@
 
 #include "backends/backend.h"
 #include "e2e_common.h"
+#include "family_fixtures.h"
 #include "test_temp.h"
 #include "reference_forward.h"
 #ifdef STRATA_CUDA_EMULATED
@@ -58,6 +63,23 @@ static void check_model(const char *label, const char *path, const int32_t *toke
 {
     if (!e2e_check_model("cuda", label, path, tokens, n_tokens, nmse_max))
         failures++;
+}
+
+/* Writes the tiny model of arch at a weight type into dir and checks it. */
+static void check_synthetic(const char *dir, const char *arch, const e2e_type_bound *bound)
+{
+    char path[600], label[64];
+    snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, arch, bound->type);
+    snprintf(label, sizeof label, "%s tiny %s", arch, bound->type);
+    strata_synth_params params = {.arch = arch, .preset = "tiny", .type = bound->type, .seed = 1, .output_path = path};
+    strata_error err = {0};
+    if (strata_synth(&params, &err) != STRATA_OK) {
+        printf("%-26s synth error: %s\n", label, err.message);
+        failures++;
+        return;
+    }
+    check_model(label, path, e2e_byte_prompt, e2e_byte_prompt_len, bound->nmse_max);
+    remove(path);
 }
 
 /* 600 tokens one at a time against the reference, with graphs on and off. */
@@ -148,7 +170,7 @@ int main(void)
         printf("skipped: %s\n", count_err.message[0] ? count_err.message : "no CUDA device");
         return 77;
     }
-    char dir[512], path[600], label[64];
+    char dir[512], path[600];
     if (!test_make_temp_dir(dir, sizeof dir, "strata_cuda_e2e")) {
         printf("cannot create a temporary directory\n");
         return 1;
@@ -160,23 +182,27 @@ int main(void)
         for (size_t t = 0; t < E2E_FORMAT_COUNT; t++) {
             if (QUICK_MATRIX && a > 0 && strcmp(e2e_type_bounds[t].type, "f16") != 0 && strcmp(e2e_type_bounds[t].type, "q4_k") != 0)
                 continue;
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], e2e_type_bounds[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], e2e_type_bounds[t].type);
-            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = e2e_type_bounds[t].type, .seed = 1,
-                                          .output_path = path};
-            strata_error err = {0};
-            if (strata_synth(&params, &err) != STRATA_OK) {
-                printf("%-26s synth error: %s\n", label, err.message);
-                failures++;
-                continue;
-            }
-            check_model(label, path, e2e_byte_prompt, n_byte_prompt, e2e_type_bounds[t].nmse_max);
-            remove(path);
+            check_synthetic(dir, e2e_archs[a], &e2e_type_bounds[t]);
         }
+    /* the low-bit formats (kernels/quant_unpack_lowbit.h) and their mixes:
+     * all of them on llama, and on the other architectures too on a GPU */
+    for (size_t a = 0; a < (QUICK_MATRIX ? 1 : E2E_ARCH_COUNT); a++)
+        for (size_t t = 0; t < e2e_lowbit_type_bound_count; t++)
+            check_synthetic(dir, e2e_archs[a], &e2e_lowbit_type_bounds[t]);
     check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", e2e_stories_prompt,
                 e2e_stories_prompt_len, 1e-9);
     check_model("llama-2-tiny-random (f16)", STRATA_MODELS_DIR "/llama-2-tiny-random.gguf", e2e_byte_prompt,
                 n_byte_prompt, 1e-6);
+
+    /* the families' transformers fixtures (test_family_logits): F32 against
+     * transformers, strata's quantizations against the reference (on the
+     * emulation f16 and q8_0 only) */
+    for (int f = 0; f < FAMILY_FIXTURE_COUNT; f++) {
+        failures += !family_check_transformers("cuda", STRATA_TEST_DATA_DIR, family_fixtures[f], 1e-8);
+        for (int t = 0; t < (QUICK_MATRIX ? 2 : FAMILY_TYPE_COUNT); t++)
+            failures += !family_check_type("cuda", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
+                                           &family_type_bounds[t]);
+    }
 
     snprintf(path, sizeof path, "%s/llama_tiny_q4_k.gguf", dir);
     strata_synth_params params = {.arch = "llama", .preset = "tiny", .type = "q4_k", .seed = 2, .output_path = path};

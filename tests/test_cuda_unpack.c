@@ -1,7 +1,8 @@
 /* The CUDA backend's block-format code, checked on the host (no GPU needed):
  *
- * - kernels/quant_unpack.h: every unit of every block format unpacks to the
- *   exact floats base/quant.c dequantizes to, and the dp4a-style unit dot
+ * - kernels/quant_unpack.h: every unit of every block format (the low-bit
+ *   ones of quant_unpack_lowbit.h too) unpacks to the exact floats
+ *   base/quant.c dequantizes to, its tables are base's, and the dp4a-style unit dot
  *   product equals the float dot product with the same 8-bit activations;
  * - backends/cuda/cuda_choose.h: the pure choices of the CUDA backend
  *   (matmul path per dtype and batch, attention kernel and splits, context
@@ -71,6 +72,7 @@ void unpack_misaligned(const void *address, int alignment)
 
 #include "kernels/quant_unpack.h"
 #include "quant.h"
+#include "quant_lowbit.h"
 #include "test_check.h"
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
@@ -88,8 +90,11 @@ static float rng_gauss(void)
     return (float)(sqrt(-2.0 * log(rng_uniform())) * cos(2.0 * M_PI * rng_uniform()));
 }
 
-static const strata_dtype formats[] = {DTYPE_Q4_0, DTYPE_Q4_1, DTYPE_Q5_0, DTYPE_Q5_1, DTYPE_Q8_0,
-                                       DTYPE_Q2_K, DTYPE_Q3_K, DTYPE_Q4_K, DTYPE_Q5_K, DTYPE_Q6_K};
+static const strata_dtype formats[] = {DTYPE_Q4_0,    DTYPE_Q4_1,   DTYPE_Q5_0,    DTYPE_Q5_1,   DTYPE_Q8_0,
+                                       DTYPE_Q2_K,    DTYPE_Q3_K,   DTYPE_Q4_K,    DTYPE_Q5_K,   DTYPE_Q6_K,
+                                       DTYPE_IQ2_XXS, DTYPE_IQ2_XS, DTYPE_IQ2_S,   DTYPE_IQ3_XXS, DTYPE_IQ3_S,
+                                       DTYPE_IQ1_S,   DTYPE_IQ1_M,  DTYPE_IQ4_NL,  DTYPE_IQ4_XS, DTYPE_MXFP4,
+                                       DTYPE_TQ1_0,   DTYPE_TQ2_0};
 
 /* The 8-bit activations of 32 values, as kernel_quantize_q8 makes them. */
 static void quantize_activations(const float *x, int32_t q[8], float *scale, float sums[2], int32_t quant_sums[2])
@@ -222,6 +227,28 @@ done:
     free(bytes);
 }
 
+/* The tables of quant_unpack_lowbit.h, expanded from the header that
+ * cmake/unpack_tables.cmake generates from base/quant_iq_grids.c, hold the
+ * bytes of the tables the CPU computes with (the GPU's __device__ copies
+ * are expanded from the same macros). */
+static void check_tables(void)
+{
+#define CHECK_TABLE(name)                                                                                          \
+    CHECK(sizeof unpack_table_##name == sizeof quant_##name &&                                                     \
+              memcmp(unpack_table_##name, quant_##name, sizeof quant_##name) == 0,                                 \
+          "unpack_table_" #name " differs from base's quant_" #name)
+    CHECK_TABLE(iq2xxs_grid);
+    CHECK_TABLE(iq2xs_grid);
+    CHECK_TABLE(iq2s_grid);
+    CHECK_TABLE(iq3xxs_grid);
+    CHECK_TABLE(iq3s_grid);
+    CHECK_TABLE(iq1s_grid);
+    CHECK_TABLE(iq2_signs);
+    CHECK_TABLE(iq4nl_values);
+    CHECK_TABLE(mxfp4_values);
+#undef CHECK_TABLE
+}
+
 /* The wide loads: the words they give, and the alignment they insist on. */
 static void check_wide_loads(void)
 {
@@ -294,6 +321,8 @@ static void check_choices(void)
     CHECK(cuda_matmul_choose(DTYPE_F16, 512) == CUDA_MATMUL_GEMM_F16_SPLIT, "f16 prefill keeps f32 activations");
     CHECK(cuda_matmul_choose(DTYPE_BF16, 512) == CUDA_MATMUL_GEMM_F32, "bf16 prefill");
     CHECK(cuda_matmul_choose(DTYPE_F32, 33) == CUDA_MATMUL_GEMM_F32, "f32 prefill");
+    CHECK(cuda_matmul_choose(DTYPE_IQ2_XS, 1) == CUDA_MATMUL_MATVEC_Q8, "iq2_xs decode is a dp4a matvec");
+    CHECK(cuda_matmul_choose(DTYPE_MXFP4, 512) == CUDA_MATMUL_GEMM_F16, "mxfp4 prefill dequantizes to f16");
     CHECK(cuda_matmul_choose(DTYPE_Q8_K, 1) == CUDA_MATMUL_NONE, "q8_k is not a weight format");
     CHECK(cuda_matmul_choose(DTYPE_I32, 1) == CUDA_MATMUL_NONE, "i32 is not a weight format");
     CHECK(cuda_matmul_choose(DTYPE_Q6_K, 0) == CUDA_MATMUL_MATVEC_Q8, "no tokens: a matvec of nothing");
@@ -372,6 +401,7 @@ int main(void)
 #endif
     check_bytes_helpers();
     check_wide_loads();
+    check_tables();
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         int64_t block = dtype_get_traits((int)formats[i])->block_elements;
         check_format(formats[i], block);

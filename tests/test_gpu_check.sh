@@ -2,7 +2,7 @@
 # scripts/gpu-check.sh without a GPU: its bench step on the CPU backend with
 # tiny models (summary, bench tables, the tile sweep on the first model only,
 # log archive, models deleted after use), its placement step on the CPU
-# alone, a time budget too small for any step (every step listed as skipped,
+# alone, its lowbit step on the CPU with tiny low-bit models, a time budget too small for any step (every step listed as skipped,
 # exit status 1), and bad usage. The GPU steps themselves need a GPU.
 # Environment (set by ctest): STRATA, STRATA_BUILD_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
@@ -39,9 +39,22 @@ if expect_status 0 "placement step on the cpu" -- env BUILD_DIR="$build_dir" MOD
     grep -q 'cpu: peak .* counted, planned' "$work/placement/bench-summary.md" || fail "no counted peak"
 fi
 
+# the lowbit step on the CPU: one tiny low-bit model for the 8B ones, and a
+# tiny one capped at 1G for the big one (sized by a header-only synth, benched
+# with the cap); no op suite (LOWBIT_OPS=0: test_backend_ops is the test step's)
+if expect_status 0 "lowbit step on the cpu" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
+    BENCH_BACKEND=cpu LOWBIT_MODELS="tiny:iq4_xs" LOWBIT_BIG="tiny:iq2_xs:1G" LOWBIT_OPS=0 REPETITIONS=1 \
+    REPETITIONS_70B=1 TIME_BUDGET=600 bash "$script" "$work/lowbit" lowbit; then
+    grep -q '^bench-tiny-iq4_xs *passed' "$work/lowbit/summary.txt" || fail "summary: $(cat "$work/lowbit/summary.txt")"
+    grep -q '^bench-tiny-iq2_xs *passed' "$work/lowbit/summary.txt" || fail "summary: $(cat "$work/lowbit/summary.txt")"
+    grep -q '^## tiny iq2_xs (--vram cpu=1G)' "$work/lowbit/bench-summary.md" || fail "no capped big-model section"
+    grep -q '| tg128 |' "$work/lowbit/bench-summary.md" || fail "lowbit bench summary has no tg128 row"
+    [[ -e $work/models/tiny-iq2_xs.gguf || -e $work/models/tiny-iq4_xs.gguf ]] && fail "a low-bit model was kept"
+fi
+
 if expect_status 1 "a budget too small for anything" -- env BUILD_DIR="$build_dir" MODEL_DIR="$work/models" \
-    TIME_BUDGET=1 bash "$script" "$work/small" test bench sanitize bench70b; then
-    [[ $(grep -c 'SKIPPED' "$work/small/summary.txt") -ge 3 ]] || fail "skips: $(cat "$work/small/summary.txt")"
+    TIME_BUDGET=1 bash "$script" "$work/small" test bench lowbit sanitize bench70b; then
+    [[ $(grep -c 'SKIPPED' "$work/small/summary.txt") -ge 4 ]] || fail "skips: $(cat "$work/small/summary.txt")"
 fi
 
 expect_status 2 "an unknown step" -- bash "$script" "$work/bad" frobnicate

@@ -9,7 +9,10 @@
  *   NaN, a rope base of infinity or beyond float, a linear rope scaling
  *   factor that makes the frequency scale infinite, rope_freqs factors of
  *   zero and NaN: refused at load and by strata_model_check, naming the key
- *   or tensor (before: accepted, exit 0).
+ *   or tensor (before: accepted, exit 0). The same for the keys of gemma2,
+ *   gemma3 and phi3 (softcaps, sliding window and its pattern, query scale,
+ *   the local rope base, LongRoPE's attention factor, original context and
+ *   factors), on copies of their transformers fixtures.
  * - NaN inside a weight matrix: a load does not read every weight, but
  *   strata_model_check with the scan (`strata info --check`) finds it.
  * - what `run` refuses, `info` refuses too: a missing tensor, a BOS id
@@ -32,7 +35,7 @@
 
 static int failures;
 static char dir[256];
-static char base_path[320];
+static char base_path[600];
 
 static void check(bool ok, const char *what)
 {
@@ -177,6 +180,63 @@ static void check_hyperparameters(void)
     expect_refused("weight_nan", &nan_spec, true, "blk.1.attn_q.weight");
 }
 
+static void zero_long_rope_factor(const char *name, strata_dtype dtype, void *bytes, size_t size, void *user)
+{
+    (void)dtype;
+    (void)user;
+    if (strcmp(name, "rope_factors_long.weight") == 0)
+        set_float_at(bytes, size, 1, 0.0f);
+}
+
+/* The keys of gemma2, gemma3 and phi3 (issue 12), absurd: copies of their
+ * transformers fixtures (tests/data/families/) with one key changed. */
+static void check_family_hyperparameters(void)
+{
+    char saved[sizeof base_path];
+    memcpy(saved, base_path, sizeof saved);
+    typedef struct family_case {
+        const char *family, *name;
+        rewrite_key key;
+        const char *fragment;
+    } family_case;
+    const family_case cases[] = {
+        {"gemma2", "softcap_huge", {.key = "gemma2.attn_logit_softcapping", .kind = REWRITE_FLOAT,
+                                    .type = GGUF_TYPE_FLOAT32, .float_value = 1e30}, "attn_logit_softcapping"},
+        {"gemma2", "final_softcap_nan", {.key = "gemma2.final_logit_softcapping", .kind = REWRITE_FLOAT,
+                                         .type = GGUF_TYPE_FLOAT32, .float_value = NAN}, "final_logit_softcapping"},
+        {"gemma2", "window_negative", {.key = "gemma2.attention.sliding_window", .kind = REWRITE_INT,
+                                       .type = GGUF_TYPE_INT32, .int_value = -6}, "attention.sliding_window"},
+        {"gemma2", "window_huge", {.key = "gemma2.attention.sliding_window", .kind = REWRITE_INT,
+                                   .type = GGUF_TYPE_UINT64, .int_value = 1ll << 40}, "attention.sliding_window"},
+        {"gemma2", "pattern_zero", {.key = "gemma2.attention.sliding_window_pattern", .kind = REWRITE_INT,
+                                    .type = GGUF_TYPE_UINT32, .int_value = 0}, "sliding_window_pattern"},
+        {"gemma2", "scale_negative", {.key = "gemma2.attention.scale", .kind = REWRITE_FLOAT,
+                                      .type = GGUF_TYPE_FLOAT32, .float_value = -0.25}, "attention.scale"},
+        {"gemma3", "base_swa_inf", {.key = "gemma3.rope.freq_base_swa", .kind = REWRITE_FLOAT,
+                                    .type = GGUF_TYPE_FLOAT32, .float_value = INFINITY}, "rope.freq_base_swa"},
+        {"phi3", "attn_factor_huge", {.key = "phi3.rope.scaling.attn_factor", .kind = REWRITE_FLOAT,
+                                      .type = GGUF_TYPE_FLOAT32, .float_value = 1e30}, "attn_factor"},
+        {"phi3", "orig_ctx_zero", {.key = "phi3.rope.scaling.original_context_length", .kind = REWRITE_INT,
+                                   .type = GGUF_TYPE_UINT32, .int_value = 0}, "original_context_length"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/%s.gguf", cases[c].family);
+        expect_refused(cases[c].name, &(rewrite_spec){.keys = &cases[c].key, .n_keys = 1}, false,
+                       cases[c].fragment);
+    }
+    /* an architecture strata does not know keeps its clear error */
+    snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/gemma2.gguf");
+    rewrite_key mamba = {.key = "general.architecture", .kind = REWRITE_STRING, .type = GGUF_TYPE_STRING,
+                         .string_value = "mamba"};
+    expect_refused("unknown_arch", &(rewrite_spec){.keys = &mamba, .n_keys = 1}, false,
+                   "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
+                   "phi3)");
+    snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/phi3.gguf");
+    expect_refused("long_factor_zero", &(rewrite_spec){.edit_tensor = zero_long_rope_factor}, false,
+                   "rope_factors_long.weight");
+    memcpy(base_path, saved, sizeof saved);
+}
+
 /* Runs "$STRATA args", stdout and stderr into dir/cmd.out; returns the exit status. */
 static int run_strata(const char *args)
 {
@@ -270,6 +330,7 @@ int main(void)
     check(strata_model_check(base_path, true, &err) == STRATA_OK, "the untouched model passes the check and scan");
     check_alignment_one();
     check_hyperparameters();
+    check_family_hyperparameters();
     check_commands();
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);

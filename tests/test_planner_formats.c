@@ -2,8 +2,10 @@
  * (runtime/planner.c, plan_device_input.weight_dtype_supported): llama3-70b
  * at iq2_xs_mix and iq2_xs, written header-only by synth and planned by
  * plan_model (what strata plan and strata run use) over hypothetical
- * devices whose card refuses the low-bit formats, as the CUDA backend does
- * today.
+ * devices whose card refuses the low-bit formats, as a backend without
+ * kernels for them does (the CUDA backend computes them since
+ * kernels/quant_unpack_lowbit.h; test_plan_cli.sh plans this model with
+ * the real registrations).
  *
  * - Keeping weights on the CPU for their dtype is planned exactly as
  *   overriding the same tensors to the CPU (-ot) is: the same device for

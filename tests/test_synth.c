@@ -97,7 +97,7 @@ static void check_tiny(const char *arch, const char *type)
     CHECK_KEY("attention.head_count", c->n_head);
     CHECK_KEY("attention.head_count_kv", c->n_head_kv);
     CHECK_KEY("context_length", c->n_ctx_train);
-    CHECK_KEY("rope.dimension_count", c->head_dim);
+    CHECK_KEY("rope.dimension_count", c->n_rot ? c->n_rot : c->head_dim);
     CHECK_KEY("vocab_size", c->n_vocab);
     if (c->write_head_dim) {
         CHECK_KEY("attention.key_length", c->head_dim);
@@ -450,7 +450,7 @@ static void check_bad_input(void)
     int n_names = 0;
     while (names[n_names])
         n_names++;
-    CHECK(n_names == 8, "%d preset names", n_names);
+    CHECK(n_names == 16, "%d preset names", n_names);
     printf("ok   bad input\n");
 }
 
@@ -466,6 +466,11 @@ int main(void)
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             check_tiny(archs[a], types[t]);
+    const char *families[] = {"olmo2", "gemma2", "gemma3", "phi3"};
+    for (size_t a = 0; a < sizeof families / sizeof families[0]; a++) {
+        check_tiny(families[a], "f32");
+        check_tiny(families[a], "q4_k_m");
+    }
     check_determinism();
     check_distinct_rows();
     check_large_plans();

@@ -10,7 +10,7 @@ expect_status 0 "synth --list" "$STRATA" synth --list && grep -q "llama/llama3-7
     fail "synth --list does not list llama3-70b"
 
 # a tiny model per architecture, read back by info and run
-for arch in llama qwen2 qwen3; do
+for arch in llama qwen2 qwen3 olmo2 gemma2 gemma3 phi3; do
     model="$work/$arch.gguf"
     expect_status 0 "synth $arch" "$STRATA" synth --arch "$arch" --preset tiny --type q4_k_m --seed 5 -o "$model" ||
         continue
@@ -18,6 +18,17 @@ for arch in llama qwen2 qwen3; do
         fail "info does not show architecture $arch"
     expect_status 0 "run on synth $arch" "$STRATA" run -m "$model" -p "Hello" -n 4
 done
+# info tells the families apart
+"$STRATA" info --no-tensors "$work/gemma2.gguf" >"$work/out" 2>&1
+grep -q "softcap        attention 50, final 30" "$work/out" && grep -q "GeGLU" "$work/out" &&
+    grep -q "sliding window 4 positions on 1 of every 2 layers" "$work/out" ||
+    fail "info on gemma2 does not show its softcaps, GeGLU and window"
+"$STRATA" info --no-tensors "$work/phi3.gguf" >"$work/out" 2>&1
+grep -q "qkv            fused" "$work/out" && grep -q "longrope       short factors up to 8 positions" "$work/out" ||
+    fail "info on phi3 does not show its fused QKV and LongRoPE"
+"$STRATA" info --no-tensors "$work/olmo2.gguf" >"$work/out" 2>&1
+grep -q "norms          after attention and FFN" "$work/out" && grep -q "over the projection" "$work/out" ||
+    fail "info on olmo2 does not show its norms"
 
 # the same seed gives the same bytes; another seed does not
 "$STRATA" synth --arch llama --preset tiny --type q8_0 --seed 9 -o "$work/a.gguf" 2>/dev/null

@@ -13,6 +13,11 @@
  * the CPU does; Vulkan vs CPU is then bounded by about the CPU's own error,
  * and gets the reference bound x 4 ((a + b)^2 <= 4 max(a, b)^2).
  *
+ * Then the families' transformers fixtures (tests/data/families/, as
+ * test_family_logits checks them on the CPU): F32 against transformers'
+ * logits, and f16, q8_0, q6_k, q4_k quantized by strata against the
+ * reference on the same file.
+ *
  * Skips (exit 77, saying why) when Vulkan is not built in or has no device. */
 #include <math.h>
 #include <stdbool.h>
@@ -23,6 +28,7 @@
 
 #include "backends/backend.h"
 #include "e2e_common.h"
+#include "family_fixtures.h"
 #include "test_temp.h"
 #include "reference_forward.h"
 #include "strata.h"
@@ -194,6 +200,16 @@ int main(void)
         }
     if (access(STRATA_MODELS_DIR "/stories260K.gguf", R_OK) == 0)
         check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", 1e-9);
+    /* the families' transformers fixtures: F32 against transformers, and
+     * strata's quantizations against the reference (test_family_logits) */
+    printf("\n%-24s %12s %12s %13s %13s %10s\n", "model (vulkan)", "nmse batch", "nmse 1-by-1", "argmax batch",
+           "argmax 1-by-1", "bound");
+    for (int f = 0; f < FAMILY_FIXTURE_COUNT; f++) {
+        failures += !family_check_transformers("vulkan", STRATA_TEST_DATA_DIR, family_fixtures[f], 1e-8);
+        for (int t = 0; t < FAMILY_TYPE_COUNT; t++)
+            failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
+                                           &family_type_bounds[t]);
+    }
     rmdir(dir);
     if (failures) {
         printf("\n%d failure(s)\n", failures);

@@ -153,8 +153,34 @@ static void print_model_report(const info_options *opts, const gguf_file *file, 
     printf("  rope           %s, freq_base %g, freq_scale %g%s\n", hp->rope_neox ? "neox" : "normal",
            (double)hp->rope_freq_base, (double)hp->rope_freq_scale,
            hp->has_rope_freq_factors ? ", with frequency factors" : "");
+    if (hp->rope_freq_base_swa != hp->rope_freq_base || hp->rope_freq_scale_swa != hp->rope_freq_scale)
+        printf("  rope (local)   freq_base %g, freq_scale %g on sliding-window layers\n",
+               (double)hp->rope_freq_base_swa, (double)hp->rope_freq_scale_swa);
+    if (hp->has_rope_longrope)
+        printf("  longrope       short factors up to %lld positions, long beyond; attention factor %g\n",
+               (long long)hp->rope_orig_ctx, (double)hp->rope_attn_factor);
     printf("  qkv bias       %s\n", hp->has_qkv_bias ? "yes" : "no");
-    printf("  q/k norm       %s\n", hp->has_qk_norm ? "yes" : "no");
+    printf("  q/k norm       %s\n", !hp->has_qk_norm ? "no" : hp->qk_norm_full ? "yes, over the projection" : "yes, per head");
+    printf("  norms          %s\n", hp->has_pre_norms && hp->has_post_norms ? "before and after attention and FFN"
+                                    : hp->has_post_norms                   ? "after attention and FFN"
+                                                                           : "before attention and FFN");
+    printf("  ffn            %s%s\n", hp->ffn_gelu ? "GeGLU (tanh gelu)" : "SwiGLU",
+           hp->fused_gate_up ? ", gate and up fused" : "");
+    if (hp->fused_qkv)
+        printf("  qkv            fused\n");
+    printf("  query scale    %g\n", (double)hp->attn_scale);
+    if (hp->embd_scale != 1.0f)
+        printf("  embd scale     %g\n", (double)hp->embd_scale);
+    if (hp->sliding_window > 0) {
+        if (hp->swa_layers == STRATA_SWA_ALL)
+            printf("  sliding window %lld positions, every layer\n", (long long)hp->sliding_window);
+        else
+            printf("  sliding window %lld positions on %lld of every %lld layers (the rest global)\n",
+                   (long long)hp->sliding_window, (long long)(hp->swa_period - 1), (long long)hp->swa_period);
+    }
+    if (hp->attn_softcap > 0.0f || hp->final_softcap > 0.0f)
+        printf("  softcap        attention %g, final %g (0: none)\n", (double)hp->attn_softcap,
+               (double)hp->final_softcap);
     printf("  tied output    %s\n", hp->tied_output ? "yes" : "no");
 
     if (opts->show_keys)

@@ -14,32 +14,41 @@
 #define AVX2(fn) NULL
 #endif
 
+/* A row with dot products only, and one with tiled kernels too. */
+#define KERNEL(w, a, dot_scalar, dot_avx2) {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2}
+#define TILED(w, a, dot_scalar, dot_avx2, tiled_scalar, tiled_avx2)                                                    \
+    {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar, .tile_avx2 = tiled_avx2}
+
 static const cpu_matmul_kernel kernel_table[] = {
-    {DTYPE_F32, CPU_ACT_F32, cpu_dot_f32_scalar, AVX2(cpu_dot_f32_avx2)},
-    {DTYPE_F16, CPU_ACT_F32, cpu_dot_f16_scalar, AVX2(cpu_dot_f16_avx2)},
-    {DTYPE_BF16, CPU_ACT_F32, cpu_dot_bf16_scalar, AVX2(cpu_dot_bf16_avx2)},
-    {DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2)},
-    {DTYPE_Q4_1, CPU_ACT_Q8_1, cpu_dot_q4_1_scalar, AVX2(cpu_dot_q4_1_avx2)},
-    {DTYPE_Q5_0, CPU_ACT_Q8_0, cpu_dot_q5_0_scalar, AVX2(cpu_dot_q5_0_avx2)},
-    {DTYPE_Q5_1, CPU_ACT_Q8_1, cpu_dot_q5_1_scalar, AVX2(cpu_dot_q5_1_avx2)},
-    {DTYPE_Q8_0, CPU_ACT_Q8_0, cpu_dot_q8_0_scalar, AVX2(cpu_dot_q8_0_avx2)},
-    {DTYPE_Q2_K, CPU_ACT_Q8_K, cpu_dot_q2_k_scalar, AVX2(cpu_dot_q2_k_avx2)},
-    {DTYPE_Q3_K, CPU_ACT_Q8_K, cpu_dot_q3_k_scalar, AVX2(cpu_dot_q3_k_avx2)},
-    {DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2)},
-    {DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, AVX2(cpu_dot_q5_k_avx2)},
-    {DTYPE_Q6_K, CPU_ACT_Q8_K, cpu_dot_q6_k_scalar, AVX2(cpu_dot_q6_k_avx2)},
-    {DTYPE_IQ2_XXS, CPU_ACT_Q8_K, cpu_dot_iq2_xxs_scalar, AVX2(cpu_dot_iq2_xxs_avx2)},
-    {DTYPE_IQ2_XS, CPU_ACT_Q8_K, cpu_dot_iq2_xs_scalar, AVX2(cpu_dot_iq2_xs_avx2)},
-    {DTYPE_IQ2_S, CPU_ACT_Q8_K, cpu_dot_iq2_s_scalar, AVX2(cpu_dot_iq2_s_avx2)},
-    {DTYPE_IQ3_XXS, CPU_ACT_Q8_K, cpu_dot_iq3_xxs_scalar, AVX2(cpu_dot_iq3_xxs_avx2)},
-    {DTYPE_IQ3_S, CPU_ACT_Q8_K, cpu_dot_iq3_s_scalar, AVX2(cpu_dot_iq3_s_avx2)},
-    {DTYPE_IQ1_S, CPU_ACT_Q8_K, cpu_dot_iq1_s_scalar, AVX2(cpu_dot_iq1_s_avx2)},
-    {DTYPE_IQ1_M, CPU_ACT_Q8_K, cpu_dot_iq1_m_scalar, AVX2(cpu_dot_iq1_m_avx2)},
-    {DTYPE_IQ4_NL, CPU_ACT_Q8_0, cpu_dot_iq4_nl_scalar, AVX2(cpu_dot_iq4_nl_avx2)},
-    {DTYPE_IQ4_XS, CPU_ACT_Q8_K, cpu_dot_iq4_xs_scalar, AVX2(cpu_dot_iq4_xs_avx2)},
-    {DTYPE_MXFP4, CPU_ACT_Q8_0, cpu_dot_mxfp4_scalar, AVX2(cpu_dot_mxfp4_avx2)},
-    {DTYPE_TQ1_0, CPU_ACT_Q8_K, cpu_dot_tq1_0_scalar, NULL},
-    {DTYPE_TQ2_0, CPU_ACT_Q8_K, cpu_dot_tq2_0_scalar, AVX2(cpu_dot_tq2_0_avx2)},
+    KERNEL(DTYPE_F32, CPU_ACT_F32, cpu_dot_f32_scalar, AVX2(cpu_dot_f32_avx2)),
+    KERNEL(DTYPE_F16, CPU_ACT_F32, cpu_dot_f16_scalar, AVX2(cpu_dot_f16_avx2)),
+    KERNEL(DTYPE_BF16, CPU_ACT_F32, cpu_dot_bf16_scalar, AVX2(cpu_dot_bf16_avx2)),
+    TILED(DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2),
+          cpu_tile_q4_0_scalar, AVX2(cpu_tile_q4_0_avx2)),
+    KERNEL(DTYPE_Q4_1, CPU_ACT_Q8_1, cpu_dot_q4_1_scalar, AVX2(cpu_dot_q4_1_avx2)),
+    KERNEL(DTYPE_Q5_0, CPU_ACT_Q8_0, cpu_dot_q5_0_scalar, AVX2(cpu_dot_q5_0_avx2)),
+    KERNEL(DTYPE_Q5_1, CPU_ACT_Q8_1, cpu_dot_q5_1_scalar, AVX2(cpu_dot_q5_1_avx2)),
+    TILED(DTYPE_Q8_0, CPU_ACT_Q8_0, cpu_dot_q8_0_scalar, AVX2(cpu_dot_q8_0_avx2),
+          cpu_tile_q8_0_scalar, AVX2(cpu_tile_q8_0_avx2)),
+    KERNEL(DTYPE_Q2_K, CPU_ACT_Q8_K, cpu_dot_q2_k_scalar, AVX2(cpu_dot_q2_k_avx2)),
+    KERNEL(DTYPE_Q3_K, CPU_ACT_Q8_K, cpu_dot_q3_k_scalar, AVX2(cpu_dot_q3_k_avx2)),
+    TILED(DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2),
+          cpu_tile_q4_k_scalar, AVX2(cpu_tile_q4_k_avx2)),
+    KERNEL(DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, AVX2(cpu_dot_q5_k_avx2)),
+    TILED(DTYPE_Q6_K, CPU_ACT_Q8_K, cpu_dot_q6_k_scalar, AVX2(cpu_dot_q6_k_avx2),
+          cpu_tile_q6_k_scalar, AVX2(cpu_tile_q6_k_avx2)),
+    KERNEL(DTYPE_IQ2_XXS, CPU_ACT_Q8_K, cpu_dot_iq2_xxs_scalar, AVX2(cpu_dot_iq2_xxs_avx2)),
+    KERNEL(DTYPE_IQ2_XS, CPU_ACT_Q8_K, cpu_dot_iq2_xs_scalar, AVX2(cpu_dot_iq2_xs_avx2)),
+    KERNEL(DTYPE_IQ2_S, CPU_ACT_Q8_K, cpu_dot_iq2_s_scalar, AVX2(cpu_dot_iq2_s_avx2)),
+    KERNEL(DTYPE_IQ3_XXS, CPU_ACT_Q8_K, cpu_dot_iq3_xxs_scalar, AVX2(cpu_dot_iq3_xxs_avx2)),
+    KERNEL(DTYPE_IQ3_S, CPU_ACT_Q8_K, cpu_dot_iq3_s_scalar, AVX2(cpu_dot_iq3_s_avx2)),
+    KERNEL(DTYPE_IQ1_S, CPU_ACT_Q8_K, cpu_dot_iq1_s_scalar, AVX2(cpu_dot_iq1_s_avx2)),
+    KERNEL(DTYPE_IQ1_M, CPU_ACT_Q8_K, cpu_dot_iq1_m_scalar, AVX2(cpu_dot_iq1_m_avx2)),
+    KERNEL(DTYPE_IQ4_NL, CPU_ACT_Q8_0, cpu_dot_iq4_nl_scalar, AVX2(cpu_dot_iq4_nl_avx2)),
+    KERNEL(DTYPE_IQ4_XS, CPU_ACT_Q8_K, cpu_dot_iq4_xs_scalar, AVX2(cpu_dot_iq4_xs_avx2)),
+    KERNEL(DTYPE_MXFP4, CPU_ACT_Q8_0, cpu_dot_mxfp4_scalar, AVX2(cpu_dot_mxfp4_avx2)),
+    KERNEL(DTYPE_TQ1_0, CPU_ACT_Q8_K, cpu_dot_tq1_0_scalar, NULL),
+    KERNEL(DTYPE_TQ2_0, CPU_ACT_Q8_K, cpu_dot_tq2_0_scalar, AVX2(cpu_dot_tq2_0_avx2)),
 };
 
 const cpu_matmul_kernel *cpu_matmul_kernel_find(strata_dtype weight)
@@ -68,6 +77,19 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice)
     switch (choice) {
     case CPU_KERNEL_SCALAR: return kernel->scalar;
     case CPU_KERNEL_AVX2: return kernel->avx2;
+    case CPU_KERNEL_NONE: break;
+    }
+    return NULL;
+}
+
+cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice)
+{
+    const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
+    if (!kernel)
+        return NULL;
+    switch (choice) {
+    case CPU_KERNEL_SCALAR: return kernel->tile_scalar;
+    case CPU_KERNEL_AVX2: return kernel->tile_avx2;
     case CPU_KERNEL_NONE: break;
     }
     return NULL;

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "../../base/dtype.h"
+#include "cpu_tile.h"
 
 /* What the f32 activation row is turned into before the dot products. */
 typedef enum cpu_act_format {
@@ -42,6 +43,10 @@ typedef struct cpu_matmul_kernel {
     cpu_act_format act;
     cpu_dot_fn scalar;
     cpu_dot_fn avx2; /* NULL when there is no AVX2 version */
+    /* tiled kernels for batch > 1 (cpu_tile.h), NULL where there are none:
+     * the matmul then runs the dot product per (row, token) */
+    cpu_tile_fn tile_scalar;
+    cpu_tile_fn tile_avx2;
 } cpu_matmul_kernel;
 
 /* The table row of a weight dtype, or NULL when it cannot be a matmul weight. */
@@ -53,6 +58,11 @@ cpu_kernel_choice cpu_kernel_choose(strata_dtype weight, cpu_isa isa);
 /* The dot product named by a choice (NULL for CPU_KERNEL_NONE). */
 cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice);
 
+/* The tiled kernel named by a choice, or NULL where the dtype has none for
+ * that implementation (choose the dot product with the same choice, so a
+ * forced scalar path stays scalar in both). */
+cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice);
+
 /* The best instruction set this CPU offers, unless the environment variable
  * STRATA_CPU_SCALAR is set to a non-empty value other than "0" (which forces
  * the scalar path, for tests and for comparing). */
@@ -61,6 +71,17 @@ cpu_isa cpu_detect_isa(void);
 /* Bytes of one activation row of n elements in format fmt; n must be a
  * multiple of the format's block (32, or 256 for Q8_K). */
 size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n);
+
+/* Bytes a matmul's activation scratch takes for n_tok rows of n elements:
+ * the rows in format fmt, and for Q8_0 and Q8_K each block's scale once more
+ * as f32 (the tiled kernels' act_scales, block-major with
+ * cpu_act_scales_stride floats per block). SIZE_MAX when that overflows.
+ * Pure: the planner's workspace bound uses it too. */
+size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok);
+
+/* Floats per block in those scales: n_tok rounded up to a multiple of 4, so
+ * a kernel may read a block's scales four tokens at a time. */
+int64_t cpu_act_scales_stride(int64_t n_tok);
 
 /* Converts n f32 values into one activation row of format fmt at dst
  * (cpu_act_row_bytes(fmt, n) bytes). */

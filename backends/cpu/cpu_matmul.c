@@ -5,9 +5,16 @@
  * spread over the pool; each thread walks its rows in blocks small enough to
  * stay in cache (about 32 KiB of weights) and runs every token against a block
  * before moving on, so a weight byte is read from memory once per op however
- * many tokens there are. */
+ * many tokens there are.
+ *
+ * With more than one token and a tiled kernel for the weight's format
+ * (cpu_tile.h), the tokens go through a block of rows CPU_TILE_TOKENS at a
+ * time, each weight block unpacked once per tile instead of once per token.
+ * One token (decode) keeps the plain dot product: a tile of one would only
+ * add a layer of calls. */
 #include <string.h>
 
+#include "../../base/quant.h"
 #include "cpu_internal.h"
 
 #define WEIGHT_BLOCK_BYTES (32 * 1024)
@@ -27,6 +34,9 @@ typedef struct matmul_job {
     int64_t n_in, n_out, n_tok;
     int64_t rows_per_block;
     cpu_dot_fn dot;
+    cpu_tile_fn tile;           /* NULL: one dot product per (row, token) */
+    float *act_scales;          /* Q8_0 activations of a tiled matmul: block scales as f32 */
+    int64_t act_scales_stride;  /* floats per token */
     /* activation conversion */
     const float *x;
     cpu_act_format act_format;
@@ -37,9 +47,39 @@ static void quantize_tokens(void *arg, int64_t begin, int64_t end, int thread_in
 {
     (void)thread_index;
     const matmul_job *job = arg;
-    for (int64_t t = begin; t < end; t++)
-        cpu_quantize_activation(job->act_format, job->x + t * job->n_in, (char *)job->act + (size_t)t * job->act_row_bytes,
-                                job->n_in, job->isa);
+    for (int64_t t = begin; t < end; t++) {
+        char *row = (char *)job->act + (size_t)t * job->act_row_bytes;
+        cpu_quantize_activation(job->act_format, job->x + t * job->n_in, row, job->n_in, job->isa);
+        if (job->act_scales && job->act_format == CPU_ACT_Q8_0) {
+            const block_q8_0 *blocks = (const block_q8_0 *)row;
+            for (int64_t b = 0; b < job->n_in / QK8_0; b++)
+                job->act_scales[b * job->act_scales_stride + t] = fp16_to_f32(blocks[b].d);
+        } else if (job->act_scales) {
+            const block_q8_K *blocks = (const block_q8_K *)row;
+            for (int64_t b = 0; b < job->n_in / QK_K; b++)
+                job->act_scales[b * job->act_scales_stride + t] = blocks[b].d;
+        }
+    }
+}
+
+static void matmul_rows_tiled(const matmul_job *job, int64_t row_begin, int64_t row_end)
+{
+    for (int64_t t = 0; t < job->n_tok; t += CPU_TILE_TOKENS) {
+        cpu_tile tile = {
+            .n = job->n_in,
+            .weight = job->weight + (size_t)row_begin * job->weight_row_bytes,
+            .weight_stride = job->weight_row_bytes,
+            .rows = row_end - row_begin,
+            .act = job->act + (size_t)t * job->act_row_bytes,
+            .act_stride = job->act_row_bytes,
+            .act_scales = job->act_scales ? job->act_scales + t : NULL,
+            .act_scales_stride = job->act_scales_stride,
+            .tokens = (int)(job->n_tok - t < CPU_TILE_TOKENS ? job->n_tok - t : CPU_TILE_TOKENS),
+            .dst = job->dst + t * job->n_out + row_begin,
+            .dst_stride = job->n_out,
+        };
+        job->tile(&tile);
+    }
 }
 
 static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread_index)
@@ -48,6 +88,10 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread_index)
     const matmul_job *job = arg;
     for (int64_t block = begin; block < end; block += job->rows_per_block) {
         int64_t block_end = block + job->rows_per_block < end ? block + job->rows_per_block : end;
+        if (job->tile) {
+            matmul_rows_tiled(job, block, block_end);
+            continue;
+        }
         for (int64_t t = 0; t < job->n_tok; t++) {
             const void *act = job->act + (size_t)t * job->act_row_bytes;
             float *out = job->dst + t * job->n_out;
@@ -61,7 +105,8 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
 {
     const strata_tensor *weight = op->src[0], *x = op->src[1];
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight->dtype);
-    cpu_dot_fn dot = cpu_kernel_dot(weight->dtype, cpu_kernel_choose(weight->dtype, ctx->isa));
+    cpu_kernel_choice choice = cpu_kernel_choose(weight->dtype, ctx->isa);
+    cpu_dot_fn dot = cpu_kernel_dot(weight->dtype, choice);
     if (!kernel || !dot)
         return strata_fail(err, STRATA_UNSUPPORTED, "cpu matmul: no kernel for %s weights", dtype_name(weight->dtype));
     matmul_job job = {
@@ -78,17 +123,33 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
     };
     if (job.n_out == 0 || job.n_tok == 0)
         return STRATA_OK;
+    if (job.n_tok > 1)
+        job.tile = cpu_kernel_tile(weight->dtype, choice);
     job.act_row_bytes = cpu_act_row_bytes(kernel->act, job.n_in);
     if (kernel->act == CPU_ACT_F32) {
         job.act = (const char *)job.x;
     } else {
-        if (job.act_row_bytes != 0 && (size_t)job.n_tok > SIZE_MAX / job.act_row_bytes)
+        size_t scratch_bytes = cpu_act_scratch_bytes(kernel->act, job.n_in, job.n_tok);
+        if (scratch_bytes == SIZE_MAX)
             return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu matmul: %lld activation rows do not fit in memory",
                                (long long)job.n_tok);
-        strata_status status = cpu_scratch_reserve(ctx, &ctx->activations, (size_t)job.n_tok * job.act_row_bytes, err);
+        strata_status status = cpu_scratch_reserve(ctx, &ctx->activations, scratch_bytes, err);
         if (status != STRATA_OK)
             return status;
         job.act = ctx->activations.data;
+        if (kernel->act == CPU_ACT_Q8_0 || kernel->act == CPU_ACT_Q8_K) {
+            /* the f32 scales first (aligned), then the rows, as cpu_act_scratch_bytes counts them */
+            int64_t blocks = job.n_in / (kernel->act == CPU_ACT_Q8_0 ? QK8_0 : QK_K);
+            job.act_scales_stride = cpu_act_scales_stride(job.n_tok);
+            job.act = (char *)ctx->activations.data + (size_t)blocks * (size_t)job.act_scales_stride * sizeof(float);
+            if (job.tile) {
+                job.act_scales = ctx->activations.data;
+                /* the padding tokens are read (and multiplied by 0): they must be finite */
+                for (int64_t b = 0; b < blocks; b++)
+                    for (int64_t t = job.n_tok; t < job.act_scales_stride; t++)
+                        job.act_scales[b * job.act_scales_stride + t] = 0.0f;
+            }
+        }
         cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);
     }
     int64_t rows = job.weight_row_bytes ? (int64_t)(WEIGHT_BLOCK_BYTES / job.weight_row_bytes) : MAX_ROWS_PER_BLOCK;

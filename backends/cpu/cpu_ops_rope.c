@@ -1,6 +1,7 @@
 /* OP_ROPE: rotary position embedding of src0[head_dim, n_heads, n_tok] at the
  * positions src1[n_tok], normal (pairs 2i, 2i+1) or neox (pairs i, i + n_rot/2)
- * layout, optional per-pair frequency factors src2[n_rot/2]. Dims past n_rot
+ * layout, optional per-pair frequency factors src2[n_rot/2] and attention
+ * factor (on the rotated dims: cos and sin are scaled). Dims past n_rot
  * pass through. Parallel over tokens; the angles of a token are computed once
  * and shared by its heads. */
 #include <math.h>
@@ -26,6 +27,8 @@ static void rope_tokens(void *arg, int64_t begin, int64_t end, int thread_index)
     const int32_t n_rot = job->op->params.rope.n_rot;
     const int32_t half = n_rot / 2;
     const bool neox = job->op->params.rope.neox;
+    const float attn_factor = job->op->params.rope.attn_factor;
+    const float m = attn_factor != 0.0f ? attn_factor : 1.0f;
     float *cos_sin = cpu_per_thread_slice(job->ctx, thread_index); /* [2 * half] */
     for (int64_t t = begin; t < end; t++) {
         double position = (double)job->positions[t] * job->op->params.rope.freq_scale;
@@ -33,8 +36,8 @@ static void rope_tokens(void *arg, int64_t begin, int64_t end, int thread_index)
             double theta = position * pow((double)job->op->params.rope.freq_base, -2.0 * i / n_rot);
             if (job->factors)
                 theta /= job->factors[i];
-            cos_sin[2 * i] = (float)cos(theta);
-            cos_sin[2 * i + 1] = (float)sin(theta);
+            cos_sin[2 * i] = (float)cos(theta) * m;
+            cos_sin[2 * i + 1] = (float)sin(theta) * m;
         }
         for (int64_t h = 0; h < job->n_heads; h++) {
             const float *x = job->src + (t * job->n_heads + h) * job->head_dim;

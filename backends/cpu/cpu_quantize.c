@@ -2,6 +2,7 @@
  * Scales are amax / 127 so every quant is in [-127, 127] (never -128), which
  * the AVX2 sign trick relies on. */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "../../base/quant.h"
@@ -16,6 +17,28 @@ size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n)
     case CPU_ACT_Q8_K: return (size_t)(n / QK_K) * sizeof(block_q8_K);
     }
     return 0;
+}
+
+int64_t cpu_act_scales_stride(int64_t n_tok)
+{
+    return (n_tok + 3) / 4 * 4;
+}
+
+size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok)
+{
+    if (fmt == CPU_ACT_F32 || n_tok <= 0)
+        return 0;
+    size_t row = cpu_act_row_bytes(fmt, n);
+    if (row != 0 && (size_t)n_tok > (SIZE_MAX - 64) / 2 / row)
+        return SIZE_MAX;
+    size_t bytes = (size_t)n_tok * row;
+    /* the tiled kernels' f32 scales, the token count rounded up to 4: less
+     * than the rows take */
+    if (fmt == CPU_ACT_Q8_0)
+        bytes += (size_t)(n / QK8_0) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
+    if (fmt == CPU_ACT_Q8_K)
+        bytes += (size_t)(n / QK_K) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
+    return bytes;
 }
 
 /* Quantizes 32 values to int8 with scale amax / 127; returns the scale. */

@@ -47,18 +47,19 @@ uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
     int64_t tokens = query->max_tokens > 0 ? query->max_tokens : 1;
     /* activation rows: float weights use theirs as they are (no scratch);
      * quantized ones need the rows in the widest 8-bit format any kernel
-     * asks for (Q8_K: 292 bytes per 256 values; Q8_1 288, Q8_0 272), the
-     * width rounded up to that format's block */
+     * asks for, the width rounded up to that format's block: Q8_0 with the
+     * f32 block scales the tiled kernels read (272 + 32 bytes per 256
+     * values), Q8_K 292 + 4, Q8_1 288 (cpu_act_scratch_bytes) */
     const cpu_act_format formats[] = {CPU_ACT_Q8_0, CPU_ACT_Q8_1, CPU_ACT_Q8_K};
     const int64_t blocks[] = {32, 32, 256};
-    uint64_t row = 0;
+    uint64_t activations = 0;
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
         int64_t cols = (query->max_matmul_cols + blocks[f] - 1) / blocks[f] * blocks[f];
-        uint64_t bytes = cpu_act_row_bytes(formats[f], cols);
-        if (bytes > row)
-            row = bytes;
+        uint64_t bytes = cpu_act_scratch_bytes(formats[f], cols, tokens);
+        if (bytes > activations)
+            activations = bytes;
     }
-    uint64_t activations = round_up((uint64_t)tokens * row);
+    activations = round_up(activations);
     /* per thread: the larger of rope's and attention's slice, attention's
      * asked for every token count (the tiling changes with it) */
     uint64_t slice = round_up((uint64_t)(query->head_dim > 0 ? query->head_dim : 0) * sizeof(float));

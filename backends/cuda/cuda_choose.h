@@ -34,6 +34,10 @@ static inline bool cuda_weight_dtype_is_block(strata_dtype dtype)
     switch (dtype) {
     case DTYPE_Q4_0: case DTYPE_Q4_1: case DTYPE_Q5_0: case DTYPE_Q5_1: case DTYPE_Q8_0:
     case DTYPE_Q2_K: case DTYPE_Q3_K: case DTYPE_Q4_K: case DTYPE_Q5_K: case DTYPE_Q6_K:
+    /* the low-bit formats (kernels/quant_unpack_lowbit.h) */
+    case DTYPE_IQ1_S: case DTYPE_IQ1_M: case DTYPE_IQ2_XXS: case DTYPE_IQ2_XS: case DTYPE_IQ2_S:
+    case DTYPE_IQ3_XXS: case DTYPE_IQ3_S: case DTYPE_IQ4_NL: case DTYPE_IQ4_XS: case DTYPE_MXFP4:
+    case DTYPE_TQ1_0: case DTYPE_TQ2_0:
         return true;
     default:
         return false;

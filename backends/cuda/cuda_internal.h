@@ -62,6 +62,7 @@ typedef struct cuda_op {
     int32_t n_rot;      /* rope */
     int32_t neox;
     float freq_base, freq_scale;
+    float rope_attn_factor;
     int64_t n_kv;       /* attention: rows scanned (bucketed inside a step) */
     float attention_scale, softcap;
     int32_t sliding_window;

@@ -101,6 +101,7 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
         out->neox = op->params.rope.neox;
         out->freq_base = op->params.rope.freq_base;
         out->freq_scale = op->params.rope.freq_scale;
+        out->rope_attn_factor = op->params.rope.attn_factor;
         break;
     case OP_ATTENTION: {
         int64_t n_kv = op->params.attention.n_kv;
@@ -204,7 +205,7 @@ strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error 
     case OP_ROPE:
         code = kernel_rope((float *)dst->data, (const float *)a->data, (const int32_t *)b->data,
                            op->src[2].present ? (const float *)op->src[2].data : NULL, a->ne[0], a->ne[1], a->ne[2],
-                           op->n_rot, op->neox != 0, op->freq_base, op->freq_scale, stream);
+                           op->n_rot, op->neox != 0, op->freq_base, op->freq_scale, op->rope_attn_factor, stream);
         break;
     case OP_KV_STORE:
         code = kernel_kv_store(dst->data, kernel_float_dtype(dst->dtype), dst->nb[1], dst->ne[1],

@@ -44,7 +44,8 @@ strata_status vk_run_rope(vk_context *ctx, const backend_op *op, strata_error *e
     for (uint32_t begin = 0; begin < n_tok; begin += tokens) {
         uint32_t count = vk_min_u32(tokens, n_tok - begin);
         vk_rope_push push = {.head_dim = head_dim, .n_heads = n_heads, .n_tok = count, .n_rot = (uint32_t)n_rot,
-                             .neox = op->params.rope.neox, .has_factors = op->src[2] != NULL};
+                             .neox = op->params.rope.neox, .has_factors = op->src[2] != NULL,
+                             .attn_factor = op->params.rope.attn_factor != 0.0f ? op->params.rope.attn_factor : 1.0f};
         vk_binding bindings[5];
         if ((status = vk_bind_range(ctx, x, token_bytes * begin, token_bytes * count, 4, false, &bindings[0],
                                     &push.x_offset, err)) ||

@@ -28,6 +28,7 @@ typedef struct vk_row_push { /* shaders/softmax.comp, shaders/argmax.comp */
 typedef struct vk_rope_push { /* shaders/rope.comp */
     uint32_t head_dim, n_heads, n_tok, n_rot, neox, has_factors;
     uint32_t x_offset, pos_offset, factor_offset, d_offset;
+    float attn_factor;
 } vk_rope_push;
 
 typedef struct vk_kv_store_push { /* shaders/kv_store.comp */

@@ -59,7 +59,7 @@ double ref_gelu_tanh(double x)
 }
 
 void ref_rope(const float *x, const int32_t *positions, const float *factors, int64_t head_dim, int64_t n_heads,
-              int64_t n_tok, int n_rot, bool neox, float freq_base, float freq_scale, double *out)
+              int64_t n_tok, int n_rot, bool neox, float freq_base, float freq_scale, float attn_factor, double *out)
 {
     for (int64_t t = 0; t < n_tok; t++)
         for (int64_t h = 0; h < n_heads; h++) {
@@ -72,8 +72,9 @@ void ref_rope(const float *x, const int32_t *positions, const float *factors, in
                 if (factors)
                     theta /= factors[i];
                 int64_t a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
-                y[a] = in[a] * cos(theta) - in[b] * sin(theta);
-                y[b] = in[a] * sin(theta) + in[b] * cos(theta);
+                double m = attn_factor != 0.0f ? attn_factor : 1.0;
+                y[a] = m * (in[a] * cos(theta) - in[b] * sin(theta));
+                y[b] = m * (in[a] * sin(theta) + in[b] * cos(theta));
             }
         }
 }

@@ -23,9 +23,10 @@ void ref_softmax(const float *x, int64_t n, int64_t rows, double *out);
 double ref_silu(double x);
 double ref_gelu_tanh(double x);
 
-/* Rotary embedding of x[head_dim, n_heads, n_tok] at positions; factors may be NULL. */
+/* Rotary embedding of x[head_dim, n_heads, n_tok] at positions; factors may be NULL;
+ * the rotated dims scaled by attn_factor (0: 1). */
 void ref_rope(const float *x, const int32_t *positions, const float *factors, int64_t head_dim, int64_t n_heads,
-              int64_t n_tok, int n_rot, bool neox, float freq_base, float freq_scale, double *out);
+              int64_t n_tok, int n_rot, bool neox, float freq_base, float freq_scale, float attn_factor, double *out);
 
 /* Causal GQA attention: q[head_dim, n_heads, n_tok], k/v[head_dim, n_kv_heads,
  * n_ctx] (as f32), positions[n_tok]; out[head_dim, n_heads, n_tok]. */

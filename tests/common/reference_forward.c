@@ -16,20 +16,38 @@
 #include "quant.h"
 
 typedef struct reference_layer {
-    double *attn_norm;            /* [n_embd] */
+    double *attn_norm;            /* [n_embd], or NULL (olmo2 norms only after the blocks) */
     double *wq, *wk, *wv, *wo;    /* [q_dim][n_embd], [kv_dim][n_embd] x2, [n_embd][q_dim] */
     double *bq, *bk, *bv;         /* [q_dim], [kv_dim] x2, or NULL (qwen2 has them) */
-    double *q_norm, *k_norm;      /* [head_dim] or NULL (qwen3 has them) */
-    double *ffn_norm;             /* [n_embd] */
+    double *q_norm, *k_norm;      /* [head_dim] or NULL (qwen3, gemma3 have them; olmo2's span q_dim, kv_dim) */
+    double *ffn_norm;             /* [n_embd], or NULL (olmo2) */
     double *w_gate, *w_up;        /* [n_ff][n_embd] */
     double *w_down;               /* [n_embd][n_ff] */
+    double *post_attn_norm;       /* [n_embd] or NULL: gemma, olmo2 normalize the block outputs */
+    double *post_ffn_norm;        /* [n_embd] or NULL */
+    double *qkv;                  /* phi3: [q_dim + 2 kv_dim][n_embd], owning what wq, wk, wv point into */
+    double *gate_up;              /* phi3: [2 n_ff][n_embd], owning what w_gate, w_up point into */
 } reference_layer;
 
 struct reference_model {
     /* hyper-parameters, read from metadata here (not by the runtime) */
     int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
     double rms_eps, rope_freq_base, rope_freq_scale;
-    bool rope_neox; /* qwen2 / qwen3 pair (i, i + n_rot/2); llama pairs (2i, 2i+1) */
+    bool rope_neox; /* pair (i, i + n_rot/2) for all but llama, which pairs (2i, 2i+1) */
+    /* the families beyond llama */
+    bool gelu;                  /* gemma: gelu(tanh)(gate) * up */
+    double embd_scale;          /* gemma: sqrt(n_embd), else 1 */
+    double q_scale;             /* attention.scale, or 1 / sqrt(head_dim) */
+    double attn_softcap;        /* 0: none */
+    double final_softcap;       /* 0: none */
+    int64_t window;             /* sliding window (positions), 0: none */
+    int64_t local_every;        /* gemma: layer l is local unless (l + 1) % local_every == 0; 0: all local */
+    double local_freq_base;     /* gemma3's local layers: their own base, unscaled */
+    bool local_rope_unscaled;
+    double *rope_long;          /* phi3 LongRoPE: factors beyond rope_orig_ctx positions ... */
+    int64_t rope_orig_ctx;      /* ... else rope_factors (the short ones) */
+    double rope_attn_factor;    /* multiplies the rotated values (LongRoPE) */
+    bool qk_norm_spans;         /* olmo2: the Q/K norms span the whole projection */
 
     double *token_embd;   /* [n_vocab][n_embd] */
     double *output_norm;  /* [n_embd] */
@@ -109,12 +127,16 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
         return strata_fail(err, STRATA_INVALID_INPUT, "reference: architecture name too long");
     memcpy(arch, arch_string.data, arch_string.len);
     arch[arch_string.len] = '\0';
+    bool gemma2 = strcmp(arch, "gemma2") == 0, gemma3 = strcmp(arch, "gemma3") == 0;
     if (strcmp(arch, "llama") == 0)
         m->rope_neox = false;
-    else if (strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0)
+    else if (strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "olmo2") == 0 || gemma2 ||
+             gemma3 || strcmp(arch, "phi3") == 0)
         m->rope_neox = true;
     else
         return strata_fail(err, STRATA_UNSUPPORTED, "reference: architecture %s is not supported", arch);
+    m->gelu = gemma2 || gemma3;
+    m->local_every = gemma2 ? 2 : gemma3 ? 6 : 0;
 
     if ((status = read_int(file, arch, "embedding_length", -1, &m->n_embd, err)) ||
         (status = read_int(file, arch, "block_count", -1, &m->n_layer, err)) ||
@@ -142,6 +164,31 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
             return status;
         m->rope_freq_scale = 1.0 / factor;
     }
+    m->embd_scale = m->gelu ? sqrt((double)m->n_embd) : 1.0;
+    const gguf_tensor_info *q_norm = gguf_find_tensor(file, "blk.0.attn_q_norm.weight");
+    m->qk_norm_spans = q_norm && q_norm->ne[0] == m->n_head * m->head_dim && m->n_head > 1;
+    snprintf(key, sizeof key, "%s.attention.scale", arch);
+    if ((status = gguf_get_float_or(file, key, 1.0 / sqrt((double)m->head_dim), &m->q_scale, err)))
+        return status;
+    snprintf(key, sizeof key, "%s.attn_logit_softcapping", arch);
+    if ((status = gguf_get_float_or(file, key, gemma2 ? 50.0 : 0.0, &m->attn_softcap, err)))
+        return status;
+    snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+    if ((status = gguf_get_float_or(file, key, gemma2 ? 30.0 : 0.0, &m->final_softcap, err)))
+        return status;
+    if ((status = read_int(file, arch, "attention.sliding_window", 0, &m->window, err)))
+        return status;
+    m->local_freq_base = m->rope_freq_base;
+    if (gemma3) {
+        snprintf(key, sizeof key, "%s.rope.freq_base_swa", arch);
+        if ((status = gguf_get_float_or(file, key, 10000.0, &m->local_freq_base, err)))
+            return status;
+        m->local_rope_unscaled = true;
+    }
+    snprintf(key, sizeof key, "%s.rope.scaling.attn_factor", arch);
+    if ((status = gguf_get_float_or(file, key, 1.0, &m->rope_attn_factor, err)) ||
+        (status = read_int(file, arch, "rope.scaling.original_context_length", 0, &m->rope_orig_ctx, err)))
+        return status;
     const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
     if (!embd || embd->n_dims != 2)
         return strata_fail(err, STRATA_INVALID_INPUT, "reference: token_embd.weight missing or not 2-D");
@@ -162,20 +209,39 @@ static strata_status load_layer(const gguf_file *file, const reference_model *m,
         if ((status = load_tensor(file, name, ne0, ne1, required, &layer->field, err)))                          \
             return status;                                                                                         \
     } while (0)
-    LOAD(attn_norm, "attn_norm.weight", m->n_embd, 1, true);
-    LOAD(wq, "attn_q.weight", m->n_embd, q_dim, true);
-    LOAD(wk, "attn_k.weight", m->n_embd, kv_dim, true);
-    LOAD(wv, "attn_v.weight", m->n_embd, kv_dim, true);
+    /* the file decides which layout it has: pre-norms or not, fused
+     * weights or not, a Q/K norm per head or over the projection */
+    snprintf(name, sizeof name, "blk.%lld.attn_qkv.weight", (long long)index);
+    bool fused = gguf_find_tensor(file, name) != NULL;
+    snprintf(name, sizeof name, "blk.%lld.attn_norm.weight", (long long)index);
+    bool pre_norms = gguf_find_tensor(file, name) != NULL;
+    bool norm_spans = m->qk_norm_spans;
+    LOAD(attn_norm, "attn_norm.weight", m->n_embd, 1, pre_norms);
+    if (fused) {
+        LOAD(qkv, "attn_qkv.weight", m->n_embd, q_dim + 2 * kv_dim, true);
+        layer->wq = layer->qkv;
+        layer->wk = layer->qkv + q_dim * m->n_embd;
+        layer->wv = layer->qkv + (q_dim + kv_dim) * m->n_embd;
+        LOAD(gate_up, "ffn_up.weight", m->n_embd, 2 * m->n_ff, true);
+        layer->w_gate = layer->gate_up;
+        layer->w_up = layer->gate_up + m->n_ff * m->n_embd;
+    } else {
+        LOAD(wq, "attn_q.weight", m->n_embd, q_dim, true);
+        LOAD(wk, "attn_k.weight", m->n_embd, kv_dim, true);
+        LOAD(wv, "attn_v.weight", m->n_embd, kv_dim, true);
+        LOAD(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, true);
+        LOAD(w_up, "ffn_up.weight", m->n_embd, m->n_ff, true);
+    }
     LOAD(wo, "attn_output.weight", q_dim, m->n_embd, true);
     LOAD(bq, "attn_q.bias", q_dim, 1, false);
     LOAD(bk, "attn_k.bias", kv_dim, 1, false);
     LOAD(bv, "attn_v.bias", kv_dim, 1, false);
-    LOAD(q_norm, "attn_q_norm.weight", m->head_dim, 1, false);
-    LOAD(k_norm, "attn_k_norm.weight", m->head_dim, 1, false);
-    LOAD(ffn_norm, "ffn_norm.weight", m->n_embd, 1, true);
-    LOAD(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, true);
-    LOAD(w_up, "ffn_up.weight", m->n_embd, m->n_ff, true);
+    LOAD(q_norm, "attn_q_norm.weight", norm_spans ? q_dim : m->head_dim, 1, false);
+    LOAD(k_norm, "attn_k_norm.weight", norm_spans ? kv_dim : m->head_dim, 1, false);
+    LOAD(ffn_norm, "ffn_norm.weight", m->n_embd, 1, pre_norms);
     LOAD(w_down, "ffn_down.weight", m->n_ff, m->n_embd, true);
+    LOAD(post_attn_norm, "post_attention_norm.weight", m->n_embd, 1, false);
+    LOAD(post_ffn_norm, "post_ffw_norm.weight", m->n_embd, 1, false);
 #undef LOAD
     return STRATA_OK;
 }
@@ -202,6 +268,10 @@ strata_status reference_model_load(const char *path, reference_model **out, stra
         (status = load_tensor(file, "output.weight", m->n_embd, m->n_vocab, false, &m->output, err)) ||
         (status = load_tensor(file, "rope_freqs.weight", m->n_rot / 2, 1, false, &m->rope_factors, err)))
         goto fail;
+    if (!m->rope_factors &&
+        ((status = load_tensor(file, "rope_factors_short.weight", m->n_rot / 2, 1, false, &m->rope_factors, err)) ||
+         (status = load_tensor(file, "rope_factors_long.weight", m->n_rot / 2, 1, false, &m->rope_long, err))))
+        goto fail;
     for (int64_t l = 0; l < m->n_layer; l++)
         if ((status = load_layer(file, m, l, &m->layers[l], err)))
             goto fail;
@@ -220,9 +290,12 @@ void reference_model_free(reference_model *m)
         return;
     for (int64_t l = 0; m->layers && l < m->n_layer; l++) {
         reference_layer *layer = &m->layers[l];
-        double *fields[] = {layer->attn_norm, layer->wq, layer->wk, layer->wv, layer->wo, layer->bq, layer->bk,
-                            layer->bv, layer->q_norm, layer->k_norm, layer->ffn_norm, layer->w_gate, layer->w_up,
-                            layer->w_down};
+        if (layer->qkv) /* wq, wk, wv, w_gate, w_up point into these */
+            layer->wq = layer->wk = layer->wv = layer->w_gate = layer->w_up = NULL;
+        double *fields[] = {layer->attn_norm, layer->wq,       layer->wk,     layer->wv,        layer->wo,
+                            layer->bq,        layer->bk,       layer->bv,     layer->q_norm,    layer->k_norm,
+                            layer->ffn_norm,  layer->w_gate,   layer->w_up,   layer->w_down,    layer->post_attn_norm,
+                            layer->post_ffn_norm, layer->qkv, layer->gate_up};
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
             free(fields[i]);
     }
@@ -231,6 +304,7 @@ void reference_model_free(reference_model *m)
     free(m->output_norm);
     free(m->output);
     free(m->rope_factors);
+    free(m->rope_long);
     free(m);
 }
 
@@ -266,16 +340,22 @@ static void matvec(double *out, const double *w, const double *x, const double *
 
 /* Rotates the first n_rot values of one head vector for position pos.
  * Pair k (k < n_rot/2) turns by pos * scale * base^(-2k/n_rot) / factor[k];
- * llama pairs (2k, 2k+1), neox pairs (k, k + n_rot/2). */
-static void rope(const reference_model *m, double *head, int64_t pos)
+ * llama pairs (2k, 2k+1), neox pairs (k, k + n_rot/2). A local layer of
+ * gemma3 has its own base and no scaling. LongRoPE takes the long factors
+ * once the sequence (n_tokens) is longer than the original context, as
+ * transformers does, and scales the rotated values by its attention factor. */
+static void rope(const reference_model *m, double *head, int64_t pos, bool local, int64_t n_tokens)
 {
     int64_t half = m->n_rot / 2;
+    double base = local ? m->local_freq_base : m->rope_freq_base;
+    double scale = local && m->local_rope_unscaled ? 1.0 : m->rope_freq_scale;
+    const double *factors = m->rope_long && n_tokens > m->rope_orig_ctx ? m->rope_long : m->rope_factors;
     for (int64_t k = 0; k < half; k++) {
-        double freq = pow(m->rope_freq_base, -(double)(2 * k) / (double)m->n_rot);
-        if (m->rope_factors)
-            freq /= m->rope_factors[k];
-        double angle = (double)pos * m->rope_freq_scale * freq;
-        double c = cos(angle), s = sin(angle);
+        double freq = pow(base, -(double)(2 * k) / (double)m->n_rot);
+        if (factors)
+            freq /= factors[k];
+        double angle = (double)pos * scale * freq;
+        double c = cos(angle) * m->rope_attn_factor, s = sin(angle) * m->rope_attn_factor;
         int64_t i0 = m->rope_neox ? k : 2 * k;
         int64_t i1 = m->rope_neox ? k + half : 2 * k + 1;
         double a = head[i0], b = head[i1];
@@ -287,6 +367,17 @@ static void rope(const reference_model *m, double *head, int64_t pos)
 static double silu(double x)
 {
     return x / (1.0 + exp(-x));
+}
+
+static double gelu_tanh(double x)
+{
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+
+/* c * tanh(x / c), or x when c is 0 */
+static double softcap(double x, double c)
+{
+    return c > 0.0 ? c * tanh(x / c) : x;
 }
 
 /* Buffers of one forward pass. */
@@ -340,44 +431,54 @@ static void attention_block(const reference_model *m, int64_t l, int64_t pos, in
     double *k = s->k_cache + ((size_t)l * (size_t)n_tokens + (size_t)pos) * (size_t)kv_dim; /* [kv_dim] */
     double *v = s->v_cache + ((size_t)l * (size_t)n_tokens + (size_t)pos) * (size_t)kv_dim; /* [kv_dim] */
 
-    rms_norm(s->xb, s->x, w->attn_norm, m->n_embd, m->rms_eps);     /* xb [n_embd] */
-    matvec(s->q, w->wq, s->xb, w->bq, m->n_embd, m->n_head * hd);    /* q [n_head * hd] */
-    matvec(k, w->wk, s->xb, w->bk, m->n_embd, kv_dim);               /* k [n_head_kv * hd] */
-    matvec(v, w->wv, s->xb, w->bv, m->n_embd, kv_dim);               /* v [n_head_kv * hd] */
-    for (int64_t h = 0; h < m->n_head; h++) {                        /* per-head q norm (qwen3), rope */
-        if (w->q_norm)
+    bool local = m->window > 0 && (m->local_every == 0 || (l + 1) % m->local_every != 0);
+    const double *in = s->x;                                         /* olmo2: the block reads x */
+    if (w->attn_norm) {
+        rms_norm(s->xb, s->x, w->attn_norm, m->n_embd, m->rms_eps); /* xb [n_embd] */
+        in = s->xb;
+    }
+    matvec(s->q, w->wq, in, w->bq, m->n_embd, m->n_head * hd);       /* q [n_head * hd] */
+    matvec(k, w->wk, in, w->bk, m->n_embd, kv_dim);                  /* k [n_head_kv * hd] */
+    matvec(v, w->wv, in, w->bv, m->n_embd, kv_dim);                  /* v [n_head_kv * hd] */
+    if (w->q_norm && m->qk_norm_spans) {                             /* olmo2: over the whole q and k */
+        rms_norm(s->q, s->q, w->q_norm, m->n_head * hd, m->rms_eps);
+        rms_norm(k, k, w->k_norm, kv_dim, m->rms_eps);
+    }
+    for (int64_t h = 0; h < m->n_head; h++) {                        /* per-head q norm (qwen3, gemma3), rope */
+        if (w->q_norm && !m->qk_norm_spans)
             rms_norm(s->q + h * hd, s->q + h * hd, w->q_norm, hd, m->rms_eps);
-        rope(m, s->q + h * hd, pos);
+        rope(m, s->q + h * hd, pos, local, n_tokens);
     }
     for (int64_t h = 0; h < m->n_head_kv; h++) {
-        if (w->k_norm)
+        if (w->k_norm && !m->qk_norm_spans)
             rms_norm(k + h * hd, k + h * hd, w->k_norm, hd, m->rms_eps);
-        rope(m, k + h * hd, pos);
+        rope(m, k + h * hd, pos, local, n_tokens);
     }
 
-    double scale = 1.0 / sqrt((double)hd);
+    double scale = m->q_scale;
+    int64_t first = local && pos >= m->window ? pos - m->window + 1 : 0; /* the window: the last `window` positions */
     for (int64_t h = 0; h < m->n_head; h++) {
         const double *q_head = s->q + h * hd;                        /* [hd] */
         int64_t kv_head = h / group;
         double max_score = -INFINITY;
-        for (int64_t t = 0; t <= pos; t++) {                         /* scores [pos + 1], causal */
+        for (int64_t t = first; t <= pos; t++) {                     /* scores [first, pos], causal */
             const double *k_t = s->k_cache + ((size_t)l * (size_t)n_tokens + (size_t)t) * (size_t)kv_dim + kv_head * hd;
             double dot = 0.0;
             for (int64_t i = 0; i < hd; i++)
                 dot += q_head[i] * k_t[i];
-            s->scores[t] = dot * scale;
+            s->scores[t] = softcap(dot * scale, m->attn_softcap);
             if (s->scores[t] > max_score)
                 max_score = s->scores[t];
         }
         double sum = 0.0;                                            /* softmax */
-        for (int64_t t = 0; t <= pos; t++) {
+        for (int64_t t = first; t <= pos; t++) {
             s->scores[t] = exp(s->scores[t] - max_score);
             sum += s->scores[t];
         }
         double *out_head = s->att_out + h * hd;                      /* [hd] = sum_t p_t v_t */
         for (int64_t i = 0; i < hd; i++)
             out_head[i] = 0.0;
-        for (int64_t t = 0; t <= pos; t++) {
+        for (int64_t t = first; t <= pos; t++) {
             const double *v_t = s->v_cache + ((size_t)l * (size_t)n_tokens + (size_t)t) * (size_t)kv_dim + kv_head * hd;
             double p = s->scores[t] / sum;
             for (int64_t i = 0; i < hd; i++)
@@ -385,20 +486,28 @@ static void attention_block(const reference_model *m, int64_t l, int64_t pos, in
         }
     }
     matvec(s->proj, w->wo, s->att_out, NULL, m->n_head * hd, m->n_embd); /* proj [n_embd] */
+    if (w->post_attn_norm)                                                 /* gemma, olmo2 */
+        rms_norm(s->proj, s->proj, w->post_attn_norm, m->n_embd, m->rms_eps);
     for (int64_t i = 0; i < m->n_embd; i++)                                /* residual */
         s->x[i] += s->proj[i];
 }
 
-/* SwiGLU feed-forward block for layer l; adds its output to s->x. */
+/* SwiGLU (GeGLU for gemma) feed-forward block for layer l; adds its output to s->x. */
 static void ffn_block(const reference_model *m, int64_t l, reference_state *s)
 {
     const reference_layer *w = &m->layers[l];
-    rms_norm(s->xb, s->x, w->ffn_norm, m->n_embd, m->rms_eps);     /* xb [n_embd] */
-    matvec(s->gate, w->w_gate, s->xb, NULL, m->n_embd, m->n_ff);    /* gate [n_ff] */
-    matvec(s->up, w->w_up, s->xb, NULL, m->n_embd, m->n_ff);        /* up [n_ff] */
-    for (int64_t i = 0; i < m->n_ff; i++)                            /* silu(gate) * up */
-        s->gate[i] = silu(s->gate[i]) * s->up[i];
+    const double *in = s->x;
+    if (w->ffn_norm) {
+        rms_norm(s->xb, s->x, w->ffn_norm, m->n_embd, m->rms_eps); /* xb [n_embd] */
+        in = s->xb;
+    }
+    matvec(s->gate, w->w_gate, in, NULL, m->n_embd, m->n_ff);       /* gate [n_ff] */
+    matvec(s->up, w->w_up, in, NULL, m->n_embd, m->n_ff);           /* up [n_ff] */
+    for (int64_t i = 0; i < m->n_ff; i++)                            /* act(gate) * up */
+        s->gate[i] = (m->gelu ? gelu_tanh(s->gate[i]) : silu(s->gate[i])) * s->up[i];
     matvec(s->proj, w->w_down, s->gate, NULL, m->n_ff, m->n_embd);  /* proj [n_embd] */
+    if (w->post_ffn_norm)
+        rms_norm(s->proj, s->proj, w->post_ffn_norm, m->n_embd, m->rms_eps);
     for (int64_t i = 0; i < m->n_embd; i++)                          /* residual */
         s->x[i] += s->proj[i];
 }
@@ -419,15 +528,17 @@ strata_status reference_forward(const reference_model *m, const int32_t *tokens,
                                  tokens[pos], (long long)m->n_vocab);
             goto fail;
         }
-        memcpy(s.x, m->token_embd + (size_t)tokens[pos] * (size_t)m->n_embd,
-               (size_t)m->n_embd * sizeof(double));                      /* x [n_embd] */
+        for (int64_t i = 0; i < m->n_embd; i++)                          /* x [n_embd] (gemma: scaled) */
+            s.x[i] = m->token_embd[(size_t)tokens[pos] * (size_t)m->n_embd + (size_t)i] * m->embd_scale;
         for (int64_t l = 0; l < m->n_layer; l++) {
             attention_block(m, l, pos, n_tokens, &s);
             ffn_block(m, l, &s);
         }
         rms_norm(s.xb, s.x, m->output_norm, m->n_embd, m->rms_eps);       /* xb [n_embd] */
-        matvec(logits + (size_t)pos * (size_t)m->n_vocab, output, s.xb, NULL, m->n_embd,
-               m->n_vocab);                                              /* logits [n_vocab] */
+        double *row = logits + (size_t)pos * (size_t)m->n_vocab;
+        matvec(row, output, s.xb, NULL, m->n_embd, m->n_vocab);          /* logits [n_vocab] */
+        for (int64_t i = 0; i < m->n_vocab; i++)                         /* gemma2 */
+            row[i] = softcap(row[i], m->final_softcap);
     }
 fail:
     state_free(&s);

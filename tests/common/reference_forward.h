@@ -1,4 +1,5 @@
-/* An independent reference forward pass for llama / qwen2 / qwen3 GGUF files:
+/* An independent reference forward pass for llama, qwen2, qwen3, olmo2,
+ * gemma2, gemma3 and phi3 GGUF files:
  * plain double-precision C, written apart from the runtime's model code. It
  * uses only the GGUF reader and quant_dequantize_row from the runtime (both
  * are checked against Python's gguf package separately); everything else

@@ -1,0 +1,67 @@
+/* Tiled matmul kernels for prompt processing (batch > 1).
+ *
+ * A dot product per (weight row, token) unpacks every weight block once per
+ * token: for the K-quants the 6-bit scales, the nibbles and the half-float
+ * scales cost about as much as the multiply-adds themselves. A tile kernel
+ * takes one weight row at a time, unpacks each of its blocks once and runs it
+ * against every token of the tile (up to CPU_TILE_TOKENS), whose sums stay in
+ * registers. Several rows per call only save the call; each row is unpacked
+ * and summed on its own, so rows need no edge handling. Tokens are the edge:
+ * a tile of fewer tokens takes a narrower instance of the same code.
+ *
+ * Why one row and several tokens rather than a square tile: with AVX2's 16
+ * registers an unpacked K-quant block (8 vectors of quants, 8 of scales) does
+ * not fit next to the sums of several rows, so it goes to a small buffer in
+ * L1 and the tokens reuse it from there, four at a time, the sums of four
+ * tokens folded into one register before they are scaled. Unpacking a
+ * K-quant block costs about 100 instructions, so 16 tokens per tile rather
+ * than 8 cut the instructions of a Q4_K matmul by a fifth (callgrind). For
+ * the 32-element formats a block is one register and unpacking is cheap:
+ * those kernels take the tile's tokens 8 at a time, which left fewer
+ * instructions than 16 (fewer accumulators to keep in registers).
+ *
+ * Every kernel has a scalar twin in cpu_tile_scalar.c that unpacks the same
+ * way in plain C; the two may differ only by float summation order. */
+#ifndef STRATA_CPU_TILE_H
+#define STRATA_CPU_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Tokens one tile call handles at most (chosen by instruction counts, see
+ * above). */
+#define CPU_TILE_TOKENS 16
+
+typedef struct cpu_tile {
+    int64_t n;                 /* elements per row, a multiple of the weight's block */
+    const char *weight;        /* first weight row of the tile */
+    size_t weight_stride;      /* bytes between weight rows */
+    int64_t rows;
+    const char *act;           /* first activation row, in the kernel table's format */
+    size_t act_stride;         /* bytes between activation rows */
+    /* each activation block's scale as f32 (Q8_0: converted from half;
+     * Q8_K: a copy), block-major so the tokens of a block are contiguous:
+     * act_scales[block * act_scales_stride + t], readable (finite) up to
+     * t = 4 * ceil(tokens / 4) - 1 */
+    const float *act_scales;
+    int64_t act_scales_stride;
+    int tokens;                /* 1 .. CPU_TILE_TOKENS */
+    float *dst;                /* dst[t * dst_stride + r] = row r . token t */
+    int64_t dst_stride;
+} cpu_tile;
+
+typedef void (*cpu_tile_fn)(const cpu_tile *tile);
+
+/* Scalar twins (cpu_tile_scalar.c). */
+void cpu_tile_q8_0_scalar(const cpu_tile *tile);
+void cpu_tile_q4_0_scalar(const cpu_tile *tile);
+void cpu_tile_q4_k_scalar(const cpu_tile *tile);
+void cpu_tile_q6_k_scalar(const cpu_tile *tile);
+
+/* AVX2 + FMA + F16C (cpu_tile_avx2.c), x86 builds only. */
+void cpu_tile_q8_0_avx2(const cpu_tile *tile);
+void cpu_tile_q4_0_avx2(const cpu_tile *tile);
+void cpu_tile_q4_k_avx2(const cpu_tile *tile);
+void cpu_tile_q6_k_avx2(const cpu_tile *tile);
+
+#endif

@@ -1,0 +1,353 @@
+/* AVX2 + FMA + F16C tiled matmul kernels (see cpu_tile.h for the tiling).
+ * Compiled for those extensions alone (target attribute), like the dot
+ * products in cpu_dot_avx2.c, and chosen by the table in cpu_kernels.c only
+ * when the CPU has them.
+ *
+ * Each kernel is one skeleton per block family, specialized by inlining with
+ * constant arguments: the weight format (how a block is unpacked) and the
+ * number of tokens (1 .. CPU_TILE_TOKENS, so the token sums are registers,
+ * not arrays). */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "../../base/quant.h"
+#include "cpu_tile.h"
+
+#define AVX2_FN __attribute__((target("avx2,fma,f16c")))
+#define INLINE __attribute__((always_inline)) static inline
+/* Loops over tokens, groups and sub-blocks have constant trip counts once
+ * inlined; unrolled, their sums live in registers instead of stack arrays. */
+#define UNROLL _Pragma("GCC unroll 16")
+/* An empty asm that claims to change v: the sums over sub-blocks then stay
+ * one chain of adds per token. Without it GCC reassociates the integer adds
+ * into a tree, keeps all 32 products of a four-token group alive and
+ * spills them to the stack (a store and a load per product). */
+#define CHAIN(v) __asm__("" : "+x"(v))
+
+AVX2_FN INLINE float hsum(__m256 v)
+{
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+/* Calls call(COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal to
+ * tokens, so each instance is compiled with its own trip counts. */
+#define FOR_TOKEN_COUNT_8(tokens, call)                                                                                \
+    switch (tokens) {                                                                                                  \
+    case 1: call(1); break;                                                                                            \
+    case 2: call(2); break;                                                                                            \
+    case 3: call(3); break;                                                                                            \
+    case 4: call(4); break;                                                                                            \
+    case 5: call(5); break;                                                                                            \
+    case 6: call(6); break;                                                                                            \
+    case 7: call(7); break;                                                                                            \
+    default: call(8); break;                                                                                           \
+    }
+#define FOR_TOKEN_COUNT_16(tokens, call)                                                                               \
+    switch (tokens) {                                                                                                  \
+    case 9: call(9); break;                                                                                            \
+    case 10: call(10); break;                                                                                          \
+    case 11: call(11); break;                                                                                          \
+    case 12: call(12); break;                                                                                          \
+    case 13: call(13); break;                                                                                          \
+    case 14: call(14); break;                                                                                          \
+    case 15: call(15); break;                                                                                          \
+    case 16: call(16); break;                                                                                          \
+    default: FOR_TOKEN_COUNT_8(tokens, call) break;                                                                    \
+    }
+
+_Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens");
+
+/* --- 32-element blocks against Q8_0 activations ---------------------------- *
+ * A block is one register of 32 signed quants. Per token: the sign trick
+ * (|x| unsigned times y with x's sign, as in cpu_dot_avx2.c), pairs summed to
+ * 8 int32 lanes. Four tokens' lanes are then folded into one register (lane
+ * i and 4 + i hold parts of token i) so the conversion to f32 and the scaling
+ * by d_w d_a run once per four tokens; the activation scales of a block are
+ * contiguous over tokens for that (cpu_tile.h). */
+
+typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0 } format_32;
+
+AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, float *d)
+{
+    if (format == FORMAT_Q8_0) {
+        const block_q8_0 *blk = (const block_q8_0 *)row + b;
+        *d = _cvtsh_ss(blk->d);
+        return _mm256_loadu_si256((const __m256i *)blk->qs);
+    }
+    const block_q4_0 *blk = (const block_q4_0 *)row + b;
+    *d = _cvtsh_ss(blk->d);
+    __m128i packed = _mm_loadu_si128((const __m128i *)blk->qs);
+    /* bytes 0..15: low nibbles (elements 0..15), 16..31: high nibbles */
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+
+/* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
+ * register: lanes i and 4 + i sum to token i's total; missing tokens are 0. */
+AVX2_FN INLINE __m256i fold_4(const __m256i *sums, int count)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i s01 = _mm256_hadd_epi32(sums[0], count > 1 ? sums[1] : zero);
+    __m256i s23 = count > 2 ? _mm256_hadd_epi32(sums[2], count > 3 ? sums[3] : zero) : zero;
+    return _mm256_hadd_epi32(s01, s23);
+}
+
+/* Writes the count (1..4) token totals of a folded accumulator. */
+AVX2_FN INLINE void store_4(__m256 acc, int count, float *dst, int64_t dst_stride)
+{
+    float totals[4];
+    _mm_storeu_ps(totals, _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    UNROLL
+    for (int i = 0; i < count; i++)
+        dst[i * dst_stride] = totals[i];
+}
+
+AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *row, int count, float *dst)
+{
+    enum { GROUPS = 2 };
+    const __m256i ones = _mm256_set1_epi16(1);
+    const block_q8_0 *act[CPU_TILE_TOKENS];
+    __m256 acc[GROUPS];
+    UNROLL
+    for (int i = 0; i < count; i++)
+        act[i] = (const block_q8_0 *)(tile->act + (size_t)i * tile->act_stride);
+    UNROLL
+    for (int g = 0; g < GROUPS; g++)
+        acc[g] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < tile->n / 32; b++) {
+        float d;
+        __m256i x = quants_32(format, row, b, &d);
+        __m256i ax = _mm256_sign_epi8(x, x);
+        __m256 dw = _mm256_set1_ps(d);
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        UNROLL
+        for (int g = 0; 4 * g < count; g++) {
+            int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
+            __m256i sums[4];
+            UNROLL
+            for (int i = 0; i < in_group; i++) {
+                __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
+                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+            }
+            __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ps((const __m128 *)(act_d + 4 * g)));
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, in_group)), scale, acc[g]);
+        }
+    }
+    UNROLL
+    for (int g = 0; 4 * g < count; g++)
+        store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
+}
+
+/* Eight tokens at a time: a block here is one register, so more tokens would
+ * not save unpacking, only add accumulators to the 16 registers. */
+AVX2_FN INLINE void tile_32(format_32 format, const cpu_tile *tile)
+{
+    for (int64_t r = 0; r < tile->rows; r++) {
+        const char *row = tile->weight + (size_t)r * tile->weight_stride;
+        for (int t = 0; t < tile->tokens; t += 8) {
+            cpu_tile part = *tile;
+            part.act = tile->act + (size_t)t * tile->act_stride;
+            part.act_scales = tile->act_scales + t;
+#define ROW_32(COUNT) row_32(format, &part, row, COUNT, tile->dst + t * tile->dst_stride + r)
+            FOR_TOKEN_COUNT_8(tile->tokens - t, ROW_32)
+#undef ROW_32
+        }
+    }
+}
+
+AVX2_FN void cpu_tile_q8_0_avx2(const cpu_tile *tile)
+{
+    tile_32(FORMAT_Q8_0, tile);
+}
+
+AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
+{
+    tile_32(FORMAT_Q4_0, tile);
+}
+
+/* --- K-quant super-blocks against Q8_K activations ------------------------- *
+ * A super-block is unpacked into 8 registers of 32 unsigned quants (Q8_K
+ * element order) and 8 of int16 scales, one per pair lane (the first 8 lanes
+ * of a 32-element sub-block cover its first 16 elements), kept in an L1
+ * buffer. Then, as in cpu_tile_scalar.c:
+ *   sum w a = a.d (d sum scale q y - m sum_g corr_g bsum_g)
+ * q y by _mm256_maddubs_epi16 (int16 pair sums, q < 64 so no saturation),
+ * times the scales by _mm256_madd_epi16 into int32; the offset or min term
+ * through the activation's group sums, one madd per token and block. */
+
+typedef enum format_k { FORMAT_Q4_K, FORMAT_Q6_K } format_k;
+
+typedef struct k_vectors {
+    __m256i q[8];
+    __m256i scale[8];
+    __m256i corr; /* 16 int16, one per group of 16 */
+    float d, m;
+} k_vectors;
+
+/* Q4_K's 8 6-bit scales and 8 6-bit mins, as bytes: scales[j], mins[j]. The
+ * 12 packed bytes are three words: scales 0-3 and mins 0-3 in the low 6 bits
+ * of words 0 and 1; scales and mins 4-7 in the nibbles of word 2, with their
+ * top 2 bits in the top 2 bits of words 0 and 1. */
+static inline void q4_k_scales_mins(const uint8_t packed[K_SCALE_SIZE], uint8_t scales[8], uint8_t mins[8])
+{
+    uint32_t w[3];
+    memcpy(w, packed, sizeof w);
+    uint32_t s[2] = {w[0] & 0x3F3F3F3Fu, (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u)};
+    uint32_t m[2] = {w[1] & 0x3F3F3F3Fu, ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)};
+    memcpy(scales, s, 8);
+    memcpy(mins, m, 8);
+}
+
+AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    UNROLL
+    for (int chunk = 0; chunk < 4; chunk++) {
+        __m256i packed = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * chunk));
+        u->q[2 * chunk] = _mm256_and_si256(packed, low_mask);
+        u->q[2 * chunk + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+    }
+    uint8_t scales[8], mins[8];
+    q4_k_scales_mins(blk->scales, scales, mins);
+    UNROLL
+    for (int j = 0; j < 8; j++)
+        u->scale[j] = _mm256_set1_epi16(scales[j]);
+    uint64_t mins_word;
+    memcpy(&mins_word, mins, 8);
+    __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins_word));
+    /* each min covers two groups of 16: m0 m0 m1 m1 ... m7 m7 */
+    u->corr = _mm256_set_m128i(_mm_unpackhi_epi16(mins16, mins16), _mm_unpacklo_epi16(mins16, mins16));
+    u->d = _cvtsh_ss(blk->d);
+    u->m = _cvtsh_ss(blk->dmin);
+}
+
+/* Q6_K: each 128-element half reads 64 bytes of ql and 32 of qh; quarter k
+ * takes nibble k / 2 of ql[32 (k % 2) + l] and bit pair k of qh[l]. The
+ * stored quant is q - 32, the 32 taken out as m = 32 d with corr = scale. */
+AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i two_bits = _mm256_set1_epi8(3);
+    UNROLL
+    for (int half = 0; half < 2; half++) {
+        __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
+        __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
+        __m256i low[4] = {_mm256_and_si256(ql0, low_mask), _mm256_and_si256(ql1, low_mask),
+                          _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
+                          _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask)};
+        __m256i high[4] = {_mm256_and_si256(qh, two_bits), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits),
+                           _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits),
+                           _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits)};
+        UNROLL
+        for (int k = 0; k < 4; k++)
+            u->q[4 * half + k] = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4));
+    }
+    /* 16 int16 scales; sub-block j takes scale 2j in its first 8 lanes and
+     * 2j + 1 in the last 8: dword j (that pair) to every dword, then the
+     * low 128 bits keep its first int16 and the high 128 its second */
+    __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                          3, 2, 3, 2, 3, 2, 3);
+    UNROLL
+    for (int j = 0; j < 8; j++) {
+        __m256i pair = _mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(j));
+        u->scale[j] = _mm256_shuffle_epi8(pair, pick);
+    }
+    u->corr = scales16;
+    u->d = _cvtsh_ss(blk->d);
+    u->m = 32.0f * u->d;
+}
+
+/* Not inlined on purpose: u must live in memory (an L1 buffer read once per
+ * group of tokens); inlined, the compiler keeps its 17 vectors in registers
+ * and spills the token sums instead, far more often. */
+__attribute__((noinline)) AVX2_FN static void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
+{
+    if (format == FORMAT_Q4_K)
+        unpack_q4_k((const block_q4_K *)row + b, u);
+    else
+        unpack_q6_k((const block_q6_K *)row + b, u);
+}
+
+/* count (1..4) tokens against one unpacked super-block, their sums folded
+ * into one accumulator (lanes i and 4 + i: token i); act_d: the tokens'
+ * activation scales for this block, readable four at a time */
+AVX2_FN INLINE void k_tokens(const k_vectors *u, const block_q8_K *const *act, const float *act_d, int count,
+                             __m256 *acc)
+{
+    __m256i sums[4], corr[4];
+    UNROLL
+    for (int i = 0; i < count; i++)
+        sums[i] = _mm256_setzero_si256();
+    UNROLL
+    for (int k = 0; k < 8; k++) {
+        __m256i q = u->q[k], scale = u->scale[k];
+        UNROLL
+        for (int i = 0; i < count; i++) {
+            __m256i y = _mm256_loadu_si256((const __m256i *)(act[i]->qs + 32 * k));
+            sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale));
+            CHAIN(sums[i]);
+        }
+    }
+    UNROLL
+    for (int i = 0; i < count; i++)
+        corr[i] = _mm256_madd_epi16(u->corr, _mm256_loadu_si256((const __m256i *)act[i]->bsums));
+    __m256 da = _mm256_broadcast_ps((const __m128 *)act_d);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, count)), _mm256_mul_ps(_mm256_set1_ps(u->d), da), *acc);
+    *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(fold_4(corr, count)), _mm256_mul_ps(_mm256_set1_ps(u->m), da), *acc);
+}
+
+AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row, int count, float *dst)
+{
+    enum { GROUPS = CPU_TILE_TOKENS / 4 };
+    k_vectors u;
+    const block_q8_K *base[CPU_TILE_TOKENS], *act[CPU_TILE_TOKENS];
+    __m256 acc[GROUPS];
+    UNROLL
+    for (int i = 0; i < count; i++)
+        base[i] = (const block_q8_K *)(tile->act + (size_t)i * tile->act_stride);
+    UNROLL
+    for (int g = 0; g < GROUPS; g++)
+        acc[g] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < tile->n / QK_K; b++) {
+        unpack_k(format, row, b, &u);
+        UNROLL
+        for (int i = 0; i < count; i++)
+            act[i] = base[i] + b;
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        UNROLL
+        for (int g = 0; 4 * g < count; g++)
+            k_tokens(&u, act + 4 * g, act_d + 4 * g, count - 4 * g < 4 ? count - 4 * g : 4, &acc[g]);
+    }
+    UNROLL
+    for (int g = 0; 4 * g < count; g++)
+        store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
+}
+
+AVX2_FN INLINE void tile_k(format_k format, const cpu_tile *tile)
+{
+    for (int64_t r = 0; r < tile->rows; r++) {
+        const char *row = tile->weight + (size_t)r * tile->weight_stride;
+#define ROW_K(COUNT) row_k(format, tile, row, COUNT, tile->dst + r)
+        FOR_TOKEN_COUNT_16(tile->tokens, ROW_K)
+#undef ROW_K
+    }
+}
+
+AVX2_FN void cpu_tile_q4_k_avx2(const cpu_tile *tile)
+{
+    tile_k(FORMAT_Q4_K, tile);
+}
+
+AVX2_FN void cpu_tile_q6_k_avx2(const cpu_tile *tile)
+{
+    tile_k(FORMAT_Q6_K, tile);
+}
+
+#endif

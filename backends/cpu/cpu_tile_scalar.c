@@ -1,0 +1,171 @@
+/* Scalar twins of the tiled matmul kernels (see cpu_tile.h): each weight
+ * block is unpacked once per row into small integers and scales, then summed
+ * against every token of the tile. The unpacking is the same decomposition
+ * the AVX2 kernels use, written plainly, so the two can be compared on the
+ * same bytes; both are checked against the dequantizing reference by the op
+ * conformance suite. */
+#include <string.h>
+
+#include "../../base/quant.h"
+#include "cpu_tile.h"
+
+/* --- 32-element blocks against Q8_0 activations ---------------------------- */
+
+/* Block b of a weight row: 32 signed quants and the block's scale. */
+typedef void (*unpack_32_fn)(const char *row, int64_t b, int8_t q[32], float *d);
+
+static void unpack_q8_0(const char *row, int64_t b, int8_t q[32], float *d)
+{
+    const block_q8_0 *blk = (const block_q8_0 *)row + b;
+    memcpy(q, blk->qs, 32);
+    *d = fp16_to_f32(blk->d);
+}
+
+static void unpack_q4_0(const char *row, int64_t b, int8_t q[32], float *d)
+{
+    const block_q4_0 *blk = (const block_q4_0 *)row + b;
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((blk->qs[j] & 0x0F) - 8);
+        q[j + 16] = (int8_t)((blk->qs[j] >> 4) - 8);
+    }
+    *d = fp16_to_f32(blk->d);
+}
+
+static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
+{
+    int64_t blocks = tile->n / 32;
+    for (int64_t r = 0; r < tile->rows; r++) {
+        const char *row = tile->weight + (size_t)r * tile->weight_stride;
+        float acc[CPU_TILE_TOKENS] = {0};
+        for (int64_t b = 0; b < blocks; b++) {
+            int8_t q[32];
+            float d;
+            unpack(row, b, q, &d);
+            for (int t = 0; t < tile->tokens; t++) {
+                const block_q8_0 *a = (const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b;
+                int32_t sum = 0;
+                for (int i = 0; i < 32; i++)
+                    sum += q[i] * a->qs[i];
+                acc[t] += d * tile->act_scales[b * tile->act_scales_stride + t] * (float)sum;
+            }
+        }
+        for (int t = 0; t < tile->tokens; t++)
+            tile->dst[t * tile->dst_stride + r] = acc[t];
+    }
+}
+
+void cpu_tile_q8_0_scalar(const cpu_tile *tile)
+{
+    tile_32(tile, unpack_q8_0);
+}
+
+void cpu_tile_q4_0_scalar(const cpu_tile *tile)
+{
+    tile_32(tile, unpack_q4_0);
+}
+
+/* --- K-quant super-blocks against Q8_K activations ------------------------- */
+
+/* One super-block of one weight row, ready for integer sums:
+ * sum w a = a.d (d sum_g scale_g sum_{i in g} q_i y_i - m sum_g corr_g bsum_g)
+ * over the 16 groups of 16 elements, q unsigned and offsets or mins taken
+ * out through the activation's group sums (bsum). */
+typedef struct k_unpacked {
+    uint8_t q[QK_K];
+    int16_t scale[QK_K / 16];
+    int16_t corr[QK_K / 16];
+    float d, m;
+} k_unpacked;
+
+typedef void (*unpack_k_fn)(const char *row, int64_t b, k_unpacked *u);
+
+/* Scale and min j (0..7) of Q4_K/Q5_K: 6 bits each, packed in 12 bytes. */
+static void k_scale_min(int j, const uint8_t packed[K_SCALE_SIZE], int *scale, int *min)
+{
+    if (j < 4) {
+        *scale = packed[j] & 63;
+        *min = packed[j + 4] & 63;
+    } else {
+        *scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
+        *min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K: w = d scale_j q - dmin min_j over 8 sub-blocks of 32 (q 0..15);
+ * each 64-element chunk reads 32 bytes, low nibbles first. */
+static void unpack_q4_k(const char *row, int64_t b, k_unpacked *u)
+{
+    const block_q4_K *blk = (const block_q4_K *)row + b;
+    for (int chunk = 0; chunk < 4; chunk++)
+        for (int l = 0; l < 32; l++) {
+            u->q[chunk * 64 + l] = blk->qs[chunk * 32 + l] & 0x0F;
+            u->q[chunk * 64 + 32 + l] = blk->qs[chunk * 32 + l] >> 4;
+        }
+    for (int j = 0; j < 8; j++) {
+        int scale, min;
+        k_scale_min(j, blk->scales, &scale, &min);
+        u->scale[2 * j] = u->scale[2 * j + 1] = (int16_t)scale;
+        u->corr[2 * j] = u->corr[2 * j + 1] = (int16_t)min;
+    }
+    u->d = fp16_to_f32(blk->d);
+    u->m = fp16_to_f32(blk->dmin);
+}
+
+/* Q6_K: w = d scale_g (q - 32), q 0..63 from 4 low bits in ql and 2 high
+ * bits in qh; the 32 comes out as 32 d scale_g bsum_g. */
+static void unpack_q6_k(const char *row, int64_t b, k_unpacked *u)
+{
+    const block_q6_K *blk = (const block_q6_K *)row + b;
+    for (int half = 0; half < 2; half++) {
+        const uint8_t *ql = blk->ql + half * 64;
+        const uint8_t *qh = blk->qh + half * 32;
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < 32; l++) {
+                int low = (ql[32 * (k % 2) + l] >> (4 * (k / 2))) & 0x0F;
+                int high = (qh[l] >> (2 * k)) & 3;
+                u->q[half * 128 + k * 32 + l] = (uint8_t)(low | (high << 4));
+            }
+    }
+    for (int g = 0; g < QK_K / 16; g++)
+        u->scale[g] = u->corr[g] = blk->scales[g];
+    u->d = fp16_to_f32(blk->d);
+    u->m = 32.0f * u->d;
+}
+
+static void tile_k(const cpu_tile *tile, unpack_k_fn unpack)
+{
+    int64_t blocks = tile->n / QK_K;
+    k_unpacked u;
+    for (int64_t r = 0; r < tile->rows; r++) {
+        const char *row = tile->weight + (size_t)r * tile->weight_stride;
+        float acc[CPU_TILE_TOKENS] = {0};
+        for (int64_t b = 0; b < blocks; b++) {
+            unpack(row, b, &u);
+            for (int t = 0; t < tile->tokens; t++) {
+                const block_q8_K *a = (const block_q8_K *)(tile->act + (size_t)t * tile->act_stride) + b;
+                int32_t scaled = 0, corr = 0;
+                for (int g = 0; g < QK_K / 16; g++) {
+                    int32_t sum = 0;
+                    for (int i = 0; i < 16; i++)
+                        sum += u.q[16 * g + i] * a->qs[16 * g + i];
+                    scaled += u.scale[g] * sum;
+                    corr += u.corr[g] * a->bsums[g];
+                }
+                float act_d = tile->act_scales[b * tile->act_scales_stride + t]; /* a->d, as the AVX2 kernel reads it */
+                acc[t] += act_d * (u.d * (float)scaled - u.m * (float)corr);
+            }
+        }
+        for (int t = 0; t < tile->tokens; t++)
+            tile->dst[t * tile->dst_stride + r] = acc[t];
+    }
+}
+
+void cpu_tile_q4_k_scalar(const cpu_tile *tile)
+{
+    tile_k(tile, unpack_q4_k);
+}
+
+void cpu_tile_q6_k_scalar(const cpu_tile *tile)
+{
+    tile_k(tile, unpack_q6_k);
+}

@@ -1,0 +1,93 @@
+/* End to end against transformers: the families' fixtures
+ * (tests/data/families/, see tests/tools/make_family_fixtures.py) on the
+ * CPU, as converted (F32) and quantized by strata from that file.
+ *
+ * Each fixture is a tiny random-weight Hugging Face model with every feature
+ * of its family switched on (olmo2: post-norms, Q/K norm over the
+ * projection; gemma2: embedding scale, GeGLU, pre- and post-norms, both
+ * softcaps, a 6-position window on alternate layers, tied output; gemma3: Q/K
+ * norm, 5 local : 1 global layers with a local rope base and linear scaling
+ * on the global ones; phi3: fused QKV and gate/up, half the head rotated,
+ * LongRoPE's long factors and attention factor, a window on every layer;
+ * llama, qwen2, qwen3 as the converter writes them), converted by llama.cpp's
+ * convert_hf_to_gguf.py. transformers' float32 logits of all 24 positions are
+ * the reference.
+ *
+ * Checks, NMSE (sum (a - b)^2 / sum b^2 per row, worst row) and greedy tokens:
+ *   - the double-precision reference (tests/common/reference_forward.c) vs
+ *     transformers: bound 1e-9 (transformers computes in float32).
+ *   - the runtime on the F32 file vs transformers: bound 1e-8 (a relative
+ *     error of 1e-4); the token-at-a-time pass with its f16 KV cache at least
+ *     2e-6.
+ *   - the runtime on f16, q8_0, q6_k and q4_k files strata quantized from the
+ *     F32 one vs the reference on the same file, with test_e2e_logits' bounds
+ *     (1e-6 and 3e-3, the block formats' times n_layer / 2 beyond the 2
+ *     layers that bound is for: the CPU rounds activations to 8 bits for
+ *     every matmul, and gemma3's 7 layers have 3.5 times as many). These tiny models' rows (32 and 64 values) are shorter
+ *     than a K-quant block, so q6_k and q4_k fall back as llama.cpp does
+ *     (q8_0 and q5_0); the K-quant kernels are checked by test_e2e_logits on
+ *     256-wide rows.
+ * Then the tiny synth presets of olmo2, gemma2, gemma3 and phi3 (256-wide
+ * rows, so q4_k, q6_k and q4_k_m are K-quants; windows of 4 in the 10-token
+ * prompt) against the reference, with the same bounds.
+ * Measured figures are in the commit that adds each check. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e_common.h"
+#include "family_fixtures.h"
+#include "test_temp.h"
+
+int main(int argc, char **argv)
+{
+    const char *only = argc > 1 ? argv[1] : NULL;
+    char dir[512];
+    if (!test_make_temp_dir(dir, sizeof dir, "strata_families")) {
+        fprintf(stderr, "test_family_logits: cannot create a temporary directory\n");
+        return 1;
+    }
+    int failures = 0;
+    printf("%-24s %12s %12s %13s %13s %10s\n", "model", "nmse batch", "nmse 1-by-1", "argmax batch",
+           "argmax 1-by-1", "bound");
+    for (int f = 0; f < FAMILY_FIXTURE_COUNT; f++) {
+        const char *name = family_fixtures[f];
+        if (only && strcmp(only, name) != 0)
+            continue;
+        failures += !family_check_reference(STRATA_TEST_DATA_DIR, name, 1e-9);
+        failures += !family_check_transformers("cpu", STRATA_TEST_DATA_DIR, name, 1e-8);
+        for (int t = 0; t < FAMILY_TYPE_COUNT; t++)
+            failures += !family_check_type("cpu", STRATA_TEST_DATA_DIR, dir, name, &family_type_bounds[t]);
+    }
+    /* the synth presets of the new families: 256-wide rows, so the K-quants
+     * are K-quants, against the reference on the same file */
+    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3"};
+    static const family_type_bound synth_types[] = {{"f32", 1e-9}, {"q4_k", 3e-3}, {"q6_k", 3e-3}, {"q4_k_m", 3e-3}};
+    for (size_t a = 0; a < sizeof synth_archs / sizeof synth_archs[0]; a++) {
+        if (only && strcmp(only, synth_archs[a]) != 0)
+            continue;
+        for (size_t t = 0; t < sizeof synth_types / sizeof synth_types[0]; t++) {
+            char path[700], label[64];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, synth_archs[a], synth_types[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", synth_archs[a], synth_types[t].type);
+            strata_synth_params params = {.arch = synth_archs[a], .preset = "tiny", .type = synth_types[t].type,
+                                          .seed = 1, .output_path = path};
+            strata_error err = {0};
+            if (strata_synth(&params, &err) != STRATA_OK) {
+                printf("%-24s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            failures += !e2e_check_model("cpu", label, path, e2e_byte_prompt, e2e_byte_prompt_len,
+                                         synth_types[t].nmse_max);
+            remove(path);
+        }
+    }
+    rmdir(dir);
+    if (failures) {
+        printf("\n%d failure(s)\n", failures);
+        return 1;
+    }
+    printf("\nevery family matches transformers\n");
+    return 0;
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Writes the transformers fixtures of test_family_logits: for each family, a
+tiny random-weight Hugging Face model (every feature of the family switched
+on), converted to an F32 GGUF by llama.cpp's own convert_hf_to_gguf.py, and
+the logits transformers computes for a fixed token id sequence (every
+position).
+
+    tests/data/families/<name>.gguf        the converter's output (F32)
+    tests/data/families/<name>_logits.bin  float32 [n_tokens][n_vocab], little-endian
+
+Needs torch, transformers, sentencepiece and a llama.cpp source tree (for
+convert_hf_to_gguf.py and its gguf-py); CI needs none of them, only the files.
+
+    python3 tests/tools/make_family_fixtures.py --llama-cpp DIR [--only NAME ...]
+
+The converter runs as a separate process. Two of its vocabulary steps are
+bypassed, since the tiny models carry a made-up sentencepiece tokenizer and
+the logits are computed from token ids: the families whose converter reads a
+byte-level BPE tokenizer (olmo2) read the sentencepiece one instead, and
+nothing else of the conversion is touched.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import transformers
+
+N_VOCAB = 320
+# 24 positions: longer than every sliding window below, so the windows cut.
+TOKENS = [1, 17, 203, 45, 299, 8, 150, 77, 312, 64, 5, 190, 33, 271, 128, 99, 3, 256, 140, 11, 318, 60, 222, 101]
+
+COMMON = dict(vocab_size=N_VOCAB, hidden_size=32, intermediate_size=64, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+
+# name -> (config class, model class, config arguments, whether the norms are stored as w with (1 + w) applied)
+FAMILIES = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM",
+              dict(num_hidden_layers=2, rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False), False),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM",
+              dict(num_hidden_layers=2, rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True), False),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM",
+              dict(num_hidden_layers=2, head_dim=16, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                   tie_word_embeddings=False), False),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM",
+              dict(num_hidden_layers=2, rms_norm_eps=1e-6, rope_theta=500000.0, tie_word_embeddings=False), False),
+    # query_pre_attn_scalar equals head_dim: the converter does not store it
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM",
+               dict(num_hidden_layers=4, head_dim=16, rms_norm_eps=1e-6, rope_theta=10000.0, query_pre_attn_scalar=16,
+                    attn_logit_softcapping=2.0, final_logit_softcapping=5.0, sliding_window=6,
+                    hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True), True),
+    # 7 layers: 5 local, 1 global, 1 local again
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM",
+               dict(num_hidden_layers=7, head_dim=16, rms_norm_eps=1e-6, query_pre_attn_scalar=16,
+                    sliding_window=6, hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True,
+                    rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                                     "full_attention": {"rope_type": "linear", "factor": 4.0, "rope_theta": 1000000.0}}),
+               True),
+    # LongRoPE with the long factors in use (24 positions > 16), half the head rotated
+    "phi3": ("Phi3Config", "Phi3ForCausalLM",
+             dict(num_hidden_layers=3, rms_norm_eps=1e-5, sliding_window=6, tie_word_embeddings=False,
+                  original_max_position_embeddings=16,
+                  rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                   "short_factor": [1.0, 1.25], "long_factor": [1.5, 3.0],
+                                   "original_max_position_embeddings": 16}), False),
+}
+
+
+def write_tokenizer(directory):
+    """A sentencepiece BPE model of N_VOCAB pieces with byte fallback."""
+    import sentencepiece as spm
+    words = ["strata", "gemma", "phi", "olmo", "llama", "qwen", "tensor", "layer", "window", "rope", "norm",
+             "the", "a", "of", "and", "to", "in", "is", "it", "that", "on", "for", "with", "as", "at"]
+    rng = np.random.default_rng(7)
+    lines = [" ".join(rng.choice(words, size=12)) for _ in range(2000)]
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=os.path.join(directory, "tokenizer"),
+                                   vocab_size=N_VOCAB, model_type="bpe", byte_fallback=True, character_coverage=1.0,
+                                   unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
+
+
+def build_model(name, directory):
+    config_class, model_class, args, shifted_norms = FAMILIES[name]
+    config = getattr(transformers, config_class)(**COMMON, **args)
+    config._attn_implementation = "eager"
+    torch.manual_seed(1234)
+    model = getattr(transformers, model_class)(config).eval()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if p.dim() == 1:
+                # norm weights: around 1 as applied ((1 + w) for gemma), biases small
+                base = 0.0 if (shifted_norms or pname.endswith("bias")) else 1.0
+                p.copy_(base + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(torch.randn_like(p) * (0.6 / p.shape[-1] ** 0.5))
+    model.save_pretrained(directory, safe_serialization=True)
+    return model
+
+
+def convert(llama_cpp, name, model_dir, out_path):
+    patch = ""
+    if name == "olmo2":
+        patch = ("import conversion.base as b\n"
+                 "b.TextModel.set_vocab = lambda self: self._set_vocab_sentencepiece()\n")
+    code = ("import sys\n"
+            f"sys.path.insert(0, {llama_cpp!r})\n"
+            f"sys.argv = ['convert_hf_to_gguf.py', {model_dir!r}, '--outtype', 'f32', '--outfile', {out_path!r}]\n"
+            + patch +
+            "import convert_hf_to_gguf\n"
+            "convert_hf_to_gguf.main()\n")
+    env = dict(os.environ, PYTHONPATH=os.path.join(llama_cpp, "gguf-py"))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=llama_cpp, stdout=subprocess.DEVNULL)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--llama-cpp", required=True, help="llama.cpp source tree (convert_hf_to_gguf.py)")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "data", "families"))
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    names = args.only or list(FAMILIES)
+    for name in names:
+        with tempfile.TemporaryDirectory() as temp:
+            directory = os.path.join(temp, name)  # the converter names the model after it
+            os.mkdir(directory)
+            write_tokenizer(directory)
+            model = build_model(name, directory)
+            with torch.no_grad():
+                logits = model(torch.tensor([TOKENS])).logits[0].float().numpy()
+            gguf_path = os.path.join(args.out, f"{name}.gguf")
+            convert(os.path.abspath(args.llama_cpp), name, directory, os.path.abspath(gguf_path))
+        logits.astype("<f4").tofile(os.path.join(args.out, f"{name}_logits.bin"))
+        print(f"{name}: {os.path.getsize(gguf_path)} bytes, logits {logits.shape}, "
+              f"range [{logits.min():.3f}, {logits.max():.3f}]")
+
+
+if __name__ == "__main__":
+    main()
