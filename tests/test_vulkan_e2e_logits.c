@@ -15,8 +15,8 @@
  *
  * Then the families' transformers fixtures (tests/data/families/, as
  * test_family_logits checks them on the CPU): F32 against transformers'
- * logits, and f16, q8_0, q6_k, q4_k quantized by strata against the
- * reference on the same file.
+ * logits, and f16, q8_0, q6_k, q4_k, iq4_nl, mxfp4 quantized by strata
+ * against the reference on the same file.
  *
  * Skips (exit 77, saying why) when Vulkan is not built in or has no device. */
 #include <math.h>
@@ -35,6 +35,11 @@
 
 
 static int failures;
+
+/* The low-bit formats the families' fixtures take as they are: their rows
+ * are 32 or 64 wide, so only the 32-element blocks fit (a 256-element format
+ * would fall back to another there). The bound is the synthetic models'. */
+static const family_type_bound family_lowbit_bounds[] = {{"iq4_nl", 3e-3}, {"mxfp4", 3e-3}};
 
 static double row_nmse(const float *got, const double *want, int64_t n)
 {
@@ -209,6 +214,9 @@ int main(void)
         for (int t = 0; t < FAMILY_TYPE_COUNT; t++)
             failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
                                            &family_type_bounds[t]);
+        for (size_t t = 0; t < sizeof family_lowbit_bounds / sizeof family_lowbit_bounds[0]; t++)
+            failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
+                                           &family_lowbit_bounds[t]);
     }
     rmdir(dir);
     if (failures) {
