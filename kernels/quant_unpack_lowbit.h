@@ -42,8 +42,14 @@ static UNPACK_TABLE_DEFINE_IQ3XXS_GRID(unpack_table_iq3xxs_grid);
 static UNPACK_TABLE_DEFINE_IQ3S_GRID(unpack_table_iq3s_grid);
 static UNPACK_TABLE_DEFINE_IQ1S_GRID(unpack_table_iq1s_grid);
 static UNPACK_TABLE_DEFINE_IQ2_SIGNS(unpack_table_iq2_signs);
-static UNPACK_TABLE_DEFINE_IQ4NL_VALUES(unpack_table_iq4nl_values);
-static UNPACK_TABLE_DEFINE_MXFP4_VALUES(unpack_table_mxfp4_values);
+/* the 16-byte level tables are read as four words (unpack_levels4) */
+#ifdef __cplusplus
+#define UNPACK_ALIGN16 alignas(16)
+#else
+#define UNPACK_ALIGN16 _Alignas(16)
+#endif
+UNPACK_ALIGN16 static UNPACK_TABLE_DEFINE_IQ4NL_VALUES(unpack_table_iq4nl_values);
+UNPACK_ALIGN16 static UNPACK_TABLE_DEFINE_MXFP4_VALUES(unpack_table_mxfp4_values);
 
 #ifdef __CUDACC__
 static __device__ UNPACK_TABLE_DEFINE_IQ2XXS_GRID(unpack_table_iq2xxs_grid_device);
@@ -53,8 +59,8 @@ static __device__ UNPACK_TABLE_DEFINE_IQ3XXS_GRID(unpack_table_iq3xxs_grid_devic
 static __device__ UNPACK_TABLE_DEFINE_IQ3S_GRID(unpack_table_iq3s_grid_device);
 static __device__ UNPACK_TABLE_DEFINE_IQ1S_GRID(unpack_table_iq1s_grid_device);
 static __device__ UNPACK_TABLE_DEFINE_IQ2_SIGNS(unpack_table_iq2_signs_device);
-static __device__ UNPACK_TABLE_DEFINE_IQ4NL_VALUES(unpack_table_iq4nl_values_device);
-static __device__ UNPACK_TABLE_DEFINE_MXFP4_VALUES(unpack_table_mxfp4_values_device);
+UNPACK_ALIGN16 static __device__ UNPACK_TABLE_DEFINE_IQ4NL_VALUES(unpack_table_iq4nl_values_device);
+UNPACK_ALIGN16 static __device__ UNPACK_TABLE_DEFINE_MXFP4_VALUES(unpack_table_mxfp4_values_device);
 #endif
 
 /* The table the calling code reads: the device copy in device code (nvcc's
@@ -100,23 +106,40 @@ UNPACK_FN void unpack_iq1_point(uint64_t point, bool negative_shift, int32_t *q)
     q[1] = (int32_t)((((uint32_t)(point >> 32) << 3) & 0xf8f8f8f8u) | shift);
 }
 
-/* Four 4-bit codes (bits 0..3 of each byte of codes) to their levels in
- * table, one byte each. */
-UNPACK_FN int32_t unpack_levels4(const int8_t *table, uint32_t codes)
+/* Four 4-bit codes (bits 0..3 of each byte of codes) to their levels, one
+ * byte each, from a 16-level table held as four words. On the device two
+ * byte permutes pick the levels of codes 0..7 and 8..15 (a selector nibble's
+ * low 3 bits index the 8 bytes of two words), and bit 3 of each code
+ * chooses between them: about 10 instructions for four levels where byte
+ * loads from the table would take four loads and their shifts. */
+UNPACK_FN int32_t unpack_levels4(const uint32_t *table, uint32_t codes)
 {
+#ifdef UNPACK_DEVICE
+    const uint32_t selector =
+        (codes & 0x7u) | ((codes >> 4) & 0x70u) | ((codes >> 8) & 0x700u) | ((codes >> 12) & 0x7000u);
+    const uint32_t low = __byte_perm(table[0], table[1], selector), high = __byte_perm(table[2], table[3], selector);
+    const uint32_t upper = ((codes >> 3) & 0x01010101u) * 0xffu;
+    return (int32_t)((high & upper) | (low & ~upper));
+#else
     uint32_t word = 0;
-    for (int b = 0; b < 4; b++)
-        word |= (uint32_t)(uint8_t)table[(codes >> (8 * b)) & 0xfu] << (8 * b);
+    for (int b = 0; b < 4; b++) {
+        const uint32_t code = (codes >> (8 * b)) & 0xfu;
+        word |= ((table[code / 4] >> (8 * (code % 4))) & 0xffu) << (8 * b);
+    }
     return (int32_t)word;
+#endif
 }
 
 /* The 32 codes of an IQ4_NL/MXFP4-style nibble array (element j in the low
- * nibble of byte j, j + 16 in the high one) as levels. */
+ * nibble of byte j, j + 16 in the high one) as levels of table (16 bytes at
+ * a multiple of 16: one 16-byte load on the device). */
 UNPACK_FN void unpack_nibble_levels(const int8_t *table, const uint32_t *words, quant_unit *u)
 {
+    uint32_t table_words[4];
+    unpack_words_a16((const uint8_t *)table, 4, table_words);
     for (int k = 0; k < 4; k++) {
-        u->q[k] = unpack_levels4(table, words[k] & 0x0f0f0f0fu);
-        u->q[k + 4] = unpack_levels4(table, (words[k] >> 4) & 0x0f0f0f0fu);
+        u->q[k] = unpack_levels4(table_words, words[k] & 0x0f0f0f0fu);
+        u->q[k + 4] = unpack_levels4(table_words, (words[k] >> 4) & 0x0f0f0f0fu);
     }
 }
 

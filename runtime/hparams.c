@@ -136,8 +136,9 @@ static strata_status read_family_keys(const gguf_file *file, const arch_descript
     if (desc->arch == STRATA_ARCH_OLMO2 && gguf_find_key(file, key) >= 0)
         return strata_fail(err, STRATA_UNSUPPORTED, "%s: a sliding window in an olmo2 model is not supported", path);
     if (desc->swa_period > 0 || desc->arch == STRATA_ARCH_PHI3) {
-        if ((status = read_int(file, arch, "attention.sliding_window", 0, 0, HPARAM_MAX_CTX, &hp->sliding_window,
-                               err)))
+        /* Gemma 2's window is 4096 in files that predate the key */
+        if ((status = read_int(file, arch, "attention.sliding_window", gemma2 ? 4096 : 0, 0, HPARAM_MAX_CTX,
+                               &hp->sliding_window, err)))
             return status;
         if (desc->swa_period > 0 &&
             (status = read_int(file, arch, "attention.sliding_window_pattern", desc->swa_period, 2,

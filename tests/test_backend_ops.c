@@ -977,7 +977,7 @@ static int check_kernel_choice(void)
         {DTYPE_IQ3_S, CPU_ISA_AVX2, CPU_KERNEL_AVX2},    {DTYPE_IQ1_S, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_IQ1_M, CPU_ISA_AVX2, CPU_KERNEL_AVX2},    {DTYPE_IQ4_NL, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_IQ4_XS, CPU_ISA_AVX2, CPU_KERNEL_AVX2},   {DTYPE_MXFP4, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
-        {DTYPE_TQ2_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},    {DTYPE_TQ1_0, CPU_ISA_AVX2, CPU_KERNEL_SCALAR},
+        {DTYPE_TQ2_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},    {DTYPE_TQ1_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_IQ2_XS, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
     };
 #if !(defined(__x86_64__) || defined(__i386__))
@@ -1067,6 +1067,7 @@ static int check_tile_agreement(void)
 {
     enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
+    static int32_t act_sums[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
     float got[TOKENS * ROWS];
     bool have_avx2 = cpu_detect_isa() == CPU_ISA_AVX2;
@@ -1093,8 +1094,13 @@ static int check_tile_agreement(void)
                     x_values[t][i] = pattern == 1 ? (rng_uniform() < 0.5 ? -1.3f : 1.3f) : rng_gauss();
                 cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
                 if (kernel->act == CPU_ACT_Q8_0)
-                    for (int b = 0; b < N / 32; b++)
-                        act_scales[b][t] = fp16_to_f32(((const block_q8_0 *)act_bytes[t])[b].d);
+                    for (int b = 0; b < N / 32; b++) {
+                        const block_q8_0 *block = (const block_q8_0 *)act_bytes[t] + b;
+                        act_scales[b][t] = fp16_to_f32(block->d);
+                        act_sums[b][t] = 0;
+                        for (int i = 0; i < 32; i++)
+                            act_sums[b][t] += block->qs[i];
+                    }
                 else
                     for (int b = 0; b < N / 256; b++)
                         act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
@@ -1109,6 +1115,7 @@ static int check_tile_agreement(void)
                     cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
                                      .rows = ROWS, .act = (const char *)act_bytes,
                                      .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
+                                     .act_sums = &act_sums[0][0],
                                      .act_scales_stride = TOKENS, .tokens = tokens, .dst = got, .dst_stride = ROWS};
                     tile_fn(&tile);
                     for (int t = 0; t < TOKENS; t++)

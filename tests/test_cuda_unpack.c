@@ -19,7 +19,7 @@
 
 #ifdef UNPACK_DEVICE_PATHS
 /* Built as test_cuda_unpack_device_paths: quant_unpack.h takes its device
- * code (wide loads, funnel shifts, dp4a), with these stand-ins for the CUDA
+ * code (wide loads, funnel shifts, byte permutes, dp4a), with these stand-ins for the CUDA
  * vector types and intrinsics, written from their documented meaning. The
  * device loads are plain pointer reads, so alignment is not checked here
  * (test_cuda_unpack does that on the host code). */
@@ -46,6 +46,15 @@ static inline float __half2float(__half h)
 static inline uint32_t __funnelshift_r(uint32_t lo, uint32_t hi, uint32_t shift)
 {
     return (uint32_t)((((uint64_t)hi << 32) | lo) >> (shift & 31u));
+}
+/* byte n of the result: byte (s >> 4 n) & 7 of the 8 bytes y:x */
+static inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s)
+{
+    const uint64_t bytes = ((uint64_t)y << 32) | x;
+    uint32_t result = 0;
+    for (int n = 0; n < 4; n++)
+        result |= (uint32_t)((bytes >> (8 * ((s >> (4 * n)) & 7u))) & 0xffu) << (8 * n);
+    return result;
 }
 /* the four signed byte products of a and b, summed, plus c */
 static inline int __dp4a(int a, int b, int c)

@@ -19,14 +19,13 @@
  *   - the runtime on the F32 file vs transformers: bound 1e-8 (a relative
  *     error of 1e-4); the token-at-a-time pass with its f16 KV cache at least
  *     2e-6.
- *   - the runtime on f16, q8_0, q6_k and q4_k files strata quantized from the
- *     F32 one vs the reference on the same file, with test_e2e_logits' bounds
+ *   - the runtime on f16, q8_0 and q4_k files strata quantized from the F32
+ *     one vs the reference on the same file, with test_e2e_logits' bounds
  *     (1e-6 and 3e-3, the block formats' times n_layer / 2 beyond the 2
  *     layers that bound is for: the CPU rounds activations to 8 bits for
  *     every matmul, and gemma3's 7 layers have 3.5 times as many). These tiny models' rows (32 and 64 values) are shorter
- *     than a K-quant block, so q6_k and q4_k fall back as llama.cpp does
- *     (q8_0 and q5_0); the K-quant kernels are checked by test_e2e_logits on
- *     256-wide rows.
+ *     than a K-quant block, so q4_k falls back as llama.cpp does (to
+ *     q5_0); the K-quants are checked on the synth presets below.
  * Then the tiny synth presets of olmo2, gemma2, gemma3 and phi3 (256-wide
  * rows, so q4_k, q6_k and q4_k_m are K-quants; windows of 4 in the 10-token
  * prompt) against the reference, with the same bounds.

@@ -15,8 +15,9 @@
  *
  * Then the families' transformers fixtures (tests/data/families/, as
  * test_family_logits checks them on the CPU): F32 against transformers'
- * logits, and f16, q8_0, q6_k, q4_k, iq4_nl, mxfp4 quantized by strata
- * against the reference on the same file.
+ * logits, and q4_k quantized by strata against the reference on the same
+ * file; and the tiny synth presets of olmo2, gemma2, gemma3, phi3 at q4_k_m
+ * and at three low-bit formats each (all 12 among the four).
  *
  * Skips (exit 77, saying why) when Vulkan is not built in or has no device. */
 #include <math.h>
@@ -35,11 +36,6 @@
 
 
 static int failures;
-
-/* The low-bit formats the families' fixtures take as they are: their rows
- * are 32 or 64 wide, so only the 32-element blocks fit (a 256-element format
- * would fall back to another there). The bound is the synthetic models'. */
-static const family_type_bound family_lowbit_bounds[] = {{"iq4_nl", 3e-3}, {"mxfp4", 3e-3}};
 
 static double row_nmse(const float *got, const double *want, int64_t n)
 {
@@ -206,17 +202,49 @@ int main(void)
     if (access(STRATA_MODELS_DIR "/stories260K.gguf", R_OK) == 0)
         check_model("stories260K (f32)", STRATA_MODELS_DIR "/stories260K.gguf", 1e-9);
     /* the families' transformers fixtures: F32 against transformers, and
-     * strata's quantizations against the reference (test_family_logits) */
+     * strata's q4_k (q5_0 at their row lengths) against the reference
+     * (test_family_logits runs every type on the CPU); then the families'
+     * tiny synth presets at q4_k_m (q4_k and q6_k rows) against the reference */
     printf("\n%-24s %12s %12s %13s %13s %10s\n", "model (vulkan)", "nmse batch", "nmse 1-by-1", "argmax batch",
            "argmax 1-by-1", "bound");
     for (int f = 0; f < FAMILY_FIXTURE_COUNT; f++) {
         failures += !family_check_transformers("vulkan", STRATA_TEST_DATA_DIR, family_fixtures[f], 1e-8);
         for (int t = 0; t < FAMILY_TYPE_COUNT; t++)
-            failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
-                                           &family_type_bounds[t]);
-        for (size_t t = 0; t < sizeof family_lowbit_bounds / sizeof family_lowbit_bounds[0]; t++)
-            failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
-                                           &family_lowbit_bounds[t]);
+            if (strcmp(family_type_bounds[t].type, "q4_k") == 0)
+                failures += !family_check_type("vulkan", STRATA_TEST_DATA_DIR, dir, family_fixtures[f],
+                                               &family_type_bounds[t]);
+    }
+    static const char *const families[] = {"olmo2", "gemma2", "gemma3", "phi3"};
+    for (size_t a = 0; a < sizeof families / sizeof families[0]; a++) {
+        snprintf(path, sizeof path, "%s/%s_tiny_q4_k_m.gguf", dir, families[a]);
+        snprintf(label, sizeof label, "%s tiny q4_k_m", families[a]);
+        strata_synth_params params = {.arch = families[a], .preset = "tiny", .type = "q4_k_m", .seed = 1,
+                                      .output_path = path};
+        if (strata_synth(&params, &err) != STRATA_OK) {
+            printf("%-22s synth error: %s\n", label, err.message);
+            failures++;
+            continue;
+        }
+        failures += !e2e_check_model("vulkan", label, path, e2e_byte_prompt, e2e_byte_prompt_len, 3e-3);
+        remove(path);
+        /* three of the 12 low-bit formats each (the first 12 entries of
+         * e2e_lowbit_type_bounds), so that every format runs on one of
+         * these families too */
+        for (size_t k = 0; k < 3; k++) {
+            const e2e_type_bound *bound = &e2e_lowbit_type_bounds[3 * a + k];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, families[a], bound->type);
+            snprintf(label, sizeof label, "%s tiny %s", families[a], bound->type);
+            strata_synth_params lowbit = {.arch = families[a], .preset = "tiny", .type = bound->type, .seed = 1,
+                                          .output_path = path};
+            if (strata_synth(&lowbit, &err) != STRATA_OK) {
+                printf("%-22s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            failures += !e2e_check_model("vulkan", label, path, e2e_byte_prompt, e2e_byte_prompt_len,
+                                         bound->nmse_max);
+            remove(path);
+        }
     }
     rmdir(dir);
     if (failures) {

@@ -204,92 +204,100 @@ AVX2_FN float cpu_dot_q5_0_avx2(int64_t n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
-/* Scale and min j (0..7) of Q4_K: 6 bits each, packed in 12 bytes. */
-static inline void q4_k_scale_min(int j, const uint8_t packed[K_SCALE_SIZE], int *scale, int *min)
-{
-    if (j < 4) {
-        *scale = packed[j] & 63;
-        *min = packed[j + 4] & 63;
-    } else {
-        *scale = (packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4);
-        *min = (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4);
-    }
-}
+/* int16 lane j of both 128-bit halves of v, in all 16 lanes (v holds the
+ * same 8 int16 in both halves). */
+#define LANE16(v, j) _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j)))))
 
+/* Q4_K: w = d scale_j q - dmin min_j over 8 sub-blocks of 32 (q 0..15).
+ * The 12 packed scale bytes are three words: scales 0-3 and mins 0-3 in the
+ * low 6 bits of words 0 and 1; scales and mins 4-7 in the nibbles of word
+ * 2, with their top 2 bits in the top 2 bits of words 0 and 1. They are
+ * unpacked without branches into 8 scales and 8 mins as int16; the mins
+ * meet the activation's group sums in one madd. */
 AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
 {
     const block_q4_K *wb = w;
     const block_q8_K *ab = a;
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
-    float mins_total = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        int scales[8], mins[8];
-        int32_t min_sum = 0;
-        for (int j = 0; j < 8; j++) {
-            q4_k_scale_min(j, wb[b].scales, &scales[j], &mins[j]);
-            min_sum += mins[j] * (ab[b].bsums[2 * j] + ab[b].bsums[2 * j + 1]);
-        }
+        uint32_t words[3];
+        memcpy(words, wb[b].scales, sizeof words);
+        uint32_t unpacked[4] = {words[0] & 0x3F3F3F3Fu, (words[2] & 0x0F0F0F0Fu) | ((words[0] >> 2) & 0x30303030u),
+                                words[1] & 0x3F3F3F3Fu,
+                                ((words[2] >> 4) & 0x0F0F0F0Fu) | ((words[1] >> 2) & 0x30303030u)};
+        __m256i scales_mins = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)unpacked));
+        __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44); /* scales 0-7 in both halves */
+        __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
+        /* each min covers two groups of 16: m0 m0 m1 m1 ... m7 m7 */
+        __m256i mins16 = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
+        __m256i min_sums = _mm256_madd_epi16(mins16, _mm256_loadu_si256((const __m256i *)ab[b].bsums));
+        const int8_t *y = ab[b].qs;
         __m256i sumi = _mm256_setzero_si256();
-        for (int chunk = 0; chunk < 4; chunk++) {
-            __m256i packed = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * chunk));
-            __m256i q_low = _mm256_and_si256(packed, low_mask);
-            __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
-            __m256i y_low = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk));
-            __m256i y_high = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 64 * chunk + 32));
-            /* int16 pair sums (<= 2*15*127) times the 6-bit scale, summed in int32 by one madd */
-            __m256i p_low = _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, y_low),
-                                              _mm256_set1_epi16((int16_t)scales[2 * chunk]));
-            __m256i p_high = _mm256_madd_epi16(_mm256_maddubs_epi16(q_high, y_high),
-                                               _mm256_set1_epi16((int16_t)scales[2 * chunk + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_low, p_high));
-        }
-        float d = ab[b].d * half_to_f32(wb[b].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        mins_total += ab[b].d * half_to_f32(wb[b].dmin) * (float)min_sum;
+#define Q4_K_CHUNK(c)                                                                                                  \
+    do {                                                                                                               \
+        __m256i packed = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * (c)));                                   \
+        __m256i q_low = _mm256_and_si256(packed, low_mask);                                                            \
+        __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);                                     \
+        __m256i p_low = _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, _mm256_loadu_si256((const __m256i *)(y + 64 * (c)))), \
+                                          LANE16(scales, 2 * (c)));                                                    \
+        __m256i p_high = _mm256_madd_epi16(                                                                            \
+            _mm256_maddubs_epi16(q_high, _mm256_loadu_si256((const __m256i *)(y + 64 * (c) + 32))),                    \
+            LANE16(scales, 2 * (c) + 1));                                                                              \
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p_low, p_high));                                                \
+    } while (0)
+        Q4_K_CHUNK(0);
+        Q4_K_CHUNK(1);
+        Q4_K_CHUNK(2);
+        Q4_K_CHUNK(3);
+#undef Q4_K_CHUNK
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ab[b].d * half_to_f32(wb[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fnmadd_ps(_mm256_set1_ps(ab[b].d * half_to_f32(wb[b].dmin)), _mm256_cvtepi32_ps(min_sums), acc);
     }
-    return hsum_ps(acc) - mins_total;
+    return hsum_ps(acc);
 }
 
+/* Q6_K: w = d scale_g (q - 32), q 0..63 from 4 low bits in ql and 2 high
+ * bits in qh, one int8 scale per group of 16. The 32 is taken out through
+ * the activation's group sums: 32 sum_g scale_g bsum_g, one madd. Each
+ * 128-element half reads 64 bytes of ql and 32 of qh; quarter k takes nibble
+ * k / 2 of ql[32 (k % 2) + l] and bit pair k of qh[l]. */
 AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
 {
     const block_q6_K *wb = w;
     const block_q8_K *ab = a;
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
     const __m256i two_bits = _mm256_set1_epi8(3);
-    const __m256i offset = _mm256_set1_epi8(32);
+    /* sub-block j (32 elements) takes scale 2j in its first 8 int16 lanes and
+     * 2j + 1 in the last 8: the pair's dword to every dword, then pick */
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                          3, 2, 3, 2, 3, 2, 3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
+        __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[b].scales));
+        __m256i offset_sums = _mm256_madd_epi16(scales, _mm256_loadu_si256((const __m256i *)ab[b].bsums));
         __m256i sumi = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
             const uint8_t *ql = wb[b].ql + 64 * half;
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(wb[b].qh + 32 * half));
+            __m256i low[4] = {_mm256_and_si256(ql0, low_mask), _mm256_and_si256(ql1, low_mask),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask)};
+            __m256i high[4] = {_mm256_and_si256(qh, two_bits), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits),
+                               _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits)};
             for (int k = 0; k < 4; k++) {
-                __m256i ql_src = (k % 2) ? ql1 : ql0;
-                __m256i low = k < 2 ? _mm256_and_si256(ql_src, low_mask)
-                                    : _mm256_and_si256(_mm256_srli_epi16(ql_src, 4), low_mask);
-                __m256i high;
-                switch (k) {
-                case 0: high = _mm256_and_si256(qh, two_bits); break;
-                case 1: high = _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits); break;
-                case 2: high = _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits); break;
-                default: high = _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits); break;
-                }
-                __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4)); /* 0..63 */
+                __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4)); /* 0..63 */
                 __m256i y = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 128 * half + 32 * k));
-                /* (q - 32) y = q y - 32 y, both as int16 pair sums */
-                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), _mm256_maddubs_epi16(offset, y));
-                /* the first 16 bytes (8 int16 lanes) take one scale, the rest the next */
-                int group = 8 * half + 2 * k;
-                __m256i scale = _mm256_set_m128i(_mm_set1_epi16(wb[b].scales[group + 1]),
-                                                 _mm_set1_epi16(wb[b].scales[group]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale));
+                __m256i scale = _mm256_shuffle_epi8(
+                    _mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(4 * half + k)), pick);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale));
             }
         }
-        float d = ab[b].d * half_to_f32(wb[b].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(offset_sums, 5));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(ab[b].d * half_to_f32(wb[b].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
     return hsum_ps(acc);
 }

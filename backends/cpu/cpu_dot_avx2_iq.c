@@ -1,13 +1,16 @@
 /* AVX2 dot products of the low-bit formats (the scalar twins and the
- * integer scheme are in cpu_dot_scalar_iq.c; TQ1_0 has only the scalar one).
+ * integer scheme are in cpu_dot_scalar_iq.c).
  *
  * The grid formats load their 8-byte (IQ2, IQ1) or 4-byte (IQ3) grid points
  * straight into a register, 32 weights at a time: one load per point, except
- * IQ3_S, whose 9-bit indices are put together in a register and gathered
- * (on the 2-core AMD EPYC development VM, 2026-12-04, with a one-thread
- * harness timing 512 rows of 4096: IQ3_S 61 -> 32 ns per 256 weights; a
- * gather was slower for IQ3_XXS, 25 -> 31, and for IQ2_XS's 8-byte points,
- * 21 -> 32, so those keep one load per point). Stored signs are applied
+ * IQ3_S, whose 9-bit indices are put together in a register and gathered.
+ * Timings quoted below: the 2-core AMD EPYC development VM, 2026-12-04, a
+ * throwaway one-thread harness (512 rows of 4096 against one Q8 row, thread
+ * CPU time, best of 15; the project's -O3). IQ3_S went from 40 to 32 ns per
+ * 256 weights with the gather and its signs expanded in registers (36 with
+ * the same signs and one load per point); a gather was slower for IQ3_XXS
+ * (25 -> 31) and for IQ2_XS's 8-byte points (21 -> 32), so those keep one
+ * load per point. Stored signs are applied
  * to the activation bytes instead of the weights (q -> -q where the sign bit
  * is set, by _mm256_sign_epi8 with 8 sign bytes per stored sign byte from a
  * table; the activations are never -128, so that is exact), which leaves
@@ -100,11 +103,46 @@ AVX2_FN static inline __m256i signed_pairs(__m256i w, __m256i q)
     return _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(q, w));
 }
 
-/* The scale of the first 16 elements in the low int16 lanes, of the last 16
- * in the high ones. */
-AVX2_FN static inline __m256i two_scales16(int first, int second)
+/* Sub-block scales 2 s + 1 from 4-bit s packed two per byte (the lower
+ * sub-block in the low nibble): the 8 bytes of packed give 16 scales, as
+ * bytes in order in both 128-bit lanes (for scales16_of); the 4 bytes of
+ * packed4 give 8 (for scale16_of). Read once per 256-element block: the
+ * two broadcasts per 32 elements this replaced had cost IQ2_XS and IQ2_S
+ * about a quarter of their time (21 -> 16 and 24 -> 17 ns per 256 weights
+ * in the harness named at the top of this file). */
+AVX2_FN static inline __m256i nibbles_to_scales(__m128i bytes)
 {
-    return _mm256_set_m128i(_mm_set1_epi16((int16_t)second), _mm_set1_epi16((int16_t)first));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    const __m128i s = _mm_unpacklo_epi8(_mm_and_si128(bytes, mask), _mm_and_si128(_mm_srli_epi16(bytes, 4), mask));
+    return _mm256_broadcastsi128_si256(_mm_add_epi8(_mm_add_epi8(s, s), _mm_set1_epi8(1)));
+}
+
+AVX2_FN static inline __m256i nibble_scales(const uint8_t packed[8])
+{
+    return nibbles_to_scales(_mm_loadl_epi64((const __m128i *)packed));
+}
+
+AVX2_FN static inline __m256i nibble_scales4(const uint8_t packed4[4])
+{
+    uint32_t bytes;
+    memcpy(&bytes, packed4, sizeof bytes);
+    return nibbles_to_scales(_mm_cvtsi32_si128((int)bytes));
+}
+
+/* Scale ib of nibble_scales4 in every int16 lane. */
+AVX2_FN static inline __m256i scale16_of(__m256i scales, int ib)
+{
+    return _mm256_shuffle_epi8(scales, _mm256_add_epi8(_mm256_set1_epi16((short)0x8000), _mm256_set1_epi16((short)ib)));
+}
+
+/* The scales of sub-blocks 2 ib and 2 ib + 1 of nibble_scales (16 elements
+ * each) in the low and high int16 lanes: a byte shuffle that zero-extends
+ * (index bytes with the top bit set give 0). */
+AVX2_FN static inline __m256i scales16_of(__m256i scales, int ib)
+{
+    const __m256i pick = _mm256_set_epi64x((long long)0x8001800180018001ULL, (long long)0x8001800180018001ULL,
+                                           (long long)0x8000800080008000ULL, (long long)0x8000800080008000ULL);
+    return _mm256_shuffle_epi8(scales, _mm256_add_epi8(pick, _mm256_set1_epi8((char)(2 * ib))));
 }
 
 AVX2_FN float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
@@ -137,17 +175,17 @@ AVX2_FN float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        const __m256i scales = nibble_scales(wb[b].scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint16_t *codes = wb[b].qs + 4 * ib;
             const __m256i grid = _mm256_set_epi64x(
                 (long long)quant_iq2xs_grid[codes[3] & 511], (long long)quant_iq2xs_grid[codes[2] & 511],
                 (long long)quant_iq2xs_grid[codes[1] & 511], (long long)quant_iq2xs_grid[codes[0] & 511]);
-            const uint8_t s = wb[b].scales[ib];
             const __m256i q = apply_signs(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                           even_sign_bytes[codes[0] >> 9], even_sign_bytes[codes[1] >> 9],
                                           even_sign_bytes[codes[2] >> 9], even_sign_bytes[codes[3] >> 9]);
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(wb[b].d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -161,6 +199,7 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         const block_iq2_s *blk = &wb[b];
+        const __m256i scales = nibble_scales(blk->scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint8_t *low = blk->qs + 4 * ib;
@@ -171,10 +210,9 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
                                                    (long long)quant_iq2s_grid[low[0] | ((high << 8) & 0x300)]);
             uint32_t signs;
             memcpy(&signs, blk->qs + QK_K / 8 + 4 * ib, sizeof signs);
-            const uint8_t s = blk->scales[ib];
             const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                                sign_bytes32(signs));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, two_scales16(2 * (s & 0x0f) + 1, 2 * (s >> 4) + 1)));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -217,6 +255,7 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         const block_iq3_s *blk = &wb[b];
+        const __m256i scales = nibble_scales4(blk->scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + 8 * ib)));
@@ -224,10 +263,9 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
             const __m256i grid = gather_grid32(quant_iq3s_grid, _mm256_or_si256(low, high));
             uint32_t signs;
             memcpy(&signs, blk->signs + 4 * ib, sizeof signs);
-            const int s = (blk->scales[ib / 2] >> (4 * (ib % 2))) & 0x0f;
             const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
                                                sign_bytes32(signs));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, _mm256_set1_epi16((int16_t)(2 * s + 1))));
+            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scale16_of(scales, ib)));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
     }
@@ -283,6 +321,11 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
         const block_iq1_m *blk = &wb[b];
         uint16_t sc[4];
         memcpy(sc, blk->scales, sizeof sc);
+        /* the 16 scales 2 s + 1, s three bits each at bit 3 k of word k / 4 */
+        uint8_t scale_bytes[16];
+        for (int k = 0; k < 16; k++)
+            scale_bytes[k] = (uint8_t)(2 * ((sc[k / 4] >> (3 * (k % 4))) & 7) + 1);
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)scale_bytes));
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint8_t *low = blk->qs + 4 * ib;
@@ -294,10 +337,9 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
             /* point k's shift is -1 where bit 3 of its nibble of h0 | h1 << 8 is set */
             const __m256i shift_bits = _mm256_and_si256(_mm256_set1_epi64x(h0 | h1 << 8), shift_mask);
             const __m256i shifts = _mm256_or_si256(_mm256_cmpeq_epi64(shift_bits, shift_mask), _mm256_set1_epi8(1));
-            const int word = sc[ib / 2] >> (6 * (ib % 2));
-            const __m256i scales = two_scales16(2 * (word & 7) + 1, 2 * ((word >> 3) & 7) + 1);
             const __m256i q = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib));
-            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q), scales));
+            total = _mm256_add_epi32(total, _mm256_madd_epi16(signed_pairs(iq1_weights(grid, shifts), q),
+                                                              scales16_of(scales, ib)));
         }
         sum += _cvtsh_ss(quant_iq1_m_scale(blk)) * ab[b].d * (float)hsum_epi32(total) * 0.125f;
     }
@@ -372,6 +414,68 @@ AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
                                                               _mm256_set1_epi16((int16_t)(ls - 32))));
         }
         sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
+    }
+    return sum;
+}
+
+/* TQ1_0: the trit in position k of a byte x is ((x * 3^k mod 256) * 3) >> 8
+ * (the scalar twin's tq1_trit). AVX2 has no byte multiply, so both steps run
+ * on 16-bit lanes: x * c for the low byte of each lane (its high byte is
+ * then wrong, and masked off) and for the high byte alone (the low byte
+ * cleared first); then (y * 3) >> 8 for each byte y as mulhi(y << 8, 3).
+ * mult holds c per 16-bit lane. */
+AVX2_FN static inline __m256i tq1_trits(__m256i x, __m256i mult)
+{
+    const __m256i high_bytes = _mm256_set1_epi16((short)0xff00);
+    const __m256i three = _mm256_set1_epi16(3);
+    const __m256i low = _mm256_mullo_epi16(x, mult);
+    const __m256i high = _mm256_mullo_epi16(_mm256_and_si256(x, high_bytes), mult);
+    const __m256i y = _mm256_or_si256(_mm256_andnot_si256(high_bytes, low), high);
+    const __m256i t_low = _mm256_mulhi_epu16(_mm256_slli_epi16(y, 8), three);
+    const __m256i t_high = _mm256_slli_epi16(_mm256_mulhi_epu16(_mm256_and_si256(y, high_bytes), three), 8);
+    return _mm256_or_si256(t_low, t_high);
+}
+
+/* int32 lanes of sum t q over 32 trits t (0..2) and activations q. */
+AVX2_FN static inline __m256i trit_pairs(__m256i t, __m256i q)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(t, q), _mm256_set1_epi16(1));
+}
+
+/* TQ1_0, as TQ2_0 below: sum (t - 1) q = sum t q - sum q. Elements 0..159
+ * are the five trits of qs[0..31] (trit k of qs[m] is element 32 k + m),
+ * 160..239 the five of qs[32..47] (160 + 16 k + m), 240..255 the four of
+ * qh[0..3] (240 + 4 k + m): the 16-byte part runs two trit positions per
+ * register (one per 128-bit lane), the last position and qh in one. */
+AVX2_FN float cpu_dot_tq1_0_avx2(int64_t n, const void *w, const void *a)
+{
+    const block_tq1_0 *wb = w;
+    const block_q8_K *ab = a;
+    const __m256i pow3_01 = _mm256_set_m128i(_mm_set1_epi16(3), _mm_set1_epi16(1));
+    const __m256i pow3_23 = _mm256_set_m128i(_mm_set1_epi16(27), _mm_set1_epi16(9));
+    /* low lane: qs[32..47] at trit 4; high lane: qh[0..3] repeated, trits 0..3 */
+    const __m256i pow3_4h = _mm256_set_epi16(27, 27, 9, 9, 3, 3, 1, 1, 81, 81, 81, 81, 81, 81, 81, 81);
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const block_tq1_0 *blk = &wb[b];
+        const int8_t *q = ab[b].qs;
+        const __m256i x32 = _mm256_loadu_si256((const __m256i *)blk->qs);
+        __m256i total = trit_pairs(tq1_trits(x32, _mm256_set1_epi16(1)), _mm256_loadu_si256((const __m256i *)q));
+        static const short pow3[5] = {1, 3, 9, 27, 81};
+        for (int k = 1; k < 5; k++)
+            total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x32, _mm256_set1_epi16(pow3[k])),
+                                                       _mm256_loadu_si256((const __m256i *)(q + 32 * k))));
+        const __m256i x16 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk->qs + 32)));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x16, pow3_01), _mm256_loadu_si256((const __m256i *)(q + 160))));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x16, pow3_23), _mm256_loadu_si256((const __m256i *)(q + 192))));
+        uint32_t qh;
+        memcpy(&qh, blk->qh, sizeof qh);
+        const __m256i x_last = _mm256_set_m128i(_mm_set1_epi32((int)qh), _mm256_castsi256_si128(x16));
+        total = _mm256_add_epi32(total, trit_pairs(tq1_trits(x_last, pow3_4h), _mm256_loadu_si256((const __m256i *)(q + 224))));
+        int32_t q_sum = 0;
+        for (int g = 0; g < QK_K / 16; g++)
+            q_sum += ab[b].bsums[g];
+        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)(hsum_epi32(total) - q_sum);
     }
     return sum;
 }

@@ -75,7 +75,8 @@ size_t cpu_act_row_bytes(cpu_act_format fmt, int64_t n);
 /* Bytes a matmul's activation scratch takes for n_tok rows of n elements:
  * the rows in format fmt, and for Q8_0 and Q8_K each block's scale once more
  * as f32 (the tiled kernels' act_scales, block-major with
- * cpu_act_scales_stride floats per block). SIZE_MAX when that overflows.
+ * cpu_act_scales_stride floats per block), for Q8_0 also each block's sum
+ * of quants (act_sums, laid out the same). SIZE_MAX when that overflows.
  * Pure: the planner's workspace bound uses it too. */
 size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok);
 
@@ -137,6 +138,7 @@ float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq4_nl_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_mxfp4_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_tq1_0_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a);
 
 #endif

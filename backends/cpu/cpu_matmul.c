@@ -35,8 +35,9 @@ typedef struct matmul_job {
     int64_t rows_per_block;
     cpu_dot_fn dot;
     cpu_tile_fn tile;           /* NULL: one dot product per (row, token) */
-    float *act_scales;          /* Q8_0 activations of a tiled matmul: block scales as f32 */
-    int64_t act_scales_stride;  /* floats per token */
+    float *act_scales;          /* activations of a tiled matmul: block scales as f32 ... */
+    int32_t *act_sums;          /* ... and for Q8_0 the blocks' sums of quants (cpu_tile.h) */
+    int64_t act_scales_stride;  /* floats per block */
     /* activation conversion */
     const float *x;
     cpu_act_format act_format;
@@ -52,8 +53,13 @@ static void quantize_tokens(void *arg, int64_t begin, int64_t end, int thread_in
         cpu_quantize_activation(job->act_format, job->x + t * job->n_in, row, job->n_in, job->isa);
         if (job->act_scales && job->act_format == CPU_ACT_Q8_0) {
             const block_q8_0 *blocks = (const block_q8_0 *)row;
-            for (int64_t b = 0; b < job->n_in / QK8_0; b++)
+            for (int64_t b = 0; b < job->n_in / QK8_0; b++) {
+                int32_t sum = 0;
+                for (int i = 0; i < QK8_0; i++)
+                    sum += blocks[b].qs[i];
                 job->act_scales[b * job->act_scales_stride + t] = fp16_to_f32(blocks[b].d);
+                job->act_sums[b * job->act_scales_stride + t] = sum;
+            }
         } else if (job->act_scales) {
             const block_q8_K *blocks = (const block_q8_K *)row;
             for (int64_t b = 0; b < job->n_in / QK_K; b++)
@@ -73,6 +79,7 @@ static void matmul_rows_tiled(const matmul_job *job, int64_t row_begin, int64_t 
             .act = job->act + (size_t)t * job->act_row_bytes,
             .act_stride = job->act_row_bytes,
             .act_scales = job->act_scales ? job->act_scales + t : NULL,
+            .act_sums = job->act_sums ? job->act_sums + t : NULL,
             .act_scales_stride = job->act_scales_stride,
             .tokens = (int)(job->n_tok - t < CPU_TILE_TOKENS ? job->n_tok - t : CPU_TILE_TOKENS),
             .dst = job->dst + t * job->n_out + row_begin,
@@ -141,13 +148,19 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
             /* the f32 scales first (aligned), then the rows, as cpu_act_scratch_bytes counts them */
             int64_t blocks = job.n_in / (kernel->act == CPU_ACT_Q8_0 ? QK8_0 : QK_K);
             job.act_scales_stride = cpu_act_scales_stride(job.n_tok);
-            job.act = (char *)ctx->activations.data + (size_t)blocks * (size_t)job.act_scales_stride * sizeof(float);
+            size_t per_block = kernel->act == CPU_ACT_Q8_0 ? sizeof(float) + sizeof(int32_t) : sizeof(float);
+            job.act = (char *)ctx->activations.data + (size_t)blocks * (size_t)job.act_scales_stride * per_block;
             if (job.tile) {
                 job.act_scales = ctx->activations.data;
+                if (kernel->act == CPU_ACT_Q8_0)
+                    job.act_sums = (int32_t *)(job.act_scales + blocks * job.act_scales_stride);
                 /* the padding tokens are read (and multiplied by 0): they must be finite */
                 for (int64_t b = 0; b < blocks; b++)
-                    for (int64_t t = job.n_tok; t < job.act_scales_stride; t++)
+                    for (int64_t t = job.n_tok; t < job.act_scales_stride; t++) {
                         job.act_scales[b * job.act_scales_stride + t] = 0.0f;
+                        if (job.act_sums)
+                            job.act_sums[b * job.act_scales_stride + t] = 0;
+                    }
             }
         }
         cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);

@@ -34,8 +34,8 @@ size_t cpu_act_scratch_bytes(cpu_act_format fmt, int64_t n, int64_t n_tok)
     size_t bytes = (size_t)n_tok * row;
     /* the tiled kernels' f32 scales, the token count rounded up to 4: less
      * than the rows take */
-    if (fmt == CPU_ACT_Q8_0)
-        bytes += (size_t)(n / QK8_0) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
+    if (fmt == CPU_ACT_Q8_0) /* the scales and the sums of quants */
+        bytes += (size_t)(n / QK8_0) * (size_t)cpu_act_scales_stride(n_tok) * (sizeof(float) + sizeof(int32_t));
     if (fmt == CPU_ACT_Q8_K)
         bytes += (size_t)(n / QK_K) * (size_t)cpu_act_scales_stride(n_tok) * sizeof(float);
     return bytes;

@@ -44,6 +44,10 @@ typedef struct cpu_tile {
      * act_scales[block * act_scales_stride + t], readable (finite) up to
      * t = 4 * ceil(tokens / 4) - 1 */
     const float *act_scales;
+    /* Q8_0 activations only: each block's sum of quants, laid out as
+     * act_scales (Q4_0 and Q5_0 multiply unsigned quants and take the
+     * offset out through it) */
+    const int32_t *act_sums;
     int64_t act_scales_stride;
     int tokens;                /* 1 .. CPU_TILE_TOKENS */
     float *dst;                /* dst[t * dst_stride + r] = row r . token t */
@@ -55,13 +59,23 @@ typedef void (*cpu_tile_fn)(const cpu_tile *tile);
 /* Scalar twins (cpu_tile_scalar.c). */
 void cpu_tile_q8_0_scalar(const cpu_tile *tile);
 void cpu_tile_q4_0_scalar(const cpu_tile *tile);
+void cpu_tile_q5_0_scalar(const cpu_tile *tile);
+void cpu_tile_iq4_nl_scalar(const cpu_tile *tile);
 void cpu_tile_q4_k_scalar(const cpu_tile *tile);
 void cpu_tile_q6_k_scalar(const cpu_tile *tile);
+void cpu_tile_q5_k_scalar(const cpu_tile *tile);
+void cpu_tile_q3_k_scalar(const cpu_tile *tile);
+void cpu_tile_q2_k_scalar(const cpu_tile *tile);
 
 /* AVX2 + FMA + F16C (cpu_tile_avx2.c), x86 builds only. */
 void cpu_tile_q8_0_avx2(const cpu_tile *tile);
 void cpu_tile_q4_0_avx2(const cpu_tile *tile);
+void cpu_tile_q5_0_avx2(const cpu_tile *tile);
+void cpu_tile_iq4_nl_avx2(const cpu_tile *tile);
 void cpu_tile_q4_k_avx2(const cpu_tile *tile);
 void cpu_tile_q6_k_avx2(const cpu_tile *tile);
+void cpu_tile_q5_k_avx2(const cpu_tile *tile);
+void cpu_tile_q3_k_avx2(const cpu_tile *tile);
+void cpu_tile_q2_k_avx2(const cpu_tile *tile);
 
 #endif

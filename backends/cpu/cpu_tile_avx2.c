@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../base/quant.h"
+#include "../../base/quant_lowbit.h"
 #include "cpu_tile.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
@@ -70,21 +71,63 @@ _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens"
  * by d_w d_a run once per four tokens; the activation scales of a block are
  * contiguous over tokens for that (cpu_tile.h). */
 
-typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0 } format_32;
+typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0, FORMAT_Q5_0, FORMAT_IQ4_NL } format_32;
 
+/* 16 packed bytes of nibbles as 32 bytes: low nibbles (elements 0..15), then
+ * high nibbles (16..31). */
+AVX2_FN INLINE __m256i nibbles_32(const uint8_t qs[16])
+{
+    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* Q5_0's qh as 32 bytes: byte i is 16 when bit i is set, else 0. Each
+ * 128-bit lane spreads the two qh bytes it covers, then tests bit i % 8. */
+AVX2_FN INLINE __m256i fifth_bits(const uint8_t qh_bytes[4])
+{
+    uint32_t qh;
+    memcpy(&qh, qh_bytes, sizeof qh);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(16));
+}
+
+/* The offset of a format whose quants_32 are unsigned (weights d (q -
+ * offset)); 0 where they are signed. */
+static inline int offset_32(format_32 format)
+{
+    return format == FORMAT_Q4_0 ? 8 : format == FORMAT_Q5_0 ? 16 : 0;
+}
+
+/* Block b of a row: its 32 quants (unsigned where offset_32 says so), and
+ * its scale in *d. */
 AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, float *d)
 {
-    if (format == FORMAT_Q8_0) {
+    switch (format) {
+    case FORMAT_Q8_0: {
         const block_q8_0 *blk = (const block_q8_0 *)row + b;
         *d = _cvtsh_ss(blk->d);
         return _mm256_loadu_si256((const __m256i *)blk->qs);
     }
-    const block_q4_0 *blk = (const block_q4_0 *)row + b;
+    case FORMAT_Q4_0: { /* unsigned, offset 8 */
+        const block_q4_0 *blk = (const block_q4_0 *)row + b;
+        *d = _cvtsh_ss(blk->d);
+        return nibbles_32(blk->qs);
+    }
+    case FORMAT_Q5_0: { /* unsigned, offset 16 */
+        const block_q5_0 *blk = (const block_q5_0 *)row + b;
+        *d = _cvtsh_ss(blk->d);
+        return _mm256_or_si256(nibbles_32(blk->qs), fifth_bits(blk->qh));
+    }
+    case FORMAT_IQ4_NL: break;
+    }
+    const block_iq4_nl *blk = (const block_iq4_nl *)row + b;
     *d = _cvtsh_ss(blk->d);
-    __m128i packed = _mm_loadu_si128((const __m128i *)blk->qs);
-    /* bytes 0..15: low nibbles (elements 0..15), 16..31: high nibbles */
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+    /* the 16 levels in both 128-bit lanes, looked up by nibble */
+    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
+    return _mm256_shuffle_epi8(levels, nibbles_32(blk->qs));
 }
 
 /* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
@@ -122,9 +165,10 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
     for (int64_t b = 0; b < tile->n / 32; b++) {
         float d;
         __m256i x = quants_32(format, row, b, &d);
-        __m256i ax = _mm256_sign_epi8(x, x);
+        __m256i ax = offset_32(format) ? x : _mm256_sign_epi8(x, x);
         __m256 dw = _mm256_set1_ps(d);
         const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        const int32_t *act_sums = offset_32(format) ? tile->act_sums + b * tile->act_scales_stride : NULL;
         UNROLL
         for (int g = 0; 4 * g < count; g++) {
             int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
@@ -132,10 +176,19 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
             UNROLL
             for (int i = 0; i < in_group; i++) {
                 __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
-                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+                /* unsigned quants meet y as it is (pair sums below 2 * 31 * 127); signed ones by the sign trick */
+                __m256i sy = offset_32(format) ? y : _mm256_sign_epi8(y, x);
+                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+            }
+            __m256i folded = fold_4(sums, in_group);
+            if (offset_32(format)) {
+                /* - offset sum(y) per token, in the low half only (the halves are added at the end) */
+                __m128i block_sums = _mm_loadu_si128((const __m128i *)(act_sums + 4 * g));
+                __m128i offsets = _mm_slli_epi32(block_sums, offset_32(format) == 8 ? 3 : 4);
+                folded = _mm256_sub_epi32(folded, _mm256_zextsi128_si256(offsets));
             }
             __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ps((const __m128 *)(act_d + 4 * g)));
-            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, in_group)), scale, acc[g]);
+            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), scale, acc[g]);
         }
     }
     UNROLL
@@ -153,6 +206,7 @@ AVX2_FN INLINE void tile_32(format_32 format, const cpu_tile *tile)
             cpu_tile part = *tile;
             part.act = tile->act + (size_t)t * tile->act_stride;
             part.act_scales = tile->act_scales + t;
+            part.act_sums = tile->act_sums + t;
 #define ROW_32(COUNT) row_32(format, &part, row, COUNT, tile->dst + t * tile->dst_stride + r)
             FOR_TOKEN_COUNT_8(tile->tokens - t, ROW_32)
 #undef ROW_32
@@ -170,6 +224,16 @@ AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
     tile_32(FORMAT_Q4_0, tile);
 }
 
+AVX2_FN void cpu_tile_q5_0_avx2(const cpu_tile *tile)
+{
+    tile_32(FORMAT_Q5_0, tile);
+}
+
+AVX2_FN void cpu_tile_iq4_nl_avx2(const cpu_tile *tile)
+{
+    tile_32(FORMAT_IQ4_NL, tile);
+}
+
 /* --- K-quant super-blocks against Q8_K activations ------------------------- *
  * A super-block is unpacked into 8 registers of 32 unsigned quants (Q8_K
  * element order) and 8 of int16 scales, one per pair lane (the first 8 lanes
@@ -180,7 +244,7 @@ AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
  * times the scales by _mm256_madd_epi16 into int32; the offset or min term
  * through the activation's group sums, one madd per token and block. */
 
-typedef enum format_k { FORMAT_Q4_K, FORMAT_Q6_K } format_k;
+typedef enum format_k { FORMAT_Q2_K, FORMAT_Q3_K, FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K } format_k;
 
 typedef struct k_vectors {
     __m256i q[8];
@@ -203,6 +267,44 @@ static inline void q4_k_scales_mins(const uint8_t packed[K_SCALE_SIZE], uint8_t 
     memcpy(mins, m, 8);
 }
 
+/* Bytes of v whose bit `bit` is set become `value`, the others 0. */
+AVX2_FN INLINE __m256i bit_to_bytes(__m256i v, int bit, uint8_t value)
+{
+    const __m256i mask = _mm256_set1_epi8((char)(1u << bit));
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, mask), mask);
+    return _mm256_and_si256(set, _mm256_set1_epi8((char)value));
+}
+
+/* From 16 int16 scales, one per group of 16: sub-block j takes scale 2j in
+ * its first 8 lanes and 2j + 1 in the last 8. Dword j (that pair) goes to
+ * every dword, then the low 128 bits keep its first int16, the high its
+ * second. */
+AVX2_FN INLINE void group_scales(__m256i scales16, k_vectors *u)
+{
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                          3, 2, 3, 2, 3, 2, 3);
+    UNROLL
+    for (int j = 0; j < 8; j++) {
+        __m256i pair = _mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(j));
+        u->scale[j] = _mm256_shuffle_epi8(pair, pick);
+    }
+}
+
+/* Q4_K/Q5_K: scale j for the 32 elements of sub-block j, min j for the two
+ * groups of 16 in it (m0 m0 m1 m1 ... m7 m7). */
+AVX2_FN INLINE void scales_mins_6bit(const uint8_t packed[K_SCALE_SIZE], k_vectors *u)
+{
+    uint8_t scales[8], mins[8];
+    q4_k_scales_mins(packed, scales, mins);
+    UNROLL
+    for (int j = 0; j < 8; j++)
+        u->scale[j] = _mm256_set1_epi16(scales[j]);
+    uint64_t mins_word;
+    memcpy(&mins_word, mins, 8);
+    __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins_word));
+    u->corr = _mm256_set_m128i(_mm_unpackhi_epi16(mins16, mins16), _mm_unpacklo_epi16(mins16, mins16));
+}
+
 AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
 {
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
@@ -212,16 +314,7 @@ AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
         u->q[2 * chunk] = _mm256_and_si256(packed, low_mask);
         u->q[2 * chunk + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
     }
-    uint8_t scales[8], mins[8];
-    q4_k_scales_mins(blk->scales, scales, mins);
-    UNROLL
-    for (int j = 0; j < 8; j++)
-        u->scale[j] = _mm256_set1_epi16(scales[j]);
-    uint64_t mins_word;
-    memcpy(&mins_word, mins, 8);
-    __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins_word));
-    /* each min covers two groups of 16: m0 m0 m1 m1 ... m7 m7 */
-    u->corr = _mm256_set_m128i(_mm_unpackhi_epi16(mins16, mins16), _mm_unpacklo_epi16(mins16, mins16));
+    scales_mins_6bit(blk->scales, u);
     u->d = _cvtsh_ss(blk->d);
     u->m = _cvtsh_ss(blk->dmin);
 }
@@ -248,20 +341,86 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
         for (int k = 0; k < 4; k++)
             u->q[4 * half + k] = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4));
     }
-    /* 16 int16 scales; sub-block j takes scale 2j in its first 8 lanes and
-     * 2j + 1 in the last 8: dword j (that pair) to every dword, then the
-     * low 128 bits keep its first int16 and the high 128 its second */
     __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3);
-    UNROLL
-    for (int j = 0; j < 8; j++) {
-        __m256i pair = _mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(j));
-        u->scale[j] = _mm256_shuffle_epi8(pair, pick);
-    }
+    group_scales(scales16, u);
     u->corr = scales16;
     u->d = _cvtsh_ss(blk->d);
     u->m = 32.0f * u->d;
+}
+
+/* Q5_K: Q4_K's nibbles, scales and mins, plus a fifth bit: bit e / 32 of
+ * qh[e % 32] adds 16 to element e (sub-block j takes bit j). */
+AVX2_FN INLINE void unpack_q5_k(const block_q5_K *blk, k_vectors *u)
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)blk->qh);
+    UNROLL
+    for (int chunk = 0; chunk < 4; chunk++) {
+        __m256i packed = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * chunk));
+        u->q[2 * chunk] = _mm256_or_si256(_mm256_and_si256(packed, low_mask), bit_to_bytes(qh, 2 * chunk, 16));
+        u->q[2 * chunk + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask),
+                                              bit_to_bytes(qh, 2 * chunk + 1, 16));
+    }
+    scales_mins_6bit(blk->scales, u);
+    u->d = _cvtsh_ss(blk->d);
+    u->m = _cvtsh_ss(blk->dmin);
+}
+
+/* Q3_K: quant = low2 + 4 hbit - 4, taken as u = low2 + 4 hbit (0..7) with
+ * the 4 out through m = 4 d, corr = scale. Each 128-element half reads 32
+ * bytes of qs; quarter k takes bit pair k of them and bit 4 half + k of
+ * hmask. The 16 scales are 6-bit with an offset of 32 (see
+ * cpu_dot_scalar_k.c): low nibbles in bytes 0..7 (all low nibbles first,
+ * then the high ones), the top 2 bits four to a byte in bytes 8..11. */
+AVX2_FN INLINE void unpack_q3_k(const block_q3_K *blk, k_vectors *u)
+{
+    const __m256i two_bits = _mm256_set1_epi8(3);
+    __m256i hmask = _mm256_loadu_si256((const __m256i *)blk->hmask);
+    UNROLL
+    for (int half = 0; half < 2; half++) {
+        __m256i qs = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * half));
+        UNROLL
+        for (int k = 0; k < 4; k++) {
+            __m256i low = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), two_bits);
+            u->q[4 * half + k] = _mm256_or_si256(low, bit_to_bytes(hmask, 4 * half + k, 4));
+        }
+    }
+    uint32_t w[3];
+    memcpy(w, blk->scales, sizeof w);
+    /* scale i: nibble i % 8 of bytes 0..7 (low for i < 8), top bits from
+     * bits 2 (i / 4) of byte 8 + i % 4 */
+    uint32_t packed[4] = {
+        (w[0] & 0x0F0F0F0Fu) | ((w[2] << 4) & 0x30303030u),
+        (w[1] & 0x0F0F0F0Fu) | ((w[2] << 2) & 0x30303030u),
+        ((w[0] >> 4) & 0x0F0F0F0Fu) | (w[2] & 0x30303030u),
+        ((w[1] >> 4) & 0x0F0F0F0Fu) | ((w[2] >> 2) & 0x30303030u),
+    };
+    __m256i scales16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)packed)),
+                                        _mm256_set1_epi16(32));
+    group_scales(scales16, u);
+    u->corr = scales16;
+    u->d = _cvtsh_ss(blk->d);
+    u->m = 4.0f * u->d;
+}
+
+/* Q2_K: quant = 2 bits (0..3) in Q3_K's element order; scale = low nibble
+ * and min = high nibble of scales[g]. */
+AVX2_FN INLINE void unpack_q2_k(const block_q2_K *blk, k_vectors *u)
+{
+    const __m256i two_bits = _mm256_set1_epi8(3);
+    UNROLL
+    for (int half = 0; half < 2; half++) {
+        __m256i qs = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * half));
+        UNROLL
+        for (int k = 0; k < 4; k++)
+            u->q[4 * half + k] = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * k), two_bits);
+    }
+    __m128i packed = _mm_loadu_si128((const __m128i *)blk->scales);
+    const __m128i low_mask = _mm_set1_epi8(0x0F);
+    group_scales(_mm256_cvtepu8_epi16(_mm_and_si128(packed, low_mask)), u);
+    u->corr = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low_mask));
+    u->d = _cvtsh_ss(blk->d);
+    u->m = _cvtsh_ss(blk->dmin);
 }
 
 /* Not inlined on purpose: u must live in memory (an L1 buffer read once per
@@ -269,10 +428,13 @@ AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
  * and spills the token sums instead, far more often. */
 __attribute__((noinline)) AVX2_FN static void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
 {
-    if (format == FORMAT_Q4_K)
-        unpack_q4_k((const block_q4_K *)row + b, u);
-    else
-        unpack_q6_k((const block_q6_K *)row + b, u);
+    switch (format) {
+    case FORMAT_Q2_K: unpack_q2_k((const block_q2_K *)row + b, u); break;
+    case FORMAT_Q3_K: unpack_q3_k((const block_q3_K *)row + b, u); break;
+    case FORMAT_Q4_K: unpack_q4_k((const block_q4_K *)row + b, u); break;
+    case FORMAT_Q5_K: unpack_q5_k((const block_q5_K *)row + b, u); break;
+    case FORMAT_Q6_K: unpack_q6_k((const block_q6_K *)row + b, u); break;
+    }
 }
 
 /* count (1..4) tokens against one unpacked super-block, their sums folded
@@ -348,6 +510,21 @@ AVX2_FN void cpu_tile_q4_k_avx2(const cpu_tile *tile)
 AVX2_FN void cpu_tile_q6_k_avx2(const cpu_tile *tile)
 {
     tile_k(FORMAT_Q6_K, tile);
+}
+
+AVX2_FN void cpu_tile_q5_k_avx2(const cpu_tile *tile)
+{
+    tile_k(FORMAT_Q5_K, tile);
+}
+
+AVX2_FN void cpu_tile_q3_k_avx2(const cpu_tile *tile)
+{
+    tile_k(FORMAT_Q3_K, tile);
+}
+
+AVX2_FN void cpu_tile_q2_k_avx2(const cpu_tile *tile)
+{
+    tile_k(FORMAT_Q2_K, tile);
 }
 
 #endif

@@ -7,28 +7,60 @@
 #include <string.h>
 
 #include "../../base/quant.h"
+#include "../../base/quant_lowbit.h"
 #include "cpu_tile.h"
 
 /* --- 32-element blocks against Q8_0 activations ---------------------------- */
 
-/* Block b of a weight row: 32 signed quants and the block's scale. */
-typedef void (*unpack_32_fn)(const char *row, int64_t b, int8_t q[32], float *d);
+/* Block b of a weight row: 32 quants and the block's scale; the weights are
+ * d (q - offset), offset the function's return value (0 for signed quants;
+ * Q4_0 and Q5_0 give unsigned ones, as their AVX2 kernels multiply them, and
+ * the offset comes out through the activation's block sums). */
+typedef int (*unpack_32_fn)(const char *row, int64_t b, int8_t q[32], float *d);
 
-static void unpack_q8_0(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_q8_0(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_q8_0 *blk = (const block_q8_0 *)row + b;
     memcpy(q, blk->qs, 32);
     *d = fp16_to_f32(blk->d);
+    return 0;
 }
 
-static void unpack_q4_0(const char *row, int64_t b, int8_t q[32], float *d)
+static int unpack_q4_0(const char *row, int64_t b, int8_t q[32], float *d)
 {
     const block_q4_0 *blk = (const block_q4_0 *)row + b;
     for (int j = 0; j < 16; j++) {
-        q[j] = (int8_t)((blk->qs[j] & 0x0F) - 8);
-        q[j + 16] = (int8_t)((blk->qs[j] >> 4) - 8);
+        q[j] = (int8_t)(blk->qs[j] & 0x0F);
+        q[j + 16] = (int8_t)(blk->qs[j] >> 4);
     }
     *d = fp16_to_f32(blk->d);
+    return 8;
+}
+
+/* Q5_0: nibbles plus a fifth bit (bit j of qh for element j), offset 16. */
+static int unpack_q5_0(const char *row, int64_t b, int8_t q[32], float *d)
+{
+    const block_q5_0 *blk = (const block_q5_0 *)row + b;
+    uint32_t qh;
+    memcpy(&qh, blk->qh, sizeof qh);
+    for (int j = 0; j < 16; j++) {
+        q[j] = (int8_t)((blk->qs[j] & 0x0F) | (int)((qh >> j) & 1u) << 4);
+        q[j + 16] = (int8_t)((blk->qs[j] >> 4) | (int)((qh >> (j + 16)) & 1u) << 4);
+    }
+    *d = fp16_to_f32(blk->d);
+    return 16;
+}
+
+/* IQ4_NL: each nibble picks one of 16 levels. */
+static int unpack_iq4_nl(const char *row, int64_t b, int8_t q[32], float *d)
+{
+    const block_iq4_nl *blk = (const block_iq4_nl *)row + b;
+    for (int j = 0; j < 16; j++) {
+        q[j] = quant_iq4nl_values[blk->qs[j] & 0x0F];
+        q[j + 16] = quant_iq4nl_values[blk->qs[j] >> 4];
+    }
+    *d = fp16_to_f32(blk->d);
+    return 0;
 }
 
 static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
@@ -40,10 +72,10 @@ static void tile_32(const cpu_tile *tile, unpack_32_fn unpack)
         for (int64_t b = 0; b < blocks; b++) {
             int8_t q[32];
             float d;
-            unpack(row, b, q, &d);
+            int offset = unpack(row, b, q, &d);
             for (int t = 0; t < tile->tokens; t++) {
                 const block_q8_0 *a = (const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b;
-                int32_t sum = 0;
+                int32_t sum = -offset * tile->act_sums[b * tile->act_scales_stride + t];
                 for (int i = 0; i < 32; i++)
                     sum += q[i] * a->qs[i];
                 acc[t] += d * tile->act_scales[b * tile->act_scales_stride + t] * (float)sum;
@@ -62,6 +94,16 @@ void cpu_tile_q8_0_scalar(const cpu_tile *tile)
 void cpu_tile_q4_0_scalar(const cpu_tile *tile)
 {
     tile_32(tile, unpack_q4_0);
+}
+
+void cpu_tile_q5_0_scalar(const cpu_tile *tile)
+{
+    tile_32(tile, unpack_q5_0);
+}
+
+void cpu_tile_iq4_nl_scalar(const cpu_tile *tile)
+{
+    tile_32(tile, unpack_iq4_nl);
 }
 
 /* --- K-quant super-blocks against Q8_K activations ------------------------- */
@@ -132,6 +174,71 @@ static void unpack_q6_k(const char *row, int64_t b, k_unpacked *u)
     u->m = 32.0f * u->d;
 }
 
+/* Q5_K: Q4_K plus a fifth bit: bit e / 32 of qh[e % 32] adds 16. */
+static void unpack_q5_k(const char *row, int64_t b, k_unpacked *u)
+{
+    const block_q5_K *blk = (const block_q5_K *)row + b;
+    for (int chunk = 0; chunk < 4; chunk++)
+        for (int l = 0; l < 32; l++) {
+            u->q[chunk * 64 + l] = blk->qs[chunk * 32 + l] & 0x0F;
+            u->q[chunk * 64 + 32 + l] = blk->qs[chunk * 32 + l] >> 4;
+        }
+    for (int e = 0; e < QK_K; e++)
+        if (blk->qh[e % 32] & (1u << (e / 32)))
+            u->q[e] = (uint8_t)(u->q[e] + 16);
+    for (int j = 0; j < 8; j++) {
+        int scale, min;
+        k_scale_min(j, blk->scales, &scale, &min);
+        u->scale[2 * j] = u->scale[2 * j + 1] = (int16_t)scale;
+        u->corr[2 * j] = u->corr[2 * j + 1] = (int16_t)min;
+    }
+    u->d = fp16_to_f32(blk->d);
+    u->m = fp16_to_f32(blk->dmin);
+}
+
+/* Q2_K and Q3_K's low 2 bits: each 128-element half reads 32 bytes of qs;
+ * quarter k takes bit pair k of them. */
+static void unpack_2bit(const uint8_t qs[QK_K / 4], uint8_t q[QK_K])
+{
+    for (int half = 0; half < 2; half++)
+        for (int quarter = 0; quarter < 4; quarter++)
+            for (int l = 0; l < 32; l++)
+                q[half * 128 + quarter * 32 + l] = (qs[half * 32 + l] >> (2 * quarter)) & 3;
+}
+
+/* Q3_K: w = d scale_g (low2 + 4 hbit - 4); the - 4 comes out as m = 4 d
+ * with corr = scale. Scales: 6 bits with an offset of 32, low 4 bits in
+ * bytes 0..7 (low nibbles of all eight, then the high nibbles), high 2 bits
+ * in bytes 8..11. */
+static void unpack_q3_k(const char *row, int64_t b, k_unpacked *u)
+{
+    const block_q3_K *blk = (const block_q3_K *)row + b;
+    unpack_2bit(blk->qs, u->q);
+    for (int e = 0; e < QK_K; e++)
+        if (blk->hmask[e % 32] & (1u << (e / 32)))
+            u->q[e] = (uint8_t)(u->q[e] + 4);
+    for (int i = 0; i < 16; i++) {
+        int low = i < 8 ? blk->scales[i] & 0x0F : blk->scales[i - 8] >> 4;
+        int high = (blk->scales[8 + i % 4] >> (2 * (i / 4))) & 3;
+        u->scale[i] = u->corr[i] = (int16_t)((low | (high << 4)) - 32);
+    }
+    u->d = fp16_to_f32(blk->d);
+    u->m = 4.0f * u->d;
+}
+
+/* Q2_K: w = d scale_g q - dmin min_g, scale and min the nibbles of scales[g]. */
+static void unpack_q2_k(const char *row, int64_t b, k_unpacked *u)
+{
+    const block_q2_K *blk = (const block_q2_K *)row + b;
+    unpack_2bit(blk->qs, u->q);
+    for (int g = 0; g < QK_K / 16; g++) {
+        u->scale[g] = blk->scales[g] & 0x0F;
+        u->corr[g] = blk->scales[g] >> 4;
+    }
+    u->d = fp16_to_f32(blk->d);
+    u->m = fp16_to_f32(blk->dmin);
+}
+
 static void tile_k(const cpu_tile *tile, unpack_k_fn unpack)
 {
     int64_t blocks = tile->n / QK_K;
@@ -168,4 +275,19 @@ void cpu_tile_q4_k_scalar(const cpu_tile *tile)
 void cpu_tile_q6_k_scalar(const cpu_tile *tile)
 {
     tile_k(tile, unpack_q6_k);
+}
+
+void cpu_tile_q5_k_scalar(const cpu_tile *tile)
+{
+    tile_k(tile, unpack_q5_k);
+}
+
+void cpu_tile_q3_k_scalar(const cpu_tile *tile)
+{
+    tile_k(tile, unpack_q3_k);
+}
+
+void cpu_tile_q2_k_scalar(const cpu_tile *tile)
+{
+    tile_k(tile, unpack_q2_k);
 }

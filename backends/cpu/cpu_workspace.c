@@ -48,8 +48,9 @@ uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
     /* activation rows: float weights use theirs as they are (no scratch);
      * quantized ones need the rows in the widest 8-bit format any kernel
      * asks for, the width rounded up to that format's block: Q8_0 with the
-     * f32 block scales the tiled kernels read (272 + 32 bytes per 256
-     * values), Q8_K 292 + 4, Q8_1 288 (cpu_act_scratch_bytes) */
+     * f32 block scales and int32 block sums the tiled kernels read (272 +
+     * 64 bytes per 256 values), Q8_K 292 + 4, Q8_1 288
+     * (cpu_act_scratch_bytes) */
     const cpu_act_format formats[] = {CPU_ACT_Q8_0, CPU_ACT_Q8_1, CPU_ACT_Q8_K};
     const int64_t blocks[] = {32, 32, 256};
     uint64_t activations = 0;

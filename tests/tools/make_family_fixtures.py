@@ -13,11 +13,15 @@ convert_hf_to_gguf.py and its gguf-py); CI needs none of them, only the files.
 
     python3 tests/tools/make_family_fixtures.py --llama-cpp DIR [--only NAME ...]
 
-The converter runs as a separate process. Two of its vocabulary steps are
-bypassed, since the tiny models carry a made-up sentencepiece tokenizer and
-the logits are computed from token ids: the families whose converter reads a
-byte-level BPE tokenizer (olmo2) read the sentencepiece one instead, and
-nothing else of the conversion is touched.
+The files in tests/data/families were written with transformers 5.25.0 and
+torch 2.15.0 on the CPU, and the llama.cpp tree vendored in the
+llama-cpp-python 0.3.36 source package (vendor/llama.cpp).
+
+The converter runs as a separate process. The tiny models carry a made-up
+sentencepiece tokenizer (the logits are computed from token ids); olmo2's
+converter only reads byte-level BPE tokenizers, so for olmo2 the process
+reads the sentencepiece one instead. Nothing else of the conversion is
+touched.
 """
 import argparse
 import os
