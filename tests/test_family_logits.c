@@ -9,6 +9,7 @@
  * norm, 5 local : 1 global layers with a local rope base and linear scaling
  * on the global ones; phi3: fused QKV and gate/up, half the head rotated,
  * LongRoPE's long factors and attention factor, a window on every layer;
+ * phi3_short: the same weights with the short factors in use;
  * llama, qwen2, qwen3 as the converter writes them), converted by llama.cpp's
  * convert_hf_to_gguf.py. transformers' float32 logits of all 24 positions are
  * the reference.

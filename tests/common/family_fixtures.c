@@ -16,8 +16,10 @@ const int32_t family_tokens[] = {1,  17,  203, 45, 299, 8,   150, 77, 312, 64,  
                                  33, 271, 128, 99, 3,   256, 140, 11, 318, 60,  222, 101};
 const int64_t family_tokens_len = sizeof family_tokens / sizeof family_tokens[0];
 
+/* phi3 uses LongRoPE's long factors (its original context is 16, the tests'
+ * contexts 64), phi3_short the short ones (original context 64) */
 const char *const family_fixtures[FAMILY_FIXTURE_COUNT] = {"olmo2", "gemma2", "gemma3", "phi3",
-                                                           "llama", "qwen2",  "qwen3"};
+                                                           "phi3_short", "llama", "qwen2", "qwen3"};
 
 /* The runtime against the double-precision reference on the same stored
  * weights, with test_e2e_logits' bounds (justified there), the block

@@ -70,6 +70,13 @@ FAMILIES = {
                   rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
                                    "short_factor": [1.0, 1.25], "long_factor": [1.5, 3.0],
                                    "original_max_position_embeddings": 16}), False),
+    # the same with the short factors in use (24 positions <= 64) and no attention factor
+    "phi3_short": ("Phi3Config", "Phi3ForCausalLM",
+                   dict(num_hidden_layers=3, rms_norm_eps=1e-5, sliding_window=6, tie_word_embeddings=False,
+                        original_max_position_embeddings=64,
+                        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                         "short_factor": [1.0, 1.25], "long_factor": [1.5, 3.0],
+                                         "original_max_position_embeddings": 64}), False),
 }
 
 
