@@ -214,6 +214,15 @@ static const op_case fixed_cases[] = {
     {.op = OP_COPY, .src_dtype = DTYPE_F16, .dtype = DTYPE_F32, .ne = {150, 301}, .reshape = true, .max_nmse = NMSE_EXACT},
     {.op = OP_MATMUL, .dtype = DTYPE_F16, .ne = {64, 20000, 2}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MATMUL, .dtype = DTYPE_Q4_0, .ne = {4096, 20, 12}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
+    /* low-bit weights over 64 KiB: MXFP4 rows of 127 blocks are 2159 bytes,
+     * so every other row, and the first row of some bindings, starts at an
+     * odd byte; IQ1_S (50-byte blocks) and TQ1_0 (54) rows are cut into
+     * bindings while their lookup tables stay whole */
+    {.op = OP_MATMUL, .dtype = DTYPE_MXFP4, .ne = {4064, 67, 3}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
+    {.op = OP_MATMUL, .dtype = DTYPE_MXFP4, .ne = {4064, 45, 12}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
+    {.op = OP_GET_ROWS, .dtype = DTYPE_MXFP4, .ne = {4064, 61, 9}, .max_nmse = NMSE_EXACT},
+    {.op = OP_MATMUL, .dtype = DTYPE_IQ1_S, .ne = {4608, 90, 5}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
+    {.op = OP_MATMUL, .dtype = DTYPE_TQ1_0, .ne = {4608, 70, 2}, .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
     {.op = OP_TOPK, .ne = {1, 3, 1}, .max_nmse = 0},
     {.op = OP_TOPK, .ne = {8, 5, 2}, .max_nmse = 0},
     {.op = OP_TOPK, .ne = {60, 7, 4}, .max_nmse = 0},
