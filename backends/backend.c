@@ -77,7 +77,8 @@ const char *op_kind_name(op_kind kind)
         [OP_ADD] = "add",           [OP_MUL] = "mul",           [OP_SCALE] = "scale",
         [OP_ROPE] = "rope",         [OP_KV_STORE] = "kv_store", [OP_ATTENTION] = "attention",
         [OP_SWIGLU] = "swiglu",     [OP_GEGLU] = "geglu",       [OP_SOFTMAX] = "softmax",
-        [OP_ARGMAX] = "argmax",     [OP_COPY] = "copy",
+        [OP_ARGMAX] = "argmax",     [OP_COPY] = "copy",         [OP_TOPK] = "topk",
+        [OP_MOE_WEIGHTS] = "moe_weights", [OP_MATMUL_ID] = "matmul_id", [OP_MOE_SUM] = "moe_sum",
     };
     if ((int)kind < 0 || kind >= OP_COUNT_)
         return "unknown";

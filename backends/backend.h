@@ -73,6 +73,8 @@ typedef struct backend_workspace_query {
     int64_t max_matmul_row_bytes; /* bytes of one row of the largest weight (its dtype) */
     int64_t n_heads, n_kv_heads, head_dim; /* of attention on the device; 0: none */
     int64_t n_ctx;             /* cache rows attention may scan */
+    int64_t max_expert_cols, max_expert_rows; /* n_in and n_out of the largest expert matrix
+                                                 (OP_MATMUL_ID) on the device; 0: none */
     int multiprocessors;       /* of the device; 0: unknown (assume the most) */
     /* bit (1 << dtype) for each dtype among the matmul weights; 0: unknown
      * (assume any) */
@@ -145,6 +147,36 @@ typedef enum op_kind {
     /* dst = src0 converted to dst's dtype (F32, F16, BF16 both ways); same
      * element counts; both may be strided (any nb). */
     OP_COPY,
+    /* --- mixture of experts: route, multiply by the chosen experts, sum --- */
+    /* Router selection: dst[k, n_tok] (I32) = the indices of the k largest
+     * values of each column of src0[n_expert, n_tok] (F32), largest first,
+     * the lower index first among equal values; 1 <= k <= n_expert, so the
+     * k ids of a column are distinct. Applied to softmax(router logits) this
+     * is the top-k of the router probabilities (softmax keeps the order, so
+     * it is also the top-k of the logits). */
+    OP_TOPK,
+    /* The chosen experts' weights: dst[k, n_tok] (F32), dst[j, t] =
+     * src0[src1[j, t], t], from the probabilities src0[n_expert, n_tok] (F32)
+     * at the ids src1[k, n_tok] (I32, each in [0, n_expert)). When
+     * params.moe_weights.normalize, each column is then divided by its sum
+     * (Mixtral's softmax over the top-k logits is exactly this; Qwen3-MoE
+     * does it when norm_topk_prob). */
+    OP_MOE_WEIGHTS,
+    /* Expert matmul: dst[n_out, k, n_tok] (F32), dst[:, j, t] = W_e^T
+     * x[:, j', t] with e = src2[j, t], for the experts' weights src0[n_in,
+     * n_out, n_expert] (any weight dtype: expert e's matrix is the e-th
+     * [n_in, n_out] slab, as OP_MATMUL reads a 2-D weight), the ids src2[k,
+     * n_tok] (I32: each in [0, n_expert), distinct within a column) and
+     * x = src1[n_in, k_x, n_tok] (F32) where k_x is k (slot j reads its own
+     * column, j' = j) or 1 (every slot reads the token's one column, j' = 0).
+     * Only the chosen experts' bytes are read, each once per op however many
+     * tokens chose it (tokens are grouped by expert). An id out of range or
+     * repeated within a column is an error (the router never writes one). */
+    OP_MATMUL_ID,
+    /* Weighted sum of the experts' outputs: dst[n, n_tok] (F32) = sum over j
+     * of src1[j, t] * src0[:, j, t], for src0[n, k, n_tok] and the weights
+     * src1[k, n_tok] (F32), summed in order j = 0, 1, ... */
+    OP_MOE_SUM,
     OP_COUNT_
 } op_kind;
 
@@ -168,6 +200,7 @@ typedef struct backend_op {
             int32_t sliding_window;  /* 0: none */
             float softcap;           /* 0: none */
         } attention;
+        struct { bool normalize; } moe_weights;
     } params;
 } backend_op;
 

@@ -218,6 +218,88 @@ static bool contract_copy(const backend_op *op, char *why, size_t why_size)
                 why, why_size, "src0 and dst must have the same shape, or be contiguous with the same element count");
 }
 
+/* OP_TOPK: ids [k, n_tok] I32 from src0 [n_expert, n_tok] F32, 1 <= k <= n_expert. */
+static bool contract_topk(const backend_op *op, char *why, size_t why_size)
+{
+    const strata_tensor *x = op->src[0], *dst = op->dst;
+    if (!need_tensor(x, "src0", DTYPE_F32, why, why_size) || !need_tensor(dst, "dst", DTYPE_I32, why, why_size))
+        return false;
+    return op_need(x->ne[2] == 1 && x->ne[3] == 1 && dst->ne[2] == 1 && dst->ne[3] == 1, why, why_size,
+                   "src0 and dst must be 2-D") &&
+           op_need(dst->ne[0] >= 1 && dst->ne[0] <= x->ne[0], why, why_size, "k %lld is outside [1, %lld]",
+                   (long long)dst->ne[0], (long long)x->ne[0]) &&
+           op_need(dst->ne[1] == x->ne[1], why, why_size, "dst has %lld columns, src0 %lld", (long long)dst->ne[1],
+                   (long long)x->ne[1]);
+}
+
+/* ids [k, n_tok] I32 for n_tok columns, k <= n_expert. */
+static bool need_ids(const strata_tensor *ids, const char *role, int64_t n_expert, int64_t n_tok, char *why,
+                     size_t why_size)
+{
+    return need_tensor(ids, role, DTYPE_I32, why, why_size) &&
+           op_need(ids->ne[2] == 1 && ids->ne[3] == 1 && ids->ne[1] == n_tok, why, why_size,
+                   "%s must be [k, %lld]", role, (long long)n_tok) &&
+           op_need(ids->ne[0] >= 1 && ids->ne[0] <= n_expert, why, why_size, "%s: k %lld is outside [1, %lld]", role,
+                   (long long)ids->ne[0], (long long)n_expert);
+}
+
+/* OP_MOE_WEIGHTS: dst [k, n_tok] F32 = probabilities src0 [n_expert, n_tok] at ids src1 [k, n_tok]. */
+static bool contract_moe_weights(const backend_op *op, char *why, size_t why_size)
+{
+    const strata_tensor *p = op->src[0], *ids = op->src[1], *dst = op->dst;
+    if (!need_tensor(p, "src0", DTYPE_F32, why, why_size) || !need_tensor(dst, "dst", DTYPE_F32, why, why_size) ||
+        !op_need(p->ne[2] == 1 && p->ne[3] == 1, why, why_size, "src0 must be 2-D") ||
+        !need_ids(ids, "src1", p->ne[0], p->ne[1], why, why_size))
+        return false;
+    return need_same_shape(ids, "src1", dst, "dst", why, why_size);
+}
+
+/* The experts' weights of OP_MATMUL_ID: a weight format, contiguous, 3-D. */
+static bool need_expert_weights(const strata_tensor *w, char *why, size_t why_size)
+{
+    if (!op_need(w != NULL, why, why_size, "src0 is missing"))
+        return false;
+    strata_tensor slab = *w; /* one expert's matrix passes the 2-D weight checks */
+    slab.ne[2] = 1;
+    slab.nb[3] = slab.nb[2];
+    return need_weight(&slab, "src0 (experts)", why, why_size) &&
+           op_need(tensor_is_contiguous(w), why, why_size, "src0 (%s) is not contiguous", op_tensor_label(w, "src0")) &&
+           op_need(w->ne[2] >= 1 && w->ne[3] == 1, why, why_size, "src0 (%s) must be [n_in, n_out, n_expert]",
+                   op_tensor_label(w, "src0"));
+}
+
+/* OP_MATMUL_ID: dst [n_out, k, n_tok] = experts src0 [n_in, n_out, n_expert]
+ * at ids src2 [k, n_tok] times src1 [n_in, k or 1, n_tok]. */
+static bool contract_matmul_id(const backend_op *op, char *why, size_t why_size)
+{
+    const strata_tensor *w = op->src[0], *x = op->src[1], *ids = op->src[2], *dst = op->dst;
+    if (!need_expert_weights(w, why, why_size) || !need_tensor(x, "src1", DTYPE_F32, why, why_size) ||
+        !need_tensor(dst, "dst", DTYPE_F32, why, why_size) ||
+        !need_ids(ids, "src2", w->ne[2], x->ne[2], why, why_size))
+        return false;
+    int64_t k = ids->ne[0];
+    return op_need(x->ne[0] == w->ne[0], why, why_size, "src1 has %lld inputs, the experts %lld", (long long)x->ne[0],
+                   (long long)w->ne[0]) &&
+           op_need((x->ne[1] == k || x->ne[1] == 1) && x->ne[3] == 1, why, why_size,
+                   "src1 must be [%lld, %lld or 1, n_tok]", (long long)w->ne[0], (long long)k) &&
+           op_need(dst->ne[0] == w->ne[1] && dst->ne[1] == k && dst->ne[2] == x->ne[2] && dst->ne[3] == 1, why,
+                   why_size, "dst must be [%lld, %lld, %lld]", (long long)w->ne[1], (long long)k, (long long)x->ne[2]);
+}
+
+/* OP_MOE_SUM: dst [n, n_tok] = sum_j src1[j, t] src0[:, j, t]. */
+static bool contract_moe_sum(const backend_op *op, char *why, size_t why_size)
+{
+    const strata_tensor *y = op->src[0], *weights = op->src[1], *dst = op->dst;
+    if (!need_tensor(y, "src0", DTYPE_F32, why, why_size) || !need_tensor(weights, "src1", DTYPE_F32, why, why_size) ||
+        !need_tensor(dst, "dst", DTYPE_F32, why, why_size))
+        return false;
+    return op_need(y->ne[3] == 1 && weights->ne[0] == y->ne[1] && weights->ne[1] == y->ne[2] && weights->ne[2] == 1 &&
+                       weights->ne[3] == 1,
+                   why, why_size, "src1 must be [%lld, %lld]", (long long)y->ne[1], (long long)y->ne[2]) &&
+           op_need(dst->ne[0] == y->ne[0] && dst->ne[1] == y->ne[2] && dst->ne[2] == 1 && dst->ne[3] == 1, why,
+                   why_size, "dst must be [%lld, %lld]", (long long)y->ne[0], (long long)y->ne[2]);
+}
+
 bool op_contract_check(const backend_op *op, char *why, size_t why_size)
 {
     switch (op->kind) {
@@ -235,6 +317,10 @@ bool op_contract_check(const backend_op *op, char *why, size_t why_size)
     case OP_ATTENTION: return contract_attention(op, why, why_size);
     case OP_ARGMAX: return contract_argmax(op, why, why_size);
     case OP_COPY: return contract_copy(op, why, why_size);
+    case OP_TOPK: return contract_topk(op, why, why_size);
+    case OP_MOE_WEIGHTS: return contract_moe_weights(op, why, why_size);
+    case OP_MATMUL_ID: return contract_matmul_id(op, why, why_size);
+    case OP_MOE_SUM: return contract_moe_sum(op, why, why_size);
     case OP_COUNT_: break;
     }
     return op_need(false, why, why_size, "op %d is not an op of backend.h", (int)op->kind);

@@ -14,7 +14,11 @@
 /* True when op satisfies its contract; else false with a one-line reason in
  * why (which may be NULL). The weight of MATMUL and GET_ROWS (src0) must be a
  * 2-D contiguous tensor of a dtype with traits that is not an integer type;
- * whether a device reads that dtype is for the backend to check. */
+ * whether a device reads that dtype is for the backend to check. The experts
+ * of MATMUL_ID (src0) are the same but 3-D, [n_in, n_out, n_expert]. Ids
+ * (TOPK's dst, the src1 of MOE_WEIGHTS, the src2 of MATMUL_ID) are [k,
+ * n_tok] I32 with 1 <= k <= n_expert; their values are checked by the
+ * backend when it reads them. */
 bool op_contract_check(const backend_op *op, char *why, size_t why_size);
 
 /* For the backends' own checks: returns ok; when it is false, writes the

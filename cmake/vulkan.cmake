@@ -36,7 +36,8 @@ set(STRATA_VK_SHADER_VARIANTS
 )
 # The weight-format shaders (matmul, get_rows) come from a separate piece of
 # work; they are listed here and built once their files exist.
-set(STRATA_VK_WEIGHT_FORMATS f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k)
+set(STRATA_VK_WEIGHT_FORMATS f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_k q3_k q4_k q5_k q6_k
+  iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m iq4_nl iq4_xs mxfp4 tq1_0 tq2_0)
 foreach(format ${STRATA_VK_WEIGHT_FORMATS})
   string(TOUPPER ${format} format_upper)
   foreach(family matmul matmul_tiled get_rows)

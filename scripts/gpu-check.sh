@@ -71,7 +71,8 @@
 #   llama3-70b:q4_k_m:24G", PRESET:TYPE:CAP each), LOWBIT_MODELS (default
 #   "llama3-8b:iq2_xs llama3-8b:iq3_s llama3-8b:iq4_xs"), LOWBIT_BIG (default
 #   "llama3-70b:iq2_xs:24G", PRESET:TYPE:CAP with an empty CAP for none; empty:
-#   no big model), LOWBIT_OPS=0 (no test_backend_ops in the lowbit step)
+#   no big model), LOWBIT_BIG_SECONDS (the least time left for the big model to
+#   start, default 400), LOWBIT_OPS=0 (no test_backend_ops in the lowbit step)
 # Every step that fits runs even when an earlier one failed; LOG_DIR/summary.txt
 # lists each command with its outcome and seconds; the exit status is 0 only
 # when every step ran and passed.
@@ -426,7 +427,7 @@ step_lowbit() {
         local preset=${lowbit_big%%:*} rest=${lowbit_big#*:}
         local type=${rest%%:*} cap=${rest#*:}
         [[ $rest == *:* ]] || cap=
-        fits "lowbit-$preset-$type" 400 && lowbit_big "$preset" "$type" "$cap"
+        fits "lowbit-$preset-$type" "${LOWBIT_BIG_SECONDS:-400}" && lowbit_big "$preset" "$type" "$cap"
     fi
 }
 

@@ -19,12 +19,15 @@
 //       block's first on) matters only to the float types: values at or past
 //       it are 0 and their bytes are not read.
 //
-// Dequantized values must equal base/quant.c and quant_k.c bit for bit
-// (get_rows is checked exactly), so the products are formed in the same order
-// as there and marked precise: no fused multiply-add may change the rounding.
+// Dequantized values must equal base/quant.c, quant_k.c and quant_lowbit.c
+// bit for bit (get_rows is checked exactly), so the products are formed in
+// the same order as there and marked precise: no fused multiply-add may
+// change the rounding.
 //
 // Byte offsets are even (GGUF blocks are 2-byte aligned), so a block may start
 // in the middle of a word; read_u32 puts such a straddling word together.
+// MXFP4 (17-byte blocks) is the exception: dequant_lowbit.glsl reads it with
+// read_u8 and its own read_u32_any, which take any offset.
 
 uint read_u8(uint byte_offset)
 {
@@ -73,6 +76,13 @@ vec4 signed_bytes_of(uint word)
 #elif defined(WEIGHT_TYPE_Q2_K) || defined(WEIGHT_TYPE_Q3_K) || defined(WEIGHT_TYPE_Q4_K) || \
     defined(WEIGHT_TYPE_Q5_K) || defined(WEIGHT_TYPE_Q6_K)
 #include "dequant_k.glsl"
+#elif defined(WEIGHT_TYPE_IQ2_XXS) || defined(WEIGHT_TYPE_IQ2_XS) || defined(WEIGHT_TYPE_IQ2_S) || \
+    defined(WEIGHT_TYPE_IQ3_XXS) || defined(WEIGHT_TYPE_IQ3_S) || defined(WEIGHT_TYPE_IQ1_S) ||   \
+    defined(WEIGHT_TYPE_IQ1_M)
+#include "dequant_iq_grid.glsl"
+#elif defined(WEIGHT_TYPE_IQ4_NL) || defined(WEIGHT_TYPE_IQ4_XS) || defined(WEIGHT_TYPE_MXFP4) || \
+    defined(WEIGHT_TYPE_TQ1_0) || defined(WEIGHT_TYPE_TQ2_0)
+#include "dequant_lowbit.glsl"
 #else
 #error "define one WEIGHT_TYPE_<FMT>"
 #endif

@@ -1,5 +1,6 @@
-/* End to end on Vulkan: for each architecture x weight type, `strata_synth`
- * writes the tiny preset; the model is loaded on the CPU and on Vulkan device
+/* End to end on Vulkan: for each architecture x weight type (every block
+ * format, the low-bit ones and their mixes included), `strata_synth` writes
+ * the tiny preset; the model is loaded on the CPU and on Vulkan device
  * 0 and decodes the same tokens twice (one batch with all logits and an f32
  * KV cache, then one token at a time with an f16 KV cache: the decode path,
  * split-KV attention included). Every Vulkan row is compared with the
@@ -15,7 +16,8 @@
  * Then the families' transformers fixtures (tests/data/families/, as
  * test_family_logits checks them on the CPU): F32 against transformers'
  * logits, and q4_k quantized by strata against the reference on the same
- * file; and the tiny synth presets of olmo2, gemma2, gemma3, phi3 at q4_k_m.
+ * file; and the tiny synth presets of olmo2, gemma2, gemma3, phi3 at q4_k_m
+ * and at three low-bit formats each (all 12 among the four).
  *
  * Skips (exit 77, saying why) when Vulkan is not built in or has no device. */
 #include <math.h>
@@ -144,13 +146,13 @@ static void check_model(const char *label, const char *path, double nmse_max)
     bool ok = greedy_ok;
     for (int pass = 0; pass < 2; pass++)
         ok = ok && worst_ref[pass] <= bound[pass] && worst_cpu[pass] <= 4.0 * bound[pass];
-    printf("%-20s %11.3e %11.3e %11.3e %11.3e %8.0e %6s  %s\n", label, worst_ref[0], worst_ref[1], worst_cpu[0],
+    printf("%-22s %11.3e %11.3e %11.3e %11.3e %8.0e %6s  %s\n", label, worst_ref[0], worst_ref[1], worst_cpu[0],
            worst_cpu[1], nmse_max, greedy_ok ? "same" : "DIFF", ok ? "ok" : "FAIL");
     if (!ok)
         failures++;
 fail:
     if (status != STRATA_OK) {
-        printf("%-20s error: %s\n", label, err.message);
+        printf("%-22s error: %s\n", label, err.message);
         failures++;
     }
     strata_model_free(vk_model);
@@ -178,21 +180,23 @@ int main(void)
         fprintf(stderr, "test_vulkan_e2e_logits: cannot create a temporary directory\n");
         return 1;
     }
-    printf("%-20s %11s %11s %11s %11s %8s %6s\n", "model", "ref batch", "ref 1-by-1", "cpu batch", "cpu 1-by-1",
+    printf("%-22s %11s %11s %11s %11s %8s %6s\n", "model", "ref batch", "ref 1-by-1", "cpu batch", "cpu 1-by-1",
            "bound", "greedy");
     char path[600], label[64];
     for (size_t a = 0; a < E2E_ARCH_COUNT; a++)
-        for (size_t t = 0; t < E2E_FORMAT_COUNT; t++) {
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], e2e_type_bounds[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], e2e_type_bounds[t].type);
-            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = e2e_type_bounds[t].type,
-                                          .seed = 1, .output_path = path};
+        for (size_t t = 0; t < E2E_FORMAT_COUNT + e2e_lowbit_type_bound_count; t++) {
+            const e2e_type_bound *bound =
+                t < E2E_FORMAT_COUNT ? &e2e_type_bounds[t] : &e2e_lowbit_type_bounds[t - E2E_FORMAT_COUNT];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, e2e_archs[a], bound->type);
+            snprintf(label, sizeof label, "%s tiny %s", e2e_archs[a], bound->type);
+            strata_synth_params params = {.arch = e2e_archs[a], .preset = "tiny", .type = bound->type, .seed = 1,
+                                          .output_path = path};
             if (strata_synth(&params, &err) != STRATA_OK) {
-                printf("%-20s synth error: %s\n", label, err.message);
+                printf("%-22s synth error: %s\n", label, err.message);
                 failures++;
                 continue;
             }
-            check_model(label, path, e2e_type_bounds[t].nmse_max);
+            check_model(label, path, bound->nmse_max);
             remove(path);
         }
     if (access(STRATA_MODELS_DIR "/stories260K.gguf", R_OK) == 0)
@@ -217,12 +221,30 @@ int main(void)
         strata_synth_params params = {.arch = families[a], .preset = "tiny", .type = "q4_k_m", .seed = 1,
                                       .output_path = path};
         if (strata_synth(&params, &err) != STRATA_OK) {
-            printf("%-20s synth error: %s\n", label, err.message);
+            printf("%-22s synth error: %s\n", label, err.message);
             failures++;
             continue;
         }
         failures += !e2e_check_model("vulkan", label, path, e2e_byte_prompt, e2e_byte_prompt_len, 3e-3);
         remove(path);
+        /* three of the 12 low-bit formats each (the first 12 entries of
+         * e2e_lowbit_type_bounds), so that every format runs on one of
+         * these families too */
+        for (size_t k = 0; k < 3; k++) {
+            const e2e_type_bound *bound = &e2e_lowbit_type_bounds[3 * a + k];
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, families[a], bound->type);
+            snprintf(label, sizeof label, "%s tiny %s", families[a], bound->type);
+            strata_synth_params lowbit = {.arch = families[a], .preset = "tiny", .type = bound->type, .seed = 1,
+                                          .output_path = path};
+            if (strata_synth(&lowbit, &err) != STRATA_OK) {
+                printf("%-22s synth error: %s\n", label, err.message);
+                failures++;
+                continue;
+            }
+            failures += !e2e_check_model("vulkan", label, path, e2e_byte_prompt, e2e_byte_prompt_len,
+                                         bound->nmse_max);
+            remove(path);
+        }
     }
     rmdir(dir);
     if (failures) {

@@ -12,10 +12,10 @@
  * work rounds activations to 8 bits, Vulkan's does not, so a mix stays
  * within the CPU's bound.
  *
- * Models in the low-bit formats (IQ*, MXFP4, TQ*), which Vulkan does not
- * compute yet, are placed on "vulkan0,cpu" by the planner alone: their
- * low-bit weights stay on the CPU, the rest of each layer on Vulkan, and the
- * logits still match the reference.
+ * Models in the low-bit formats (IQ*, MXFP4, TQ*) are placed on
+ * "vulkan0,cpu" with all and with half of their layers on Vulkan: the
+ * layers' low-bit weights go to Vulkan with the rest of their layer, and the
+ * logits match the reference.
  *
  * Also checked: where no override sends activations on detours, a decoded
  * token crosses exactly the device boundaries the plan counts (one
@@ -46,25 +46,11 @@ static void check(bool ok, const char *what)
     }
 }
 
-/* One placement of one model: logits against the reference, budgets kept. */
-static void check_placement_kept(const char *path, const char *label, const char *devices, bool gpu_layers_set,
-                                 int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
-                                 bool weights_kept, const int32_t *tokens, int64_t n_tokens, double nmse_max);
-
+/* One placement of one model: logits against the reference, budgets kept,
+ * and (without overrides) the hand-offs the plan counts. */
 static void check_placement(const char *path, const char *label, const char *devices, bool gpu_layers_set,
                             int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
                             const int32_t *tokens, int64_t n_tokens, double nmse_max)
-{
-    check_placement_kept(path, label, devices, gpu_layers_set, gpu_layers, overrides, n_overrides, false, tokens,
-                         n_tokens, nmse_max);
-}
-
-/* weights_kept: the planner keeps some of the layers' weights on the CPU for
- * their dtype, so its hand-off count is an upper bound (as with overrides,
- * where it is not checked). */
-static void check_placement_kept(const char *path, const char *label, const char *devices, bool gpu_layers_set,
-                                 int64_t gpu_layers, const strata_tensor_override *overrides, int n_overrides,
-                                 bool weights_kept, const int32_t *tokens, int64_t n_tokens, double nmse_max)
 {
     strata_model_params params = {.path = path};
     params.placement = strata_placement_default_params();
@@ -86,7 +72,7 @@ static void check_placement_kept(const char *path, const char *label, const char
     snprintf(what, sizeof what, "%s: a device's counted peak passed the plan's figure", label);
     check(report.within_plan, what);
     if (n_overrides == 0)
-        check(e2e_check_handoffs(&params, label, tokens, n_tokens, weights_kept), label);
+        check(e2e_check_handoffs(&params, label, tokens, n_tokens, false), label);
 }
 
 /* The splits of one model with n_layer layers. */
@@ -162,17 +148,23 @@ static void check_cap(const char *path, const int32_t *tokens, int64_t n_tokens,
     strata_plan_free(plan);
 }
 
-/* Whether dtype is one the Vulkan backend refuses (its registration says). */
-static bool vulkan_refuses(strata_dtype dtype)
+/* Whether dtype is a low-bit format (IQ*, MXFP4, TQ*). */
+static bool is_low_bit(strata_dtype dtype)
 {
-    const backend_registration *vulkan = backend_find("vulkan");
-    return vulkan->weight_dtype_supported && !vulkan->weight_dtype_supported(dtype);
+    switch (dtype) {
+    case DTYPE_IQ2_XXS: case DTYPE_IQ2_XS: case DTYPE_IQ2_S: case DTYPE_IQ3_XXS: case DTYPE_IQ3_S:
+    case DTYPE_IQ1_S: case DTYPE_IQ1_M: case DTYPE_IQ4_NL: case DTYPE_IQ4_XS: case DTYPE_MXFP4:
+    case DTYPE_TQ1_0: case DTYPE_TQ2_0:
+        return true;
+    default:
+        return false;
+    }
 }
 
-/* A low-bit model on vulkan0,cpu with both layers on vulkan0 (-ngl 2: left
- * alone, the planner may find the detours cost more than the layers save):
- * the refused weights on the CPU, every layer's other weights on vulkan0,
- * the reference logits. */
+/* A low-bit model on vulkan0,cpu: with both layers on vulkan0 every low-bit
+ * weight of the layers is placed there (Vulkan computes these formats, so
+ * the planner has no reason to keep them in host RAM), and the logits match
+ * the reference with both layers, and with one layer, on vulkan0. */
 static void check_low_bit(const char *dir, const char *arch, const char *type)
 {
     char path[512], label[96], what[1024];
@@ -202,26 +194,26 @@ static void check_low_bit(const char *dir, const char *arch, const char *type)
         failures++;
         goto done;
     }
-    int on_cpu = 0, refused = 0, misplaced = 0;
+    int low_bit = 0, misplaced = 0;
     for (int64_t t = 0; t < plan->n_tensors; t++) {
         const gguf_tensor_info *info = gguf_find_tensor(file, plan->tensors[t].name);
-        if (!info || plan->tensors[t].device < 0)
+        if (!info || plan->tensors[t].device < 0 || strncmp(plan->tensors[t].name, "blk.", 4) != 0 ||
+            !is_low_bit(info->dtype))
             continue;
-        const bool is_cpu = strcmp(plan->devices[plan->tensors[t].device].name, "cpu") == 0;
-        on_cpu += is_cpu;
-        if (vulkan_refuses(info->dtype)) {
-            refused++;
-            misplaced += !is_cpu;
-        }
+        low_bit++;
+        misplaced += strcmp(plan->devices[plan->tensors[t].device].name, "vulkan0") != 0;
     }
-    snprintf(what, sizeof what, "%s: %d of %d low-bit weights are not on the CPU", label, misplaced, refused);
-    check(refused > 0 && misplaced == 0, what);
+    snprintf(what, sizeof what, "%s: %d of the layers' %d low-bit weights are not on vulkan0", label, misplaced,
+             low_bit);
+    check(low_bit > 0 && misplaced == 0, what);
     snprintf(what, sizeof what, "%s: %lld layers on vulkan0, the note '%s'", label,
              (long long)plan->devices[0].n_layers, plan->note);
-    check(plan->devices[0].n_layers == 2 && strstr(plan->note, "vulkan0 does not compute"), what);
-    printf("%-32s %d weights refused by vulkan0 kept on the CPU (%d tensors there)\n", label, refused, on_cpu);
-    check_placement_kept(path, label, "vulkan0,cpu", true, 2, NULL, 0, true, e2e_byte_prompt, e2e_byte_prompt_len,
-                         bound);
+    check(plan->devices[0].n_layers == 2 && !strstr(plan->note, "does not compute"), what);
+    printf("%-32s %d low-bit weights of the layers on vulkan0\n", label, low_bit);
+    snprintf(label, sizeof label, "%s/%s vulkan0,cpu -ngl 2", arch, type);
+    check_placement(path, label, "vulkan0,cpu", true, 2, NULL, 0, e2e_byte_prompt, e2e_byte_prompt_len, bound);
+    snprintf(label, sizeof label, "%s/%s vulkan0,cpu -ngl 1", arch, type);
+    check_placement(path, label, "vulkan0,cpu", true, 1, NULL, 0, e2e_byte_prompt, e2e_byte_prompt_len, bound);
 done:
     if (file)
         gguf_close(file);

@@ -30,6 +30,10 @@ static const cpu_op_entry op_table[OP_COUNT_] = {
     [OP_SOFTMAX] = {cpu_check_unary, cpu_run_softmax},
     [OP_ARGMAX] = {cpu_check_argmax, cpu_run_argmax},
     [OP_COPY] = {cpu_check_copy, cpu_run_copy},
+    [OP_TOPK] = {cpu_check_topk, cpu_run_topk},
+    [OP_MOE_WEIGHTS] = {cpu_check_topk, cpu_run_moe_weights},
+    [OP_MATMUL_ID] = {cpu_check_matmul_id, cpu_run_matmul_id},
+    [OP_MOE_SUM] = {cpu_check_topk, cpu_run_moe_sum},
 };
 
 void *cpu_tensor_data(const strata_tensor *tensor)
@@ -46,13 +50,14 @@ strata_status cpu_scratch_reserve(cpu_context *ctx, cpu_scratch *scratch, size_t
     size_t rounded = (bytes + CPU_ALIGNMENT - 1) / CPU_ALIGNMENT * CPU_ALIGNMENT;
     if (rounded < bytes)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu: %zu bytes of scratch are too many", bytes);
-    uint64_t total = (uint64_t)ctx->activations.bytes + ctx->per_thread.bytes - scratch->bytes + rounded;
+    uint64_t held = (uint64_t)ctx->activations.bytes + ctx->per_thread.bytes + ctx->experts.bytes;
+    uint64_t total = held - scratch->bytes + rounded;
     if (ctx->workspace_limit && total > ctx->workspace_limit)
         return strata_fail(err, STRATA_OUT_OF_MEMORY,
                            "cpu: the op workspace needs %.1f MiB but its limit is %.1f MiB (%.1f MiB held); nothing "
                            "was allocated",
                            (double)total / 1048576.0, (double)ctx->workspace_limit / 1048576.0,
-                           (double)(ctx->activations.bytes + ctx->per_thread.bytes) / 1048576.0);
+                           (double)held / 1048576.0);
     void *data = NULL;
     if (posix_memalign(&data, CPU_ALIGNMENT, rounded) != 0)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes of scratch", bytes);
@@ -300,6 +305,7 @@ static void cpu_destroy(void *opaque)
     pthread_mutex_destroy(&ctx->op_mutex);
     free(ctx->activations.data);
     free(ctx->per_thread.data);
+    free(ctx->experts.data);
     free(ctx);
 }
 

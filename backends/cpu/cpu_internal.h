@@ -33,8 +33,9 @@ typedef struct cpu_context {
     pthread_mutex_t op_mutex;     /* one op at a time: the pool and scratch are shared */
     cpu_scratch activations;      /* matmul: activation rows in the kernel's format */
     cpu_scratch per_thread;       /* n_threads slices, for ops that need a row of floats */
+    cpu_scratch experts;          /* matmul_id: one expert's tokens gathered, and its results */
     size_t per_thread_bytes;      /* size of one slice of per_thread */
-    /* activations + per_thread are the backend's workspace (host memory):
+    /* activations + per_thread + experts are the backend's workspace (host memory):
      * capped by workspace_limit (0: none), its peak kept */
     uint64_t workspace_limit;
     uint64_t workspace_peak;
@@ -59,6 +60,21 @@ strata_status cpu_scratch_reserve(cpu_context *ctx, cpu_scratch *scratch, size_t
 strata_status cpu_per_thread_reserve(cpu_context *ctx, size_t bytes, strata_error *err);
 void *cpu_per_thread_slice(cpu_context *ctx, int thread_index);
 
+/* One weight matrix times n_tok columns of f32 activations, as OP_MATMUL
+ * computes it: dst[o + t n_out] = sum_i w[i, o] x[i + t n_in]. */
+typedef struct cpu_matmul_operands {
+    strata_dtype dtype;
+    const void *weight;         /* n_out rows of n_in values in dtype */
+    size_t weight_row_bytes;
+    int64_t n_in, n_out;
+    const float *x;             /* [n_in, n_tok] */
+    int64_t n_tok;
+    float *dst;                 /* [n_out, n_tok] */
+} cpu_matmul_operands;
+
+/* Runs m on the pool (cpu_matmul.c); uses ctx->activations. */
+strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m, strata_error *err);
+
 /* An op's shape/dtype check: true when the op is accepted; otherwise false
  * with the reason in why (one sentence, no trailing period). */
 typedef bool (*cpu_op_check_fn)(const backend_op *op, char *why, size_t why_size);
@@ -77,6 +93,8 @@ bool cpu_check_kv_store(const backend_op *op, char *why, size_t why_size);
 bool cpu_check_attention(const backend_op *op, char *why, size_t why_size);
 bool cpu_check_argmax(const backend_op *op, char *why, size_t why_size);
 bool cpu_check_copy(const backend_op *op, char *why, size_t why_size);
+bool cpu_check_topk(const backend_op *op, char *why, size_t why_size);        /* TOPK, MOE_WEIGHTS, MOE_SUM */
+bool cpu_check_matmul_id(const backend_op *op, char *why, size_t why_size);
 
 /* Runs (one file per op family). */
 strata_status cpu_run_get_rows(cpu_context *ctx, const backend_op *op, strata_error *err);
@@ -93,5 +111,9 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
 strata_status cpu_run_rope(cpu_context *ctx, const backend_op *op, strata_error *err);
 strata_status cpu_run_kv_store(cpu_context *ctx, const backend_op *op, strata_error *err);
 strata_status cpu_run_attention(cpu_context *ctx, const backend_op *op, strata_error *err);
+strata_status cpu_run_topk(cpu_context *ctx, const backend_op *op, strata_error *err);
+strata_status cpu_run_moe_weights(cpu_context *ctx, const backend_op *op, strata_error *err);
+strata_status cpu_run_matmul_id(cpu_context *ctx, const backend_op *op, strata_error *err);
+strata_status cpu_run_moe_sum(cpu_context *ctx, const backend_op *op, strata_error *err);
 
 #endif

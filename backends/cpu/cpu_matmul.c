@@ -108,30 +108,29 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread_index)
     }
 }
 
-strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_error *err)
+strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m, strata_error *err)
 {
-    const strata_tensor *weight = op->src[0], *x = op->src[1];
-    const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight->dtype);
-    cpu_kernel_choice choice = cpu_kernel_choose(weight->dtype, ctx->isa);
-    cpu_dot_fn dot = cpu_kernel_dot(weight->dtype, choice);
+    const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(m->dtype);
+    cpu_kernel_choice choice = cpu_kernel_choose(m->dtype, ctx->isa);
+    cpu_dot_fn dot = cpu_kernel_dot(m->dtype, choice);
     if (!kernel || !dot)
-        return strata_fail(err, STRATA_UNSUPPORTED, "cpu matmul: no kernel for %s weights", dtype_name(weight->dtype));
+        return strata_fail(err, STRATA_UNSUPPORTED, "cpu matmul: no kernel for %s weights", dtype_name(m->dtype));
     matmul_job job = {
-        .weight = cpu_tensor_data(weight),
-        .weight_row_bytes = weight->nb[1],
-        .dst = cpu_tensor_data(op->dst),
-        .n_in = weight->ne[0],
-        .n_out = weight->ne[1],
-        .n_tok = tensor_row_count(x),
+        .weight = m->weight,
+        .weight_row_bytes = m->weight_row_bytes,
+        .dst = m->dst,
+        .n_in = m->n_in,
+        .n_out = m->n_out,
+        .n_tok = m->n_tok,
         .dot = dot,
-        .x = cpu_tensor_data(x),
+        .x = m->x,
         .act_format = kernel->act,
         .isa = ctx->isa,
     };
     if (job.n_out == 0 || job.n_tok == 0)
         return STRATA_OK;
     if (job.n_tok > 1)
-        job.tile = cpu_kernel_tile(weight->dtype, choice);
+        job.tile = cpu_kernel_tile(m->dtype, choice);
     job.act_row_bytes = cpu_act_row_bytes(kernel->act, job.n_in);
     if (kernel->act == CPU_ACT_F32) {
         job.act = (const char *)job.x;
@@ -171,4 +170,20 @@ strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_erro
     int64_t min_rows = macs_per_row >= MIN_MACS_PER_CHUNK ? 1 : MIN_MACS_PER_CHUNK / (macs_per_row ? macs_per_row : 1);
     cpu_parallel_for(ctx->pool, job.n_out, min_rows, matmul_rows, &job);
     return STRATA_OK;
+}
+
+strata_status cpu_run_matmul(cpu_context *ctx, const backend_op *op, strata_error *err)
+{
+    const strata_tensor *weight = op->src[0], *x = op->src[1];
+    cpu_matmul_operands m = {
+        .dtype = weight->dtype,
+        .weight = cpu_tensor_data(weight),
+        .weight_row_bytes = weight->nb[1],
+        .n_in = weight->ne[0],
+        .n_out = weight->ne[1],
+        .x = cpu_tensor_data(x),
+        .n_tok = tensor_row_count(x),
+        .dst = cpu_tensor_data(op->dst),
+    };
+    return cpu_matmul_compute(ctx, &m, err);
 }

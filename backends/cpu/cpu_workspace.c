@@ -1,6 +1,7 @@
 /* The CPU backend's own memory (its "workspace", host RAM): the activation
  * rows of matmuls in the kernels' formats and the per-thread slices (rope's
- * cos/sin, attention's converted K/V blocks and scores). Capped and tracked
+ * cos/sin, attention's converted K/V blocks and scores), and matmul_id's
+ * gathered tokens. Capped and tracked
  * in cpu_scratch_reserve; bounded here, purely, for the planner. */
 #include <pthread.h>
 #include <stdint.h>
@@ -22,8 +23,10 @@ void cpu_set_workspace_limit(void *opaque, uint64_t limit_bytes)
     pthread_mutex_lock(&ctx->op_mutex);
     free(ctx->activations.data);
     free(ctx->per_thread.data);
+    free(ctx->experts.data);
     ctx->activations = (cpu_scratch){0};
     ctx->per_thread = (cpu_scratch){0};
+    ctx->experts = (cpu_scratch){0};
     ctx->per_thread_bytes = 0;
     ctx->workspace_limit = limit_bytes;
     ctx->workspace_peak = 0;
@@ -77,5 +80,9 @@ uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
                 slice = bytes;
         }
     }
-    return activations + slice * (uint64_t)threads;
+    /* matmul_id: one expert's tokens gathered and its results (an expert
+     * takes a token at most once) */
+    uint64_t experts = round_up((uint64_t)(query->max_expert_cols + query->max_expert_rows) * (uint64_t)tokens *
+                                sizeof(float));
+    return activations + slice * (uint64_t)threads + experts;
 }

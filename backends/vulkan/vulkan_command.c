@@ -80,6 +80,7 @@ void vk_recording_destroy(vk_context *ctx)
     vk_buffer_destroy(ctx, ctx->staging);
     vk_buffer_destroy(ctx, ctx->params);
     vk_buffer_destroy(ctx, ctx->scratch);
+    vk_buffer_destroy(ctx, ctx->lowbit_tables);
     free(ctx->downloads);
     if (ctx->fence)
         vkDestroyFence(ctx->device, ctx->fence, NULL);

@@ -25,6 +25,7 @@
 #define VK_STAGING_BYTES ((VkDeviceSize)32 << 20)
 #define VK_PARAMS_BYTES ((VkDeviceSize)64 << 10)
 #define VK_DESCRIPTOR_SETS_PER_POOL 512
+#define VK_LOWBIT_TABLE_SECTIONS 8 /* vulkan_lowbit_tables.c */
 
 /* Turns a VkResult into a status and message; returns it. */
 strata_status vk_fail(strata_error *err, VkResult result, const char *what);
@@ -138,6 +139,10 @@ typedef struct vk_context {
     backend_buffer *scratch;
     uint64_t workspace_limit;
     uint64_t workspace_peak;
+    /* the low-bit formats' lookup tables (vulkan_lowbit_tables.c), made at
+     * the first op that reads them, and where each format's section starts */
+    backend_buffer *lowbit_tables;
+    VkDeviceSize lowbit_table_offsets[VK_LOWBIT_TABLE_SECTIONS];
 
     /* downloads waiting for the submit: copied out of staging after it */
     struct vk_pending_download {
@@ -241,6 +246,12 @@ static inline VkDeviceSize vk_binding_alignment(const vk_context *ctx)
 strata_status vk_params_write(vk_context *ctx, const void *data, size_t bytes, vk_binding *out, strata_error *err);
 /* Makes ctx->scratch hold at least bytes (submits first if it must grow):
  * half as much again as asked, within workspace_limit. */
+/* Whether dtype's matmul and get_rows shaders read lookup tables (binding 3). */
+bool vk_lowbit_has_tables(strata_dtype dtype);
+/* Binds dtype's lookup tables (read only), uploading all of them at the
+ * context's first call; the upload is recorded on the queue before any
+ * dispatch that binds them. Fails for a dtype without tables. */
+strata_status vk_lowbit_tables_bind(vk_context *ctx, strata_dtype dtype, vk_binding *out, strata_error *err);
 strata_status vk_scratch_reserve(vk_context *ctx, VkDeviceSize bytes, strata_error *err);
 /* The workspace growth vk_scratch_reserve makes for a need of bytes. */
 static inline VkDeviceSize vk_scratch_grown_size(VkDeviceSize bytes)

@@ -27,6 +27,14 @@ bool vk_weight_dtype_supported(strata_dtype dtype)
     return vk_shader_present(name);
 }
 
+/* The byte alignment a row of dtype must start at: the shaders read
+ * weights two bytes at a time (shaders/dequant.glsl), except MXFP4's, whose
+ * 17-byte blocks put every other row at an odd byte and which reads bytes. */
+static size_t weight_row_alignment(strata_dtype dtype)
+{
+    return dtype == DTYPE_MXFP4 ? 1 : 2;
+}
+
 /* Binds rows [row_begin, row_begin + row_count) of weight (rows of
  * row_bytes): *offset_bytes receives where the first row starts inside the
  * binding. */
@@ -36,9 +44,9 @@ static strata_status bind_weight_rows(const vk_context *ctx, const strata_tensor
 {
     strata_tensor rows = *weight;
     rows.offset = weight->offset + (size_t)row_begin * row_bytes;
-    if (rows.offset % 2 != 0)
-        return strata_fail(err, STRATA_INVALID_INPUT, "weight %s starts at odd byte offset %zu",
-                           weight->name ? weight->name : "src0", weight->offset);
+    if (rows.offset % weight_row_alignment(weight->dtype) != 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "weight %s: row %u starts at odd byte offset %zu",
+                           weight->name ? weight->name : "src0", row_begin, rows.offset);
     return vk_bind_tensor(ctx, &rows, (size_t)row_count * row_bytes, 1, false, out, offset_bytes, err);
 }
 
@@ -69,8 +77,13 @@ strata_status vk_run_matmul(vk_context *ctx, const backend_op *op, strata_error 
     snprintf(shader, sizeof shader, "%s_%s", kernel == VK_MATMUL_TILED ? "matmul_tiled" : "matmul",
              dtype_name(weight->dtype));
     uint32_t local_size = kernel == VK_MATMUL_TILED ? VK_MATMUL_TILED_LOCAL_SIZE : VK_MATMUL_VECTOR_LOCAL_SIZE;
+    /* the low-bit formats read their lookup tables from binding 3 */
+    vk_binding bindings[4];
+    int n_bindings = vk_lowbit_has_tables(weight->dtype) ? 4 : 3;
     const vk_pipeline *pipeline;
-    strata_status status = vk_pipeline_get(ctx, shader, local_size, 3, &pipeline, err);
+    strata_status status = vk_pipeline_get(ctx, shader, local_size, n_bindings, &pipeline, err);
+    if (status == STRATA_OK && n_bindings == 4)
+        status = vk_lowbit_tables_bind(ctx, weight->dtype, &bindings[3], err);
     for (uint32_t tok_begin = 0; status == STRATA_OK && tok_begin < n_tok; tok_begin += tokens) {
         uint32_t tok_count = vk_min_u32(tokens, n_tok - tok_begin);
         /* dst rows per dispatch: the whole span of the group's columns fits */
@@ -84,7 +97,6 @@ strata_status vk_run_matmul(vk_context *ctx, const backend_op *op, strata_error 
                                weight->name ? weight->name : "src0");
         vk_matmul_params params = {.n_in = n_in, .n_tok = tok_count, .weight_row_bytes = (uint32_t)row_bytes,
                                    .input_stride = n_in, .output_stride = n_out};
-        vk_binding bindings[3];
         if ((status = vk_bind_range(ctx, x, 4ull * n_in * tok_begin, 4ull * n_in * tok_count, 4, false,
                                     &bindings[1], &params.input_offset, err)))
             return status;
@@ -127,13 +139,16 @@ strata_status vk_run_get_rows(vk_context *ctx, const backend_op *op, strata_erro
                            table->name ? table->name : "src0", row_bytes);
     char shader[64];
     snprintf(shader, sizeof shader, "get_rows_%s", dtype_name(table->dtype));
+    vk_binding bindings[4];
+    int n_bindings = vk_lowbit_has_tables(table->dtype) ? 4 : 3;
     const vk_pipeline *pipeline;
-    strata_status status = vk_pipeline_get(ctx, shader, VK_GET_ROWS_LOCAL_SIZE, 3, &pipeline, err);
+    strata_status status = vk_pipeline_get(ctx, shader, VK_GET_ROWS_LOCAL_SIZE, n_bindings, &pipeline, err);
+    if (status == STRATA_OK && n_bindings == 4)
+        status = vk_lowbit_tables_bind(ctx, table->dtype, &bindings[3], err);
     for (uint32_t id_begin = 0; status == STRATA_OK && id_begin < n_rows; id_begin += ids_per_dispatch) {
         uint32_t id_count = vk_min_u32(ids_per_dispatch, n_rows - id_begin);
         vk_get_rows_params params = {.n_embd = n_embd, .n_rows = id_count, .weight_row_bytes = (uint32_t)row_bytes,
                                      .output_stride = n_embd};
-        vk_binding bindings[3];
         if ((status = vk_bind_range(ctx, ids, 4ull * id_begin, 4ull * id_count, 4, false, &bindings[1],
                                     &params.ids_offset, err)) ||
             (status = vk_bind_range(ctx, dst, 4ull * n_embd * id_begin, 4ull * n_embd * id_count, 4, true,

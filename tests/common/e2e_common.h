@@ -32,9 +32,8 @@ extern const e2e_type_bound e2e_type_bounds[];
 extern const size_t e2e_type_bound_count;
 
 /* The low-bit formats (IQ*, MXFP4, TQ*) and their mixes: computed on the CPU
- * and CUDA (test_cuda_e2e_logits runs them); Vulkan refuses them for now
- * (the planner keeps them in host RAM), so its single-device tests leave
- * them out. */
+ * and on both GPU backends (test_vulkan_e2e_logits and test_cuda_e2e_logits
+ * run them). */
 extern const e2e_type_bound e2e_lowbit_type_bounds[];
 extern const size_t e2e_lowbit_type_bound_count;
 

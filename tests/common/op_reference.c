@@ -144,3 +144,28 @@ double ref_nmse_scaled(const float *a, const double *ref, const double *scale2, 
     }
     return norm > 0.0 ? err / norm : err;
 }
+
+void ref_topk(const float *x, int64_t n, int64_t n_tok, int64_t k, int32_t *out)
+{
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t j = 0; j < k; j++) {
+            /* the j-th pick: the largest value not picked yet, lowest index on ties */
+            int64_t best = -1;
+            for (int64_t i = 0; i < n; i++) {
+                bool taken = false;
+                for (int64_t m = 0; m < j; m++)
+                    taken = taken || out[t * k + m] == i;
+                if (!taken && (best < 0 || (double)x[t * n + i] > (double)x[t * n + best]))
+                    best = i;
+            }
+            out[t * k + j] = (int32_t)best;
+        }
+}
+
+void ref_matmul_id(const float *w, const float *x, int64_t x_stride, const int32_t *ids, int64_t k, int64_t n_in,
+                   int64_t n_out, double *out, double *magnitude)
+{
+    for (int64_t j = 0; j < k; j++)
+        ref_matmul(w + (int64_t)ids[j] * n_out * n_in, x + j * x_stride, n_in, n_out, 1, out + j * n_out,
+                   magnitude ? magnitude + j * n_out : NULL);
+}

@@ -34,6 +34,16 @@ void ref_attention(const float *q, const float *k, const float *v, const int32_t
                    int64_t n_heads, int64_t n_kv_heads, int64_t n_tok, int64_t n_kv, double scale,
                    int sliding_window, double softcap, double *out);
 
+/* The indices of the k largest values of each column of x[n, n_tok],
+ * largest first, the lower index first among equal values: out[k, n_tok]. */
+void ref_topk(const float *x, int64_t n, int64_t n_tok, int64_t k, int32_t *out);
+
+/* Mixture of experts for one token: out[n_out, k] = expert ids[j]'s matrix
+ * w + ids[j] * n_out * n_in (rows of n_in) times x + j * x_stride, with
+ * magnitude as ref_matmul's. */
+void ref_matmul_id(const float *w, const float *x, int64_t x_stride, const int32_t *ids, int64_t k, int64_t n_in,
+                   int64_t n_out, double *out, double *magnitude);
+
 /* sum (a - ref)^2 / sum ref^2 (or the plain sum when ref is all zero). */
 double ref_nmse(const float *a, const double *ref, int64_t n);
 
