@@ -2,8 +2,8 @@
  * are data in strata_hparams (QKV bias, Q/K norm per head or over the
  * projection, norms before and/or after each sublayer, SwiGLU or GeGLU, rope
  * layout and scaling, sliding window and its layers, softcaps, embedding
- * scale, tied output; fused weights are bound as views of their rows), not
- * copies of this function.
+ * scale, tied output, a mixture of experts in place of the FFN; fused weights
+ * are bound as views of their rows), not copies of this function.
  *
  * Devices: an op that reads a weight runs on the device holding it; rope,
  * the KV-cache store and attention run where the layer's cache is; the
@@ -306,6 +306,71 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
     return STRATA_OK;
 }
 
+/* A weightless op whose inputs are activations: it runs where they are
+ * (follow_inputs), src[i] bound to inputs[i] there. */
+static strata_status run_here(forward_state *s, backend_op *op, activation dst, const activation *inputs,
+                              int n_inputs)
+{
+    int d = follow_inputs(s, inputs, n_inputs);
+    strata_tensor dst_t = on_device(s, d, dst), src_t[BACKEND_OP_MAX_SRC];
+    for (int i = 0; i < n_inputs; i++) {
+        src_t[i] = on_device(s, d, inputs[i]);
+        op->src[i] = &src_t[i];
+    }
+    op->dst = &dst_t;
+    return run(s, d, op, dst, inputs, n_inputs);
+}
+
+/* dst = the chosen experts' weights times x, where the experts are */
+static strata_status matmul_id(forward_state *s, activation dst, const model_weight *experts, activation x,
+                               activation ids)
+{
+    int d = experts->device;
+    activation inputs[2] = {x, ids};
+    strata_tensor dst_t = on_device(s, d, dst), x_t = on_device(s, d, x), ids_t = on_device(s, d, ids);
+    backend_op op = {.kind = OP_MATMUL_ID, .dst = &dst_t, .src = {&experts->tensor, &x_t, &ids_t}};
+    return run(s, d, &op, dst, inputs, 2);
+}
+
+/* The mixture of experts of one layer on input [n_embd, n]: each token goes
+ * through the k experts its router picks, their outputs summed with the
+ * router's weights into proj [n_embd, n]. */
+static strata_status experts_block(forward_state *s, const layer_weights *layer, activation input, activation proj,
+                                   int64_t n)
+{
+    const strata_hparams *hp = &s->ctx->model->hparams;
+    int64_t k = hp->n_expert_used, f = hp->n_ff_exp;
+    activation probs = act(SCRATCH_ROUTER, hp->n_expert, n, 1);     /* [n_expert, n] */
+    activation ids = act(SCRATCH_EXPERT_IDS, k, n, 1);              /* [k, n] I32 */
+    activation weights = act(SCRATCH_EXPERT_WEIGHTS, k, n, 1);      /* [k, n] */
+    activation shared_in = act(input.slot, hp->n_embd, 1, n);       /* [n_embd, 1, n] */
+    activation gate = act(SCRATCH_FFN_GATE, f, k, n);               /* [n_ff_exp, k, n] */
+    activation up = act(SCRATCH_FFN_UP, f, k, n);                   /* [n_ff_exp, k, n] */
+    activation outputs = act(SCRATCH_EXPERT_OUT, hp->n_embd, k, n); /* [n_embd, k, n] */
+    strata_status status;
+
+    /* probs = softmax(W_router input); ids = the k most probable experts;
+     * weights = their probabilities, renormalized to sum 1 when the model does */
+    backend_op softmax = {.kind = OP_SOFTMAX}, topk = {.kind = OP_TOPK}, pick = {.kind = OP_MOE_WEIGHTS};
+    pick.params.moe_weights.normalize = hp->expert_weights_norm;
+    activation pick_inputs[2] = {probs, ids};
+    if ((status = matmul(s, probs, &layer->ffn_gate_inp, input)) ||
+        (status = run_here(s, &softmax, probs, &probs, 1)) || (status = run_here(s, &topk, ids, &probs, 1)) ||
+        (status = run_here(s, &pick, weights, pick_inputs, 2)))
+        return status;
+    /* gate = silu(W_gate,e input) * (W_up,e input) for each chosen expert e */
+    if ((status = matmul_id(s, gate, &layer->ffn_gate_exps, shared_in, ids)) ||
+        (status = matmul_id(s, up, &layer->ffn_up_exps, shared_in, ids)) ||
+        (status = gated(s, gate, up, hp->ffn_gelu)))
+        return status;
+    /* outputs[:, j, t] = W_down,e gate[:, j, t]; proj = sum_j weights[j] outputs[:, j] */
+    if ((status = matmul_id(s, outputs, &layer->ffn_down_exps, gate, ids)))
+        return status;
+    backend_op sum = {.kind = OP_MOE_SUM};
+    activation sum_inputs[2] = {outputs, weights};
+    return run_here(s, &sum, proj, sum_inputs, 2);
+}
+
 static strata_status ffn_block(forward_state *s, const layer_weights *layer, int64_t n)
 {
     const strata_hparams *hp = &s->ctx->model->hparams;
@@ -320,14 +385,19 @@ static strata_status ffn_block(forward_state *s, const layer_weights *layer, int
     activation input = hp->has_pre_norms ? normed : x;
     if (hp->has_pre_norms && (status = rms_norm(s, normed, x, &layer->ffn_norm)))
         return status;
-    /* gate = act(W_gate input) * (W_up input), act silu or tanh gelu; fused
-     * gate/up weights are two views */
-    if ((status = matmul(s, gate, &layer->ffn_gate, input)) || (status = matmul(s, up, &layer->ffn_up, input)) ||
-        (status = gated(s, gate, up, hp->ffn_gelu)))
+    if (hp->n_expert > 0) {
+        /* proj = the chosen experts' outputs, weighted */
+        if ((status = experts_block(s, layer, input, proj, n)))
+            return status;
+    } else if ((status = matmul(s, gate, &layer->ffn_gate, input)) ||
+               (status = matmul(s, up, &layer->ffn_up, input)) || (status = gated(s, gate, up, hp->ffn_gelu)) ||
+               (status = matmul(s, proj, &layer->ffn_down, gate))) {
+        /* gate = act(W_gate input) * (W_up input), act silu or tanh gelu
+         * (fused gate/up weights are two views); proj = W_down gate */
         return status;
-    /* x += W_down gate (rms_norm(W_down gate) * post_ffw_norm with post-norms) */
-    if ((status = matmul(s, proj, &layer->ffn_down, gate)) ||
-        (hp->has_post_norms && (status = rms_norm(s, proj, proj, &layer->ffn_post_norm))) ||
+    }
+    /* x += proj (rms_norm(proj) * post_ffw_norm with post-norms) */
+    if ((hp->has_post_norms && (status = rms_norm(s, proj, proj, &layer->ffn_post_norm))) ||
         (status = add(s, x, proj)))
         return status;
     return STRATA_OK;

@@ -10,6 +10,9 @@
 #define HPARAM_MAX_DIM (1 << 20)
 #define HPARAM_MAX_LAYERS 4096
 #define HPARAM_MAX_CTX (1 << 24)
+/* More experts than any released model has (DeepSeek-V3: 256, Qwen3: 128,
+ * Llama 4: 128), with room; an id fits in any index type. */
+#define HPARAM_MAX_EXPERTS 1024
 
 /* What an architecture's blocks look like; the rest comes from the file. */
 typedef struct arch_description {
@@ -25,16 +28,19 @@ typedef struct arch_description {
     bool ffn_gelu;
     bool embd_scaled;    /* by sqrt(n_embd) */
     int64_t swa_period;  /* 0: a window applies to every layer */
+    int moe;             /* 0: dense; 1: experts when the file counts them (llama:
+                            Mixtral); 2: experts always (qwen3moe) */
 } arch_description;
 
 static const arch_description known_archs[] = {
-    {"llama", STRATA_ARCH_LLAMA, false, false, false, true, false, false, false, false, false, 0},
-    {"qwen2", STRATA_ARCH_QWEN2, true, true, false, true, false, false, false, false, false, 0},
-    {"qwen3", STRATA_ARCH_QWEN3, true, false, true, true, false, false, false, false, false, 0},
-    {"olmo2", STRATA_ARCH_OLMO2, true, false, true, false, true, true, false, false, false, 0},
-    {"gemma2", STRATA_ARCH_GEMMA2, true, false, false, true, true, false, false, true, true, 2},
-    {"gemma3", STRATA_ARCH_GEMMA3, true, false, true, true, true, false, false, true, true, 6},
-    {"phi3", STRATA_ARCH_PHI3, true, false, false, true, false, false, true, false, false, 0},
+    {"llama", STRATA_ARCH_LLAMA, false, false, false, true, false, false, false, false, false, 0, 1},
+    {"qwen2", STRATA_ARCH_QWEN2, true, true, false, true, false, false, false, false, false, 0, 0},
+    {"qwen3", STRATA_ARCH_QWEN3, true, false, true, true, false, false, false, false, false, 0, 0},
+    {"olmo2", STRATA_ARCH_OLMO2, true, false, true, false, true, true, false, false, false, 0, 0},
+    {"gemma2", STRATA_ARCH_GEMMA2, true, false, false, true, true, false, false, true, true, 2, 0},
+    {"gemma3", STRATA_ARCH_GEMMA3, true, false, true, true, true, false, false, true, true, 6, 0},
+    {"phi3", STRATA_ARCH_PHI3, true, false, false, true, false, false, true, false, false, 0, 0},
+    {"qwen3moe", STRATA_ARCH_QWEN3MOE, true, false, true, true, false, false, false, false, false, 0, 2},
 };
 
 static strata_status read_dim(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
@@ -186,6 +192,43 @@ static strata_status read_family_keys(const gguf_file *file, const arch_descript
     return STRATA_OK;
 }
 
+/* The experts: their count, how many each token uses, their width, and
+ * whether the chosen weights are renormalized. Mixtral's router softmaxes
+ * over the top-k logits (renormalized, always); Qwen3-MoE's files do not
+ * record norm_topk_prob, which every released model sets, so it is assumed
+ * unless expert_weights_norm says otherwise. */
+static strata_status read_expert_keys(const gguf_file *file, const arch_description *desc, strata_hparams *hp,
+                                      strata_error *err)
+{
+    const char *arch = hp->arch_name, *path = gguf_path(file);
+    char key[128];
+    snprintf(key, sizeof key, "%s.expert_count", arch);
+    if (desc->moe == 0 || (desc->moe == 1 && gguf_find_key(file, key) < 0))
+        return STRATA_OK;
+    strata_status status;
+    if ((status = read_int(file, arch, "expert_count", 0, 0, HPARAM_MAX_EXPERTS, &hp->n_expert, err)))
+        return status;
+    if (hp->n_expert == 0 && desc->moe == 1)
+        return STRATA_OK; /* a dense llama that writes the key */
+    if (hp->n_expert < 1)
+        return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s: a %s model needs at least one expert", path, key,
+                           arch);
+    if ((status = read_dim(file, arch, "expert_used_count", -1, hp->n_expert, &hp->n_expert_used, err)))
+        return status;
+    if ((status = read_dim(file, arch, "expert_feed_forward_length", hp->n_ff, HPARAM_MAX_DIM, &hp->n_ff_exp, err)))
+        return status;
+    hp->expert_weights_norm = true;
+    snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+    if (desc->moe == 2 && gguf_find_key(file, key) >= 0) {
+        int64_t index = gguf_find_key(file, key);
+        if (gguf_key_type(file, index) != GGUF_TYPE_BOOL)
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: key %s is not a boolean", path, key);
+        if ((status = gguf_get_bool(file, key, &hp->expert_weights_norm, err)))
+            return status;
+    }
+    return STRATA_OK;
+}
+
 strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_error *err)
 {
     memset(hp, 0, sizeof *hp);
@@ -207,7 +250,7 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
     if (!desc)
         return strata_fail(err, STRATA_UNSUPPORTED,
                            "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
-                           "phi3)", path,
+                           "phi3, qwen3moe)", path,
                            hp->arch_name);
     hp->arch = desc->arch;
     hp->rope_neox = desc->rope_neox;
@@ -284,7 +327,7 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
     }
     hp->has_rope_freq_factors = gguf_find_tensor(file, "rope_freqs.weight") != NULL;
     hp->tied_output = gguf_find_tensor(file, "output.weight") == NULL;
-    if ((status = read_family_keys(file, desc, hp, err)))
+    if ((status = read_family_keys(file, desc, hp, err)) || (status = read_expert_keys(file, desc, hp, err)))
         return status;
 
     const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");

@@ -50,6 +50,10 @@ typedef struct layer_weights {
     model_weight ffn_down;    /* [n_ff, n_embd] */
     model_weight ffn_gate_up; /* [n_embd, 2 n_ff] (phi3); ffn_gate/up are views of its rows */
     model_weight ffn_post_norm; /* [n_embd] F32, gemma, olmo2 */
+    model_weight ffn_gate_inp;  /* [n_embd, n_expert]: the router (mixture of experts) */
+    model_weight ffn_gate_exps; /* [n_embd, n_ff_exp, n_expert] */
+    model_weight ffn_up_exps;   /* [n_embd, n_ff_exp, n_expert] */
+    model_weight ffn_down_exps; /* [n_ff_exp, n_embd, n_expert] */
     int device;               /* where the layer's KV cache is and attention runs */
 } layer_weights;
 

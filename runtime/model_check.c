@@ -13,25 +13,32 @@
 #include "tokenizer.h"
 
 const layer_tensor_spec layer_tensor_specs[] = {
-    {"attn_norm.weight", offsetof(layer_weights, attn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS},
-    {"attn_q.weight", offsetof(layer_weights, attn_q), DIM_EMBD, DIM_Q, true, WHEN_SPLIT_QKV},
-    {"attn_k.weight", offsetof(layer_weights, attn_k), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV},
-    {"attn_v.weight", offsetof(layer_weights, attn_v), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV},
-    {"attn_qkv.weight", offsetof(layer_weights, attn_qkv), DIM_EMBD, DIM_QKV, true, WHEN_FUSED_QKV},
-    {"attn_output.weight", offsetof(layer_weights, attn_output), DIM_Q, DIM_EMBD, true, WHEN_ALWAYS},
-    {"attn_q.bias", offsetof(layer_weights, attn_q_bias), DIM_Q, DIM_ONE, false, WHEN_QKV_BIAS},
-    {"attn_k.bias", offsetof(layer_weights, attn_k_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
-    {"attn_v.bias", offsetof(layer_weights, attn_v_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS},
-    {"attn_q_norm.weight", offsetof(layer_weights, attn_q_norm), DIM_Q_NORM, DIM_ONE, false, WHEN_QK_NORM},
-    {"attn_k_norm.weight", offsetof(layer_weights, attn_k_norm), DIM_K_NORM, DIM_ONE, false, WHEN_QK_NORM},
+    {"attn_norm.weight", offsetof(layer_weights, attn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS, DIM_ONE},
+    {"attn_q.weight", offsetof(layer_weights, attn_q), DIM_EMBD, DIM_Q, true, WHEN_SPLIT_QKV, DIM_ONE},
+    {"attn_k.weight", offsetof(layer_weights, attn_k), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV, DIM_ONE},
+    {"attn_v.weight", offsetof(layer_weights, attn_v), DIM_EMBD, DIM_KV, true, WHEN_SPLIT_QKV, DIM_ONE},
+    {"attn_qkv.weight", offsetof(layer_weights, attn_qkv), DIM_EMBD, DIM_QKV, true, WHEN_FUSED_QKV, DIM_ONE},
+    {"attn_output.weight", offsetof(layer_weights, attn_output), DIM_Q, DIM_EMBD, true, WHEN_ALWAYS, DIM_ONE},
+    {"attn_q.bias", offsetof(layer_weights, attn_q_bias), DIM_Q, DIM_ONE, false, WHEN_QKV_BIAS, DIM_ONE},
+    {"attn_k.bias", offsetof(layer_weights, attn_k_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS, DIM_ONE},
+    {"attn_v.bias", offsetof(layer_weights, attn_v_bias), DIM_KV, DIM_ONE, false, WHEN_QKV_BIAS, DIM_ONE},
+    {"attn_q_norm.weight", offsetof(layer_weights, attn_q_norm), DIM_Q_NORM, DIM_ONE, false, WHEN_QK_NORM, DIM_ONE},
+    {"attn_k_norm.weight", offsetof(layer_weights, attn_k_norm), DIM_K_NORM, DIM_ONE, false, WHEN_QK_NORM, DIM_ONE},
     {"post_attention_norm.weight", offsetof(layer_weights, attn_post_norm), DIM_EMBD, DIM_ONE, false,
-     WHEN_POST_NORMS},
-    {"ffn_norm.weight", offsetof(layer_weights, ffn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS},
-    {"ffn_gate.weight", offsetof(layer_weights, ffn_gate), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP},
-    {"ffn_up.weight", offsetof(layer_weights, ffn_up), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP},
-    {"ffn_up.weight", offsetof(layer_weights, ffn_gate_up), DIM_EMBD, DIM_FF2, true, WHEN_FUSED_GATE_UP},
-    {"ffn_down.weight", offsetof(layer_weights, ffn_down), DIM_FF, DIM_EMBD, true, WHEN_ALWAYS},
-    {"post_ffw_norm.weight", offsetof(layer_weights, ffn_post_norm), DIM_EMBD, DIM_ONE, false, WHEN_POST_NORMS},
+     WHEN_POST_NORMS, DIM_ONE},
+    {"ffn_norm.weight", offsetof(layer_weights, ffn_norm), DIM_EMBD, DIM_ONE, false, WHEN_PRE_NORMS, DIM_ONE},
+    {"ffn_gate.weight", offsetof(layer_weights, ffn_gate), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP, DIM_ONE},
+    {"ffn_up.weight", offsetof(layer_weights, ffn_up), DIM_EMBD, DIM_FF, true, WHEN_SPLIT_GATE_UP, DIM_ONE},
+    {"ffn_up.weight", offsetof(layer_weights, ffn_gate_up), DIM_EMBD, DIM_FF2, true, WHEN_FUSED_GATE_UP, DIM_ONE},
+    {"ffn_down.weight", offsetof(layer_weights, ffn_down), DIM_FF, DIM_EMBD, true, WHEN_DENSE_FFN, DIM_ONE},
+    {"ffn_gate_inp.weight", offsetof(layer_weights, ffn_gate_inp), DIM_EMBD, DIM_EXPERTS, true, WHEN_EXPERTS, DIM_ONE},
+    {"ffn_gate_exps.weight", offsetof(layer_weights, ffn_gate_exps), DIM_EMBD, DIM_FF_EXP, true, WHEN_EXPERTS,
+     DIM_EXPERTS},
+    {"ffn_up_exps.weight", offsetof(layer_weights, ffn_up_exps), DIM_EMBD, DIM_FF_EXP, true, WHEN_EXPERTS,
+     DIM_EXPERTS},
+    {"ffn_down_exps.weight", offsetof(layer_weights, ffn_down_exps), DIM_FF_EXP, DIM_EMBD, true, WHEN_EXPERTS,
+     DIM_EXPERTS},
+    {"post_ffw_norm.weight", offsetof(layer_weights, ffn_post_norm), DIM_EMBD, DIM_ONE, false, WHEN_POST_NORMS, DIM_ONE},
 };
 const size_t layer_tensor_spec_count = sizeof layer_tensor_specs / sizeof layer_tensor_specs[0];
 
@@ -69,6 +76,8 @@ int64_t tensor_dim_value(const strata_hparams *hp, tensor_dim dim)
     case DIM_FF2: return 2 * hp->n_ff;
     case DIM_Q_NORM: return hp->qk_norm_full ? hp->n_head * hp->head_dim : hp->head_dim;
     case DIM_K_NORM: return hp->qk_norm_full ? hp->n_head_kv * hp->head_dim : hp->head_dim;
+    case DIM_EXPERTS: return hp->n_expert;
+    case DIM_FF_EXP: return hp->n_ff_exp;
     }
     return 0;
 }
@@ -83,8 +92,10 @@ bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spe
     case WHEN_POST_NORMS: return hp->has_post_norms;
     case WHEN_SPLIT_QKV: return !hp->fused_qkv;
     case WHEN_FUSED_QKV: return hp->fused_qkv;
-    case WHEN_SPLIT_GATE_UP: return !hp->fused_gate_up;
+    case WHEN_SPLIT_GATE_UP: return !hp->fused_gate_up && hp->n_expert == 0;
     case WHEN_FUSED_GATE_UP: return hp->fused_gate_up;
+    case WHEN_DENSE_FFN: return hp->n_expert == 0;
+    case WHEN_EXPERTS: return hp->n_expert > 0;
     }
     return false;
 }
@@ -92,18 +103,30 @@ bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spe
 strata_status model_check_tensor(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, bool required,
                                  bool matrix, const gguf_tensor_info **out, strata_error *err)
 {
+    return model_check_tensor_3d(file, name, ne0, ne1, 1, required, matrix, out, err);
+}
+
+strata_status model_check_tensor_3d(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
+                                    bool required, bool matrix, const gguf_tensor_info **out, strata_error *err)
+{
     const char *path = gguf_path(file);
     const gguf_tensor_info *info = gguf_find_tensor(file, name);
     *out = info;
     if (!info)
         return required ? strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s is missing", path, name) : STRATA_OK;
-    int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1;
-    bool extra_dims = (info->n_dims >= 3 && info->ne[2] != 1) || (info->n_dims >= 4 && info->ne[3] != 1);
-    if (info->ne[0] != ne0 || file_ne1 != ne1 || extra_dims)
-        return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
-                           path, name, (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
+    int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1, file_ne2 = info->n_dims >= 3 ? info->ne[2] : 1;
+    bool extra_dims = info->n_dims >= 4 && info->ne[3] != 1;
+    if (info->ne[0] != ne0 || file_ne1 != ne1 || file_ne2 != ne2 || extra_dims) {
+        if (ne2 == 1 && file_ne2 == 1)
+            return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
+                               path, name, (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "%s: tensor %s has shape [%lld, %lld, %lld], expected [%lld, %lld, %lld]", path, name,
+                           (long long)info->ne[0], (long long)file_ne1, (long long)file_ne2, (long long)ne0,
+                           (long long)ne1, (long long)ne2);
+    }
     strata_tensor shape;
-    if (!tensor_init_contiguous(&shape, info->dtype, ne0, ne1, 1, 1))
+    if (!tensor_init_contiguous(&shape, info->dtype, ne0, ne1, ne2, 1))
         return strata_fail(err, STRATA_INVALID_INPUT, "%s: tensor %s: shape does not fit dtype %s", path, name,
                            dtype_name(info->dtype));
     /* norms, biases and rope factors feed element-wise ops, which take F32 */
@@ -155,8 +178,9 @@ strata_status model_check_tensors(const gguf_file *file, const strata_hparams *h
             if (!layer_tensor_present(hp, spec))
                 continue;
             snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer, spec->suffix);
-            if ((status = model_check_tensor(file, name, tensor_dim_value(hp, spec->ne0),
-                                             tensor_dim_value(hp, spec->ne1), true, spec->matrix, &info, err)))
+            if ((status = model_check_tensor_3d(file, name, tensor_dim_value(hp, spec->ne0),
+                                                tensor_dim_value(hp, spec->ne1), tensor_dim_value(hp, spec->ne2), true,
+                                                spec->matrix, &info, err)))
                 return status;
         }
     }

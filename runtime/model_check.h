@@ -20,6 +20,8 @@ typedef enum tensor_dim {
     DIM_FF2,       /* 2 * n_ff: fused gate and up */
     DIM_Q_NORM,    /* head_dim, or n_head * head_dim when the Q/K norm spans the projection */
     DIM_K_NORM,    /* head_dim, or n_head_kv * head_dim likewise */
+    DIM_EXPERTS,   /* n_expert */
+    DIM_FF_EXP,    /* n_ff_exp: one expert's feed-forward width */
 } tensor_dim;
 
 /* When a layer tensor exists. */
@@ -31,19 +33,22 @@ typedef enum tensor_when {
     WHEN_POST_NORMS,
     WHEN_SPLIT_QKV,     /* attn_q, attn_k, attn_v */
     WHEN_FUSED_QKV,     /* attn_qkv */
-    WHEN_SPLIT_GATE_UP, /* ffn_gate, ffn_up */
+    WHEN_SPLIT_GATE_UP, /* ffn_gate, ffn_up (a dense FFN) */
     WHEN_FUSED_GATE_UP, /* ffn_up of 2 * n_ff rows */
+    WHEN_DENSE_FFN,     /* ffn_down of a dense FFN */
+    WHEN_EXPERTS,       /* the router and the experts' 3-D weights */
 } tensor_when;
 
 /* One tensor of a transformer block: the name after "blk.N.", where it goes
  * in layer_weights, its shape, and whether a matmul reads it (else it is an
- * F32 vector). */
+ * F32 vector); ne2 is DIM_EXPERTS for the experts' weights, else DIM_ONE. */
 typedef struct layer_tensor_spec {
     const char *suffix;
     size_t field_offset;
     tensor_dim ne0, ne1;
     bool matrix;
     tensor_when when;
+    tensor_dim ne2;
 } layer_tensor_spec;
 
 extern const layer_tensor_spec layer_tensor_specs[];
@@ -56,6 +61,9 @@ bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spe
  * for vectors, dtype F32; *out gets its description or NULL when absent. */
 strata_status model_check_tensor(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, bool required,
                                  bool matrix, const gguf_tensor_info **out, strata_error *err);
+/* The same for a tensor of shape [ne0, ne1, ne2] (the experts' weights). */
+strata_status model_check_tensor_3d(const gguf_file *file, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
+                                    bool required, bool matrix, const gguf_tensor_info **out, strata_error *err);
 
 /* Every tensor the forward pass of hp reads, present and shaped right, and
  * rope_freqs' factors finite and positive. */

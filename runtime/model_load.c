@@ -204,17 +204,17 @@ static strata_status place_weights(loader *l, strata_error *err)
 /* Fills out with the descriptor of tensor name where the plan placed it
  * (presence, shape and dtype checked as model_check_tensors does). An
  * absent optional tensor gets device -1. */
-static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64_t ne1, bool required, bool matrix,
-                                 model_weight *out, strata_error *err)
+static strata_status bind_tensor_3d(loader *l, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, bool required,
+                                    bool matrix, model_weight *out, strata_error *err)
 {
     strata_model *model = l->model;
     const gguf_tensor_info *info;
     memset(out, 0, sizeof *out);
     out->device = -1;
-    strata_status status = model_check_tensor(model->file, name, ne0, ne1, required, matrix, &info, err);
+    strata_status status = model_check_tensor_3d(model->file, name, ne0, ne1, ne2, required, matrix, &info, err);
     if (status != STRATA_OK || !info)
         return status;
-    tensor_init_contiguous(&out->tensor, info->dtype, ne0, ne1, 1, 1);
+    tensor_init_contiguous(&out->tensor, info->dtype, ne0, ne1, ne2, 1);
     int64_t index = info - gguf_tensor(model->file, 0);
     const tensor_location *where = &l->locations[index];
     if (where->device < 0)
@@ -230,15 +230,26 @@ static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64
     return STRATA_OK;
 }
 
-/* Asks the weight's device whether it can multiply by it (its dtype). */
+static strata_status bind_tensor(loader *l, const char *name, int64_t ne0, int64_t ne1, bool required, bool matrix,
+                                 model_weight *out, strata_error *err)
+{
+    return bind_tensor_3d(l, name, ne0, ne1, 1, required, matrix, out, err);
+}
+
+/* Asks the weight's device whether it can multiply by it (its dtype); the
+ * experts' 3-D weights through OP_MATMUL_ID at one token. */
 static strata_status require_matmul_support(const strata_model *model, const model_weight *weight,
                                             strata_error *err)
 {
     const model_device *device = &model->devices[weight->device];
-    strata_tensor activation, result;
+    strata_tensor activation, result, ids;
+    bool experts = weight->tensor.ne[2] > 1;
     tensor_init_contiguous(&activation, DTYPE_F32, weight->tensor.ne[0], 1, 1, 1);
     tensor_init_contiguous(&result, DTYPE_F32, weight->tensor.ne[1], 1, 1, 1);
+    tensor_init_contiguous(&ids, DTYPE_I32, 1, 1, 1, 1);
     backend_op op = {.kind = OP_MATMUL, .dst = &result, .src = {&weight->tensor, &activation}};
+    if (experts)
+        op = (backend_op){.kind = OP_MATMUL_ID, .dst = &result, .src = {&weight->tensor, &activation, &ids}};
     if (!device->device.ops->supports(device->device.ctx, &op))
         return strata_fail(err, STRATA_UNSUPPORTED, "%s: tensor %s: %s (%s) cannot multiply by %s weights",
                            gguf_path(model->file), weight->tensor.name, device->name, device->device.ops->name,
@@ -273,12 +284,16 @@ static strata_status bind_layer(loader *l, int64_t layer_index, strata_error *er
         if (!layer_tensor_present(hp, spec))
             continue;
         snprintf(name, sizeof name, "blk.%lld.%s", (long long)layer_index, spec->suffix);
-        if ((status = bind_tensor(l, name, tensor_dim_value(hp, spec->ne0), tensor_dim_value(hp, spec->ne1), true,
-                                  spec->matrix, weight, err)))
+        if ((status = bind_tensor_3d(l, name, tensor_dim_value(hp, spec->ne0), tensor_dim_value(hp, spec->ne1),
+                                     tensor_dim_value(hp, spec->ne2), true, spec->matrix, weight, err)))
             return status;
         if (spec->matrix && (status = require_matmul_support(model, weight, err)))
             return status;
-        model->decode_weight_bytes += tensor_byte_size(&weight->tensor);
+        /* a token reads only its n_expert_used experts' slabs */
+        uint64_t bytes = tensor_byte_size(&weight->tensor);
+        if (spec->ne2 == DIM_EXPERTS)
+            bytes = bytes / (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used;
+        model->decode_weight_bytes += bytes;
     }
     /* fused weights: the split ones are views of their rows (a row is whole
      * blocks in every format, so a range of rows is a 2-D tensor of its own) */

@@ -19,22 +19,29 @@ plan_model_shape plan_shape_of(const strata_hparams *hp)
 {
     plan_model_shape shape = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_layer = hp->n_layer,
                               .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-                              .n_ff = hp->n_ff, .n_ctx_train = hp->n_ctx_train, .tied_output = hp->tied_output};
+                              .n_ff = hp->n_ff, .n_ctx_train = hp->n_ctx_train, .tied_output = hp->tied_output,
+                              .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
+                              .n_ff_exp = hp->n_ff_exp};
     return shape;
 }
 
 /* Whether blk.N.<suffix> is read by the forward pass of hp, and whether
- * through a matmul (the tensor table of model_check.c decides). */
-static bool layer_suffix_used(const strata_hparams *hp, const char *suffix, bool *is_matrix)
+ * through a matmul, and whether it holds experts (the tensor table of
+ * model_check.c decides). */
+static bool layer_suffix_used(const strata_hparams *hp, const char *suffix, plan_tensor_input *tensor)
 {
     for (size_t i = 0; i < layer_tensor_spec_count; i++) {
         const layer_tensor_spec *spec = &layer_tensor_specs[i];
         if (strcmp(suffix, spec->suffix) == 0 && layer_tensor_present(hp, spec)) {
-            *is_matrix = spec->matrix;
+            tensor->is_matrix = spec->matrix;
+            if (spec->ne2 == DIM_EXPERTS) {
+                tensor->n_expert = hp->n_expert;
+                tensor->experts_used = hp->n_expert_used;
+            }
             return true;
         }
     }
-    *is_matrix = false;
+    tensor->is_matrix = false;
     return false;
 }
 
@@ -70,7 +77,7 @@ strata_status plan_tensor_table(const gguf_file *file, const strata_hparams *hp,
         } else if (rope_factor_of(info->name) >= 0) {
             tensor->role = rope_factor_used(hp, rope_factor_of(info->name)) ? PLAN_ROLE_ROPE_FREQS : PLAN_ROLE_UNUSED;
         } else if (sscanf(info->name, "blk.%lld.%n", &layer, &consumed) == 1 && consumed > 0 && layer >= 0 &&
-                   layer < hp->n_layer && layer_suffix_used(hp, info->name + consumed, &tensor->is_matrix)) {
+                   layer < hp->n_layer && layer_suffix_used(hp, info->name + consumed, tensor)) {
             tensor->role = PLAN_ROLE_LAYER;
             tensor->layer = layer;
         }

@@ -71,7 +71,9 @@ static uint64_t align_up(uint64_t x, size_t alignment)
 static scratch_dims dims_of(const plan_model_shape *shape)
 {
     scratch_dims dims = {.n_vocab = shape->n_vocab, .n_embd = shape->n_embd, .n_head = shape->n_head,
-                         .n_head_kv = shape->n_head_kv, .head_dim = shape->head_dim, .n_ff = shape->n_ff};
+                         .n_head_kv = shape->n_head_kv, .head_dim = shape->head_dim, .n_ff = shape->n_ff,
+                         .n_expert = shape->n_expert, .n_expert_used = shape->n_expert_used,
+                         .n_ff_exp = shape->n_ff_exp};
     return dims;
 }
 
@@ -263,9 +265,11 @@ static void add_weight(const planner *p, device_tally *tally, int d, const plan_
         tally->weight_bytes -= (double)tensor->bytes;
         return;
     }
-    tally->decode_bytes += (double)tensor->bytes;
+    /* of the experts' weights, a token reads only its chosen experts' */
+    double share = tensor->n_expert > 0 ? (double)tensor->experts_used / (double)tensor->n_expert : 1.0;
+    tally->decode_bytes += (double)tensor->bytes * share;
     if (tensor->is_matrix)
-        tally->matmul_params += (double)tensor->row_elements * (double)tensor->rows;
+        tally->matmul_params += (double)tensor->row_elements * (double)tensor->rows * share;
 }
 
 /* Hand-offs a decoded token makes: each change of device along embedding,
@@ -899,6 +903,12 @@ static void estimate_workspace(planner *p)
         const plan_tensor_input *tensor = &r->tensors[t];
         if (!tensor->is_matrix || tensor->role == PLAN_ROLE_UNUSED)
             continue;
+        if (tensor->n_expert > 0) { /* matmul_id: one expert's slab at a time */
+            int64_t rows = tensor->rows / tensor->n_expert;
+            query.max_expert_rows = rows > query.max_expert_rows ? rows : query.max_expert_rows;
+            query.max_expert_cols =
+                tensor->row_elements > query.max_expert_cols ? tensor->row_elements : query.max_expert_cols;
+        }
         if (tensor->rows > query.max_matmul_rows)
             query.max_matmul_rows = tensor->rows;
         if (tensor->row_elements > query.max_matmul_cols)

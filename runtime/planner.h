@@ -57,11 +57,15 @@ typedef struct plan_tensor_input {
     plan_role role;
     int64_t layer;         /* for PLAN_ROLE_LAYER, else -1 */
     bool is_matrix;        /* read by a matmul (else a norm, bias or vector) */
+    /* the experts' weights [n_in, n_out, n_expert]: a decoded token reads
+     * experts_used of the n_expert slabs; 0 for every other tensor */
+    int64_t n_expert, experts_used;
 } plan_tensor_input;
 
 /* The shape of the forward pass (what scratch, KV and workspace depend on). */
 typedef struct plan_model_shape {
     int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
+    int64_t n_expert, n_expert_used, n_ff_exp; /* 0: a dense FFN */
     bool tied_output;
 } plan_model_shape;
 

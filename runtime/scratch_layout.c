@@ -16,6 +16,10 @@ bool scratch_layout_build(const scratch_dims *dims, int64_t max_batch, size_t al
                           scratch_layout *out)
 {
     memset(out, 0, sizeof *out);
+    bool moe = dims->n_expert > 0;
+    int64_t k = dims->n_expert_used, ffn = dims->n_ff;
+    if (moe && dims->n_ff_exp * k > ffn)
+        ffn = dims->n_ff_exp * k;
     struct {
         scratch_slot slot;
         strata_dtype dtype;
@@ -30,13 +34,20 @@ bool scratch_layout_build(const scratch_dims *dims, int64_t max_batch, size_t al
         {SCRATCH_V, DTYPE_F32, dims->n_head_kv * dims->head_dim, max_batch},
         {SCRATCH_ATTN_OUT, DTYPE_F32, dims->n_head * dims->head_dim, max_batch},
         {SCRATCH_PROJ, DTYPE_F32, dims->n_embd, max_batch},
-        {SCRATCH_FFN_GATE, DTYPE_F32, dims->n_ff, max_batch},
-        {SCRATCH_FFN_UP, DTYPE_F32, dims->n_ff, max_batch},
+        {SCRATCH_FFN_GATE, DTYPE_F32, ffn, max_batch},
+        {SCRATCH_FFN_UP, DTYPE_F32, ffn, max_batch},
+        {SCRATCH_ROUTER, DTYPE_F32, dims->n_expert, max_batch},
+        {SCRATCH_EXPERT_IDS, DTYPE_I32, k, max_batch},
+        {SCRATCH_EXPERT_WEIGHTS, DTYPE_F32, k, max_batch},
+        {SCRATCH_EXPERT_OUT, DTYPE_F32, dims->n_embd * k, max_batch},
         {SCRATCH_LOGITS, DTYPE_F32, dims->n_vocab, SCRATCH_LOGITS_CHUNK},
     };
     uint64_t next_offset = 0;
     for (int i = 0; i < SCRATCH_SLOT_COUNT; i++) {
         if (table[i].slot == SCRATCH_LOGITS && !with_logits)
+            continue;
+        bool moe_slot = table[i].slot >= SCRATCH_ROUTER && table[i].slot <= SCRATCH_EXPERT_OUT;
+        if (moe_slot && !moe)
             continue;
         strata_tensor *tensor = &out->slots[table[i].slot];
         if (!tensor_init_contiguous(tensor, table[i].dtype, table[i].ne0, table[i].ne1, 1, 1))

@@ -28,12 +28,19 @@ typedef enum scratch_slot {
     SCRATCH_PROJ,      /* [n_embd, max_batch]: attention / ffn output before the residual add */
     SCRATCH_FFN_GATE,  /* [n_ff, max_batch] */
     SCRATCH_FFN_UP,    /* [n_ff, max_batch] */
+    /* the mixture of experts (only with n_expert > 0; FFN_GATE and FFN_UP
+     * then hold [n_ff_exp, k, max_batch] too) */
+    SCRATCH_ROUTER,         /* [n_expert, max_batch]: router logits, then probabilities */
+    SCRATCH_EXPERT_IDS,     /* [k, max_batch] I32 */
+    SCRATCH_EXPERT_WEIGHTS, /* [k, max_batch] */
+    SCRATCH_EXPERT_OUT,     /* [n_embd, k, max_batch]: each chosen expert's output */
     SCRATCH_LOGITS,    /* [n_vocab, SCRATCH_LOGITS_CHUNK], only on the output's device */
     SCRATCH_SLOT_COUNT
 } scratch_slot;
 
 typedef struct scratch_dims {
     int64_t n_vocab, n_embd, n_head, n_head_kv, head_dim, n_ff;
+    int64_t n_expert, n_expert_used, n_ff_exp; /* 0: a dense FFN */
 } scratch_dims;
 
 typedef struct scratch_layout {

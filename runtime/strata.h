@@ -25,6 +25,7 @@ typedef enum strata_arch {
     STRATA_ARCH_GEMMA2, /* pre- and post-norms, GeGLU, softcaps, sliding window on alternate layers */
     STRATA_ARCH_GEMMA3, /* gemma2 without softcaps, + Q/K norm, 5 local : 1 global layers */
     STRATA_ARCH_PHI3,  /* fused QKV and gate/up, partial rotary, LongRoPE, sliding window */
+    STRATA_ARCH_QWEN3MOE, /* qwen3 with a mixture of experts in every layer */
 } strata_arch;
 
 /* Which layers attend through the sliding window (when there is one). */
@@ -76,6 +77,14 @@ typedef struct strata_hparams {
                                   rope_orig_ctx (phi3 LongRoPE) */
     int64_t rope_orig_ctx;     /* rope.scaling.original_context_length; 0 when absent */
     float rope_attn_factor;    /* rotated dims scaled by this (LongRoPE); 1 otherwise */
+    /* Mixture of experts (Mixtral as llama, qwen3moe): every layer's FFN is
+     * n_expert experts of width n_ff_exp, n_expert_used of them chosen per
+     * token by the router (softmax, top-k, the k weights renormalized when
+     * expert_weights_norm). n_expert 0: a dense FFN of width n_ff. */
+    int64_t n_expert;
+    int64_t n_expert_used;
+    int64_t n_ff_exp;
+    bool expert_weights_norm;
     int file_type;             /* general.file_type, -1 when absent */
     uint64_t n_params;         /* elements of all weights */
     uint64_t weight_bytes;     /* bytes of all weights in the file */

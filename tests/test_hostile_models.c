@@ -206,6 +206,14 @@ static void check_family_hyperparameters(void)
                                          .type = GGUF_TYPE_FLOAT32, .float_value = NAN}, "final_logit_softcapping"},
         {"gemma2", "window_negative", {.key = "gemma2.attention.sliding_window", .kind = REWRITE_INT,
                                        .type = GGUF_TYPE_INT32, .int_value = -6}, "attention.sliding_window"},
+        {"qwen3moe", "experts_huge", {.key = "qwen3moe.expert_count", .kind = REWRITE_INT,
+                                      .type = GGUF_TYPE_UINT32, .int_value = 4000000000ll}, "expert_count"},
+        {"qwen3moe", "experts_zero", {.key = "qwen3moe.expert_count", .kind = REWRITE_INT,
+                                      .type = GGUF_TYPE_UINT32, .int_value = 0}, "expert_count"},
+        {"mixtral", "experts_used_past_count", {.key = "llama.expert_used_count", .kind = REWRITE_INT,
+                                                .type = GGUF_TYPE_UINT32, .int_value = 5}, "expert_used_count"},
+        {"mixtral", "experts_used_zero", {.key = "llama.expert_used_count", .kind = REWRITE_INT,
+                                          .type = GGUF_TYPE_UINT32, .int_value = 0}, "expert_used_count"},
         {"gemma2", "window_huge", {.key = "gemma2.attention.sliding_window", .kind = REWRITE_INT,
                                    .type = GGUF_TYPE_UINT64, .int_value = 1ll << 40}, "attention.sliding_window"},
         {"gemma2", "pattern_zero", {.key = "gemma2.attention.sliding_window_pattern", .kind = REWRITE_INT,
@@ -230,7 +238,7 @@ static void check_family_hyperparameters(void)
                          .string_value = "mamba"};
     expect_refused("unknown_arch", &(rewrite_spec){.keys = &mamba, .n_keys = 1}, false,
                    "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
-                   "phi3)");
+                   "phi3, qwen3moe)");
     snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/phi3.gguf");
     expect_refused("long_factor_zero", &(rewrite_spec){.edit_tensor = zero_long_rope_factor}, false,
                    "rope_factors_long.weight");

@@ -166,6 +166,10 @@ static void print_model_report(const info_options *opts, const gguf_file *file, 
                                                                            : "before attention and FFN");
     printf("  ffn            %s%s\n", hp->ffn_gelu ? "GeGLU (tanh gelu)" : "SwiGLU",
            hp->fused_gate_up ? ", gate and up fused" : "");
+    if (hp->n_expert > 0)
+        printf("  experts        %lld of %lld per token, each %lld wide; router softmax, top-%lld%s\n",
+               (long long)hp->n_expert_used, (long long)hp->n_expert, (long long)hp->n_ff_exp,
+               (long long)hp->n_expert_used, hp->expert_weights_norm ? ", weights renormalized" : "");
     if (hp->fused_qkv)
         printf("  qkv            fused\n");
     printf("  query scale    %g\n", (double)hp->attn_scale);

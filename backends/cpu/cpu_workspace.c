@@ -4,6 +4,7 @@
  * gathered tokens. Capped and tracked
  * in cpu_scratch_reserve; bounded here, purely, for the planner. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -59,7 +60,9 @@ uint64_t cpu_workspace_bytes(const backend_workspace_query *query)
     uint64_t activations = 0;
     for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
         int64_t cols = (query->max_matmul_cols + blocks[f] - 1) / blocks[f] * blocks[f];
-        uint64_t bytes = cpu_act_scratch_bytes(formats[f], cols, tokens);
+        size_t bytes = cpu_act_scratch_bytes(formats[f], cols, tokens);
+        if (bytes == SIZE_MAX || bytes > UINT64_MAX - CPU_ALIGNMENT)
+            return UINT64_MAX; /* no memory holds it: the planner sees a bound nothing fits */
         if (bytes > activations)
             activations = bytes;
     }

@@ -19,7 +19,8 @@ const int64_t family_tokens_len = sizeof family_tokens / sizeof family_tokens[0]
 /* phi3 uses LongRoPE's long factors (its original context is 16, the tests'
  * contexts 64), phi3_short the short ones (original context 64) */
 const char *const family_fixtures[FAMILY_FIXTURE_COUNT] = {"olmo2", "gemma2", "gemma3", "phi3",
-                                                           "phi3_short", "llama", "qwen2", "qwen3"};
+                                                           "phi3_short", "llama", "qwen2", "qwen3",
+                                                           "mixtral", "qwen3moe"};
 
 /* The runtime against the double-precision reference on the same stored
  * weights, with test_e2e_logits' bounds (justified there), the block
@@ -51,7 +52,10 @@ bool family_quantize_file(const char *src, const char *dst, strata_dtype dtype)
     }
     for (int64_t t = 0; t < gguf_tensor_count(file); t++) {
         const gguf_tensor_info *info = gguf_tensor(file, t);
-        bool matrix = info->n_dims == 2 && info->ne[1] > 1 && info->dtype == DTYPE_F32;
+        /* matrices and the experts' stacks of them, but not the router
+         * (ffn_gate_inp), which llama.cpp's quantizer keeps as it is too */
+        bool matrix = (info->n_dims == 2 || info->n_dims == 3) && info->ne[1] > 1 && info->dtype == DTYPE_F32 &&
+                      !strstr(info->name, "ffn_gate_inp");
         types[t] = matrix ? synth_fallback_dtype(dtype, info->ne[0]) : info->dtype;
         if (gguf_writer_add_tensor(writer, info->name, info->n_dims, info->ne, types[t], &err))
             break;
@@ -77,7 +81,8 @@ bool family_quantize_file(const char *src, const char *dst, strata_dtype dtype)
             strata_fail(&err, STRATA_OUT_OF_MEMORY, "out of memory");
             break;
         }
-        for (int64_t r = 0; r < info->ne[1]; r++) {
+        int64_t rows = info->ne[1] * (info->n_dims == 3 ? info->ne[2] : 1);
+        for (int64_t r = 0; r < rows; r++) {
             memcpy(row, (const char *)info->data + (size_t)r * (size_t)info->ne[0] * sizeof *row,
                    (size_t)info->ne[0] * sizeof *row);
             if (quant_quantize_row(types[t], row, packed, info->ne[0], &err) ||

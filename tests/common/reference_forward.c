@@ -27,6 +27,9 @@ typedef struct reference_layer {
     double *post_ffn_norm;        /* [n_embd] or NULL */
     double *qkv;                  /* phi3: [q_dim + 2 kv_dim][n_embd], owning what wq, wk, wv point into */
     double *gate_up;              /* phi3: [2 n_ff][n_embd], owning what w_gate, w_up point into */
+    double *router;               /* experts: [n_expert][n_embd], or NULL (a dense FFN) */
+    double *gate_exps, *up_exps;  /* [n_expert][n_ff_exp][n_embd] */
+    double *down_exps;            /* [n_expert][n_embd][n_ff_exp] */
 } reference_layer;
 
 struct reference_model {
@@ -48,6 +51,8 @@ struct reference_model {
     int64_t rope_orig_ctx;      /* ... else rope_factors (the short ones) */
     double rope_attn_factor;    /* multiplies the rotated values (LongRoPE) */
     bool qk_norm_spans;         /* olmo2: the Q/K norms span the whole projection */
+    int64_t n_expert, n_used, n_ff_exp; /* a mixture of experts (Mixtral, qwen3moe); n_expert 0: dense */
+    bool renormalize;           /* the k chosen probabilities divided by their sum */
 
     double *token_embd;   /* [n_vocab][n_embd] */
     double *output_norm;  /* [n_embd] */
@@ -75,6 +80,8 @@ static strata_status load_tensor(const gguf_file *file, const char *name, int64_
         goto fail;
     }
     int64_t file_ne1 = info->n_dims >= 2 ? info->ne[1] : 1;
+    if (info->n_dims >= 3) /* the experts: their matrices one after the other */
+        file_ne1 *= info->ne[2];
     if (info->ne[0] != ne0 || file_ne1 != ne1) {
         status = strata_fail(err, STRATA_INVALID_INPUT, "reference: tensor %s is [%lld, %lld], expected [%lld, %lld]",
                              name, (long long)info->ne[0], (long long)file_ne1, (long long)ne0, (long long)ne1);
@@ -131,7 +138,7 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
     if (strcmp(arch, "llama") == 0)
         m->rope_neox = false;
     else if (strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "olmo2") == 0 || gemma2 ||
-             gemma3 || strcmp(arch, "phi3") == 0)
+             gemma3 || strcmp(arch, "phi3") == 0 || strcmp(arch, "qwen3moe") == 0)
         m->rope_neox = true;
     else
         return strata_fail(err, STRATA_UNSUPPORTED, "reference: architecture %s is not supported", arch);
@@ -189,6 +196,20 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
     if ((status = gguf_get_float_or(file, key, 1.0, &m->rope_attn_factor, err)) ||
         (status = read_int(file, arch, "rope.scaling.original_context_length", 0, &m->rope_orig_ctx, err)))
         return status;
+    if ((status = read_int(file, arch, "expert_count", 0, &m->n_expert, err)))
+        return status;
+    if (m->n_expert > 0) {
+        bool norm = true; /* Mixtral always; qwen3moe unless the file says no */
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        if ((status = read_int(file, arch, "expert_used_count", -1, &m->n_used, err)) ||
+            (status = read_int(file, arch, "expert_feed_forward_length", m->n_ff, &m->n_ff_exp, err)) ||
+            (status = gguf_get_bool_or(file, key, true, &norm, err)))
+            return status;
+        if (m->n_used < 1 || m->n_used > m->n_expert || m->n_used > 64)
+            return strata_fail(err, STRATA_UNSUPPORTED, "reference: %lld of %lld experts per token", (long long)m->n_used,
+                               (long long)m->n_expert);
+        m->renormalize = norm;
+    }
     const gguf_tensor_info *embd = gguf_find_tensor(file, "token_embd.weight");
     if (!embd || embd->n_dims != 2)
         return strata_fail(err, STRATA_INVALID_INPUT, "reference: token_embd.weight missing or not 2-D");
@@ -229,6 +250,14 @@ static strata_status load_layer(const gguf_file *file, const reference_model *m,
         LOAD(wq, "attn_q.weight", m->n_embd, q_dim, true);
         LOAD(wk, "attn_k.weight", m->n_embd, kv_dim, true);
         LOAD(wv, "attn_v.weight", m->n_embd, kv_dim, true);
+    }
+    if (m->n_expert > 0) {
+        int64_t rows = m->n_expert * m->n_ff_exp;
+        LOAD(router, "ffn_gate_inp.weight", m->n_embd, m->n_expert, true);
+        LOAD(gate_exps, "ffn_gate_exps.weight", m->n_embd, rows, true);
+        LOAD(up_exps, "ffn_up_exps.weight", m->n_embd, rows, true);
+        LOAD(down_exps, "ffn_down_exps.weight", m->n_ff_exp, m->n_expert * m->n_embd, true);
+    } else if (!fused) {
         LOAD(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, true);
         LOAD(w_up, "ffn_up.weight", m->n_embd, m->n_ff, true);
     }
@@ -239,7 +268,7 @@ static strata_status load_layer(const gguf_file *file, const reference_model *m,
     LOAD(q_norm, "attn_q_norm.weight", norm_spans ? q_dim : m->head_dim, 1, false);
     LOAD(k_norm, "attn_k_norm.weight", norm_spans ? kv_dim : m->head_dim, 1, false);
     LOAD(ffn_norm, "ffn_norm.weight", m->n_embd, 1, pre_norms);
-    LOAD(w_down, "ffn_down.weight", m->n_ff, m->n_embd, true);
+    LOAD(w_down, "ffn_down.weight", m->n_ff, m->n_embd, m->n_expert == 0);
     LOAD(post_attn_norm, "post_attention_norm.weight", m->n_embd, 1, false);
     LOAD(post_ffn_norm, "post_ffw_norm.weight", m->n_embd, 1, false);
 #undef LOAD
@@ -295,7 +324,8 @@ void reference_model_free(reference_model *m)
         double *fields[] = {layer->attn_norm, layer->wq,       layer->wk,     layer->wv,        layer->wo,
                             layer->bq,        layer->bk,       layer->bv,     layer->q_norm,    layer->k_norm,
                             layer->ffn_norm,  layer->w_gate,   layer->w_up,   layer->w_down,    layer->post_attn_norm,
-                            layer->post_ffn_norm, layer->qkv, layer->gate_up};
+                            layer->post_ffn_norm, layer->qkv, layer->gate_up, layer->router,
+                            layer->gate_exps, layer->up_exps, layer->down_exps};
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
             free(fields[i]);
     }
@@ -390,13 +420,16 @@ typedef struct reference_state {
     double *gate;    /* [n_ff] */
     double *up;      /* [n_ff] */
     double *scores;  /* [n_tokens] attention weights of one head */
+    double *probs;   /* [n_expert] router probabilities */
+    double *expert;  /* [n_embd] one expert's output */
     double *k_cache; /* [n_layer][n_tokens][kv_dim] */
     double *v_cache; /* [n_layer][n_tokens][kv_dim] */
 } reference_state;
 
 static void state_free(reference_state *s)
 {
-    double *fields[] = {s->x, s->xb, s->q, s->att_out, s->proj, s->gate, s->up, s->scores, s->k_cache, s->v_cache};
+    double *fields[] = {s->x,      s->xb,     s->q,      s->att_out, s->proj,  s->gate,
+                        s->up,     s->scores, s->k_cache, s->v_cache, s->probs, s->expert};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         free(fields[i]);
 }
@@ -411,13 +444,16 @@ static bool state_alloc(reference_state *s, const reference_model *m, int64_t n_
     s->q = calloc(q_dim, sizeof(double));
     s->att_out = calloc(q_dim, sizeof(double));
     s->proj = calloc((size_t)m->n_embd, sizeof(double));
-    s->gate = calloc((size_t)m->n_ff, sizeof(double));
-    s->up = calloc((size_t)m->n_ff, sizeof(double));
+    size_t ff = (size_t)(m->n_ff > m->n_ff_exp ? m->n_ff : m->n_ff_exp);
+    s->gate = calloc(ff, sizeof(double));
+    s->up = calloc(ff, sizeof(double));
+    s->probs = calloc((size_t)m->n_expert + 1, sizeof(double));
+    s->expert = calloc((size_t)m->n_embd, sizeof(double));
     s->scores = calloc((size_t)n_tokens, sizeof(double));
     s->k_cache = calloc(cache, sizeof(double));
     s->v_cache = calloc(cache, sizeof(double));
     return s->x && s->xb && s->q && s->att_out && s->proj && s->gate && s->up && s->scores && s->k_cache &&
-           s->v_cache;
+           s->v_cache && s->probs && s->expert;
 }
 
 /* One attention block at position pos for layer l; adds its output to s->x. */
@@ -492,7 +528,52 @@ static void attention_block(const reference_model *m, int64_t l, int64_t pos, in
         s->x[i] += s->proj[i];
 }
 
-/* SwiGLU (GeGLU for gemma) feed-forward block for layer l; adds its output to s->x. */
+/* The mixture of experts on in [n_embd]: proj = sum over the n_used most
+ * probable experts e (softmax of the router; the earlier expert first on
+ * equal probabilities) of p_e / (sum of the chosen p when renormalizing) *
+ * down_e(silu(gate_e in) * up_e in). */
+static void experts(const reference_model *m, const reference_layer *w, const double *in, reference_state *s)
+{
+    int64_t ff = m->n_ff_exp;
+    matvec(s->probs, w->router, in, NULL, m->n_embd, m->n_expert);  /* logits [n_expert] */
+    double top = -INFINITY, total = 0.0;
+    for (int64_t e = 0; e < m->n_expert; e++)
+        top = s->probs[e] > top ? s->probs[e] : top;
+    for (int64_t e = 0; e < m->n_expert; e++)                        /* softmax */
+        total += (s->probs[e] = exp(s->probs[e] - top));
+    for (int64_t e = 0; e < m->n_expert; e++)
+        s->probs[e] /= total;
+    int64_t chosen[64];
+    double chosen_sum = 0.0;
+    for (int64_t j = 0; j < m->n_used; j++) {                        /* the j-th most probable, unchosen */
+        int64_t best = -1;
+        for (int64_t e = 0; e < m->n_expert; e++) {
+            bool taken = false;
+            for (int64_t i = 0; i < j; i++)
+                taken = taken || chosen[i] == e;
+            if (!taken && (best < 0 || s->probs[e] > s->probs[best]))
+                best = e;
+        }
+        chosen[j] = best;
+        chosen_sum += s->probs[best];
+    }
+    for (int64_t i = 0; i < m->n_embd; i++)
+        s->proj[i] = 0.0;
+    for (int64_t j = 0; j < m->n_used; j++) {
+        int64_t e = chosen[j];
+        double weight = s->probs[e] / (m->renormalize ? chosen_sum : 1.0);
+        matvec(s->gate, w->gate_exps + e * ff * m->n_embd, in, NULL, m->n_embd, ff); /* gate [ff] */
+        matvec(s->up, w->up_exps + e * ff * m->n_embd, in, NULL, m->n_embd, ff);     /* up [ff] */
+        for (int64_t i = 0; i < ff; i++)
+            s->gate[i] = silu(s->gate[i]) * s->up[i];
+        matvec(s->expert, w->down_exps + e * m->n_embd * ff, s->gate, NULL, ff, m->n_embd); /* [n_embd] */
+        for (int64_t i = 0; i < m->n_embd; i++)
+            s->proj[i] += weight * s->expert[i];
+    }
+}
+
+/* SwiGLU (GeGLU for gemma) feed-forward block for layer l, or its mixture
+ * of experts; adds its output to s->x. */
 static void ffn_block(const reference_model *m, int64_t l, reference_state *s)
 {
     const reference_layer *w = &m->layers[l];
@@ -501,11 +582,15 @@ static void ffn_block(const reference_model *m, int64_t l, reference_state *s)
         rms_norm(s->xb, s->x, w->ffn_norm, m->n_embd, m->rms_eps); /* xb [n_embd] */
         in = s->xb;
     }
-    matvec(s->gate, w->w_gate, in, NULL, m->n_embd, m->n_ff);       /* gate [n_ff] */
-    matvec(s->up, w->w_up, in, NULL, m->n_embd, m->n_ff);           /* up [n_ff] */
-    for (int64_t i = 0; i < m->n_ff; i++)                            /* act(gate) * up */
-        s->gate[i] = (m->gelu ? gelu_tanh(s->gate[i]) : silu(s->gate[i])) * s->up[i];
-    matvec(s->proj, w->w_down, s->gate, NULL, m->n_ff, m->n_embd);  /* proj [n_embd] */
+    if (w->router) {
+        experts(m, w, in, s);                                        /* proj [n_embd] */
+    } else {
+        matvec(s->gate, w->w_gate, in, NULL, m->n_embd, m->n_ff);   /* gate [n_ff] */
+        matvec(s->up, w->w_up, in, NULL, m->n_embd, m->n_ff);       /* up [n_ff] */
+        for (int64_t i = 0; i < m->n_ff; i++)                        /* act(gate) * up */
+            s->gate[i] = (m->gelu ? gelu_tanh(s->gate[i]) : silu(s->gate[i])) * s->up[i];
+        matvec(s->proj, w->w_down, s->gate, NULL, m->n_ff, m->n_embd); /* proj [n_embd] */
+    }
     if (w->post_ffn_norm)
         rms_norm(s->proj, s->proj, w->post_ffn_norm, m->n_embd, m->rms_eps);
     for (int64_t i = 0; i < m->n_embd; i++)                          /* residual */

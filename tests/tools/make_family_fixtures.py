@@ -20,7 +20,7 @@ llama-cpp-python 0.3.36 source package (vendor/llama.cpp).
 The converter runs as a separate process. The tiny models carry a made-up
 sentencepiece tokenizer (the logits are computed from token ids); olmo2's
 converter only reads byte-level BPE tokenizers, so for olmo2 the process
-reads the sentencepiece one instead. Nothing else of the conversion is
+reads the sentencepiece one instead (qwen3moe's likewise). Nothing else of the conversion is
 touched.
 """
 import argparse
@@ -77,7 +77,26 @@ FAMILIES = {
                         rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
                                          "short_factor": [1.0, 1.25], "long_factor": [1.5, 3.0],
                                          "original_max_position_embeddings": 64}), False),
+    # mixtures of experts: 4 experts, 2 per token. A choice between experts
+    # is a step function of the hidden state: where the 2nd and 3rd router
+    # logits are close, the rounding of a quantized run flips it and the
+    # logits jump. So the routers' weights are scaled up (ROUTER_SCALE) and
+    # their seed is the one of ROUTER_SEEDS whose smallest margin (2nd minus
+    # 3rd logit, over every token and layer) is the largest (router_seed).
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM",
+                dict(num_hidden_layers=2, num_local_experts=4, num_experts_per_tok=2, rms_norm_eps=1e-5,
+                     rope_theta=1000000.0, tie_word_embeddings=False), False),
+    "qwen3moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM",
+                 dict(num_hidden_layers=2, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
+                      norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[], rms_norm_eps=1e-6,
+                      rope_theta=1000000.0, tie_word_embeddings=False), False),
 }
+ROUTER_SCALE = 6.0
+ROUTER_SEEDS = range(1234, 1434)
+
+
+def is_router(pname):
+    return pname.endswith("block_sparse_moe.gate.weight") or pname.endswith("mlp.gate.weight")
 
 
 def write_tokenizer(directory):
@@ -92,11 +111,29 @@ def write_tokenizer(directory):
                                    unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2)
 
 
-def build_model(name, directory):
+def router_margin(model, k):
+    """The smallest gap between the k-th and (k+1)-th router logit."""
+    with torch.no_grad():
+        out = model(torch.tensor([TOKENS]), output_router_logits=True)
+    margins = []
+    for logits in out.router_logits:
+        ranked = torch.sort(logits.reshape(-1, logits.shape[-1]), dim=-1, descending=True).values
+        margins.append((ranked[:, k - 1] - ranked[:, k]).min().item())
+    return min(margins)
+
+
+def router_seed(name):
+    k = FAMILIES[name][2]["num_experts_per_tok"]
+    best = max((router_margin(build_model(name, None, seed), k), seed) for seed in ROUTER_SEEDS)
+    print(f"{name}: router seed {best[1]}, smallest margin {best[0]:.3f}")
+    return best[1]
+
+
+def build_model(name, directory, seed=1234):
     config_class, model_class, args, shifted_norms = FAMILIES[name]
     config = getattr(transformers, config_class)(**COMMON, **args)
     config._attn_implementation = "eager"
-    torch.manual_seed(1234)
+    torch.manual_seed(seed)
     model = getattr(transformers, model_class)(config).eval()
     with torch.no_grad():
         for pname, p in model.named_parameters():
@@ -105,14 +142,16 @@ def build_model(name, directory):
                 base = 0.0 if (shifted_norms or pname.endswith("bias")) else 1.0
                 p.copy_(base + 0.2 * torch.randn_like(p))
             else:
-                p.copy_(torch.randn_like(p) * (0.6 / p.shape[-1] ** 0.5))
-    model.save_pretrained(directory, safe_serialization=True)
+                scale = ROUTER_SCALE if is_router(pname) else 1.0
+                p.copy_(torch.randn_like(p) * (0.6 * scale / p.shape[-1] ** 0.5))
+    if directory:
+        model.save_pretrained(directory, safe_serialization=True)
     return model
 
 
 def convert(llama_cpp, name, model_dir, out_path):
     patch = ""
-    if name == "olmo2":
+    if name in ("olmo2", "qwen3moe"):
         patch = ("import conversion.base as b\n"
                  "b.TextModel.set_vocab = lambda self: self._set_vocab_sentencepiece()\n")
     code = ("import sys\n"
@@ -138,7 +177,8 @@ def main():
             directory = os.path.join(temp, name)  # the converter names the model after it
             os.mkdir(directory)
             write_tokenizer(directory)
-            model = build_model(name, directory)
+            seed = router_seed(name) if "num_experts_per_tok" in FAMILIES[name][2] else 1234
+            model = build_model(name, directory, seed)
             with torch.no_grad():
                 logits = model(torch.tensor([TOKENS])).logits[0].float().numpy()
             gguf_path = os.path.join(args.out, f"{name}.gguf")
