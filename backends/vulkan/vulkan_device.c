@@ -345,18 +345,11 @@ static uint64_t vk_workspace_bytes(const backend_workspace_query *query)
     return worst ? vk_scratch_grown_size(worst) + 4 : 0;
 }
 
-/* The mixture-of-experts ops have no shaders yet: the planner keeps the
- * experts in host RAM and the router's ops run on the CPU. */
-static bool vk_op_kind_supported(op_kind kind)
-{
-    return !op_kind_is_moe(kind);
-}
-
 const backend_registration vulkan_backend_registration = {
     .name = "vulkan",
     .device_count = vk_device_count,
     .open = vk_open,
     .workspace_bytes = vk_workspace_bytes,
     .weight_dtype_supported = vk_weight_dtype_supported, /* the embedded shaders decide */
-    .op_kind_supported = vk_op_kind_supported,
+    .op_kind_supported = NULL, /* every kind, the mixture-of-experts ops included */
 };
