@@ -50,6 +50,9 @@ typedef struct pre_definition {
 static const char *const NAMES_DEFAULT[] = {"default", NULL};
 static const char *const NAMES_GPT2[] = {"gpt-2", "gpt2", "mpt", "olmo", "phi-2", "jina-es", "jina-de", "jais", NULL};
 static const char *const NAMES_LLAMA3[] = {"llama-bpe", "llama3", "llama-v3", "falcon3", NULL};
+/* DBRX and OLMo 2 (cl100k: the converter names OLMo 2's tokenizer "dbrx"):
+ * LLaMA 3's expression, but their tokenizer.json keeps every merge step */
+static const char *const NAMES_DBRX[] = {"dbrx", NULL};
 static const char *const NAMES_QWEN2[] = {"qwen2", "stablelm2", "deepseek-r1-qwen", NULL};
 static const char *const NAMES_STARCODER[] = {"starcoder", "refact", "command-r", "smollm", "codeshell", NULL};
 static const char *const NAMES_FALCON[] = {"falcon", NULL};
@@ -60,6 +63,7 @@ static const pre_definition PRE_DEFINITIONS[] = {
     {NAMES_DEFAULT, {"[\\p{P}\\$\\+<=>\\^~\\|]+", PAT_GPT2, "\\p{N}+", "[0-9][0-9][0-9]", NULL}, false},
     {NAMES_GPT2, {PAT_GPT2, NULL}, false},
     {NAMES_LLAMA3, {PAT_LLAMA3, NULL}, true},
+    {NAMES_DBRX, {PAT_LLAMA3, NULL}, false},
     {NAMES_QWEN2, {PAT_QWEN2, NULL}, false},
     {NAMES_STARCODER, {"\\p{N}", PAT_GPT2, NULL}, false},
     {NAMES_FALCON, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", PAT_GPT2, "[0-9][0-9][0-9]", NULL}, false},
