@@ -412,6 +412,12 @@ static void test_automatic(const char *what, moe_model *m, double card_gib, doub
            whole_best,
            plan.n_handoffs, (double)plan.devices[0].planned_bytes / (double)GIB,
            (double)plan.devices[0].budget_bytes / (double)GIB);
+    double model_bytes = 0;
+    for (int64_t t = 0; t < m->n_tensors; t++)
+        model_bytes += (double)m->tensors[t].bytes;
+    printf("    weights %.2f GiB; other layouts, predicted: every layer's experts in host RAM (--cpu-moe): %.1f tokens/s; everything "
+           "on the CPU (-ngl 0): %.1f tokens/s\n",
+           model_bytes / (double)GIB, pinned_speed(&r, n_layer, n_layer), pinned_speed(&r, 0, 0));
     planner_result_release(&plan);
 }
 
