@@ -39,6 +39,7 @@ for flag in "--n-cpu-moe 1" "--cpu-moe"; do
     fi
     # shellcheck disable=SC2086
     expect_status 0 "run $flag" -- "$STRATA" "${run_flags[@]}" $flag --dump-logits "$work/moe.bin" || continue
+    grep -q 'stay in host RAM, computed by the CPU' "$work/err" || fail "run $flag does not say where the experts went"
     cmp -s "$work/gpu.txt" "$work/out" || fail "$flag changed the greedy text: '$(cat "$work/out")' vs '$(cat "$work/gpu.txt")'"
     python3 - "$work/gpu.bin" "$work/moe.bin" <<'PY' || fail "$flag changed the logits"
 import struct, sys
