@@ -15,6 +15,7 @@
 #include "../../base/quant.h"
 #include "../../base/quant_lowbit.h"
 #include "cpu_tile.h"
+#include "cpu_tile_simd.h"
 #include "cpu_unpack_avx2.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
@@ -35,34 +36,6 @@ AVX2_FN INLINE float hsum(__m256 v)
     lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
     return _mm_cvtss_f32(lo);
 }
-
-/* Calls kernel(..., COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal
- * to tokens, so each instance is compiled with its own trip counts. */
-#define FOR_TOKEN_COUNT_8(tokens, kernel, ...)                                                                         \
-    switch (tokens) {                                                                                                  \
-    case 1: kernel(__VA_ARGS__, 1); break;                                                                             \
-    case 2: kernel(__VA_ARGS__, 2); break;                                                                             \
-    case 3: kernel(__VA_ARGS__, 3); break;                                                                             \
-    case 4: kernel(__VA_ARGS__, 4); break;                                                                             \
-    case 5: kernel(__VA_ARGS__, 5); break;                                                                             \
-    case 6: kernel(__VA_ARGS__, 6); break;                                                                             \
-    case 7: kernel(__VA_ARGS__, 7); break;                                                                             \
-    default: kernel(__VA_ARGS__, 8); break;                                                                            \
-    }
-#define FOR_TOKEN_COUNT_16(tokens, kernel, ...)                                                                        \
-    switch (tokens) {                                                                                                  \
-    case 9: kernel(__VA_ARGS__, 9); break;                                                                             \
-    case 10: kernel(__VA_ARGS__, 10); break;                                                                           \
-    case 11: kernel(__VA_ARGS__, 11); break;                                                                           \
-    case 12: kernel(__VA_ARGS__, 12); break;                                                                           \
-    case 13: kernel(__VA_ARGS__, 13); break;                                                                           \
-    case 14: kernel(__VA_ARGS__, 14); break;                                                                           \
-    case 15: kernel(__VA_ARGS__, 15); break;                                                                           \
-    case 16: kernel(__VA_ARGS__, 16); break;                                                                           \
-    default: FOR_TOKEN_COUNT_8(tokens, kernel, __VA_ARGS__) break;                                                     \
-    }
-
-_Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens");
 
 /* The token-tile skeleton every format shares: each weight row of the tile,
  * its tokens `step` at a time (8 or 16), each group run by
@@ -105,65 +78,6 @@ _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens"
  * i and 4 + i hold parts of token i) so the conversion to f32 and the scaling
  * by d_w d_a run once per four tokens; the activation scales of a block are
  * contiguous over tokens for that (cpu_tile.h). */
-
-typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0, FORMAT_Q5_0, FORMAT_IQ4_NL } format_32;
-
-/* 16 packed bytes of nibbles as 32 bytes: low nibbles (elements 0..15), then
- * high nibbles (16..31). */
-AVX2_FN INLINE __m256i nibbles_32(const uint8_t qs[16])
-{
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-/* Q5_0's qh as 32 bytes: byte i is 16 when bit i is set, else 0. Each
- * 128-bit lane spreads the two qh bytes it covers, then tests bit i % 8. */
-AVX2_FN INLINE __m256i fifth_bits(const uint8_t qh_bytes[4])
-{
-    uint32_t qh;
-    memcpy(&qh, qh_bytes, sizeof qh);
-    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(16));
-}
-
-/* The offset of a format whose quants_32 are unsigned (weights d (q -
- * offset)); 0 where they are signed. */
-static inline int offset_32(format_32 format)
-{
-    return format == FORMAT_Q4_0 ? 8 : format == FORMAT_Q5_0 ? 16 : 0;
-}
-
-/* Block b of a row: its 32 quants (unsigned where offset_32 says so), and
- * its scale in *d. */
-AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, float *d)
-{
-    switch (format) {
-    case FORMAT_Q8_0: {
-        const block_q8_0 *blk = (const block_q8_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return _mm256_loadu_si256((const __m256i *)blk->qs);
-    }
-    case FORMAT_Q4_0: { /* unsigned, offset 8 */
-        const block_q4_0 *blk = (const block_q4_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return nibbles_32(blk->qs);
-    }
-    case FORMAT_Q5_0: { /* unsigned, offset 16 */
-        const block_q5_0 *blk = (const block_q5_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return _mm256_or_si256(nibbles_32(blk->qs), fifth_bits(blk->qh));
-    }
-    case FORMAT_IQ4_NL: break;
-    }
-    const block_iq4_nl *blk = (const block_iq4_nl *)row + b;
-    *d = _cvtsh_ss(blk->d);
-    /* the 16 levels in both 128-bit lanes, looked up by nibble */
-    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
-    return _mm256_shuffle_epi8(levels, nibbles_32(blk->qs));
-}
 
 /* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
  * register: lanes i and 4 + i sum to token i's total; missing tokens are 0. */
