@@ -1331,7 +1331,9 @@ static int check_dot_agreement(void)
  * from the scalar dot product only by float summation order. */
 static int check_tile_agreement(void)
 {
-    enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
+    /* rows of 73 blocks of 32 (N_32: more than the AVX-512 tiles' chunk of
+     * 64, and not a multiple of 8) or 4 super-blocks of 256 (N_K) */
+    enum { N = 2336, N_32 = 2336, N_K = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static int32_t act_sums[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
@@ -1344,24 +1346,25 @@ static int check_tile_agreement(void)
         const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
         if (!kernel || !kernel->tile_scalar)
             continue;
+        const int64_t n = kernel->act == CPU_ACT_Q8_K ? N_K : N_32;
         for (int pattern = 0; pattern < 3; pattern++) {
             rng_state = 0x9E3779B97F4A7C15ULL * (uint64_t)(4 * k + pattern + 1);
             strata_error err = {0};
             for (int r = 0; r < ROWS; r++) {
-                for (int64_t i = 0; i < N; i++)
+                for (int64_t i = 0; i < n; i++)
                     w_values[i] = pattern == 2 ? (rng_uniform() < 0.5 ? -0.7f : 0.7f) : 0.5f * rng_gauss();
-                if (quant_quantize_row(dtype, w_values, w_bytes[r], N, &err) != STRATA_OK ||
-                    quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], N, &err) != STRATA_OK) {
+                if (quant_quantize_row(dtype, w_values, w_bytes[r], n, &err) != STRATA_OK ||
+                    quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], n, &err) != STRATA_OK) {
                     printf("FAIL tile agreement %s: %s\n", dtype_name(dtype), err.message);
                     return failures + 1;
                 }
             }
             for (int t = 0; t < TOKENS; t++) {
-                for (int64_t i = 0; i < N; i++)
+                for (int64_t i = 0; i < n; i++)
                     x_values[t][i] = pattern == 1 ? (rng_uniform() < 0.5 ? -1.3f : 1.3f) : rng_gauss();
-                cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
+                cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], n, CPU_ISA_SCALAR);
                 if (kernel->act == CPU_ACT_Q8_0)
-                    for (int b = 0; b < N / 32; b++) {
+                    for (int b = 0; b < n / 32; b++) {
                         const block_q8_0 *block = (const block_q8_0 *)act_bytes[t] + b;
                         act_scales[b][t] = fp16_to_f32(block->d);
                         act_sums[b][t] = 0;
@@ -1369,7 +1372,7 @@ static int check_tile_agreement(void)
                             act_sums[b][t] += block->qs[i];
                     }
                 else
-                    for (int b = 0; b < N / 256; b++)
+                    for (int b = 0; b < n / 256; b++)
                         act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
             }
             for (int variant = 0; variant < 3; variant++) {
@@ -1381,7 +1384,7 @@ static int check_tile_agreement(void)
                 for (int tokens = 1; tokens <= TOKENS; tokens++) {
                     for (int i = 0; i < TOKENS * ROWS; i++)
                         got[i] = NAN;
-                    cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
+                    cpu_tile tile = {.n = n, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
                                      .rows = ROWS, .act = (const char *)act_bytes,
                                      .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
                                      .act_sums = &act_sums[0][0],
@@ -1398,9 +1401,9 @@ static int check_tile_agreement(void)
                                 }
                                 continue;
                             }
-                            float dot = kernel->scalar(N, w_bytes[r], act_bytes[t]);
+                            float dot = kernel->scalar(n, w_bytes[r], act_bytes[t]);
                             double magnitude = 0.0;
-                            for (int64_t i = 0; i < N; i++)
+                            for (int64_t i = 0; i < n; i++)
                                 magnitude += fabs((double)w_decoded[r][i] * x_values[t][i]);
                             checked++;
                             if (!(fabs((double)value - dot) <= 1e-5 * magnitude + 1e-6)) {

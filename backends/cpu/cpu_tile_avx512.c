@@ -4,163 +4,218 @@
  * cpu_kernels.c only when cpuid reports them; STRATA_CPU_AVX2 turns them
  * off for comparing and testing.
  *
- * What AVX-512 changes against cpu_tile_avx2.c (see cpu_tile.h for the
- * tiling):
- * - one vpdpbusd (unsigned x signed bytes, four products summed into each
- *   int32 lane) replaces the sign trick, maddubs and madd. It wants the
- *   weights unsigned, so every format is made unsigned with an offset taken
- *   out through the activation's block sums, as Q4_0 already was: Q8_0 and
- *   IQ4_NL quants get 128 added (one xor per block);
- * - a register holds two weight rows (the low 256 bits row a, the high row
- *   b), each activation block is broadcast to both halves, so one
- *   instruction serves two rows and the folds, conversions and scalings of
- *   four tokens run once for both rows.
- * Each block is still unpacked by the AVX2 code (cpu_unpack_avx2.h). */
+ * Tokens in lanes. The AVX2 tiles (cpu_tile_avx2.c) give each token a
+ * register of partial sums and fold four tokens into one before scaling,
+ * about half their instructions. Here each int32 lane of a register
+ * belongs to one token (16 per register, the whole tile) and sums a whole
+ * block for it, so nothing is folded: for dword j of a weight block (four
+ * signed quants, broadcast from memory to every lane) one vpdpbusd
+ * multiplies it with dword j of the 16 tokens' activation blocks and adds.
+ * That needs the activations transposed (dword j of tokens 0..15 in one
+ * register) and unsigned (+ 128, taken out again through the weight block's
+ * sum of quants); both are done once per call for a chunk of blocks that
+ * every row of the tile then runs over, so a call wants many rows
+ * (cpu_matmul.c gives a tiled matmul at least 16).
+ *
+ * The rows' blocks are unpacked by the AVX2 code (cpu_unpack_avx2.h). The
+ * scalar twins are cpu_tile_scalar.c's, as for the AVX2 tiles. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
+#include <string.h>
 
 #include "cpu_tile.h"
-#include "cpu_tile_simd.h"
 #include "cpu_unpack_avx2.h"
 
 #define AVX512_FN __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define INLINE __attribute__((always_inline)) static inline
 #define UNROLL _Pragma("GCC unroll 16")
 
-/* Tokens one row-pair call handles: the accumulators of 8 tokens (2 groups
- * of 4) and the 4 token sums being folded leave most of the 32 registers
- * free; see BENCHMARKS.md for 16. */
-#define TOKENS_PER_CALL 8
+enum { CHUNK_BLOCKS = 64 };   /* 64 blocks x 8 registers = 32 KiB, held in L1 */
+enum { ROWS_PER_PASS = 64 };  /* rows whose accumulators stay on the stack */
+enum { ROWS_TOGETHER = 2 };  /* rows run side by side (4 measured no faster) */
 
-/* The offset each format's unsigned quants carry here (weights d (q -
- * offset)), as a shift: Q4_0 8, Q5_0 16, Q8_0 and IQ4_NL 128. */
-static inline int offset_shift_512(format_32 format)
+/* The activation blocks b of up to 16 tokens (tokens past `tokens` read as
+ * 0), + 128, transposed: out[j] lane t = dword j of token t. */
+AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int tokens, __m512i out[8])
 {
-    return format == FORMAT_Q4_0 ? 3 : format == FORMAT_Q5_0 ? 4 : 7;
-}
-
-/* Up to four tokens' int32 sums (count 1..4), each 8 lanes of row a then 8
- * of row b, folded into one register: in each 128-bit lane, element i holds
- * part of token i's total, lanes 0 and 1 for row a, 2 and 3 for row b.
- * Missing tokens are 0. */
-AVX512_FN INLINE __m512i fold_4_rows_2(const __m512i *sums, int count)
-{
-    const __m512i zero = _mm512_setzero_si512();
-    __m512i s1 = count > 1 ? sums[1] : zero, s2 = count > 2 ? sums[2] : zero, s3 = count > 3 ? sums[3] : zero;
-    /* per 128-bit lane: (s0 e0+e2, s1 e0+e2, s0 e1+e3, s1 e1+e3) */
-    __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(sums[0], s1), _mm512_unpackhi_epi32(sums[0], s1));
-    __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s2, s3), _mm512_unpackhi_epi32(s2, s3));
-    return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
-}
-
-/* Writes the count (1..4) token totals of rows a and b from a folded
- * accumulator; dst_b NULL: row a alone. */
-AVX512_FN INLINE void store_4_rows_2(__m512 acc, int count, float *dst_a, float *dst_b, int64_t dst_stride)
-{
-    float totals_a[4], totals_b[4];
-    __m256 row_a = _mm512_castps512_ps256(acc);
-    __m256 row_b = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1));
-    _mm_storeu_ps(totals_a, _mm_add_ps(_mm256_castps256_ps128(row_a), _mm256_extractf128_ps(row_a, 1)));
-    _mm_storeu_ps(totals_b, _mm_add_ps(_mm256_castps256_ps128(row_b), _mm256_extractf128_ps(row_b, 1)));
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i z[8], a[8], c[8];
     UNROLL
-    for (int i = 0; i < count; i++)
-        dst_a[i * dst_stride] = totals_a[i];
-    if (dst_b) {
+    for (int t = 0; t < 8; t++) {
+        /* token t in the low 256 bits, token t + 8 in the high */
+        __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
+        if (t < tokens)
+            lo = _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b)->qs);
+        if (t + 8 < tokens)
+            hi = _mm256_loadu_si256(
+                (const __m256i *)((const block_q8_0 *)(tile->act + (size_t)(t + 8) * tile->act_stride) + b)->qs);
+        z[t] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+    }
+    /* an 8 x 8 dword transpose in each 256-bit half: pairs of dwords, pairs
+     * of qwords, then 128-bit lanes across registers */
+    UNROLL
+    for (int i = 0; i < 4; i++) {
+        a[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+    }
+    UNROLL
+    for (int i = 0; i < 2; i++) {
+        c[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);     /* dwords 0 and 4 */
+        c[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]); /* 1 and 5 */
+        c[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]); /* 2 and 6 */
+        c[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]); /* 3 and 7 */
+    }
+    const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i high_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    UNROLL
+    for (int j = 0; j < 4; j++) {
+        out[j] = _mm512_permutex2var_epi64(c[j], low_lanes, c[4 + j]);
+        out[4 + j] = _mm512_permutex2var_epi64(c[j], high_lanes, c[4 + j]);
+    }
+}
+
+/* One weight row's blocks of a chunk, unpacked: 32 signed quants each (the
+ * weights' own values: q - offset for the unsigned formats), read back as
+ * broadcast dwords; - 128 times each block's sum of quants (the activations
+ * carry + 128); each block's scale. */
+typedef struct row_chunk {
+    int8_t quants[CHUNK_BLOCKS][32];
+    int32_t offset_sums[CHUNK_BLOCKS];
+    float scales[CHUNK_BLOCKS];
+} row_chunk;
+
+/* - 128 sum(quants) of eight consecutive blocks of a row_chunk at once: the
+ * sums of (q + 128) by 8 bytes (vpsadbw), added up to one per block. */
+AVX512_FN INLINE void offset_sums_8(const int8_t (*quants)[32], int32_t out[8])
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512i sad[4];
+    UNROLL
+    for (int i = 0; i < 4; i++) /* blocks 2i and 2i + 1: 4 sums each */
+        sad[i] = _mm512_sad_epu8(_mm512_xor_si512(_mm512_loadu_si512(quants[2 * i]), flip), _mm512_setzero_si512());
+    /* per 128-bit lane: (its sum in sad[0], its sum in sad[1]) */
+    __m512i s01 = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[0], sad[1]), _mm512_unpackhi_epi64(sad[0], sad[1]));
+    __m512i s23 = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[2], sad[3]), _mm512_unpackhi_epi64(sad[2], sad[3]));
+    /* lanes 0 + 1 (a register's first block) and 2 + 3 (its second): blocks
+     * 0 2 1 3 4 6 5 7 */
+    __m512i sums = _mm512_add_epi64(_mm512_shuffle_i64x2(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_i64x2(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));
+    sums = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 2, 1, 3, 4, 6, 5, 7), sums);
+    /* - 128 (sum - 32 * 128) */
+    __m256i sums_32 = _mm512_cvtepi64_epi32(sums);
+    sums_32 = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_set1_epi32(32 * 128), sums_32), 7);
+    _mm256_storeu_si256((__m256i *)out, sums_32);
+}
+
+AVX512_FN INLINE void unpack_row_chunk(format_32 format, const char *row, int64_t c0, int64_t chunk, row_chunk *u)
+{
+    int offset = offset_32(format);
+    for (int64_t c = 0; c < chunk; c++) {
+        __m256i q = quants_32(format, row, c0 + c, &u->scales[c]);
+        if (offset)
+            q = _mm256_sub_epi8(q, _mm256_set1_epi8((char)offset));
+        _mm256_storeu_si256((__m256i *)u->quants[c], q);
+    }
+    int64_t c = 0;
+    for (; c + 8 <= chunk; c += 8)
+        offset_sums_8(u->quants + c, u->offset_sums + c);
+    for (; c < chunk; c++) {
+        int32_t sum = 0;
+        for (int i = 0; i < 32; i++)
+            sum += u->quants[c][i];
+        u->offset_sums[c] = -128 * sum;
+    }
+}
+
+/* `count` rows (1 .. ROWS_TOGETHER) over a chunk: their dot products share
+ * each activation register and are independent chains of vpdpbusd, which
+ * hides its latency. */
+AVX512_FN INLINE void rows_over_chunk(const __m512i (*act)[8], const row_chunk *u, int64_t chunk, const float *act_d,
+                                      int64_t act_d_stride, __mmask16 token_mask, __m512 *acc, int count)
+{
+    for (int64_t c = 0; c < chunk; c++) {
+        __m512i s[ROWS_TOGETHER];
         UNROLL
         for (int i = 0; i < count; i++)
-            dst_b[i * dst_stride] = totals_b[i];
-    }
-}
-
-/* Rows a and b (b may be a again, with dst_b NULL) against count tokens of
- * the tile. */
-AVX512_FN INLINE void rows_2_32(format_32 format, const cpu_tile *tile, const char *row_a, const char *row_b,
-                                float *dst_a, float *dst_b, int count)
-{
-    enum { GROUPS = TOKENS_PER_CALL / 4 };
-    const block_q8_0 *act[TOKENS_PER_CALL];
-    __m512 acc[GROUPS];
-    UNROLL
-    for (int i = 0; i < count; i++)
-        act[i] = (const block_q8_0 *)(tile->act + (size_t)i * tile->act_stride);
-    UNROLL
-    for (int g = 0; g < GROUPS; g++)
-        acc[g] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < tile->n / 32; b++) {
-        float d_a, d_b;
-        __m256i x_a = quants_32(format, row_a, b, &d_a);
-        __m256i x_b = quants_32(format, row_b, b, &d_b);
-        __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(x_a), x_b, 1);
-        if (offset_32(format) == 0) /* signed quants: + 128 */
-            x = _mm512_xor_si512(x, _mm512_set1_epi8((char)0x80));
-        __m512 dw = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d_a), _mm512_set1_ps(d_b));
-        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
-        const int32_t *act_sums = tile->act_sums + b * tile->act_scales_stride;
+            s[i] = _mm512_set1_epi32(u[i].offset_sums[c]); /* sum (y + 128) x = sum y x + 128 sum x */
         UNROLL
-        for (int g = 0; 4 * g < count; g++) {
-            int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
-            __m512i sums[4];
+        for (int j = 0; j < 8; j++) {
+            __m512i y = _mm512_load_si512(&act[c][j]);
             UNROLL
-            for (int i = 0; i < in_group; i++) {
-                __m512i y = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs));
-                sums[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, y);
+            for (int i = 0; i < count; i++) {
+                int32_t word;
+                memcpy(&word, u[i].quants[c] + 4 * j, sizeof word);
+                s[i] = _mm512_dpbusd_epi32(s[i], y, _mm512_set1_epi32(word));
             }
-            __m512i folded = fold_4_rows_2(sums, in_group);
-            /* - offset sum(y) per token, once per row (lanes 0 and 2; the
-             * lanes of a row are added at the end) */
-            __m128i block_sums = _mm_loadu_si128((const __m128i *)(act_sums + 4 * g));
-            __m512i offsets = _mm512_broadcast_i32x4(_mm_slli_epi32(block_sums, offset_shift_512(format)));
-            folded = _mm512_mask_sub_epi32(folded, 0x0F0F, folded, offsets);
-            __m512 scale = _mm512_mul_ps(dw, _mm512_broadcast_f32x4(_mm_loadu_ps(act_d + 4 * g)));
-            acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(folded), scale, acc[g]);
         }
+        __m512 da = _mm512_maskz_loadu_ps(token_mask, act_d + c * act_d_stride);
+        UNROLL
+        for (int i = 0; i < count; i++)
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[i]), _mm512_mul_ps(_mm512_set1_ps(u[i].scales[c]), da), acc[i]);
     }
-    UNROLL
-    for (int g = 0; 4 * g < count; g++)
-        store_4_rows_2(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst_a + 4 * g * tile->dst_stride,
-                       dst_b ? dst_b + 4 * g * tile->dst_stride : NULL, tile->dst_stride);
 }
 
-/* The rows two at a time (an odd last row paired with itself, its twin's
- * sums dropped), the tokens TOKENS_PER_CALL at a time. */
-AVX512_FN INLINE void tile_32_512(format_32 format, const cpu_tile *tile)
+AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
 {
-    for (int64_t r = 0; r < tile->rows; r += 2) {
-        const char *row_a = tile->weight + (size_t)r * tile->weight_stride;
-        const char *row_b = r + 1 < tile->rows ? row_a + tile->weight_stride : row_a;
-        for (int t = 0; t < tile->tokens; t += TOKENS_PER_CALL) {
-            cpu_tile part = *tile;
-            part.act = tile->act + (size_t)t * tile->act_stride;
-            part.act_scales = tile->act_scales + t;
-            part.act_sums = tile->act_sums + t;
-            float *dst_a = tile->dst + t * tile->dst_stride + r;
-            float *dst_b = r + 1 < tile->rows ? dst_a + 1 : NULL;
-            FOR_TOKEN_COUNT_8(tile->tokens - t, rows_2_32, format, &part, row_a, row_b, dst_a, dst_b)
+    __m512i act[CHUNK_BLOCKS][8];
+    __m512 acc[ROWS_PER_PASS];
+    row_chunk u[ROWS_TOGETHER];
+    int tokens = tile->tokens;
+    __mmask16 token_mask = (__mmask16)((1u << tokens) - 1);
+    int64_t blocks = tile->n / 32;
+    for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
+        int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
+        for (int64_t r = 0; r < rows; r++)
+            acc[r] = _mm512_setzero_ps();
+        for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK_BLOCKS) {
+            int64_t chunk = blocks - c0 < CHUNK_BLOCKS ? blocks - c0 : CHUNK_BLOCKS;
+            const float *act_d = tile->act_scales + c0 * tile->act_scales_stride;
+            for (int64_t c = 0; c < chunk; c++)
+                transpose_act_block(tile, c0 + c, tokens, act[c]);
+            for (int64_t r = 0; r < rows; r += ROWS_TOGETHER) {
+                int count = rows - r < ROWS_TOGETHER ? (int)(rows - r) : ROWS_TOGETHER;
+                for (int i = 0; i < count; i++)
+                    unpack_row_chunk(format, tile->weight + (size_t)(r0 + r + i) * tile->weight_stride, c0, chunk,
+                                     &u[i]);
+                if (count == ROWS_TOGETHER)
+                    rows_over_chunk((const __m512i(*)[8])act, u, chunk, act_d, tile->act_scales_stride, token_mask,
+                                    acc + r, ROWS_TOGETHER);
+                else
+                    for (int i = 0; i < count; i++)
+                        rows_over_chunk((const __m512i(*)[8])act, u + i, chunk, act_d, tile->act_scales_stride,
+                                        token_mask, acc + r + i, 1);
+            }
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            float totals[16];
+            _mm512_storeu_ps(totals, acc[r]);
+            for (int t = 0; t < tokens; t++)
+                tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
         }
     }
 }
 
-_Static_assert(TOKENS_PER_CALL == 8, "tile_32_512 dispatches with FOR_TOKEN_COUNT_8");
+_Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 lane of a 512-bit register");
 
 AVX512_FN void cpu_tile_q8_0_avx512(const cpu_tile *tile)
 {
-    tile_32_512(FORMAT_Q8_0, tile);
+    tile_32_lanes(FORMAT_Q8_0, tile);
 }
 
 AVX512_FN void cpu_tile_q4_0_avx512(const cpu_tile *tile)
 {
-    tile_32_512(FORMAT_Q4_0, tile);
+    tile_32_lanes(FORMAT_Q4_0, tile);
 }
 
 AVX512_FN void cpu_tile_q5_0_avx512(const cpu_tile *tile)
 {
-    tile_32_512(FORMAT_Q5_0, tile);
+    tile_32_lanes(FORMAT_Q5_0, tile);
 }
 
 AVX512_FN void cpu_tile_iq4_nl_avx512(const cpu_tile *tile)
 {
-    tile_32_512(FORMAT_IQ4_NL, tile);
+    tile_32_lanes(FORMAT_IQ4_NL, tile);
 }
 
 #endif
