@@ -234,6 +234,20 @@ static const op_case fixed_cases[] = {
     {.op = OP_MOE_SUM, .ne = {67, 2, 5}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {2048, 8, 1}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {33, 1, 3}, .max_nmse = NMSE_FLOAT},
+    /* mixture of experts over 64 KiB: router columns in several bindings, a
+     * token's expert outputs cut by elements and by slots (added to dst),
+     * experts one per binding, an expert's rows in several bindings, and
+     * MXFP4 experts of an odd byte size (every other one at an odd byte) */
+    {.op = OP_TOPK, .ne = {128, 200, 8}, .max_nmse = 0},
+    {.op = OP_MOE_WEIGHTS, .ne = {128, 200, 8}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MOE_SUM, .ne = {9000, 2, 3}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MOE_SUM, .ne = {20000, 3, 1}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MATMUL_ID, .dtype = DTYPE_Q4_0, .ne = {4096, 20, 3, 4}, .n_used = 2,
+     .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
+    {.op = OP_MATMUL_ID, .dtype = DTYPE_F16, .ne = {2048, 40, 5, 3}, .n_used = 2, .flag = true,
+     .max_nmse = NMSE_FLOAT},
+    {.op = OP_MATMUL_ID, .dtype = DTYPE_MXFP4, .ne = {4064, 9, 2, 3}, .n_used = 2,
+     .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
 };
 
 /* Builds the full list: the fixed cases plus matmul and get_rows for every
@@ -1042,13 +1056,14 @@ static bool registration_refuses(const op_case *c)
     return registration && registration->weight_dtype_supported && !registration->weight_dtype_supported(c->dtype);
 }
 
-/* The mixture-of-experts ops, which a GPU backend may not have yet: its
- * supports() must say no (the runtime then keeps those layers on the CPU),
- * and the suite counts them as refused. The CPU must run them. */
+/* The mixture-of-experts ops, which a GPU backend may not have yet (CUDA):
+ * its supports() must say no (the runtime then keeps those layers on the
+ * CPU), and the suite counts them as refused. The CPU and Vulkan must run
+ * them. */
 static bool op_may_be_missing(const op_case *c)
 {
     bool moe = c->op == OP_TOPK || c->op == OP_MOE_WEIGHTS || c->op == OP_MATMUL_ID || c->op == OP_MOE_SUM;
-    return moe && strcmp(device->ops->name, "cpu") != 0;
+    return moe && strcmp(device->ops->name, "cpu") != 0 && strcmp(device->ops->name, "vulkan") != 0;
 }
 
 static int run_suite(const char *label, const op_case *cases, int n_cases)
