@@ -70,6 +70,11 @@ void backend_close(backend_device *device)
     }
 }
 
+bool op_kind_is_moe(op_kind kind)
+{
+    return kind == OP_TOPK || kind == OP_MOE_WEIGHTS || kind == OP_MATMUL_ID || kind == OP_MOE_SUM;
+}
+
 const char *op_kind_name(op_kind kind)
 {
     static const char *const names[OP_COUNT_] = {

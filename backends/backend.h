@@ -207,6 +207,8 @@ typedef struct backend_op {
 } backend_op;
 
 const char *op_kind_name(op_kind kind);
+/* Whether kind is one of the mixture-of-experts ops (OP_TOPK ... OP_MOE_SUM). */
+bool op_kind_is_moe(op_kind kind);
 
 /* The function table of one backend. Every call takes the device context.
  * Unless a slot says otherwise it is required. */
@@ -316,6 +318,13 @@ typedef struct backend_registration {
      * it says no to in host RAM, computed by the CPU. NULL: every weight
      * dtype the op contract allows. supports() must agree with it. */
     bool (*weight_dtype_supported)(strata_dtype dtype);
+    /* Optional, pure: whether a device of this backend runs ops of this kind
+     * at all (its supports() may still refuse particular shapes). The planner
+     * keeps the experts' weights (read by OP_MATMUL_ID) of a backend that
+     * says no in host RAM, computed by the CPU, and the forward pass runs the
+     * other refused kinds (the router's OP_TOPK, ...) on the CPU. NULL: every
+     * kind. supports() must agree with it. */
+    bool (*op_kind_supported)(op_kind kind);
 } backend_registration;
 
 /* The built-in backends, CPU first; *count receives their number. */

@@ -33,6 +33,10 @@ set(STRATA_VK_SHADER_VARIANTS
   "attention_f16|attention.comp|CACHE_F16"
   "attention_combine|attention_combine.comp|"
   "copy|copy.comp|"
+  "topk|topk.comp|"
+  "moe_weights|moe_weights.comp|"
+  "moe_sum|moe_sum.comp|"
+  "moe_group|moe_group.comp|"
 )
 # The weight-format shaders (matmul, get_rows) come from a separate piece of
 # work; they are listed here and built once their files exist.
@@ -45,6 +49,8 @@ foreach(format ${STRATA_VK_WEIGHT_FORMATS})
       list(APPEND STRATA_VK_SHADER_VARIANTS "${family}_${format}|${family}.comp|WEIGHT_TYPE_${format_upper}")
     endif()
   endforeach()
+  # OP_MATMUL_ID: the matrix-vector matmul reading the chosen experts' rows
+  list(APPEND STRATA_VK_SHADER_VARIANTS "matmul_id_${format}|matmul.comp|WEIGHT_TYPE_${format_upper} MATMUL_ID")
 endforeach()
 
 # --- compile each variant to SPIR-V -----------------------------------------

@@ -239,6 +239,7 @@ void devices_describe(const open_device *device, const strata_device_cap *caps, 
     out->multiprocessors = device->info.multiprocessors;
     out->workspace_bytes = device->registration->workspace_bytes;
     out->weight_dtype_supported = device->registration->weight_dtype_supported;
+    out->op_kind_supported = device->registration->op_kind_supported;
 }
 
 /* Seconds since an arbitrary start. */
@@ -457,6 +458,7 @@ strata_status devices_from_specs(const strata_device_spec *specs, int n_specs, c
         const backend_registration *registration = backend_find(backend);
         device->workspace_bytes = registration ? registration->workspace_bytes : NULL;
         device->weight_dtype_supported = registration ? registration->weight_dtype_supported : NULL;
+        device->op_kind_supported = registration ? registration->op_kind_supported : NULL;
         device->backend_missing = registration == NULL;
         /* a card that is not here has no SM count to ask: assume more than any
          * had in 2026 (170), so the workspace bound holds for every one */

@@ -306,19 +306,42 @@ static strata_status attention_block(forward_state *s, const layer_weights *laye
     return STRATA_OK;
 }
 
+/* The CPU among the model's devices, or -1. */
+static int cpu_device(const forward_state *s)
+{
+    const strata_model *model = s->ctx->model;
+    for (int d = 0; d < model->n_devices; d++)
+        if (model->devices[d].info.kind == DEVICE_KIND_CPU)
+            return d;
+    return -1;
+}
+
 /* A weightless op whose inputs are activations: it runs where they are
- * (follow_inputs), src[i] bound to inputs[i] there. */
+ * (follow_inputs), src[i] bound to inputs[i] there; on the CPU when that
+ * device does not run ops of its kind (a GPU without the router's top-k,
+ * whose experts the planner left on the CPU). */
 static strata_status run_here(forward_state *s, backend_op *op, activation dst, const activation *inputs,
                               int n_inputs)
 {
     int d = follow_inputs(s, inputs, n_inputs);
-    strata_tensor dst_t = on_device(s, d, dst), src_t[BACKEND_OP_MAX_SRC];
-    for (int i = 0; i < n_inputs; i++) {
-        src_t[i] = on_device(s, d, inputs[i]);
-        op->src[i] = &src_t[i];
+    strata_tensor dst_t, src_t[BACKEND_OP_MAX_SRC];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        dst_t = on_device(s, d, dst);
+        for (int i = 0; i < n_inputs; i++) {
+            src_t[i] = on_device(s, d, inputs[i]);
+            op->src[i] = &src_t[i];
+        }
+        op->dst = &dst_t;
+        const backend_device *device = &s->ctx->model->devices[d].device;
+        if (device->ops->supports(device->ctx, op))
+            return run(s, d, op, dst, inputs, n_inputs);
+        int cpu = cpu_device(s);
+        if (cpu < 0 || cpu == d)
+            break;
+        d = cpu;
     }
-    op->dst = &dst_t;
-    return run(s, d, op, dst, inputs, n_inputs);
+    return strata_fail(s->err, STRATA_UNSUPPORTED, "%s: no device of this model runs %s on these shapes",
+                       s->ctx->model->devices[d].name, op_kind_name(op->kind));
 }
 
 /* dst = the chosen experts' weights times x, where the experts are */

@@ -58,6 +58,9 @@ typedef struct planner {
     /* per device, bit (1 << dtype) for the weight dtypes among the tensors
      * that its backend does not compute */
     uint64_t cannot_compute[STRATA_MAX_DEVICES];
+    /* per device: its backend does not run OP_MATMUL_ID, so the experts'
+     * weights of its layers stay with the CPU */
+    bool refuses_experts[STRATA_MAX_DEVICES];
     /* the candidate being laid out */
     int output_device;
     int *layer_device;      /* [n_layer] */
@@ -152,6 +155,8 @@ static bool reads_weight_dtype(const plan_tensor_input *tensor)
 
 static bool device_computes(const planner *p, int d, const plan_tensor_input *tensor)
 {
+    if (d >= 0 && tensor->n_expert > 0 && p->refuses_experts[d])
+        return false;
     if (d < 0 || !reads_weight_dtype(tensor) || (int)tensor->dtype < 0 || (int)tensor->dtype >= 64)
         return true;
     return !((p->cannot_compute[d] >> tensor->dtype) & 1);
@@ -172,6 +177,8 @@ static void find_uncomputable(planner *p)
     const plan_request *r = p->request;
     for (int d = 0; d < r->n_devices; d++) {
         p->cannot_compute[d] = 0;
+        bool (*kind_supported)(op_kind) = r->devices[d].op_kind_supported;
+        p->refuses_experts[d] = kind_supported && !kind_supported(OP_MATMUL_ID);
         bool (*supported)(strata_dtype) = r->devices[d].weight_dtype_supported;
         if (!supported)
             continue;
@@ -586,7 +593,7 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
      * each GPU layer adds detours, so every layer count is tried. */
     bool weights_kept = false;
     for (int d = 0; d < r->n_devices; d++)
-        weights_kept = weights_kept || (d != p->cpu && p->cannot_compute[d] != 0);
+        weights_kept = weights_kept || (d != p->cpu && (p->cannot_compute[d] != 0 || p->refuses_experts[d]));
     for (int output = 0; output < r->n_devices; output++) {
         /* the logits are made where the output is: a device that computes it */
         if (logits_tensor >= 0 && !device_computes(p, output, &r->tensors[logits_tensor]))
@@ -671,9 +678,10 @@ static void describe_shortfall(const planner *p, const evaluation *closest, stra
     if (closest->uncomputable >= 0 && used < sizeof out->shortfall) {
         const plan_tensor_input *tensor = &r->tensors[closest->uncomputable];
         int d = tensor_device(p, closest->uncomputable);
+        bool experts = d >= 0 && tensor->n_expert > 0 && p->refuses_experts[d];
         snprintf(out->shortfall + used, sizeof out->shortfall - used,
-                 "; %s does not compute %s weights (%s)%s", d >= 0 ? r->devices[d].name : "?",
-                 dtype_name(tensor->dtype), tensor->name,
+                 "; %s does not compute %s%s (%s)%s", d >= 0 ? r->devices[d].name : "?",
+                 experts ? "the experts' matmul" : dtype_name(tensor->dtype), experts ? "" : " weights", tensor->name,
                  p->fixed_device[closest->uncomputable] >= 0 ? ", where an override puts it"
                                                              : " and no CPU is listed to take it");
     }
@@ -699,7 +707,9 @@ static void describe_formats(const planner *p, strata_plan *out)
             int64_t count = 0;
             double bytes = 0;
             for (int64_t t = 0; t < r->n_tensors; t++) {
-                if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d)
+                if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d ||
+                    (int)r->tensors[t].dtype < 0 || (int)r->tensors[t].dtype >= 64 ||
+                    !((p->cannot_compute[d] >> r->tensors[t].dtype) & 1))
                     continue;
                 count++;
                 bytes += (double)r->tensors[t].bytes;
@@ -715,6 +725,24 @@ static void describe_formats(const planner *p, strata_plan *out)
             else if (used < sizeof text)
                 snprintf(text + used, sizeof text - used, ": the layers with those weights are faster on the CPU");
             append_note(out, text);
+        }
+        if (d != p->cpu && p->refuses_experts[d]) {
+            int64_t count = 0;
+            double bytes = 0;
+            for (int64_t t = 0; t < r->n_tensors; t++) {
+                if (r->tensors[t].n_expert == 0 || p->fixed_device[t] >= 0 || role_device(p, t) != d ||
+                    tensor_device(p, t) == d)
+                    continue;
+                count++;
+                bytes += (double)r->tensors[t].bytes;
+            }
+            if (count > 0) {
+                snprintf(text, sizeof text,
+                         "%s does not run the experts' matmul: %lld expert tensors of its layers (%s) stay in host "
+                         "RAM, computed by the CPU",
+                         r->devices[d].name, (long long)count, planner_format_bytes(bytes, size, sizeof size));
+                append_note(out, text);
+            }
         }
         if (r->devices[d].backend_missing && out->devices[d].planned_bytes > 0) {
             snprintf(text, sizeof text,

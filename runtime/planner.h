@@ -19,9 +19,10 @@
  * - Tensors matched by an override go where it says, before anything else;
  *   the rest is fitted around them.
  * - A weight whose dtype its device's backend does not compute
- *   (plan_device_input.weight_dtype_supported) stays in host RAM and is
- *   computed by the CPU, as if overridden there; the output goes only to a
- *   device that computes its dtype. Without the CPU in the list such a
+ *   (plan_device_input.weight_dtype_supported), and the experts' weights on
+ *   a device that does not run OP_MATMUL_ID (op_kind_supported), stay in
+ *   host RAM and are computed by the CPU, as if overridden there; the output
+ *   goes only to a device that computes its dtype. Without the CPU in the list such a
  *   weight cannot be placed, and the plan says so.
  *
  * Fitting: every candidate (number of GPU layers, output on the first device
@@ -86,6 +87,10 @@ typedef struct plan_device_input {
      * or NULL (every dtype): weights of a dtype it says no to stay in host
      * RAM, computed by the CPU */
     bool (*weight_dtype_supported)(strata_dtype dtype);
+    /* backend_registration.op_kind_supported of the device's backend, or
+     * NULL (every kind): a device that does not run OP_MATMUL_ID leaves the
+     * experts' weights in host RAM, computed by the CPU */
+    bool (*op_kind_supported)(op_kind kind);
     /* a --device-spec device whose backend is not built into this strata:
      * nothing can say which formats it computes, so the plan assumes every
      * one and says so in its note */

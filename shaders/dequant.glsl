@@ -29,6 +29,12 @@
 // MXFP4 (17-byte blocks) is the exception: dequant_lowbit.glsl reads it with
 // read_u8 and its own read_u32_any, which take any offset.
 
+// The low-bit formats' lookup tables are binding 3, or another binding the
+// including shader names (the expert matmul puts its expert table at 3).
+#ifndef LOWBIT_TABLES_BINDING
+#define LOWBIT_TABLES_BINDING 3
+#endif
+
 uint read_u8(uint byte_offset)
 {
     return (weight_words[byte_offset >> 2] >> ((byte_offset & 3u) * 8u)) & 0xffu;

@@ -33,7 +33,7 @@
 #define BLOCK_BYTES 56u // qs[32], qh[16], scales[8] (four uint16, d in their top nibbles)
 #endif
 
-layout(set = 0, binding = 3) readonly buffer LowbitTables { uint lowbit_tables[]; };
+layout(set = 0, binding = LOWBIT_TABLES_BINDING) readonly buffer LowbitTables { uint lowbit_tables[]; };
 
 uvec2 unit_bases(uint unit)
 {

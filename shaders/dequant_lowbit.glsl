@@ -40,7 +40,7 @@
 #if defined(WEIGHT_TYPE_IQ4_NL) || defined(WEIGHT_TYPE_IQ4_XS) || defined(WEIGHT_TYPE_MXFP4)
 // binding 3: the format's 16 levels as int32, from the tables of
 // base/quant_iq_grids.c (backends/vulkan/vulkan_lowbit_tables.c)
-layout(set = 0, binding = 3) readonly buffer LowbitTables { int lowbit_levels[]; };
+layout(set = 0, binding = LOWBIT_TABLES_BINDING) readonly buffer LowbitTables { int lowbit_levels[]; };
 
 vec4 levels_of(uvec4 nibbles)
 {

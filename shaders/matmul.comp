@@ -7,6 +7,16 @@
 // activations, then the per-thread sums are added in shared memory.
 // Dispatch geometry: vk_matmul_groups(VK_MATMUL_VECTOR) in
 // backends/vulkan/vulkan_shader_params.h (rows over x and y, tokens in z).
+//
+// With MATMUL_ID defined this is OP_MATMUL_ID's expert matmul: binding 0
+// holds the same rows of expert_count experts' matrices (expert_bytes
+// apart), binding 3 the expert table of shaders/moe_group.comp (binding 4
+// the low-bit tables). z counts (expert, group of TOKENS of its pairs): a
+// workgroup reads its expert's row once for up to TOKENS pairs that chose
+// that expert, and leaves at once when the expert has fewer pairs, so an
+// expert nobody chose costs no weight reads. Pair t * k + j reads x column
+// t * k + j (input_per_slot) or t, and writes dst column t * k + j.
+// Dispatch geometry: vk_matmul_id_groups in vulkan_shader_params.h.
 #extension GL_GOOGLE_include_directive : require
 
 // specialization constant 0: threads per row (any count, power of two or not)
@@ -16,6 +26,11 @@ layout(local_size_x_id = 0) in;
 #define LOCAL_SIZE gl_WorkGroupSize.x
 
 const uint TOKENS = 8; // VK_MATMUL_VECTOR_TOKENS
+
+#ifdef MATMUL_ID
+layout(set = 0, binding = 3) readonly buffer ExpertTable { uint expert_table[]; };
+#define LOWBIT_TABLES_BINDING 4
+#endif
 
 #include "matmul_params.glsl"
 #include "dequant.glsl"
@@ -39,15 +54,40 @@ vec4 load_x4(uint column_start, uint first)
     return vec4(x[at], x[at + 1u], x[at + 2u], x[at + 3u]);
 }
 
+#ifdef MATMUL_ID
+// the x and dst columns of the workgroup's t-th pair
+#define input_column(t) (p.input_per_slot != 0u ? pair_of[t] : pair_of[t] / p.n_used)
+#define output_column(t) (pair_of[t])
+#else
+#define input_column(t) (first_token + (t))
+#define output_column(t) (first_token + (t))
+#endif
+
 void main()
 {
     const uint row = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; // within the dispatch
     if (row >= p.row_count)
         return; // the whole workgroup leaves together, before any barrier
     const uint tid = gl_LocalInvocationID.x;
+#ifdef MATMUL_ID
+    const uint chunks = (p.list_stride + TOKENS - 1u) / TOKENS;
+    const uint expert_here = gl_WorkGroupID.z / chunks; // within the binding
+    const uint expert = p.expert_begin + expert_here;
+    const uint list = p.n_expert + expert * p.list_stride;
+    const uint first_token = (gl_WorkGroupID.z % chunks) * TOKENS; // within the expert's list
+    const uint pairs = expert_table[expert];
+    if (first_token >= pairs)
+        return; // uniform over the workgroup, before any barrier
+    const uint tokens_here = min(TOKENS, pairs - first_token);
+    const uint row_byte = p.weight_offset_bytes + expert_here * p.expert_bytes + row * p.weight_row_bytes;
+    uint pair_of[TOKENS];
+    for (uint t = 0u; t < TOKENS; t++)
+        pair_of[t] = t < tokens_here ? expert_table[list + first_token + t] : 0u;
+#else
     const uint first_token = gl_WorkGroupID.z * TOKENS;
     const uint tokens_here = min(TOKENS, p.n_tok - first_token);
     const uint row_byte = p.weight_offset_bytes + row * p.weight_row_bytes;
+#endif
     const uint n_blocks = (p.n_in + BLOCK_ELEMS - 1u) / BLOCK_ELEMS;
     const uint n_units = n_blocks * UNITS_PER_BLOCK;
 
@@ -64,7 +104,7 @@ void main()
         // constant trip counts here and below, so sums[] stays in registers once unrolled
         for (uint t = 0u; t < TOKENS; t++) {
             if (t < tokens_here) {
-                const uint column_start = p.input_offset + (first_token + t) * p.input_stride;
+                const uint column_start = p.input_offset + input_column(t) * p.input_stride;
                 sums[t] += dot(lo, load_x4(column_start, first.x)) + dot(hi, load_x4(column_start, first.y));
             }
         }
@@ -87,6 +127,5 @@ void main()
         barrier();
     }
     if (tid < tokens_here)
-        dst[p.output_offset + (first_token + tid) * p.output_stride + row] =
-            partial_sums[tid * LOCAL_SIZE];
+        dst[p.output_offset + output_column(tid) * p.output_stride + row] = partial_sums[tid * LOCAL_SIZE];
 }

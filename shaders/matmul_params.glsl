@@ -16,4 +16,14 @@ layout(push_constant) uniform MatmulParams {
     uint input_stride;
     uint output_offset;
     uint output_stride;
+#ifdef MATMUL_ID
+    // the expert matmul (vk_matmul_id_params): see matmul.comp
+    uint expert_begin;    // first expert of the table bound in binding 0
+    uint expert_count;    // experts bound in binding 0 (their slabs expert_bytes apart)
+    uint expert_bytes;    // bytes between the experts' matrices
+    uint n_expert;        // experts of the op (entries of the table's counts)
+    uint list_stride;     // entries per expert's list in the table
+    uint n_used;          // k: slots per token
+    uint input_per_slot;  // 1: pair (t, j) reads x column t * k + j; 0: column t
+#endif
 } p;

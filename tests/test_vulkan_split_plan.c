@@ -4,11 +4,13 @@
  * and word rounding), that every element, row, token and cache row is
  * covered exactly once, that the attention workspace is what its passes
  * need and within the bound the planner reserves, and that attention stays
- * within lavapipe's loop budget (counted by walking the shader's loops). */
+ * within lavapipe's loop budget (counted by walking the shader's loops);
+ * and the mixture-of-experts plans (vulkan_moe_plan.h) the same way. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/vulkan/vulkan_moe_plan.h"
 #include "backends/vulkan/vulkan_split.h"
 #include "test_check.h"
 
@@ -338,6 +340,110 @@ static void test_attention(void)
           "2.2M rows of 2 KiB: 34 passes (%u of %u rows)", plan.n_row_passes, plan.rows_per_pass);
 }
 
+/* Walks an OP_MATMUL_ID plan as vulkan_ops_moe.c does: every binding fits,
+ * every (token, output row, expert) is covered once, the expert table stays
+ * within its cap and the workgroup counts within Vulkan's. */
+static void check_matmul_id(const vk_matmul_id_dims *d, bool feasible)
+{
+    vk_matmul_id_plan plan;
+    bool made = vk_matmul_id_plan_make(d, &plan);
+    CHECK(made == feasible, "matmul_id %llu x %llu x %llu experts at %llu bytes: plan %s", (unsigned long long)d->n_in,
+          (unsigned long long)d->n_out, (unsigned long long)d->n_expert, (unsigned long long)d->max_range,
+          made ? "made" : "refused");
+    if (!made)
+        return;
+    uint64_t expert_bytes = d->n_out * d->row_bytes, covered = 0;
+    bool ok = plan.tokens_per_pass > 0 && plan.rows_per_dispatch > 0;
+    for (uint64_t t0 = 0; ok && t0 < d->n_tok; t0 += plan.tokens_per_pass) {
+        uint64_t tc = d->n_tok - t0 < plan.tokens_per_pass ? d->n_tok - t0 : plan.tokens_per_pass;
+        uint64_t pairs = d->k * tc;
+        ok = fits(4 * pairs, d->max_range, d->alignment) && fits(4 * d->n_in * d->k_x * tc, d->max_range, d->alignment) &&
+             vk_moe_table_bytes(d->n_expert, tc) <= VK_MOE_TABLE_MAX_BYTES &&
+             fits(vk_moe_table_bytes(d->n_expert, tc), d->max_range, 0) && pairs <= VK_MOE_MAX_PAIRS_PER_PASS;
+        for (uint64_t r0 = 0; ok && r0 < d->n_out; r0 += plan.rows_per_dispatch) {
+            uint64_t rc = d->n_out - r0 < plan.rows_per_dispatch ? d->n_out - r0 : plan.rows_per_dispatch;
+            ok = fits(4 * (d->n_out * (pairs - 1) + rc), d->max_range, d->alignment);
+            uint32_t per = vk_matmul_id_experts_per_dispatch(expert_bytes, rc, d->row_bytes, (uint32_t)tc, d->max_range,
+                                                             d->alignment);
+            ok = ok && per > 0;
+            for (uint64_t e0 = 0; ok && e0 < d->n_expert; e0 += per) {
+                uint64_t ec = d->n_expert - e0 < per ? d->n_expert - e0 : per;
+                vk_matmul_id_params params = {.matmul = {.row_count = (uint32_t)rc}, .expert_count = (uint32_t)ec,
+                                              .list_stride = (uint32_t)tc};
+                uint32_t groups[3];
+                ok = fits((ec - 1) * expert_bytes + rc * d->row_bytes, d->max_range, d->alignment) &&
+                     vk_matmul_id_groups(&params, groups) && groups[2] > 0;
+                covered += tc * rc * ec;
+            }
+        }
+    }
+    CHECK(ok && covered == d->n_tok * d->n_out * d->n_expert,
+          "matmul_id %llu x %llu x %llu experts, %llu tokens at %llu bytes: bindings fit and cover once",
+          (unsigned long long)d->n_in, (unsigned long long)d->n_out, (unsigned long long)d->n_expert,
+          (unsigned long long)d->n_tok, (unsigned long long)d->max_range);
+}
+
+/* Walks an OP_MOE_SUM plan: bindings fit, each (element, slot, token) is summed once. */
+static void check_moe_sum(uint64_t n, uint64_t k, uint64_t n_tok, uint64_t max_range, uint64_t alignment)
+{
+    vk_moe_sum_plan plan;
+    bool ok = vk_moe_sum_plan_make(n, k, max_range, alignment, &plan) && plan.tokens && plan.slots && plan.elements;
+    uint64_t covered = 0;
+    for (uint64_t t0 = 0; ok && t0 < n_tok; t0 += plan.tokens) {
+        uint64_t tc = n_tok - t0 < plan.tokens ? n_tok - t0 : plan.tokens;
+        for (uint64_t j0 = 0; ok && j0 < k; j0 += plan.slots) {
+            uint64_t sc = k - j0 < plan.slots ? k - j0 : plan.slots;
+            for (uint64_t i0 = 0; ok && i0 < n; i0 += plan.elements) {
+                uint64_t ic = n - i0 < plan.elements ? n - i0 : plan.elements;
+                uint64_t last_column = (tc - 1) * k + (sc - 1);
+                ok = fits(4 * (last_column * n + ic), max_range, alignment) &&
+                     fits(4 * (last_column + 1), max_range, alignment) &&
+                     fits(4 * ((tc - 1) * n + ic), max_range, alignment);
+                covered += tc * sc * ic;
+            }
+        }
+    }
+    CHECK(ok && covered == n * k * n_tok, "moe_sum [%llu, %llu, %llu] at %llu bytes: bindings fit and cover once",
+          (unsigned long long)n, (unsigned long long)k, (unsigned long long)n_tok, (unsigned long long)max_range);
+}
+
+static void test_moe(void)
+{
+    const uint64_t limits[] = {4096, 65536, 128ull << 20};
+    /* Mixtral-like (8 experts, k 2, Q4_K rows of 4096), Qwen3-MoE-like
+     * (128 experts, k 8, Q8_0 rows of 2048), an odd-sized MXFP4 expert */
+    vk_matmul_id_dims shapes[] = {
+        {.n_in = 4096, .n_out = 1024, .n_expert = 8, .k = 2, .k_x = 1, .n_tok = 1, .row_bytes = 2304},
+        {.n_in = 4096, .n_out = 1024, .n_expert = 8, .k = 2, .k_x = 1, .n_tok = 300, .row_bytes = 2304},
+        {.n_in = 2048, .n_out = 768, .n_expert = 128, .k = 8, .k_x = 8, .n_tok = 1, .row_bytes = 2176},
+        {.n_in = 2048, .n_out = 768, .n_expert = 128, .k = 8, .k_x = 8, .n_tok = 700, .row_bytes = 2176},
+        {.n_in = 4064, .n_out = 9, .n_expert = 3, .k = 2, .k_x = 1, .n_tok = 2, .row_bytes = 2159},
+    };
+    for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++)
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            vk_matmul_id_dims d = shapes[i];
+            d.max_range = limits[l];
+            d.alignment = 16;
+            /* refused only when one token's x (Qwen3-like: 8 x 2048 floats) does not fit */
+            check_matmul_id(&d, fits(4 * d.n_in * d.k_x, d.max_range, d.alignment));
+        }
+    /* a weight row larger than the binding is refused */
+    vk_matmul_id_dims wide = {.n_in = 4096, .n_out = 4, .n_expert = 2, .k = 1, .k_x = 1, .n_tok = 1,
+                              .row_bytes = 8192, .max_range = 4096, .alignment = 16};
+    check_matmul_id(&wide, false);
+    /* decode at the device's own limit is one pass, one row range, all experts in one binding */
+    vk_matmul_id_plan plan;
+    vk_matmul_id_dims decode = shapes[0];
+    decode.max_range = 128ull << 20;
+    decode.alignment = 16;
+    CHECK(vk_matmul_id_plan_make(&decode, &plan) && plan.tokens_per_pass == 1 && plan.rows_per_dispatch == 1024,
+          "Mixtral-like decode: one pass over all 1024 rows");
+    const uint64_t sums[][3] = {{67, 2, 5}, {2048, 8, 1}, {9000, 2, 3}, {20000, 3, 1}, {33, 1, 3}, {4096, 8, 300}};
+    for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++)
+        for (size_t i = 0; i < sizeof sums / sizeof sums[0]; i++)
+            check_moe_sum(sums[i][0], sums[i][1], sums[i][2], limits[l], 16);
+}
+
 int main(void)
 {
     test_knob();
@@ -346,6 +452,7 @@ int main(void)
     test_copy();
     test_loop_budget();
     test_attention();
+    test_moe();
     if (failures) {
         printf("%d failure(s)\n", failures);
         return 1;

@@ -14,6 +14,7 @@
 
 #include "../../base/quant.h"
 #include "cpu_kernels.h"
+#include "cpu_unpack_avx2.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
@@ -259,15 +260,12 @@ AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
 
 /* Q6_K: w = d scale_g (q - 32), q 0..63 from 4 low bits in ql and 2 high
  * bits in qh, one int8 scale per group of 16. The 32 is taken out through
- * the activation's group sums: 32 sum_g scale_g bsum_g, one madd. Each
- * 128-element half reads 64 bytes of ql and 32 of qh; quarter k takes nibble
- * k / 2 of ql[32 (k % 2) + l] and bit pair k of qh[l]. */
+ * the activation's group sums: 32 sum_g scale_g bsum_g, one madd. The quants
+ * are unpacked by halves (cpu_unpack_avx2.h). */
 AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
 {
     const block_q6_K *wb = w;
     const block_q8_K *ab = a;
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    const __m256i two_bits = _mm256_set1_epi8(3);
     /* sub-block j (32 elements) takes scale 2j in its first 8 int16 lanes and
      * 2j + 1 in the last 8: the pair's dword to every dword, then pick */
     const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
@@ -278,18 +276,10 @@ AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
         __m256i offset_sums = _mm256_madd_epi16(scales, _mm256_loadu_si256((const __m256i *)ab[b].bsums));
         __m256i sumi = _mm256_setzero_si256();
         for (int half = 0; half < 2; half++) {
-            const uint8_t *ql = wb[b].ql + 64 * half;
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(wb[b].qh + 32 * half));
-            __m256i low[4] = {_mm256_and_si256(ql0, low_mask), _mm256_and_si256(ql1, low_mask),
-                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
-                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask)};
-            __m256i high[4] = {_mm256_and_si256(qh, two_bits), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits),
-                               _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits),
-                               _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits)};
+            __m256i quants[4]; /* 0..63 */
+            cpu_unpack_q6_k_half_avx2(wb[b].ql + 64 * half, wb[b].qh + 32 * half, quants);
             for (int k = 0; k < 4; k++) {
-                __m256i q = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4)); /* 0..63 */
+                __m256i q = quants[k];
                 __m256i y = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 128 * half + 32 * k));
                 __m256i scale = _mm256_shuffle_epi8(
                     _mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(4 * half + k)), pick);

@@ -15,6 +15,7 @@
 #include "../../base/quant.h"
 #include "../../base/quant_lowbit.h"
 #include "cpu_tile.h"
+#include "cpu_unpack_avx2.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define INLINE __attribute__((always_inline)) static inline
@@ -35,33 +36,67 @@ AVX2_FN INLINE float hsum(__m256 v)
     return _mm_cvtss_f32(lo);
 }
 
-/* Calls call(COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal to
- * tokens, so each instance is compiled with its own trip counts. */
-#define FOR_TOKEN_COUNT_8(tokens, call)                                                                                \
+/* Calls kernel(..., COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal
+ * to tokens, so each instance is compiled with its own trip counts. */
+#define FOR_TOKEN_COUNT_8(tokens, kernel, ...)                                                                         \
     switch (tokens) {                                                                                                  \
-    case 1: call(1); break;                                                                                            \
-    case 2: call(2); break;                                                                                            \
-    case 3: call(3); break;                                                                                            \
-    case 4: call(4); break;                                                                                            \
-    case 5: call(5); break;                                                                                            \
-    case 6: call(6); break;                                                                                            \
-    case 7: call(7); break;                                                                                            \
-    default: call(8); break;                                                                                           \
+    case 1: kernel(__VA_ARGS__, 1); break;                                                                             \
+    case 2: kernel(__VA_ARGS__, 2); break;                                                                             \
+    case 3: kernel(__VA_ARGS__, 3); break;                                                                             \
+    case 4: kernel(__VA_ARGS__, 4); break;                                                                             \
+    case 5: kernel(__VA_ARGS__, 5); break;                                                                             \
+    case 6: kernel(__VA_ARGS__, 6); break;                                                                             \
+    case 7: kernel(__VA_ARGS__, 7); break;                                                                             \
+    default: kernel(__VA_ARGS__, 8); break;                                                                            \
     }
-#define FOR_TOKEN_COUNT_16(tokens, call)                                                                               \
+#define FOR_TOKEN_COUNT_16(tokens, kernel, ...)                                                                        \
     switch (tokens) {                                                                                                  \
-    case 9: call(9); break;                                                                                            \
-    case 10: call(10); break;                                                                                          \
-    case 11: call(11); break;                                                                                          \
-    case 12: call(12); break;                                                                                          \
-    case 13: call(13); break;                                                                                          \
-    case 14: call(14); break;                                                                                          \
-    case 15: call(15); break;                                                                                          \
-    case 16: call(16); break;                                                                                          \
-    default: FOR_TOKEN_COUNT_8(tokens, call) break;                                                                    \
+    case 9: kernel(__VA_ARGS__, 9); break;                                                                             \
+    case 10: kernel(__VA_ARGS__, 10); break;                                                                           \
+    case 11: kernel(__VA_ARGS__, 11); break;                                                                           \
+    case 12: kernel(__VA_ARGS__, 12); break;                                                                           \
+    case 13: kernel(__VA_ARGS__, 13); break;                                                                           \
+    case 14: kernel(__VA_ARGS__, 14); break;                                                                           \
+    case 15: kernel(__VA_ARGS__, 15); break;                                                                           \
+    case 16: kernel(__VA_ARGS__, 16); break;                                                                           \
+    default: FOR_TOKEN_COUNT_8(tokens, kernel, __VA_ARGS__) break;                                                     \
     }
 
 _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens");
+
+/* The token-tile skeleton every format shares: each weight row of the tile,
+ * its tokens `step` at a time (8 or 16), each group run by
+ * row_kernel(format, group, row, dst, COUNT): group is the tile moved to
+ * the group's first token, COUNT a constant picked by FOR_TOKEN_COUNT_<step>.
+ * A macro rather than a function taking the row kernel: a function pointer
+ * cannot carry COUNT into the kernel as a constant, and the kernels need it
+ * to keep their token sums in registers. */
+#define TILE_ROWS(tile, step, row_kernel, format)                                                                      \
+    for (int64_t r = 0; r < (tile)->rows; r++) {                                                                       \
+        const char *row = (tile)->weight + (size_t)r * (tile)->weight_stride;                                          \
+        for (int t = 0; t < (tile)->tokens; t += (step)) {                                                             \
+            /* a step of the whole tile runs once, on the tile itself (a                                               \
+             * copy measured 3 % more instructions for the K-quants) */                                                \
+            const cpu_tile *group = (tile);                                                                            \
+            cpu_tile part;                                                                                             \
+            if ((step) < CPU_TILE_TOKENS) {                                                                            \
+                part = *(tile);                                                                                        \
+                part.act = (tile)->act + (size_t)t * (tile)->act_stride;                                               \
+                part.act_scales = (tile)->act_scales + t;                                                              \
+                part.act_sums = (tile)->act_sums ? (tile)->act_sums + t : NULL;                                        \
+                group = &part;                                                                                         \
+            }                                                                                                          \
+            float *dst = (tile)->dst + t * (tile)->dst_stride + r;                                                     \
+            FOR_TOKEN_COUNT_##step((tile)->tokens - t, row_kernel, format, group, row, dst)                            \
+        }                                                                                                              \
+    }
+
+/* A public kernel: the skeleton for one format. */
+#define TILE_KERNEL(name, step, row_kernel, format)                                                                    \
+    AVX2_FN void name(const cpu_tile *tile)                                                                            \
+    {                                                                                                                  \
+        TILE_ROWS(tile, step, row_kernel, format)                                                                      \
+    }
 
 /* --- 32-element blocks against Q8_0 activations ---------------------------- *
  * A block is one register of 32 signed quants. Per token: the sign trick
@@ -150,7 +185,7 @@ AVX2_FN INLINE void store_4(__m256 acc, int count, float *dst, int64_t dst_strid
         dst[i * dst_stride] = totals[i];
 }
 
-AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *row, int count, float *dst)
+AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *row, float *dst, int count)
 {
     enum { GROUPS = 2 };
     const __m256i ones = _mm256_set1_epi16(1);
@@ -196,43 +231,13 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
         store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
 }
 
-/* Eight tokens at a time: a block here is one register, so more tokens would
- * not save unpacking, only add accumulators to the 16 registers. */
-AVX2_FN INLINE void tile_32(format_32 format, const cpu_tile *tile)
-{
-    for (int64_t r = 0; r < tile->rows; r++) {
-        const char *row = tile->weight + (size_t)r * tile->weight_stride;
-        for (int t = 0; t < tile->tokens; t += 8) {
-            cpu_tile part = *tile;
-            part.act = tile->act + (size_t)t * tile->act_stride;
-            part.act_scales = tile->act_scales + t;
-            part.act_sums = tile->act_sums + t;
-#define ROW_32(COUNT) row_32(format, &part, row, COUNT, tile->dst + t * tile->dst_stride + r)
-            FOR_TOKEN_COUNT_8(tile->tokens - t, ROW_32)
-#undef ROW_32
-        }
-    }
-}
-
-AVX2_FN void cpu_tile_q8_0_avx2(const cpu_tile *tile)
-{
-    tile_32(FORMAT_Q8_0, tile);
-}
-
-AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
-{
-    tile_32(FORMAT_Q4_0, tile);
-}
-
-AVX2_FN void cpu_tile_q5_0_avx2(const cpu_tile *tile)
-{
-    tile_32(FORMAT_Q5_0, tile);
-}
-
-AVX2_FN void cpu_tile_iq4_nl_avx2(const cpu_tile *tile)
-{
-    tile_32(FORMAT_IQ4_NL, tile);
-}
+/* The public kernels: the skeleton with the format a constant, eight
+ * tokens at a time (a block here is one register, so more tokens would not
+ * save unpacking, only add accumulators to the 16 registers). */
+TILE_KERNEL(cpu_tile_q8_0_avx2, 8, row_32, FORMAT_Q8_0)
+TILE_KERNEL(cpu_tile_q4_0_avx2, 8, row_32, FORMAT_Q4_0)
+TILE_KERNEL(cpu_tile_q5_0_avx2, 8, row_32, FORMAT_Q5_0)
+TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
 
 /* --- K-quant super-blocks against Q8_K activations ------------------------- *
  * A super-block is unpacked into 8 registers of 32 unsigned quants (Q8_K
@@ -319,28 +324,13 @@ AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)
     u->m = _cvtsh_ss(blk->dmin);
 }
 
-/* Q6_K: each 128-element half reads 64 bytes of ql and 32 of qh; quarter k
- * takes nibble k / 2 of ql[32 (k % 2) + l] and bit pair k of qh[l]. The
- * stored quant is q - 32, the 32 taken out as m = 32 d with corr = scale. */
+/* Q6_K: quants 0..63 by halves (cpu_unpack_avx2.h); the stored quant is
+ * q - 32, the 32 taken out as m = 32 d with corr = scale. */
 AVX2_FN INLINE void unpack_q6_k(const block_q6_K *blk, k_vectors *u)
 {
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    const __m256i two_bits = _mm256_set1_epi8(3);
     UNROLL
-    for (int half = 0; half < 2; half++) {
-        __m256i ql0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half));
-        __m256i ql1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * half + 32));
-        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * half));
-        __m256i low[4] = {_mm256_and_si256(ql0, low_mask), _mm256_and_si256(ql1, low_mask),
-                          _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
-                          _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask)};
-        __m256i high[4] = {_mm256_and_si256(qh, two_bits), _mm256_and_si256(_mm256_srli_epi16(qh, 2), two_bits),
-                           _mm256_and_si256(_mm256_srli_epi16(qh, 4), two_bits),
-                           _mm256_and_si256(_mm256_srli_epi16(qh, 6), two_bits)};
-        UNROLL
-        for (int k = 0; k < 4; k++)
-            u->q[4 * half + k] = _mm256_or_si256(low[k], _mm256_slli_epi16(high[k], 4));
-    }
+    for (int half = 0; half < 2; half++)
+        cpu_unpack_q6_k_half_avx2(blk->ql + 64 * half, blk->qh + 32 * half, u->q + 4 * half);
     __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
     group_scales(scales16, u);
     u->corr = scales16;
@@ -465,7 +455,7 @@ AVX2_FN INLINE void k_tokens(const k_vectors *u, const block_q8_K *const *act, c
     *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(fold_4(corr, count)), _mm256_mul_ps(_mm256_set1_ps(u->m), da), *acc);
 }
 
-AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row, int count, float *dst)
+AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row, float *dst, int count)
 {
     enum { GROUPS = CPU_TILE_TOKENS / 4 };
     k_vectors u;
@@ -492,39 +482,12 @@ AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row
         store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
 }
 
-AVX2_FN INLINE void tile_k(format_k format, const cpu_tile *tile)
-{
-    for (int64_t r = 0; r < tile->rows; r++) {
-        const char *row = tile->weight + (size_t)r * tile->weight_stride;
-#define ROW_K(COUNT) row_k(format, tile, row, COUNT, tile->dst + r)
-        FOR_TOKEN_COUNT_16(tile->tokens, ROW_K)
-#undef ROW_K
-    }
-}
-
-AVX2_FN void cpu_tile_q4_k_avx2(const cpu_tile *tile)
-{
-    tile_k(FORMAT_Q4_K, tile);
-}
-
-AVX2_FN void cpu_tile_q6_k_avx2(const cpu_tile *tile)
-{
-    tile_k(FORMAT_Q6_K, tile);
-}
-
-AVX2_FN void cpu_tile_q5_k_avx2(const cpu_tile *tile)
-{
-    tile_k(FORMAT_Q5_K, tile);
-}
-
-AVX2_FN void cpu_tile_q3_k_avx2(const cpu_tile *tile)
-{
-    tile_k(FORMAT_Q3_K, tile);
-}
-
-AVX2_FN void cpu_tile_q2_k_avx2(const cpu_tile *tile)
-{
-    tile_k(FORMAT_Q2_K, tile);
-}
+/* The public kernels: the skeleton with the format a constant, all the
+ * tile's tokens in one group (see cpu_tile.h for why 16). */
+TILE_KERNEL(cpu_tile_q4_k_avx2, 16, row_k, FORMAT_Q4_K)
+TILE_KERNEL(cpu_tile_q6_k_avx2, 16, row_k, FORMAT_Q6_K)
+TILE_KERNEL(cpu_tile_q5_k_avx2, 16, row_k, FORMAT_Q5_K)
+TILE_KERNEL(cpu_tile_q3_k_avx2, 16, row_k, FORMAT_Q3_K)
+TILE_KERNEL(cpu_tile_q2_k_avx2, 16, row_k, FORMAT_Q2_K)
 
 #endif

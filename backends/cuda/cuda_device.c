@@ -265,4 +265,5 @@ const backend_registration cuda_backend_registration = {
     .open = cuda_open,
     .workspace_bytes = cuda_workspace_bytes,
     .weight_dtype_supported = cuda_registration_weight_dtype_supported,
+    .op_kind_supported = NULL, /* every kind, the mixture-of-experts ops included */
 };

@@ -30,6 +30,10 @@ static const vk_op_entry op_table[OP_COUNT_] = {
     [OP_SOFTMAX] = {vk_check_unary, vk_run_softmax},
     [OP_ARGMAX] = {vk_check_argmax, vk_run_argmax},
     [OP_COPY] = {vk_check_copy, vk_run_copy},
+    [OP_TOPK] = {vk_check_topk, vk_run_topk},
+    [OP_MOE_WEIGHTS] = {vk_check_moe_weights, vk_run_moe_weights},
+    [OP_MATMUL_ID] = {vk_check_matmul_id, vk_run_matmul_id},
+    [OP_MOE_SUM] = {vk_check_moe_sum, vk_run_moe_sum},
 };
 
 static void vk_get_info(void *opaque, device_info *out)

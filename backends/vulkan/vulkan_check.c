@@ -4,8 +4,13 @@
  * indices can address (caches may be larger: the ops bind them in ranges of
  * rows, vulkan_split.h, so only their row counts and row sizes must fit 31
  * bits), attention head_dim up to the shader's maximum, K and V caches of one
- * dtype, and copy strides in whole elements. */
+ * dtype, copy strides in whole elements, and mixture-of-experts shapes whose
+ * columns fit one binding (vulkan_moe_plan.h). */
+#include <stdio.h>
+
 #include "vulkan_internal.h"
+#include "vulkan_moe_plan.h"
+#include "vulkan_push.h"
 
 #include "../op_contract.h"
 
@@ -132,4 +137,60 @@ bool vk_check_copy(const vk_context *ctx, const backend_op *op, char *why, size_
            op_need(strides_in_elements(op->src[0]) && strides_in_elements(op->dst), why, why_size,
                    "strides must be whole numbers of elements") &&
            need_small(op->src[0], "src0", why, why_size);
+}
+
+/* One column of each of these byte counts fits a binding. */
+static bool need_column_fits(const vk_context *ctx, uint64_t bytes, const char *what, char *why, size_t why_size)
+{
+    return op_need(vk_rows_per_binding(bytes, ctx->bind_limit, vk_binding_alignment(ctx)) > 0, why, why_size,
+                   "one column of %s (%llu bytes) is more than the device binds at once", what,
+                   (unsigned long long)bytes);
+}
+
+bool vk_check_topk(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
+{
+    if (!check_src0_small(op, why, why_size))
+        return false;
+    /* topk.comp: each thread ranks its elements against the whole column */
+    uint64_t n = (uint64_t)op->src[0]->ne[0];
+    uint64_t iterations = (n + VK_MOE_LOCAL_SIZE - 1) / VK_MOE_LOCAL_SIZE * (n + 1);
+    return op_need(!ctx->loop_budget || iterations < ctx->loop_budget, why, why_size,
+                   "%llu experts are more than this driver's loop budget lets one column rank", (unsigned long long)n) &&
+           need_column_fits(ctx, 4 * n, "src0", why, why_size) &&
+           need_column_fits(ctx, 4ull * (uint64_t)op->dst->ne[0], "dst", why, why_size);
+}
+
+bool vk_check_moe_weights(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
+{
+    return check_src0_small(op, why, why_size) &&
+           need_column_fits(ctx, 4ull * (uint64_t)op->src[0]->ne[0], "src0", why, why_size) &&
+           need_column_fits(ctx, 4ull * (uint64_t)op->src[1]->ne[0], "src1", why, why_size);
+}
+
+bool vk_check_matmul_id(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
+{
+    if (!op_contract_check(op, why, why_size))
+        return false;
+    const strata_tensor *experts = op->src[0];
+    char shader[64];
+    snprintf(shader, sizeof shader, "matmul_id_%s", dtype_name(experts->dtype));
+    vk_matmul_id_dims dims = vk_matmul_id_dims_of(op, ctx->bind_limit, vk_binding_alignment(ctx));
+    vk_matmul_id_plan plan;
+    return op_need(vk_shader_present(shader), why, why_size, "%s has dtype %s, for which no expert shader is built",
+                   op_tensor_label(experts, "src0"), dtype_name(experts->dtype)) &&
+           need_small(op->src[1], "src1", why, why_size) && need_small(op->dst, "dst", why, why_size) &&
+           op_need(experts->nb[2] < ((uint64_t)1 << 32), why, why_size, "one expert of %s is 4 GiB or more",
+                   op_tensor_label(experts, "src0")) &&
+           op_need(vk_matmul_id_plan_make(&dims, &plan), why, why_size,
+                   "a weight row, one token or the expert table does not fit one binding");
+}
+
+bool vk_check_moe_sum(const vk_context *ctx, const backend_op *op, char *why, size_t why_size)
+{
+    const strata_tensor *y = op->src[0];
+    vk_moe_sum_plan plan;
+    return check_src0_small(op, why, why_size) &&
+           op_need(vk_moe_sum_plan_make((uint64_t)y->ne[0], (uint64_t)y->ne[1], ctx->bind_limit,
+                                        vk_binding_alignment(ctx), &plan),
+                   why, why_size, "the binding limit cannot hold one element");
 }

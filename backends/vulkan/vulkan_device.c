@@ -8,6 +8,7 @@
 #include "vulkan_backend.h"
 #include "vulkan_internal.h"
 #include "vulkan_push.h"
+#include "vulkan_moe_plan.h"
 #include "vulkan_split.h"
 
 const char *vk_result_name(VkResult result)
@@ -330,13 +331,17 @@ uint64_t vk_device_local_bytes(const vk_context *ctx)
     return best;
 }
 
-/* The workspace is attention's (vulkan_ops_attention.c): the running state
- * of passes over a cache larger than one binding and the split-KV partials,
- * bounded by vk_attention_workspace_bound for any binding limit, grown as
+/* The workspace holds attention's running state of passes over a cache
+ * larger than one binding and its split-KV partials (vulkan_ops_attention.c,
+ * bounded by vk_attention_workspace_bound for any binding limit), or, in
+ * another op, the expert table of OP_MATMUL_ID (at most
+ * VK_MOE_TABLE_MAX_BYTES); one buffer serves both, grown as
  * vk_scratch_reserve grows it. */
 static uint64_t vk_workspace_bytes(const backend_workspace_query *query)
 {
     uint64_t worst = vk_attention_workspace_bound(query->n_heads, query->head_dim, query->max_tokens, query->n_ctx);
+    if (query->max_expert_rows > 0 && worst < VK_MOE_TABLE_MAX_BYTES)
+        worst = VK_MOE_TABLE_MAX_BYTES;
     return worst ? vk_scratch_grown_size(worst) + 4 : 0;
 }
 
@@ -346,4 +351,5 @@ const backend_registration vulkan_backend_registration = {
     .open = vk_open,
     .workspace_bytes = vk_workspace_bytes,
     .weight_dtype_supported = vk_weight_dtype_supported, /* the embedded shaders decide */
+    .op_kind_supported = NULL, /* every kind, the mixture-of-experts ops included */
 };

@@ -20,7 +20,7 @@
 
 #define VK_MAX_BINDINGS 6
 #define VK_PUSH_CONSTANT_BYTES 128 /* the minimum every device guarantees */
-#define VK_MAX_PIPELINES 96
+#define VK_MAX_PIPELINES 160 /* every variant of cmake/vulkan.cmake fits */
 #define VK_MAX_HAZARD_RANGES 64
 #define VK_STAGING_BYTES ((VkDeviceSize)32 << 20)
 #define VK_PARAMS_BYTES ((VkDeviceSize)64 << 10)
@@ -291,6 +291,10 @@ bool vk_check_kv_store(const vk_context *ctx, const backend_op *op, char *why, s
 bool vk_check_attention(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
 bool vk_check_argmax(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
 bool vk_check_copy(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
+bool vk_check_topk(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
+bool vk_check_moe_weights(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
+bool vk_check_matmul_id(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
+bool vk_check_moe_sum(const vk_context *ctx, const backend_op *op, char *why, size_t why_size);
 
 /* vulkan_ops_elementwise.c */
 strata_status vk_run_add(vk_context *ctx, const backend_op *op, strata_error *err);
@@ -312,5 +316,12 @@ strata_status vk_run_matmul(vk_context *ctx, const backend_op *op, strata_error 
 strata_status vk_run_get_rows(vk_context *ctx, const backend_op *op, strata_error *err);
 /* Whether the shaders of a weight dtype are built in. */
 bool vk_weight_dtype_supported(strata_dtype dtype);
+/* The byte alignment a weight row of dtype must start at (the shaders' reads). */
+size_t vk_weight_row_alignment(strata_dtype dtype);
+/* vulkan_ops_moe.c */
+strata_status vk_run_topk(vk_context *ctx, const backend_op *op, strata_error *err);
+strata_status vk_run_moe_weights(vk_context *ctx, const backend_op *op, strata_error *err);
+strata_status vk_run_matmul_id(vk_context *ctx, const backend_op *op, strata_error *err);
+strata_status vk_run_moe_sum(vk_context *ctx, const backend_op *op, strata_error *err);
 
 #endif

@@ -30,7 +30,7 @@ bool vk_weight_dtype_supported(strata_dtype dtype)
 /* The byte alignment a row of dtype must start at: the shaders read
  * weights two bytes at a time (shaders/dequant.glsl), except MXFP4's, whose
  * 17-byte blocks put every other row at an odd byte and which reads bytes. */
-static size_t weight_row_alignment(strata_dtype dtype)
+size_t vk_weight_row_alignment(strata_dtype dtype)
 {
     return dtype == DTYPE_MXFP4 ? 1 : 2;
 }
@@ -44,7 +44,7 @@ static strata_status bind_weight_rows(const vk_context *ctx, const strata_tensor
 {
     strata_tensor rows = *weight;
     rows.offset = weight->offset + (size_t)row_begin * row_bytes;
-    if (rows.offset % weight_row_alignment(weight->dtype) != 0)
+    if (rows.offset % vk_weight_row_alignment(weight->dtype) != 0)
         return strata_fail(err, STRATA_INVALID_INPUT, "weight %s: row %u starts at odd byte offset %zu",
                            weight->name ? weight->name : "src0", row_begin, rows.offset);
     return vk_bind_tensor(ctx, &rows, (size_t)row_count * row_bytes, 1, false, out, offset_bytes, err);

@@ -10,6 +10,7 @@
 #define VK_ELEMENTWISE_LOCAL_SIZE 256u
 #define VK_ROW_LOCAL_SIZE 256u
 #define VK_ATTENTION_LOCAL_SIZE 64u /* with 8 dims per thread: head_dim <= 512 */
+#define VK_MOE_LOCAL_SIZE 64u /* topk, moe_weights, moe_group */
 
 typedef struct vk_elementwise_push { /* shaders/elementwise.comp */
     uint32_t n, b_period, a_offset, b_offset, d_offset;
@@ -63,6 +64,23 @@ typedef struct vk_copy_push { /* shaders/copy.comp */
     uint32_t src_offset, dst_offset;
     uint32_t src_type, dst_type; /* 0 f32, 1 f16, 2 bf16 */
 } vk_copy_push;
+
+typedef struct vk_topk_push { /* shaders/topk.comp */
+    uint32_t n, k, columns, x_offset, d_offset;
+} vk_topk_push;
+
+typedef struct vk_moe_weights_push { /* shaders/moe_weights.comp */
+    uint32_t n_expert, k, columns, normalize, p_offset, ids_offset, d_offset;
+} vk_moe_weights_push;
+
+typedef struct vk_moe_sum_push { /* shaders/moe_sum.comp */
+    uint32_t n, slots, tokens, y_stride, k, d_stride;
+    uint32_t y_offset, w_offset, d_offset, accumulate;
+} vk_moe_sum_push;
+
+typedef struct vk_moe_group_push { /* shaders/moe_group.comp */
+    uint32_t n_expert, n_pairs, stride, ids_offset;
+} vk_moe_group_push;
 
 _Static_assert(sizeof(vk_attention_push) == 96, "vk_attention_push must match shaders/attention.comp");
 _Static_assert(sizeof(vk_copy_push) == 64, "vk_copy_push must match shaders/copy.comp");

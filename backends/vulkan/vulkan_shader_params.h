@@ -104,6 +104,28 @@ typedef struct vk_get_rows_params {
 _Static_assert(sizeof(vk_matmul_params) == 36, "vk_matmul_params must match the GLSL push-constant block");
 _Static_assert(sizeof(vk_get_rows_params) == 36, "vk_get_rows_params must match the GLSL push-constant block");
 
+/* Push constants of matmul.comp compiled with MATMUL_ID (OP_MATMUL_ID): the
+ * matmul's, then the experts' (GLSL: the MATMUL_ID members of
+ * shaders/matmul_params.glsl). One dispatch computes rows [0, row_count) of
+ * the range bound in binding 0 for every pair listed in the expert table
+ * (binding 3, shaders/moe_group.comp) under experts [expert_begin,
+ * expert_begin + expert_count):
+ *   dst[output_offset + pair * output_stride + r] =
+ *     sum_i W(e, r)[i] * x[input_offset + column(pair) * input_stride + i]
+ * where W(e, r) starts at byte weight_offset_bytes + (e - expert_begin) *
+ * expert_bytes + r * weight_row_bytes, and column(pair) is pair
+ * (input_per_slot) or pair / n_used. n_tok is not read. */
+typedef struct vk_matmul_id_params {
+    vk_matmul_params matmul;
+    uint32_t expert_begin, expert_count, expert_bytes;
+    uint32_t n_expert;       /* entries of the table's counts */
+    uint32_t list_stride;    /* entries per expert's list (tokens of the pass) */
+    uint32_t n_used;         /* k */
+    uint32_t input_per_slot; /* 1: x has a column per slot */
+} vk_matmul_id_params;
+
+_Static_assert(sizeof(vk_matmul_id_params) == 64, "vk_matmul_id_params must match the GLSL push-constant block");
+
 typedef enum vk_matmul_kernel {
     VK_MATMUL_VECTOR, /* matmul_<FMT>: weights read once per VK_MATMUL_VECTOR_TOKENS tokens */
     VK_MATMUL_TILED,  /* matmul_tiled_<FMT>: shared-memory tiles, for prefill */
@@ -165,6 +187,25 @@ static inline bool vk_matmul_groups(const vk_matmul_params *p, vk_matmul_kernel 
         return false;
     }
     groups[2] = token_groups;
+    return true;
+}
+
+/* Pure: the workgroup counts of one expert-matmul dispatch: output rows
+ * over x and y as vk_matmul_groups(VK_MATMUL_VECTOR), and in z, for each
+ * bound expert, enough groups of VK_MATMUL_VECTOR_TOKENS for a list of
+ * list_stride pairs. Returns false (groups zeroed) when a count exceeds what
+ * Vulkan guarantees. */
+static inline bool vk_matmul_id_groups(const vk_matmul_id_params *p, uint32_t groups[3])
+{
+    uint64_t z = (uint64_t)p->expert_count * vk_div_ceil(p->list_stride, VK_MATMUL_VECTOR_TOKENS);
+    groups[0] = groups[1] = groups[2] = 0;
+    if (p->matmul.row_count == 0 || z == 0)
+        return true;
+    if (!vk_spread_groups(p->matmul.row_count, &groups[0], &groups[1]) || z > VK_MAX_GROUPS_PER_DIM) {
+        groups[0] = groups[1] = 0;
+        return false;
+    }
+    groups[2] = (uint32_t)z;
     return true;
 }
 

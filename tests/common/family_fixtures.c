@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/backend.h"
 #include "e2e_common.h"
 #include "gguf.h"
 #include "quant.h"
@@ -177,6 +178,26 @@ fail:
     return ok;
 }
 
+/* The model parameters of a fixture on backend: its device 0 alone, or,
+ * when the model has experts and the backend does not run the experts'
+ * matmul, every layer on that device with the experts on the CPU (the
+ * placement the planner makes for such a device). devices holds the list. */
+static strata_model_params fixture_params(const char *backend, const char *path, const strata_hparams *hp,
+                                          char *devices, size_t devices_size)
+{
+    strata_model_params params = {.path = path, .backend = backend};
+    const backend_registration *registration = backend ? backend_find(backend) : NULL;
+    bool refuses_experts = registration && registration->op_kind_supported &&
+                           !registration->op_kind_supported(OP_MATMUL_ID);
+    if (hp->n_expert > 0 && refuses_experts && strcmp(backend, "cpu") != 0) {
+        snprintf(devices, devices_size, "%s0,cpu", backend);
+        params.placement.devices = devices;
+        params.placement.gpu_layers_set = true;
+        params.placement.gpu_layers = hp->n_layer;
+    }
+    return params;
+}
+
 bool family_check_transformers(const char *backend, const char *data_dir, const char *name, double nmse_max)
 {
     char path[600], label[64];
@@ -187,9 +208,13 @@ bool family_check_transformers(const char *backend, const char *data_dir, const 
     double *want = NULL;
     e2e_comparison batch = {0}, single = {0};
     bool ok = false;
-    strata_model_params params = {.path = path, .backend = backend};
-    strata_status status = strata_model_load(&params, &model, &err);
+    strata_hparams hp;
+    char devices[64];
+    strata_status status = strata_read_hparams(path, &hp, &err);
     if (status != STRATA_OK)
+        goto fail;
+    strata_model_params params = fixture_params(backend, path, &hp, devices, sizeof devices);
+    if ((status = strata_model_load(&params, &model, &err)))
         goto fail;
     int64_t n_vocab = strata_model_hparams(model)->n_vocab;
     if (!(want = read_logits(data_dir, name, n_vocab))) {
@@ -240,7 +265,9 @@ bool family_check_type(const char *backend, const char *data_dir, const char *di
     double nmse_max = bound->nmse_max;
     if (traits->is_quantized && hp.n_layer > 2)
         nmse_max *= (double)hp.n_layer / 2.0;
-    bool ok = e2e_check_model(backend, label, path, family_tokens, family_tokens_len, nmse_max);
+    char devices[64];
+    strata_model_params params = fixture_params(backend, path, &hp, devices, sizeof devices);
+    bool ok = e2e_check_model_placed(&params, label, family_tokens, family_tokens_len, nmse_max, NULL);
     remove(path);
     return ok;
 }
