@@ -1229,6 +1229,8 @@ static int check_kernel_choice(void)
         /* AVX-512 where a dtype has an AVX-512 tile, else its AVX2 kernels */
         {DTYPE_Q8_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q4_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
         {DTYPE_Q5_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_IQ4_NL, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
+        {DTYPE_Q4_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q6_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
+        {DTYPE_Q2_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q4_K, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
         {DTYPE_Q4_1, CPU_ISA_AVX512, CPU_KERNEL_AVX2},   {DTYPE_IQ2_XS, CPU_ISA_AVX512, CPU_KERNEL_AVX2},
         {DTYPE_F16, CPU_ISA_AVX512, CPU_KERNEL_AVX2},    {DTYPE_I32, CPU_ISA_AVX512, CPU_KERNEL_NONE},
     };
@@ -1351,8 +1353,9 @@ static int check_dot_agreement(void)
 static int check_tile_agreement(void)
 {
     /* rows of 73 blocks of 32 (N_32: more than the AVX-512 tiles' chunk of
-     * 64, and not a multiple of 8) or 4 super-blocks of 256 (N_K) */
-    enum { N = 2336, N_32 = 2336, N_K = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
+     * 64, and not a multiple of 8) or 6 super-blocks of 256 (N_K: a chunk of
+     * 4 and a part) */
+    enum { N = 2336, N_32 = 2336, N_K = 1536, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static int32_t act_sums[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];

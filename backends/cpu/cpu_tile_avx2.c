@@ -190,15 +190,6 @@ TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
  * times the scales by _mm256_madd_epi16 into int32; the offset or min term
  * through the activation's group sums, one madd per token and block. */
 
-typedef enum format_k { FORMAT_Q2_K, FORMAT_Q3_K, FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K } format_k;
-
-typedef struct k_vectors {
-    __m256i q[8];
-    __m256i scale[8];
-    __m256i corr; /* 16 int16, one per group of 16 */
-    float d, m;
-} k_vectors;
-
 /* Q4_K's 8 6-bit scales and 8 6-bit mins, as bytes: scales[j], mins[j]. The
  * 12 packed bytes are three words: scales 0-3 and mins 0-3 in the low 6 bits
  * of words 0 and 1; scales and mins 4-7 in the nibbles of word 2, with their
@@ -357,7 +348,7 @@ AVX2_FN INLINE void unpack_q2_k(const block_q2_K *blk, k_vectors *u)
 /* Not inlined on purpose: u must live in memory (an L1 buffer read once per
  * group of tokens); inlined, the compiler keeps its 17 vectors in registers
  * and spills the token sums instead, far more often. */
-__attribute__((noinline)) AVX2_FN static void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
+__attribute__((noinline)) AVX2_FN void cpu_unpack_k_avx2(format_k format, const char *row, int64_t b, k_vectors *u)
 {
     switch (format) {
     case FORMAT_Q2_K: unpack_q2_k((const block_q2_K *)row + b, u); break;
@@ -409,7 +400,7 @@ AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row
     for (int g = 0; g < GROUPS; g++)
         acc[g] = _mm256_setzero_ps();
     for (int64_t b = 0; b < tile->n / QK_K; b++) {
-        unpack_k(format, row, b, &u);
+        cpu_unpack_k_avx2(format, row, b, &u);
         UNROLL
         for (int i = 0; i < count; i++)
             act[i] = base[i] + b;

@@ -1,5 +1,6 @@
-/* AVX-512 (F, BW, VL, VNNI) tiled matmul kernels for the 32-element formats
- * (Q8_0, Q4_0, Q5_0, IQ4_NL) against Q8_0 activations. Compiled for those
+/* AVX-512 (F, BW, VL, VNNI) tiled matmul kernels: the 32-element formats
+ * (Q8_0, Q4_0, Q5_0, IQ4_NL) against Q8_0 activations, the K-quants (Q2_K ..
+ * Q6_K) against Q8_K. Compiled for those
  * extensions alone (target attribute) and chosen by the table in
  * cpu_kernels.c only when cpuid reports them; STRATA_CPU_AVX2 turns them
  * off for comparing and testing.
@@ -35,22 +36,22 @@ enum { CHUNK_BLOCKS = 64 };   /* 64 blocks x 8 registers = 32 KiB, held in L1 */
 enum { ROWS_PER_PASS = 64 };  /* rows whose accumulators stay on the stack */
 enum { ROWS_TOGETHER = 2 };  /* rows run side by side (4 measured no faster) */
 
-/* The activation blocks b of up to 16 tokens (tokens past `tokens` read as
- * 0), + 128, transposed: out[j] lane t = dword j of token t. */
-AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int tokens, __m512i out[8])
+/* 32 bytes of each of up to 16 tokens (src[t], t < tokens; the others read
+ * as 0), xor `flip` (0x80 makes signed quants unsigned: + 128), transposed:
+ * out[j] lane t = dword j of token t. */
+AVX512_FN INLINE void transpose_16_tokens(const int8_t *const src[16], int tokens, char flip, __m512i out[8])
 {
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i flip_bytes = _mm512_set1_epi8(flip);
     __m512i z[8], a[8], c[8];
     UNROLL
     for (int t = 0; t < 8; t++) {
         /* token t in the low 256 bits, token t + 8 in the high */
         __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
         if (t < tokens)
-            lo = _mm256_loadu_si256((const __m256i *)((const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b)->qs);
+            lo = _mm256_loadu_si256((const __m256i *)src[t]);
         if (t + 8 < tokens)
-            hi = _mm256_loadu_si256(
-                (const __m256i *)((const block_q8_0 *)(tile->act + (size_t)(t + 8) * tile->act_stride) + b)->qs);
-        z[t] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+            hi = _mm256_loadu_si256((const __m256i *)src[t + 8]);
+        z[t] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip_bytes);
     }
     /* an 8 x 8 dword transpose in each 256-bit half: pairs of dwords, pairs
      * of qwords, then 128-bit lanes across registers */
@@ -61,8 +62,8 @@ AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int t
     }
     UNROLL
     for (int i = 0; i < 2; i++) {
-        c[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);     /* dwords 0 and 4 */
-        c[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]); /* 1 and 5 */
+        c[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);         /* dwords 0 and 4 */
+        c[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);     /* 1 and 5 */
         c[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]); /* 2 and 6 */
         c[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]); /* 3 and 7 */
     }
@@ -73,6 +74,16 @@ AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int t
         out[j] = _mm512_permutex2var_epi64(c[j], low_lanes, c[4 + j]);
         out[4 + j] = _mm512_permutex2var_epi64(c[j], high_lanes, c[4 + j]);
     }
+}
+
+/* The Q8_0 activation blocks b of the tile's tokens, + 128, transposed. */
+AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int tokens, __m512i out[8])
+{
+    const int8_t *src[16];
+    UNROLL
+    for (int t = 0; t < 16; t++)
+        src[t] = ((const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b)->qs;
+    transpose_16_tokens(src, tokens, (char)0x80, out);
 }
 
 /* One weight row's blocks of a chunk, unpacked: 32 signed quants each (the
@@ -198,6 +209,148 @@ AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
 
 _Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 lane of a 512-bit register");
 
+/* --- K-quant super-blocks against Q8_K activations, tokens in lanes ------ *
+ * The same scheme by groups of 16 (4 dwords), the unit of the K-quants'
+ * scales: per group g, s_g = sum (y + 128) q - 128 sum q by four vpdpbusd;
+ * then per token sum_g scale_g s_g (vpmulld) and, for the offsets or mins,
+ * sum_g corr_g bsum_g by vpdpwssd on the tokens' group sums transposed as
+ * int16 pairs. Each super-block is unpacked by the AVX2 tiles' code
+ * (cpu_unpack_k_avx2), so every K-quant format shares this kernel. */
+
+enum { CHUNK_SUPER_BLOCKS = 4 }; /* 4 x (64 + 8) registers = 18 KiB */
+
+/* What a row's super-block needs beyond its k_vectors, as int32 for the
+ * broadcasts: - 128 times each group's sum of quants, and each group's
+ * scale. */
+typedef struct k_lanes {
+    k_vectors u;
+    int32_t offset_sums[16];
+    int32_t scales[16];
+} k_lanes;
+
+AVX512_FN INLINE void unpack_k_lanes(format_k format, const char *row, int64_t b, k_lanes *k)
+{
+    cpu_unpack_k_avx2(format, row, b, &k->u);
+    /* group sums of the unsigned quants: vpsadbw gives 8-byte sums, two per
+     * group; sub-blocks 2i and 2i + 1 (groups 4i .. 4i + 3) per register */
+    __m512i sad[4];
+    UNROLL
+    for (int i = 0; i < 4; i++)
+        sad[i] = _mm512_sad_epu8(_mm512_loadu_si512(&k->u.q[2 * i]), _mm512_setzero_si512());
+    /* per 128-bit lane L: (group L of sad[0], of sad[1]) and of sad[2], sad[3] */
+    __m512i s01 = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[0], sad[1]), _mm512_unpackhi_epi64(sad[0], sad[1]));
+    __m512i s23 = _mm512_add_epi64(_mm512_unpacklo_epi64(sad[2], sad[3]), _mm512_unpackhi_epi64(sad[2], sad[3]));
+    /* groups 0 4 1 5 2 6 3 7, then 8 12 9 13 10 14 11 15 */
+    __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(s01)), _mm512_cvtepi64_epi32(s23), 1);
+    __m512i sums = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15), both);
+    _mm512_storeu_si512(k->offset_sums, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
+    const int16_t *scale16 = (const int16_t *)k->u.scale;
+    UNROLL
+    for (int j = 0; j < 8; j++) {
+        k->scales[2 * j] = scale16[16 * j];
+        k->scales[2 * j + 1] = scale16[16 * j + 8];
+    }
+}
+
+/* `count` rows (1 .. ROWS_TOGETHER) against one super-block of the chunk. */
+AVX512_FN INLINE void rows_k_block(const __m512i *act, const __m512i *bsums, const k_lanes *k, __m512 da,
+                                   __m512 *acc, int count)
+{
+    __m512i scaled[ROWS_TOGETHER], corr[ROWS_TOGETHER];
+    UNROLL
+    for (int i = 0; i < count; i++) {
+        scaled[i] = _mm512_setzero_si512();
+        corr[i] = _mm512_setzero_si512();
+    }
+    UNROLL
+    for (int g = 0; g < 16; g++) {
+        __m512i s[ROWS_TOGETHER];
+        UNROLL
+        for (int i = 0; i < count; i++)
+            s[i] = _mm512_set1_epi32(k[i].offset_sums[g]);
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            __m512i y = _mm512_load_si512(&act[4 * g + j]);
+            UNROLL
+            for (int i = 0; i < count; i++) {
+                int32_t word;
+                memcpy(&word, (const uint8_t *)k[i].u.q + 16 * g + 4 * j, sizeof word);
+                s[i] = _mm512_dpbusd_epi32(s[i], y, _mm512_set1_epi32(word));
+            }
+        }
+        UNROLL
+        for (int i = 0; i < count; i++)
+            scaled[i] = _mm512_add_epi32(scaled[i], _mm512_mullo_epi32(s[i], _mm512_set1_epi32(k[i].scales[g])));
+    }
+    UNROLL
+    for (int p = 0; p < 8; p++) {
+        __m512i b = _mm512_load_si512(&bsums[p]);
+        UNROLL
+        for (int i = 0; i < count; i++) {
+            int32_t pair;
+            memcpy(&pair, (const int16_t *)&k[i].u.corr + 2 * p, sizeof pair);
+            corr[i] = _mm512_dpwssd_epi32(corr[i], b, _mm512_set1_epi32(pair));
+        }
+    }
+    UNROLL
+    for (int i = 0; i < count; i++) {
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled[i]), _mm512_mul_ps(_mm512_set1_ps(k[i].u.d), da), acc[i]);
+        acc[i] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(corr[i]), _mm512_mul_ps(_mm512_set1_ps(k[i].u.m), da), acc[i]);
+    }
+}
+
+AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
+{
+    __m512i act[CHUNK_SUPER_BLOCKS][64], bsums[CHUNK_SUPER_BLOCKS][8];
+    __m512 acc[ROWS_PER_PASS];
+    k_lanes k[ROWS_TOGETHER];
+    int tokens = tile->tokens;
+    __mmask16 token_mask = (__mmask16)((1u << tokens) - 1);
+    int64_t blocks = tile->n / QK_K;
+    for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
+        int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
+        for (int64_t r = 0; r < rows; r++)
+            acc[r] = _mm512_setzero_ps();
+        for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK_SUPER_BLOCKS) {
+            int64_t chunk = blocks - c0 < CHUNK_SUPER_BLOCKS ? blocks - c0 : CHUNK_SUPER_BLOCKS;
+            for (int64_t c = 0; c < chunk; c++) {
+                const block_q8_K *blk[16];
+                const int8_t *src[16];
+                for (int t = 0; t < 16; t++)
+                    blk[t] = (const block_q8_K *)(tile->act + (size_t)t * tile->act_stride) + c0 + c;
+                for (int sub = 0; sub < 8; sub++) {
+                    for (int t = 0; t < 16; t++)
+                        src[t] = blk[t]->qs + 32 * sub;
+                    transpose_16_tokens(src, tokens, (char)0x80, act[c] + 8 * sub);
+                }
+                for (int t = 0; t < 16; t++)
+                    src[t] = (const int8_t *)blk[t]->bsums;
+                transpose_16_tokens(src, tokens, 0, bsums[c]);
+            }
+            for (int64_t r = 0; r < rows; r += ROWS_TOGETHER) {
+                int count = rows - r < ROWS_TOGETHER ? (int)(rows - r) : ROWS_TOGETHER;
+                const char *row = tile->weight + (size_t)(r0 + r) * tile->weight_stride;
+                for (int64_t c = 0; c < chunk; c++) {
+                    for (int i = 0; i < count; i++)
+                        unpack_k_lanes(format, row + (size_t)i * tile->weight_stride, c0 + c, &k[i]);
+                    __m512 da = _mm512_maskz_loadu_ps(token_mask, tile->act_scales + (c0 + c) * tile->act_scales_stride);
+                    if (count == ROWS_TOGETHER)
+                        rows_k_block(act[c], bsums[c], k, da, acc + r, ROWS_TOGETHER);
+                    else
+                        for (int i = 0; i < count; i++)
+                            rows_k_block(act[c], bsums[c], k + i, da, acc + r + i, 1);
+                }
+            }
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            float totals[16];
+            _mm512_storeu_ps(totals, acc[r]);
+            for (int t = 0; t < tokens; t++)
+                tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
+        }
+    }
+}
+
 AVX512_FN void cpu_tile_q8_0_avx512(const cpu_tile *tile)
 {
     tile_32_lanes(FORMAT_Q8_0, tile);
@@ -216,6 +369,31 @@ AVX512_FN void cpu_tile_q5_0_avx512(const cpu_tile *tile)
 AVX512_FN void cpu_tile_iq4_nl_avx512(const cpu_tile *tile)
 {
     tile_32_lanes(FORMAT_IQ4_NL, tile);
+}
+
+AVX512_FN void cpu_tile_q4_k_avx512(const cpu_tile *tile)
+{
+    tile_k_lanes(FORMAT_Q4_K, tile);
+}
+
+AVX512_FN void cpu_tile_q6_k_avx512(const cpu_tile *tile)
+{
+    tile_k_lanes(FORMAT_Q6_K, tile);
+}
+
+AVX512_FN void cpu_tile_q5_k_avx512(const cpu_tile *tile)
+{
+    tile_k_lanes(FORMAT_Q5_K, tile);
+}
+
+AVX512_FN void cpu_tile_q3_k_avx512(const cpu_tile *tile)
+{
+    tile_k_lanes(FORMAT_Q3_K, tile);
+}
+
+AVX512_FN void cpu_tile_q2_k_avx512(const cpu_tile *tile)
+{
+    tile_k_lanes(FORMAT_Q2_K, tile);
 }
 
 #endif

@@ -102,5 +102,23 @@ CPU_UNPACK_AVX2_FN void cpu_unpack_q6_k_half_avx2(const uint8_t *ql, const uint8
         q[k] = _mm256_or_si256(low[k], _mm256_slli_epi16(top[k], 4));
 }
 
+/* A K-quant super-block unpacked for integer sums against Q8_K activations
+ * (see cpu_tile_avx2.c): q[k] the 32 unsigned quants of sub-block k in Q8_K
+ * element order; scale[k] their int16 scales, lanes 0-7 the first group of
+ * 16, lanes 8-15 the second; corr the 16 groups' offset or min factors;
+ * sum w a = a.d (d sum scale q y - m sum_g corr_g bsum_g). */
+typedef enum format_k { FORMAT_Q2_K, FORMAT_Q3_K, FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K } format_k;
+
+typedef struct k_vectors {
+    __m256i q[8];
+    __m256i scale[8];
+    __m256i corr; /* 16 int16, one per group of 16 */
+    float d, m;
+} k_vectors;
+
+/* Block b of a K-quant row into *u (cpu_tile_avx2.c; AVX2 code, not
+ * inlined, so u stays in memory). */
+void cpu_unpack_k_avx2(format_k format, const char *row, int64_t b, k_vectors *u);
+
 #endif
 #endif
