@@ -87,6 +87,7 @@ typedef struct strata_hparams {
     bool expert_weights_norm;
     int file_type;             /* general.file_type, -1 when absent */
     uint64_t n_params;         /* elements of all weights */
+    uint64_t n_params_active;  /* the weights one token multiplies by: n_params less its unchosen experts */
     uint64_t weight_bytes;     /* bytes of all weights in the file */
 } strata_hparams;
 

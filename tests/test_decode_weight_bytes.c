@@ -3,7 +3,10 @@
  * every weight once, the token embedding one row, and of each expert tensor
  * [n_in, n_out, n_expert] only the n_expert_used experts a token selects.
  *
- * The expected figure is computed here from the file's tensor table alone,
+ * Also the parameters one token multiplies by (strata_hparams.n_params_active,
+ * bench's FLOP count for the pp rows' share of the GEMM peak).
+ *
+ * The expected figures are computed here from the file's tensor table alone,
  * for tiny synth presets written into a temporary directory: a dense llama, a
  * mixtral and a qwen3moe (2 of 8 experts each), in a mix whose expert
  * tensors are of different formats (q4_k_m: ffn_down_exps q6_k on some
@@ -59,6 +62,20 @@ static void check_preset(const char *dir, const char *arch, int64_t want_expert,
                (long long)hp->n_expert, (long long)want_used, (long long)want_expert);
         failures++;
         goto done;
+    }
+    /* the parameters a token multiplies by (bench's pp FLOP count) */
+    uint64_t want_active = 0;
+    for (int64_t i = 0; i < gguf_tensor_count(file); i++) {
+        const gguf_tensor_info *t = gguf_tensor(file, i);
+        uint64_t elements = (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * (uint64_t)t->ne[2];
+        want_active += strstr(t->name, "_exps.weight") ? elements / (uint64_t)want_expert * (uint64_t)want_used
+                                                       : elements;
+    }
+    if (hp->n_params_active != want_active || (want_expert > 0) != (hp->n_params_active < hp->n_params)) {
+        printf("FAIL %s: %llu active parameters of %llu, expected %llu\n", arch,
+               (unsigned long long)hp->n_params_active, (unsigned long long)hp->n_params,
+               (unsigned long long)want_active);
+        failures++;
     }
     double want = expected_bytes(file, hp->n_expert ? hp->n_expert : 1, hp->n_expert ? hp->n_expert_used : 1);
     double got = (double)strata_model_decode_weight_bytes(model);
