@@ -11,10 +11,12 @@
 // With MATMUL_ID defined this is OP_MATMUL_ID's expert matmul: binding 0
 // holds the same rows of expert_count experts' matrices (expert_bytes
 // apart), binding 3 the expert table of shaders/moe_group.comp (binding 4
-// the low-bit tables). z counts (expert, group of TOKENS of its pairs): a
+// the low-bit tables). z counts (expert, group of TOKENS of its pairs),
+// where the expert is the nth of the bound experts that have pairs: a
 // workgroup reads its expert's row once for up to TOKENS pairs that chose
-// that expert, and leaves at once when the expert has fewer pairs, so an
-// expert nobody chose costs no weight reads. Pair t * k + j reads x column
+// that expert, and leaves at once when the expert has fewer pairs (or there
+// are fewer such experts), so an expert nobody chose costs no weight reads
+// and, at decode, z is about k, not the expert count. Pair t * k + j reads x column
 // t * k + j (input_per_slot) or t, and writes dst column t * k + j.
 // Dispatch geometry: vk_matmul_id_groups in vulkan_shader_params.h.
 #extension GL_GOOGLE_include_directive : require
@@ -71,7 +73,20 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
 #ifdef MATMUL_ID
     const uint chunks = (p.list_stride + TOKENS - 1u) / TOKENS;
-    const uint expert_here = gl_WorkGroupID.z / chunks; // within the binding
+    // the nth of the bound experts that has pairs (z counts only as many
+    // experts as there are pairs, so at decode few workgroups are idle)
+    const uint nth = gl_WorkGroupID.z / chunks;
+    uint expert_here = p.expert_count, seen = 0u;
+    for (uint e = 0u; e < p.expert_count; e++)
+        if (expert_table[p.expert_begin + e] != 0u) {
+            if (seen == nth) {
+                expert_here = e;
+                break;
+            }
+            seen++;
+        }
+    if (expert_here == p.expert_count)
+        return; // fewer experts with pairs than z allows for; uniform, before any barrier
     const uint expert = p.expert_begin + expert_here;
     const uint list = p.n_expert + expert * p.list_stride;
     const uint first_token = (gl_WorkGroupID.z % chunks) * TOKENS; // within the expert's list

@@ -192,12 +192,15 @@ static inline bool vk_matmul_groups(const vk_matmul_params *p, vk_matmul_kernel 
 
 /* Pure: the workgroup counts of one expert-matmul dispatch: output rows
  * over x and y as vk_matmul_groups(VK_MATMUL_VECTOR), and in z, for each
- * bound expert, enough groups of VK_MATMUL_VECTOR_TOKENS for a list of
+ * bound expert that may have pairs (no more than the pass's n_used *
+ * list_stride pairs), enough groups of VK_MATMUL_VECTOR_TOKENS for a list of
  * list_stride pairs. Returns false (groups zeroed) when a count exceeds what
  * Vulkan guarantees. */
 static inline bool vk_matmul_id_groups(const vk_matmul_id_params *p, uint32_t groups[3])
 {
-    uint64_t z = (uint64_t)p->expert_count * vk_div_ceil(p->list_stride, VK_MATMUL_VECTOR_TOKENS);
+    uint64_t pairs = (uint64_t)p->n_used * p->list_stride;
+    uint64_t experts = p->expert_count < pairs ? p->expert_count : pairs;
+    uint64_t z = experts * vk_div_ceil(p->list_stride, VK_MATMUL_VECTOR_TOKENS);
     groups[0] = groups[1] = groups[2] = 0;
     if (p->matmul.row_count == 0 || z == 0)
         return true;
