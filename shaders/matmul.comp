@@ -29,12 +29,10 @@ layout(local_size_x_id = 0) in;
 
 const uint TOKENS = 8; // VK_MATMUL_VECTOR_TOKENS
 
-#ifdef MATMUL_ID
-layout(set = 0, binding = 3) readonly buffer ExpertTable { uint expert_table[]; };
-#define LOWBIT_TABLES_BINDING 4
-#endif
-
 #include "matmul_params.glsl"
+#ifdef MATMUL_ID
+#include "matmul_id.glsl"
+#endif
 #include "dequant.glsl"
 
 shared float partial_sums[TOKENS * LOCAL_SIZE];
@@ -58,7 +56,7 @@ vec4 load_x4(uint column_start, uint first)
 
 #ifdef MATMUL_ID
 // the x and dst columns of the workgroup's t-th pair
-#define input_column(t) (p.input_per_slot != 0u ? pair_of[t] : pair_of[t] / p.n_used)
+#define input_column(t) matmul_id_input_column(pair_of[t])
 #define output_column(t) (pair_of[t])
 #else
 #define input_column(t) (first_token + (t))
@@ -73,18 +71,7 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
 #ifdef MATMUL_ID
     const uint chunks = (p.list_stride + TOKENS - 1u) / TOKENS;
-    // the nth of the bound experts that has pairs (z counts only as many
-    // experts as there are pairs, so at decode few workgroups are idle)
-    const uint nth = gl_WorkGroupID.z / chunks;
-    uint expert_here = p.expert_count, seen = 0u;
-    for (uint e = 0u; e < p.expert_count; e++)
-        if (expert_table[p.expert_begin + e] != 0u) {
-            if (seen == nth) {
-                expert_here = e;
-                break;
-            }
-            seen++;
-        }
+    const uint expert_here = matmul_id_nth_expert(gl_WorkGroupID.z / chunks);
     if (expert_here == p.expert_count)
         return; // fewer experts with pairs than z allows for; uniform, before any barrier
     const uint expert = p.expert_begin + expert_here;

@@ -372,7 +372,8 @@ static void check_matmul_id(const vk_matmul_id_dims *d, bool feasible)
                                               .list_stride = (uint32_t)tc, .n_used = (uint32_t)d->k};
                 uint32_t groups[3];
                 ok = fits((ec - 1) * expert_bytes + rc * d->row_bytes, d->max_range, d->alignment) &&
-                     vk_matmul_id_groups(&params, groups) && groups[2] > 0;
+                     vk_matmul_id_groups(&params, VK_MATMUL_VECTOR, groups) && groups[2] > 0 &&
+                     vk_matmul_id_groups(&params, VK_MATMUL_TILED, groups) && groups[2] > 0;
                 covered += tc * rc * ec;
             }
         }
