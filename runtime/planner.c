@@ -1062,6 +1062,8 @@ static void estimate_workspace(planner *p)
             query.max_expert_rows = rows > query.max_expert_rows ? rows : query.max_expert_rows;
             query.max_expert_cols =
                 tensor->row_elements > query.max_expert_cols ? tensor->row_elements : query.max_expert_cols;
+            if (tensor->experts_used > query.max_experts_used)
+                query.max_experts_used = tensor->experts_used;
         }
         if (tensor->rows > query.max_matmul_rows)
             query.max_matmul_rows = tensor->rows;

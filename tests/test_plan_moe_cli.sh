@@ -7,6 +7,8 @@
 #   says so in its note and in the JSON, and leaves the rest on the card;
 # - a count above the layer count, a negative one, and one without the CPU
 #   in the device list are refused with a message;
+# - with synth's qwen3-30b-a3b preset (header only), a 16 GB card gets the
+#   experts of some layers in host RAM, chosen over whole layers;
 # - `strata run --device cpu` gives the same greedy text and logits with
 #   --n-cpu-moe 1 as without (with only the CPU the experts are in host RAM
 #   anyway: this checks that run takes the flag and plans it;
@@ -99,6 +101,46 @@ fi
 if expect_status 0 "--cpu-moe on a dense model" -- "$STRATA" plan -m "$DATA/families/llama.gguf" "${specs[@]}" \
     --cpu-moe; then
     grep -q 'the model has no experts' "$work/out" || fail "--cpu-moe on a dense model says nothing"
+fi
+
+# A real shape (synth's qwen3-30b-a3b preset, header only) on a hypothetical
+# 16 GB card: the planner keeps the experts of some layers in host RAM, with
+# more layers' attention on the card than whole layers would allow, and says
+# both predictions. test_planner_moe checks the same choice on a table of its
+# own; this checks the tensor table strata reads from a file.
+big="$work/qwen3-30b-a3b.gguf"
+if "$STRATA" synth --preset qwen3-30b-a3b --type q4_k_m --header-only -o "$big" >/dev/null 2>&1; then
+    if expect_status 0 "plan qwen3-30b-a3b on 16G" -- "$STRATA" plan -m "$big" \
+        --device-spec cuda0:16G:717GB/s:100TFLOPS:25GB/s --device-spec cpu:64G:60GB/s:1TFLOPS -o json; then
+        python3 - "$work/out" <<'PY' || fail "qwen3-30b-a3b on 16G: the automatic choice above is wrong"
+import json, re, sys
+plan = json.load(open(sys.argv[1]))
+n, predicted = plan["n_cpu_moe"], plan["predicted"]
+problems = []
+if not (plan["fits"] and plan["n_cpu_moe_chosen"] and n > 0):
+    problems.append(f"fits {plan['fits']}, n_cpu_moe {n}, chosen {plan['n_cpu_moe_chosen']}")
+gpu_layers = sum(layer["device"] == "cuda0" for layer in plan["layers"])
+whole = predicted["whole_layers_gpu_layers"]
+if whole is None or gpu_layers <= whole:
+    problems.append(f"{gpu_layers} GPU layers, whole layers alone {whole}")
+if not (predicted["tg_tokens_per_s"] and predicted["whole_layers_tg_tokens_per_s"] and
+        predicted["tg_tokens_per_s"] > predicted["whole_layers_tg_tokens_per_s"]):
+    problems.append(f"predicted {predicted['tg_tokens_per_s']} against {predicted['whole_layers_tg_tokens_per_s']}")
+for tensor in plan["tensors"]:
+    match = re.match(r"blk\.(\d+)\.ffn_(gate|up|down)_exps\.", tensor["name"])
+    if match and int(match.group(1)) < n and tensor["device"] != "cpu":
+        problems.append(f"{tensor['name']} on {tensor['device']}")
+if "against" not in plan["note"]:
+    problems.append("the note does not compare: " + plan["note"])
+for p in problems:
+    print(p)
+print(f"qwen3-30b-a3b on 16G: experts of {n} layers in host RAM, {gpu_layers} layers on the card, "
+      f"{predicted['tg_tokens_per_s']:.1f} t/s against {predicted['whole_layers_tg_tokens_per_s']} with whole layers")
+sys.exit(1 if problems else 0)
+PY
+    fi
+else
+    echo "note: this strata has no qwen3-30b-a3b synth preset; the real-size plan is left to test_planner_moe"
 fi
 
 # run on the CPU: the same tokens and logits with the flag as without

@@ -22,6 +22,10 @@
  *   token, only the used experts' share of an expert tensor, hand-offs), and
  *   compared with every (GPU layers, n_cpu_moe) pair laid out with both
  *   fixed: none that fits is faster.
+ * - -ngl and --n-cpu-moe narrow the candidates: with -ngl 48 the count of
+ *   layers whose experts stay in host RAM is still chosen, with --n-cpu-moe
+ *   the layer count is still fitted, and both fixed to what cannot fit say
+ *   what is short.
  * - A model that fits the card whole keeps its experts there. */
 #include <math.h>
 #include <stdio.h>
@@ -439,12 +443,48 @@ static void test_fits_whole(void)
     planner_result_release(&plan);
 }
 
+/* -ngl and --n-cpu-moe narrow the candidates; fitting goes on around them */
+static void test_choices_narrow(void)
+{
+    static moe_model m;
+    qwen3_30b_a3b(&m);
+    plan_device_input devices[] = {card(16, 717e9), host(64, 60e9)};
+    plan_request r = request_for(&m, devices, 2);
+    r.gpu_layers_set = true;
+    r.gpu_layers = 48;
+    strata_plan plan;
+    strata_error err = {0};
+    if (planner_run(&r, &plan, &err) == STRATA_OK) {
+        CHECK(plan.fits && plan.n_cpu_moe_chosen && plan.n_cpu_moe == 6 && gpu_layers_of(&plan, 1) == 48,
+              "-ngl 48 on 16G: fits %d, the experts of %lld layers kept (chosen %d)", plan.fits,
+              (long long)plan.n_cpu_moe, plan.n_cpu_moe_chosen);
+        planner_result_release(&plan);
+    }
+    /* too few layers' experts for every layer on the card: the plan says what is short */
+    r.n_cpu_moe_set = true;
+    r.n_cpu_moe = 2;
+    if (planner_run(&r, &plan, &err) == STRATA_OK) {
+        CHECK(!plan.fits && strstr(plan.shortfall, "and 48 GPU layers") && strstr(plan.shortfall, "cuda0 needs"),
+              "-ngl 48 --n-cpu-moe 2 on 16G: fits %d, '%s'", plan.fits, plan.shortfall);
+        planner_result_release(&plan);
+    }
+    /* --n-cpu-moe alone: the layer count is still fitted (whole layers go to the CPU as needed) */
+    r.gpu_layers_set = false;
+    if (planner_run(&r, &plan, &err) == STRATA_OK) {
+        int64_t gpu_layers = gpu_layers_of(&plan, 1);
+        CHECK(plan.fits && plan.n_cpu_moe == 2 && gpu_layers < 48 && gpu_layers > 40,
+              "--n-cpu-moe 2 on 16G: fits %d with %lld GPU layers", plan.fits, (long long)gpu_layers);
+        planner_result_release(&plan);
+    }
+}
+
 int main(void)
 {
     static moe_model m;
     test_named_layers();
     test_invalid_counts();
     test_fits_whole();
+    test_choices_narrow();
     qwen3_30b_a3b(&m);
     test_automatic("qwen3-30b-a3b q4_k_m-like on 16 GiB (717 GB/s) + 64 GiB host (60 GB/s)", &m, 16, 717e9);
     mixtral_8x7b(&m);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The experts' detour from a GPU: the tiny Mixtral fixture with both layers on
-# the first Vulkan device (-ngl 2, lavapipe in CI) and the experts of layer 0
+# The experts' detour from a GPU: the tiny Mixtral and Qwen3-MoE fixtures
+# (tests/data/families) with both layers on the first Vulkan device (-ngl 2,
+# lavapipe in CI) and the experts of layer 0
 # (--n-cpu-moe 1) or of both layers (--cpu-moe) in host RAM, computed by the
 # CPU, gives the same greedy tokens as all of it on the device and logits
 # within NMSE 1e-6 of them (F32 weights: only the order of the sums differs).
@@ -8,7 +9,6 @@
 # Environment (set by ctest): STRATA, STRATA_TEST_DATA_DIR.
 source "$(dirname "${BASH_SOURCE[0]}")/cli_common.sh"
 
-MIXTRAL="$DATA/families/mixtral.gguf"
 "$STRATA" devices >"$work/devices" 2>&1 || fail "strata devices exited $?"
 device="$(grep -o '^vulkan[0-9][0-9]*' "$work/devices" | head -1)"
 if [[ -z "$device" ]]; then
@@ -20,28 +20,37 @@ if ! command -v python3 >/dev/null; then
     exit 77
 fi
 
-placement=(--device "$device,cpu" -ngl 2)
-run_flags=(run -m "$MIXTRAL" "${placement[@]}" -p "hello world, once more" -n 12 --temp 0)
-expect_status 0 "run on $device" -- "$STRATA" "${run_flags[@]}" --dump-logits "$work/gpu.bin" || exit 1
-cp "$work/out" "$work/gpu.txt"
+for name in mixtral qwen3moe; do
+    model="$DATA/families/$name.gguf"
+    placement=(--device "$device,cpu" -ngl 2)
+    run_flags=(run -m "$model" "${placement[@]}" -p "hello world, once more" -n 12 --temp 0)
+    expect_status 0 "$name on $device" -- "$STRATA" "${run_flags[@]}" --dump-logits "$work/gpu.bin" || continue
+    cp "$work/out" "$work/gpu.txt"
 
-for flag in "--n-cpu-moe 1" "--cpu-moe"; do
-    # shellcheck disable=SC2086 # the flag and its count are two words
-    if expect_status 0 "plan $flag" -- "$STRATA" plan -m "$MIXTRAL" "${placement[@]}" $flag --tensors \
-        --no-measure; then
-        grep -q "^| blk.0.ffn_gate_exps.weight | cpu |" "$work/out" || fail "$flag: blk.0's experts are not on the cpu"
-        grep -q "^| blk.0.attn_q.weight | $device |" "$work/out" || fail "$flag: blk.0's attention left $device"
-        if [[ "$flag" == "--cpu-moe" ]]; then
-            grep -q "^| blk.1.ffn_up_exps.weight | cpu |" "$work/out" || fail "$flag: blk.1's experts are not on the cpu"
-        else
-            grep -q "^| blk.1.ffn_up_exps.weight | $device |" "$work/out" || fail "$flag: blk.1's experts left $device"
+    for flag in "--n-cpu-moe 1" "--cpu-moe"; do
+        # shellcheck disable=SC2086 # the flag and its count are two words
+        if expect_status 0 "$name: plan $flag" -- "$STRATA" plan -m "$model" "${placement[@]}" $flag --tensors \
+            --no-measure; then
+            grep -q "^| blk.0.ffn_gate_exps.weight | cpu |" "$work/out" ||
+                fail "$name $flag: blk.0's experts are not on the cpu"
+            grep -q "^| blk.0.attn_q.weight | $device |" "$work/out" ||
+                fail "$name $flag: blk.0's attention left $device"
+            if [[ "$flag" == "--cpu-moe" ]]; then
+                grep -q "^| blk.1.ffn_up_exps.weight | cpu |" "$work/out" ||
+                    fail "$name $flag: blk.1's experts are not on the cpu"
+            else
+                grep -q "^| blk.1.ffn_up_exps.weight | $device |" "$work/out" ||
+                    fail "$name $flag: blk.1's experts left $device"
+            fi
         fi
-    fi
-    # shellcheck disable=SC2086
-    expect_status 0 "run $flag" -- "$STRATA" "${run_flags[@]}" $flag --dump-logits "$work/moe.bin" || continue
-    grep -q 'stay in host RAM, computed by the CPU' "$work/err" || fail "run $flag does not say where the experts went"
-    cmp -s "$work/gpu.txt" "$work/out" || fail "$flag changed the greedy text: '$(cat "$work/out")' vs '$(cat "$work/gpu.txt")'"
-    python3 - "$work/gpu.bin" "$work/moe.bin" <<'PY' || fail "$flag changed the logits"
+        # shellcheck disable=SC2086
+        expect_status 0 "$name: run $flag" -- "$STRATA" "${run_flags[@]}" $flag --dump-logits "$work/moe.bin" ||
+            continue
+        grep -q 'stay in host RAM, computed by the CPU' "$work/err" ||
+            fail "$name: run $flag does not say where the experts went"
+        cmp -s "$work/gpu.txt" "$work/out" ||
+            fail "$name $flag changed the greedy text: '$(cat "$work/out")' vs '$(cat "$work/gpu.txt")'"
+        python3 - "$work/gpu.bin" "$work/moe.bin" <<'PY' || fail "$name $flag changed the logits"
 import struct, sys
 a, b = (open(path, "rb").read() for path in sys.argv[1:3])
 if len(a) != len(b) or not a:
@@ -52,6 +61,7 @@ nmse = sum((p - q) ** 2 for p, q in zip(x, y)) / max(sum(p * p for p in x), 1e-3
 print(f"NMSE {nmse:.3g} over {len(x)} logits")
 sys.exit(0 if nmse < 1e-6 else 1)
 PY
+    done
 done
 
 if [[ $failures -gt 0 ]]; then
