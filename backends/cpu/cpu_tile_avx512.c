@@ -36,6 +36,18 @@ enum { CHUNK_BLOCKS = 64 };   /* 64 blocks x 8 registers = 32 KiB, held in L1 */
 enum { ROWS_PER_PASS = 64 };  /* rows whose accumulators stay on the stack */
 enum { ROWS_TOGETHER = 2 };  /* rows run side by side (4 measured no faster) */
 
+/* Writes rows r0 .. r0 + rows - 1 of the tile from their accumulators
+ * (lane t: token t). */
+AVX512_FN INLINE void store_lanes(const cpu_tile *tile, const __m512 *acc, int64_t r0, int64_t rows)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float totals[16];
+        _mm512_storeu_ps(totals, acc[r]);
+        for (int t = 0; t < tile->tokens; t++)
+            tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
+    }
+}
+
 /* 32 bytes of each of up to 16 tokens (src[t], t < tokens; the others read
  * as 0), xor `flip` (0x80 makes signed quants unsigned: + 128), transposed:
  * out[j] lane t = dword j of token t. */
@@ -198,12 +210,7 @@ AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
                                         token_mask, acc + r + i, 1);
             }
         }
-        for (int64_t r = 0; r < rows; r++) {
-            float totals[16];
-            _mm512_storeu_ps(totals, acc[r]);
-            for (int t = 0; t < tokens; t++)
-                tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
-        }
+        store_lanes(tile, acc, r0, rows);
     }
 }
 
@@ -342,58 +349,25 @@ AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
                 }
             }
         }
-        for (int64_t r = 0; r < rows; r++) {
-            float totals[16];
-            _mm512_storeu_ps(totals, acc[r]);
-            for (int t = 0; t < tokens; t++)
-                tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
-        }
+        store_lanes(tile, acc, r0, rows);
     }
 }
 
-AVX512_FN void cpu_tile_q8_0_avx512(const cpu_tile *tile)
-{
-    tile_32_lanes(FORMAT_Q8_0, tile);
-}
+/* The public kernels: a family's skeleton with the format a constant. */
+#define TILE_KERNEL(name, skeleton, format)                                                                            \
+    AVX512_FN void name(const cpu_tile *tile)                                                                          \
+    {                                                                                                                  \
+        skeleton(format, tile);                                                                                        \
+    }
 
-AVX512_FN void cpu_tile_q4_0_avx512(const cpu_tile *tile)
-{
-    tile_32_lanes(FORMAT_Q4_0, tile);
-}
-
-AVX512_FN void cpu_tile_q5_0_avx512(const cpu_tile *tile)
-{
-    tile_32_lanes(FORMAT_Q5_0, tile);
-}
-
-AVX512_FN void cpu_tile_iq4_nl_avx512(const cpu_tile *tile)
-{
-    tile_32_lanes(FORMAT_IQ4_NL, tile);
-}
-
-AVX512_FN void cpu_tile_q4_k_avx512(const cpu_tile *tile)
-{
-    tile_k_lanes(FORMAT_Q4_K, tile);
-}
-
-AVX512_FN void cpu_tile_q6_k_avx512(const cpu_tile *tile)
-{
-    tile_k_lanes(FORMAT_Q6_K, tile);
-}
-
-AVX512_FN void cpu_tile_q5_k_avx512(const cpu_tile *tile)
-{
-    tile_k_lanes(FORMAT_Q5_K, tile);
-}
-
-AVX512_FN void cpu_tile_q3_k_avx512(const cpu_tile *tile)
-{
-    tile_k_lanes(FORMAT_Q3_K, tile);
-}
-
-AVX512_FN void cpu_tile_q2_k_avx512(const cpu_tile *tile)
-{
-    tile_k_lanes(FORMAT_Q2_K, tile);
-}
+TILE_KERNEL(cpu_tile_q8_0_avx512, tile_32_lanes, FORMAT_Q8_0)
+TILE_KERNEL(cpu_tile_q4_0_avx512, tile_32_lanes, FORMAT_Q4_0)
+TILE_KERNEL(cpu_tile_q5_0_avx512, tile_32_lanes, FORMAT_Q5_0)
+TILE_KERNEL(cpu_tile_iq4_nl_avx512, tile_32_lanes, FORMAT_IQ4_NL)
+TILE_KERNEL(cpu_tile_q4_k_avx512, tile_k_lanes, FORMAT_Q4_K)
+TILE_KERNEL(cpu_tile_q6_k_avx512, tile_k_lanes, FORMAT_Q6_K)
+TILE_KERNEL(cpu_tile_q5_k_avx512, tile_k_lanes, FORMAT_Q5_K)
+TILE_KERNEL(cpu_tile_q3_k_avx512, tile_k_lanes, FORMAT_Q3_K)
+TILE_KERNEL(cpu_tile_q2_k_avx512, tile_k_lanes, FORMAT_Q2_K)
 
 #endif
