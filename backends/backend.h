@@ -75,6 +75,8 @@ typedef struct backend_workspace_query {
     int64_t n_ctx;             /* cache rows attention may scan */
     int64_t max_expert_cols, max_expert_rows; /* n_in and n_out of the largest expert matrix
                                                  (OP_MATMUL_ID) on the device; 0: none */
+    int64_t max_experts_used;  /* most experts a token uses (k of OP_MATMUL_ID); 0: none, or 1
+                                  when expert matrices are given */
     int multiprocessors;       /* of the device; 0: unknown (assume the most) */
     /* bit (1 << dtype) for each dtype among the matmul weights; 0: unknown
      * (assume any) */

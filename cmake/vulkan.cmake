@@ -49,8 +49,10 @@ foreach(format ${STRATA_VK_WEIGHT_FORMATS})
       list(APPEND STRATA_VK_SHADER_VARIANTS "${family}_${format}|${family}.comp|WEIGHT_TYPE_${format_upper}")
     endif()
   endforeach()
-  # OP_MATMUL_ID: the matrix-vector matmul reading the chosen experts' rows
+  # OP_MATMUL_ID: the matmuls reading the chosen experts' rows (few tokens, many)
   list(APPEND STRATA_VK_SHADER_VARIANTS "matmul_id_${format}|matmul.comp|WEIGHT_TYPE_${format_upper} MATMUL_ID")
+  list(APPEND STRATA_VK_SHADER_VARIANTS
+       "matmul_id_tiled_${format}|matmul_tiled.comp|WEIGHT_TYPE_${format_upper} MATMUL_ID")
 endforeach()
 
 # --- compile each variant to SPIR-V -----------------------------------------

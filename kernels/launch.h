@@ -27,6 +27,7 @@ extern "C" {
  * the flags at sync. */
 #define KERNEL_ERROR_ROW_ID 1u       /* get_rows: a row id outside the table */
 #define KERNEL_ERROR_KV_POSITION 2u  /* kv_store: a position outside the cache */
+#define KERNEL_ERROR_EXPERT_ID 4u    /* moe_weights, matmul_id: an expert id outside the experts */
 
 /* Element types, numbered as base/dtype.h numbers them. */
 #define KERNEL_F32 0
@@ -147,6 +148,68 @@ cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t 
  * n_tok <= KERNEL_MATVEC_MAX_TOKENS. */
 cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes, const float *x,
                                 int64_t n_in, int64_t n_out, int n_tok, cudaStream_t stream);
+
+/* --- moe.cu: TOPK, MOE_WEIGHTS, MOE_SUM and the grouping of OP_MATMUL_ID ---------------- */
+
+/* Most experts the grouping kernel takes (its per-expert counts live in
+ * shared memory). */
+#define KERNEL_MOE_MAX_EXPERTS 1024
+
+/* ids[k, n_tok] = the k largest values of each column of x[n_expert, n_tok],
+ * largest first, the lower index first among equals (the CPU's insertion
+ * order, so NaNs place as they do there). One thread per column. */
+cudaError_t kernel_topk(int32_t *ids, const float *x, int64_t n_expert, int64_t k, int64_t n_tok,
+                        cudaStream_t stream);
+
+/* dst[j, t] = probs[ids[j, t], t] for probs[n_expert, n_tok] and ids[k,
+ * n_tok]; each column then divided by its sum when normalize. An id outside
+ * [0, n_expert) gives 0 and sets KERNEL_ERROR_EXPERT_ID. */
+cudaError_t kernel_moe_weights(float *dst, const float *probs, const int32_t *ids, int64_t n_expert, int64_t k,
+                               int64_t n_tok, bool normalize, unsigned int *error_flags, cudaStream_t stream);
+
+/* dst[:, t] = sum over j = 0, 1, ... of weights[j, t] y[:, j, t], for
+ * y[n, k, n_tok]. */
+cudaError_t kernel_moe_sum(float *dst, const float *y, const float *weights, int64_t n, int64_t k, int64_t n_tok,
+                           cudaStream_t stream);
+
+/* One piece of OP_MATMUL_ID's work: up to `width` consecutive entries of the
+ * expert-sorted pair list, all of one expert. n_pairs 0: nothing to do. */
+typedef struct kernel_expert_chunk {
+    int32_t expert, first, n_pairs, unused;
+} kernel_expert_chunk;
+
+/* Groups the n_pairs = k * n_tok (slot, token) pairs of ids[k, n_tok] by
+ * expert, on the device, so the host never reads the ids (CUDA graphs):
+ * sorted[n_pairs] gets the pair indices (t * k + j) expert by expert, in
+ * pair order within an expert, then -1 for the pairs left out; chunks[n_pairs]
+ * gets each expert's run cut into pieces of at most `width` pairs, then
+ * empty pieces. Ids outside [0, n_expert) are left out and set
+ * KERNEL_ERROR_EXPERT_ID. n_expert <= KERNEL_MOE_MAX_EXPERTS. One block. */
+cudaError_t kernel_moe_group(int32_t *sorted, kernel_expert_chunk *chunks, const int32_t *ids, int64_t n_pairs,
+                             int64_t n_expert, int width, unsigned int *error_flags, cudaStream_t stream);
+
+/* x_sorted[:, p] = the input column of pair sorted[p] (x[n_in, k_x, n_tok],
+ * k_x k or 1) for p < n_pairs, zeros for a pair of -1 and for the columns
+ * from n_pairs to n_columns (padding the last chunk's loads reach). */
+cudaError_t kernel_moe_gather(float *x_sorted, const float *x, const int32_t *sorted, int64_t n_in, int64_t k,
+                              int64_t k_x, int64_t n_pairs, int64_t n_columns, cudaStream_t stream);
+
+/* The expert matmul over grouped pairs (matvec.cu): for every chunk c with
+ * pairs, the rows of expert chunks[c].expert (weights expert_bytes apart
+ * from `weight`) times the sorted columns first .. first + n_pairs - 1, the
+ * result of sorted column p written to dst[:, sorted[p]] (dst[n_out,
+ * n_pairs]). width (1, 2, 4 or 8) columns are computed per chunk: the
+ * activations must hold width - 1 columns past the last pair. The q8 form
+ * takes activations from kernel_quantize_q8 over the sorted columns, the
+ * float form the F32 columns themselves (F32/F16/BF16 weights). */
+cudaError_t kernel_matmul_id_q8(float *dst, const void *weight, int dtype, int64_t row_bytes, int64_t expert_bytes,
+                                const int32_t *xq, const float *xs, int64_t n_in, int64_t n_out,
+                                const kernel_expert_chunk *chunks, int64_t n_chunks, const int32_t *sorted, int width,
+                                cudaStream_t stream);
+cudaError_t kernel_matmul_id_float(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                   int64_t expert_bytes, const float *x_sorted, int64_t n_in, int64_t n_out,
+                                   const kernel_expert_chunk *chunks, int64_t n_chunks, const int32_t *sorted,
+                                   int width, cudaStream_t stream);
 
 /* --- attention.cu ---------------------------------------------------------------------------- */
 

@@ -60,6 +60,24 @@
 #define MATVEC_WARPS 4
 #define QUANTIZE_WARPS 8
 
+/* OP_MATMUL_ID's form of the kernels below (ROUTED): block y takes chunk y
+ * of the expert-grouped pairs (kernel_moe_group), shifts the weight to its
+ * expert's slab and the activations to its first sorted column, and writes
+ * result t to the pair's own column of dst, for t below the chunk's pairs
+ * (the columns past them are computed, from padding, and dropped). */
+struct matvec_route {
+    const kernel_expert_chunk *chunks;
+    const int32_t *sorted;
+    int64_t expert_bytes;
+};
+
+/* Where a routed block's chunk starts; false when the chunk is empty. */
+static __device__ __forceinline__ bool route_chunk(const matvec_route &route, kernel_expert_chunk *chunk)
+{
+    *chunk = route.chunks[blockIdx.y];
+    return chunk->n_pairs > 0;
+}
+
 /* --- activations to 8 bits ----------------------------------------------------------- */
 
 /* One warp per 32-element unit, one element per lane: d = amax / 127 and
@@ -143,9 +161,9 @@ static __device__ __forceinline__ void accumulate_units(float *acc, const quant_
  * group_units x groups_per_iteration units, a multiple of 8), so where a
  * lane's groups lie in the stretch is the same in every iteration and is
  * worked out once, outside the loop. */
-template <int FORMAT, int NTOK, bool GROUPED>
+template <int FORMAT, int NTOK, bool GROUPED, bool ROUTED>
 static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const int4 *xq,
-                                        const float4 *xs, int n_units, int64_t n_out)
+                                        const float4 *xs, int n_units, int64_t n_out, matvec_route route)
 {
     constexpr int units_per_block = UNPACK_UNITS_PER_BLOCK(FORMAT);
     constexpr int group_units = GROUPED ? UNPACK_GROUP_UNITS(FORMAT) : 1;
@@ -156,6 +174,14 @@ static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64
     const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
     if (row >= n_out) /* the whole warp leaves together */
         return;
+    kernel_expert_chunk chunk = {0, 0, NTOK, 0};
+    if (ROUTED) {
+        if (!route_chunk(route, &chunk))
+            return;
+        weight += chunk.expert * route.expert_bytes;
+        xq += 2 * (int64_t)chunk.first * n_units;
+        xs += (int64_t)chunk.first * n_units;
+    }
     const int lane = threadIdx.x;
     int block_offset[groups_per_iteration], unit_in_block[groups_per_iteration];
 #pragma unroll
@@ -210,18 +236,25 @@ static __global__ void matvec_q8_kernel(float *dst, const uint8_t *weight, int64
 #pragma unroll
     for (int t = 0; t < NTOK; t++) {
         const float total = warp_sum(acc[t]);
-        if (threadIdx.x == 0)
-            dst[t * n_out + row] = total;
+        if (threadIdx.x == 0 && t < chunk.n_pairs)
+            dst[(ROUTED ? (int64_t)route.sorted[chunk.first + t] : t) * n_out + row] = total;
     }
 }
 
-template <int FORMAT, bool GROUPED>
+/* Routed launches take the chunk widths 1, 2, 4 and 8 only (fewer kernels
+ * to compile); matvec_route_width rounds up to them. */
+#define MATVEC_ROUTED_WIDTH(N) ((N) == 1 || (N) == 2 || (N) == 4 || (N) == 8)
+
+template <int FORMAT, bool GROUPED, bool ROUTED>
 static void launch_matvec_q8(int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst, const uint8_t *w,
-                             int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units, int64_t n_out)
+                             int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units, int64_t n_out,
+                             matvec_route route)
 {
 #define MATVEC_Q8_CASE(N)                                                                                          \
     case N:                                                                                                        \
-        matvec_q8_kernel<FORMAT, N, GROUPED><<<grid, block, 0, stream>>>(dst, w, row_bytes, xq, xs, n_units, n_out); \
+        if constexpr (!ROUTED || MATVEC_ROUTED_WIDTH(N))                                                          \
+            matvec_q8_kernel<FORMAT, N, GROUPED, ROUTED><<<grid, block, 0, stream>>>(dst, w, row_bytes, xq, xs,    \
+                                                                                    n_units, n_out, route);       \
         break;
     switch (n_tok) {
         MATVEC_Q8_CASE(1)
@@ -240,23 +273,41 @@ static void launch_matvec_q8(int n_tok, dim3 grid, dim3 block, cudaStream_t stre
 /* The grouped kernel where the weight's rows meet its alignment, the
  * unit-at-a-time one otherwise; Q4_1 and Q5_1 have no groups beyond
  * unpack_unit and always take the latter. */
-template <int FORMAT>
-static void launch_matvec_q8_any(bool aligned, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
-                                 const uint8_t *w, int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units,
-                                 int64_t n_out)
+template <int FORMAT, bool ROUTED>
+static void launch_matvec_q8_aligned(bool aligned, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
+                                     const uint8_t *w, int64_t row_bytes, const int4 *xq, const float4 *xs,
+                                     int n_units, int64_t n_out, matvec_route route)
 {
     if constexpr (UNPACK_GROUP_UNITS(FORMAT) > 1) {
         if (aligned) {
-            launch_matvec_q8<FORMAT, true>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units, n_out);
+            launch_matvec_q8<FORMAT, true, ROUTED>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units,
+                                                   n_out, route);
             return;
         }
     }
-    launch_matvec_q8<FORMAT, false>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units, n_out);
+    launch_matvec_q8<FORMAT, false, ROUTED>(n_tok, grid, block, stream, dst, w, row_bytes, xq, xs, n_units, n_out,
+                                            route);
 }
 
-extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes,
-                                        const int32_t *xq, const float *xs, int64_t n_in, int64_t n_out, int n_tok,
-                                        cudaStream_t stream)
+/* route.chunks NULL: the plain matrix-vector product. */
+template <int FORMAT>
+static void launch_matvec_q8_any(bool aligned, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
+                                 const uint8_t *w, int64_t row_bytes, const int4 *xq, const float4 *xs, int n_units,
+                                 int64_t n_out, matvec_route route)
+{
+    if (route.chunks)
+        launch_matvec_q8_aligned<FORMAT, true>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, xq, xs,
+                                               n_units, n_out, route);
+    else
+        launch_matvec_q8_aligned<FORMAT, false>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, xq, xs,
+                                                n_units, n_out, route);
+}
+
+/* The plain product (route.chunks NULL, grid y 1) or the routed one (grid y:
+ * the chunks of this launch). */
+static cudaError_t matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes, const int32_t *xq,
+                             const float *xs, int64_t n_in, int64_t n_out, int n_tok, unsigned int grid_y,
+                             matvec_route route, cudaStream_t stream)
 {
     if (n_out <= 0 || n_tok <= 0)
         return cudaSuccess;
@@ -269,7 +320,7 @@ extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtyp
     const int64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
     if (blocks > 0x7fffffff)
         return cudaErrorInvalidValue;
-    const dim3 grid((unsigned int)blocks), block(WARP_SIZE, MATVEC_WARPS);
+    const dim3 grid((unsigned int)blocks, grid_y), block(WARP_SIZE, MATVEC_WARPS);
     const uint8_t *w = (const uint8_t *)weight;
     const int4 *q = (const int4 *)xq;
     const float4 *s = (const float4 *)xs;
@@ -278,33 +329,63 @@ extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtyp
      * and holds whole groups */
     const int64_t alignment = UNPACK_GROUP_ALIGNMENT(dtype);
     const bool aligned = row_bytes % alignment == 0 && (uintptr_t)weight % (uintptr_t)alignment == 0 &&
-                         n_units % UNPACK_GROUP_UNITS(dtype) == 0;
+                         route.expert_bytes % alignment == 0 && n_units % UNPACK_GROUP_UNITS(dtype) == 0;
     switch (dtype) {
-    case UNPACK_Q4_0: launch_matvec_q8_any<UNPACK_Q4_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q4_1: launch_matvec_q8_any<UNPACK_Q4_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q5_0: launch_matvec_q8_any<UNPACK_Q5_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q5_1: launch_matvec_q8_any<UNPACK_Q5_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q8_0: launch_matvec_q8_any<UNPACK_Q8_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q2_K: launch_matvec_q8_any<UNPACK_Q2_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q3_K: launch_matvec_q8_any<UNPACK_Q3_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q4_K: launch_matvec_q8_any<UNPACK_Q4_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q5_K: launch_matvec_q8_any<UNPACK_Q5_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_Q6_K: launch_matvec_q8_any<UNPACK_Q6_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ2_XXS: launch_matvec_q8_any<UNPACK_IQ2_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ2_XS: launch_matvec_q8_any<UNPACK_IQ2_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ2_S: launch_matvec_q8_any<UNPACK_IQ2_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ3_XXS: launch_matvec_q8_any<UNPACK_IQ3_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ3_S: launch_matvec_q8_any<UNPACK_IQ3_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ1_S: launch_matvec_q8_any<UNPACK_IQ1_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ1_M: launch_matvec_q8_any<UNPACK_IQ1_M>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ4_NL: launch_matvec_q8_any<UNPACK_IQ4_NL>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_IQ4_XS: launch_matvec_q8_any<UNPACK_IQ4_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_MXFP4: launch_matvec_q8_any<UNPACK_MXFP4>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_TQ1_0: launch_matvec_q8_any<UNPACK_TQ1_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
-    case UNPACK_TQ2_0: launch_matvec_q8_any<UNPACK_TQ2_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out); break;
+    case UNPACK_Q4_0: launch_matvec_q8_any<UNPACK_Q4_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q4_1: launch_matvec_q8_any<UNPACK_Q4_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q5_0: launch_matvec_q8_any<UNPACK_Q5_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q5_1: launch_matvec_q8_any<UNPACK_Q5_1>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q8_0: launch_matvec_q8_any<UNPACK_Q8_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q2_K: launch_matvec_q8_any<UNPACK_Q2_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q3_K: launch_matvec_q8_any<UNPACK_Q3_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q4_K: launch_matvec_q8_any<UNPACK_Q4_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q5_K: launch_matvec_q8_any<UNPACK_Q5_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_Q6_K: launch_matvec_q8_any<UNPACK_Q6_K>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ2_XXS: launch_matvec_q8_any<UNPACK_IQ2_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ2_XS: launch_matvec_q8_any<UNPACK_IQ2_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ2_S: launch_matvec_q8_any<UNPACK_IQ2_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ3_XXS: launch_matvec_q8_any<UNPACK_IQ3_XXS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ3_S: launch_matvec_q8_any<UNPACK_IQ3_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ1_S: launch_matvec_q8_any<UNPACK_IQ1_S>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ1_M: launch_matvec_q8_any<UNPACK_IQ1_M>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ4_NL: launch_matvec_q8_any<UNPACK_IQ4_NL>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_IQ4_XS: launch_matvec_q8_any<UNPACK_IQ4_XS>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_MXFP4: launch_matvec_q8_any<UNPACK_MXFP4>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_TQ1_0: launch_matvec_q8_any<UNPACK_TQ1_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
+    case UNPACK_TQ2_0: launch_matvec_q8_any<UNPACK_TQ2_0>(aligned, n_tok, grid, block, stream, dst, w, row_bytes, q, s, units, n_out, route); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t kernel_matvec_q8(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                        const int32_t *xq, const float *xs, int64_t n_in, int64_t n_out, int n_tok,
+                                        cudaStream_t stream)
+{
+    const matvec_route none = {nullptr, nullptr, 0};
+    return matvec_q8(dst, weight, dtype, row_bytes, xq, xs, n_in, n_out, n_tok, 1, none, stream);
+}
+
+/* The chunks go to grid y, at most 65535 to a launch: more take several
+ * launches, each given its part of the chunk list. */
+#define MATVEC_MAX_GRID_Y 65535
+
+extern "C" cudaError_t kernel_matmul_id_q8(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                           int64_t expert_bytes, const int32_t *xq, const float *xs, int64_t n_in,
+                                           int64_t n_out, const kernel_expert_chunk *chunks, int64_t n_chunks,
+                                           const int32_t *sorted, int width, cudaStream_t stream)
+{
+    if (!MATVEC_ROUTED_WIDTH(width))
+        return cudaErrorInvalidValue;
+    for (int64_t c0 = 0; c0 < n_chunks; c0 += MATVEC_MAX_GRID_Y) {
+        const int64_t part = n_chunks - c0 < MATVEC_MAX_GRID_Y ? n_chunks - c0 : MATVEC_MAX_GRID_Y;
+        const matvec_route route = {chunks + c0, sorted, expert_bytes};
+        cudaError_t code = matvec_q8(dst, weight, dtype, row_bytes, xq, xs, n_in, n_out, width, (unsigned int)part,
+                                     route, stream);
+        if (code != cudaSuccess)
+            return code;
+    }
+    return cudaSuccess;
 }
 
 /* --- float weights x F32 activations ------------------------------------------------------- */
@@ -336,13 +417,20 @@ static __device__ __forceinline__ void decode_load(uint4 raw, float *out)
     }
 }
 
-template <int DTYPE, int NTOK, bool VECTOR>
+template <int DTYPE, int NTOK, bool VECTOR, bool ROUTED>
 static __global__ void matvec_float_kernel(float *dst, const uint8_t *weight, int64_t row_bytes, const float *x,
-                                           int64_t n_in, int64_t n_out)
+                                           int64_t n_in, int64_t n_out, matvec_route route)
 {
     const int64_t row = (int64_t)blockIdx.x * MATVEC_WARPS + threadIdx.y;
     if (row >= n_out)
         return;
+    kernel_expert_chunk chunk = {0, 0, NTOK, 0};
+    if (ROUTED) {
+        if (!route_chunk(route, &chunk))
+            return;
+        weight += chunk.expert * route.expert_bytes;
+        x += (int64_t)chunk.first * n_in;
+    }
     const uint8_t *w = weight + row * row_bytes;
     float acc[NTOK];
 #pragma unroll
@@ -374,18 +462,20 @@ static __global__ void matvec_float_kernel(float *dst, const uint8_t *weight, in
 #pragma unroll
     for (int t = 0; t < NTOK; t++) {
         const float total = warp_sum(acc[t]);
-        if (threadIdx.x == 0)
-            dst[t * n_out + row] = total;
+        if (threadIdx.x == 0 && t < chunk.n_pairs)
+            dst[(ROUTED ? (int64_t)route.sorted[chunk.first + t] : t) * n_out + row] = total;
     }
 }
 
-template <int DTYPE, bool VECTOR>
+template <int DTYPE, bool VECTOR, bool ROUTED>
 static void launch_matvec_float(int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst, const uint8_t *w,
-                                int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out)
+                                int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out, matvec_route route)
 {
 #define MATVEC_FLOAT_CASE(N)                                                                                       \
     case N:                                                                                                        \
-        matvec_float_kernel<DTYPE, N, VECTOR><<<grid, block, 0, stream>>>(dst, w, row_bytes, x, n_in, n_out);    \
+        if constexpr (!ROUTED || MATVEC_ROUTED_WIDTH(N))                                                          \
+            matvec_float_kernel<DTYPE, N, VECTOR, ROUTED><<<grid, block, 0, stream>>>(dst, w, row_bytes, x, n_in,  \
+                                                                                     n_out, route);               \
         break;
     switch (n_tok) {
         MATVEC_FLOAT_CASE(1)
@@ -401,19 +491,35 @@ static void launch_matvec_float(int n_tok, dim3 grid, dim3 block, cudaStream_t s
 #undef MATVEC_FLOAT_CASE
 }
 
-template <int DTYPE>
-static void launch_matvec_float_any(bool vector, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
-                                    const uint8_t *w, int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out)
+template <int DTYPE, bool ROUTED>
+static void launch_matvec_float_vector(bool vector, int n_tok, dim3 grid, dim3 block, cudaStream_t stream,
+                                       float *dst, const uint8_t *w, int64_t row_bytes, const float *x, int64_t n_in,
+                                       int64_t n_out, matvec_route route)
 {
     if (vector)
-        launch_matvec_float<DTYPE, true>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out);
+        launch_matvec_float<DTYPE, true, ROUTED>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out, route);
     else
-        launch_matvec_float<DTYPE, false>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out);
+        launch_matvec_float<DTYPE, false, ROUTED>(n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out,
+                                                  route);
 }
 
-extern "C" cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes,
-                                           const float *x, int64_t n_in, int64_t n_out, int n_tok,
-                                           cudaStream_t stream)
+/* route.chunks NULL: the plain matrix-vector product. */
+template <int DTYPE>
+static void launch_matvec_float_any(bool vector, int n_tok, dim3 grid, dim3 block, cudaStream_t stream, float *dst,
+                                    const uint8_t *w, int64_t row_bytes, const float *x, int64_t n_in, int64_t n_out,
+                                    matvec_route route)
+{
+    if (route.chunks)
+        launch_matvec_float_vector<DTYPE, true>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in,
+                                                n_out, route);
+    else
+        launch_matvec_float_vector<DTYPE, false>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in,
+                                                 n_out, route);
+}
+
+static cudaError_t matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes, const float *x,
+                                int64_t n_in, int64_t n_out, int n_tok, unsigned int grid_y, matvec_route route,
+                                cudaStream_t stream)
 {
     if (n_out <= 0 || n_tok <= 0)
         return cudaSuccess;
@@ -422,17 +528,44 @@ extern "C" cudaError_t kernel_matvec_float(float *dst, const void *weight, int d
     const int64_t blocks = (n_out + MATVEC_WARPS - 1) / MATVEC_WARPS;
     if (blocks > 0x7fffffff)
         return cudaErrorInvalidValue;
-    const dim3 grid((unsigned int)blocks), block(WARP_SIZE, MATVEC_WARPS);
+    const dim3 grid((unsigned int)blocks, grid_y), block(WARP_SIZE, MATVEC_WARPS);
     const int per_load = dtype == KERNEL_F32 ? 4 : 8;
     /* 16-byte loads: every row and every token's activations start 16-byte aligned */
     const bool vector = n_in % per_load == 0 && row_bytes % 16 == 0 && ((uintptr_t)weight & 15u) == 0 &&
-                        ((uintptr_t)x & 15u) == 0 && (n_in * 4) % 16 == 0;
+                        ((uintptr_t)x & 15u) == 0 && (n_in * 4) % 16 == 0 &&
+                        route.expert_bytes % 16 == 0;
     const uint8_t *w = (const uint8_t *)weight;
     switch (dtype) {
-    case KERNEL_F32: launch_matvec_float_any<KERNEL_F32>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
-    case KERNEL_F16: launch_matvec_float_any<KERNEL_F16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
-    case KERNEL_BF16: launch_matvec_float_any<KERNEL_BF16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out); break;
+    case KERNEL_F32: launch_matvec_float_any<KERNEL_F32>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out, route); break;
+    case KERNEL_F16: launch_matvec_float_any<KERNEL_F16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out, route); break;
+    case KERNEL_BF16: launch_matvec_float_any<KERNEL_BF16>(vector, n_tok, grid, block, stream, dst, w, row_bytes, x, n_in, n_out, route); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
+}
+
+extern "C" cudaError_t kernel_matvec_float(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                           const float *x, int64_t n_in, int64_t n_out, int n_tok,
+                                           cudaStream_t stream)
+{
+    const matvec_route none = {nullptr, nullptr, 0};
+    return matvec_float(dst, weight, dtype, row_bytes, x, n_in, n_out, n_tok, 1, none, stream);
+}
+
+extern "C" cudaError_t kernel_matmul_id_float(float *dst, const void *weight, int dtype, int64_t row_bytes,
+                                              int64_t expert_bytes, const float *x_sorted, int64_t n_in,
+                                              int64_t n_out, const kernel_expert_chunk *chunks, int64_t n_chunks,
+                                              const int32_t *sorted, int width, cudaStream_t stream)
+{
+    if (!MATVEC_ROUTED_WIDTH(width))
+        return cudaErrorInvalidValue;
+    for (int64_t c0 = 0; c0 < n_chunks; c0 += MATVEC_MAX_GRID_Y) {
+        const int64_t part = n_chunks - c0 < MATVEC_MAX_GRID_Y ? n_chunks - c0 : MATVEC_MAX_GRID_Y;
+        const matvec_route route = {chunks + c0, sorted, expert_bytes};
+        cudaError_t code = matvec_float(dst, weight, dtype, row_bytes, x_sorted, n_in, n_out, width,
+                                        (unsigned int)part, route, stream);
+        if (code != cudaSuccess)
+            return code;
+    }
+    return cudaSuccess;
 }

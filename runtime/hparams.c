@@ -76,9 +76,13 @@ static strata_status read_float(const gguf_file *file, const char *arch, const c
     return STRATA_OK;
 }
 
+/* Counts every weight, and the weights one token multiplies by: of a 3-D
+ * expert tensor (ne[2] = n_expert) only its n_expert_used experts. Needs the
+ * expert keys read. */
 static void count_weights(const gguf_file *file, strata_hparams *hp)
 {
     hp->n_params = 0;
+    hp->n_params_active = 0;
     hp->weight_bytes = 0;
     for (int64_t i = 0; i < gguf_tensor_count(file); i++) {
         const gguf_tensor_info *info = gguf_tensor(file, i);
@@ -86,6 +90,8 @@ static void count_weights(const gguf_file *file, strata_hparams *hp)
         for (int d = 0; d < info->n_dims; d++)
             elements *= (uint64_t)info->ne[d];
         hp->n_params += elements;
+        bool experts = hp->n_expert > 0 && info->n_dims == 3 && info->ne[2] == hp->n_expert;
+        hp->n_params_active += experts ? elements / (uint64_t)hp->n_expert * (uint64_t)hp->n_expert_used : elements;
         hp->weight_bytes += info->size_bytes;
     }
 }

@@ -144,6 +144,9 @@ strata_status plan_model(const gguf_file *file, const strata_hparams *hp, const 
         .n_tensor_split = params->tensor_split ? params->n_tensor_split : 0,
         .overrides = overrides,
         .n_overrides = params->n_overrides,
+        /* --cpu-moe is --n-cpu-moe with every layer */
+        .n_cpu_moe_set = params->cpu_moe || params->n_cpu_moe_set,
+        .n_cpu_moe = params->cpu_moe ? hp->n_layer : params->n_cpu_moe,
     };
     /* a batch never exceeds the context */
     int64_t ctx_for_batch = request.n_ctx > 0 ? request.n_ctx : request.n_ctx_default;

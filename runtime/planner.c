@@ -43,6 +43,11 @@ typedef struct evaluation {
     double prefill_seconds; /* per max_batch tokens; < 0: unknown */
     double score;           /* higher is better */
     bool laid_out;          /* a candidate was evaluated (not the zeroed default) */
+    /* set on the search's best: the fastest fit with every layer's experts
+     * with the layer (n_cpu_moe 0), the alternative the plan reports */
+    bool whole_layers_found;
+    double whole_layers_decode_seconds;
+    int64_t whole_layers_gpu_layers;
     int64_t uncomputable;   /* a tensor on a device that cannot compute its dtype; -1: none */
 } evaluation;
 
@@ -61,9 +66,21 @@ typedef struct planner {
     /* per device: its backend does not run OP_MATMUL_ID, so the experts'
      * weights of its layers stay with the CPU */
     bool refuses_experts[STRATA_MAX_DEVICES];
+    bool has_experts;       /* some tensor is an expert tensor of a layer */
+    /* the fastest fitting candidate that keeps every layer's experts with
+     * the layer (n_cpu_moe 0), for the plan's comparison */
+    double whole_layers_score;
+    double whole_layers_decode_seconds;
+    int64_t whole_layers_gpu_layers;
+    bool whole_layers_found;
+    unsigned char *layer_flag; /* [n_layer]: scratch for count_handoffs */
+    /* the tensors of layer l are by_layer[layer_start[l] .. layer_start[l + 1]) */
+    int64_t *by_layer;      /* [n_tensors] */
+    int64_t *layer_start;   /* [n_layer + 1] */
     /* the candidate being laid out */
     int output_device;
     int *layer_device;      /* [n_layer] */
+    int64_t n_cpu_moe;      /* layers [0, n_cpu_moe) keep their experts in host RAM */
 } planner;
 
 static uint64_t align_up(uint64_t x, size_t alignment)
@@ -235,9 +252,17 @@ static int role_device(const planner *p, int64_t t)
     return -1;
 }
 
+/* Whether the candidate keeps this tensor in host RAM as one of the
+ * experts' weights of the first n_cpu_moe layers (an override still wins). */
+static bool expert_kept_on_cpu(const planner *p, const plan_tensor_input *tensor)
+{
+    return p->cpu >= 0 && tensor->n_expert > 0 && tensor->role == PLAN_ROLE_LAYER && tensor->layer < p->n_cpu_moe;
+}
+
 /* The device a tensor goes to under the current candidate: an override's,
- * else its role's unless that device cannot compute its dtype (then the
- * CPU's); -1 and -2 as role_device. */
+ * else the CPU for the experts of the first n_cpu_moe layers, else its
+ * role's unless that device cannot compute its dtype (then the CPU's); -1
+ * and -2 as role_device. */
 static int tensor_device(const planner *p, int64_t t)
 {
     const plan_tensor_input *tensor = &p->request->tensors[t];
@@ -245,6 +270,8 @@ static int tensor_device(const planner *p, int64_t t)
         return -1;
     if (p->fixed_device[t] >= 0)
         return p->fixed_device[t];
+    if (expert_kept_on_cpu(p, tensor))
+        return p->cpu;
     return compute_home(p, role_device(p, t), tensor);
 }
 
@@ -294,12 +321,20 @@ static int count_handoffs(const planner *p)
     if (p->output_device != at)
         handoffs++;
     /* a tensor inside a layer that is elsewhere (overridden, or kept on the
-     * CPU for its dtype) sends the activation away and back */
+     * CPU for its dtype) sends the activation away and back; a layer's
+     * experts elsewhere make one detour for the three of them */
+    memset(p->layer_flag, 0, (size_t)r->shape.n_layer);
     for (int64_t t = 0; t < r->n_tensors; t++) {
         const plan_tensor_input *tensor = &r->tensors[t];
-        if (tensor->role == PLAN_ROLE_LAYER && tensor->is_matrix &&
-            tensor_device(p, t) != p->layer_device[tensor->layer])
+        if (tensor->role != PLAN_ROLE_LAYER || !tensor->is_matrix ||
+            tensor_device(p, t) == p->layer_device[tensor->layer])
+            continue;
+        if (tensor->n_expert == 0)
             handoffs += 2;
+        else if (!p->layer_flag[tensor->layer]) {
+            handoffs += PLAN_EXPERT_DETOUR_HANDOFFS;
+            p->layer_flag[tensor->layer] = 1;
+        }
     }
     return handoffs;
 }
@@ -438,12 +473,16 @@ static uint64_t layer_cost(const planner *p, int64_t layer, int d)
     const plan_request *r = p->request;
     uint64_t bytes =
         sequences_of(r) * planner_layer_kv_bytes(&r->shape, p->n_ctx, r->kv_dtype, r->devices[d].alignment);
-    for (int64_t t = 0; t < r->n_tensors; t++) {
+    for (int64_t i = p->layer_start[layer]; i < p->layer_start[layer + 1]; i++) {
+        int64_t t = p->by_layer[i];
         const plan_tensor_input *tensor = &r->tensors[t];
-        bool here = tensor->role == PLAN_ROLE_LAYER && tensor->layer == layer;
-        /* counted with layer 0, not in fixed_cost: only the device that gets layer 0 holds it */
-        here = here || (layer == 0 && tensor->role == PLAN_ROLE_EMBEDDING && embedding_follows_first_layer(p));
-        if (here && p->fixed_device[t] < 0 && compute_home(p, d, tensor) == d)
+        if (p->fixed_device[t] < 0 && !expert_kept_on_cpu(p, tensor) && compute_home(p, d, tensor) == d)
+            bytes += align_up(tensor->bytes, r->devices[d].alignment);
+    }
+    /* counted with layer 0, not in fixed_cost: only the device that gets layer 0 holds it */
+    for (int64_t t = 0; layer == 0 && embedding_follows_first_layer(p) && t < r->n_tensors; t++) {
+        const plan_tensor_input *tensor = &r->tensors[t];
+        if (tensor->role == PLAN_ROLE_EMBEDDING && p->fixed_device[t] < 0 && compute_home(p, d, tensor) == d)
             bytes += align_up(tensor->bytes, r->devices[d].alignment);
     }
     return bytes;
@@ -562,18 +601,21 @@ static bool distribute(planner *p, int64_t gpu_layers, int64_t *counts)
 typedef struct layout_copy {
     int *layer_device; /* [n_layer] */
     int output_device;
+    int64_t n_cpu_moe;
 } layout_copy;
 
 static void keep_layout(const planner *p, layout_copy *copy)
 {
     memcpy(copy->layer_device, p->layer_device, (size_t)p->request->shape.n_layer * sizeof *copy->layer_device);
     copy->output_device = p->output_device;
+    copy->n_cpu_moe = p->n_cpu_moe;
 }
 
 static void restore_layout(planner *p, const layout_copy *copy)
 {
     memcpy(p->layer_device, copy->layer_device, (size_t)p->request->shape.n_layer * sizeof *copy->layer_device);
     p->output_device = copy->output_device;
+    p->n_cpu_moe = copy->n_cpu_moe;
 }
 
 /* Tries every candidate for the current n_ctx. Returns whether one fits:
@@ -594,40 +636,68 @@ static bool search(planner *p, evaluation *best, layout_copy *best_layout, evalu
     bool weights_kept = false;
     for (int d = 0; d < r->n_devices; d++)
         weights_kept = weights_kept || (d != p->cpu && (p->cannot_compute[d] != 0 || p->refuses_experts[d]));
-    for (int output = 0; output < r->n_devices; output++) {
-        /* the logits are made where the output is: a device that computes it */
-        if (logits_tensor >= 0 && !device_computes(p, output, &r->tensors[logits_tensor]))
-            continue;
-        p->output_device = output;
-        int64_t max_gpu_layers = p->n_gpus > 0 ? n_layer : 0;
-        int64_t high = max_gpu_layers;
-        if (r->gpu_layers_set && r->gpu_layers < high)
-            high = r->gpu_layers;
-        int64_t low = r->gpu_layers_set ? high : 0;
-        for (int64_t layers = high; layers >= low; layers--) {
-            for (int64_t l = 0; l < n_layer; l++)
-                p->layer_device[l] = p->cpu >= 0 ? p->cpu : 0;
-            if (!distribute(p, layers, counts))
+    /* How many layers keep their experts in host RAM: the user's count, or
+     * every count when there are experts, a CPU and a GPU. A count only
+     * matters for the layers that are on a GPU: with k GPU layers, counts up
+     * to n_layer - k are the same placement as 0 and are not tried again. */
+    int64_t moe_low = 0, moe_high = 0;
+    if (r->n_cpu_moe_set)
+        moe_low = moe_high = r->n_cpu_moe;
+    else if (p->has_experts && p->cpu >= 0 && p->n_gpus > 0)
+        moe_high = n_layer;
+    p->whole_layers_found = false;
+    for (int64_t moe = moe_low; moe <= moe_high; moe++) {
+        p->n_cpu_moe = moe;
+        for (int output = 0; output < r->n_devices; output++) {
+            /* the logits are made where the output is: a device that computes it */
+            if (logits_tensor >= 0 && !device_computes(p, output, &r->tensors[logits_tensor]))
                 continue;
-            assign_layers(p, counts);
-            evaluate(p, &e);
-            if (!e.fits) {
-                if (!have_closest || e.overshoot_bytes < closest->overshoot_bytes) {
-                    *closest = e;
-                    keep_layout(p, closest_layout);
-                    have_closest = true;
+            p->output_device = output;
+            int64_t max_gpu_layers = p->n_gpus > 0 ? n_layer : 0;
+            int64_t high = max_gpu_layers;
+            if (r->gpu_layers_set && r->gpu_layers < high)
+                high = r->gpu_layers;
+            int64_t low = r->gpu_layers_set ? high : 0;
+            for (int64_t layers = high; layers >= low; layers--) {
+                if (!r->n_cpu_moe_set && moe > 0 && n_layer - layers >= moe)
+                    break; /* the experts kept are all in CPU layers: tried as 0 */
+                for (int64_t l = 0; l < n_layer; l++)
+                    p->layer_device[l] = p->cpu >= 0 ? p->cpu : 0;
+                if (!distribute(p, layers, counts))
+                    continue;
+                assign_layers(p, counts);
+                evaluate(p, &e);
+                if (!e.fits) {
+                    if (!have_closest || e.overshoot_bytes < closest->overshoot_bytes) {
+                        *closest = e;
+                        keep_layout(p, closest_layout);
+                        have_closest = true;
+                    }
+                    continue;
                 }
-                continue;
+                if (moe == 0 && (!p->whole_layers_found || e.score > p->whole_layers_score)) {
+                    p->whole_layers_found = true;
+                    p->whole_layers_score = e.score;
+                    p->whole_layers_decode_seconds = e.decode_seconds;
+                    p->whole_layers_gpu_layers = layers;
+                }
+                if (!found || e.score > best->score) {
+                    *best = e;
+                    keep_layout(p, best_layout);
+                    found = true;
+                }
+                /* going down, the first fit is the most this output choice
+                 * allows; with experts kept, every count is weighed (a
+                 * GPU layer then adds a detour) */
+                if (!weights_kept && moe == 0)
+                    break;
             }
-            if (!found || e.score > best->score) {
-                *best = e;
-                keep_layout(p, best_layout);
-                found = true;
-            }
-            /* going down, the first fit is the most this output choice allows */
-            if (!weights_kept)
-                break;
         }
+    }
+    if (found) {
+        best->whole_layers_found = p->whole_layers_found;
+        best->whole_layers_decode_seconds = p->whole_layers_decode_seconds;
+        best->whole_layers_gpu_layers = p->whole_layers_gpu_layers;
     }
     return found;
 }
@@ -707,8 +777,8 @@ static void describe_formats(const planner *p, strata_plan *out)
             int64_t count = 0;
             double bytes = 0;
             for (int64_t t = 0; t < r->n_tensors; t++) {
-                if (p->fixed_device[t] >= 0 || role_device(p, t) != d || tensor_device(p, t) == d ||
-                    (int)r->tensors[t].dtype < 0 || (int)r->tensors[t].dtype >= 64 ||
+                if (p->fixed_device[t] >= 0 || expert_kept_on_cpu(p, &r->tensors[t]) || role_device(p, t) != d ||
+                    tensor_device(p, t) == d || (int)r->tensors[t].dtype < 0 || (int)r->tensors[t].dtype >= 64 ||
                     !((p->cannot_compute[d] >> r->tensors[t].dtype) & 1))
                     continue;
                 count++;
@@ -730,8 +800,8 @@ static void describe_formats(const planner *p, strata_plan *out)
             int64_t count = 0;
             double bytes = 0;
             for (int64_t t = 0; t < r->n_tensors; t++) {
-                if (r->tensors[t].n_expert == 0 || p->fixed_device[t] >= 0 || role_device(p, t) != d ||
-                    tensor_device(p, t) == d)
+                if (r->tensors[t].n_expert == 0 || p->fixed_device[t] >= 0 || expert_kept_on_cpu(p, &r->tensors[t]) ||
+                    role_device(p, t) != d || tensor_device(p, t) == d)
                     continue;
                 count++;
                 bytes += (double)r->tensors[t].bytes;
@@ -751,6 +821,47 @@ static void describe_formats(const planner *p, strata_plan *out)
             append_note(out, text);
         }
     }
+}
+
+/* Says which layers' experts stay in host RAM and why: as asked, or chosen
+ * over whole layers on the CPU (with both predictions). */
+static void describe_experts(const planner *p, const evaluation *e, strata_plan *out)
+{
+    const plan_request *r = p->request;
+    char text[320], size[24], layers[48];
+    if (r->n_cpu_moe_set && r->n_cpu_moe > 0 && !p->has_experts) {
+        append_note(out, "--n-cpu-moe/--cpu-moe: the model has no experts, nothing was moved");
+        return;
+    }
+    if (p->n_cpu_moe == 0)
+        return;
+    int64_t count = 0;
+    double bytes = 0;
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (p->fixed_device[t] < 0 && expert_kept_on_cpu(p, &r->tensors[t])) {
+            count++;
+            bytes += (double)r->tensors[t].bytes;
+        }
+    if (p->n_cpu_moe == 1)
+        snprintf(layers, sizeof layers, "layer 0");
+    else
+        snprintf(layers, sizeof layers, "layers 0-%lld", (long long)p->n_cpu_moe - 1);
+    size_t used = (size_t)snprintf(text, sizeof text,
+                                   "the experts of %s stay in host RAM, computed by the CPU (%lld tensors, %s)",
+                                   layers, (long long)count, planner_format_bytes(bytes, size, sizeof size));
+    if (r->n_cpu_moe_set && used < sizeof text)
+        snprintf(text + used, sizeof text - used, ", as asked (--n-cpu-moe %lld%s)", (long long)p->n_cpu_moe,
+                 p->n_cpu_moe == r->shape.n_layer ? " or --cpu-moe" : "");
+    else if (e->decode_seconds > 0 && e->whole_layers_found && e->whole_layers_decode_seconds > 0 && used < sizeof text)
+        snprintf(text + used, sizeof text - used,
+                 ": predicted %.1f tokens/s, against %.1f with whole layers on the CPU (%lld GPU layers)",
+                 1.0 / e->decode_seconds, 1.0 / e->whole_layers_decode_seconds,
+                 (long long)e->whole_layers_gpu_layers);
+    else if (!e->whole_layers_found && used < sizeof text)
+        snprintf(text + used, sizeof text - used, ": whole layers on the CPU do not fit");
+    else if (used < sizeof text)
+        snprintf(text + used, sizeof text - used, ": it reads more bytes off the CPU than whole layers there");
+    append_note(out, text);
 }
 
 static void describe_bounds(const planner *p, const evaluation *e, strata_plan *out)
@@ -863,7 +974,13 @@ static strata_status fill_plan(const planner *p, const evaluation *e, strata_pla
         tensor->bytes = r->tensors[t].bytes;
         tensor->overridden = p->fixed_device[t] >= 0;
     }
+    out->n_cpu_moe = p->n_cpu_moe;
+    out->n_cpu_moe_chosen = !r->n_cpu_moe_set && p->n_cpu_moe > 0;
+    out->whole_layers_tg_tokens_per_s =
+        e->whole_layers_found && e->whole_layers_decode_seconds > 0 ? 1.0 / e->whole_layers_decode_seconds : 0;
+    out->whole_layers_gpu_layers = e->whole_layers_found ? e->whole_layers_gpu_layers : -1;
     describe_bounds(p, e, out);
+    describe_experts(p, e, out);
     describe_formats(p, out);
     return STRATA_OK;
 }
@@ -905,6 +1022,15 @@ static strata_status check_request(const plan_request *r, int *cpu, int *n_gpus,
     }
     if (r->gpu_layers_set && r->gpu_layers < 0)
         return strata_fail(err, STRATA_INVALID_INPUT, "-ngl %lld is negative", (long long)r->gpu_layers);
+    if (r->n_cpu_moe_set && r->n_cpu_moe < 0)
+        return strata_fail(err, STRATA_INVALID_INPUT, "--n-cpu-moe %lld is negative", (long long)r->n_cpu_moe);
+    if (r->n_cpu_moe_set && r->n_cpu_moe > r->shape.n_layer)
+        return strata_fail(err, STRATA_INVALID_INPUT, "--n-cpu-moe %lld: the model has %lld layers",
+                           (long long)r->n_cpu_moe, (long long)r->shape.n_layer);
+    if (r->n_cpu_moe_set && r->n_cpu_moe > 0 && *cpu < 0)
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "--n-cpu-moe/--cpu-moe keep experts in host RAM for the CPU, but cpu is not among the "
+                           "devices (add it to --device)");
     for (int o = 0; o < r->n_overrides; o++)
         if (r->overrides[o].device < 0 || r->overrides[o].device >= r->n_devices)
             return strata_fail(err, STRATA_INVALID_INPUT, "override '%s' names no listed device",
@@ -936,6 +1062,8 @@ static void estimate_workspace(planner *p)
             query.max_expert_rows = rows > query.max_expert_rows ? rows : query.max_expert_rows;
             query.max_expert_cols =
                 tensor->row_elements > query.max_expert_cols ? tensor->row_elements : query.max_expert_cols;
+            if (tensor->experts_used > query.max_experts_used)
+                query.max_experts_used = tensor->experts_used;
         }
         if (tensor->rows > query.max_matmul_rows)
             query.max_matmul_rows = tensor->rows;
@@ -953,6 +1081,29 @@ static void estimate_workspace(planner *p)
     }
 }
 
+/* Lists each layer's tensors (by_layer, layer_start: a counting sort) and
+ * notes whether the model has experts. */
+static void index_layers(planner *p)
+{
+    const plan_request *r = p->request;
+    int64_t n_layer = r->shape.n_layer;
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == PLAN_ROLE_LAYER) {
+            p->layer_start[r->tensors[t].layer + 1]++;
+            p->has_experts = p->has_experts || r->tensors[t].n_expert > 0;
+        }
+    for (int64_t l = 0; l < n_layer; l++)
+        p->layer_start[l + 1] += p->layer_start[l];
+    int64_t *next = p->layer_start; /* the starts serve as cursors, then shift back */
+    for (int64_t t = 0; t < r->n_tensors; t++)
+        if (r->tensors[t].role == PLAN_ROLE_LAYER)
+            p->by_layer[next[r->tensors[t].layer]++] = t;
+    /* next[l] now holds the end of layer l, which is the start of l + 1 */
+    for (int64_t l = n_layer; l > 0; l--)
+        p->layer_start[l] = p->layer_start[l - 1];
+    p->layer_start[0] = 0;
+}
+
 strata_status planner_run(const plan_request *request, strata_plan *out, strata_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -968,11 +1119,16 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
     layout_copy trial_layout = {.layer_device = calloc(layer_slots, sizeof(int))};
     evaluation *best = calloc(1, sizeof *best), *closest = calloc(1, sizeof *closest),
                *trial = calloc(1, sizeof *trial);
+    p.layer_flag = calloc(layer_slots, 1);
+    p.by_layer = malloc((size_t)(request->n_tensors > 0 ? request->n_tensors : 1) * sizeof *p.by_layer);
+    p.layer_start = calloc(layer_slots + 1, sizeof *p.layer_start);
     if (!p.fixed_device || !p.layer_device || !best_layout.layer_device || !closest_layout.layer_device ||
-        !trial_layout.layer_device || !best || !closest || !trial) {
+        !trial_layout.layer_device || !best || !closest || !trial || !p.layer_flag || !p.by_layer ||
+        !p.layer_start) {
         status = strata_fail(err, STRATA_OUT_OF_MEMORY, "out of memory planning");
         goto done;
     }
+    index_layers(&p);
     if ((status = match_overrides(&p, err)) != STRATA_OK)
         goto done;
     find_uncomputable(&p);
@@ -1042,6 +1198,9 @@ strata_status planner_run(const plan_request *request, strata_plan *out, strata_
 done:
     free(p.fixed_device);
     free(p.layer_device);
+    free(p.layer_flag);
+    free(p.by_layer);
+    free(p.layer_start);
     free(best_layout.layer_device);
     free(closest_layout.layer_device);
     free(trial_layout.layer_device);

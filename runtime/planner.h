@@ -18,6 +18,12 @@
  *   layers.
  * - Tensors matched by an override go where it says, before anything else;
  *   the rest is fitted around them.
+ * - The experts' weights (ffn_{gate,up,down}_exps) of the first n_cpu_moe
+ *   layers stay in host RAM, computed by the CPU, while the rest of those
+ *   layers (attention, router, norms) stays where the layer is: a decoded
+ *   token reads only experts_used of n_expert experts, so the CPU reads
+ *   little of what it holds. The user fixes n_cpu_moe (--cpu-moe,
+ *   --n-cpu-moe N) or the planner tries every count (below).
  * - A weight whose dtype its device's backend does not compute
  *   (plan_device_input.weight_dtype_supported), and the experts' weights on
  *   a device that does not run OP_MATMUL_ID (op_kind_supported), stay in
@@ -26,9 +32,10 @@
  *   weight cannot be placed, and the plan says so.
  *
  * Fitting: every candidate (number of GPU layers, output on the first device
- * or on the CPU) is laid out, its memory counted per device, and among those
+ * or on the CPU, for a model with experts and a CPU in the list the number
+ * of layers whose experts stay in host RAM) is laid out, its memory counted per device, and among those
  * within every budget the one with the highest predicted decode tokens/s
- * wins. The user's choices (-ngl, --tensor-split, overrides, --ctx) narrow
+ * wins. The user's choices (-ngl, --n-cpu-moe, --tensor-split, overrides, --ctx) narrow
  * the candidates; they never switch fitting off. */
 #ifndef STRATA_PLANNER_H
 #define STRATA_PLANNER_H
@@ -119,11 +126,22 @@ typedef struct plan_request {
     int n_tensor_split;
     const plan_override_input *overrides;
     int n_overrides;
+    /* the experts' weights of layers [0, n_cpu_moe) stay in host RAM,
+     * computed by the CPU (--n-cpu-moe N; --cpu-moe is n_layer), when
+     * n_cpu_moe_set; else the planner chooses the count. An override that
+     * matches an expert tensor wins over this. */
+    bool n_cpu_moe_set;
+    int64_t n_cpu_moe;
 } plan_request;
 
 /* Seconds a hand-off between two devices costs besides its bytes (a sync
  * and a launch), for the prediction. */
 #define PLAN_HANDOFF_SECONDS 20e-6
+
+/* Hand-offs of a layer whose experts' weights are on another device than
+ * the layer: the FFN input and the chosen expert ids go to the experts, the
+ * experts' outputs come back (runtime/forward.c, experts_block). */
+#define PLAN_EXPERT_DETOUR_HANDOFFS 3
 
 /* Builds the plan of request into out (which the caller frees with
  * strata_plan_free's internals: planner_result_release). Returns

@@ -87,6 +87,7 @@ typedef struct strata_hparams {
     bool expert_weights_norm;
     int file_type;             /* general.file_type, -1 when absent */
     uint64_t n_params;         /* elements of all weights */
+    uint64_t n_params_active;  /* the weights one token multiplies by: n_params less its unchosen experts */
     uint64_t weight_bytes;     /* bytes of all weights in the file */
 } strata_hparams;
 
@@ -138,6 +139,15 @@ typedef struct strata_placement_params {
     int n_caps;
     const strata_tensor_override *overrides;
     int n_overrides;
+    /* Mixture-of-experts models: the experts' weights of the first
+     * n_cpu_moe layers stay in host RAM, computed by the CPU, the rest of
+     * those layers where the plan puts them (--n-cpu-moe N); cpu_moe: of
+     * every layer (--cpu-moe). Neither: the planner decides, keeping
+     * experts in host RAM when that is predicted faster than whole layers
+     * on the CPU. An n_cpu_moe above the model's layer count is an error. */
+    bool cpu_moe;
+    bool n_cpu_moe_set;
+    int64_t n_cpu_moe;
     /* The contexts the plan makes room for: n_ctx > 0 is fixed; 0 means
      * n_ctx_default (0: the training context, at most 4096), shrunk to the
      * largest that fits when it does not. */
@@ -203,6 +213,16 @@ typedef struct strata_plan {
     int64_t max_batch;
     strata_dtype kv_dtype;
     int n_handoffs;           /* device boundaries a decoded token crosses */
+    /* Layers [0, n_cpu_moe) keep their experts' weights in host RAM,
+     * computed by the CPU (as asked, or chosen by the planner when
+     * n_cpu_moe_chosen); 0: every layer's experts are where the layer is. */
+    int64_t n_cpu_moe;
+    bool n_cpu_moe_chosen;
+    /* The alternative the choice was weighed against: the fastest plan
+     * that keeps every layer's experts with the layer (predicted decode
+     * tokens/s, 0: none fits or unknown, and its GPU layers). */
+    double whole_layers_tg_tokens_per_s;
+    int64_t whole_layers_gpu_layers;
     double tg_tokens_per_s;   /* predicted; 0 when a device's rate is unknown */
     double pp_tokens_per_s;
     char tg_bound[192];       /* what bounds it, in words */

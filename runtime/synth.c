@@ -3,7 +3,9 @@
  * Values are drawn from the seed, each tensor's name and the row index (so a
  * tensor holds the same values whatever the type, the other tensors or the
  * number of threads), quantized by all cores a chunk of rows at a time, and
- * streamed to the writer: memory stays about 20 MB whatever the preset. The
+ * streamed to the writer: memory stays about 20 MB whatever the preset (an
+ * expert tensor [n_in, n_out, n_expert] is n_out * n_expert rows, streamed
+ * the same way). The
  * tokenizer is either a built-in byte-level BPE vocabulary or the
  * tokenizer.* keys of another GGUF file. */
 #include <math.h>
@@ -95,9 +97,9 @@ static strata_status write_hparams(gguf_writer *writer, const synth_plan *plan, 
                                    strata_error *err)
 {
     const synth_config *c = &plan->config;
-    const char *arch = c->arch;
+    const char *arch = synth_gguf_arch(c);
     char name[128];
-    snprintf(name, sizeof name, "strata synth %s %s %s", arch, c->preset, type);
+    snprintf(name, sizeof name, "strata synth %s %s %s", c->arch, c->preset, type);
     bool quantized = false;
     for (int64_t i = 0; i < plan->n_tensors; i++)
         quantized |= dtype_get_traits((int)plan->tensors[i].dtype)->is_quantized;
@@ -127,7 +129,17 @@ static strata_status write_hparams(gguf_writer *writer, const synth_plan *plan, 
         (c->final_softcap && (status = set_f32(writer, arch, "final_logit_softcapping", c->final_softcap, err))) ||
         (c->rope_freq_base_swa && (status = set_f32(writer, arch, "rope.freq_base_swa", c->rope_freq_base_swa, err))))
         return status;
+    if (c->n_expert &&
+        ((status = set_u32(writer, arch, "expert_count", c->n_expert, err)) ||
+         (status = set_u32(writer, arch, "expert_used_count", c->n_expert_used, err)) ||
+         (c->n_ff_exp && (status = set_u32(writer, arch, "expert_feed_forward_length", c->n_ff_exp, err)))))
+        return status;
     char key[128];
+    if (c->expert_weights_norm) {
+        snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
+        if ((status = gguf_writer_set_int(writer, key, GGUF_TYPE_BOOL, 1, err)))
+            return status;
+    }
     if (c->rope_linear_factor) {
         snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
         if ((status = gguf_writer_set_string(writer, key, "linear", err)) ||
@@ -414,13 +426,14 @@ static strata_status write_tensor_data(gguf_writer *writer, const synth_tensor *
     if (rows_per_chunk < 1)
         rows_per_chunk = 1;
     const int64_t distinct = pool->distinct_rows;
-    const bool repeat = distinct > 0 && t->ne[1] > distinct;
+    const bool repeat = distinct > 0 && synth_tensor_rows(t) > distinct;
     strata_status status;
     if (repeat &&
         (status = encode_chunk(t, config, seed, 0, distinct, row_bytes, pool->encoded, workers, n_workers, err)))
         return status;
-    for (int64_t row0 = 0; row0 < t->ne[1]; row0 += rows_per_chunk) {
-        int64_t n_rows = t->ne[1] - row0 < rows_per_chunk ? t->ne[1] - row0 : rows_per_chunk;
+    const int64_t n_rows_total = synth_tensor_rows(t);
+    for (int64_t row0 = 0; row0 < n_rows_total; row0 += rows_per_chunk) {
+        int64_t n_rows = n_rows_total - row0 < rows_per_chunk ? n_rows_total - row0 : rows_per_chunk;
         if (repeat) {
             for (int64_t r = row0; r < row0 + n_rows; r++)
                 memcpy(encoded + (size_t)(r - row0) * row_bytes, pool->encoded + (size_t)(r % distinct) * row_bytes,
@@ -449,7 +462,7 @@ static strata_status row_pool_bytes(const synth_plan *plan, int64_t distinct_row
     for (int64_t i = 0; i < plan->n_tensors; i++) {
         const synth_tensor *t = &plan->tensors[i];
         size_t row_bytes = 0;
-        if (t->ne[1] <= distinct_rows || !dtype_row_bytes(t->dtype, t->ne[0], &row_bytes))
+        if (synth_tensor_rows(t) <= distinct_rows || !dtype_row_bytes(t->dtype, t->ne[0], &row_bytes))
             continue;
         if (row_bytes > SIZE_MAX / (size_t)distinct_rows)
             return strata_fail(err, STRATA_INVALID_INPUT, "synth: %lld distinct rows of %zu bytes do not fit in memory",
@@ -549,7 +562,7 @@ strata_status strata_synth(const strata_synth_params *params, strata_error *err)
     for (int64_t i = 0; i < plan.n_tensors; i++) {
         /* header only: the matrices are holes, the vectors (norms, rope
          * factors: a few KiB) are written so the file stays a valid model */
-        if (params->header_only && plan.tensors[i].n_dims == 2) {
+        if (params->header_only && plan.tensors[i].n_dims >= 2) {
             if ((status = gguf_writer_skip_tensor(writer, err)))
                 goto fail;
             continue;

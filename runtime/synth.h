@@ -15,7 +15,9 @@
 
 /* Shape and metadata of one preset for one architecture. */
 typedef struct synth_config {
-    const char *arch;          /* "llama", "qwen2", "qwen3", "olmo2", "gemma2", "gemma3", "phi3" */
+    const char *arch;          /* "llama", "qwen2", "qwen3", "olmo2", "gemma2", "gemma3", "phi3",
+                                * "mixtral", "qwen3moe" */
+    const char *gguf_arch;     /* general.architecture when it differs from arch (mixtral: "llama"); NULL: arch */
     const char *preset;        /* "tiny", "llama3-8b", ... */
     int64_t n_vocab;
     int64_t n_embd;
@@ -44,7 +46,15 @@ typedef struct synth_config {
     double rope_freq_base_swa; /* rope.freq_base_swa; 0: not written */
     double rope_linear_factor; /* rope.scaling.type linear with this factor; 0: none */
     int64_t longrope_orig_ctx; /* rope_factors_short/long and rope.scaling.original_context_length; 0: none */
+    /* mixture of experts: every layer's FFN is n_expert experts, n_expert_used per token */
+    int64_t n_expert;          /* expert_count; 0: a dense FFN */
+    int64_t n_expert_used;     /* expert_used_count */
+    int64_t n_ff_exp;          /* expert_feed_forward_length (qwen3moe); 0: not written, the experts are n_ff wide */
+    bool expert_weights_norm;  /* write expert_weights_norm = true (the top-k weights renormalized) */
 } synth_config;
+
+/* general.architecture of a config (mixtral is GGUF's "llama" with experts). */
+const char *synth_gguf_arch(const synth_config *config);
 
 /* Llama 3.1 rope scaling constants (what rope_freqs.weight is computed from). */
 #define SYNTH_LLAMA3_ROPE_FACTOR 8.0
@@ -62,13 +72,19 @@ typedef enum synth_init {
 
 typedef struct synth_tensor {
     char name[64];
-    int n_dims;           /* 1 or 2 */
-    int64_t ne[2];        /* ne[0]: row length (elements), ne[1]: rows */
+    int n_dims;           /* 1, 2, or 3 (the experts' [n_in, n_out, n_expert]) */
+    int64_t ne[3];        /* ne[0]: row length (elements), ne[1]: rows, ne[2]: experts (1 unless 3-D) */
     strata_dtype dtype;   /* storage type after the mix and fallbacks */
     synth_init init;
     double scale;
     uint64_t bytes;       /* bytes of the tensor data */
 } synth_tensor;
+
+/* Rows of a tensor: ne[1] * ne[2] (each expert's rows one after the other). */
+static inline int64_t synth_tensor_rows(const synth_tensor *t)
+{
+    return t->ne[1] * t->ne[2];
+}
 
 typedef struct synth_plan {
     synth_config config;

@@ -5,7 +5,7 @@
  * weight matrix (token_embd and output included) is stored in that format.
  * The mixes follow llama.cpp's usual per-tensor choices
  * (llama_tensor_get_type) for dense models without an importance matrix,
- * without its special cases for other architectures, MoE and 70B:
+ * without its special cases for other architectures and 70B (MoE: below):
  *
  *   mix          ftype default  output*  attn_v                         attn_output  ffn_down
  *   q2_k_mix     10    q2_k     q6_k     q4_k if n_gqa>=4 else q3_k     q3_k         q3_k
@@ -24,6 +24,22 @@
  *   iq2_m        29    iq2_s    q5_k     q4_k if n_gqa>=4 else iq3_s    iq3_s        iq3_s if layer<n/8
  *   iq4_xs_mix   30    iq4_xs   q6_k     q5_k if n_gqa>=4               -            q5_k if layer<n/8
  *   iq1_m_mix    31    iq1_m    q5_k     q4_k if n_gqa>=4 else q2_k     iq2_xxs      q2_k if layer<n/8
+ *
+ * Mixtures of experts: the experts' tensors take the rules of their dense
+ * names (ffn_gate_exps as ffn_gate, ffn_up_exps as ffn_up, ffn_down_exps as
+ * ffn_down, with its layer rules: q4_k_m stores the "more bits" layers'
+ * ffn_down_exps in q6_k, all of that layer's experts), and the router
+ * ffn_gate_inp stays f32 as llama.cpp's converter and quantizer keep it. On
+ * top, llama.cpp's rules for models with experts:
+ *   - 8 experts (Mixtral): attn_k and attn_v in q8_0 (small beside 8
+ *     experts), attn_output in q5_k for q2_k_mix, q3_k_m, q4_k_s, q4_k_m,
+ *     iq3_xxs_mix, iq3_s_mix, iq3_m, iq4_nl_mix and iq4_xs_mix (and none of
+ *     the dense attn_output rules); iq3_m's ffn_down q4_k on "more bits"
+ *     layers too. In the 1-2 bit i-quant mixes: attn_k in q4_k, attn_output
+ *     in q5_k, attn_v as below.
+ *   - 4 experts or more: the 1-2 bit i-quant mixes store attn_v in q4_k (as
+ *     for n_gqa >= 4).
+ * qwen3-30b-a3b's 128 experts take only the last rule, as in llama.cpp.
  *
  * (*) output.weight, or token_embd.weight when the output is tied to it.
  * An untied token_embd.weight is q2_k in iq2_xxs_mix, iq2_xs_mix, iq1_s_mix
@@ -77,6 +93,19 @@ static const synth_config presets[] = {
     {.arch = "phi3", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
      .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 10000.0, .rms_eps = 1e-5, .fused = true,
      .n_rot = 32, .sliding_window = 4, .longrope_orig_ctx = 8},
+    /* mixtral: GGUF's llama with 8 experts, 2 per token (the real model's
+     * count, so the 8-expert mix rules apply), each 256 wide */
+    {.arch = "mixtral", .gguf_arch = "llama", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2,
+     .n_head = 4, .n_head_kv = 2, .head_dim = 64, .n_ff = 256, .n_ctx_train = 256, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-5, .n_expert = 8, .n_expert_used = 2},
+    /* qwen3moe: 8 experts, 2 per token, renormalized, 256 wide (few experts,
+     * so that a seed whose routing keeps clear of ties is easy to find for the
+     * end-to-end check; 16 of 4 were always within 0.03 of one); the dense
+     * feed_forward_length (512) is written as the converter does and unused */
+    {.arch = "qwen3moe", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 128, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
+     .write_head_dim = true, .has_qk_norm = true, .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 256,
+     .expert_weights_norm = true},
     {.arch = "llama", .preset = "llama2-7b", .n_vocab = 32000, .n_embd = 4096, .n_layer = 32, .n_head = 32,
      .n_head_kv = 32, .head_dim = 128, .n_ff = 11008, .n_ctx_train = 4096, .rope_freq_base = 10000.0,
      .rms_eps = 1e-5},
@@ -107,6 +136,23 @@ static const synth_config presets[] = {
     {.arch = "phi3", .preset = "phi3-mini", .n_vocab = 32064, .n_embd = 3072, .n_layer = 32, .n_head = 32,
      .n_head_kv = 32, .head_dim = 96, .n_ff = 8192, .n_ctx_train = 4096, .rope_freq_base = 10000.0, .rms_eps = 1e-5,
      .fused = true, .sliding_window = 2047},
+    /* Mixtral-8x7B-v0.1 (config.json: hidden_size 4096, num_hidden_layers 32,
+     * num_attention_heads 32, num_key_value_heads 8, intermediate_size 14336,
+     * num_local_experts 8, num_experts_per_tok 2, vocab_size 32000,
+     * max_position_embeddings 32768, rope_theta 1e6, rms_norm_eps 1e-5, untied) */
+    {.arch = "mixtral", .gguf_arch = "llama", .preset = "mixtral-8x7b", .n_vocab = 32000, .n_embd = 4096,
+     .n_layer = 32, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .n_ff = 14336, .n_ctx_train = 32768,
+     .rope_freq_base = 1000000.0, .rms_eps = 1e-5, .n_expert = 8, .n_expert_used = 2},
+    /* Qwen3-30B-A3B (config.json: hidden_size 2048, num_hidden_layers 48,
+     * num_attention_heads 32, num_key_value_heads 4, head_dim 128,
+     * intermediate_size 6144 (no dense layer uses it), moe_intermediate_size 768,
+     * num_experts 128, num_experts_per_tok 8, norm_topk_prob true,
+     * vocab_size 151936, max_position_embeddings 40960, rope_theta 1e6,
+     * rms_norm_eps 1e-6, untied) */
+    {.arch = "qwen3moe", .preset = "qwen3-30b-a3b", .n_vocab = 151936, .n_embd = 2048, .n_layer = 48, .n_head = 32,
+     .n_head_kv = 4, .head_dim = 128, .n_ff = 6144, .n_ctx_train = 40960, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-6, .write_head_dim = true, .has_qk_norm = true, .n_expert = 128, .n_expert_used = 8,
+     .n_ff_exp = 768, .expert_weights_norm = true},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -114,8 +160,14 @@ static const char *const preset_names[] = {
     "llama/tiny",     "qwen2/tiny",        "qwen3/tiny",       "llama/llama2-7b", "llama/llama3-8b",
     "llama/llama3-70b", "qwen2/qwen2.5-7b", "qwen3/qwen3-8b", "olmo2/tiny",      "gemma2/tiny",
     "gemma3/tiny",      "phi3/tiny",        "olmo2/olmo2-7b", "gemma2/gemma2-9b", "gemma3/gemma3-12b",
-    "phi3/phi3-mini",   NULL,
+    "phi3/phi3-mini",   "mixtral/tiny",     "qwen3moe/tiny",  "mixtral/mixtral-8x7b", "qwen3moe/qwen3-30b-a3b",
+    NULL,
 };
+
+const char *synth_gguf_arch(const synth_config *config)
+{
+    return config->gguf_arch ? config->gguf_arch : config->arch;
+}
 
 const char *const *strata_synth_preset_names(void)
 {
@@ -227,7 +279,8 @@ strata_status synth_find_config(const char *arch, const char *preset, synth_conf
                        "synth: no preset '%s' for architecture '%s' (known: llama/tiny, qwen2/tiny, qwen3/tiny, "
                        "olmo2/tiny, gemma2/tiny, gemma3/tiny, phi3/tiny, llama/llama2-7b, llama/llama3-8b, "
                        "llama/llama3-70b, qwen2/qwen2.5-7b, qwen3/qwen3-8b, olmo2/olmo2-7b, gemma2/gemma2-9b, "
-                       "gemma3/gemma3-12b, phi3/phi3-mini)",
+                       "gemma3/gemma3-12b, phi3/phi3-mini, mixtral/tiny, qwen3moe/tiny, mixtral/mixtral-8x7b, "
+                       "qwen3moe/qwen3-30b-a3b)",
                        preset, arch ? arch : "(any)");
 }
 
@@ -287,6 +340,43 @@ static strata_dtype iq_mix_dtype(const mix_description *mix, const synth_config 
     return mix->default_dtype;
 }
 
+/* llama.cpp's rules for models with experts (see the table at the top):
+ * true with *out set when one decides the matrix's format. */
+static bool expert_mix_dtype(const mix_description *mix, const synth_config *config, tensor_role role,
+                             int64_t layer, strata_dtype *out)
+{
+    const bool eight = config->n_expert == 8;
+    if (mix->kind == MIX_IQ_LOW) {
+        if (role == ROLE_ATTN_V && config->n_expert >= 4)
+            *out = DTYPE_Q4_K;
+        else if (role == ROLE_ATTN_K && eight)
+            *out = DTYPE_Q4_K;
+        else if (role == ROLE_ATTN_OUTPUT && eight)
+            *out = DTYPE_Q5_K;
+        else
+            return false;
+        return true;
+    }
+    if (!eight)
+        return false;
+    if (role == ROLE_ATTN_K || role == ROLE_ATTN_V) {
+        *out = DTYPE_Q8_0;
+        return true;
+    }
+    if (role == ROLE_ATTN_OUTPUT) {
+        const bool to_q5_k = mix->kind == MIX_Q2_K || mix->kind == MIX_Q3_K_M || mix->kind == MIX_Q4_K_S ||
+                             mix->kind == MIX_Q4_K_M || mix->kind == MIX_IQ3_XXS || mix->kind == MIX_IQ3_S ||
+                             mix->kind == MIX_IQ3_M || mix->kind == MIX_IQ4;
+        *out = to_q5_k ? DTYPE_Q5_K : mix->default_dtype;
+        return true;
+    }
+    if (role == ROLE_FFN_DOWN && mix->kind == MIX_IQ3_M && use_more_bits(layer, config->n_layer)) {
+        *out = DTYPE_Q4_K;
+        return true;
+    }
+    return false;
+}
+
 /* The mix's choice for one matrix, before the block-size fallback. */
 static strata_dtype mix_dtype(const mix_description *mix, const synth_config *config, tensor_role role,
                               int64_t layer)
@@ -294,6 +384,10 @@ static strata_dtype mix_dtype(const mix_description *mix, const synth_config *co
     int64_t n = config->n_layer;
     if (mix->kind == MIX_PURE)
         return mix->default_dtype;
+    strata_dtype expert_choice;
+    if (role != ROLE_OUTPUT && role != ROLE_TOKEN_EMBD && config->n_expert > 0 &&
+        expert_mix_dtype(mix, config, role, layer, &expert_choice))
+        return expert_choice;
     bool is_output = role == ROLE_OUTPUT || (role == ROLE_TOKEN_EMBD && config->tied_output);
     /* the 1-2 bit mixes and iq3_xxs_mix: q5_k output, a cheaper embedding */
     const bool low_bits = mix->kind == MIX_IQ_LOW || mix->kind == MIX_IQ3_XXS;
@@ -384,6 +478,7 @@ static synth_tensor *push_tensor(plan_builder *builder, const char *name, int n_
     tensor->n_dims = n_dims;
     tensor->ne[0] = ne0;
     tensor->ne[1] = ne1;
+    tensor->ne[2] = 1;
     return tensor;
 }
 
@@ -398,16 +493,39 @@ static void add_vector(plan_builder *builder, const char *name, int64_t ne0, syn
 
 /* Projections are N(0, 1/n_in) so activations keep their scale through the
  * layers; the embedding is N(0, 1/n_embd) so tied logits have unit spread. */
+static void set_matrix(synth_tensor *tensor, strata_dtype dtype)
+{
+    tensor->dtype = dtype;
+    tensor->init = SYNTH_INIT_GAUSSIAN;
+    tensor->scale = 1.0 / sqrt((double)tensor->ne[0]);
+    size_t row_bytes = 0;
+    dtype_row_bytes(tensor->dtype, tensor->ne[0], &row_bytes);
+    tensor->bytes = (uint64_t)row_bytes * (uint64_t)synth_tensor_rows(tensor);
+}
+
 static void add_matrix(plan_builder *builder, const char *name, int64_t ne0, int64_t ne1, tensor_role role,
                        int64_t layer)
 {
     synth_tensor *tensor = push_tensor(builder, name, 2, ne0, ne1);
-    tensor->dtype = synth_fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0);
-    tensor->init = SYNTH_INIT_GAUSSIAN;
-    tensor->scale = 1.0 / sqrt((double)ne0);
-    size_t row_bytes = 0;
-    dtype_row_bytes(tensor->dtype, ne0, &row_bytes);
-    tensor->bytes = (uint64_t)row_bytes * (uint64_t)ne1;
+    set_matrix(tensor, synth_fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0));
+}
+
+/* The experts of one FFN matrix: [ne0, ne1, n_expert], in the format the mix
+ * gives the dense matrix of that role. */
+static void add_experts(plan_builder *builder, const char *name, int64_t ne0, int64_t ne1, tensor_role role,
+                        int64_t layer)
+{
+    synth_tensor *tensor = push_tensor(builder, name, 3, ne0, ne1);
+    tensor->ne[2] = builder->plan->config.n_expert;
+    set_matrix(tensor, synth_fallback_dtype(mix_dtype(builder->mix, &builder->plan->config, role, layer), ne0));
+}
+
+/* The router [n_embd, n_expert]: f32 whatever the type (its logits choose the
+ * experts; llama.cpp never quantizes it). */
+static void add_router(plan_builder *builder, const char *name)
+{
+    const synth_config *c = &builder->plan->config;
+    set_matrix(push_tensor(builder, name, 2, c->n_embd, c->n_expert), DTYPE_F32);
 }
 
 static const double norm_noise = 0.1; /* std of norm weights around 1 */
@@ -447,13 +565,20 @@ static void add_layer(plan_builder *builder, int64_t layer)
         add_vector(builder, NAME("post_attention_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
     if (!c->no_pre_norms)
         add_vector(builder, NAME("ffn_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
-    if (c->fused) {
+    if (c->n_expert > 0) {
+        int64_t n_ff_exp = c->n_ff_exp ? c->n_ff_exp : c->n_ff;
+        add_router(builder, NAME("ffn_gate_inp.weight"));
+        add_experts(builder, NAME("ffn_gate_exps.weight"), c->n_embd, n_ff_exp, ROLE_FFN_GATE, layer);
+        add_experts(builder, NAME("ffn_up_exps.weight"), c->n_embd, n_ff_exp, ROLE_FFN_UP, layer);
+        add_experts(builder, NAME("ffn_down_exps.weight"), n_ff_exp, c->n_embd, ROLE_FFN_DOWN, layer);
+    } else if (c->fused) {
         add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, 2 * c->n_ff, ROLE_FFN_UP, layer);
     } else {
         add_matrix(builder, NAME("ffn_gate.weight"), c->n_embd, c->n_ff, ROLE_FFN_GATE, layer);
         add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, c->n_ff, ROLE_FFN_UP, layer);
     }
-    add_matrix(builder, NAME("ffn_down.weight"), c->n_ff, c->n_embd, ROLE_FFN_DOWN, layer);
+    if (c->n_expert == 0)
+        add_matrix(builder, NAME("ffn_down.weight"), c->n_ff, c->n_embd, ROLE_FFN_DOWN, layer);
     if (c->post_norms)
         add_vector(builder, NAME("post_ffw_norm.weight"), c->n_embd, SYNTH_INIT_NEAR_ONE, norm_noise);
 #undef NAME
@@ -472,7 +597,8 @@ strata_status synth_plan_create(const char *arch, const char *preset, const char
         c->n_vocab = n_vocab_override;
     out->file_type = mix.file_type;
 
-    int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0) + (c->post_norms ? 2 : 0);
+    int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0) + (c->post_norms ? 2 : 0) +
+                        (c->n_expert > 0 ? 1 : 0); /* the router */
     int64_t capacity = 6 + c->n_layer * per_layer;
     out->tensors = calloc((size_t)capacity, sizeof *out->tensors);
     if (!out->tensors)

@@ -11,10 +11,12 @@
 // With MATMUL_ID defined this is OP_MATMUL_ID's expert matmul: binding 0
 // holds the same rows of expert_count experts' matrices (expert_bytes
 // apart), binding 3 the expert table of shaders/moe_group.comp (binding 4
-// the low-bit tables). z counts (expert, group of TOKENS of its pairs): a
+// the low-bit tables). z counts (expert, group of TOKENS of its pairs),
+// where the expert is the nth of the bound experts that have pairs: a
 // workgroup reads its expert's row once for up to TOKENS pairs that chose
-// that expert, and leaves at once when the expert has fewer pairs, so an
-// expert nobody chose costs no weight reads. Pair t * k + j reads x column
+// that expert, and leaves at once when the expert has fewer pairs (or there
+// are fewer such experts), so an expert nobody chose costs no weight reads
+// and, at decode, z is about k, not the expert count. Pair t * k + j reads x column
 // t * k + j (input_per_slot) or t, and writes dst column t * k + j.
 // Dispatch geometry: vk_matmul_id_groups in vulkan_shader_params.h.
 #extension GL_GOOGLE_include_directive : require
@@ -27,12 +29,10 @@ layout(local_size_x_id = 0) in;
 
 const uint TOKENS = 8; // VK_MATMUL_VECTOR_TOKENS
 
-#ifdef MATMUL_ID
-layout(set = 0, binding = 3) readonly buffer ExpertTable { uint expert_table[]; };
-#define LOWBIT_TABLES_BINDING 4
-#endif
-
 #include "matmul_params.glsl"
+#ifdef MATMUL_ID
+#include "matmul_id.glsl"
+#endif
 #include "dequant.glsl"
 
 shared float partial_sums[TOKENS * LOCAL_SIZE];
@@ -56,7 +56,7 @@ vec4 load_x4(uint column_start, uint first)
 
 #ifdef MATMUL_ID
 // the x and dst columns of the workgroup's t-th pair
-#define input_column(t) (p.input_per_slot != 0u ? pair_of[t] : pair_of[t] / p.n_used)
+#define input_column(t) matmul_id_input_column(pair_of[t])
 #define output_column(t) (pair_of[t])
 #else
 #define input_column(t) (first_token + (t))
@@ -71,7 +71,9 @@ void main()
     const uint tid = gl_LocalInvocationID.x;
 #ifdef MATMUL_ID
     const uint chunks = (p.list_stride + TOKENS - 1u) / TOKENS;
-    const uint expert_here = gl_WorkGroupID.z / chunks; // within the binding
+    const uint expert_here = matmul_id_nth_expert(gl_WorkGroupID.z / chunks);
+    if (expert_here == p.expert_count)
+        return; // fewer experts with pairs than z allows for; uniform, before any barrier
     const uint expert = p.expert_begin + expert_here;
     const uint list = p.n_expert + expert * p.list_stride;
     const uint first_token = (gl_WorkGroupID.z % chunks) * TOKENS; // within the expert's list

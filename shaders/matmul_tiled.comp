@@ -12,6 +12,11 @@
 // Dispatch geometry: vk_matmul_groups(VK_MATMUL_TILED) in
 // backends/vulkan/vulkan_shader_params.h (row tiles over x and y, token
 // tiles in z). No specialization constants: the tile shape is compiled in.
+//
+// With MATMUL_ID defined this is OP_MATMUL_ID's expert matmul for passes of
+// many tokens, as matmul.comp's MATMUL_ID form (read there) but with tiles
+// of TILE_TOKENS pairs of one expert: z counts (nth expert with pairs, tile
+// of its pairs). Dispatch geometry: vk_matmul_id_groups(VK_MATMUL_TILED).
 #extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x = 128) in; // VK_MATMUL_TILED_LOCAL_SIZE
@@ -26,10 +31,22 @@ const uint ROW_LANES = 16;
 const uint TOKEN_LANES = 8;
 
 #include "matmul_params.glsl"
+#ifdef MATMUL_ID
+#include "matmul_id.glsl"
+#endif
 #include "dequant.glsl"
 
 shared float weight_tile[TILE_ROWS * PITCH];
 shared float input_tile[TILE_TOKENS * PITCH];
+
+#ifdef MATMUL_ID
+// the x and dst columns of the i-th pair of the expert's list
+#define column_of(i) matmul_id_input_column(expert_table[list + (i)])
+#define output_column_of(i) (expert_table[list + (i)])
+#else
+#define column_of(i) (i)
+#define output_column_of(i) (i)
+#endif
 
 void main()
 {
@@ -37,7 +54,23 @@ void main()
     const uint first_row = tile * TILE_ROWS; // within the dispatch
     if (first_row >= p.row_count)
         return; // the whole workgroup leaves together, before any barrier
+#ifdef MATMUL_ID
+    const uint chunks = (p.list_stride + TILE_TOKENS - 1u) / TILE_TOKENS;
+    const uint expert_here = matmul_id_nth_expert(gl_WorkGroupID.z / chunks);
+    if (expert_here == p.expert_count)
+        return; // uniform over the workgroup, before any barrier
+    const uint expert = p.expert_begin + expert_here;
+    const uint list = p.n_expert + expert * p.list_stride;
+    const uint first_token = (gl_WorkGroupID.z % chunks) * TILE_TOKENS; // within the expert's list
+    const uint n_columns = expert_table[expert];
+    if (first_token >= n_columns)
+        return;
+    const uint weight_base = p.weight_offset_bytes + expert_here * p.expert_bytes;
+#else
     const uint first_token = gl_WorkGroupID.z * TILE_TOKENS;
+    const uint n_columns = p.n_tok;
+    const uint weight_base = p.weight_offset_bytes;
+#endif
     const uint tid = gl_LocalInvocationID.x;
     const uint row_lane = tid % ROW_LANES;
     const uint token_lane = tid / ROW_LANES;
@@ -60,7 +93,7 @@ void main()
             vec4 lo = vec4(0.0), hi = vec4(0.0);
             if (first_row + r < p.row_count && u < n_units) {
                 const uint block = u / UNITS_PER_BLOCK;
-                const uint row_byte = p.weight_offset_bytes + (first_row + r) * p.weight_row_bytes;
+                const uint row_byte = weight_base + (first_row + r) * p.weight_row_bytes;
                 dequant_unit(row_byte + block * BLOCK_BYTES, u % UNITS_PER_BLOCK, p.n_in - block * BLOCK_ELEMS,
                              lo, hi);
             }
@@ -78,13 +111,13 @@ void main()
             const uint e = slot % STEP_ELEMS;
             const uint u = step * STEP_UNITS + e / 8u;
             float v = 0.0;
-            if (first_token + t < p.n_tok && u < n_units) {
+            if (first_token + t < n_columns && u < n_units) {
                 const uint block = u / UNITS_PER_BLOCK;
                 const uvec2 bases = unit_bases(u % UNITS_PER_BLOCK);
                 const uint i = e % 8u;
                 const uint element = block * BLOCK_ELEMS + (i < 4u ? bases.x + i : bases.y + i - 4u);
                 if (element < p.n_in)
-                    v = x[p.input_offset + (first_token + t) * p.input_stride + element];
+                    v = x[p.input_offset + column_of(first_token + t) * p.input_stride + element];
             }
             input_tile[t * PITCH + e] = v;
         }
@@ -106,7 +139,7 @@ void main()
         for (uint j = 0u; j < 4u; j++) {
             const uint r = first_row + row_lane + ROW_LANES * i;
             const uint t = first_token + token_lane + TOKEN_LANES * j;
-            if (r < p.row_count && t < p.n_tok)
-                dst[p.output_offset + t * p.output_stride + r] = sums[i][j];
+            if (r < p.row_count && t < n_columns)
+                dst[p.output_offset + output_column_of(t) * p.output_stride + r] = sums[i][j];
         }
 }

@@ -1056,14 +1056,14 @@ static bool registration_refuses(const op_case *c)
     return registration && registration->weight_dtype_supported && !registration->weight_dtype_supported(c->dtype);
 }
 
-/* The mixture-of-experts ops, which a GPU backend may not have yet (CUDA):
- * its supports() must say no (the runtime then keeps those layers on the
- * CPU), and the suite counts them as refused. The CPU and Vulkan must run
- * them. */
-static bool op_may_be_missing(const op_case *c)
+/* Whether the device's backend says, in its registration, that it does not
+ * run the case's op kind (op_kind_supported): supports() must then refuse
+ * it too, and the suite counts it as refused. Every backend runs every
+ * kind today; the check keeps the two answers in step. */
+static bool registration_refuses_kind(const op_case *c)
 {
-    bool moe = c->op == OP_TOPK || c->op == OP_MOE_WEIGHTS || c->op == OP_MATMUL_ID || c->op == OP_MOE_SUM;
-    return moe && strcmp(device->ops->name, "cpu") != 0 && strcmp(device->ops->name, "vulkan") != 0;
+    const backend_registration *registration = backend_find(device->ops->name);
+    return registration && registration->op_kind_supported && !registration->op_kind_supported(c->op);
 }
 
 static int run_suite(const char *label, const op_case *cases, int n_cases)
@@ -1082,7 +1082,12 @@ static int run_suite(const char *label, const op_case *cases, int n_cases)
         case_output out = {0};
         strata_error err = {0};
         strata_status status = run_case(c, i, &out, &err);
-        if (status == STRATA_UNSUPPORTED && op_may_be_missing(c)) {
+        if (registration_refuses_kind(c)) {
+            if (status != STRATA_UNSUPPORTED) {
+                printf("FAIL %s %s: the registration refuses %s but the op %s\n", label, text, op_kind_name(c->op),
+                       status == STRATA_OK ? "ran" : err.message);
+                failures++;
+            }
             missing++;
         } else if (registration_refuses(c)) {
             /* the planner keeps these weights off the device: supports()
@@ -1121,8 +1126,7 @@ static int run_suite(const char *label, const op_case *cases, int n_cases)
         printf("%s: %d cases refused, as its registration says, for the weight formats%s\n", label, refused,
                refused_types);
     if (missing)
-        printf("%s: %d mixture-of-experts cases refused by supports() (the backend lacks those ops)\n", label,
-               missing);
+        printf("%s: %d cases refused, as its registration says, for their op kinds\n", label, missing);
     return failures;
 }
 
@@ -1222,11 +1226,18 @@ static int check_kernel_choice(void)
         {DTYPE_IQ4_XS, CPU_ISA_AVX2, CPU_KERNEL_AVX2},   {DTYPE_MXFP4, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_TQ2_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},    {DTYPE_TQ1_0, CPU_ISA_AVX2, CPU_KERNEL_AVX2},
         {DTYPE_IQ2_XS, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
+        /* AVX-512 where a dtype has an AVX-512 tile, else its AVX2 kernels */
+        {DTYPE_Q8_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q4_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
+        {DTYPE_Q5_0, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_IQ4_NL, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
+        {DTYPE_Q4_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q6_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
+        {DTYPE_Q2_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q4_K, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
+        {DTYPE_Q4_1, CPU_ISA_AVX512, CPU_KERNEL_AVX2},   {DTYPE_IQ2_XS, CPU_ISA_AVX512, CPU_KERNEL_AVX2},
+        {DTYPE_F16, CPU_ISA_AVX512, CPU_KERNEL_AVX2},    {DTYPE_I32, CPU_ISA_AVX512, CPU_KERNEL_NONE},
     };
 #if !(defined(__x86_64__) || defined(__i386__))
-    /* no AVX2 kernels exist off x86: every AVX2 expectation falls back */
+    /* no AVX2 or AVX-512 kernels exist off x86: those expectations fall back */
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
-        if (expect[i].want == CPU_KERNEL_AVX2)
+        if (expect[i].want == CPU_KERNEL_AVX2 || expect[i].want == CPU_KERNEL_AVX512)
             expect[i].want = CPU_KERNEL_SCALAR;
 #endif
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
@@ -1236,6 +1247,38 @@ static int check_kernel_choice(void)
                    (int)expect[i].isa, (int)got, (int)expect[i].want);
             failures++;
         }
+    }
+    /* an AVX-512 choice names a tile of its own and the AVX2 dot product */
+    if (cpu_kernel_tile(DTYPE_Q8_0, CPU_KERNEL_AVX512) == cpu_kernel_tile(DTYPE_Q8_0, CPU_KERNEL_AVX2) ||
+        cpu_kernel_dot(DTYPE_Q8_0, CPU_KERNEL_AVX512) != cpu_kernel_dot(DTYPE_Q8_0, CPU_KERNEL_AVX2)) {
+#if defined(__x86_64__) || defined(__i386__)
+        printf("FAIL kernel choice: the AVX-512 choice for q8_0 does not name its tile and the AVX2 dot\n");
+        failures++;
+#endif
+    }
+    /* the environment caps the instruction set: STRATA_CPU_AVX2 below
+     * AVX-512 only, STRATA_CPU_SCALAR always, "0" not at all */
+    cpu_isa hardware = cpu_hardware_isa();
+    struct {
+        const char *name, *value;
+        cpu_isa want;
+    } caps[] = {
+        {"STRATA_CPU_AVX2", "1", hardware < CPU_ISA_AVX2 ? hardware : CPU_ISA_AVX2},
+        {"STRATA_CPU_AVX2", "0", hardware},
+        {"STRATA_CPU_SCALAR", "1", CPU_ISA_SCALAR},
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++) {
+        setenv(caps[i].name, caps[i].value, 1);
+        cpu_isa got = cpu_detect_isa();
+        unsetenv(caps[i].name);
+        if (got != caps[i].want) {
+            printf("FAIL isa with %s=%s: got %d, want %d\n", caps[i].name, caps[i].value, (int)got, (int)caps[i].want);
+            failures++;
+        }
+    }
+    if (cpu_detect_isa() != hardware) {
+        printf("FAIL isa with no variable set: got %d, the hardware's is %d\n", (int)cpu_detect_isa(), (int)hardware);
+        failures++;
     }
     /* every weight type of the suite has a kernel */
     for (size_t i = 0; i < sizeof weight_types / sizeof weight_types[0]; i++)
@@ -1258,7 +1301,7 @@ static int check_dot_agreement(void)
     static float w_values[N], x_values[N], w_decoded[N];
     static uint8_t w_bytes[N * 4], act_bytes[N * 4];
     int failures = 0, checked = 0;
-    if (cpu_detect_isa() != CPU_ISA_AVX2) {
+    if (cpu_hardware_isa() < CPU_ISA_AVX2) {
         printf("dot agreement: skipped (no AVX2 here)\n");
         return 0;
     }
@@ -1302,42 +1345,48 @@ static int check_dot_agreement(void)
 }
 
 /* Every tiled kernel against the dot product of its format on the same
- * bytes: the scalar tile always, the AVX2 tile where the CPU has AVX2, for
+ * bytes: the scalar tile always, the AVX2 and AVX-512 tiles where the CPU
+ * has them (whatever the environment asks of the backend), for
  * every token count a tile takes (1 .. CPU_TILE_TOKENS) and a few rows, on
  * the three kinds of rows of check_dot_agreement. Each output may differ
  * from the scalar dot product only by float summation order. */
 static int check_tile_agreement(void)
 {
-    enum { N = 1024, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
+    /* rows of 73 blocks of 32 (N_32: more than the AVX-512 tiles' chunk of
+     * 64, and not a multiple of 8) or 6 super-blocks of 256 (N_K: a chunk of
+     * 4 and a part) */
+    enum { N = 2336, N_32 = 2336, N_K = 1536, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static int32_t act_sums[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
     float got[TOKENS * ROWS];
-    bool have_avx2 = cpu_detect_isa() == CPU_ISA_AVX2;
+    static const char *const variant_names[] = {"scalar", "avx2", "avx512"};
+    cpu_isa hardware = cpu_hardware_isa();
     int failures = 0, checked = 0;
     for (size_t k = 0; k < sizeof weight_types / sizeof weight_types[0]; k++) {
         strata_dtype dtype = weight_types[k].dtype;
         const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
         if (!kernel || !kernel->tile_scalar)
             continue;
+        const int64_t n = kernel->act == CPU_ACT_Q8_K ? N_K : N_32;
         for (int pattern = 0; pattern < 3; pattern++) {
             rng_state = 0x9E3779B97F4A7C15ULL * (uint64_t)(4 * k + pattern + 1);
             strata_error err = {0};
             for (int r = 0; r < ROWS; r++) {
-                for (int64_t i = 0; i < N; i++)
+                for (int64_t i = 0; i < n; i++)
                     w_values[i] = pattern == 2 ? (rng_uniform() < 0.5 ? -0.7f : 0.7f) : 0.5f * rng_gauss();
-                if (quant_quantize_row(dtype, w_values, w_bytes[r], N, &err) != STRATA_OK ||
-                    quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], N, &err) != STRATA_OK) {
+                if (quant_quantize_row(dtype, w_values, w_bytes[r], n, &err) != STRATA_OK ||
+                    quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], n, &err) != STRATA_OK) {
                     printf("FAIL tile agreement %s: %s\n", dtype_name(dtype), err.message);
                     return failures + 1;
                 }
             }
             for (int t = 0; t < TOKENS; t++) {
-                for (int64_t i = 0; i < N; i++)
+                for (int64_t i = 0; i < n; i++)
                     x_values[t][i] = pattern == 1 ? (rng_uniform() < 0.5 ? -1.3f : 1.3f) : rng_gauss();
-                cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], N, CPU_ISA_SCALAR);
+                cpu_quantize_activation(kernel->act, x_values[t], act_bytes[t], n, CPU_ISA_SCALAR);
                 if (kernel->act == CPU_ACT_Q8_0)
-                    for (int b = 0; b < N / 32; b++) {
+                    for (int b = 0; b < n / 32; b++) {
                         const block_q8_0 *block = (const block_q8_0 *)act_bytes[t] + b;
                         act_scales[b][t] = fp16_to_f32(block->d);
                         act_sums[b][t] = 0;
@@ -1345,17 +1394,19 @@ static int check_tile_agreement(void)
                             act_sums[b][t] += block->qs[i];
                     }
                 else
-                    for (int b = 0; b < N / 256; b++)
+                    for (int b = 0; b < n / 256; b++)
                         act_scales[b][t] = ((const block_q8_K *)act_bytes[t])[b].d;
             }
-            for (int variant = 0; variant < 2; variant++) {
-                cpu_tile_fn tile_fn = variant == 0 ? kernel->tile_scalar : kernel->tile_avx2;
-                if (variant == 1 && (!have_avx2 || !tile_fn))
+            for (int variant = 0; variant < 3; variant++) {
+                cpu_tile_fn tile_fn = variant == 0   ? kernel->tile_scalar
+                                      : variant == 1 ? kernel->tile_avx2
+                                                     : kernel->tile_avx512;
+                if (!tile_fn || (variant == 1 && hardware < CPU_ISA_AVX2) || (variant == 2 && hardware < CPU_ISA_AVX512))
                     continue;
                 for (int tokens = 1; tokens <= TOKENS; tokens++) {
                     for (int i = 0; i < TOKENS * ROWS; i++)
                         got[i] = NAN;
-                    cpu_tile tile = {.n = N, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
+                    cpu_tile tile = {.n = n, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],
                                      .rows = ROWS, .act = (const char *)act_bytes,
                                      .act_stride = sizeof act_bytes[0], .act_scales = &act_scales[0][0],
                                      .act_sums = &act_sums[0][0],
@@ -1372,15 +1423,15 @@ static int check_tile_agreement(void)
                                 }
                                 continue;
                             }
-                            float dot = kernel->scalar(N, w_bytes[r], act_bytes[t]);
+                            float dot = kernel->scalar(n, w_bytes[r], act_bytes[t]);
                             double magnitude = 0.0;
-                            for (int64_t i = 0; i < N; i++)
+                            for (int64_t i = 0; i < n; i++)
                                 magnitude += fabs((double)w_decoded[r][i] * x_values[t][i]);
                             checked++;
                             if (!(fabs((double)value - dot) <= 1e-5 * magnitude + 1e-6)) {
                                 printf("FAIL tile agreement %s (%s) pattern %d, %d tokens, row %d token %d: tile %.9g, "
                                        "dot %.9g\n",
-                                       dtype_name(dtype), variant ? "avx2" : "scalar", pattern, tokens, r, t, value, dot);
+                                       dtype_name(dtype), variant_names[variant], pattern, tokens, r, t, value, dot);
                                 failures++;
                             }
                         }
@@ -1570,6 +1621,12 @@ int main(int argc, char **argv)
             setenv("STRATA_CPU_SCALAR", "1", 1);
             failures += test_device("cpu", "cpu-scalar", 0, cases, n_cases);
             unsetenv("STRATA_CPU_SCALAR");
+            /* and on the AVX2 kernels where AVX-512 would be chosen */
+            if (cpu_hardware_isa() > CPU_ISA_AVX2) {
+                setenv("STRATA_CPU_AVX2", "1", 1);
+                failures += test_device("cpu", "cpu-avx2", 0, cases, n_cases);
+                unsetenv("STRATA_CPU_AVX2");
+            }
             /* attention again with other thread counts: they change how the
              * tiled path cuts queries into work items */
             failures += test_attention_threads(cases, n_cases);

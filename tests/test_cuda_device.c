@@ -1,6 +1,6 @@
 /* The CUDA device outside the ops: transfers through the pinned staging and
  * the copy stream, range checks, steps replayed as graphs reading new inputs,
- * index errors reported at sync, out of memory as a status (and the device
+ * index errors (positions, expert ids) reported at sync, out of memory as a status (and the device
  * still usable after), and the bandwidth and GEMM-peak measurements, which it
  * prints (scripts/gpu-check.sh keeps them beside the bench results).
  * Skipped (exit 77, saying why) without the CUDA backend or a device. */
@@ -122,6 +122,72 @@ done:
     dev.ops->buffer_free(dev.ctx, pos_buffer);
 }
 
+/* Inside a step, an expert id past the experts: matmul_id computes the
+ * good slot, leaves the bad slot's column as it was (no read outside the
+ * experts), moe_weights gives the bad slot weight 0, and sync reports it.
+ * Experts [32, 4, 2] of F32: expert e is all e + 1, the input all ones, so
+ * a good column is 32 (e + 1) everywhere. */
+static void check_step_expert_id_error(void)
+{
+    enum { N_IN = 32, N_OUT = 4, N_EXPERT = 2, K = 2 };
+    float experts_host[N_IN * N_OUT * N_EXPERT], ones[N_IN], sentinel[N_OUT * K], probs_host[N_EXPERT] = {0.25f, 0.75f};
+    for (int i = 0; i < N_IN * N_OUT * N_EXPERT; i++)
+        experts_host[i] = (float)(i / (N_IN * N_OUT) + 1);
+    for (int i = 0; i < N_IN; i++)
+        ones[i] = 1.0f;
+    for (int i = 0; i < N_OUT * K; i++)
+        sentinel[i] = -5.0f;
+    const int32_t ids_host[K] = {1, 7};
+    backend_buffer *buffers[6] = {
+        alloc_buffer(sizeof experts_host), alloc_buffer(sizeof ones), alloc_buffer(sizeof ids_host),
+        alloc_buffer(sizeof sentinel),     alloc_buffer(sizeof probs_host), alloc_buffer(K * sizeof(float)),
+    };
+    strata_tensor experts, x, ids, out, probs, weights;
+    tensor_init_contiguous(&experts, DTYPE_F32, N_IN, N_OUT, N_EXPERT, 1);
+    tensor_init_contiguous(&x, DTYPE_F32, N_IN, 1, 1, 1);
+    tensor_init_contiguous(&ids, DTYPE_I32, K, 1, 1, 1);
+    tensor_init_contiguous(&out, DTYPE_F32, N_OUT, K, 1, 1);
+    tensor_init_contiguous(&probs, DTYPE_F32, N_EXPERT, 1, 1, 1);
+    tensor_init_contiguous(&weights, DTYPE_F32, K, 1, 1, 1);
+    strata_tensor *tensors[6] = {&experts, &x, &ids, &out, &probs, &weights};
+    const void *contents[5] = {experts_host, ones, ids_host, sentinel, probs_host};
+    const size_t sizes[5] = {sizeof experts_host, sizeof ones, sizeof ids_host, sizeof sentinel, sizeof probs_host};
+    strata_error err = {0};
+    for (int i = 0; i < 6; i++) {
+        if (!buffers[i])
+            goto done;
+        tensors[i]->buffer = buffers[i];
+        if (i < 5)
+            CHECK(dev.ops->upload(dev.ctx, buffers[i], 0, contents[i], sizes[i], &err) == STRATA_OK, "upload: %s",
+                  err.message);
+    }
+    backend_op routed = {.kind = OP_MATMUL_ID, .dst = &out, .src = {&experts, &x, &ids}};
+    backend_op chosen = {.kind = OP_MOE_WEIGHTS, .dst = &weights, .src = {&probs, &ids}};
+    CHECK(dev.ops->begin_step(dev.ctx, &err) == STRATA_OK && dev.ops->run_op(dev.ctx, &routed, &err) == STRATA_OK &&
+              dev.ops->run_op(dev.ctx, &chosen, &err) == STRATA_OK,
+          "recording: %s", err.message);
+    err.message[0] = '\0';
+    CHECK(dev.ops->sync(dev.ctx, &err) == STRATA_INVALID_INPUT && strstr(err.message, "expert id"),
+          "a bad expert id inside a step was not reported at sync (%s)", err.message);
+    CHECK(dev.ops->end_step(dev.ctx, &err) == STRATA_OK, "end_step: %s", err.message);
+    float got[N_OUT * K], got_weights[K];
+    CHECK(dev.ops->download(dev.ctx, buffers[3], 0, got, sizeof got, &err) == STRATA_OK &&
+              dev.ops->download(dev.ctx, buffers[5], 0, got_weights, sizeof got_weights, &err) == STRATA_OK &&
+              dev.ops->sync(dev.ctx, &err) == STRATA_OK,
+          "reading back: %s", err.message);
+    int wrong = 0;
+    for (int o = 0; o < N_OUT; o++)
+        wrong += got[o] != 64.0f || got[N_OUT + o] != -5.0f;
+    CHECK(wrong == 0, "matmul_id with ids {1, 7}: %d of %d values are not 64 (good slot) or untouched (bad slot)",
+          wrong, N_OUT * K);
+    CHECK(got_weights[0] == 0.75f && got_weights[1] == 0.0f, "moe_weights with ids {1, 7}: %g %g, want 0.75 0",
+          got_weights[0], got_weights[1]);
+done:
+    for (int i = 0; i < 6; i++)
+        if (buffers[i])
+            dev.ops->buffer_free(dev.ctx, buffers[i]);
+}
+
 /* Far more than the device holds: a status and a message, then business as usual. */
 static void check_out_of_memory(const device_info *info)
 {
@@ -191,6 +257,7 @@ int main(void)
     check_transfers();
     check_steps();
     check_step_index_error();
+    check_step_expert_id_error();
     check_out_of_memory(&info);
     check_measurements();
     backend_close(&dev);

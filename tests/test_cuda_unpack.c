@@ -353,6 +353,14 @@ static void check_choices(void)
     CHECK(cuda_attention_kv_bucket(257, 4096) == 512, "bucket of 257");
     CHECK(cuda_attention_kv_bucket(300, 300) == 300, "bucket clamps to the cache");
     CHECK(cuda_attention_kv_bucket(0, 64) == 0, "bucket of nothing");
+    /* matmul_id chunks: the widths the routed kernels have, and a bound on the chunks */
+    CHECK(cuda_matmul_id_width(1) == 1 && cuda_matmul_id_width(2) == 2 && cuda_matmul_id_width(3) == 4,
+          "matmul_id width of 1-3 tokens");
+    CHECK(cuda_matmul_id_width(5) == 8 && cuda_matmul_id_width(8) == 8 && cuda_matmul_id_width(512) == 8,
+          "matmul_id width of 5, 8, 512 tokens");
+    CHECK(cuda_matmul_id_max_chunks(8, 128, 1) == 8, "decode: one chunk a pair");
+    CHECK(cuda_matmul_id_max_chunks(4096, 128, 8) == 512 + 128, "prefill: full chunks and a partial one an expert");
+    CHECK(cuda_matmul_id_max_chunks(10, 2, 8) == 3, "two experts, 10 pairs: at most 1 + 2 chunks");
 
     CHECK(cuda_attention_splits(32 * 512, 512, 132) == 1, "prefill has pairs enough");
     int decode_splits = cuda_attention_splits(32, 4096, 132);

@@ -14,7 +14,9 @@
  * a long cache at decode and prefill, inside and outside steps) all run under
  * a limit set to the estimate, and the peak stays within it; a limit below an
  * op's need fails with the message, without touching the device; growth
- * stops at the limit rather than doubling past it. */
+ * stops at the limit rather than doubling past it. Expert matmuls (matmul_id)
+ * of each weight kind and batch run under the estimate of a query with only
+ * experts, on a device of their own (the peak counts from open). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,8 @@ enum {
     KV_HEADS = 1,
     HEAD_DIM = 64,
     N_CTX = 2048,
+    N_EXPERT = 8,     /* matmul_id: experts of [N_IN, N_OUT] */
+    EXPERTS_USED = 4, /* k */
 };
 
 #ifdef STRATA_WITH_CUDA
@@ -177,6 +181,19 @@ static void check_host(void)
     free(saved_copy);
 }
 
+/* The estimate of a query with experts only (no dense matmul, no attention). */
+static uint64_t estimate_experts(int64_t max_tokens, int64_t experts_used, int multiprocessors)
+{
+    backend_workspace_query query = {
+        .max_tokens = max_tokens,
+        .max_expert_cols = N_IN,
+        .max_expert_rows = N_OUT,
+        .max_experts_used = experts_used,
+        .multiprocessors = multiprocessors,
+    };
+    return cuda->workspace_bytes(&query);
+}
+
 /* --- device part ---------------------------------------------------------------------------------------------- */
 
 static backend_device dev;
@@ -214,6 +231,35 @@ static strata_status run_matmul(strata_dtype weight, int64_t n_tok, bool in_step
     backend_op op = {.kind = OP_MATMUL, .dst = y, .src = {w, x}};
     strata_status status = STRATA_OK;
     if (in_step)
+        status = dev.ops->begin_step(dev.ctx, err);
+    if (status == STRATA_OK)
+        status = dev.ops->run_op(dev.ctx, &op, err);
+    if (in_step) {
+        strata_status ended = dev.ops->end_step(dev.ctx, err);
+        status = status == STRATA_OK ? ended : status;
+    }
+    if (status == STRATA_OK)
+        status = dev.ops->sync(dev.ctx, err);
+    release(&set);
+    return status;
+}
+
+/* x[N_IN, k, n_tok] through experts [N_IN, N_OUT, N_EXPERT], token t using
+ * experts t, t + 1, ..., t + k - 1 (mod N_EXPERT). */
+static strata_status run_matmul_id(strata_dtype weight, int64_t n_tok, bool in_step, strata_error *err)
+{
+    op_tensors set = {0};
+    strata_tensor *w = make(&set, weight, N_IN, N_OUT, N_EXPERT);
+    strata_tensor *x = make(&set, DTYPE_F32, N_IN, EXPERTS_USED, n_tok);
+    strata_tensor *ids = make(&set, DTYPE_I32, EXPERTS_USED, n_tok, 1);
+    strata_tensor *y = make(&set, DTYPE_F32, N_OUT, EXPERTS_USED, n_tok);
+    int32_t chosen[PROMPT * EXPERTS_USED];
+    for (int64_t i = 0; i < n_tok * EXPERTS_USED; i++)
+        chosen[i] = (int32_t)((i / EXPERTS_USED + i % EXPERTS_USED) % N_EXPERT);
+    backend_op op = {.kind = OP_MATMUL_ID, .dst = y, .src = {w, x, ids}};
+    strata_status status =
+        dev.ops->upload(dev.ctx, ids->buffer, 0, chosen, (size_t)(n_tok * EXPERTS_USED) * sizeof(int32_t), err);
+    if (status == STRATA_OK && in_step)
         status = dev.ops->begin_step(dev.ctx, err);
     if (status == STRATA_OK)
         status = dev.ops->run_op(dev.ctx, &op, err);
@@ -270,6 +316,30 @@ static uint64_t device_free_bytes(void)
     device_info info;
     dev.ops->get_info(dev.ctx, &info);
     return info.free_bytes;
+}
+
+/* Expert matmuls of every path under a limit of the experts-only estimate,
+ * on a freshly opened device: all run, and the peak stays within it. */
+static void check_expert_ops(void)
+{
+    const uint64_t fixed = CUDA_CUBLAS_WORKSPACE_BYTES + CUDA_ERROR_FLAGS_BYTES;
+    const uint64_t bound = estimate_experts(PROMPT, EXPERTS_USED, device_sms());
+    CHECK(bound > estimate_experts(PROMPT, 1, device_sms()) && estimate_experts(PROMPT, 1, 0) > fixed,
+          "the expert estimate grows with the experts used and counts the op's scratch");
+    CHECK(estimate_experts(PROMPT / 2, EXPERTS_USED, 0) <= bound, "the expert estimate grows with the tokens");
+    dev.ops->set_workspace_limit(dev.ctx, bound);
+    const strata_dtype weights[] = {DTYPE_Q4_0, DTYPE_Q6_K, DTYPE_F16, DTYPE_F32};
+    const int64_t batches[] = {1, 3, 9, PROMPT}; /* chunk widths 1, 4, 8, 8 */
+    strata_error err = {0};
+    for (size_t i = 0; i < sizeof weights / sizeof weights[0]; i++)
+        for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++)
+            CHECK(run_matmul_id(weights[i], batches[b], batches[b] == PROMPT, &err) == STRATA_OK,
+                  "matmul_id %s x %lld tokens: %s", dtype_name(weights[i]), (long long)batches[b], err.message);
+    const uint64_t peak = dev.ops->workspace_peak_bytes(dev.ctx);
+    printf("expert matmuls: workspace peak %.2f MiB, estimate %.2f MiB\n", peak / MIB, bound / MIB);
+    CHECK(peak <= bound, "the expert workspace peak %.2f MiB is over the estimate %.2f MiB", peak / MIB,
+          bound / MIB);
+    CHECK(peak > fixed, "the expert matmuls used no arena at all");
 }
 
 /* Every op shape of the query under a limit of the estimate: all run, and
@@ -386,6 +456,14 @@ static void check_device(void)
     backend_close(&dev);
     if (slots)
         check_limit();
+    if (!slots)
+        return;
+    if (backend_open("cuda", 0, NULL, &dev, &err) != STRATA_OK) {
+        CHECK(0, "cannot open cuda device 0 again: %s", err.message);
+        return;
+    }
+    check_expert_ops();
+    backend_close(&dev);
 }
 
 #endif /* STRATA_WITH_CUDA */

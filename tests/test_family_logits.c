@@ -31,7 +31,11 @@
  *     q5_0); the K-quants are checked on the synth presets below.
  * Then the tiny synth presets of olmo2, gemma2, gemma3 and phi3 (256-wide
  * rows, so q4_k, q6_k and q4_k_m are K-quants; windows of 4 in the 10-token
- * prompt) against the reference, with the same bounds.
+ * prompt) against the reference, with the same bounds; and the MoE ones,
+ * mixtral and qwen3moe (2 of 8 experts, 3-D K-quant experts, the router f32)
+ * at f32, q8_0, q4_k and q4_k_m, each first checked for a router margin that
+ * keeps the comparison about arithmetic, not about which expert won a near
+ * tie (route_gap_ok): measured nmse 4e-4 .. 1e-3 against the bound 3e-3.
  * Measured figures are in the commit that adds each check. */
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +43,38 @@
 
 #include "e2e_common.h"
 #include "family_fixtures.h"
+#include "reference_forward.h"
 #include "test_temp.h"
+
+/* The smallest router margin the MoE presets' comparisons need (in logits):
+ * the runtime's router inputs differ from the reference's by its 8-bit
+ * activations, and a margin under about 0.015 flips an expert (measured:
+ * mixtral tiny seed 1, q4_k margin 0.012 and q4_k_m 0.003 gave nmse 7e-2 and
+ * 6e-2, q8_0 with 0.019 passed). */
+static const double moe_min_route_gap = 0.05;
+
+/* Whether the reference's routing of the prompt on path keeps every chosen
+ * expert at least moe_min_route_gap above the first one left out; prints the
+ * margin. A smaller margin makes the comparison measure a routing
+ * discontinuity rather than the runtime's arithmetic: choose another seed. */
+static bool route_gap_ok(const char *label, const char *path)
+{
+    strata_error err = {0};
+    reference_model *ref = NULL;
+    double logits[16 * 258], gap = 0;
+    bool ok = e2e_byte_prompt_len <= 16 && reference_model_load(path, &ref, &err) == STRATA_OK &&
+              reference_model_n_vocab(ref) <= 258 &&
+              reference_forward_route_gap(ref, e2e_byte_prompt, e2e_byte_prompt_len, logits, &gap, &err) == STRATA_OK;
+    reference_model_free(ref);
+    if (!ok) {
+        printf("%-24s reference error: %s\n", label, err.message[0] ? err.message : "prompt or vocabulary too long");
+        return false;
+    }
+    ok = gap >= moe_min_route_gap;
+    printf("%-24s router margin %.4f (at least %.2f)  %s\n", label, gap, moe_min_route_gap,
+           ok ? "ok" : "FAIL: too close to a tie, choose another seed");
+    return ok;
+}
 
 int main(int argc, char **argv)
 {
@@ -70,26 +105,43 @@ int main(int argc, char **argv)
         }
     }
     /* the synth presets of the new families: 256-wide rows, so the K-quants
-     * are K-quants, against the reference on the same file */
-    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3"};
+     * are K-quants, against the reference on the same file; the MoE ones at
+     * q8_0, q4_k and q4_k_m (their 3-D experts quantized, the router f32) */
+    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3", "mixtral", "qwen3moe"};
     static const family_type_bound synth_types[] = {{"f32", 1e-9}, {"q4_k", 3e-3}, {"q6_k", 3e-3}, {"q4_k_m", 3e-3}};
+    static const family_type_bound moe_synth_types[] = {{"f32", 1e-9}, {"q8_0", 3e-3}, {"q4_k", 3e-3},
+                                                        {"q4_k_m", 3e-3}};
     for (size_t a = 0; a < sizeof synth_archs / sizeof synth_archs[0]; a++) {
         if (only && strcmp(only, synth_archs[a]) != 0)
             continue;
-        for (size_t t = 0; t < sizeof synth_types / sizeof synth_types[0]; t++) {
+        const bool moe = strcmp(synth_archs[a], "mixtral") == 0 || strcmp(synth_archs[a], "qwen3moe") == 0;
+        /* seeds whose routing of the prompt stays clear of ties at every
+         * type (route_gap_ok; the first such seed: mixtral 8, margin 0.089;
+         * qwen3moe 61, margin 0.051); the dense presets seed 1 */
+        uint64_t seed = 1;
+        if (strcmp(synth_archs[a], "mixtral") == 0)
+            seed = 8;
+        else if (strcmp(synth_archs[a], "qwen3moe") == 0)
+            seed = 61;
+        const family_type_bound *types = moe ? moe_synth_types : synth_types;
+        const size_t n_types = moe ? sizeof moe_synth_types / sizeof moe_synth_types[0]
+                                   : sizeof synth_types / sizeof synth_types[0];
+        for (size_t t = 0; t < n_types; t++) {
             char path[700], label[64];
-            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, synth_archs[a], synth_types[t].type);
-            snprintf(label, sizeof label, "%s tiny %s", synth_archs[a], synth_types[t].type);
-            strata_synth_params params = {.arch = synth_archs[a], .preset = "tiny", .type = synth_types[t].type,
-                                          .seed = 1, .output_path = path};
+            snprintf(path, sizeof path, "%s/%s_tiny_%s.gguf", dir, synth_archs[a], types[t].type);
+            snprintf(label, sizeof label, "%s tiny %s", synth_archs[a], types[t].type);
+            strata_synth_params params = {.arch = synth_archs[a], .preset = "tiny", .type = types[t].type,
+                                          .seed = seed, .output_path = path};
             strata_error err = {0};
             if (strata_synth(&params, &err) != STRATA_OK) {
                 printf("%-24s synth error: %s\n", label, err.message);
                 failures++;
                 continue;
             }
+            if (moe)
+                failures += !route_gap_ok(label, path);
             failures += !e2e_check_model("cpu", label, path, e2e_byte_prompt, e2e_byte_prompt_len,
-                                         synth_types[t].nmse_max);
+                                         types[t].nmse_max);
             remove(path);
         }
     }

@@ -83,11 +83,12 @@ static void check_tiny(const char *arch, const char *type)
         return;
     }
     const synth_config *c = &plan.config;
-    CHECK(key_string_is(file, "general.architecture", arch), "%s: general.architecture", arch);
+    const char *gguf_arch = synth_gguf_arch(c);
+    CHECK(key_string_is(file, "general.architecture", gguf_arch), "%s: general.architecture", arch);
     CHECK(key_int(file, "general.file_type") == plan.file_type, "%s %s: file_type", arch, type);
 #define CHECK_KEY(suffix, expected)                                                                                \
     do {                                                                                                           \
-        snprintf(key, sizeof key, "%s.%s", arch, suffix);                                                          \
+        snprintf(key, sizeof key, "%s.%s", gguf_arch, suffix);                                                     \
         CHECK(key_int(file, key) == (expected), "%s: %s = %lld, expected %lld", arch, key,                       \
               (long long)key_int(file, key), (long long)(expected));                                              \
     } while (0)
@@ -103,10 +104,21 @@ static void check_tiny(const char *arch, const char *type)
         CHECK_KEY("attention.key_length", c->head_dim);
         CHECK_KEY("attention.value_length", c->head_dim);
     }
+    if (c->n_expert) {
+        CHECK_KEY("expert_count", c->n_expert);
+        CHECK_KEY("expert_used_count", c->n_expert_used);
+        if (c->n_ff_exp)
+            CHECK_KEY("expert_feed_forward_length", c->n_ff_exp);
+    }
 #undef CHECK_KEY
-    snprintf(key, sizeof key, "%s.rope.freq_base", arch);
+    snprintf(key, sizeof key, "%s.expert_weights_norm", gguf_arch);
+    bool weights_norm = false;
+    CHECK((gguf_find_key(file, key) >= 0) == c->expert_weights_norm &&
+              (!c->expert_weights_norm || (gguf_get_bool(file, key, &weights_norm, NULL) == STRATA_OK && weights_norm)),
+          "%s: expert_weights_norm", arch);
+    snprintf(key, sizeof key, "%s.rope.freq_base", gguf_arch);
     CHECK(fabs(key_float(file, key) - c->rope_freq_base) < 1e-3 * c->rope_freq_base, "%s: freq_base", arch);
-    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", arch);
+    snprintf(key, sizeof key, "%s.attention.layer_norm_rms_epsilon", gguf_arch);
     CHECK(fabs(key_float(file, key) - c->rms_eps) < 1e-3 * c->rms_eps, "%s: rms eps", arch);
 
     /* the built-in byte vocabulary */
@@ -136,7 +148,8 @@ static void check_tiny(const char *arch, const char *type)
         if (!got)
             continue;
         CHECK(got->n_dims == want->n_dims && got->ne[0] == want->ne[0] &&
-                  (want->n_dims == 1 || got->ne[1] == want->ne[1]) && got->dtype == want->dtype &&
+                  (want->n_dims == 1 || got->ne[1] == want->ne[1]) &&
+                  (want->n_dims < 3 || got->ne[2] == want->ne[2]) && got->dtype == want->dtype &&
                   got->size_bytes == want->bytes,
               "%s: tensor %s shape/dtype/size", arch, want->name);
     }
@@ -144,6 +157,17 @@ static void check_tiny(const char *arch, const char *type)
     CHECK(has_output == !c->tied_output, "%s: output.weight presence", arch);
     CHECK((gguf_find_tensor(file, "blk.0.attn_q.bias") != NULL) == c->has_qkv_bias, "%s: qkv bias", arch);
     CHECK((gguf_find_tensor(file, "blk.1.attn_k_norm.weight") != NULL) == c->has_qk_norm, "%s: qk norm", arch);
+    /* experts: a router and three 3-D tensors in place of the dense FFN */
+    const gguf_tensor_info *router = gguf_find_tensor(file, "blk.1.ffn_gate_inp.weight");
+    const gguf_tensor_info *down_exps = gguf_find_tensor(file, "blk.1.ffn_down_exps.weight");
+    CHECK((router != NULL) == (c->n_expert > 0) && (down_exps != NULL) == (c->n_expert > 0) &&
+              (gguf_find_tensor(file, "blk.1.ffn_down.weight") != NULL) == (c->n_expert == 0),
+          "%s: experts or dense FFN", arch);
+    if (router)
+        CHECK(router->dtype == DTYPE_F32 && router->ne[1] == c->n_expert, "%s: router f32 [n_embd, n_expert]", arch);
+    if (down_exps)
+        CHECK(down_exps->n_dims == 3 && down_exps->ne[1] == c->n_embd && down_exps->ne[2] == c->n_expert,
+              "%s: ffn_down_exps shape", arch);
 
     /* llama3 rope factors: 1 for the fastest pair, 8 for the slowest */
     const gguf_tensor_info *rope_freqs = gguf_find_tensor(file, "rope_freqs.weight");
@@ -396,6 +420,78 @@ static void check_large_plans(void)
     check_iq_mixes();
 }
 
+/* The MoE presets: their parameter counts (the published models'), the mix's
+ * rules for models with experts (the table in synth_presets.c), and the size
+ * of llama.cpp's published Q4_K_M files. */
+static void check_moe_plans(void)
+{
+    synth_plan plan;
+    strata_error err = {0};
+    if (synth_plan_create(NULL, "mixtral-8x7b", "f16", 0, &plan, &err) == STRATA_OK) {
+        /* Mixtral 8x7B has 46.7e9 parameters (the router in f32 adds 2 MB) */
+        CHECK(plan.total_bytes > 93.0e9 && plan.total_bytes < 93.8e9, "mixtral-8x7b f16 is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        CHECK(strcmp(synth_gguf_arch(&plan.config), "llama") == 0, "mixtral is written as llama");
+        CHECK(plan.n_tensors == 2 + 32 * 10 + 1, "mixtral-8x7b has %lld tensors", (long long)plan.n_tensors);
+        synth_plan_free(&plan);
+    } else {
+        printf("FAIL plan mixtral-8x7b f16: %s\n", err.message);
+        failures++;
+    }
+    if (synth_plan_create(NULL, "qwen3-30b-a3b", "f16", 0, &plan, &err) == STRATA_OK) {
+        /* Qwen3-30B-A3B has 30.5e9 parameters */
+        CHECK(plan.total_bytes > 60.7e9 && plan.total_bytes < 61.4e9, "qwen3-30b-a3b f16 is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    } else {
+        printf("FAIL plan qwen3-30b-a3b f16: %s\n", err.message);
+        failures++;
+    }
+    if (synth_plan_create(NULL, "mixtral-8x7b", "q4_k_m", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_Q8_0, "8 experts: q4_k_m attn_k is q8_0");
+        CHECK(planned_dtype(&plan, "blk.10.attn_v.weight") == DTYPE_Q8_0, "8 experts: q4_k_m attn_v is q8_0");
+        CHECK(planned_dtype(&plan, "blk.10.attn_output.weight") == DTYPE_Q5_K, "8 experts: q4_k_m attn_output is q5_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_q.weight") == DTYPE_Q4_K, "q4_k_m attn_q is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_gate_inp.weight") == DTYPE_F32, "the router is f32");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_gate_exps.weight") == DTYPE_Q4_K, "q4_k_m ffn_gate_exps is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_down_exps.weight") == DTYPE_Q4_K, "q4_k_m blk.10.ffn_down_exps is q4_k");
+        CHECK(planned_dtype(&plan, "blk.6.ffn_down_exps.weight") == DTYPE_Q6_K, "q4_k_m blk.6.ffn_down_exps is q6_k");
+        CHECK(planned_dtype(&plan, "blk.31.ffn_down_exps.weight") == DTYPE_Q6_K, "q4_k_m blk.31.ffn_down_exps is q6_k");
+        /* the rules above give 28.45e9 bytes (ffn_down_exps q6_k on 16 of 32
+         * layers); the widely used Q4_K_M file of December 2023, quantized
+         * before llama.cpp had these rules, is smaller (26.4e9) */
+        CHECK(plan.total_bytes > 28.0e9 && plan.total_bytes < 28.9e9, "mixtral-8x7b q4_k_m is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        printf("ok   mixtral-8x7b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "mixtral-8x7b", "iq2_xs_mix", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_Q4_K, "8 experts: iq2_xs_mix attn_k is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_v.weight") == DTYPE_Q4_K, "8 experts: iq2_xs_mix attn_v is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_output.weight") == DTYPE_Q5_K, "8 experts: iq2_xs_mix attn_output is q5_k");
+        CHECK(planned_dtype(&plan, "blk.1.ffn_down_exps.weight") == DTYPE_Q2_K, "iq2_xs_mix blk.1.ffn_down_exps is q2_k");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_up_exps.weight") == DTYPE_IQ2_XS, "iq2_xs_mix ffn_up_exps is iq2_xs");
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "qwen3-30b-a3b", "q4_k_m", 0, &plan, &err) == STRATA_OK) {
+        /* 128 experts: none of the 8-expert rules */
+        CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_Q4_K, "128 experts: q4_k_m attn_k is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_output.weight") == DTYPE_Q4_K, "128 experts: attn_output is q4_k");
+        CHECK(planned_dtype(&plan, "blk.0.ffn_down_exps.weight") == DTYPE_Q6_K, "q4_k_m blk.0.ffn_down_exps is q6_k");
+        CHECK(planned_dtype(&plan, "blk.7.ffn_down_exps.weight") == DTYPE_Q4_K, "q4_k_m blk.7.ffn_down_exps is q4_k");
+        /* llama.cpp's Qwen3-30B-A3B Q4_K_M files are about 18.6e9 bytes */
+        CHECK(plan.total_bytes > 18.0e9 && plan.total_bytes < 19.0e9, "qwen3-30b-a3b q4_k_m is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        printf("ok   qwen3-30b-a3b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
+    if (synth_plan_create(NULL, "qwen3-30b-a3b", "iq2_xxs_mix", 0, &plan, &err) == STRATA_OK) {
+        CHECK(planned_dtype(&plan, "blk.10.attn_v.weight") == DTYPE_Q4_K, "4+ experts: iq2_xxs_mix attn_v is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_IQ2_XXS, "128 experts: iq2_xxs_mix attn_k");
+        synth_plan_free(&plan);
+    }
+}
+
 static void check_vocab_copy(void)
 {
     char path[600];
@@ -450,7 +546,7 @@ static void check_bad_input(void)
     int n_names = 0;
     while (names[n_names])
         n_names++;
-    CHECK(n_names == 16, "%d preset names", n_names);
+    CHECK(n_names == 20, "%d preset names", n_names);
     printf("ok   bad input\n");
 }
 
@@ -462,7 +558,7 @@ int main(void)
     }
     const char *types[] = {"f32",   "q4_k_m", "q2_k_mix", "q3_k_m", "q4_k_s",     "q5_k_m",
                            "bf16",  "q5_1",   "iq2_xs",   "iq3_m",  "iq4_xs_mix", "mxfp4"};
-    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "mixtral", "qwen3moe"};
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             check_tiny(archs[a], types[t]);
@@ -474,6 +570,7 @@ int main(void)
     check_determinism();
     check_distinct_rows();
     check_large_plans();
+    check_moe_plans();
     check_vocab_copy();
     check_bad_input();
     rmdir(temp_dir);

@@ -10,12 +10,14 @@ expect_status 0 "synth --list" "$STRATA" synth --list && grep -q "llama/llama3-7
     fail "synth --list does not list llama3-70b"
 
 # a tiny model per architecture, read back by info and run
-for arch in llama qwen2 qwen3 olmo2 gemma2 gemma3 phi3; do
+for arch in llama qwen2 qwen3 olmo2 gemma2 gemma3 phi3 mixtral qwen3moe; do
     model="$work/$arch.gguf"
     expect_status 0 "synth $arch" "$STRATA" synth --arch "$arch" --preset tiny --type q4_k_m --seed 5 -o "$model" ||
         continue
-    expect_status 0 "info on synth $arch" "$STRATA" info "$model" && grep -q "$arch" "$work/out" ||
-        fail "info does not show architecture $arch"
+    gguf_arch=$arch
+    [[ $arch == mixtral ]] && gguf_arch=llama # GGUF's llama with experts
+    expect_status 0 "info on synth $arch" "$STRATA" info "$model" && grep -q "architecture:    $gguf_arch\$" "$work/out" ||
+        fail "info does not show architecture $gguf_arch for $arch"
     expect_status 0 "run on synth $arch" "$STRATA" run -m "$model" -p "Hello" -n 4
 done
 # info tells the families apart
@@ -29,6 +31,23 @@ grep -q "qkv            fused" "$work/out" && grep -q "longrope       short fact
 "$STRATA" info --no-tensors "$work/olmo2.gguf" >"$work/out" 2>&1
 grep -q "norms          after attention and FFN" "$work/out" && grep -q "over the projection" "$work/out" ||
     fail "info on olmo2 does not show its norms"
+
+"$STRATA" info --no-tensors "$work/mixtral.gguf" >"$work/out" 2>&1
+grep -q "experts        2 of 8 per token" "$work/out" || fail "info on mixtral does not show 2 of 8 experts"
+"$STRATA" info --no-tensors "$work/qwen3moe.gguf" >"$work/out" 2>&1
+grep -q "experts        2 of 8 per token, each 256 wide.*renormalized" "$work/out" ||
+    fail "info on qwen3moe does not show 2 of 8 renormalized experts 256 wide"
+# a real MoE shape with its 3-D experts as holes: the size the plan predicts
+big="$work/qwen3-30b-a3b.gguf"
+if expect_status 0 "synth qwen3-30b-a3b --header-only" "$STRATA" synth --preset qwen3-30b-a3b --type q4_k_m \
+    --header-only -o "$big"; then
+    expect_status 0 "info on qwen3-30b-a3b" "$STRATA" info --no-tensors "$big" &&
+        grep -q "experts        8 of 128 per token, each 768 wide" "$work/out" ||
+        fail "info on qwen3-30b-a3b does not show 8 of 128 experts 768 wide"
+    size=$(stat -c %s "$big")
+    [[ $size -gt 18500000000 && $size -lt 18700000000 ]] || fail "qwen3-30b-a3b q4_k_m header-only is $size bytes"
+    rm -f "$big"
+fi
 
 # the same seed gives the same bytes; another seed does not
 "$STRATA" synth --arch llama --preset tiny --type q8_0 --seed 9 -o "$work/a.gguf" 2>/dev/null

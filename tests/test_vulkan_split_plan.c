@@ -369,10 +369,11 @@ static void check_matmul_id(const vk_matmul_id_dims *d, bool feasible)
             for (uint64_t e0 = 0; ok && e0 < d->n_expert; e0 += per) {
                 uint64_t ec = d->n_expert - e0 < per ? d->n_expert - e0 : per;
                 vk_matmul_id_params params = {.matmul = {.row_count = (uint32_t)rc}, .expert_count = (uint32_t)ec,
-                                              .list_stride = (uint32_t)tc};
+                                              .list_stride = (uint32_t)tc, .n_used = (uint32_t)d->k};
                 uint32_t groups[3];
                 ok = fits((ec - 1) * expert_bytes + rc * d->row_bytes, d->max_range, d->alignment) &&
-                     vk_matmul_id_groups(&params, groups) && groups[2] > 0;
+                     vk_matmul_id_groups(&params, VK_MATMUL_VECTOR, groups) && groups[2] > 0 &&
+                     vk_matmul_id_groups(&params, VK_MATMUL_TILED, groups) && groups[2] > 0;
                 covered += tc * rc * ec;
             }
         }

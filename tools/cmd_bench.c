@@ -204,6 +204,7 @@ typedef struct bench_report {
     char model_desc[96];
     uint64_t size_bytes;
     uint64_t n_params;
+    uint64_t n_params_active;    /* per token: the chosen experts only */
     const char *backend;         /* the devices, "cuda0,cpu" */
     int threads;
     double bandwidth;            /* bytes/s of the model's device; 0 when not measured or split */
@@ -231,12 +232,13 @@ static bool row_bandwidth(const bench_report *report, const bench_result *row, d
 }
 
 /* Fraction of the measured GEMM peak a pp row reaches (2 FLOP per parameter
- * per token); false for tg rows or when the peak is unknown. */
+ * a token multiplies by: of a mixture of experts, only its chosen experts);
+ * false for tg rows or when the peak is unknown. */
 static bool row_gemm_fraction(const bench_report *report, const bench_result *row, double *fraction)
 {
     if (row->bytes_per_token > 0 || report->gemm_peak <= 0)
         return false;
-    *fraction = 2.0 * (double)report->n_params * row->mean_tps / report->gemm_peak;
+    *fraction = 2.0 * (double)report->n_params_active * row->mean_tps / report->gemm_peak;
     return true;
 }
 
@@ -435,6 +437,7 @@ int cmd_bench(int argc, char **argv)
         .opts = &opts,
         .size_bytes = hp->weight_bytes,
         .n_params = hp->n_params,
+        .n_params_active = hp->n_params_active,
         .backend = devices,
         .threads = opts.placement.n_threads > 0 ? (int)opts.placement.n_threads : (int)(cores > 0 ? cores : 1),
         .device_name = strata_model_device_name(state.model),

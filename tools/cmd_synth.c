@@ -18,8 +18,11 @@ static void print_synth_usage(FILE *out)
             "\n"
             "Writes a GGUF model of a real shape with random weights (for tests and benchmarks).\n"
             "\n"
-            "  --arch ARCH     llama, qwen2 or qwen3 (default: the preset's own; needed to pick a tiny one)\n"
-            "  --preset NAME   tiny, llama2-7b, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b\n"
+            "  --arch ARCH     llama, qwen2, qwen3, olmo2, gemma2, gemma3, phi3, mixtral (written as\n"
+            "                  llama with experts) or qwen3moe (default: the preset's own; needed to\n"
+            "                  pick a tiny one)\n"
+            "  --preset NAME   tiny, llama2-7b, llama3-8b, llama3-70b, qwen2.5-7b, qwen3-8b, olmo2-7b,\n"
+            "                  gemma2-9b, gemma3-12b, phi3-mini, mixtral-8x7b, qwen3-30b-a3b (--list)\n"
             "  --type TYPE     f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k iq1_s\n"
             "                  iq1_m iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq4_nl iq4_xs mxfp4 tq1_0 tq2_0\n"
             "                  (every matrix in that format) or a llama.cpp-style mix: q2_k_mix q3_k_m\n"
@@ -51,7 +54,7 @@ static void print_progress(void *user, double fraction)
 static int list_presets(void)
 {
     const char *const *names = strata_synth_preset_names();
-    printf("%-20s %10s %14s\n", "arch/preset", "tensors", "q4_k_m bytes");
+    printf("%-24s %10s %14s\n", "arch/preset", "tensors", "q4_k_m bytes");
     for (size_t i = 0; names[i]; i++) {
         char arch[32];
         const char *slash = strchr(names[i], '/');
@@ -66,7 +69,7 @@ static int list_presets(void)
             fprintf(stderr, "strata synth: %s\n", err.message);
             return 1;
         }
-        printf("%-20s %10lld %14llu\n", names[i], (long long)plan.n_tensors, (unsigned long long)plan.total_bytes);
+        printf("%-24s %10lld %14llu\n", names[i], (long long)plan.n_tensors, (unsigned long long)plan.total_bytes);
         synth_plan_free(&plan);
     }
     return 0;

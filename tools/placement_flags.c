@@ -237,6 +237,16 @@ static const flag_spec placement_flags[] = {
                      "layers on the GPUs (default: as many as fit); the\n"
                      "rest run on the CPU",
                      FLAG_INT, PLACEMENT(gpu_layers), 0, 1 << 20, PLACEMENT(gpu_layers_set)),
+    FLAG_ON(NULL, "--cpu-moe",
+            "keep the experts' weights of every layer of a\n"
+            "mixture-of-experts model in host RAM, computed by\n"
+            "the CPU (attention and router stay on the GPUs)",
+            PLACEMENT(cpu_moe)),
+    FLAG_BOUNDED_SET(NULL, "--n-cpu-moe", "N",
+                     "the same for the experts of the first N layers only\n"
+                     "(default: the planner keeps experts in host RAM when\n"
+                     "the model does not fit and that is predicted faster)",
+                     FLAG_INT, PLACEMENT(n_cpu_moe), 0, 1 << 20, PLACEMENT(n_cpu_moe_set)),
     FLAG_PARSED("-ts", "--tensor-split", "A,B,...", "proportions of the GPU layers per GPU, in order",
                 parse_tensor_split),
     FLAG_PARSED("-ot", "--override-tensor", "RE=DEV",
@@ -367,6 +377,9 @@ bool placement_options_apply(const char *cmd, const placement_options *placement
     p->n_tensor_split = placement->n_tensor_split;
     p->overrides = placement->overrides;
     p->n_overrides = placement->n_overrides;
+    p->cpu_moe = placement->cpu_moe;
+    p->n_cpu_moe_set = placement->n_cpu_moe_set;
+    p->n_cpu_moe = placement->n_cpu_moe;
     p->caps = placement->caps;
     p->n_caps = placement->n_caps;
     p->specs = placement->specs;

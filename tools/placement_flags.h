@@ -15,6 +15,9 @@ typedef struct placement_options {
     int64_t gpu_layers;
     double tensor_split[STRATA_MAX_DEVICES];
     int n_tensor_split;
+    bool cpu_moe;             /* --cpu-moe: every layer's experts in host RAM */
+    bool n_cpu_moe_set;       /* --n-cpu-moe N: the first N layers' */
+    int64_t n_cpu_moe;
     strata_tensor_override overrides[STRATA_MAX_OVERRIDES];
     char override_patterns[STRATA_MAX_OVERRIDES][256]; /* what overrides[i].pattern points at */
     int n_overrides;

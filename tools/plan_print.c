@@ -111,6 +111,8 @@ void plan_print_json(FILE *out, const strata_plan *plan)
     fprintf(out, ",\n  \"n_ctx\": %lld,\n  \"kv_type\": \"%s\",\n  \"batch\": %lld,\n  \"handoffs_per_token\": %d,\n",
             (long long)plan->n_ctx, plan->kv_dtype == DTYPE_F32 ? "f32" : "f16", (long long)plan->max_batch,
             plan->n_handoffs);
+    fprintf(out, "  \"n_cpu_moe\": %lld,\n  \"n_cpu_moe_chosen\": %s,\n", (long long)plan->n_cpu_moe,
+            plan->n_cpu_moe_chosen ? "true" : "false");
     fprintf(out, "  \"devices\": [\n");
     for (int d = 0; d < plan->n_devices; d++) {
         const strata_plan_device *device = &plan->devices[d];
@@ -155,6 +157,12 @@ void plan_print_json(FILE *out, const strata_plan *plan)
         fprintf(out, "%.3f", plan->pp_tokens_per_s);
     else
         fprintf(out, "null");
+    fprintf(out, ", \"whole_layers_tg_tokens_per_s\": ");
+    if (plan->fits && plan->whole_layers_tg_tokens_per_s > 0)
+        fprintf(out, "%.3f, \"whole_layers_gpu_layers\": %lld", plan->whole_layers_tg_tokens_per_s,
+                (long long)plan->whole_layers_gpu_layers);
+    else
+        fprintf(out, "null, \"whole_layers_gpu_layers\": null");
     fprintf(out, ", \"tg_bound\": ");
     json_string(out, plan->tg_bound);
     fprintf(out, ", \"pp_bound\": ");

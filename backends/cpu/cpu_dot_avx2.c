@@ -130,28 +130,7 @@ AVX2_FN float cpu_dot_q4_0_avx2(int64_t n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
-/* The 32 bits of a Q5_0/Q5_1 qh as 32 bytes: byte i is 16 when bit i is set,
- * 0 otherwise. Each 128-bit lane gathers the two qh bytes it covers (byte
- * i / 8) into every position, then tests bit i % 8. */
-AVX2_FN static inline __m256i fifth_bits(const uint8_t qh_bytes[4])
-{
-    uint32_t qh;
-    memcpy(&qh, qh_bytes, sizeof qh);
-    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL,
-                                             0x0000000000000000LL);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit);
-    return _mm256_and_si256(set, _mm256_set1_epi8(16));
-}
-
-/* Q4_1/Q5_1 quants, low nibbles as bytes 0..15 and high nibbles as 16..31. */
-AVX2_FN static inline __m256i nibbles_32(const uint8_t qs[16])
-{
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
+/* fifth_bits and nibbles_32 (Q5_0/Q5_1 high bits, Q4_1/Q5_1 nibbles): cpu_unpack_avx2.h. */
 
 /* w = d q + m: sum w a = d da sum(q qa) + m s, q unsigned (0..15). */
 AVX2_FN float cpu_dot_q4_1_avx2(int64_t n, const void *w, const void *a)

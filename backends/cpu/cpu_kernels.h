@@ -20,17 +20,21 @@ typedef enum cpu_act_format {
     CPU_ACT_Q8_K, /* Q2_K .. Q6_K, the 256-element i-quants, TQ1_0, TQ2_0 weights */
 } cpu_act_format;
 
-/* Instruction sets a dot product may need. */
+/* Instruction sets a kernel may need, each a superset of the one before. */
 typedef enum cpu_isa {
     CPU_ISA_SCALAR,
-    CPU_ISA_AVX2, /* with FMA and F16C */
+    CPU_ISA_AVX2,   /* with FMA and F16C */
+    CPU_ISA_AVX512, /* AVX2's set plus AVX-512 F, BW, VL and VNNI */
 } cpu_isa;
 
-/* Which implementation runs a weight dtype's dot product. */
+/* Which implementation runs a weight dtype's matmul. CPU_KERNEL_AVX512 is
+ * chosen where the dtype has any AVX-512 kernel; the kernel it lacks (the
+ * dot product, say, where only the tile has one) is then the AVX2 one. */
 typedef enum cpu_kernel_choice {
     CPU_KERNEL_NONE,   /* dtype not supported as a matmul weight */
     CPU_KERNEL_SCALAR,
     CPU_KERNEL_AVX2,
+    CPU_KERNEL_AVX512,
 } cpu_kernel_choice;
 
 /* sum_i w[i] * a[i] over n elements (a multiple of the weight's block size);
@@ -47,6 +51,7 @@ typedef struct cpu_matmul_kernel {
      * the matmul then runs the dot product per (row, token) */
     cpu_tile_fn tile_scalar;
     cpu_tile_fn tile_avx2;
+    cpu_tile_fn tile_avx512; /* NULL where AVX-512 did not measure faster */
 } cpu_matmul_kernel;
 
 /* The table row of a weight dtype, or NULL when it cannot be a matmul weight. */
@@ -63,9 +68,13 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice);
  * forced scalar path stays scalar in both). */
 cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice);
 
-/* The best instruction set this CPU offers, unless the environment variable
- * STRATA_CPU_SCALAR is set to a non-empty value other than "0" (which forces
- * the scalar path, for tests and for comparing). */
+/* The best instruction set this CPU (and its OS) offers, from cpuid alone. */
+cpu_isa cpu_hardware_isa(void);
+
+/* cpu_hardware_isa() capped by the environment, for tests and for
+ * comparing: STRATA_CPU_SCALAR set to a non-empty value other than "0"
+ * forces the scalar kernels, STRATA_CPU_AVX2 likewise forces the AVX2 ones
+ * where AVX-512 is present (STRATA_CPU_SCALAR wins when both are set). */
 cpu_isa cpu_detect_isa(void);
 
 /* Bytes of one activation row of n elements in format fmt; n must be a

@@ -19,6 +19,14 @@
 
 #define WEIGHT_BLOCK_BYTES (32 * 1024)
 #define MAX_ROWS_PER_BLOCK 64
+/* A tiled matmul takes at least this many rows per block even where they
+ * pass WEIGHT_BLOCK_BYTES (wide rows: 2 rows of a 14336-wide Q8_0 layer
+ * fill it): the AVX-512 tiles transpose the tokens' activations once per
+ * call and need rows to spread that over (Q8_0 at 14336 x 1024 by 64
+ * tokens, one thread: 47 GMAC/s with 2 rows, 86 with 16); the AVX2 tiles
+ * measured the same or a little faster. 16 such rows (about 240 KiB) still
+ * sit in L2 while the token tiles pass over them. */
+#define MIN_TILED_ROWS_PER_BLOCK 16
 /* Multiply-adds per claimed chunk: below this the fork-join (a wake-up of a
  * sleeping worker, some microseconds) costs more than it saves, so tiny
  * matmuls (small models at decode) stay on the calling thread. */
@@ -165,6 +173,8 @@ strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m,
         cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);
     }
     int64_t rows = job.weight_row_bytes ? (int64_t)(WEIGHT_BLOCK_BYTES / job.weight_row_bytes) : MAX_ROWS_PER_BLOCK;
+    if (job.tile && rows < MIN_TILED_ROWS_PER_BLOCK)
+        rows = MIN_TILED_ROWS_PER_BLOCK;
     job.rows_per_block = rows < 1 ? 1 : rows > MAX_ROWS_PER_BLOCK ? MAX_ROWS_PER_BLOCK : rows;
     int64_t macs_per_row = job.n_in * job.n_tok;
     int64_t min_rows = macs_per_row >= MIN_MACS_PER_CHUNK ? 1 : MIN_MACS_PER_CHUNK / (macs_per_row ? macs_per_row : 1);

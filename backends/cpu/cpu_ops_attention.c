@@ -54,7 +54,7 @@ static void attention_items(void *arg, int64_t begin, int64_t end, int thread_in
 const cpu_attention_kernels *cpu_attention_kernels_for(cpu_isa isa)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    if (isa == CPU_ISA_AVX2)
+    if (isa >= CPU_ISA_AVX2) /* AVX-512 machines run the AVX2 attention */
         return &cpu_attention_kernels_avx2;
 #endif
     (void)isa;

@@ -78,4 +78,16 @@ void cpu_tile_q5_k_avx2(const cpu_tile *tile);
 void cpu_tile_q3_k_avx2(const cpu_tile *tile);
 void cpu_tile_q2_k_avx2(const cpu_tile *tile);
 
+/* AVX-512 F/BW/VL/VNNI (cpu_tile_avx512.c), x86 builds only; each measured
+ * faster than its AVX2 twin (BENCHMARKS.md). */
+void cpu_tile_q8_0_avx512(const cpu_tile *tile);
+void cpu_tile_q4_0_avx512(const cpu_tile *tile);
+void cpu_tile_q5_0_avx512(const cpu_tile *tile);
+void cpu_tile_iq4_nl_avx512(const cpu_tile *tile);
+void cpu_tile_q4_k_avx512(const cpu_tile *tile);
+void cpu_tile_q6_k_avx512(const cpu_tile *tile);
+void cpu_tile_q5_k_avx512(const cpu_tile *tile);
+void cpu_tile_q3_k_avx512(const cpu_tile *tile);
+void cpu_tile_q2_k_avx512(const cpu_tile *tile);
+
 #endif

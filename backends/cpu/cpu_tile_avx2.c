@@ -106,65 +106,6 @@ _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens"
  * by d_w d_a run once per four tokens; the activation scales of a block are
  * contiguous over tokens for that (cpu_tile.h). */
 
-typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0, FORMAT_Q5_0, FORMAT_IQ4_NL } format_32;
-
-/* 16 packed bytes of nibbles as 32 bytes: low nibbles (elements 0..15), then
- * high nibbles (16..31). */
-AVX2_FN INLINE __m256i nibbles_32(const uint8_t qs[16])
-{
-    __m128i packed = _mm_loadu_si128((const __m128i *)qs);
-    __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-/* Q5_0's qh as 32 bytes: byte i is 16 when bit i is set, else 0. Each
- * 128-bit lane spreads the two qh bytes it covers, then tests bit i % 8. */
-AVX2_FN INLINE __m256i fifth_bits(const uint8_t qh_bytes[4])
-{
-    uint32_t qh;
-    memcpy(&qh, qh_bytes, sizeof qh);
-    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(bytes, bit), bit), _mm256_set1_epi8(16));
-}
-
-/* The offset of a format whose quants_32 are unsigned (weights d (q -
- * offset)); 0 where they are signed. */
-static inline int offset_32(format_32 format)
-{
-    return format == FORMAT_Q4_0 ? 8 : format == FORMAT_Q5_0 ? 16 : 0;
-}
-
-/* Block b of a row: its 32 quants (unsigned where offset_32 says so), and
- * its scale in *d. */
-AVX2_FN INLINE __m256i quants_32(format_32 format, const char *row, int64_t b, float *d)
-{
-    switch (format) {
-    case FORMAT_Q8_0: {
-        const block_q8_0 *blk = (const block_q8_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return _mm256_loadu_si256((const __m256i *)blk->qs);
-    }
-    case FORMAT_Q4_0: { /* unsigned, offset 8 */
-        const block_q4_0 *blk = (const block_q4_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return nibbles_32(blk->qs);
-    }
-    case FORMAT_Q5_0: { /* unsigned, offset 16 */
-        const block_q5_0 *blk = (const block_q5_0 *)row + b;
-        *d = _cvtsh_ss(blk->d);
-        return _mm256_or_si256(nibbles_32(blk->qs), fifth_bits(blk->qh));
-    }
-    case FORMAT_IQ4_NL: break;
-    }
-    const block_iq4_nl *blk = (const block_iq4_nl *)row + b;
-    *d = _cvtsh_ss(blk->d);
-    /* the 16 levels in both 128-bit lanes, looked up by nibble */
-    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)quant_iq4nl_values));
-    return _mm256_shuffle_epi8(levels, nibbles_32(blk->qs));
-}
-
 /* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
  * register: lanes i and 4 + i sum to token i's total; missing tokens are 0. */
 AVX2_FN INLINE __m256i fold_4(const __m256i *sums, int count)
@@ -248,15 +189,6 @@ TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
  * q y by _mm256_maddubs_epi16 (int16 pair sums, q < 64 so no saturation),
  * times the scales by _mm256_madd_epi16 into int32; the offset or min term
  * through the activation's group sums, one madd per token and block. */
-
-typedef enum format_k { FORMAT_Q2_K, FORMAT_Q3_K, FORMAT_Q4_K, FORMAT_Q5_K, FORMAT_Q6_K } format_k;
-
-typedef struct k_vectors {
-    __m256i q[8];
-    __m256i scale[8];
-    __m256i corr; /* 16 int16, one per group of 16 */
-    float d, m;
-} k_vectors;
 
 /* Q4_K's 8 6-bit scales and 8 6-bit mins, as bytes: scales[j], mins[j]. The
  * 12 packed bytes are three words: scales 0-3 and mins 0-3 in the low 6 bits
@@ -416,7 +348,7 @@ AVX2_FN INLINE void unpack_q2_k(const block_q2_K *blk, k_vectors *u)
 /* Not inlined on purpose: u must live in memory (an L1 buffer read once per
  * group of tokens); inlined, the compiler keeps its 17 vectors in registers
  * and spills the token sums instead, far more often. */
-__attribute__((noinline)) AVX2_FN static void unpack_k(format_k format, const char *row, int64_t b, k_vectors *u)
+__attribute__((noinline)) AVX2_FN void cpu_unpack_k_avx2(format_k format, const char *row, int64_t b, k_vectors *u)
 {
     switch (format) {
     case FORMAT_Q2_K: unpack_q2_k((const block_q2_K *)row + b, u); break;
@@ -468,7 +400,7 @@ AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row
     for (int g = 0; g < GROUPS; g++)
         acc[g] = _mm256_setzero_ps();
     for (int64_t b = 0; b < tile->n / QK_K; b++) {
-        unpack_k(format, row, b, &u);
+        cpu_unpack_k_avx2(format, row, b, &u);
         UNROLL
         for (int i = 0; i < count; i++)
             act[i] = base[i] + b;

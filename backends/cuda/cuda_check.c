@@ -55,6 +55,23 @@ bool cuda_check_binary(const backend_op *op, char *why, size_t why_size) { retur
 bool cuda_check_kv_store(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
 bool cuda_check_copy(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
 
+/* TOPK, MOE_WEIGHTS and MOE_SUM: one thread per column (top-k, weights) or
+ * per output element, indexed in 64 bits: the contract is the whole check. */
+bool cuda_check_moe(const backend_op *op, char *why, size_t why_size) { return op_contract_check(op, why, why_size); }
+
+/* The expert matmul: a weight OP_MATMUL reads, experts that the grouping
+ * kernel counts in shared memory, pairs indexed by an int. */
+bool cuda_check_matmul_id(const backend_op *op, char *why, size_t why_size)
+{
+    if (!op_contract_check(op, why, why_size) || !need_weight_kernel(op->src[0], why, why_size))
+        return false;
+    const int64_t n_expert = op->src[0]->ne[2], n_pairs = op->src[2]->ne[0] * op->src[2]->ne[1];
+    return op_need(n_expert <= KERNEL_MOE_MAX_EXPERTS, why, why_size, "%lld experts are more than the kernel's %d",
+                   (long long)n_expert, KERNEL_MOE_MAX_EXPERTS) &&
+           op_need(n_pairs < INT_DIM_MAX - CUDA_MATVEC_MAX_TOKENS, why, why_size,
+                   "%lld (slot, token) pairs are too many", (long long)n_pairs);
+}
+
 bool cuda_check_rope(const backend_op *op, char *why, size_t why_size)
 {
     int32_t n_rot = op->params.rope.n_rot;

@@ -96,6 +96,29 @@ static inline int64_t cuda_gemm_tile_capacity(int64_t n_in, int64_t n_out, int64
  * (64 MiB of F16): large enough for cuBLAS to fill the GPU at 512 tokens.
  * Whether a tile small enough to stay in L2 is faster is for a GPU to say:
  * STRATA_CUDA_GEMM_TILE_MIB sets it at device open. */
+/* OP_MATMUL_ID: columns computed per chunk of an expert's pairs (the
+ * routed matrix-vector kernels take 1, 2, 4 or 8): n_tok rounded up to one
+ * of those, at most CUDA_MATVEC_MAX_TOKENS. An expert takes a token at most
+ * once, so at decode every chunk is one pair and no column is wasted; at a
+ * batch an expert's weights are read once per 8 of its tokens. */
+static inline int cuda_matmul_id_width(int64_t n_tok)
+{
+    int width = 1;
+    while (width < CUDA_MATVEC_MAX_TOKENS && width < n_tok)
+        width *= 2;
+    return width;
+}
+
+/* The most chunks n_pairs pairs over n_expert experts make with chunks of
+ * width: each pair is in one chunk, and each expert with pairs adds at most
+ * one partly filled chunk to the n_pairs / width full ones. */
+static inline int64_t cuda_matmul_id_max_chunks(int64_t n_pairs, int64_t n_expert, int width)
+{
+    int64_t experts = n_expert < n_pairs ? n_expert : n_pairs;
+    int64_t chunks = n_pairs / width + experts;
+    return chunks < n_pairs ? chunks : n_pairs;
+}
+
 #define CUDA_GEMM_TILE_ELEMENTS_DEFAULT ((int64_t)1 << 25)
 #define CUDA_GEMM_TILE_MIB_MAX 65536.0
 

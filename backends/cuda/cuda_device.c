@@ -259,18 +259,11 @@ static bool cuda_registration_weight_dtype_supported(strata_dtype dtype)
     return cuda_weight_dtype_supported(dtype);
 }
 
-/* The mixture-of-experts ops have no kernels yet: the planner keeps the
- * experts in host RAM and the router's ops run on the CPU. */
-static bool cuda_op_kind_supported(op_kind kind)
-{
-    return !op_kind_is_moe(kind);
-}
-
 const backend_registration cuda_backend_registration = {
     .name = "cuda",
     .device_count = cuda_device_count,
     .open = cuda_open,
     .workspace_bytes = cuda_workspace_bytes,
     .weight_dtype_supported = cuda_registration_weight_dtype_supported,
-    .op_kind_supported = cuda_op_kind_supported,
+    .op_kind_supported = NULL, /* every kind, the mixture-of-experts ops included */
 };

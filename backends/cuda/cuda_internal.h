@@ -68,6 +68,7 @@ typedef struct cuda_op {
     int32_t sliding_window;
     int32_t n_splits;   /* attention: split-KV parts */
     int32_t attention_variant; /* attention: cuda_attention_variant */
+    int32_t moe_normalize;     /* moe_weights */
 } cuda_op;
 
 typedef struct cuda_graph_entry {
@@ -208,6 +209,8 @@ bool cuda_check_kv_store(const backend_op *op, char *why, size_t why_size);
 bool cuda_check_attention(const backend_op *op, char *why, size_t why_size);
 bool cuda_check_argmax(const backend_op *op, char *why, size_t why_size);
 bool cuda_check_copy(const backend_op *op, char *why, size_t why_size);
+bool cuda_check_moe(const backend_op *op, char *why, size_t why_size); /* TOPK, MOE_WEIGHTS, MOE_SUM */
+bool cuda_check_matmul_id(const backend_op *op, char *why, size_t why_size);
 
 bool cuda_supports(void *ctx, const backend_op *op);
 strata_status cuda_run_op(void *ctx, const backend_op *op, strata_error *err);
@@ -222,12 +225,15 @@ strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error 
  * asks these, so run time and estimate cannot drift apart). */
 size_t cuda_op_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements);
 size_t cuda_matmul_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements);
+size_t cuda_matmul_id_scratch_bytes(const cuda_op *op);
 
 /* Sets an attention descriptor's kernel variant and split-KV parts from its
  * shapes and n_kv, for an attention mode and a device of sm_count SMs (pure). */
 void cuda_attention_plan(cuda_op *op, cuda_attention_mode mode, int sm_count);
 
 strata_status cuda_launch_matmul(cuda_context *ctx, const cuda_op *op, strata_error *err);
+/* OP_MATMUL_ID (cuda_matmul_id.c). */
+strata_status cuda_launch_matmul_id(cuda_context *ctx, const cuda_op *op, strata_error *err);
 
 /* Bytes rounded up to CUDA_ALIGNMENT (arena slices). */
 static inline size_t cuda_align(size_t bytes)

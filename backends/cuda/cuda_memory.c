@@ -193,6 +193,10 @@ strata_status cuda_sync(void *opaque, strata_error *err)
     if (flags & KERNEL_ERROR_ROW_ID)
         return strata_fail(err, STRATA_INVALID_INPUT,
                            "cuda get_rows: a row id was outside the table; those rows were not written");
+    if (flags & KERNEL_ERROR_EXPERT_ID)
+        return strata_fail(err, STRATA_INVALID_INPUT,
+                           "cuda moe_weights/matmul_id: an expert id was outside the experts; its slot got weight 0 "
+                           "and its matmul column was not written");
     return STRATA_OK;
 }
 

@@ -5,7 +5,9 @@
  * records it (inside begin_step/end_step) or launches it at once. Outside a
  * step, the ids of get_rows and the positions of kv_store are read back and
  * checked first, so a bad index fails run_op itself as on the CPU; inside a
- * step the kernels skip bad indices and sync() reports them. */
+ * step the kernels skip bad indices and sync() reports them. The expert ids
+ * of moe_weights and matmul_id are checked the same way (range, and
+ * distinct within a token), the kernels skipping ids out of range. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,7 +18,8 @@ static const cuda_op_check_fn op_checks[OP_COUNT_] = {
     [OP_ADD] = cuda_check_binary,        [OP_MUL] = cuda_check_binary,        [OP_SCALE] = cuda_check_unary,
     [OP_ROPE] = cuda_check_rope,         [OP_KV_STORE] = cuda_check_kv_store, [OP_ATTENTION] = cuda_check_attention,
     [OP_SWIGLU] = cuda_check_gated,      [OP_GEGLU] = cuda_check_gated,       [OP_SOFTMAX] = cuda_check_unary,
-    [OP_ARGMAX] = cuda_check_argmax,     [OP_COPY] = cuda_check_copy,
+    [OP_ARGMAX] = cuda_check_argmax,     [OP_COPY] = cuda_check_copy,          [OP_TOPK] = cuda_check_moe,
+    [OP_MOE_WEIGHTS] = cuda_check_moe,   [OP_MATMUL_ID] = cuda_check_matmul_id, [OP_MOE_SUM] = cuda_check_moe,
 };
 
 bool cuda_supports(void *opaque, const backend_op *op)
@@ -96,6 +99,7 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
     switch (op->kind) {
     case OP_RMS_NORM: out->eps = op->params.rms_norm.eps; break;
     case OP_SCALE: out->value = op->params.scale.value; break;
+    case OP_MOE_WEIGHTS: out->moe_normalize = op->params.moe_weights.normalize; break;
     case OP_ROPE:
         out->n_rot = op->params.rope.n_rot;
         out->neox = op->params.rope.neox;
@@ -129,6 +133,8 @@ size_t cuda_op_scratch_bytes(const cuda_op *op, int64_t gemm_tile_elements)
 {
     if (op->kind == OP_MATMUL)
         return cuda_matmul_scratch_bytes(op, gemm_tile_elements);
+    if (op->kind == OP_MATMUL_ID)
+        return cuda_matmul_id_scratch_bytes(op);
     if (op->kind == OP_ATTENTION) {
         kernel_attention_args args;
         attention_args(op, &args);
@@ -229,6 +235,19 @@ strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error 
     case OP_COPY:
         code = launch_copy(op, stream);
         break;
+    case OP_TOPK:
+        code = kernel_topk((int32_t *)dst->data, (const float *)a->data, a->ne[0], dst->ne[0], a->ne[1], stream);
+        break;
+    case OP_MOE_WEIGHTS:
+        code = kernel_moe_weights((float *)dst->data, (const float *)a->data, (const int32_t *)b->data, a->ne[0],
+                                  b->ne[0], b->ne[1], op->moe_normalize != 0, ctx->error_flags, stream);
+        break;
+    case OP_MATMUL_ID:
+        return cuda_launch_matmul_id(ctx, op, err);
+    case OP_MOE_SUM: /* y [n, k, n_tok], weights [k, n_tok] */
+        code = kernel_moe_sum((float *)dst->data, (const float *)a->data, (const float *)b->data, a->ne[0], a->ne[1],
+                              a->ne[2], stream);
+        break;
     default:
         return strata_fail(err, STRATA_UNSUPPORTED, "cuda: op %d has no kernel", op->kind);
     }
@@ -269,6 +288,35 @@ static strata_status check_indices(cuda_context *ctx, const backend_op *op, stra
     return STRATA_OK;
 }
 
+/* Outside a step: the expert ids of moe_weights (src1) or matmul_id (src2),
+ * read back and checked as the CPU checks them: each in [0, n_expert),
+ * distinct within a token. */
+static strata_status check_expert_ids(cuda_context *ctx, const backend_op *op, strata_error *err)
+{
+    const bool matmul_id = op->kind == OP_MATMUL_ID;
+    const strata_tensor *ids = op->src[matmul_id ? 2 : 1];
+    const int64_t n_expert = matmul_id ? op->src[0]->ne[2] : op->src[0]->ne[0];
+    const int64_t k = ids->ne[0], n = k * ids->ne[1];
+    const char *name = op_kind_name(op->kind);
+    if (n > CUDA_INDEX_CHECK_MAX)
+        return STRATA_OK; /* too many to read back cheaply: the kernels' flag reports those out of range at sync */
+    strata_status status = cuda_read_indices(ctx, (const int32_t *)((char *)ids->buffer->data + ids->offset), n, err);
+    if (status != STRATA_OK)
+        return status;
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t id = ctx->index_check[i];
+        if (id < 0 || id >= n_expert)
+            return strata_fail(err, STRATA_INVALID_INPUT,
+                               "cuda %s: expert id %d (slot %lld of token %lld) is outside [0, %lld)", name, id,
+                               (long long)(i % k), (long long)(i / k), (long long)n_expert);
+        for (int64_t other = i - i % k; other < i; other++)
+            if (ctx->index_check[other] == id)
+                return strata_fail(err, STRATA_INVALID_INPUT, "cuda %s: expert id %d appears twice for token %lld",
+                                   name, id, (long long)(i / k));
+    }
+    return STRATA_OK;
+}
+
 strata_status cuda_run_op(void *opaque, const backend_op *op, strata_error *err)
 {
     cuda_context *ctx = opaque;
@@ -290,6 +338,8 @@ strata_status cuda_run_op(void *opaque, const backend_op *op, strata_error *err)
     if (ctx->in_step)
         return cuda_record(ctx, &described, err);
     if ((op->kind == OP_GET_ROWS || op->kind == OP_KV_STORE) && (status = check_indices(ctx, op, err)) != STRATA_OK)
+        return status;
+    if ((op->kind == OP_MOE_WEIGHTS || op->kind == OP_MATMUL_ID) && (status = check_expert_ids(ctx, op, err)))
         return status;
     return cuda_launch_op(ctx, &described, err);
 }

@@ -198,6 +198,39 @@ static size_t attention_worst(const backend_workspace_query *query, int64_t max_
     return worst;
 }
 
+/* The most arena OP_MATMUL_ID needs: its scratch (cuda_matmul_id.c) grows
+ * with the pairs (k x tokens), their width and n_in, and is the same for
+ * every float dtype and for every block format; the number of experts does
+ * not enter it. */
+static size_t matmul_id_worst(const backend_workspace_query *query, int64_t max_tokens)
+{
+    const int64_t n_in = query->max_expert_cols, n_out = query->max_expert_rows;
+    if (n_in <= 0 || n_out <= 0)
+        return 0;
+    const int64_t k = query->max_experts_used > 0 ? query->max_experts_used : 1;
+    const strata_dtype dtypes[] = {DTYPE_F32, DTYPE_Q8_0};
+    size_t worst = 0;
+    for (size_t d = 0; d < sizeof dtypes / sizeof dtypes[0]; d++) {
+        const bool present = dtypes[d] == DTYPE_F32 ? path_present(query->weight_dtype_mask, DTYPE_F32) ||
+                                                          path_present(query->weight_dtype_mask, DTYPE_F16) ||
+                                                          path_present(query->weight_dtype_mask, DTYPE_BF16)
+                                                    : path_present(query->weight_dtype_mask, DTYPE_Q8_0);
+        if (!present)
+            continue;
+        cuda_op op = {.kind = OP_MATMUL_ID, .n_src = 3};
+        size_t row_bytes = 0;
+        if (!dtype_row_bytes(dtypes[d], n_in, &row_bytes))
+            row_bytes = (size_t)n_in * 4; /* n_in not a whole number of blocks: no scratch depends on it */
+        describe(&op.src[0], dtypes[d], n_in, n_out, 1, row_bytes);
+        describe(&op.src[1], DTYPE_F32, n_in, k, max_tokens, (size_t)n_in * sizeof(float));
+        describe(&op.src[2], DTYPE_I32, k, max_tokens, 1, (size_t)k * sizeof(int32_t));
+        describe(&op.dst, DTYPE_F32, n_out, k, max_tokens, (size_t)n_out * sizeof(float));
+        size_t bytes = cuda_op_scratch_bytes(&op, 0);
+        worst = bytes > worst ? bytes : worst;
+    }
+    return worst;
+}
+
 uint64_t cuda_workspace_bytes(const backend_workspace_query *query)
 {
     int64_t tile_elements;
@@ -206,7 +239,9 @@ uint64_t cuda_workspace_bytes(const backend_workspace_query *query)
     const int64_t max_tokens = query->max_tokens > 0 ? query->max_tokens : 1;
     size_t matmul = matmul_worst(query, max_tokens, tile_elements);
     size_t attention = attention_worst(query, max_tokens);
-    /* the arena holds one op's scratch at a time: the larger need, not the sum */
+    size_t matmul_id = matmul_id_worst(query, max_tokens);
+    /* the arena holds one op's scratch at a time: the largest need, not the sum */
     size_t arena = matmul > attention ? matmul : attention;
+    arena = matmul_id > arena ? matmul_id : arena;
     return (uint64_t)CUDA_CUBLAS_WORKSPACE_BYTES + CUDA_ERROR_FLAGS_BYTES + arena;
 }

@@ -172,11 +172,12 @@ bool vk_check_matmul_id(const vk_context *ctx, const backend_op *op, char *why, 
     if (!op_contract_check(op, why, why_size))
         return false;
     const strata_tensor *experts = op->src[0];
-    char shader[64];
+    char shader[64], tiled[64];
     snprintf(shader, sizeof shader, "matmul_id_%s", dtype_name(experts->dtype));
+    snprintf(tiled, sizeof tiled, "matmul_id_tiled_%s", dtype_name(experts->dtype));
     vk_matmul_id_dims dims = vk_matmul_id_dims_of(op, ctx->bind_limit, vk_binding_alignment(ctx));
     vk_matmul_id_plan plan;
-    return op_need(vk_shader_present(shader), why, why_size, "%s has dtype %s, for which no expert shader is built",
+    return op_need(vk_shader_present(shader) && vk_shader_present(tiled), why, why_size, "%s has dtype %s, for which no expert shader is built",
                    op_tensor_label(experts, "src0"), dtype_name(experts->dtype)) &&
            need_small(op->src[1], "src1", why, why_size) && need_small(op->dst, "dst", why, why_size) &&
            op_need(experts->nb[2] < ((uint64_t)1 << 32), why, why_size, "one expert of %s is 4 GiB or more",

@@ -1,6 +1,7 @@
 /* Recording of the mixture-of-experts ops: the router's top-k
  * (shaders/topk.comp), the chosen experts' weights (moe_weights.comp), the
- * expert matmul (moe_group.comp, then matmul.comp built with MATMUL_ID) and
+ * expert matmul (moe_group.comp, then matmul.comp or matmul_tiled.comp
+ * built with MATMUL_ID) and
  * the weighted sum (moe_sum.comp). Inputs were checked (contract, shaders,
  * plans). Work is cut into bindings by vulkan_moe_plan.h.
  *
@@ -154,8 +155,8 @@ strata_status vk_run_moe_sum(vk_context *ctx, const backend_op *op, strata_error
  * the expert table of the pass, then per range of output rows, per group
  * of experts that one binding holds, one dispatch. */
 static strata_status record_matmul_id_pass(vk_context *ctx, const backend_op *op, const vk_matmul_id_plan *plan,
-                                           const vk_pipeline *group, const vk_pipeline *matmul, vk_binding *bindings,
-                                           uint32_t tok_begin, uint32_t tok_count, strata_error *err)
+                                           const vk_pipeline *group, vk_binding *bindings, uint32_t tok_begin,
+                                           uint32_t tok_count, strata_error *err)
 {
     const strata_tensor *experts = op->src[0], *x = op->src[1], *ids = op->src[2], *dst = op->dst;
     uint32_t n_in = (uint32_t)experts->ne[0], n_out = (uint32_t)experts->ne[1], n_expert = (uint32_t)experts->ne[2];
@@ -186,7 +187,16 @@ static strata_status record_matmul_id_pass(vk_context *ctx, const backend_op *op
         .expert_bytes = (uint32_t)expert_bytes, .n_expert = n_expert, .list_stride = tok_count, .n_used = k,
         .input_per_slot = k_x == k && k > 1,
     };
-    if ((status = vk_bind_range(ctx, x, 4ull * n_in * k_x * tok_begin, 4ull * n_in * k_x * tok_count, 4, false,
+    /* an expert has at most tok_count pairs: past the vector kernel's tokens, tiles pay */
+    vk_matmul_kernel kernel = vk_matmul_choose(tok_count, ctx->features.cooperative_matrix);
+    char shader[64];
+    snprintf(shader, sizeof shader, "%s_%s", kernel == VK_MATMUL_TILED ? "matmul_id_tiled" : "matmul_id",
+             dtype_name(experts->dtype));
+    const vk_pipeline *matmul;
+    if ((status = vk_pipeline_get(ctx, shader,
+                                  kernel == VK_MATMUL_TILED ? VK_MATMUL_TILED_LOCAL_SIZE : VK_MATMUL_VECTOR_LOCAL_SIZE,
+                                  vk_lowbit_has_tables(experts->dtype) ? 5 : 4, &matmul, err)) ||
+        (status = vk_bind_range(ctx, x, 4ull * n_in * k_x * tok_begin, 4ull * n_in * k_x * tok_count, 4, false,
                                 &bindings[1], &params.matmul.input_offset, err)))
         return status;
     size_t row_alignment = vk_weight_row_alignment(experts->dtype);
@@ -216,7 +226,7 @@ static strata_status record_matmul_id_pass(vk_context *ctx, const backend_op *op
                                         &params.matmul.weight_offset_bytes, err)))
                 return status;
             uint32_t groups[3];
-            if (!vk_matmul_id_groups(&params, groups))
+            if (!vk_matmul_id_groups(&params, kernel, groups))
                 return strata_fail(err, STRATA_UNSUPPORTED, "%u rows of %u experts need more workgroups than Vulkan "
                                    "allows", row_count, params.expert_count);
             if ((status = vk_dispatch(ctx, matmul, bindings, &params, sizeof params, groups[0], groups[1], groups[2],
@@ -238,17 +248,14 @@ strata_status vk_run_matmul_id(vk_context *ctx, const backend_op *op, strata_err
         return status;
     if (!vk_matmul_id_plan_make(&dims, &plan))
         return strata_fail(err, STRATA_UNSUPPORTED, "the experts' rows or one token do not fit one binding");
-    char shader[64];
-    snprintf(shader, sizeof shader, "matmul_id_%s", dtype_name(experts->dtype));
-    bool tables = vk_lowbit_has_tables(experts->dtype);
     vk_binding bindings[5];
-    const vk_pipeline *group, *matmul;
+    const vk_pipeline *group;
     if ((status = vk_pipeline_get(ctx, "moe_group", VK_MOE_LOCAL_SIZE, 2, &group, err)) ||
-        (status = vk_pipeline_get(ctx, shader, VK_MATMUL_VECTOR_LOCAL_SIZE, tables ? 5 : 4, &matmul, err)) ||
-        (tables && (status = vk_lowbit_tables_bind(ctx, experts->dtype, &bindings[4], err))))
+        (vk_lowbit_has_tables(experts->dtype) &&
+         (status = vk_lowbit_tables_bind(ctx, experts->dtype, &bindings[4], err))))
         return status;
     for (uint32_t tok_begin = 0; tok_begin < n_tok; tok_begin += plan.tokens_per_pass)
-        if ((status = record_matmul_id_pass(ctx, op, &plan, group, matmul, bindings, tok_begin,
+        if ((status = record_matmul_id_pass(ctx, op, &plan, group, bindings, tok_begin,
                                             vk_min_u32(plan.tokens_per_pass, n_tok - tok_begin), err)))
             return status;
     return STRATA_OK;

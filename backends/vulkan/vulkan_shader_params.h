@@ -7,6 +7,9 @@
  *   matmul_<FMT>        from shaders/matmul.comp        (matrix-vector, decode)
  *   matmul_tiled_<FMT>  from shaders/matmul_tiled.comp  (tiled GEMM, prefill)
  *   get_rows_<FMT>      from shaders/get_rows.comp
+ * and, with -DMATMUL_ID=1 as well (OP_MATMUL_ID: bindings 3 = the expert
+ * table, 4 = the low-bit tables),
+ *   matmul_id_<FMT>, matmul_id_tiled_<FMT>  from the two matmul shaders
  * None needs a device feature beyond Vulkan 1.0 compute: weights are read as
  * 32-bit words (no 8/16-bit storage), reductions go through shared memory.
  *
@@ -190,18 +193,24 @@ static inline bool vk_matmul_groups(const vk_matmul_params *p, vk_matmul_kernel 
     return true;
 }
 
-/* Pure: the workgroup counts of one expert-matmul dispatch: output rows
- * over x and y as vk_matmul_groups(VK_MATMUL_VECTOR), and in z, for each
- * bound expert, enough groups of VK_MATMUL_VECTOR_TOKENS for a list of
- * list_stride pairs. Returns false (groups zeroed) when a count exceeds what
- * Vulkan guarantees. */
-static inline bool vk_matmul_id_groups(const vk_matmul_id_params *p, uint32_t groups[3])
+/* Pure: the workgroup counts of one expert-matmul dispatch with kernel:
+ * output rows over x and y as vk_matmul_groups, and in z, for each bound
+ * expert that may have pairs (no more than the pass's n_used * list_stride
+ * pairs), enough token groups of kernel for a list of list_stride pairs.
+ * Returns false (groups zeroed) when a count exceeds what Vulkan
+ * guarantees. */
+static inline bool vk_matmul_id_groups(const vk_matmul_id_params *p, vk_matmul_kernel kernel, uint32_t groups[3])
 {
-    uint64_t z = (uint64_t)p->expert_count * vk_div_ceil(p->list_stride, VK_MATMUL_VECTOR_TOKENS);
+    uint32_t rows_per_group = kernel == VK_MATMUL_TILED ? VK_MATMUL_TILE_ROWS : 1u;
+    uint32_t tokens_per_group = kernel == VK_MATMUL_TILED ? VK_MATMUL_TILE_TOKENS : VK_MATMUL_VECTOR_TOKENS;
+    uint64_t pairs = (uint64_t)p->n_used * p->list_stride;
+    uint64_t experts = p->expert_count < pairs ? p->expert_count : pairs;
+    uint64_t z = experts * vk_div_ceil(p->list_stride, tokens_per_group);
     groups[0] = groups[1] = groups[2] = 0;
     if (p->matmul.row_count == 0 || z == 0)
         return true;
-    if (!vk_spread_groups(p->matmul.row_count, &groups[0], &groups[1]) || z > VK_MAX_GROUPS_PER_DIM) {
+    if (!vk_spread_groups(vk_div_ceil(p->matmul.row_count, rows_per_group), &groups[0], &groups[1]) ||
+        z > VK_MAX_GROUPS_PER_DIM) {
         groups[0] = groups[1] = 0;
         return false;
     }

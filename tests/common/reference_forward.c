@@ -421,6 +421,7 @@ typedef struct reference_state {
     double *up;      /* [n_ff] */
     double *scores;  /* [n_tokens] attention weights of one head */
     double *probs;   /* [n_expert] router probabilities */
+    double min_route_gap; /* smallest logit gap between a chosen expert and an unchosen one so far */
     double *expert;  /* [n_embd] one expert's output */
     double *k_cache; /* [n_layer][n_tokens][kv_dim] */
     double *v_cache; /* [n_layer][n_tokens][kv_dim] */
@@ -557,6 +558,18 @@ static void experts(const reference_model *m, const reference_layer *w, const do
         chosen[j] = best;
         chosen_sum += s->probs[best];
     }
+    double runner_up = 0.0; /* the most probable expert left out */
+    for (int64_t e = 0; e < m->n_expert; e++) {
+        bool taken = false;
+        for (int64_t i = 0; i < m->n_used; i++)
+            taken = taken || chosen[i] == e;
+        if (!taken && s->probs[e] > runner_up)
+            runner_up = s->probs[e];
+    }
+    if (runner_up > 0.0) {                                           /* gap in logits: log of the ratio */
+        double gap = log(s->probs[chosen[m->n_used - 1]] / runner_up);
+        s->min_route_gap = gap < s->min_route_gap ? gap : s->min_route_gap;
+    }
     for (int64_t i = 0; i < m->n_embd; i++)
         s->proj[i] = 0.0;
     for (int64_t j = 0; j < m->n_used; j++) {
@@ -600,7 +613,13 @@ static void ffn_block(const reference_model *m, int64_t l, reference_state *s)
 strata_status reference_forward(const reference_model *m, const int32_t *tokens, int64_t n_tokens, double *logits,
                                 strata_error *err)
 {
-    reference_state s = {0};
+    return reference_forward_route_gap(m, tokens, n_tokens, logits, NULL, err);
+}
+
+strata_status reference_forward_route_gap(const reference_model *m, const int32_t *tokens, int64_t n_tokens,
+                                          double *logits, double *min_route_gap, strata_error *err)
+{
+    reference_state s = {.min_route_gap = INFINITY};
     strata_status status = STRATA_OK;
     if (!state_alloc(&s, m, n_tokens)) {
         status = strata_fail(err, STRATA_OUT_OF_MEMORY, "reference: out of memory");
@@ -625,6 +644,8 @@ strata_status reference_forward(const reference_model *m, const int32_t *tokens,
         for (int64_t i = 0; i < m->n_vocab; i++)                         /* gemma2 */
             row[i] = softcap(row[i], m->final_softcap);
     }
+    if (min_route_gap)
+        *min_route_gap = s.min_route_gap;
 fail:
     state_free(&s);
     return status;

@@ -27,4 +27,14 @@ int64_t reference_model_n_vocab(const reference_model *model);
 strata_status reference_forward(const reference_model *model, const int32_t *tokens, int64_t n_tokens,
                                 double *logits, strata_error *err);
 
+/* reference_forward, and for a mixture of experts the smallest gap, over
+ * every position and layer, between the router logit of the last expert
+ * chosen and that of the first left out (INFINITY for a dense model, or when
+ * every expert is chosen). A runtime whose router inputs differ by more than
+ * this may choose other experts: its logits then differ by far more than its
+ * arithmetic error, so a comparison is only meaningful with a gap well above
+ * that error. */
+strata_status reference_forward_route_gap(const reference_model *model, const int32_t *tokens, int64_t n_tokens,
+                                          double *logits, double *min_route_gap, strata_error *err);
+
 #endif
