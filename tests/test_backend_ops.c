@@ -1256,6 +1256,19 @@ static int check_kernel_choice(void)
         failures++;
 #endif
     }
+    /* decode takes a matrix-vector kernel only where AVX-512 is chosen and
+     * the format has one */
+    if (cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_AVX2) || cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_SCALAR) ||
+        cpu_kernel_gemv(DTYPE_Q8_0, CPU_KERNEL_AVX512)) {
+        printf("FAIL kernel choice: a matrix-vector kernel where none should be\n");
+        failures++;
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    if (!cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_AVX512) || !cpu_kernel_gemv(DTYPE_Q4_0, CPU_KERNEL_AVX512)) {
+        printf("FAIL kernel choice: no AVX-512 matrix-vector kernel for q4_k or q4_0\n");
+        failures++;
+    }
+#endif
     /* the environment caps the instruction set: STRATA_CPU_AVX2 below
      * AVX-512 only, STRATA_CPU_SCALAR always, "0" not at all */
     cpu_isa hardware = cpu_hardware_isa();
@@ -1444,6 +1457,81 @@ static int check_tile_agreement(void)
     return failures;
 }
 
+/* Every AVX-512 matrix-vector kernel (decode) against the scalar dot product
+ * of its format, where the CPU has AVX-512 (whatever the environment asks
+ * of the backend): 9 rows (two groups of four run side by side and one
+ * alone), on the three kinds of rows of check_dot_agreement, at lengths
+ * that leave the 32-element formats a tail past their groups of 16 blocks
+ * (73 blocks) and none (128). */
+static int check_gemv_agreement(void)
+{
+    enum { N_MAX = 4096, ROWS = 9 };
+    static const int64_t lengths_32[] = {2336, 4096}, lengths_k[] = {1536, 4096};
+    static float w_values[N_MAX], x_values[N_MAX], w_decoded[ROWS][N_MAX];
+    static uint8_t w_bytes[ROWS][N_MAX * 2], act_bytes[N_MAX * 2];
+    float got[ROWS + 1];
+    int failures = 0, checked = 0;
+    if (cpu_hardware_isa() < CPU_ISA_AVX512) {
+        printf("gemv agreement: skipped (no AVX-512 here)\n");
+        return 0;
+    }
+    for (size_t k = 0; k < sizeof weight_types / sizeof weight_types[0]; k++) {
+        strata_dtype dtype = weight_types[k].dtype;
+        const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
+        if (!kernel || !kernel->gemv_avx512)
+            continue;
+        for (int len = 0; len < 2; len++)
+            for (int pattern = 0; pattern < 3; pattern++) {
+                const int64_t n = kernel->act == CPU_ACT_Q8_K ? lengths_k[len] : lengths_32[len];
+                rng_state = 0xD1B54A32D192ED03ULL * (uint64_t)(8 * k + 3 * len + pattern + 1);
+                strata_error err = {0};
+                size_t row_bytes = 0;
+                dtype_row_bytes(dtype, n, &row_bytes);
+                for (int r = 0; r < ROWS; r++) {
+                    for (int64_t i = 0; i < n; i++)
+                        w_values[i] = pattern == 2 ? (rng_uniform() < 0.5 ? -0.7f : 0.7f) : 0.5f * rng_gauss();
+                    if (quant_quantize_row(dtype, w_values, w_bytes[r], n, &err) != STRATA_OK ||
+                        quant_dequantize_row(dtype, w_bytes[r], w_decoded[r], n, &err) != STRATA_OK) {
+                        printf("FAIL gemv agreement %s: %s\n", dtype_name(dtype), err.message);
+                        return failures + 1;
+                    }
+                }
+                for (int64_t i = 0; i < n; i++)
+                    x_values[i] = pattern == 1 ? (rng_uniform() < 0.5 ? -1.3f : 1.3f) : rng_gauss();
+                cpu_quantize_activation(kernel->act, x_values, act_bytes, n, CPU_ISA_SCALAR);
+                for (int r = 0; r <= ROWS; r++)
+                    got[r] = NAN;
+                /* rows packed at the format's own row size, as in a weight tensor */
+                static uint8_t packed[ROWS * N_MAX * 2];
+                for (int r = 0; r < ROWS; r++)
+                    memcpy(packed + (size_t)r * row_bytes, w_bytes[r], row_bytes);
+                cpu_tile tile = {.n = n, .weight = (const char *)packed, .weight_stride = row_bytes, .rows = ROWS,
+                                 .act = (const char *)act_bytes, .act_stride = 0, .tokens = 1, .dst = got,
+                                 .dst_stride = ROWS};
+                kernel->gemv_avx512(&tile);
+                if (!isnan(got[ROWS])) {
+                    printf("FAIL gemv agreement %s: wrote past its rows\n", dtype_name(dtype));
+                    failures++;
+                }
+                for (int r = 0; r < ROWS; r++) {
+                    float dot = kernel->scalar(n, w_bytes[r], act_bytes);
+                    double magnitude = 0.0;
+                    for (int64_t i = 0; i < n; i++)
+                        magnitude += fabs((double)w_decoded[r][i] * x_values[i]);
+                    checked++;
+                    if (!(fabs((double)got[r] - dot) <= 1e-5 * magnitude + 1e-6)) {
+                        printf("FAIL gemv agreement %s n %lld pattern %d row %d: gemv %.9g, dot %.9g\n",
+                               dtype_name(dtype), (long long)n, pattern, r, got[r], dot);
+                        failures++;
+                    }
+                }
+            }
+    }
+    if (failures == 0)
+        printf("gemv agreement: ok (%d rows)\n", checked);
+    return failures;
+}
+
 typedef struct pool_probe {
     int *hits; /* one counter per index */
     int max_thread;
@@ -1595,7 +1683,7 @@ int main(int argc, char **argv)
         printf("FAIL: no backend called %s is built in\n", only);
         return 1;
     }
-    int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_tile_agreement() +
+    int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_tile_agreement() + check_gemv_agreement() +
                                    check_thread_pool() + check_attention_tiling();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);

@@ -22,13 +22,18 @@
 #define TILED_512(w, a, dot_scalar, dot_avx2, tiled_scalar, tiled_avx2, tiled_avx512)                                  \
     {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar,                       \
      .tile_avx2 = tiled_avx2, .tile_avx512 = tiled_avx512}
+/* ... and an AVX-512 matrix-vector kernel for decode as well */
+#define GEMV_512(w, a, dot_scalar, dot_avx2, tiled_scalar, tiled_avx2, tiled_avx512, gemv_512)                         \
+    {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar,                       \
+     .tile_avx2 = tiled_avx2, .tile_avx512 = tiled_avx512, .gemv_avx512 = gemv_512}
 
 static const cpu_matmul_kernel kernel_table[] = {
     KERNEL(DTYPE_F32, CPU_ACT_F32, cpu_dot_f32_scalar, AVX2(cpu_dot_f32_avx2)),
     KERNEL(DTYPE_F16, CPU_ACT_F32, cpu_dot_f16_scalar, AVX2(cpu_dot_f16_avx2)),
     KERNEL(DTYPE_BF16, CPU_ACT_F32, cpu_dot_bf16_scalar, AVX2(cpu_dot_bf16_avx2)),
-    TILED_512(DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2),
-              cpu_tile_q4_0_scalar, AVX2(cpu_tile_q4_0_avx2), AVX2(cpu_tile_q4_0_avx512)),
+    GEMV_512(DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2),
+              cpu_tile_q4_0_scalar, AVX2(cpu_tile_q4_0_avx2), AVX2(cpu_tile_q4_0_avx512),
+              AVX2(cpu_gemv_q4_0_avx512)),
     KERNEL(DTYPE_Q4_1, CPU_ACT_Q8_1, cpu_dot_q4_1_scalar, AVX2(cpu_dot_q4_1_avx2)),
     TILED_512(DTYPE_Q5_0, CPU_ACT_Q8_0, cpu_dot_q5_0_scalar, AVX2(cpu_dot_q5_0_avx2),
               cpu_tile_q5_0_scalar, AVX2(cpu_tile_q5_0_avx2), AVX2(cpu_tile_q5_0_avx512)),
@@ -39,8 +44,9 @@ static const cpu_matmul_kernel kernel_table[] = {
               cpu_tile_q2_k_scalar, AVX2(cpu_tile_q2_k_avx2), AVX2(cpu_tile_q2_k_avx512)),
     TILED_512(DTYPE_Q3_K, CPU_ACT_Q8_K, cpu_dot_q3_k_scalar, AVX2(cpu_dot_q3_k_avx2),
               cpu_tile_q3_k_scalar, AVX2(cpu_tile_q3_k_avx2), AVX2(cpu_tile_q3_k_avx512)),
-    TILED_512(DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2),
-              cpu_tile_q4_k_scalar, AVX2(cpu_tile_q4_k_avx2), AVX2(cpu_tile_q4_k_avx512)),
+    GEMV_512(DTYPE_Q4_K, CPU_ACT_Q8_K, cpu_dot_q4_k_scalar, AVX2(cpu_dot_q4_k_avx2),
+              cpu_tile_q4_k_scalar, AVX2(cpu_tile_q4_k_avx2), AVX2(cpu_tile_q4_k_avx512),
+              AVX2(cpu_gemv_q4_k_avx512)),
     TILED_512(DTYPE_Q5_K, CPU_ACT_Q8_K, cpu_dot_q5_k_scalar, AVX2(cpu_dot_q5_k_avx2),
               cpu_tile_q5_k_scalar, AVX2(cpu_tile_q5_k_avx2), AVX2(cpu_tile_q5_k_avx512)),
     TILED_512(DTYPE_Q6_K, CPU_ACT_Q8_K, cpu_dot_q6_k_scalar, AVX2(cpu_dot_q6_k_avx2),
@@ -73,7 +79,7 @@ cpu_kernel_choice cpu_kernel_choose(strata_dtype weight, cpu_isa isa)
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
     if (!kernel)
         return CPU_KERNEL_NONE;
-    if (isa >= CPU_ISA_AVX512 && kernel->avx2 && kernel->tile_avx512)
+    if (isa >= CPU_ISA_AVX512 && kernel->avx2 && (kernel->tile_avx512 || kernel->gemv_avx512))
         return CPU_KERNEL_AVX512;
     if (isa >= CPU_ISA_AVX2 && kernel->avx2)
         return CPU_KERNEL_AVX2;
@@ -88,7 +94,7 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice)
     switch (choice) {
     case CPU_KERNEL_SCALAR: return kernel->scalar;
     case CPU_KERNEL_AVX2:
-    case CPU_KERNEL_AVX512: return kernel->avx2; /* no AVX-512 dot product measured faster */
+    case CPU_KERNEL_AVX512: return kernel->avx2; /* decode may take gemv_avx512 instead */
     case CPU_KERNEL_NONE: break;
     }
     return NULL;
@@ -106,6 +112,12 @@ cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice)
     case CPU_KERNEL_NONE: break;
     }
     return NULL;
+}
+
+cpu_tile_fn cpu_kernel_gemv(strata_dtype weight, cpu_kernel_choice choice)
+{
+    const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
+    return kernel && choice == CPU_KERNEL_AVX512 ? kernel->gemv_avx512 : NULL;
 }
 
 /* An environment variable set to a non-empty value other than "0". */

@@ -52,6 +52,9 @@ typedef struct cpu_matmul_kernel {
     cpu_tile_fn tile_scalar;
     cpu_tile_fn tile_avx2;
     cpu_tile_fn tile_avx512; /* NULL where AVX-512 did not measure faster */
+    /* matrix-vector kernel for one token (decode) in place of the AVX2 dot
+     * product where AVX-512 is chosen; NULL where there is none */
+    cpu_tile_fn gemv_avx512;
 } cpu_matmul_kernel;
 
 /* The table row of a weight dtype, or NULL when it cannot be a matmul weight. */
@@ -67,6 +70,10 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice);
  * that implementation (choose the dot product with the same choice, so a
  * forced scalar path stays scalar in both). */
 cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice);
+
+/* The matrix-vector kernel (one token, cpu_tile.h) named by a choice, or
+ * NULL where the matmul should run the dot product of that choice per row. */
+cpu_tile_fn cpu_kernel_gemv(strata_dtype weight, cpu_kernel_choice choice);
 
 /* The best instruction set this CPU (and its OS) offers, from cpuid alone. */
 cpu_isa cpu_hardware_isa(void);

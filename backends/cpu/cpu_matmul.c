@@ -10,8 +10,9 @@
  * With more than one token and a tiled kernel for the weight's format
  * (cpu_tile.h), the tokens go through a block of rows CPU_TILE_TOKENS at a
  * time, each weight block unpacked once per tile instead of once per token.
- * One token (decode) keeps the plain dot product: a tile of one would only
- * add a layer of calls. */
+ * One token (decode) runs the dot product per row, or where AVX-512 is
+ * chosen and the format has one, a matrix-vector kernel (cpu_gemv_avx512.c)
+ * that takes several rows against the same activation registers. */
 #include <string.h>
 
 #include "../../base/quant.h"
@@ -25,7 +26,8 @@
  * call and need rows to spread that over (Q8_0 at 14336 x 1024 by 64
  * tokens, one thread: 47 GMAC/s with 2 rows, 86 with 16); the AVX2 tiles
  * measured the same or a little faster. 16 such rows (about 240 KiB) still
- * sit in L2 while the token tiles pass over them. */
+ * sit in L2 while the token tiles pass over them. The decode kernels
+ * (cpu_gemv_avx512.c) take as many, so their groups of four rows fill. */
 #define MIN_TILED_ROWS_PER_BLOCK 16
 /* Multiply-adds per claimed chunk: below this the fork-join (a wake-up of a
  * sleeping worker, some microseconds) costs more than it saves, so tiny
@@ -43,6 +45,7 @@ typedef struct matmul_job {
     int64_t rows_per_block;
     cpu_dot_fn dot;
     cpu_tile_fn tile;           /* NULL: one dot product per (row, token) */
+    cpu_tile_fn gemv;           /* one token: rows at a time, else NULL */
     float *act_scales;          /* activations of a tiled matmul: block scales as f32 ... */
     int32_t *act_sums;          /* ... and for Q8_0 the blocks' sums of quants (cpu_tile.h) */
     int64_t act_scales_stride;  /* floats per block */
@@ -107,6 +110,19 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end, int thread_index)
             matmul_rows_tiled(job, block, block_end);
             continue;
         }
+        if (job->gemv) {
+            cpu_tile rows = {.n = job->n_in,
+                             .weight = job->weight + (size_t)block * job->weight_row_bytes,
+                             .weight_stride = job->weight_row_bytes,
+                             .rows = block_end - block,
+                             .act = job->act,
+                             .act_stride = job->act_row_bytes,
+                             .tokens = 1,
+                             .dst = job->dst + block,
+                             .dst_stride = job->n_out};
+            job->gemv(&rows);
+            continue;
+        }
         for (int64_t t = 0; t < job->n_tok; t++) {
             const void *act = job->act + (size_t)t * job->act_row_bytes;
             float *out = job->dst + t * job->n_out;
@@ -139,6 +155,8 @@ strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m,
         return STRATA_OK;
     if (job.n_tok > 1)
         job.tile = cpu_kernel_tile(m->dtype, choice);
+    else
+        job.gemv = cpu_kernel_gemv(m->dtype, choice);
     job.act_row_bytes = cpu_act_row_bytes(kernel->act, job.n_in);
     if (kernel->act == CPU_ACT_F32) {
         job.act = (const char *)job.x;
@@ -173,7 +191,7 @@ strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m,
         cpu_parallel_for(ctx->pool, job.n_tok, QUANTIZE_PARALLEL_MIN_TOKENS, quantize_tokens, &job);
     }
     int64_t rows = job.weight_row_bytes ? (int64_t)(WEIGHT_BLOCK_BYTES / job.weight_row_bytes) : MAX_ROWS_PER_BLOCK;
-    if (job.tile && rows < MIN_TILED_ROWS_PER_BLOCK)
+    if ((job.tile || job.gemv) && rows < MIN_TILED_ROWS_PER_BLOCK)
         rows = MIN_TILED_ROWS_PER_BLOCK;
     job.rows_per_block = rows < 1 ? 1 : rows > MAX_ROWS_PER_BLOCK ? MAX_ROWS_PER_BLOCK : rows;
     int64_t macs_per_row = job.n_in * job.n_tok;

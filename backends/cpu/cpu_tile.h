@@ -90,4 +90,11 @@ void cpu_tile_q5_k_avx512(const cpu_tile *tile);
 void cpu_tile_q3_k_avx512(const cpu_tile *tile);
 void cpu_tile_q2_k_avx512(const cpu_tile *tile);
 
+/* AVX-512 F/BW/VL/VNNI matrix-vector kernels for decode
+ * (cpu_gemv_avx512.c), x86 builds only: a tile of exactly one token (only
+ * n, weight, weight_stride, rows, act and dst are read); the scalar twin is
+ * the format's scalar dot product. */
+void cpu_gemv_q4_0_avx512(const cpu_tile *tile);
+void cpu_gemv_q4_k_avx512(const cpu_tile *tile);
+
 #endif
