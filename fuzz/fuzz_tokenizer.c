@@ -19,7 +19,11 @@
  *    (the text after one gets the space prefix, as llama.cpp does), and not
  *    for BPE text with a byte the vocabulary has no token for (refact has
  *    none for 0xF1, which starts U+40000..U+7FFFF: such a byte is dropped,
- *    as llama.cpp does). */
+ *    as llama.cpp does); for a vocabulary that normalizes to NFC (qwen2),
+ *    the text comes back in NFC, unless special tokens split it (NFC then
+ *    applies to the text between them);
+ *  - NFC (runtime/unicode_nfc.c) of any input is idempotent, never calls
+ *    text NFC that it changes, and at most triples the bytes. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +31,7 @@
 
 #include "strata.h"
 #include "tokenizer_internal.h" /* chunk_bytes and token types */
+#include "unicode_nfc.h"
 
 static const char *const VOCAB_NAMES[] = {
     "llama-spm", "phi-3", "gpt-2", "deepseek-coder", "mpt", "refact", "llama-bpe", "qwen2", "command-r",
@@ -109,6 +114,24 @@ static void check_cut(strata_tokenizer *tok, const char *text, size_t len, bool 
     free(cut);
 }
 
+/* NFC of text (malloc'ed) with its properties checked; aborts on a finding. */
+static char *checked_nfc(const char *text, size_t len, size_t *nfc_len)
+{
+    char *nfc = NULL, *again = NULL;
+    size_t again_len = 0;
+    strata_error err = {0};
+    if (unicode_nfc(text, len, &nfc, nfc_len, &err) != STRATA_OK || *nfc_len > 3 * len)
+        abort();
+    bool changed = *nfc_len != len || memcmp(nfc, text, len) != 0;
+    if (changed && !unicode_nfc_may_change(text, len))
+        abort(); /* the quick check missed a change */
+    if (unicode_nfc(nfc, *nfc_len, &again, &again_len, &err) != STRATA_OK || again_len != *nfc_len ||
+        memcmp(again, nfc, again_len) != 0)
+        abort(); /* not idempotent */
+    free(again);
+    return nfc;
+}
+
 static void check_round_trip(const strata_tokenizer *tok, const char *text, size_t len, const int32_t *ids,
                              size_t n_ids)
 {
@@ -149,6 +172,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t chunk_bytes = CHUNKS[data[0] >> 6];
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
+    size_t nfc_len = 0;
+    char *nfc = checked_nfc(text, len, &nfc_len);
+    bool nfc_changes = nfc_len != len || memcmp(nfc, text, len) != 0;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     strata_error err = {0};
@@ -157,6 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (status != STRATA_INVALID_INPUT || err.message[0] == '\0')
             abort();
         free(ids);
+        free(nfc);
         return 0;
     }
     for (size_t i = 0; i < n_ids; i++)
@@ -166,8 +193,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool spm = tok->kind == TOKENIZER_SPM;
     bool lossless = !parse_special && !(spm && (contains_space_marker(text, len) || has_special_token(tok, ids, n_ids))) &&
                     every_byte_has_token(vocab, text, len);
-    if (lossless)
+    if (lossless && tok->normalize_nfc && nfc_changes) {
+        if (!has_special_token(tok, ids, n_ids))
+            check_round_trip(tok, nfc, nfc_len, ids, n_ids);
+    } else if (lossless) {
         check_round_trip(tok, text, len, ids, n_ids);
+    }
+    free(nfc);
     free(ids);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tokenizer_internal.h"
+#include "unicode_nfc.h"
 
 /* A piece of the input: raw text [begin, end) or one token. */
 typedef struct fragment {
@@ -113,8 +114,22 @@ typedef struct encode_state {
     const char *text;
     size_t raw_begin;   /* where the raw text not yet encoded starts */
     bool after_special; /* SentencePiece: the start counts as "after a special token" */
+    bool strip_pending; /* the last special token was rstrip: drop the whitespace after it */
     id_list ids;
 } encode_state;
+
+/* Drops the whitespace at raw_begin, up to limit, after an rstrip token;
+ * the whitespace may go on in the next piece, so the strip stays pending
+ * until something else is found. */
+static void strip_after_special(encode_state *st, size_t limit)
+{
+    while (st->strip_pending && st->raw_begin < limit) {
+        size_t n = unicode_whitespace_length(st->text + st->raw_begin, limit - st->raw_begin);
+        if (n == 0)
+            st->strip_pending = false;
+        st->raw_begin += n;
+    }
+}
 
 /* Encodes the raw text [st->raw_begin, end). */
 static strata_status encode_raw(encode_state *st, size_t end, strata_error *err)
@@ -124,6 +139,17 @@ static strata_status encode_raw(encode_state *st, size_t end, strata_error *err)
     st->raw_begin = end;
     if (end == begin)
         return STRATA_OK;
+    if (tok->kind == TOKENIZER_BPE && tok->normalize_nfc && unicode_nfc_may_change(st->text + begin, end - begin)) {
+        /* Hugging Face normalizes the text between added tokens, which
+         * match before normalization: NFC the raw span alone */
+        char *normalized = NULL;
+        size_t normalized_len = 0;
+        strata_status status = unicode_nfc(st->text + begin, end - begin, &normalized, &normalized_len, err);
+        if (status == STRATA_OK)
+            status = bpe_encode(tok, normalized, normalized_len, &st->ids, err);
+        free(normalized);
+        return status;
+    }
     if (tok->kind == TOKENIZER_BPE)
         return bpe_encode(tok, st->text + begin, end - begin, &st->ids, err);
     bool space_prefix = tok->add_space_prefix && st->after_special;
@@ -145,8 +171,10 @@ static strata_status find_specials_in_piece(encode_state *st, size_t begin, size
         if (tokenizer_special_starts(tok, b))
             present[b] = any = true;
     }
-    if (!any)
+    if (!any) {
+        strip_after_special(st, end);
         return STRATA_OK;
+    }
     fragments->count = 0;
     if ((status = fragment_push(fragments, (fragment){begin, end, -1}, err)) != STRATA_OK)
         return status;
@@ -163,12 +191,16 @@ static strata_status find_specials_in_piece(encode_state *st, size_t begin, size
         fragment frag = fragments->items[i];
         if (frag.token < 0)
             continue;
+        strip_after_special(st, frag.begin);
+        st->strip_pending = false; /* the whitespace ran up to this token */
         if ((status = encode_raw(st, frag.begin, err)) != STRATA_OK ||
             (status = id_list_push(&st->ids, frag.token, err)) != STRATA_OK)
             return status;
         st->raw_begin = frag.end;
         st->after_special = true;
+        st->strip_pending = tok->rstrip && tok->rstrip[frag.token];
     }
+    strip_after_special(st, end);
     return STRATA_OK;
 }
 

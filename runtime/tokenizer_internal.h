@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf.h"
 #include "status.h"
 #include "strata.h"
 
@@ -104,6 +105,14 @@ struct strata_tokenizer {
      * user-defined tokens (always) */
     int32_t *special_ids;
     size_t n_special;
+    /* per token: the whitespace right after it in the text is dropped when
+     * it is matched as a special token (Hugging Face's rstrip, which GGUF
+     * does not carry: set by model, tokenizer_strip.c); NULL when no token
+     * strips */
+    bool *rstrip;
+    /* normalize raw text to Unicode NFC before encoding (Qwen2's
+     * tokenizer.json normalizer; tokenizer_nfc.c) */
+    bool normalize_nfc;
     bool *is_eog;
     /* BPE: the UTF-8 of the character that stands for each byte, and back */
     char byte_utf8[256][4];
@@ -190,6 +199,14 @@ static inline bool tokenizer_special_starts(const strata_tokenizer *tok, uint8_t
 {
     return tok->special_first[b + 1] > tok->special_first[b];
 }
+
+/* Special tokens' rstrip, decided from the file (tokenizer_strip.c): Phi-3's
+ * special tokens, as llama.cpp sets them by model name. Fails only for want
+ * of memory. */
+strata_status tokenizer_mark_rstrip(const gguf_file *file, strata_tokenizer *tok, strata_error *err);
+/* Bytes of the Unicode White_Space character at text[0] (at most len
+ * bytes), or 0 when there is none there. */
+size_t unicode_whitespace_length(const char *text, size_t len);
 
 /* Encoders: append the ids of text[0..len) (one raw fragment, valid UTF-8,
  * no special tokens in it) to out. space_prefix: SentencePiece prepends one

@@ -29,6 +29,7 @@ void strata_tokenizer_free(strata_tokenizer *tok)
     text_map_free(&tok->text_to_id);
     text_map_free(&tok->merge_rank);
     free(tok->special_ids);
+    free(tok->rstrip);
     free(tok->special_by_first);
     free(tok->is_eog);
     pretokenizer_free(tok->pre);
@@ -378,8 +379,11 @@ strata_status tokenizer_load_gguf(const gguf_file *file, const char *force_pre, 
     } else if ((status = text_map_init(&tok->merge_rank, 0, err)) != STRATA_OK) {
         goto fail;
     }
-    if ((status = build_text_map(tok, err)) || (status = build_special_list(tok, err)))
+    if ((status = build_text_map(tok, err)) || (status = build_special_list(tok, err)) ||
+        (status = tokenizer_mark_rstrip(file, tok, err)))
         goto fail;
+    /* Qwen2's tokenizer.json normalizes to NFC (llama.cpp does not) */
+    tok->normalize_nfc = tok->kind == TOKENIZER_BPE && strcmp(tok->pre_name, "qwen2") == 0;
     find_byte_tokens(tok);
     if ((status = tokenizer_build_cut_tables(tok, err)) != STRATA_OK)
         goto fail;

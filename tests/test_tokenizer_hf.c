@@ -15,7 +15,7 @@
 static const char SEPARATOR[] = "\n__ggml_vocab_test__\n";
 
 /* The families; every vector of each must match. */
-static const char *const FAMILIES[] = {"gemma2", "gemma3", "mixtral", "olmo2"};
+static const char *const FAMILIES[] = {"gemma2", "gemma3", "mixtral", "olmo2", "phi3", "qwen3"};
 
 /* A whole file, NUL-terminated, in a malloc'ed buffer; NULL when unreadable. */
 static char *read_whole(const char *name, const char *suffix, size_t *len)

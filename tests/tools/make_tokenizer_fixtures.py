@@ -60,11 +60,13 @@ FAMILIES = {
                    special=GEMMA_SPECIAL),
     "gemma3": dict(kind="gemma", arch="Gemma3ForCausalLM", model_type="gemma3_text", vocab=560, add_bos=True,
                    special=GEMMA3_SPECIAL),
-    # Phi-3: LLaMA 2's SentencePiece model plus chat tokens after it (added_tokens)
+    # Phi-3: LLaMA 2's SentencePiece model plus chat tokens after it (added_tokens);
+    # rstrip as in the published tokenizer.json: on the chat tokens and </s>,
+    # not on <|endoftext|>
     "phi3": dict(kind="llama", arch="Phi3ForCausalLM", model_type="phi3", vocab=400, legacy=False, add_bos=False,
                  published_json=True,  # llama2_published_pipeline
-                 added=[("<|endoftext|>", True), ("<|assistant|>", True), ("<|system|>", True), ("<|end|>", True),
-                        ("<|user|>", True)]),
+                 added=[("<|endoftext|>", False), ("<|assistant|>", True), ("<|system|>", True), ("<|end|>", True),
+                        ("<|user|>", True)], rstrip_base=["</s>"]),
     "mixtral": dict(kind="llama", arch="MixtralForCausalLM", model_type="mixtral", vocab=400, legacy=True,
                     published_json=True,
                     add_bos=True, added=[]),
@@ -108,6 +110,8 @@ VECTORS = [
     "<|endoftext|>", "a<|endoftext|>b", "<|endoftext", "<think", "<0x41>", "\u2581 marker \u2581\u2581",
     "def f(x):\n    return x + 1\n", "\tint main(void) {\n\t\treturn 0;\n\t}\n", "zero\u200bwidth", "\u00a0nbsp\u00a0",
     "mixed 日本 and 한국 and Ελληνικά", "  \n  \n", "end with space ", "x" * 200,
+    "<|end|> \u3000\u00a0\tx<|endoftext|> y", "</s>  z </s>", "\u1100\u1161\u11a8 Vie\u0323\u0302t q\u0307\u0323",
+    "a\u0328\u0301 \u0958 \u2126",
 ]
 
 
@@ -127,6 +131,22 @@ def llama2_published_pipeline(directory):
         {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False)
+
+
+def set_rstrip(directory, texts):
+    """Marks tokens of the SentencePiece model rstrip (as Phi-3 publishes
+    </s>), in tokenizer.json's added_tokens and tokenizer_config.json's
+    added_tokens_decoder, as the published files have it."""
+    for name, key in (("tokenizer.json", "added_tokens"), ("tokenizer_config.json", "added_tokens_decoder")):
+        path = os.path.join(directory, name)
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        tokens = data[key] if isinstance(data[key], list) else data[key].values()
+        for token in tokens:
+            if token["content"] in texts:
+                token["rstrip"] = True
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=None if key == "added_tokens" else 1)
 
 
 def write_config(directory, family):
@@ -281,6 +301,8 @@ def main():
                 write_added_tokens_decoder(directory, built, family)
             if family.get("published_json"):
                 llama2_published_pipeline(directory)
+            if family.get("rstrip_base"):
+                set_rstrip(directory, family["rstrip_base"])
             with open(os.path.join(directory, "tokenizer.json"), encoding="utf-8") as f:
                 saved = json.load(f)
             family["n_vocab"] = len(saved["model"]["vocab"]) + sum(
