@@ -223,7 +223,9 @@ static void sort_marks(uint32_t *marks, uint32_t *scratch, size_t n)
  * compose stays, in order. */
 static void compose_run(nfc_state *st)
 {
-    bool has_starter = st->run_len > 0 && ENTRY_CCC(st->run[0]) == 0;
+    if (st->run_len == 0)
+        return; /* run may still be NULL */
+    bool has_starter = ENTRY_CCC(st->run[0]) == 0;
     size_t first_mark = has_starter ? 1 : 0;
     sort_marks(st->run + first_mark, st->scratch, st->run_len - first_mark);
     if (!has_starter)

@@ -138,6 +138,7 @@ static void check_long_run(void)
     for (int i = 1; i < N; i++, want_len += 2)
         memcpy(want + want_len, "\xCC\x80", 2);
     check_case(0, text, len, want, want_len);
+    check_case(0, "", 0, "", 0); /* nothing read, nothing allocated for marks */
     const char *nfc_text = "plain ASCII \xC3\xA9\xC3\xA0 \xE4\xB8\xAD\xE6\x96\x87 \xEA\xB0\x80";
     CHECK(!unicode_nfc_may_change(nfc_text, strlen(nfc_text)), "the quick check looks at text that is NFC");
     free(text);
