@@ -177,7 +177,11 @@ typedef enum op_kind {
     OP_MATMUL_ID,
     /* Weighted sum of the experts' outputs: dst[n, n_tok] (F32) = sum over j
      * of src1[j, t] * src0[:, j, t], for src0[n, k, n_tok] and the weights
-     * src1[k, n_tok] (F32), summed in order j = 0, 1, ... */
+     * src1[k, n_tok] (F32), summed in order j = 0, 1, ... When
+     * params.moe_sum.sigmoid, each weight is sigmoid(src1[j, t]) = 1 / (1 +
+     * exp(-src1[j, t])) instead: with k = 1, the per-token gate of Qwen2-MoE's
+     * shared expert (dst[:, t] = sigmoid(g[t]) y[:, 0, t]). dst must not
+     * overlap src0. */
     OP_MOE_SUM,
     OP_COUNT_
 } op_kind;
@@ -203,6 +207,7 @@ typedef struct backend_op {
             float softcap;           /* 0: none */
         } attention;
         struct { bool normalize; } moe_weights;
+        struct { bool sigmoid; } moe_sum;
     } params;
 } backend_op;
 

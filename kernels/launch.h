@@ -168,9 +168,9 @@ cudaError_t kernel_moe_weights(float *dst, const float *probs, const int32_t *id
                                int64_t n_tok, bool normalize, unsigned int *error_flags, cudaStream_t stream);
 
 /* dst[:, t] = sum over j = 0, 1, ... of weights[j, t] y[:, j, t], for
- * y[n, k, n_tok]. */
+ * y[n, k, n_tok]; sigmoid(weights[j, t]) in its place when sigmoid. */
 cudaError_t kernel_moe_sum(float *dst, const float *y, const float *weights, int64_t n, int64_t k, int64_t n_tok,
-                           cudaStream_t stream);
+                           bool sigmoid, cudaStream_t stream);
 
 /* One piece of OP_MATMUL_ID's work: up to `width` consecutive entries of the
  * expert-sorted pair list, all of one expert. n_pairs 0: nothing to do. */

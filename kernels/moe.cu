@@ -89,23 +89,25 @@ extern "C" cudaError_t kernel_moe_weights(float *dst, const float *probs, const 
 /* --- the weighted sum ------------------------------------------------------------------------ */
 
 static __global__ void moe_sum_kernel(float *dst, const float *y, const float *weights, int64_t n, int64_t k,
-                                      int64_t n_tok)
+                                      int64_t n_tok, bool sigmoid)
 {
     for (int64_t e = GRID_INDEX(); e < n * n_tok; e += GRID_STRIDE()) {
         const int64_t t = e / n, i = e % n;
         float acc = 0.0f;
-        for (int64_t j = 0; j < k; j++) /* in slot order, as the contract says */
-            acc += weights[t * k + j] * y[(t * k + j) * n + i];
+        for (int64_t j = 0; j < k; j++) { /* in slot order, as the contract says */
+            const float w = weights[t * k + j];
+            acc += (sigmoid ? 1.0f / (1.0f + expf(-w)) : w) * y[(t * k + j) * n + i];
+        }
         dst[e] = acc;
     }
 }
 
 extern "C" cudaError_t kernel_moe_sum(float *dst, const float *y, const float *weights, int64_t n, int64_t k,
-                                      int64_t n_tok, cudaStream_t stream)
+                                      int64_t n_tok, bool sigmoid, cudaStream_t stream)
 {
     if (n <= 0 || n_tok <= 0)
         return cudaSuccess;
-    moe_sum_kernel<<<grid_blocks(n * n_tok, MOE_THREADS), MOE_THREADS, 0, stream>>>(dst, y, weights, n, k, n_tok);
+    moe_sum_kernel<<<grid_blocks(n * n_tok, MOE_THREADS), MOE_THREADS, 0, stream>>>(dst, y, weights, n, k, n_tok, sigmoid);
     return cudaGetLastError();
 }
 

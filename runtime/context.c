@@ -90,7 +90,8 @@ static strata_status create_scratch(strata_context *ctx, strata_error *err)
     const strata_hparams *hp = &model->hparams;
     scratch_dims dims = {.n_vocab = hp->n_vocab, .n_embd = hp->n_embd, .n_head = hp->n_head,
                          .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim, .n_ff = hp->n_ff,
-                         .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used, .n_ff_exp = hp->n_ff_exp};
+                         .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used, .n_ff_exp = hp->n_ff_exp,
+                         .n_ff_shexp = hp->n_ff_shexp};
     for (int d = 0; d < model->n_devices; d++) {
         const model_device *device = &model->devices[d];
         context_device *cd = &ctx->devices[d];

@@ -2,7 +2,8 @@
  * are data in strata_hparams (QKV bias, Q/K norm per head or over the
  * projection, norms before and/or after each sublayer, SwiGLU or GeGLU, rope
  * layout and scaling, sliding window and its layers, softcaps, embedding
- * scale, tied output, a mixture of experts in place of the FFN; fused weights
+ * scale, tied output, a mixture of experts in place of the FFN, with or
+ * without a gated shared expert beside it; fused weights
  * are bound as views of their rows), not copies of this function.
  *
  * Devices: an op that reads a weight runs on the device holding it; rope,
@@ -394,6 +395,41 @@ static strata_status experts_block(forward_state *s, const layer_weights *layer,
     return run_here(s, &sum, proj, sum_inputs, 2);
 }
 
+/* The shared expert of one layer (qwen2moe) on input [n_embd, n], added to
+ * the experts' sum in proj [n_embd, n]: proj += sigmoid(w_gate_inp . input)
+ * * W_down (silu(W_gate input) * (W_up input)), the gate a scalar per token.
+ * It runs after experts_block, whose scratch it reuses: the expert weights'
+ * slot for the gate, the expert outputs' for the FFN's, and normed (read by
+ * no later step) for the gated result. */
+static strata_status shared_expert_block(forward_state *s, const layer_weights *layer, activation input,
+                                         activation proj, int64_t n)
+{
+    const strata_hparams *hp = &s->ctx->model->hparams;
+    int64_t f = hp->n_ff_shexp;
+    activation gate_logit = act(SCRATCH_EXPERT_WEIGHTS, 1, n, 1);    /* [1, n] */
+    activation gate = act(SCRATCH_FFN_GATE, f, n, 1);                /* [n_ff_shexp, n] */
+    activation up = act(SCRATCH_FFN_UP, f, n, 1);                    /* [n_ff_shexp, n] */
+    activation shared = act(SCRATCH_EXPERT_OUT, hp->n_embd, 1, n);   /* [n_embd, 1, n] */
+    activation shared_flat = act(SCRATCH_EXPERT_OUT, hp->n_embd, n, 1);
+    activation gated_out = act(SCRATCH_NORMED, hp->n_embd, n, 1);    /* [n_embd, n] */
+    strata_status status;
+
+    /* gate_logit = w_gate_inp . input; shared = W_down (silu(W_gate input) * (W_up input)) */
+    if ((status = matmul(s, gate_logit, &layer->ffn_gate_inp_shexp, input)) ||
+        (status = matmul(s, gate, &layer->ffn_gate_shexp, input)) ||
+        (status = matmul(s, up, &layer->ffn_up_shexp, input)) || (status = gated(s, gate, up, false)) ||
+        (status = matmul(s, shared_flat, &layer->ffn_down_shexp, gate)))
+        return status;
+    /* gated_out[:, t] = sigmoid(gate_logit[t]) shared[:, 0, t] (a sum over one
+     * slot with the sigmoid of its weight); proj += gated_out */
+    backend_op sum = {.kind = OP_MOE_SUM};
+    sum.params.moe_sum.sigmoid = true;
+    activation sum_inputs[2] = {shared, gate_logit};
+    if ((status = run_here(s, &sum, gated_out, sum_inputs, 2)))
+        return status;
+    return add(s, proj, gated_out);
+}
+
 static strata_status ffn_block(forward_state *s, const layer_weights *layer, int64_t n)
 {
     const strata_hparams *hp = &s->ctx->model->hparams;
@@ -409,8 +445,9 @@ static strata_status ffn_block(forward_state *s, const layer_weights *layer, int
     if (hp->has_pre_norms && (status = rms_norm(s, normed, x, &layer->ffn_norm)))
         return status;
     if (hp->n_expert > 0) {
-        /* proj = the chosen experts' outputs, weighted */
-        if ((status = experts_block(s, layer, input, proj, n)))
+        /* proj = the chosen experts' outputs, weighted (+ the gated shared expert's) */
+        if ((status = experts_block(s, layer, input, proj, n)) ||
+            (hp->n_ff_shexp > 0 && (status = shared_expert_block(s, layer, input, proj, n))))
             return status;
     } else if ((status = matmul(s, gate, &layer->ffn_gate, input)) ||
                (status = matmul(s, up, &layer->ffn_up, input)) || (status = gated(s, gate, up, hp->ffn_gelu)) ||

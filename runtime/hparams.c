@@ -29,18 +29,21 @@ typedef struct arch_description {
     bool embd_scaled;    /* by sqrt(n_embd) */
     int64_t swa_period;  /* 0: a window applies to every layer */
     int moe;             /* 0: dense; 1: experts when the file counts them (llama:
-                            Mixtral); 2: experts always (qwen3moe) */
+                            Mixtral); 2: experts always (qwen3moe, qwen2moe) */
+    bool topk_renorm;    /* the chosen experts' weights renormalized unless the file says */
+    bool shared_expert;  /* a gated shared expert beside the routed ones (qwen2moe) */
 } arch_description;
 
 static const arch_description known_archs[] = {
-    {"llama", STRATA_ARCH_LLAMA, false, false, false, true, false, false, false, false, false, 0, 1},
-    {"qwen2", STRATA_ARCH_QWEN2, true, true, false, true, false, false, false, false, false, 0, 0},
-    {"qwen3", STRATA_ARCH_QWEN3, true, false, true, true, false, false, false, false, false, 0, 0},
-    {"olmo2", STRATA_ARCH_OLMO2, true, false, true, false, true, true, false, false, false, 0, 0},
-    {"gemma2", STRATA_ARCH_GEMMA2, true, false, false, true, true, false, false, true, true, 2, 0},
-    {"gemma3", STRATA_ARCH_GEMMA3, true, false, true, true, true, false, false, true, true, 6, 0},
-    {"phi3", STRATA_ARCH_PHI3, true, false, false, true, false, false, true, false, false, 0, 0},
-    {"qwen3moe", STRATA_ARCH_QWEN3MOE, true, false, true, true, false, false, false, false, false, 0, 2},
+    {"llama", STRATA_ARCH_LLAMA, false, false, false, true, false, false, false, false, false, 0, 1, true, false},
+    {"qwen2", STRATA_ARCH_QWEN2, true, true, false, true, false, false, false, false, false, 0, 0, false, false},
+    {"qwen3", STRATA_ARCH_QWEN3, true, false, true, true, false, false, false, false, false, 0, 0, false, false},
+    {"olmo2", STRATA_ARCH_OLMO2, true, false, true, false, true, true, false, false, false, 0, 0, false, false},
+    {"gemma2", STRATA_ARCH_GEMMA2, true, false, false, true, true, false, false, true, true, 2, 0, false, false},
+    {"gemma3", STRATA_ARCH_GEMMA3, true, false, true, true, true, false, false, true, true, 6, 0, false, false},
+    {"phi3", STRATA_ARCH_PHI3, true, false, false, true, false, false, true, false, false, 0, 0, false, false},
+    {"qwen3moe", STRATA_ARCH_QWEN3MOE, true, false, true, true, false, false, false, false, false, 0, 2, true, false},
+    {"qwen2moe", STRATA_ARCH_QWEN2MOE, true, true, false, true, false, false, false, false, false, 0, 2, false, true},
 };
 
 static strata_status read_dim(const gguf_file *file, const char *arch, const char *suffix, int64_t fallback,
@@ -202,7 +205,11 @@ static strata_status read_family_keys(const gguf_file *file, const arch_descript
  * whether the chosen weights are renormalized. Mixtral's router softmaxes
  * over the top-k logits (renormalized, always); Qwen3-MoE's files do not
  * record norm_topk_prob, which every released model sets, so it is assumed
- * unless expert_weights_norm says otherwise. */
+ * unless expert_weights_norm says otherwise; Qwen2-MoE's converter does not
+ * record it either, and no released model sets it (nor does llama.cpp
+ * renormalize for qwen2moe), so there it is off unless the file says. The
+ * shared expert's width (qwen2moe) is n_ff when the file does not give it,
+ * as llama.cpp reads it. */
 static strata_status read_expert_keys(const gguf_file *file, const arch_description *desc, strata_hparams *hp,
                                       strata_error *err)
 {
@@ -223,7 +230,11 @@ static strata_status read_expert_keys(const gguf_file *file, const arch_descript
         return status;
     if ((status = read_dim(file, arch, "expert_feed_forward_length", hp->n_ff, HPARAM_MAX_DIM, &hp->n_ff_exp, err)))
         return status;
-    hp->expert_weights_norm = true;
+    if (desc->shared_expert &&
+        (status = read_dim(file, arch, "expert_shared_feed_forward_length", hp->n_ff, HPARAM_MAX_DIM,
+                           &hp->n_ff_shexp, err)))
+        return status;
+    hp->expert_weights_norm = desc->topk_renorm;
     snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
     if (desc->moe == 2 && gguf_find_key(file, key) >= 0) {
         int64_t index = gguf_find_key(file, key);
@@ -256,7 +267,7 @@ strata_status hparams_read(const gguf_file *file, strata_hparams *hp, strata_err
     if (!desc)
         return strata_fail(err, STRATA_UNSUPPORTED,
                            "%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
-                           "phi3, qwen3moe)", path,
+                           "phi3, qwen3moe, qwen2moe)", path,
                            hp->arch_name);
     hp->arch = desc->arch;
     hp->rope_neox = desc->rope_neox;

@@ -54,6 +54,10 @@ typedef struct layer_weights {
     model_weight ffn_gate_exps; /* [n_embd, n_ff_exp, n_expert] */
     model_weight ffn_up_exps;   /* [n_embd, n_ff_exp, n_expert] */
     model_weight ffn_down_exps; /* [n_ff_exp, n_embd, n_expert] */
+    model_weight ffn_gate_inp_shexp; /* [n_embd, 1]: the shared expert's gate (qwen2moe) */
+    model_weight ffn_gate_shexp;     /* [n_embd, n_ff_shexp] */
+    model_weight ffn_up_shexp;       /* [n_embd, n_ff_shexp] */
+    model_weight ffn_down_shexp;     /* [n_ff_shexp, n_embd] */
     int device;               /* where the layer's KV cache is and attention runs */
 } layer_weights;
 

@@ -38,6 +38,14 @@ const layer_tensor_spec layer_tensor_specs[] = {
      DIM_EXPERTS},
     {"ffn_down_exps.weight", offsetof(layer_weights, ffn_down_exps), DIM_FF_EXP, DIM_EMBD, true, WHEN_EXPERTS,
      DIM_EXPERTS},
+    {"ffn_gate_inp_shexp.weight", offsetof(layer_weights, ffn_gate_inp_shexp), DIM_EMBD, DIM_ONE, true,
+     WHEN_SHARED_EXPERT, DIM_ONE},
+    {"ffn_gate_shexp.weight", offsetof(layer_weights, ffn_gate_shexp), DIM_EMBD, DIM_FF_SHEXP, true,
+     WHEN_SHARED_EXPERT, DIM_ONE},
+    {"ffn_up_shexp.weight", offsetof(layer_weights, ffn_up_shexp), DIM_EMBD, DIM_FF_SHEXP, true, WHEN_SHARED_EXPERT,
+     DIM_ONE},
+    {"ffn_down_shexp.weight", offsetof(layer_weights, ffn_down_shexp), DIM_FF_SHEXP, DIM_EMBD, true,
+     WHEN_SHARED_EXPERT, DIM_ONE},
     {"post_ffw_norm.weight", offsetof(layer_weights, ffn_post_norm), DIM_EMBD, DIM_ONE, false, WHEN_POST_NORMS, DIM_ONE},
 };
 const size_t layer_tensor_spec_count = sizeof layer_tensor_specs / sizeof layer_tensor_specs[0];
@@ -78,6 +86,7 @@ int64_t tensor_dim_value(const strata_hparams *hp, tensor_dim dim)
     case DIM_K_NORM: return hp->qk_norm_full ? hp->n_head_kv * hp->head_dim : hp->head_dim;
     case DIM_EXPERTS: return hp->n_expert;
     case DIM_FF_EXP: return hp->n_ff_exp;
+    case DIM_FF_SHEXP: return hp->n_ff_shexp;
     }
     return 0;
 }
@@ -96,6 +105,7 @@ bool layer_tensor_present(const strata_hparams *hp, const layer_tensor_spec *spe
     case WHEN_FUSED_GATE_UP: return hp->fused_gate_up;
     case WHEN_DENSE_FFN: return hp->n_expert == 0;
     case WHEN_EXPERTS: return hp->n_expert > 0;
+    case WHEN_SHARED_EXPERT: return hp->n_expert > 0 && hp->n_ff_shexp > 0;
     }
     return false;
 }

@@ -22,6 +22,7 @@ typedef enum tensor_dim {
     DIM_K_NORM,    /* head_dim, or n_head_kv * head_dim likewise */
     DIM_EXPERTS,   /* n_expert */
     DIM_FF_EXP,    /* n_ff_exp: one expert's feed-forward width */
+    DIM_FF_SHEXP,  /* n_ff_shexp: the shared expert's feed-forward width */
 } tensor_dim;
 
 /* When a layer tensor exists. */
@@ -37,6 +38,7 @@ typedef enum tensor_when {
     WHEN_FUSED_GATE_UP, /* ffn_up of 2 * n_ff rows */
     WHEN_DENSE_FFN,     /* ffn_down of a dense FFN */
     WHEN_EXPERTS,       /* the router and the experts' 3-D weights */
+    WHEN_SHARED_EXPERT, /* the shared expert and its gate (qwen2moe): ordinary 2-D weights */
 } tensor_when;
 
 /* One tensor of a transformer block: the name after "blk.N.", where it goes

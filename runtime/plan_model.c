@@ -21,7 +21,7 @@ plan_model_shape plan_shape_of(const strata_hparams *hp)
                               .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
                               .n_ff = hp->n_ff, .n_ctx_train = hp->n_ctx_train, .tied_output = hp->tied_output,
                               .n_expert = hp->n_expert, .n_expert_used = hp->n_expert_used,
-                              .n_ff_exp = hp->n_ff_exp};
+                              .n_ff_exp = hp->n_ff_exp, .n_ff_shexp = hp->n_ff_shexp};
     return shape;
 }
 

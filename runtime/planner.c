@@ -93,7 +93,7 @@ static scratch_dims dims_of(const plan_model_shape *shape)
     scratch_dims dims = {.n_vocab = shape->n_vocab, .n_embd = shape->n_embd, .n_head = shape->n_head,
                          .n_head_kv = shape->n_head_kv, .head_dim = shape->head_dim, .n_ff = shape->n_ff,
                          .n_expert = shape->n_expert, .n_expert_used = shape->n_expert_used,
-                         .n_ff_exp = shape->n_ff_exp};
+                         .n_ff_exp = shape->n_ff_exp, .n_ff_shexp = shape->n_ff_shexp};
     return dims;
 }
 

@@ -74,6 +74,7 @@ typedef struct plan_tensor_input {
 typedef struct plan_model_shape {
     int64_t n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx_train;
     int64_t n_expert, n_expert_used, n_ff_exp; /* 0: a dense FFN */
+    int64_t n_ff_shexp; /* the shared expert's width; 0: none */
     bool tied_output;
 } plan_model_shape;
 

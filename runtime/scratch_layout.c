@@ -20,6 +20,8 @@ bool scratch_layout_build(const scratch_dims *dims, int64_t max_batch, size_t al
     int64_t k = dims->n_expert_used, ffn = dims->n_ff;
     if (moe && dims->n_ff_exp * k > ffn)
         ffn = dims->n_ff_exp * k;
+    if (moe && dims->n_ff_shexp > ffn)
+        ffn = dims->n_ff_shexp;
     struct {
         scratch_slot slot;
         strata_dtype dtype;

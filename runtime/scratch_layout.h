@@ -29,7 +29,7 @@ typedef enum scratch_slot {
     SCRATCH_FFN_GATE,  /* [n_ff, max_batch] */
     SCRATCH_FFN_UP,    /* [n_ff, max_batch] */
     /* the mixture of experts (only with n_expert > 0; FFN_GATE and FFN_UP
-     * then hold [n_ff_exp, k, max_batch] too) */
+     * then hold [n_ff_exp, k, max_batch] and [n_ff_shexp, max_batch] too) */
     SCRATCH_ROUTER,         /* [n_expert, max_batch]: router logits, then probabilities */
     SCRATCH_EXPERT_IDS,     /* [k, max_batch] I32 */
     SCRATCH_EXPERT_WEIGHTS, /* [k, max_batch] */
@@ -41,6 +41,7 @@ typedef enum scratch_slot {
 typedef struct scratch_dims {
     int64_t n_vocab, n_embd, n_head, n_head_kv, head_dim, n_ff;
     int64_t n_expert, n_expert_used, n_ff_exp; /* 0: a dense FFN */
+    int64_t n_ff_shexp; /* the shared expert's width; 0: none */
 } scratch_dims;
 
 typedef struct scratch_layout {

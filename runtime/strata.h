@@ -26,6 +26,7 @@ typedef enum strata_arch {
     STRATA_ARCH_GEMMA3, /* gemma2 without softcaps, + Q/K norm, 5 local : 1 global layers */
     STRATA_ARCH_PHI3,  /* fused QKV and gate/up, partial rotary, LongRoPE, sliding window */
     STRATA_ARCH_QWEN3MOE, /* qwen3 with a mixture of experts in every layer */
+    STRATA_ARCH_QWEN2MOE, /* qwen2 with experts, unrenormalized, and a gated shared expert in every layer */
 } strata_arch;
 
 /* Which layers attend through the sliding window (when there is one). */
@@ -77,14 +78,18 @@ typedef struct strata_hparams {
                                   rope_orig_ctx (phi3 LongRoPE) */
     int64_t rope_orig_ctx;     /* rope.scaling.original_context_length; 0 when absent */
     float rope_attn_factor;    /* rotated dims scaled by this (LongRoPE); 1 otherwise */
-    /* Mixture of experts (Mixtral as llama, qwen3moe): every layer's FFN is
-     * n_expert experts of width n_ff_exp, n_expert_used of them chosen per
-     * token by the router (softmax, top-k, the k weights renormalized when
-     * expert_weights_norm). n_expert 0: a dense FFN of width n_ff. */
+    /* Mixture of experts (Mixtral as llama, qwen3moe, qwen2moe): every
+     * layer's FFN is n_expert experts of width n_ff_exp, n_expert_used of
+     * them chosen per token by the router (softmax, top-k, the k weights
+     * renormalized when expert_weights_norm). n_expert 0: a dense FFN of
+     * width n_ff. With n_ff_shexp > 0 (qwen2moe) a shared expert, a SwiGLU
+     * FFN of that width that every token goes through, adds its output
+     * times sigmoid(ffn_gate_inp_shexp . input) to the experts' sum. */
     int64_t n_expert;
     int64_t n_expert_used;
     int64_t n_ff_exp;
     bool expert_weights_norm;
+    int64_t n_ff_shexp;
     int file_type;             /* general.file_type, -1 when absent */
     uint64_t n_params;         /* elements of all weights */
     uint64_t n_params_active;  /* the weights one token multiplies by: n_params less its unchosen experts */

@@ -132,7 +132,9 @@ static strata_status write_hparams(gguf_writer *writer, const synth_plan *plan, 
     if (c->n_expert &&
         ((status = set_u32(writer, arch, "expert_count", c->n_expert, err)) ||
          (status = set_u32(writer, arch, "expert_used_count", c->n_expert_used, err)) ||
-         (c->n_ff_exp && (status = set_u32(writer, arch, "expert_feed_forward_length", c->n_ff_exp, err)))))
+         (c->n_ff_exp && (status = set_u32(writer, arch, "expert_feed_forward_length", c->n_ff_exp, err))) ||
+         (c->n_ff_shexp &&
+          (status = set_u32(writer, arch, "expert_shared_feed_forward_length", c->n_ff_shexp, err)))))
         return status;
     char key[128];
     if (c->expert_weights_norm) {

@@ -16,7 +16,7 @@
 /* Shape and metadata of one preset for one architecture. */
 typedef struct synth_config {
     const char *arch;          /* "llama", "qwen2", "qwen3", "olmo2", "gemma2", "gemma3", "phi3",
-                                * "mixtral", "qwen3moe" */
+                                * "mixtral", "qwen3moe", "qwen2moe" */
     const char *gguf_arch;     /* general.architecture when it differs from arch (mixtral: "llama"); NULL: arch */
     const char *preset;        /* "tiny", "llama3-8b", ... */
     int64_t n_vocab;
@@ -51,6 +51,8 @@ typedef struct synth_config {
     int64_t n_expert_used;     /* expert_used_count */
     int64_t n_ff_exp;          /* expert_feed_forward_length (qwen3moe); 0: not written, the experts are n_ff wide */
     bool expert_weights_norm;  /* write expert_weights_norm = true (the top-k weights renormalized) */
+    int64_t n_ff_shexp;        /* expert_shared_feed_forward_length: a gated shared expert of this
+                                * width in every layer (qwen2moe); 0: none */
 } synth_config;
 
 /* general.architecture of a config (mixtral is GGUF's "llama" with experts). */

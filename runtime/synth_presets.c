@@ -106,6 +106,12 @@ static const synth_config presets[] = {
      .head_dim = 128, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
      .write_head_dim = true, .has_qk_norm = true, .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 256,
      .expert_weights_norm = true},
+    /* qwen2moe: 8 experts, 2 per token, not renormalized, 256 wide, and a
+     * shared expert 512 wide (as wide as the dense feed_forward_length, as
+     * in the published models); QKV biases */
+    {.arch = "qwen2moe", .preset = "tiny", .n_vocab = 258, .n_embd = 256, .n_layer = 2, .n_head = 4, .n_head_kv = 2,
+     .head_dim = 64, .n_ff = 512, .n_ctx_train = 256, .rope_freq_base = 1000000.0, .rms_eps = 1e-6,
+     .has_qkv_bias = true, .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 256, .n_ff_shexp = 512},
     {.arch = "llama", .preset = "llama2-7b", .n_vocab = 32000, .n_embd = 4096, .n_layer = 32, .n_head = 32,
      .n_head_kv = 32, .head_dim = 128, .n_ff = 11008, .n_ctx_train = 4096, .rope_freq_base = 10000.0,
      .rms_eps = 1e-5},
@@ -153,6 +159,16 @@ static const synth_config presets[] = {
      .n_head_kv = 4, .head_dim = 128, .n_ff = 6144, .n_ctx_train = 40960, .rope_freq_base = 1000000.0,
      .rms_eps = 1e-6, .write_head_dim = true, .has_qk_norm = true, .n_expert = 128, .n_expert_used = 8,
      .n_ff_exp = 768, .expert_weights_norm = true},
+    /* Qwen1.5-MoE-A2.7B (config.json: hidden_size 2048, num_hidden_layers 24,
+     * num_attention_heads 16, num_key_value_heads 16, intermediate_size 5632,
+     * moe_intermediate_size 1408, shared_expert_intermediate_size 5632,
+     * num_experts 60, num_experts_per_tok 4, norm_topk_prob false,
+     * vocab_size 151936, max_position_embeddings 8192, rope_theta 1e6,
+     * rms_norm_eps 1e-6, untied; QKV biases) */
+    {.arch = "qwen2moe", .preset = "qwen1.5-moe-a2.7b", .n_vocab = 151936, .n_embd = 2048, .n_layer = 24,
+     .n_head = 16, .n_head_kv = 16, .head_dim = 128, .n_ff = 5632, .n_ctx_train = 8192, .rope_freq_base = 1000000.0,
+     .rms_eps = 1e-6, .has_qkv_bias = true, .n_expert = 60, .n_expert_used = 4, .n_ff_exp = 1408,
+     .n_ff_shexp = 5632},
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -161,6 +177,7 @@ static const char *const preset_names[] = {
     "llama/llama3-70b", "qwen2/qwen2.5-7b", "qwen3/qwen3-8b", "olmo2/tiny",      "gemma2/tiny",
     "gemma3/tiny",      "phi3/tiny",        "olmo2/olmo2-7b", "gemma2/gemma2-9b", "gemma3/gemma3-12b",
     "phi3/phi3-mini",   "mixtral/tiny",     "qwen3moe/tiny",  "mixtral/mixtral-8x7b", "qwen3moe/qwen3-30b-a3b",
+    "qwen2moe/tiny",    "qwen2moe/qwen1.5-moe-a2.7b",
     NULL,
 };
 
@@ -280,7 +297,7 @@ strata_status synth_find_config(const char *arch, const char *preset, synth_conf
                        "olmo2/tiny, gemma2/tiny, gemma3/tiny, phi3/tiny, llama/llama2-7b, llama/llama3-8b, "
                        "llama/llama3-70b, qwen2/qwen2.5-7b, qwen3/qwen3-8b, olmo2/olmo2-7b, gemma2/gemma2-9b, "
                        "gemma3/gemma3-12b, phi3/phi3-mini, mixtral/tiny, qwen3moe/tiny, mixtral/mixtral-8x7b, "
-                       "qwen3moe/qwen3-30b-a3b)",
+                       "qwen3moe/qwen3-30b-a3b, qwen2moe/tiny, qwen2moe/qwen1.5-moe-a2.7b)",
                        preset, arch ? arch : "(any)");
 }
 
@@ -571,6 +588,17 @@ static void add_layer(plan_builder *builder, int64_t layer)
         add_experts(builder, NAME("ffn_gate_exps.weight"), c->n_embd, n_ff_exp, ROLE_FFN_GATE, layer);
         add_experts(builder, NAME("ffn_up_exps.weight"), c->n_embd, n_ff_exp, ROLE_FFN_UP, layer);
         add_experts(builder, NAME("ffn_down_exps.weight"), n_ff_exp, c->n_embd, ROLE_FFN_DOWN, layer);
+        if (c->n_ff_shexp > 0) {
+            /* the shared expert: its gate [n_embd, 1] f32 (the converter
+             * writes it so, and llama.cpp's quantizer leaves a one-row
+             * tensor alone); its FFN takes the dense FFN's rules, as
+             * llama.cpp's quantizer matches it by the names ffn_gate,
+             * ffn_up and ffn_down with the layer read from the name */
+            set_matrix(push_tensor(builder, NAME("ffn_gate_inp_shexp.weight"), 2, c->n_embd, 1), DTYPE_F32);
+            add_matrix(builder, NAME("ffn_gate_shexp.weight"), c->n_embd, c->n_ff_shexp, ROLE_FFN_GATE, layer);
+            add_matrix(builder, NAME("ffn_up_shexp.weight"), c->n_embd, c->n_ff_shexp, ROLE_FFN_UP, layer);
+            add_matrix(builder, NAME("ffn_down_shexp.weight"), c->n_ff_shexp, c->n_embd, ROLE_FFN_DOWN, layer);
+        }
     } else if (c->fused) {
         add_matrix(builder, NAME("ffn_up.weight"), c->n_embd, 2 * c->n_ff, ROLE_FFN_UP, layer);
     } else {
@@ -598,7 +626,7 @@ strata_status synth_plan_create(const char *arch, const char *preset, const char
     out->file_type = mix.file_type;
 
     int64_t per_layer = 9 + (c->has_qkv_bias ? 3 : 0) + (c->has_qk_norm ? 2 : 0) + (c->post_norms ? 2 : 0) +
-                        (c->n_expert > 0 ? 1 : 0); /* the router */
+                        (c->n_expert > 0 ? 1 : 0) /* the router */ + (c->n_ff_shexp > 0 ? 4 : 0);
     int64_t capacity = 6 + c->n_layer * per_layer;
     out->tensors = calloc((size_t)capacity, sizeof *out->tensors);
     if (!out->tensors)

@@ -4,7 +4,8 @@
 // dispatch covers elements [0, n) of its binding, slots [0, slots) and
 // tokens [0, tokens); when the host cuts the slots into several dispatches
 // (a token's outputs larger than one binding), the later ones add to dst
-// (accumulate = 1), which keeps the order of the additions.
+// (accumulate = 1), which keeps the order of the additions. With sigmoid = 1
+// each weight is sigmoid(w[j, t]) (Qwen2-MoE's shared-expert gate).
 // Bindings: 0 = y (F32), 1 = weights (F32), 2 = dst (F32).
 #include "common.glsl"
 
@@ -21,6 +22,7 @@ layout(push_constant) uniform Push {
     uint w_offset;   // binding 1: w[first slot, first token]
     uint d_offset;   // binding 2: dst[first element, first token]
     uint accumulate; // 1: add to dst instead of overwriting it
+    uint sigmoid;    // 1: each weight is sigmoid(w) (a shared expert's gate)
 } p;
 
 layout(set = 0, binding = 0) readonly buffer Y { float y[]; };
@@ -35,7 +37,11 @@ void main()
     uint i = index % p.n, t = index / p.n;
     uint out_at = p.d_offset + t * p.d_stride + i;
     float sum = p.accumulate != 0u ? d[out_at] : 0.0;
-    for (uint j = 0u; j < p.slots; j++)
-        sum += w[p.w_offset + t * p.k + j] * y[p.y_offset + (t * p.k + j) * p.y_stride + i];
+    for (uint j = 0u; j < p.slots; j++) {
+        float weight = w[p.w_offset + t * p.k + j];
+        if (p.sigmoid != 0u)
+            weight = 1.0 / (1.0 + exp(-weight));
+        sum += weight * y[p.y_offset + (t * p.k + j) * p.y_stride + i];
+    }
     d[out_at] = sum;
 }

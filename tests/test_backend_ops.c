@@ -81,7 +81,7 @@ typedef struct op_case {
     int64_t ne[4];
     /* moe: topk and moe_weights [n_expert, n_tok, k] (moe_weights flag:
      * normalize); matmul_id [n_in, n_out, n_tok, n_expert] (flag: an input
-     * per slot); moe_sum [n, k, n_tok] */
+     * per slot); moe_sum [n, k, n_tok] (flag: sigmoid of the weights) */
     int n_rot;          /* rope */
     int n_past;         /* attention: the first query's position */
     bool flag;          /* rms_norm: weight; add/mul: broadcast row; rope: neox; copy: strided */
@@ -234,6 +234,10 @@ static const op_case fixed_cases[] = {
     {.op = OP_MOE_SUM, .ne = {67, 2, 5}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {2048, 8, 1}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {33, 1, 3}, .max_nmse = NMSE_FLOAT},
+    /* the sigmoid-gated sum: Qwen2-MoE's shared expert (k = 1), and k = 3 */
+    {.op = OP_MOE_SUM, .ne = {33, 1, 3}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MOE_SUM, .ne = {2048, 1, 7}, .flag = true, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MOE_SUM, .ne = {67, 3, 5}, .flag = true, .max_nmse = NMSE_FLOAT},
     /* mixture of experts over 64 KiB: router columns in several bindings, a
      * token's expert outputs cut by elements and by slots (added to dst),
      * experts one per binding, an expert's rows in several bindings, and
@@ -242,6 +246,7 @@ static const op_case fixed_cases[] = {
     {.op = OP_MOE_WEIGHTS, .ne = {128, 200, 8}, .flag = true, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {9000, 2, 3}, .max_nmse = NMSE_FLOAT},
     {.op = OP_MOE_SUM, .ne = {20000, 3, 1}, .max_nmse = NMSE_FLOAT},
+    {.op = OP_MOE_SUM, .ne = {20000, 3, 1}, .flag = true, .max_nmse = NMSE_FLOAT},
     {.op = OP_MATMUL_ID, .dtype = DTYPE_Q4_0, .ne = {4096, 20, 3, 4}, .n_used = 2,
      .max_nmse = NMSE_Q8_ACTIVATIONS_LONG},
     {.op = OP_MATMUL_ID, .dtype = DTYPE_F16, .ne = {2048, 40, 5, 3}, .n_used = 2, .flag = true,
@@ -972,7 +977,8 @@ fail:
     return status;
 }
 
-/* MOE_SUM: dst[:, t] = sum_j w[j, t] y[:, j, t]. */
+/* MOE_SUM: dst[:, t] = sum_j w[j, t] y[:, j, t]; with the flag, sigmoid(w)
+ * in place of w (weights then of either sign, up to about +-8). */
 static strata_status run_moe_sum_case(const op_case *c, case_output *out, strata_error *err)
 {
     int64_t n = c->ne[0], k = c->ne[1], n_tok = c->ne[2];
@@ -983,19 +989,22 @@ static strata_status run_moe_sum_case(const op_case *c, case_output *out, strata
         goto fail;
     fill_gauss(y, n * k * n_tok, 1.0f);
     for (int64_t i = 0; i < k * n_tok; i++)
-        wt[i] = (float)rng_uniform();
+        wt[i] = c->flag ? 8.0f * (2.0f * (float)rng_uniform() - 1.0f) : (float)rng_uniform();
     if ((status = tensor_new(&yt, DTYPE_F32, n, k, n_tok, 1, y, err)) ||
         (status = tensor_new(&w, DTYPE_F32, k, n_tok, 1, 1, wt, err)) ||
         (status = tensor_new(&dst, DTYPE_F32, n, n_tok, 1, 1, NULL, err)) || (status = output_alloc(out, n * n_tok, err)))
         goto fail;
     backend_op op = {.kind = OP_MOE_SUM, .dst = &dst.t, .src = {&yt.t, &w.t}};
+    op.params.moe_sum.sigmoid = c->flag;
     if ((status = run(&op, err)) || (status = tensor_read(&dst, out->got, (size_t)out->n * sizeof(float), err)))
         goto fail;
     for (int64_t t = 0; t < n_tok; t++)
         for (int64_t i = 0; i < n; i++) {
             double sum = 0.0;
-            for (int64_t j = 0; j < k; j++)
-                sum += (double)wt[t * k + j] * y[(t * k + j) * n + i];
+            for (int64_t j = 0; j < k; j++) {
+                double weight = c->flag ? 1.0 / (1.0 + exp(-(double)wt[t * k + j])) : (double)wt[t * k + j];
+                sum += weight * y[(t * k + j) * n + i];
+            }
             out->ref[t * n + i] = sum;
         }
 fail:

@@ -8,7 +8,8 @@
  *
  * The expected figures are computed here from the file's tensor table alone,
  * for tiny synth presets written into a temporary directory: a dense llama, a
- * mixtral and a qwen3moe (2 of 8 experts each), in a mix whose expert
+ * mixtral, a qwen3moe and a qwen2moe (2 of 8 experts each; the last with a
+ * shared expert, which every token reads whole), in a mix whose expert
  * tensors are of different formats (q4_k_m: ffn_down_exps q6_k on some
  * layers, the router f32). */
 #include <stdio.h>
@@ -100,6 +101,7 @@ int main(void)
     check_preset(dir, "llama", 0, 0);
     check_preset(dir, "mixtral", 8, 2);
     check_preset(dir, "qwen3moe", 8, 2);
+    check_preset(dir, "qwen2moe", 8, 2); /* its shared expert read whole, as a dense FFN */
     rmdir(dir);
     if (failures) {
         printf("%d failure(s)\n", failures);

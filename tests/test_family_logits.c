@@ -11,8 +11,9 @@
  * LongRoPE's long factors and attention factor, a window on every layer;
  * phi3_short: the same weights with the short factors in use;
  * llama, qwen2, qwen3 as the converter writes them; mixtral (llama with 4
- * experts, 2 per token) and qwen3moe (4 experts, 2 per token, renormalized,
- * Q/K norm)), converted by llama.cpp's
+ * experts, 2 per token), qwen3moe (4 experts, 2 per token, renormalized,
+ * Q/K norm) and qwen2moe (4 experts, 2 per token, not renormalized, a
+ * shared expert behind its sigmoid gate, QKV biases)), converted by llama.cpp's
  * convert_hf_to_gguf.py. transformers' float32 logits of all 24 positions are
  * the reference.
  *
@@ -32,7 +33,8 @@
  * Then the tiny synth presets of olmo2, gemma2, gemma3 and phi3 (256-wide
  * rows, so q4_k, q6_k and q4_k_m are K-quants; windows of 4 in the 10-token
  * prompt) against the reference, with the same bounds; and the MoE ones,
- * mixtral and qwen3moe (2 of 8 experts, 3-D K-quant experts, the router f32)
+ * mixtral, qwen3moe and qwen2moe (2 of 8 experts, 3-D K-quant experts, the
+ * router f32; qwen2moe's shared expert K-quant too, its gate f32)
  * at f32, q8_0, q4_k and q4_k_m, each first checked for a router margin that
  * keeps the comparison about arithmetic, not about which expert won a near
  * tie (route_gap_ok): measured nmse 4e-4 .. 1e-3 against the bound 3e-3.
@@ -107,22 +109,26 @@ int main(int argc, char **argv)
     /* the synth presets of the new families: 256-wide rows, so the K-quants
      * are K-quants, against the reference on the same file; the MoE ones at
      * q8_0, q4_k and q4_k_m (their 3-D experts quantized, the router f32) */
-    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3", "mixtral", "qwen3moe"};
+    static const char *const synth_archs[] = {"olmo2", "gemma2", "gemma3", "phi3", "mixtral", "qwen3moe", "qwen2moe"};
     static const family_type_bound synth_types[] = {{"f32", 1e-9}, {"q4_k", 3e-3}, {"q6_k", 3e-3}, {"q4_k_m", 3e-3}};
     static const family_type_bound moe_synth_types[] = {{"f32", 1e-9}, {"q8_0", 3e-3}, {"q4_k", 3e-3},
                                                         {"q4_k_m", 3e-3}};
     for (size_t a = 0; a < sizeof synth_archs / sizeof synth_archs[0]; a++) {
         if (only && strcmp(only, synth_archs[a]) != 0)
             continue;
-        const bool moe = strcmp(synth_archs[a], "mixtral") == 0 || strcmp(synth_archs[a], "qwen3moe") == 0;
+        const bool moe = strcmp(synth_archs[a], "mixtral") == 0 || strcmp(synth_archs[a], "qwen3moe") == 0 ||
+                         strcmp(synth_archs[a], "qwen2moe") == 0;
         /* seeds whose routing of the prompt stays clear of ties at every
          * type (route_gap_ok; the first such seed: mixtral 8, margin 0.089;
-         * qwen3moe 61, margin 0.051); the dense presets seed 1 */
+         * qwen3moe 61, margin 0.051; qwen2moe 319, margin 0.052, the only
+         * one of seeds 1-400 at 0.05); the dense presets seed 1 */
         uint64_t seed = 1;
         if (strcmp(synth_archs[a], "mixtral") == 0)
             seed = 8;
         else if (strcmp(synth_archs[a], "qwen3moe") == 0)
             seed = 61;
+        else if (strcmp(synth_archs[a], "qwen2moe") == 0)
+            seed = 319;
         const family_type_bound *types = moe ? moe_synth_types : synth_types;
         const size_t n_types = moe ? sizeof moe_synth_types / sizeof moe_synth_types[0]
                                    : sizeof synth_types / sizeof synth_types[0];

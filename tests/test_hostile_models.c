@@ -238,7 +238,7 @@ static void check_family_hyperparameters(void)
                          .string_value = "mamba"};
     expect_refused("unknown_arch", &(rewrite_spec){.keys = &mamba, .n_keys = 1}, false,
                    "architecture 'mamba' is not supported (supported: llama, qwen2, qwen3, olmo2, gemma2, gemma3, "
-                   "phi3, qwen3moe)");
+                   "phi3, qwen3moe, qwen2moe)");
     snprintf(base_path, sizeof base_path, STRATA_TEST_DATA_DIR "/families/phi3.gguf");
     expect_refused("long_factor_zero", &(rewrite_spec){.edit_tensor = zero_long_rope_factor}, false,
                    "rope_factors_long.weight");

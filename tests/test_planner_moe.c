@@ -26,13 +26,17 @@
  *   layers whose experts stay in host RAM is still chosen, with --n-cpu-moe
  *   the layer count is still fitted, and both fixed to what cannot fit say
  *   what is short.
- * - A model that fits the card whole keeps its experts there. */
+ * - A model that fits the card whole keeps its experts there.
+ * - Qwen2-MoE's shared expert (ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp)
+ *   is no expert tensor: --cpu-moe moves only the _exps tensors of the
+ *   converter's file (tests/data/families/qwen2moe.gguf) to host RAM. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "planner.h"
+#include "strata.h"
 #include "test_check.h"
 
 #define MIB ((uint64_t)1 << 20)
@@ -478,9 +482,51 @@ static void test_choices_narrow(void)
     }
 }
 
+/* --cpu-moe on the qwen2moe fixture, planned for a 1 GiB card and the host:
+ * with every layer on the card (-ngl 2), the experts' tensors on the CPU,
+ * the shared expert and its gate (and the router) on the card with the rest
+ * of their layer. */
+static void test_shared_expert_stays(void)
+{
+    const char *path = STRATA_TEST_DATA_DIR "/families/qwen2moe.gguf";
+    strata_device_spec specs[2] = {{.name = "cuda0", .memory_bytes = GIB, .bandwidth = 1e12},
+                                   {.name = "cpu", .memory_bytes = 8 * GIB, .bandwidth = 60e9}};
+    strata_placement_params params = strata_placement_default_params();
+    params.specs = specs;
+    params.n_specs = 2;
+    params.cpu_moe = true;
+    params.gpu_layers_set = true; /* every layer on the card (-ngl 2) */
+    params.gpu_layers = 2;
+    strata_plan *plan = NULL;
+    strata_error err = {0};
+    if (strata_plan_file(path, &params, &plan, &err) != STRATA_OK) {
+        CHECK(false, "qwen2moe --cpu-moe plan: %s", err.message);
+        return;
+    }
+    int experts_on_cpu = 0, shared_on_card = 0;
+    for (int64_t t = 0; t < plan->n_tensors; t++) {
+        const strata_plan_tensor *tensor = &plan->tensors[t];
+        if (strstr(tensor->name, "_exps.weight")) {
+            CHECK(tensor->device == 1, "--cpu-moe: %s on the CPU (device %d)", tensor->name, tensor->device);
+            experts_on_cpu += tensor->device == 1;
+        } else if (strstr(tensor->name, "shexp") || strstr(tensor->name, "ffn_gate_inp")) {
+            CHECK(tensor->device == 0, "--cpu-moe: %s stays on the card (device %d)", tensor->name, tensor->device);
+            shared_on_card += tensor->device == 0 && strstr(tensor->name, "shexp") != NULL;
+        }
+    }
+    CHECK(plan->fits && experts_on_cpu == 2 * 3 && shared_on_card == 2 * 4 && plan->n_cpu_moe == 2,
+          "qwen2moe --cpu-moe: fits %d, %d expert tensors on the CPU, %d shared-expert tensors on the card, "
+          "n_cpu_moe %lld",
+          plan->fits, experts_on_cpu, shared_on_card, (long long)plan->n_cpu_moe);
+    printf("ok   qwen2moe --cpu-moe: %d expert tensors on the CPU, %d shared-expert tensors on the card\n",
+           experts_on_cpu, shared_on_card);
+    strata_plan_free(plan);
+}
+
 int main(void)
 {
     static moe_model m;
+    test_shared_expert_stays();
     test_named_layers();
     test_invalid_counts();
     test_fits_whole();

@@ -485,6 +485,29 @@ static void check_moe_plans(void)
         printf("ok   qwen3-30b-a3b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
         synth_plan_free(&plan);
     }
+    if (synth_plan_create(NULL, "qwen1.5-moe-a2.7b", "f16", 0, &plan, &err) == STRATA_OK) {
+        /* Qwen1.5-MoE-A2.7B has 14.3e9 parameters; per layer 9 + 3 biases +
+         * the router, the experts' 3 and the shared expert's 4 tensors */
+        CHECK(plan.total_bytes > 28.4e9 && plan.total_bytes < 28.8e9, "qwen1.5-moe-a2.7b f16 is %llu bytes",
+              (unsigned long long)plan.total_bytes);
+        CHECK(plan.n_tensors == 2 + 24 * 17 + 1, "qwen1.5-moe-a2.7b has %lld tensors", (long long)plan.n_tensors);
+        synth_plan_free(&plan);
+    } else {
+        printf("FAIL plan qwen1.5-moe-a2.7b f16: %s\n", err.message);
+        failures++;
+    }
+    if (synth_plan_create(NULL, "qwen1.5-moe-a2.7b", "q4_k_m", 0, &plan, &err) == STRATA_OK) {
+        /* the shared expert's gate stays f32; its FFN takes the dense rules */
+        CHECK(planned_dtype(&plan, "blk.10.ffn_gate_inp_shexp.weight") == DTYPE_F32, "the shared gate is f32");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_up_shexp.weight") == DTYPE_Q4_K, "q4_k_m ffn_up_shexp is q4_k");
+        CHECK(planned_dtype(&plan, "blk.0.ffn_down_shexp.weight") == DTYPE_Q6_K, "q4_k_m blk.0.ffn_down_shexp is q6_k");
+        /* the experts' rows (1408) are not whole K-quant blocks: q6_k falls back to q8_0 */
+        CHECK(planned_dtype(&plan, "blk.0.ffn_down_exps.weight") == DTYPE_Q8_0, "q4_k_m blk.0.ffn_down_exps is q8_0");
+        CHECK(planned_dtype(&plan, "blk.10.ffn_gate_exps.weight") == DTYPE_Q4_K, "q4_k_m ffn_gate_exps is q4_k");
+        CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_Q4_K, "60 experts: q4_k_m attn_k is q4_k");
+        printf("ok   qwen1.5-moe-a2.7b q4_k_m plan: %llu bytes\n", (unsigned long long)plan.total_bytes);
+        synth_plan_free(&plan);
+    }
     if (synth_plan_create(NULL, "qwen3-30b-a3b", "iq2_xxs_mix", 0, &plan, &err) == STRATA_OK) {
         CHECK(planned_dtype(&plan, "blk.10.attn_v.weight") == DTYPE_Q4_K, "4+ experts: iq2_xxs_mix attn_v is q4_k");
         CHECK(planned_dtype(&plan, "blk.10.attn_k.weight") == DTYPE_IQ2_XXS, "128 experts: iq2_xxs_mix attn_k");
@@ -546,7 +569,7 @@ static void check_bad_input(void)
     int n_names = 0;
     while (names[n_names])
         n_names++;
-    CHECK(n_names == 20, "%d preset names", n_names);
+    CHECK(n_names == 22, "%d preset names", n_names);
     printf("ok   bad input\n");
 }
 
@@ -558,7 +581,7 @@ int main(void)
     }
     const char *types[] = {"f32",   "q4_k_m", "q2_k_mix", "q3_k_m", "q4_k_s",     "q5_k_m",
                            "bf16",  "q5_1",   "iq2_xs",   "iq3_m",  "iq4_xs_mix", "mxfp4"};
-    const char *archs[] = {"llama", "qwen2", "qwen3", "mixtral", "qwen3moe"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "mixtral", "qwen3moe", "qwen2moe"};
     for (size_t a = 0; a < sizeof archs / sizeof archs[0]; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             check_tiny(archs[a], types[t]);

@@ -170,6 +170,9 @@ static void print_model_report(const info_options *opts, const gguf_file *file, 
         printf("  experts        %lld of %lld per token, each %lld wide; router softmax, top-%lld%s\n",
                (long long)hp->n_expert_used, (long long)hp->n_expert, (long long)hp->n_ff_exp,
                (long long)hp->n_expert_used, hp->expert_weights_norm ? ", weights renormalized" : "");
+    if (hp->n_expert > 0 && hp->n_ff_shexp > 0)
+        printf("  shared expert  %lld wide, every token, gated by sigmoid(ffn_gate_inp_shexp . x)\n",
+               (long long)hp->n_ff_shexp);
     if (hp->fused_qkv)
         printf("  qkv            fused\n");
     printf("  query scale    %g\n", (double)hp->attn_scale);

@@ -7,6 +7,7 @@
  * expert's bytes are read once per op and an unchosen expert's not at all.
  * A pair alone with its expert (every pair at decode) is computed in place;
  * several are gathered into ctx->experts and their results scattered back. */
+#include <math.h>
 #include <string.h>
 
 #include "cpu_internal.h"
@@ -94,6 +95,7 @@ strata_status cpu_run_moe_sum(cpu_context *ctx, const backend_op *op, strata_err
     const float *y = cpu_tensor_data(y_t), *weights = cpu_tensor_data(op->src[1]);
     float *dst = cpu_tensor_data(op->dst);
     int64_t n = y_t->ne[0], k = y_t->ne[1], n_tok = y_t->ne[2];
+    bool sigmoid = op->params.moe_sum.sigmoid;
     for (int64_t t = 0; t < n_tok; t++) {
         float *out = dst + t * n;
         const float *w = weights + t * k;
@@ -101,8 +103,9 @@ strata_status cpu_run_moe_sum(cpu_context *ctx, const backend_op *op, strata_err
             out[i] = 0.0f;
         for (int64_t j = 0; j < k; j++) {
             const float *column = y + (t * k + j) * n;
+            float weight = sigmoid ? 1.0f / (1.0f + expf(-w[j])) : w[j];
             for (int64_t i = 0; i < n; i++)
-                out[i] += w[j] * column[i];
+                out[i] += weight * column[i];
         }
     }
     return STRATA_OK;

@@ -69,6 +69,7 @@ typedef struct cuda_op {
     int32_t n_splits;   /* attention: split-KV parts */
     int32_t attention_variant; /* attention: cuda_attention_variant */
     int32_t moe_normalize;     /* moe_weights */
+    int32_t moe_sigmoid;       /* moe_sum: sigmoid of the weights */
 } cuda_op;
 
 typedef struct cuda_graph_entry {

@@ -100,6 +100,7 @@ static void describe_op(const cuda_context *ctx, const backend_op *op, cuda_op *
     case OP_RMS_NORM: out->eps = op->params.rms_norm.eps; break;
     case OP_SCALE: out->value = op->params.scale.value; break;
     case OP_MOE_WEIGHTS: out->moe_normalize = op->params.moe_weights.normalize; break;
+    case OP_MOE_SUM: out->moe_sigmoid = op->params.moe_sum.sigmoid; break;
     case OP_ROPE:
         out->n_rot = op->params.rope.n_rot;
         out->neox = op->params.rope.neox;
@@ -246,7 +247,7 @@ strata_status cuda_launch_op(cuda_context *ctx, const cuda_op *op, strata_error 
         return cuda_launch_matmul_id(ctx, op, err);
     case OP_MOE_SUM: /* y [n, k, n_tok], weights [k, n_tok] */
         code = kernel_moe_sum((float *)dst->data, (const float *)a->data, (const float *)b->data, a->ne[0], a->ne[1],
-                              a->ne[2], stream);
+                              a->ne[2], op->moe_sigmoid != 0, stream);
         break;
     default:
         return strata_fail(err, STRATA_UNSUPPORTED, "cuda: op %d has no kernel", op->kind);

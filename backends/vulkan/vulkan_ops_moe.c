@@ -131,7 +131,7 @@ strata_status vk_run_moe_sum(vk_context *ctx, const backend_op *op, strata_error
             for (uint32_t i0 = 0; status == STRATA_OK && i0 < n; i0 += plan.elements) {
                 uint32_t ic = vk_min_u32(plan.elements, n - i0);
                 vk_moe_sum_push push = {.n = ic, .slots = sc, .tokens = tc, .y_stride = n, .k = k, .d_stride = n,
-                                        .accumulate = j0 > 0};
+                                        .accumulate = j0 > 0, .sigmoid = op->params.moe_sum.sigmoid};
                 uint64_t first_column = (uint64_t)t0 * k + j0, last_column = (uint64_t)(tc - 1) * k + (sc - 1);
                 vk_binding bindings[3];
                 if ((status = vk_bind_range(ctx, y, 4ull * (first_column * n + i0), 4ull * (last_column * n + ic),

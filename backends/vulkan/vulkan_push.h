@@ -75,7 +75,7 @@ typedef struct vk_moe_weights_push { /* shaders/moe_weights.comp */
 
 typedef struct vk_moe_sum_push { /* shaders/moe_sum.comp */
     uint32_t n, slots, tokens, y_stride, k, d_stride;
-    uint32_t y_offset, w_offset, d_offset, accumulate;
+    uint32_t y_offset, w_offset, d_offset, accumulate, sigmoid;
 } vk_moe_sum_push;
 
 typedef struct vk_moe_group_push { /* shaders/moe_group.comp */

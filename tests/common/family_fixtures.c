@@ -21,7 +21,7 @@ const int64_t family_tokens_len = sizeof family_tokens / sizeof family_tokens[0]
  * contexts 64), phi3_short the short ones (original context 64) */
 const char *const family_fixtures[FAMILY_FIXTURE_COUNT] = {"olmo2", "gemma2", "gemma3", "phi3",
                                                            "phi3_short", "llama", "qwen2", "qwen3",
-                                                           "mixtral", "qwen3moe"};
+                                                           "mixtral", "qwen3moe", "qwen2moe"};
 
 /* The runtime against the double-precision reference on the same stored
  * weights, with test_e2e_logits' bounds (justified there), the block

@@ -18,7 +18,7 @@ extern const int64_t family_tokens_len;
 
 /* The fixtures: each family's name is also its file's ("gemma2" ->
  * gemma2.gguf, gemma2_logits.bin). */
-#define FAMILY_FIXTURE_COUNT 10
+#define FAMILY_FIXTURE_COUNT 11
 extern const char *const family_fixtures[FAMILY_FIXTURE_COUNT];
 
 typedef struct family_type_bound {

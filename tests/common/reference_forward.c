@@ -30,6 +30,9 @@ typedef struct reference_layer {
     double *router;               /* experts: [n_expert][n_embd], or NULL (a dense FFN) */
     double *gate_exps, *up_exps;  /* [n_expert][n_ff_exp][n_embd] */
     double *down_exps;            /* [n_expert][n_embd][n_ff_exp] */
+    double *shexp_gate_inp;       /* qwen2moe: [n_embd], the shared expert's gate, or NULL */
+    double *shexp_gate, *shexp_up; /* [n_ff_shexp][n_embd] */
+    double *shexp_down;           /* [n_embd][n_ff_shexp] */
 } reference_layer;
 
 struct reference_model {
@@ -53,6 +56,7 @@ struct reference_model {
     bool qk_norm_spans;         /* olmo2: the Q/K norms span the whole projection */
     int64_t n_expert, n_used, n_ff_exp; /* a mixture of experts (Mixtral, qwen3moe); n_expert 0: dense */
     bool renormalize;           /* the k chosen probabilities divided by their sum */
+    int64_t n_ff_shexp;         /* qwen2moe: the shared expert's width; 0: none */
 
     double *token_embd;   /* [n_vocab][n_embd] */
     double *output_norm;  /* [n_embd] */
@@ -138,7 +142,8 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
     if (strcmp(arch, "llama") == 0)
         m->rope_neox = false;
     else if (strcmp(arch, "qwen2") == 0 || strcmp(arch, "qwen3") == 0 || strcmp(arch, "olmo2") == 0 || gemma2 ||
-             gemma3 || strcmp(arch, "phi3") == 0 || strcmp(arch, "qwen3moe") == 0)
+             gemma3 || strcmp(arch, "phi3") == 0 || strcmp(arch, "qwen3moe") == 0 ||
+             strcmp(arch, "qwen2moe") == 0)
         m->rope_neox = true;
     else
         return strata_fail(err, STRATA_UNSUPPORTED, "reference: architecture %s is not supported", arch);
@@ -199,11 +204,16 @@ static strata_status read_hparams(const gguf_file *file, reference_model *m, str
     if ((status = read_int(file, arch, "expert_count", 0, &m->n_expert, err)))
         return status;
     if (m->n_expert > 0) {
-        bool norm = true; /* Mixtral always; qwen3moe unless the file says no */
+        /* Mixtral always; qwen3moe unless the file says no; qwen2moe
+         * (norm_topk_prob false in transformers' config) only when it says yes */
+        bool qwen2moe = strcmp(arch, "qwen2moe") == 0, norm = !qwen2moe;
         snprintf(key, sizeof key, "%s.expert_weights_norm", arch);
         if ((status = read_int(file, arch, "expert_used_count", -1, &m->n_used, err)) ||
             (status = read_int(file, arch, "expert_feed_forward_length", m->n_ff, &m->n_ff_exp, err)) ||
-            (status = gguf_get_bool_or(file, key, true, &norm, err)))
+            (status = gguf_get_bool_or(file, key, !qwen2moe, &norm, err)))
+            return status;
+        if (qwen2moe && (status = read_int(file, arch, "expert_shared_feed_forward_length", m->n_ff,
+                                           &m->n_ff_shexp, err)))
             return status;
         if (m->n_used < 1 || m->n_used > m->n_expert || m->n_used > 64)
             return strata_fail(err, STRATA_UNSUPPORTED, "reference: %lld of %lld experts per token", (long long)m->n_used,
@@ -257,6 +267,11 @@ static strata_status load_layer(const gguf_file *file, const reference_model *m,
         LOAD(gate_exps, "ffn_gate_exps.weight", m->n_embd, rows, true);
         LOAD(up_exps, "ffn_up_exps.weight", m->n_embd, rows, true);
         LOAD(down_exps, "ffn_down_exps.weight", m->n_ff_exp, m->n_expert * m->n_embd, true);
+        bool shared = m->n_ff_shexp > 0;
+        LOAD(shexp_gate_inp, "ffn_gate_inp_shexp.weight", m->n_embd, 1, shared);
+        LOAD(shexp_gate, "ffn_gate_shexp.weight", m->n_embd, m->n_ff_shexp, shared);
+        LOAD(shexp_up, "ffn_up_shexp.weight", m->n_embd, m->n_ff_shexp, shared);
+        LOAD(shexp_down, "ffn_down_shexp.weight", m->n_ff_shexp, m->n_embd, shared);
     } else if (!fused) {
         LOAD(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, true);
         LOAD(w_up, "ffn_up.weight", m->n_embd, m->n_ff, true);
@@ -325,7 +340,8 @@ void reference_model_free(reference_model *m)
                             layer->bq,        layer->bk,       layer->bv,     layer->q_norm,    layer->k_norm,
                             layer->ffn_norm,  layer->w_gate,   layer->w_up,   layer->w_down,    layer->post_attn_norm,
                             layer->post_ffn_norm, layer->qkv, layer->gate_up, layer->router,
-                            layer->gate_exps, layer->up_exps, layer->down_exps};
+                            layer->gate_exps, layer->up_exps, layer->down_exps, layer->shexp_gate_inp,
+                            layer->shexp_gate, layer->shexp_up, layer->shexp_down};
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
             free(fields[i]);
     }
@@ -446,6 +462,7 @@ static bool state_alloc(reference_state *s, const reference_model *m, int64_t n_
     s->att_out = calloc(q_dim, sizeof(double));
     s->proj = calloc((size_t)m->n_embd, sizeof(double));
     size_t ff = (size_t)(m->n_ff > m->n_ff_exp ? m->n_ff : m->n_ff_exp);
+    ff = ff > (size_t)m->n_ff_shexp ? ff : (size_t)m->n_ff_shexp;
     s->gate = calloc(ff, sizeof(double));
     s->up = calloc(ff, sizeof(double));
     s->probs = calloc((size_t)m->n_expert + 1, sizeof(double));
@@ -532,7 +549,8 @@ static void attention_block(const reference_model *m, int64_t l, int64_t pos, in
 /* The mixture of experts on in [n_embd]: proj = sum over the n_used most
  * probable experts e (softmax of the router; the earlier expert first on
  * equal probabilities) of p_e / (sum of the chosen p when renormalizing) *
- * down_e(silu(gate_e in) * up_e in). */
+ * down_e(silu(gate_e in) * up_e in); with a shared expert (qwen2moe), plus
+ * sigmoid(gate_inp_shexp . in) * down_s(silu(gate_s in) * up_s in). */
 static void experts(const reference_model *m, const reference_layer *w, const double *in, reference_state *s)
 {
     int64_t ff = m->n_ff_exp;
@@ -583,6 +601,19 @@ static void experts(const reference_model *m, const reference_layer *w, const do
         for (int64_t i = 0; i < m->n_embd; i++)
             s->proj[i] += weight * s->expert[i];
     }
+    if (!w->shexp_gate_inp)
+        return;
+    int64_t sf = m->n_ff_shexp;
+    double gate_logit;
+    matvec(&gate_logit, w->shexp_gate_inp, in, NULL, m->n_embd, 1);          /* a scalar */
+    matvec(s->gate, w->shexp_gate, in, NULL, m->n_embd, sf);                 /* gate [sf] */
+    matvec(s->up, w->shexp_up, in, NULL, m->n_embd, sf);                     /* up [sf] */
+    for (int64_t i = 0; i < sf; i++)
+        s->gate[i] = silu(s->gate[i]) * s->up[i];
+    matvec(s->expert, w->shexp_down, s->gate, NULL, sf, m->n_embd);          /* [n_embd] */
+    double gate = 1.0 / (1.0 + exp(-gate_logit));
+    for (int64_t i = 0; i < m->n_embd; i++)
+        s->proj[i] += gate * s->expert[i];
 }
 
 /* SwiGLU (GeGLU for gemma) feed-forward block for layer l, or its mixture

@@ -20,7 +20,7 @@ llama-cpp-python 0.3.36 source package (vendor/llama.cpp).
 The converter runs as a separate process. The tiny models carry a made-up
 sentencepiece tokenizer (the logits are computed from token ids); olmo2's
 converter only reads byte-level BPE tokenizers, so for olmo2 the process
-reads the sentencepiece one instead (qwen3moe's likewise). Nothing else of the conversion is
+reads the sentencepiece one instead (qwen3moe's and qwen2moe's likewise). Nothing else of the conversion is
 touched.
 """
 import argparse
@@ -90,6 +90,13 @@ FAMILIES = {
                  dict(num_hidden_layers=2, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
                       norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[], rms_norm_eps=1e-6,
                       rope_theta=1000000.0, tie_word_embeddings=False), False),
+    # routed experts 48 wide, not renormalized (as the published models); a
+    # shared expert 96 wide behind its sigmoid gate; QKV biases
+    "qwen2moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM",
+                 dict(num_hidden_layers=2, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=48,
+                      shared_expert_intermediate_size=96, norm_topk_prob=False, decoder_sparse_step=1,
+                      mlp_only_layers=[], use_sliding_window=False, qkv_bias=True, rms_norm_eps=1e-6,
+                      rope_theta=1000000.0, tie_word_embeddings=False), False),
 }
 ROUTER_SCALE = 6.0
 ROUTER_SEEDS = range(1234, 1434)
@@ -151,7 +158,7 @@ def build_model(name, directory, seed=1234):
 
 def convert(llama_cpp, name, model_dir, out_path):
     patch = ""
-    if name in ("olmo2", "qwen3moe"):
+    if name in ("olmo2", "qwen3moe", "qwen2moe"):
         patch = ("import conversion.base as b\n"
                  "b.TextModel.set_vocab = lambda self: self._set_vocab_sentencepiece()\n")
     code = ("import sys\n"
