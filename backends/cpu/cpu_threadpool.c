@@ -1,7 +1,10 @@
-/* Fork-join thread pool. Workers sleep on a condition variable between jobs
- * (the machine may be shared, so no spinning while idle); a job is published
- * by bumping a generation counter, and chunks are claimed with an atomic
- * counter so uneven chunks balance themselves. */
+/* Fork-join thread pool. A job is published by bumping a generation counter,
+ * and chunks are claimed with an atomic counter so uneven chunks balance
+ * themselves. Between jobs, and while the caller waits for the last chunk,
+ * a thread first watches the counters for a short while (decode publishes a
+ * few hundred small jobs per token, and waking a sleeping thread costs tens
+ * of microseconds each time), then sleeps on a condition variable: the
+ * machine may be shared, so nobody spins for long. */
 #include "cpu_threadpool.h"
 
 #include <pthread.h>
@@ -9,6 +12,18 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* How long a thread watches before it sleeps; STRATA_CPU_SPIN_US overrides
+ * it (0: sleep at once, as an oversubscribed machine would want). */
+enum { DEFAULT_SPIN_MICROSECONDS = 200, MAX_SPIN_MICROSECONDS = 100000 };
 
 typedef struct pool_job {
     cpu_range_fn fn;
@@ -25,9 +40,12 @@ struct cpu_threadpool {
     pthread_mutex_t mutex;
     pthread_cond_t job_ready;
     pthread_cond_t job_done;
-    uint64_t generation; /* bumped for each job; guarded by mutex */
-    int workers_busy;    /* workers still inside the current job */
-    bool stopping;
+    /* bumped for each job, under the mutex (so a sleeper cannot miss it),
+     * read without it by watching threads */
+    atomic_uint_fast64_t generation;
+    atomic_int workers_busy; /* workers still inside the current job */
+    atomic_bool stopping;
+    int64_t spin_nanoseconds;
     pool_job job;
 };
 
@@ -47,6 +65,41 @@ static void run_chunks(pool_job *job, int thread_index)
     }
 }
 
+static int64_t now_nanoseconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Watches until done(pool, arg) holds or the pool's spin time has passed;
+ * returns whether it holds. The clock is read once every 64 pauses. */
+static bool spin_until(cpu_threadpool *pool, bool (*done)(cpu_threadpool *, uint64_t), uint64_t arg)
+{
+    if (pool->spin_nanoseconds <= 0)
+        return done(pool, arg);
+    int64_t deadline = now_nanoseconds() + pool->spin_nanoseconds;
+    for (unsigned i = 1;; i++) {
+        if (done(pool, arg))
+            return true;
+        cpu_relax();
+        if (i % 64 == 0 && now_nanoseconds() > deadline)
+            return done(pool, arg);
+    }
+}
+
+static bool job_published(cpu_threadpool *pool, uint64_t seen)
+{
+    return atomic_load_explicit(&pool->generation, memory_order_acquire) != seen ||
+           atomic_load_explicit(&pool->stopping, memory_order_acquire);
+}
+
+static bool workers_finished(cpu_threadpool *pool, uint64_t unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&pool->workers_busy, memory_order_acquire) == 0;
+}
+
 static void *worker_main(void *arg)
 {
     worker_start start = *(worker_start *)arg;
@@ -55,20 +108,26 @@ static void *worker_main(void *arg)
     /* jobs may be published before this thread first runs: count from the
      * generation the pool was created with, not the one seen on arrival */
     uint64_t seen = 0;
-    pthread_mutex_lock(&pool->mutex);
     for (;;) {
-        while (pool->generation == seen && !pool->stopping)
-            pthread_cond_wait(&pool->job_ready, &pool->mutex);
-        if (pool->stopping)
+        if (!spin_until(pool, job_published, seen)) {
+            pthread_mutex_lock(&pool->mutex);
+            while (!job_published(pool, seen))
+                pthread_cond_wait(&pool->job_ready, &pool->mutex);
+            pthread_mutex_unlock(&pool->mutex);
+        }
+        if (atomic_load(&pool->stopping))
             break;
-        seen = pool->generation;
-        pthread_mutex_unlock(&pool->mutex);
+        seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
         run_chunks(&pool->job, start.thread_index);
-        pthread_mutex_lock(&pool->mutex);
-        if (--pool->workers_busy == 0)
+        if (atomic_fetch_sub_explicit(&pool->workers_busy, 1, memory_order_acq_rel) == 1) {
+            /* the caller checks workers_busy under the mutex before it sleeps:
+             * taking the mutex here means the signal cannot fall between the
+             * two */
+            pthread_mutex_lock(&pool->mutex);
             pthread_cond_signal(&pool->job_done);
+            pthread_mutex_unlock(&pool->mutex);
+        }
     }
-    pthread_mutex_unlock(&pool->mutex);
     return NULL;
 }
 
@@ -82,6 +141,18 @@ strata_status cpu_threadpool_create(int n_threads, cpu_threadpool **out, strata_
     if (!pool)
         return strata_fail(err, STRATA_OUT_OF_MEMORY, "cpu thread pool: out of memory");
     pool->n_threads = n_threads;
+    atomic_init(&pool->generation, 0);
+    atomic_init(&pool->workers_busy, 0);
+    atomic_init(&pool->stopping, false);
+    int64_t spin_microseconds = DEFAULT_SPIN_MICROSECONDS;
+    const char *spin_text = getenv("STRATA_CPU_SPIN_US");
+    if (spin_text && *spin_text) {
+        char *end = NULL;
+        long long value = strtoll(spin_text, &end, 10);
+        if (end && *end == '\0' && value >= 0 && value <= MAX_SPIN_MICROSECONDS)
+            spin_microseconds = value;
+    }
+    pool->spin_nanoseconds = spin_microseconds * 1000;
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->job_ready, NULL);
     pthread_cond_init(&pool->job_done, NULL);
@@ -114,7 +185,7 @@ void cpu_threadpool_destroy(cpu_threadpool *pool)
     if (!pool)
         return;
     pthread_mutex_lock(&pool->mutex);
-    pool->stopping = true;
+    atomic_store(&pool->stopping, true);
     pthread_cond_broadcast(&pool->job_ready);
     pthread_mutex_unlock(&pool->mutex);
     for (int i = 0; i < pool->n_workers_started; i++)
@@ -152,15 +223,18 @@ void cpu_parallel_for(cpu_threadpool *pool, int64_t n, int64_t min_chunk, cpu_ra
     pool->job.n = n;
     pool->job.chunk = chunk;
     atomic_store(&pool->job.next, 0);
-    pool->workers_busy = pool->n_workers_started;
-    pool->generation++;
+    atomic_store(&pool->workers_busy, pool->n_workers_started);
+    /* the release store publishes the job's fields to watching workers */
+    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
     pthread_cond_broadcast(&pool->job_ready);
     pthread_mutex_unlock(&pool->mutex);
 
     run_chunks(&pool->job, 0);
 
-    pthread_mutex_lock(&pool->mutex);
-    while (pool->workers_busy > 0)
-        pthread_cond_wait(&pool->job_done, &pool->mutex);
-    pthread_mutex_unlock(&pool->mutex);
+    if (!spin_until(pool, workers_finished, 0)) {
+        pthread_mutex_lock(&pool->mutex);
+        while (!workers_finished(pool, 0))
+            pthread_cond_wait(&pool->job_done, &pool->mutex);
+        pthread_mutex_unlock(&pool->mutex);
+    }
 }
