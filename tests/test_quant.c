@@ -23,6 +23,7 @@
 #include "quant_lowbit.h"
 
 #include "test_check.h"
+#include "test_file.h"
 
 static uint32_t bits_of(float f)
 {
@@ -110,23 +111,9 @@ static void *read_fixture(const char *name, size_t *out_size)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/quant/%s", STRATA_TEST_DATA_DIR, name);
-    FILE *f = fopen(path, "rb");
-    void *data = NULL;
-    long size = -1;
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        goto fail;
-    data = malloc(size > 0 ? (size_t)size : 1);
-    if (data == NULL || fread(data, 1, (size_t)size, f) != (size_t)size)
-        goto fail;
-    fclose(f);
-    *out_size = (size_t)size;
+    void *data = test_read_file(path, out_size);
+    CHECK(data != NULL, "cannot read fixture %s", path);
     return data;
-fail:
-    CHECK(0, "cannot read fixture %s", path);
-    free(data);
-    if (f)
-        fclose(f);
-    return NULL;
 }
 
 static const strata_dtype dequant_fixture_types[] = {

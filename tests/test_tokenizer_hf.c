@@ -11,6 +11,7 @@
 
 #include "strata.h"
 #include "test_check.h"
+#include "test_file.h"
 
 static const char SEPARATOR[] = "\n__ggml_vocab_test__\n";
 
@@ -22,19 +23,7 @@ static char *read_whole(const char *name, const char *suffix, size_t *len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/tokenizers/%s.%s", STRATA_TEST_DATA_DIR, name, suffix);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *data = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1))) {
-            *len = fread(data, 1, (size_t)size, f);
-            data[*len] = '\0';
-        }
-    }
-    fclose(f);
-    return data;
+    return test_read_file(path, len);
 }
 
 /* Next record of a file whose records each end with SEPARATOR. */

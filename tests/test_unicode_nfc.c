@@ -15,6 +15,7 @@
 
 #include "strata.h"
 #include "test_check.h"
+#include "test_file.h"
 #include "unicode_nfc.h"
 
 /* Undoes the fixture's escapes (\xHH, \\) of line[0..len) into out (room
@@ -41,19 +42,7 @@ static char *read_fixture(size_t *len)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/unicode_nfc.txt", STRATA_TEST_DATA_DIR);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *data = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long size = ftell(f);
-        if (size >= 0 && fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1))) {
-            *len = fread(data, 1, (size_t)size, f);
-            data[*len] = '\0';
-        }
-    }
-    fclose(f);
-    return data;
+    return test_read_file(path, len);
 }
 
 /* Bytes of a string shown in a message (long runs are cut). */
