@@ -28,14 +28,6 @@
  * spills them to the stack (a store and a load per product). */
 #define CHAIN(v) __asm__("" : "+x"(v))
 
-AVX2_FN INLINE float hsum(__m256 v)
-{
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
 /* Calls kernel(..., COUNT) with COUNT the constant 1 .. 8 (or 1 .. 16) equal
  * to tokens, so each instance is compiled with its own trip counts. */
 #define FOR_TOKEN_COUNT_8(tokens, kernel, ...)                                                                         \
