@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_buffer.h"
+
 bool api_fail(api_error *err, int http_status, const char *param, const char *fmt, ...)
 {
     if (!err)
@@ -23,6 +25,11 @@ bool api_fail(api_error *err, int http_status, const char *param, const char *fm
     va_start(args, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, args);
     va_end(args);
+    /* the message may quote the client's bytes (jansson's error text shows
+     * the bytes near the fault, cut anywhere) and the reply is JSON, which
+     * carries only valid UTF-8 */
+    text_repair_utf8_in_place(err->message);
+    text_repair_utf8_in_place(err->param);
     return false;
 }
 

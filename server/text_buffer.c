@@ -78,6 +78,20 @@ bool text_buffer_append_utf8(text_buffer *buffer, const char *bytes, size_t len)
     return text_buffer_append(buffer, bytes + start, len - start);
 }
 
+void text_repair_utf8_in_place(char *text)
+{
+    unsigned char *bytes = (unsigned char *)text;
+    size_t len = strlen(text);
+    for (size_t i = 0; i < len;) {
+        size_t char_len = utf8_char_length(bytes + i, len - i);
+        if (char_len > 0) {
+            i += char_len;
+            continue;
+        }
+        bytes[i++] = '?';
+    }
+}
+
 void text_buffer_consume(text_buffer *buffer, size_t count)
 {
     if (count >= buffer->len) {

@@ -22,6 +22,11 @@ bool text_buffer_append_str(text_buffer *buffer, const char *text);
  * incomplete sequence) replaced by U+FFFD, so the result is valid UTF-8 that
  * JSON can carry. Returns false when memory runs out. */
 bool text_buffer_append_utf8(text_buffer *buffer, const char *bytes, size_t len);
+/* Overwrites, in the NUL-terminated text, every byte that does not start a
+ * valid UTF-8 character (as text_buffer_append_utf8 judges it) with '?', so
+ * the text keeps its length and becomes valid UTF-8: for fixed-size messages
+ * that quote client bytes or were cut inside a character by snprintf. */
+void text_repair_utf8_in_place(char *text);
 /* Drops the first count bytes (count <= len). */
 void text_buffer_consume(text_buffer *buffer, size_t count);
 /* Empties the buffer, keeping its memory. */

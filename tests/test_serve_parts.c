@@ -113,6 +113,13 @@ static void test_utf8(void)
               out.len);
         text_buffer_free(&out);
     }
+    /* in place: each bad byte becomes '?', the length stays */
+    char cut[] = "ok \xc6\x93 \xc6";
+    text_repair_utf8_in_place(cut);
+    CHECK(strcmp(cut, "ok \xc6\x93 ?") == 0, "in-place repair of a character cut at the end: '%s'", cut);
+    char stray[] = "\x93\xed\xa0\x80z";
+    text_repair_utf8_in_place(stray);
+    CHECK(strcmp(stray, "????z") == 0, "in-place repair of stray bytes and a surrogate: '%s'", stray);
 }
 
 /* --- requests ----------------------------------------------------------------------------------- */
@@ -198,6 +205,20 @@ static void test_replies(void)
           "last chat chunk: %s", text ? text : "(null)");
     free(text);
     api_error err;
+    /* a body whose JSON error quotes half a UTF-8 character (jansson shows
+     * the bytes before the fault): the error reply must still be JSON, with
+     * the message (found by fuzz_request) */
+    api_request request;
+    const char bad_escape[] = "{\"prompt\":[\"\\\xc6\x93rue}}";
+    CHECK(!parse(API_COMPLETIONS, bad_escape, &request, &err) && err.http_status == 400, "bad escape: %d",
+          err.http_status);
+    text = api_reply_error(&err);
+    root = text ? json_loads(text, 0, NULL) : NULL;
+    const char *message = root ? json_string_value(json_object_get(json_object_get(root, "error"), "message")) : NULL;
+    CHECK(message && strncmp(message, "the body is not valid JSON: ", 28) == 0, "bad escape's reply: %s",
+          text ? text : "(null)");
+    json_decref(root);
+    free(text);
     api_fail(&err, 401, NULL, "no key");
     text = api_reply_error(&err);
     CHECK(text && strcmp(text, "{\"error\":{\"message\":\"no key\",\"type\":\"authentication_error\",\"param\":null,"
