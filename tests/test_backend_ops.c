@@ -1242,6 +1242,8 @@ static int check_kernel_choice(void)
         {DTYPE_Q2_K, CPU_ISA_AVX512, CPU_KERNEL_AVX512}, {DTYPE_Q4_K, CPU_ISA_SCALAR, CPU_KERNEL_SCALAR},
         {DTYPE_Q4_1, CPU_ISA_AVX512, CPU_KERNEL_AVX2},   {DTYPE_IQ2_XS, CPU_ISA_AVX512, CPU_KERNEL_AVX2},
         {DTYPE_F16, CPU_ISA_AVX512, CPU_KERNEL_AVX2},    {DTYPE_I32, CPU_ISA_AVX512, CPU_KERNEL_NONE},
+        /* ... or an AVX-512 machine's own dot product (IQ3_S's gather) */
+        {DTYPE_IQ3_S, CPU_ISA_AVX512, CPU_KERNEL_AVX512},
     };
 #if !(defined(__x86_64__) || defined(__i386__))
     /* no AVX2 or AVX-512 kernels exist off x86: those expectations fall back */
@@ -1265,6 +1267,13 @@ static int check_kernel_choice(void)
         failures++;
 #endif
     }
+#if defined(__x86_64__) || defined(__i386__)
+    if (cpu_kernel_dot(DTYPE_IQ3_S, CPU_KERNEL_AVX512) != cpu_dot_iq3_s_avx2_gather ||
+        cpu_kernel_dot(DTYPE_IQ3_S, CPU_KERNEL_AVX2) != cpu_dot_iq3_s_avx2) {
+        printf("FAIL kernel choice: iq3_s's gather is not the AVX-512 choice alone\n");
+        failures++;
+    }
+#endif
     /* decode takes a matrix-vector kernel only where AVX-512 is chosen and
      * the format has one */
     if (cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_AVX2) || cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_SCALAR) ||
@@ -1352,12 +1361,17 @@ static int check_dot_agreement(void)
                 for (int64_t i = 0; i < N; i++)
                     magnitude += fabs((double)w_decoded[i] * x_values[i]);
                 float scalar = kernel->scalar(N, w_bytes, act_bytes);
-                float avx2 = kernel->avx2(N, w_bytes, act_bytes);
-                checked++;
-                if (!(fabs((double)avx2 - scalar) <= 1e-5 * magnitude + 1e-6)) {
-                    printf("FAIL dot agreement %s pattern %d seed %d: avx2 %.9g, scalar %.9g (sum |w a| %.6g)\n",
-                           dtype_name(dtype), pattern, seed, avx2, scalar, magnitude);
-                    failures++;
+                /* the AVX2 dot product, and the AVX-512 machines' own where
+                 * there is one (it uses AVX2 instructions only) */
+                cpu_dot_fn dots[2] = {kernel->avx2, kernel->dot_avx512};
+                for (int d = 0; d < 2 && dots[d]; d++) {
+                    float got = dots[d](N, w_bytes, act_bytes);
+                    checked++;
+                    if (!(fabs((double)got - scalar) <= 1e-5 * magnitude + 1e-6)) {
+                        printf("FAIL dot agreement %s (%s) pattern %d seed %d: %.9g, scalar %.9g (sum |w a| %.6g)\n",
+                               dtype_name(dtype), d ? "dot_avx512" : "avx2", pattern, seed, got, scalar, magnitude);
+                        failures++;
+                    }
                 }
             }
     }

@@ -27,6 +27,10 @@
     {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar,                       \
      .tile_avx2 = tiled_avx2, .tile_avx512 = tiled_avx512, .gemv_avx512 = gemv_512}
 
+/* ... or an AVX-512 machine's own dot product */
+#define DOT_512(w, a, dot_scalar, dot_avx2, dot_512)                                                                  \
+    {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .dot_avx512 = dot_512}
+
 static const cpu_matmul_kernel kernel_table[] = {
     KERNEL(DTYPE_F32, CPU_ACT_F32, cpu_dot_f32_scalar, AVX2(cpu_dot_f32_avx2)),
     KERNEL(DTYPE_F16, CPU_ACT_F32, cpu_dot_f16_scalar, AVX2(cpu_dot_f16_avx2)),
@@ -55,7 +59,8 @@ static const cpu_matmul_kernel kernel_table[] = {
     KERNEL(DTYPE_IQ2_XS, CPU_ACT_Q8_K, cpu_dot_iq2_xs_scalar, AVX2(cpu_dot_iq2_xs_avx2)),
     KERNEL(DTYPE_IQ2_S, CPU_ACT_Q8_K, cpu_dot_iq2_s_scalar, AVX2(cpu_dot_iq2_s_avx2)),
     KERNEL(DTYPE_IQ3_XXS, CPU_ACT_Q8_K, cpu_dot_iq3_xxs_scalar, AVX2(cpu_dot_iq3_xxs_avx2)),
-    KERNEL(DTYPE_IQ3_S, CPU_ACT_Q8_K, cpu_dot_iq3_s_scalar, AVX2(cpu_dot_iq3_s_avx2)),
+    DOT_512(DTYPE_IQ3_S, CPU_ACT_Q8_K, cpu_dot_iq3_s_scalar, AVX2(cpu_dot_iq3_s_avx2),
+            AVX2(cpu_dot_iq3_s_avx2_gather)),
     KERNEL(DTYPE_IQ1_S, CPU_ACT_Q8_K, cpu_dot_iq1_s_scalar, AVX2(cpu_dot_iq1_s_avx2)),
     KERNEL(DTYPE_IQ1_M, CPU_ACT_Q8_K, cpu_dot_iq1_m_scalar, AVX2(cpu_dot_iq1_m_avx2)),
     TILED_512(DTYPE_IQ4_NL, CPU_ACT_Q8_0, cpu_dot_iq4_nl_scalar, AVX2(cpu_dot_iq4_nl_avx2),
@@ -79,7 +84,7 @@ cpu_kernel_choice cpu_kernel_choose(strata_dtype weight, cpu_isa isa)
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
     if (!kernel)
         return CPU_KERNEL_NONE;
-    if (isa >= CPU_ISA_AVX512 && kernel->avx2 && (kernel->tile_avx512 || kernel->gemv_avx512))
+    if (isa >= CPU_ISA_AVX512 && kernel->avx2 && (kernel->tile_avx512 || kernel->gemv_avx512 || kernel->dot_avx512))
         return CPU_KERNEL_AVX512;
     if (isa >= CPU_ISA_AVX2 && kernel->avx2)
         return CPU_KERNEL_AVX2;
@@ -93,8 +98,9 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice)
         return NULL;
     switch (choice) {
     case CPU_KERNEL_SCALAR: return kernel->scalar;
-    case CPU_KERNEL_AVX2:
-    case CPU_KERNEL_AVX512: return kernel->avx2; /* decode may take gemv_avx512 instead */
+    case CPU_KERNEL_AVX2: return kernel->avx2;
+    case CPU_KERNEL_AVX512: /* decode may take gemv_avx512 instead */
+        return kernel->dot_avx512 ? kernel->dot_avx512 : kernel->avx2;
     case CPU_KERNEL_NONE: break;
     }
     return NULL;

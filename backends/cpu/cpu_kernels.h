@@ -55,6 +55,10 @@ typedef struct cpu_matmul_kernel {
     /* matrix-vector kernel for one token (decode) in place of the AVX2 dot
      * product where AVX-512 is chosen; NULL where there is none */
     cpu_tile_fn gemv_avx512;
+    /* a dot product in place of the AVX2 one where AVX-512 is chosen (it may
+     * use AVX2 instructions only, such as gathers, which are fast on the
+     * CPUs that have AVX-512 and slow on older ones); NULL where there is none */
+    cpu_dot_fn dot_avx512;
 } cpu_matmul_kernel;
 
 /* The table row of a weight dtype, or NULL when it cannot be a matmul weight. */
@@ -149,6 +153,7 @@ float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a);
+float cpu_dot_iq3_s_avx2_gather(int64_t n, const void *w, const void *a);
 float cpu_dot_iq1_s_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a);
 float cpu_dot_iq4_nl_avx2(int64_t n, const void *w, const void *a);
