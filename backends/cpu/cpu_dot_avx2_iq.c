@@ -246,8 +246,34 @@ AVX2_FN float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
     return sum;
 }
 
-/* One load per grid point; the ninth index bit of point m is bit m of qh. */
-AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
+/* The eight 4-byte grid points of IQ3_S's 32 weights ib of a block, whose
+ * point m takes bit m of qh[ib] as its ninth index bit: one load per point,
+ * or one gather. The gather is faster where gathers are (Zen 5: 32 against
+ * 36 ns per 256 weights) and much slower on first-generation Zen, which runs
+ * it in microcode (95 against 61 ns); the kernel table gives it to AVX-512
+ * machines only. */
+AVX2_FN static inline __attribute__((always_inline)) __m256i iq3_s_points(const block_iq3_s *blk, int ib,
+                                                                          bool gather)
+{
+    const unsigned qh = blk->qh[ib];
+    const uint8_t *idx = blk->qs + 8 * ib;
+    if (gather) {
+        const __m256i high_shift = _mm256_set_epi32(1, 2, 3, 4, 5, 6, 7, 8);
+        const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)idx));
+        const __m256i high =
+            _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32((int)qh), high_shift), _mm256_set1_epi32(0x100));
+        return gather_grid32(quant_iq3s_grid, _mm256_or_si256(low, high));
+    }
+    return _mm256_set_epi32(
+        (int)quant_iq3s_grid[idx[7] | ((qh << 1) & 0x100)], (int)quant_iq3s_grid[idx[6] | ((qh << 2) & 0x100)],
+        (int)quant_iq3s_grid[idx[5] | ((qh << 3) & 0x100)], (int)quant_iq3s_grid[idx[4] | ((qh << 4) & 0x100)],
+        (int)quant_iq3s_grid[idx[3] | ((qh << 5) & 0x100)], (int)quant_iq3s_grid[idx[2] | ((qh << 6) & 0x100)],
+        (int)quant_iq3s_grid[idx[1] | ((qh << 7) & 0x100)], (int)quant_iq3s_grid[idx[0] | ((qh << 8) & 0x100)]);
+}
+
+/* The one body of both IQ3_S kernels; gather is a constant at each call. */
+AVX2_FN static inline __attribute__((always_inline)) float iq3_s_dot(int64_t n, const void *w, const void *a,
+                                                                     bool gather)
 {
     const block_iq3_s *wb = w;
     const block_q8_K *ab = a;
@@ -257,13 +283,7 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
         const __m256i scales = nibble_scales4(blk->scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
-            const uint8_t *idx = blk->qs + 8 * ib;
-            const unsigned qh = blk->qh[ib];
-            const __m256i grid = _mm256_set_epi32(
-                (int)quant_iq3s_grid[idx[7] | ((qh << 1) & 0x100)], (int)quant_iq3s_grid[idx[6] | ((qh << 2) & 0x100)],
-                (int)quant_iq3s_grid[idx[5] | ((qh << 3) & 0x100)], (int)quant_iq3s_grid[idx[4] | ((qh << 4) & 0x100)],
-                (int)quant_iq3s_grid[idx[3] | ((qh << 5) & 0x100)], (int)quant_iq3s_grid[idx[2] | ((qh << 6) & 0x100)],
-                (int)quant_iq3s_grid[idx[1] | ((qh << 7) & 0x100)], (int)quant_iq3s_grid[idx[0] | ((qh << 8) & 0x100)]);
+            const __m256i grid = iq3_s_points(blk, ib, gather);
             uint32_t signs;
             memcpy(&signs, blk->signs + 4 * ib, sizeof signs);
             const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
@@ -275,35 +295,14 @@ AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
     return sum;
 }
 
-/* The same with the eight grid points of 32 weights fetched by one gather:
- * faster where gathers are (Zen 5: 32 against 36 ns per 256 weights), much
- * slower on first-generation Zen, which runs them in microcode (95 against
- * 61 ns). The kernel table gives it to AVX-512 machines only. */
+AVX2_FN float cpu_dot_iq3_s_avx2(int64_t n, const void *w, const void *a)
+{
+    return iq3_s_dot(n, w, a, false);
+}
+
 AVX2_FN float cpu_dot_iq3_s_avx2_gather(int64_t n, const void *w, const void *a)
 {
-    const block_iq3_s *wb = w;
-    const block_q8_K *ab = a;
-    /* lane m of an index takes bit m of the qh byte as its bit 8 */
-    const __m256i high_shift = _mm256_set_epi32(1, 2, 3, 4, 5, 6, 7, 8);
-    const __m256i bit8 = _mm256_set1_epi32(0x100);
-    float sum = 0.0f;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const block_iq3_s *blk = &wb[b];
-        const __m256i scales = nibble_scales4(blk->scales);
-        __m256i total = _mm256_setzero_si256();
-        for (int ib = 0; ib < QK_K / 32; ib++) {
-            const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(blk->qs + 8 * ib)));
-            const __m256i high = _mm256_and_si256(_mm256_sllv_epi32(_mm256_set1_epi32(blk->qh[ib]), high_shift), bit8);
-            const __m256i grid = gather_grid32(quant_iq3s_grid, _mm256_or_si256(low, high));
-            uint32_t signs;
-            memcpy(&signs, blk->signs + 4 * ib, sizeof signs);
-            const __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(ab[b].qs + 32 * ib)),
-                                               sign_bytes32(signs));
-            total = _mm256_add_epi32(total, scaled_pairs(grid, q, scale16_of(scales, ib)));
-        }
-        sum += _cvtsh_ss(blk->d) * ab[b].d * (float)hsum_epi32(total);
-    }
-    return sum;
+    return iq3_s_dot(n, w, a, true);
 }
 
 /* 8 grid + shift for four IQ1 points (bytes -1, 0, 1) and their shifts
