@@ -1383,15 +1383,16 @@ static int check_dot_agreement(void)
 /* Every tiled kernel against the dot product of its format on the same
  * bytes: the scalar tile always, the AVX2 and AVX-512 tiles where the CPU
  * has them (whatever the environment asks of the backend), for
- * every token count a tile takes (1 .. CPU_TILE_TOKENS) and a few rows, on
+ * every token count a tile takes (1 .. CPU_TILE_TOKENS, or CPU_TILE_TOKENS_WIDE
+ * for the kernels cpu_kernel_tile_tokens gives that many) and a few rows, on
  * the three kinds of rows of check_dot_agreement. Each output may differ
  * from the scalar dot product only by float summation order. */
 static int check_tile_agreement(void)
 {
     /* rows of 73 blocks of 32 (N_32: more than the AVX-512 tiles' chunk of
-     * 64, and not a multiple of 8) or 6 super-blocks of 256 (N_K: a chunk of
-     * 4 and a part) */
-    enum { N = 2336, N_32 = 2336, N_K = 1536, ROWS = 3, TOKENS = CPU_TILE_TOKENS };
+     * 64, and not a multiple of 8) or 5 super-blocks of 256 (N_K: two of
+     * the AVX-512 tiles' chunks of 2 and a part) */
+    enum { N = 2336, N_32 = 2336, N_K = 1280, ROWS = 3, TOKENS = CPU_TILE_TOKENS_WIDE };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static int32_t act_sums[N / 32][TOKENS];
     static uint8_t w_bytes[ROWS][N * 4], act_bytes[TOKENS][N * 4];
@@ -1439,7 +1440,10 @@ static int check_tile_agreement(void)
                                                      : kernel->tile_avx512;
                 if (!tile_fn || (variant == 1 && hardware < CPU_ISA_AVX2) || (variant == 2 && hardware < CPU_ISA_AVX512))
                     continue;
-                for (int tokens = 1; tokens <= TOKENS; tokens++) {
+                static const cpu_kernel_choice variant_choices[] = {CPU_KERNEL_SCALAR, CPU_KERNEL_AVX2,
+                                                                    CPU_KERNEL_AVX512};
+                int max_tokens = cpu_kernel_tile_tokens(dtype, variant_choices[variant]);
+                for (int tokens = 1; tokens <= max_tokens; tokens++) {
                     for (int i = 0; i < TOKENS * ROWS; i++)
                         got[i] = NAN;
                     cpu_tile tile = {.n = n, .weight = (const char *)w_bytes, .weight_stride = sizeof w_bytes[0],

@@ -8,8 +8,9 @@
  * many tokens there are.
  *
  * With more than one token and a tiled kernel for the weight's format
- * (cpu_tile.h), the tokens go through a block of rows CPU_TILE_TOKENS at a
- * time, each weight block unpacked once per tile instead of once per token.
+ * (cpu_tile.h), the tokens go through a block of rows CPU_TILE_TOKENS (the
+ * AVX-512 K-quant tiles: CPU_TILE_TOKENS_WIDE) at a time, each weight block
+ * unpacked once per tile instead of once per token.
  * One token (decode) runs the dot product per row, or where AVX-512 is
  * chosen and the format has one, a matrix-vector kernel (cpu_gemv_avx512.c)
  * that takes several rows against the same activation registers. */
@@ -45,6 +46,7 @@ typedef struct matmul_job {
     int64_t rows_per_block;
     cpu_dot_fn dot;
     cpu_tile_fn tile;           /* NULL: one dot product per (row, token) */
+    int tile_tokens;            /* tokens per call of tile */
     cpu_tile_fn gemv;           /* one token: rows at a time, else NULL */
     float *act_scales;          /* activations of a tiled matmul: block scales as f32 ... */
     int32_t *act_sums;          /* ... and for Q8_0 the blocks' sums of quants (cpu_tile.h) */
@@ -81,7 +83,7 @@ static void quantize_tokens(void *arg, int64_t begin, int64_t end, int thread_in
 
 static void matmul_rows_tiled(const matmul_job *job, int64_t row_begin, int64_t row_end)
 {
-    for (int64_t t = 0; t < job->n_tok; t += CPU_TILE_TOKENS) {
+    for (int64_t t = 0; t < job->n_tok; t += job->tile_tokens) {
         cpu_tile tile = {
             .n = job->n_in,
             .weight = job->weight + (size_t)row_begin * job->weight_row_bytes,
@@ -92,7 +94,7 @@ static void matmul_rows_tiled(const matmul_job *job, int64_t row_begin, int64_t 
             .act_scales = job->act_scales ? job->act_scales + t : NULL,
             .act_sums = job->act_sums ? job->act_sums + t : NULL,
             .act_scales_stride = job->act_scales_stride,
-            .tokens = (int)(job->n_tok - t < CPU_TILE_TOKENS ? job->n_tok - t : CPU_TILE_TOKENS),
+            .tokens = (int)(job->n_tok - t < job->tile_tokens ? job->n_tok - t : job->tile_tokens),
             .dst = job->dst + t * job->n_out + row_begin,
             .dst_stride = job->n_out,
         };
@@ -153,8 +155,10 @@ strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m,
     };
     if (job.n_out == 0 || job.n_tok == 0)
         return STRATA_OK;
-    if (job.n_tok > 1)
+    if (job.n_tok > 1) {
         job.tile = cpu_kernel_tile(m->dtype, choice);
+        job.tile_tokens = cpu_kernel_tile_tokens(m->dtype, choice);
+    }
     else
         job.gemv = cpu_kernel_gemv(m->dtype, choice);
     job.act_row_bytes = cpu_act_row_bytes(kernel->act, job.n_in);

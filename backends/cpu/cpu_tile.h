@@ -32,6 +32,11 @@
  * above). */
 #define CPU_TILE_TOKENS 16
 
+/* The AVX-512 K-quant tiles take up to twice as many (two registers of 16
+ * token lanes against each broadcast weight dword): their row unpacking
+ * was half their time at 16 (cpu_kernel_tile_tokens says which kernels). */
+#define CPU_TILE_TOKENS_WIDE 32
+
 typedef struct cpu_tile {
     int64_t n;                 /* elements per row, a multiple of the weight's block */
     const char *weight;        /* first weight row of the tile */
@@ -49,7 +54,7 @@ typedef struct cpu_tile {
      * offset out through it) */
     const int32_t *act_sums;
     int64_t act_scales_stride;
-    int tokens;                /* 1 .. CPU_TILE_TOKENS */
+    int tokens;                /* 1 .. CPU_TILE_TOKENS (CPU_TILE_TOKENS_WIDE where cpu_kernel_tile_tokens allows) */
     float *dst;                /* dst[t * dst_stride + r] = row r . token t */
     int64_t dst_stride;
 } cpu_tile;

@@ -23,6 +23,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cpu_tile.h"
@@ -36,15 +37,16 @@ enum { CHUNK_BLOCKS = 64 };   /* 64 blocks x 8 registers = 32 KiB, held in L1 */
 enum { ROWS_PER_PASS = 64 };  /* rows whose accumulators stay on the stack */
 enum { ROWS_TOGETHER = 2 };  /* rows run side by side (4 measured no faster) */
 
-/* Writes rows r0 .. r0 + rows - 1 of the tile from their accumulators
- * (lane t: token t). */
-AVX512_FN INLINE void store_lanes(const cpu_tile *tile, const __m512 *acc, int64_t r0, int64_t rows)
+/* Writes rows r0 .. r0 + rows - 1 of the tile from their accumulators for
+ * `tokens` tokens from first_token on (lane t: token first_token + t). */
+AVX512_FN INLINE void store_lanes(const cpu_tile *tile, const __m512 *acc, int64_t r0, int64_t rows, int first_token,
+                                  int tokens)
 {
     for (int64_t r = 0; r < rows; r++) {
         float totals[16];
         _mm512_storeu_ps(totals, acc[r]);
-        for (int t = 0; t < tile->tokens; t++)
-            tile->dst[t * tile->dst_stride + r0 + r] = totals[t];
+        for (int t = 0; t < tokens; t++)
+            tile->dst[(first_token + t) * tile->dst_stride + r0 + r] = totals[t];
     }
 }
 
@@ -210,7 +212,7 @@ AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
                                         token_mask, acc + r + i, 1);
             }
         }
-        store_lanes(tile, acc, r0, rows);
+        store_lanes(tile, acc, r0, rows, 0, tokens);
     }
 }
 
@@ -218,22 +220,41 @@ _Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 l
 
 /* --- K-quant super-blocks against Q8_K activations, tokens in lanes ------ *
  * The same scheme by groups of 16 (4 dwords), the unit of the K-quants'
- * scales: per group g, s_g = sum (y + 128) q - 128 sum q by four vpdpbusd;
- * then per token sum_g scale_g s_g (vpmulld) and, for the offsets or mins,
+ * scales: per group g, s_g = sum (y + 128) q by four vpdpbusd (eight for
+ * Q4_K and Q5_K, whose two groups of a sub-block share a scale); then per
+ * token sum_g scale_g s_g (vpmulld), started from the row's
+ * - 128 sum_g scale_g sum q_g; and, for the offsets or mins,
  * sum_g corr_g bsum_g by vpdpwssd on the tokens' group sums transposed as
  * int16 pairs. Each super-block is unpacked by the AVX2 tiles' code
- * (cpu_unpack_k_avx2), so every K-quant format shares this kernel. */
-
-enum { CHUNK_SUPER_BLOCKS = 4 }; /* 4 x (64 + 8) registers = 18 KiB */
+ * (cpu_unpack_k_avx2), so every K-quant format shares this kernel.
+ *
+ * A call takes up to 32 tokens (CPU_TILE_TOKENS_WIDE), two registers of 16
+ * lanes, so each row's unpacking (about half the time of a 16-token call:
+ * its share measured by skipping the sums) serves twice the tokens: Q4_K
+ * 68-78 -> 91-99 GMAC/s, Q6_K 69-70 -> 82-88 on one Zen 4 core
+ * (BENCHMARKS.md). Per chunk super-block and token group, 64 + 8
+ * registers (4.5 KiB) of transposed activations: a chunk of 2 for 32
+ * tokens is 18 KiB of L1. */
+enum { LANE_GROUPS = 2 };
+enum { CHUNK_SUPER_BLOCKS = 2 };
 
 /* What a row's super-block needs beyond its k_vectors, as int32 for the
- * broadcasts: - 128 times each group's sum of quants, and each group's
- * scale. */
+ * broadcasts: each group's scale, and the activations' + 128 taken out
+ * again for the whole super-block at once, sum_g scale_g (- 128 sum q_g):
+ * one number per row, not per token, so it starts the sum instead of
+ * starting every group's. */
 typedef struct k_lanes {
     k_vectors u;
-    int32_t offset_sums[16];
     int32_t scales[16];
+    int32_t offset_total;
 } k_lanes;
+
+/* Q4_K and Q5_K scale sub-blocks of 32, two groups of 16 sharing a scale:
+ * their eight dwords are summed before the one scale multiply. */
+AVX512_FN INLINE bool scales_by_32(format_k format)
+{
+    return format == FORMAT_Q4_K || format == FORMAT_Q5_K;
+}
 
 AVX512_FN INLINE void unpack_k_lanes(format_k format, const char *row, int64_t b, k_lanes *k)
 {
@@ -250,33 +271,38 @@ AVX512_FN INLINE void unpack_k_lanes(format_k format, const char *row, int64_t b
     /* groups 0 4 1 5 2 6 3 7, then 8 12 9 13 10 14 11 15 */
     __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(s01)), _mm512_cvtepi64_epi32(s23), 1);
     __m512i sums = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15), both);
-    _mm512_storeu_si512(k->offset_sums, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sums, 7)));
-    const int16_t *scale16 = (const int16_t *)k->u.scale;
-    UNROLL
-    for (int j = 0; j < 8; j++) {
-        k->scales[2 * j] = scale16[16 * j];
-        k->scales[2 * j + 1] = scale16[16 * j + 8];
-    }
+    /* each group's scale: int16 lanes 0 and 8 of its sub-block's register,
+     * picked from two registers' worth at a time */
+    const __m512i pick = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          32 + 24, 32 + 16, 32 + 8, 32, 24, 16, 8, 0);
+    __m512i low = _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[0]), pick, _mm512_loadu_si512(&k->u.scale[2]));
+    __m512i high = _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[4]), pick, _mm512_loadu_si512(&k->u.scale[6]));
+    __m512i scales = _mm512_cvtepi16_epi32(
+        _mm256_inserti128_si256(_mm512_castsi512_si256(low), _mm512_castsi512_si128(high), 1));
+    _mm512_storeu_si512(k->scales, scales);
+    k->offset_total = -128 * _mm512_reduce_add_epi32(_mm512_mullo_epi32(scales, sums));
 }
 
 /* `count` rows (1 .. ROWS_TOGETHER) against one super-block of the chunk. */
-AVX512_FN INLINE void rows_k_block(const __m512i *act, const __m512i *bsums, const k_lanes *k, __m512 da,
-                                   __m512 *acc, int count)
+AVX512_FN INLINE void rows_k_block(format_k format, const __m512i *act, const __m512i *bsums, const k_lanes *k,
+                                   __m512 da, __m512 *acc, int count)
 {
+    /* groups of 16 quants (4 dwords) that share a scale */
+    const int span = scales_by_32(format) ? 2 : 1;
     __m512i scaled[ROWS_TOGETHER], corr[ROWS_TOGETHER];
     UNROLL
     for (int i = 0; i < count; i++) {
-        scaled[i] = _mm512_setzero_si512();
+        scaled[i] = _mm512_set1_epi32(k[i].offset_total);
         corr[i] = _mm512_setzero_si512();
     }
     UNROLL
-    for (int g = 0; g < 16; g++) {
+    for (int g = 0; g < 16; g += span) {
         __m512i s[ROWS_TOGETHER];
         UNROLL
         for (int i = 0; i < count; i++)
-            s[i] = _mm512_set1_epi32(k[i].offset_sums[g]);
+            s[i] = _mm512_setzero_si512();
         UNROLL
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 4 * span; j++) {
             __m512i y = _mm512_load_si512(&act[4 * g + j]);
             UNROLL
             for (int i = 0; i < count; i++) {
@@ -306,50 +332,80 @@ AVX512_FN INLINE void rows_k_block(const __m512i *act, const __m512i *bsums, con
     }
 }
 
+/* `count` rows (1 .. ROWS_TOGETHER) against one super-block for one group of
+ * 16 tokens. Not inlined: with two copies of rows_k_block inlined into
+ * tile_k_lanes GCC 12 keeps their sums in memory (half the speed); a call
+ * per super-block is cheap next to its 300 instructions. */
+AVX512_FN __attribute__((noinline)) static void rows_k_group(format_k format, const __m512i *act, const __m512i *bsums, const k_lanes *k,
+                                   __m512 da, __m512 *acc, int count)
+{
+    if (count == ROWS_TOGETHER)
+        rows_k_block(format, act, bsums, k, da, acc, ROWS_TOGETHER);
+    else
+        for (int i = 0; i < count; i++)
+            rows_k_block(format, act, bsums, k + i, da, acc + i, 1);
+}
+
+/* Transposes super-block b of the 16 tokens from `first` on (of which
+ * `tokens` exist) into act (+ 128) and bsums. */
+AVX512_FN INLINE void transpose_k_block(const cpu_tile *tile, int64_t b, int first, int tokens, __m512i act[64],
+                                        __m512i bsums[8])
+{
+    const block_q8_K *blk[16];
+    const int8_t *src[16];
+    for (int t = 0; t < 16; t++) /* past the tile: pointers not read */
+        blk[t] = (const block_q8_K *)(tile->act + (size_t)(first + t) * tile->act_stride) + b;
+    for (int sub = 0; sub < 8; sub++) {
+        for (int t = 0; t < 16; t++)
+            src[t] = blk[t]->qs + 32 * sub;
+        transpose_16_tokens(src, tokens, (char)0x80, act + 8 * sub);
+    }
+    for (int t = 0; t < 16; t++)
+        src[t] = (const int8_t *)blk[t]->bsums;
+    transpose_16_tokens(src, tokens, 0, bsums);
+}
+
 AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
 {
-    __m512i act[CHUNK_SUPER_BLOCKS][64], bsums[CHUNK_SUPER_BLOCKS][8];
-    __m512 acc[ROWS_PER_PASS];
+    __m512i act[CHUNK_SUPER_BLOCKS][LANE_GROUPS][64], bsums[CHUNK_SUPER_BLOCKS][LANE_GROUPS][8];
+    __m512 acc[LANE_GROUPS][ROWS_PER_PASS];
     k_lanes k[ROWS_TOGETHER];
     int tokens = tile->tokens;
-    __mmask16 token_mask = (__mmask16)((1u << tokens) - 1);
+    int groups = (tokens + 15) / 16;
+    int group_tokens[LANE_GROUPS] = {tokens < 16 ? tokens : 16, tokens > 16 ? tokens - 16 : 0};
+    __mmask16 token_masks[LANE_GROUPS];
+    for (int h = 0; h < LANE_GROUPS; h++)
+        token_masks[h] = (__mmask16)((1u << group_tokens[h]) - 1);
     int64_t blocks = tile->n / QK_K;
     for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
         int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
-        for (int64_t r = 0; r < rows; r++)
-            acc[r] = _mm512_setzero_ps();
+        for (int h = 0; h < groups; h++)
+            for (int64_t r = 0; r < rows; r++)
+                acc[h][r] = _mm512_setzero_ps();
         for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK_SUPER_BLOCKS) {
             int64_t chunk = blocks - c0 < CHUNK_SUPER_BLOCKS ? blocks - c0 : CHUNK_SUPER_BLOCKS;
-            for (int64_t c = 0; c < chunk; c++) {
-                const block_q8_K *blk[16];
-                const int8_t *src[16];
-                for (int t = 0; t < 16; t++)
-                    blk[t] = (const block_q8_K *)(tile->act + (size_t)t * tile->act_stride) + c0 + c;
-                for (int sub = 0; sub < 8; sub++) {
-                    for (int t = 0; t < 16; t++)
-                        src[t] = blk[t]->qs + 32 * sub;
-                    transpose_16_tokens(src, tokens, (char)0x80, act[c] + 8 * sub);
-                }
-                for (int t = 0; t < 16; t++)
-                    src[t] = (const int8_t *)blk[t]->bsums;
-                transpose_16_tokens(src, tokens, 0, bsums[c]);
-            }
+            for (int64_t c = 0; c < chunk; c++)
+                for (int h = 0; h < groups; h++)
+                    transpose_k_block(tile, c0 + c, 16 * h, group_tokens[h], act[c][h], bsums[c][h]);
             for (int64_t r = 0; r < rows; r += ROWS_TOGETHER) {
                 int count = rows - r < ROWS_TOGETHER ? (int)(rows - r) : ROWS_TOGETHER;
                 const char *row = tile->weight + (size_t)(r0 + r) * tile->weight_stride;
                 for (int64_t c = 0; c < chunk; c++) {
                     for (int i = 0; i < count; i++)
                         unpack_k_lanes(format, row + (size_t)i * tile->weight_stride, c0 + c, &k[i]);
-                    __m512 da = _mm512_maskz_loadu_ps(token_mask, tile->act_scales + (c0 + c) * tile->act_scales_stride);
-                    if (count == ROWS_TOGETHER)
-                        rows_k_block(act[c], bsums[c], k, da, acc + r, ROWS_TOGETHER);
-                    else
-                        for (int i = 0; i < count; i++)
-                            rows_k_block(act[c], bsums[c], k + i, da, acc + r + i, 1);
+                    __m512 da[LANE_GROUPS];
+                    for (int h = 0; h < LANE_GROUPS; h++)
+                        da[h] = _mm512_maskz_loadu_ps(token_masks[h],
+                                                      tile->act_scales + (c0 + c) * tile->act_scales_stride + 16 * h);
+                    /* the unpacked rows against each group of 16 tokens */
+                    rows_k_group(format, act[c][0], bsums[c][0], k, da[0], acc[0] + r, count);
+                    if (groups == 2)
+                        rows_k_group(format, act[c][1], bsums[c][1], k, da[1], acc[1] + r, count);
                 }
             }
         }
-        store_lanes(tile, acc, r0, rows);
+        for (int h = 0; h < groups; h++)
+            store_lanes(tile, acc[h], r0, rows, 16 * h, group_tokens[h]);
     }
 }
 
