@@ -32,10 +32,10 @@
  * above). */
 #define CPU_TILE_TOKENS 16
 
-/* The AVX-512 K-quant tiles take up to twice as many (two registers of 16
- * token lanes against each broadcast weight dword): their row unpacking
- * was half their time at 16 (cpu_kernel_tile_tokens says which kernels). */
-#define CPU_TILE_TOKENS_WIDE 32
+/* The AVX-512 K-quant tiles take up to four times as many (four registers
+ * of 16 token lanes against each unpacked row): their row unpacking was
+ * half their time at 16 (cpu_kernel_tile_tokens says which kernels). */
+#define CPU_TILE_TOKENS_WIDE 64
 
 typedef struct cpu_tile {
     int64_t n;                 /* elements per row, a multiple of the weight's block */

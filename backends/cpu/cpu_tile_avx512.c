@@ -228,15 +228,16 @@ _Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 l
  * int16 pairs. Each super-block is unpacked by the AVX2 tiles' code
  * (cpu_unpack_k_avx2), so every K-quant format shares this kernel.
  *
- * A call takes up to 32 tokens (CPU_TILE_TOKENS_WIDE), two registers of 16
+ * A call takes up to 64 tokens (CPU_TILE_TOKENS_WIDE), four groups of 16
  * lanes, so each row's unpacking (about half the time of a 16-token call:
- * its share measured by skipping the sums) serves twice the tokens: Q4_K
- * 68-78 -> 91-99 GMAC/s, Q6_K 69-70 -> 82-88 on one Zen 4 core
- * (BENCHMARKS.md). Per chunk super-block and token group, 64 + 8
- * registers (4.5 KiB) of transposed activations: a chunk of 2 for 32
- * tokens is 18 KiB of L1. */
-enum { LANE_GROUPS = 2 };
-enum { CHUNK_SUPER_BLOCKS = 2 };
+ * its share measured by skipping the sums) serves four times the tokens,
+ * and cpu_matmul.c gives such a call 64 rows to spread the transposition
+ * over. One Zen 4 core, 64 tokens by 1024 rows of 4096: Q4_K 68-78 ->
+ * 123 GMAC/s, Q6_K 69-70 -> 105 (BENCHMARKS.md). Per super-block and token
+ * group, 64 + 8 registers (4.5 KiB) of transposed activations: a chunk of
+ * one super-block for 64 tokens is 18 KiB of L1. */
+enum { LANE_GROUPS = CPU_TILE_TOKENS_WIDE / 16 };
+enum { CHUNK_SUPER_BLOCKS = 1 };
 
 /* What a row's super-block needs beyond its k_vectors, as int32 for the
  * broadcasts: each group's scale, and the activations' + 128 taken out
@@ -275,8 +276,10 @@ AVX512_FN INLINE void unpack_k_lanes(format_k format, const char *row, int64_t b
      * picked from two registers' worth at a time */
     const __m512i pick = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                           32 + 24, 32 + 16, 32 + 8, 32, 24, 16, 8, 0);
-    __m512i low = _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[0]), pick, _mm512_loadu_si512(&k->u.scale[2]));
-    __m512i high = _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[4]), pick, _mm512_loadu_si512(&k->u.scale[6]));
+    __m512i low =
+        _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[0]), pick, _mm512_loadu_si512(&k->u.scale[2]));
+    __m512i high =
+        _mm512_permutex2var_epi16(_mm512_loadu_si512(&k->u.scale[4]), pick, _mm512_loadu_si512(&k->u.scale[6]));
     __m512i scales = _mm512_cvtepi16_epi32(
         _mm256_inserti128_si256(_mm512_castsi512_si256(low), _mm512_castsi512_si128(high), 1));
     _mm512_storeu_si512(k->scales, scales);
@@ -336,8 +339,9 @@ AVX512_FN INLINE void rows_k_block(format_k format, const __m512i *act, const __
  * 16 tokens. Not inlined: with two copies of rows_k_block inlined into
  * tile_k_lanes GCC 12 keeps their sums in memory (half the speed); a call
  * per super-block is cheap next to its 300 instructions. */
-AVX512_FN __attribute__((noinline)) static void rows_k_group(format_k format, const __m512i *act, const __m512i *bsums, const k_lanes *k,
-                                   __m512 da, __m512 *acc, int count)
+AVX512_FN __attribute__((noinline)) static void rows_k_group(format_k format, const __m512i *act,
+                                                             const __m512i *bsums, const k_lanes *k, __m512 da,
+                                                             __m512 *acc, int count)
 {
     if (count == ROWS_TOGETHER)
         rows_k_block(format, act, bsums, k, da, acc, ROWS_TOGETHER);
@@ -372,10 +376,13 @@ AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
     k_lanes k[ROWS_TOGETHER];
     int tokens = tile->tokens;
     int groups = (tokens + 15) / 16;
-    int group_tokens[LANE_GROUPS] = {tokens < 16 ? tokens : 16, tokens > 16 ? tokens - 16 : 0};
+    int group_tokens[LANE_GROUPS];
     __mmask16 token_masks[LANE_GROUPS];
-    for (int h = 0; h < LANE_GROUPS; h++)
+    for (int h = 0; h < LANE_GROUPS; h++) {
+        int left = tokens - 16 * h;
+        group_tokens[h] = left < 0 ? 0 : left > 16 ? 16 : left;
         token_masks[h] = (__mmask16)((1u << group_tokens[h]) - 1);
+    }
     int64_t blocks = tile->n / QK_K;
     for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
         int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
@@ -394,13 +401,12 @@ AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
                     for (int i = 0; i < count; i++)
                         unpack_k_lanes(format, row + (size_t)i * tile->weight_stride, c0 + c, &k[i]);
                     __m512 da[LANE_GROUPS];
-                    for (int h = 0; h < LANE_GROUPS; h++)
+                    for (int h = 0; h < groups; h++)
                         da[h] = _mm512_maskz_loadu_ps(token_masks[h],
                                                       tile->act_scales + (c0 + c) * tile->act_scales_stride + 16 * h);
                     /* the unpacked rows against each group of 16 tokens */
-                    rows_k_group(format, act[c][0], bsums[c][0], k, da[0], acc[0] + r, count);
-                    if (groups == 2)
-                        rows_k_group(format, act[c][1], bsums[c][1], k, da[1], acc[1] + r, count);
+                    for (int h = 0; h < groups; h++)
+                        rows_k_group(format, act[c][h], bsums[c][h], k, da[h], acc[h] + r, count);
                 }
             }
         }
