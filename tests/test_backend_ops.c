@@ -1484,6 +1484,59 @@ static int check_tile_agreement(void)
     return failures;
 }
 
+/* The AVX2 activation quantizers against the scalar ones, byte for byte
+ * (they promise the same bytes for finite input), where the CPU has AVX2:
+ * gaussian rows at several magnitudes, a block of zeros, subnormals, huge
+ * values and halves exactly between two quants (block maximum 127, so
+ * x * (1 / d) is x: ties round to even). */
+static int check_quantize_agreement(void)
+{
+    enum { N = 3 * 256 };
+    static const cpu_act_format formats[] = {CPU_ACT_Q8_0, CPU_ACT_Q8_1, CPU_ACT_Q8_K};
+    static const char *const format_names[] = {"q8_0", "q8_1", "q8_k"};
+    static float x[N];
+    static uint8_t want[N * 2], got[N * 2];
+    if (cpu_hardware_isa() < CPU_ISA_AVX2) {
+        printf("quantize agreement: skipped (no AVX2 on this CPU)\n");
+        return 0;
+    }
+    int failures = 0, checked = 0;
+    for (int pattern = 0; pattern < 5; pattern++) {
+        rng_state = 0xA0761D6478BD642FULL * (uint64_t)(pattern + 1);
+        for (int i = 0; i < N; i++) {
+            switch (pattern) {
+            case 0: x[i] = rng_gauss() * (float)pow(10.0, (double)(i / 64 % 5) - 2.0); break;
+            case 1: x[i] = i < 256 ? 0.0f : rng_gauss(); break;
+            case 2: x[i] = rng_gauss() * 1e-40f; break; /* subnormal */
+            case 3: x[i] = rng_gauss() * 1e30f; break;
+            default: /* every 32 and 256 values hold 127, the rest k + 0.5 */
+                x[i] = i % 32 == 0 ? 127.0f : (float)((int)(rng_uniform() * 253.0) - 126) + 0.5f;
+                if (rng_uniform() < 0.5)
+                    x[i] = -x[i];
+                break;
+            }
+        }
+        for (size_t f = 0; f < sizeof formats / sizeof formats[0]; f++) {
+            size_t bytes = cpu_act_row_bytes(formats[f], N);
+            memset(want, 0xA5, sizeof want);
+            memset(got, 0x5A, sizeof got);
+            cpu_quantize_activation(formats[f], x, want, N, CPU_ISA_SCALAR);
+            cpu_quantize_activation(formats[f], x, got, N, CPU_ISA_AVX2);
+            checked++;
+            if (memcmp(want, got, bytes) != 0) {
+                size_t at = 0;
+                while (want[at] == got[at])
+                    at++;
+                printf("FAIL quantize agreement %s pattern %d: byte %zu of %zu is %u, scalar %u\n", format_names[f],
+                       pattern, at, bytes, got[at], want[at]);
+                failures++;
+            }
+        }
+    }
+    printf("quantize agreement: %s (%d rows)\n", failures ? "FAILED" : "ok", checked);
+    return failures;
+}
+
 /* Every AVX-512 matrix-vector kernel (decode) against the scalar dot product
  * of its format, where the CPU has AVX-512 (whatever the environment asks
  * of the backend): 9 rows (two groups of four run side by side and one
@@ -1711,6 +1764,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int failures = only ? 0 : check_kernel_choice() + check_dot_agreement() + check_tile_agreement() + check_gemv_agreement() +
+                                   check_quantize_agreement() +
                                    check_thread_pool() + check_attention_tiling();
     int n_cases = 0;
     op_case *cases = build_cases(&n_cases);

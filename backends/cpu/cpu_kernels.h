@@ -113,6 +113,27 @@ int64_t cpu_act_scales_stride(int64_t n_tok);
  * (cpu_act_row_bytes(fmt, n) bytes). */
 void cpu_quantize_activation(cpu_act_format fmt, const float *x, void *dst, int64_t n, cpu_isa isa);
 
+/* The reciprocal of an activation block's scale d = amax / 127, or 0 where
+ * d is 0 or so small (amax below about 4e-37) that 1 / d overflows: such a
+ * block becomes zeros and *d is set to 0 (x * inf would round to no valid
+ * quant). Shared by the scalar and AVX2 quantizers so their bytes agree. */
+static inline float cpu_act_scale_inverse(float *d)
+{
+    float inv = *d != 0.0f ? 1.0f / *d : 0.0f;
+    if (inv > 3.4e38f) {
+        *d = 0.0f;
+        inv = 0.0f;
+    }
+    return inv;
+}
+
+/* The AVX2 quantizers cpu_quantize_activation runs where isa allows
+ * (cpu_quantize_avx2.c, x86 builds only): the same bytes as the scalar
+ * ones for finite input. */
+void cpu_quantize_q8_0_avx2(const float *x, void *dst, int64_t n);
+void cpu_quantize_q8_1_avx2(const float *x, void *dst, int64_t n);
+void cpu_quantize_q8_k_avx2(const float *x, void *dst, int64_t n);
+
 /* --- the dot products (cpu_dot_scalar*.c, cpu_dot_avx2*.c) ---------------- */
 float cpu_dot_f32_scalar(int64_t n, const void *w, const void *a);
 float cpu_dot_f16_scalar(int64_t n, const void *w, const void *a);

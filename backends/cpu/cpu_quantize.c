@@ -48,7 +48,7 @@ static float quantize_32(const float *x, int8_t *qs, int *sum_out)
     for (int i = 0; i < 32; i++)
         amax = fmaxf(amax, fabsf(x[i]));
     float d = amax / 127.0f;
-    float inv = d != 0.0f ? 1.0f / d : 0.0f;
+    float inv = cpu_act_scale_inverse(&d);
     int sum = 0;
     for (int i = 0; i < 32; i++) {
         qs[i] = (int8_t)lrintf(x[i] * inv);
@@ -88,7 +88,7 @@ static void quantize_q8_k(const float *x, block_q8_K *blocks, int64_t n)
         for (int i = 0; i < QK_K; i++)
             amax = fmaxf(amax, fabsf(xb[i]));
         float d = amax / 127.0f;
-        float inv = d != 0.0f ? 1.0f / d : 0.0f;
+        float inv = cpu_act_scale_inverse(&d);
         for (int i = 0; i < QK_K; i++)
             out->qs[i] = (int8_t)lrintf(xb[i] * inv);
         for (int g = 0; g < QK_K / 16; g++) {
@@ -103,11 +103,22 @@ static void quantize_q8_k(const float *x, block_q8_K *blocks, int64_t n)
 
 void cpu_quantize_activation(cpu_act_format fmt, const float *x, void *dst, int64_t n, cpu_isa isa)
 {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (isa >= CPU_ISA_AVX2) {
+        switch (fmt) {
+        case CPU_ACT_F32: break;
+        case CPU_ACT_Q8_0: cpu_quantize_q8_0_avx2(x, dst, n); return;
+        case CPU_ACT_Q8_1: cpu_quantize_q8_1_avx2(x, dst, n); return;
+        case CPU_ACT_Q8_K: cpu_quantize_q8_k_avx2(x, dst, n); return;
+        }
+    }
+#else
+    (void)isa;
+#endif
     switch (fmt) {
     case CPU_ACT_F32: memcpy(dst, x, (size_t)n * sizeof(float)); return;
     case CPU_ACT_Q8_0: quantize_q8_0(x, dst, n); return;
     case CPU_ACT_Q8_1: quantize_q8_1(x, dst, n); return;
     case CPU_ACT_Q8_K: quantize_q8_k(x, dst, n); return;
     }
-    (void)isa; /* the scalar quantizers are fast enough: n work against n * n_out in the dots */
 }
