@@ -1389,8 +1389,8 @@ static int check_dot_agreement(void)
  * from the scalar dot product only by float summation order. */
 static int check_tile_agreement(void)
 {
-    /* rows of 73 blocks of 32 (N_32: more than the AVX-512 tiles' chunk of
-     * 64, and not a multiple of 8) or 5 super-blocks of 256 (N_K: two of
+    /* rows of 73 blocks of 32 (N_32: four of the AVX-512 tiles' chunks of
+     * 16 and a part, not a multiple of 8) or 5 super-blocks of 256 (N_K: two of
      * the AVX-512 tiles' chunks of 2 and a part) */
     enum { N = 2336, N_32 = 2336, N_K = 1280, ROWS = 3, TOKENS = CPU_TILE_TOKENS_WIDE };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];

@@ -123,7 +123,7 @@ cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice)
 int cpu_kernel_tile_tokens(strata_dtype weight, cpu_kernel_choice choice)
 {
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
-    if (kernel && choice == CPU_KERNEL_AVX512 && kernel->tile_avx512 && kernel->act == CPU_ACT_Q8_K)
+    if (kernel && choice == CPU_KERNEL_AVX512 && kernel->tile_avx512)
         return CPU_TILE_TOKENS_WIDE;
     return CPU_TILE_TOKENS;
 }

@@ -32,9 +32,9 @@
  * above). */
 #define CPU_TILE_TOKENS 16
 
-/* The AVX-512 K-quant tiles take up to four times as many (four registers
- * of 16 token lanes against each unpacked row): their row unpacking was
- * half their time at 16 (cpu_kernel_tile_tokens says which kernels). */
+/* The AVX-512 tiles take up to four times as many (four registers of 16
+ * token lanes against each unpacked row): a K-quant tile's row unpacking
+ * was half its time at 16 (cpu_kernel_tile_tokens says which kernels). */
 #define CPU_TILE_TOKENS_WIDE 64
 
 typedef struct cpu_tile {

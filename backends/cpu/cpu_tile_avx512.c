@@ -8,7 +8,8 @@
  * Tokens in lanes. The AVX2 tiles (cpu_tile_avx2.c) give each token a
  * register of partial sums and fold four tokens into one before scaling,
  * about half their instructions. Here each int32 lane of a register
- * belongs to one token (16 per register, the whole tile) and sums a whole
+ * belongs to one token (16 per register; a call takes up to 64 tokens,
+ * four groups of registers over each unpacked row) and sums a whole
  * block for it, so nothing is folded: for dword j of a weight block (four
  * signed quants, broadcast from memory to every lane) one vpdpbusd
  * multiplies it with dword j of the 16 tokens' activation blocks and adds.
@@ -16,7 +17,7 @@
  * register) and unsigned (+ 128, taken out again through the weight block's
  * sum of quants); both are done once per call for a chunk of blocks that
  * every row of the tile then runs over, so a call wants many rows
- * (cpu_matmul.c gives a tiled matmul at least 16).
+ * (cpu_matmul.c gives these tiles 64).
  *
  * The rows' blocks are unpacked by the AVX2 code (cpu_unpack_avx2.h). The
  * scalar twins are cpu_tile_scalar.c's, as for the AVX2 tiles. */
@@ -33,7 +34,13 @@
 #define INLINE __attribute__((always_inline)) static inline
 #define UNROLL _Pragma("GCC unroll 16")
 
-enum { CHUNK_BLOCKS = 64 };   /* 64 blocks x 8 registers = 32 KiB, held in L1 */
+/* Up to 64 tokens a call (CPU_TILE_TOKENS_WIDE): groups of 16, one token
+ * per int32 lane of a register. */
+enum { LANE_GROUPS = CPU_TILE_TOKENS_WIDE / 16 };
+/* 16 blocks x 8 registers x 4 token groups = 32 KiB of transposed
+ * activations (Q4_0 by 64 tokens, one Zen 4 core: 8 blocks 109 GMAC/s,
+ * 16 127, 32 128, 64 123) */
+enum { CHUNK_BLOCKS = 16 };
 enum { ROWS_PER_PASS = 64 };  /* rows whose accumulators stay on the stack */
 enum { ROWS_TOGETHER = 2 };  /* rows run side by side (4 measured no faster) */
 
@@ -90,14 +97,27 @@ AVX512_FN INLINE void transpose_16_tokens(const int8_t *const src[16], int token
     }
 }
 
-/* The Q8_0 activation blocks b of the tile's tokens, + 128, transposed. */
-AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int tokens, __m512i out[8])
+/* The Q8_0 activation blocks b of the 16 tokens from `first` on (of which
+ * `tokens` exist), + 128, transposed. */
+AVX512_FN INLINE void transpose_act_block(const cpu_tile *tile, int64_t b, int first, int tokens, __m512i out[8])
 {
     const int8_t *src[16];
     UNROLL
-    for (int t = 0; t < 16; t++)
-        src[t] = ((const block_q8_0 *)(tile->act + (size_t)t * tile->act_stride) + b)->qs;
+    for (int t = 0; t < 16; t++) /* past the tile: pointers not read */
+        src[t] = ((const block_q8_0 *)(tile->act + (size_t)(first + t) * tile->act_stride) + b)->qs;
     transpose_16_tokens(src, tokens, (char)0x80, out);
+}
+
+/* Which of the up to 64 tokens each group of 16 lanes holds: its count and
+ * the mask of its lanes. Returns the number of groups. */
+AVX512_FN INLINE int token_groups(int tokens, int group_tokens[LANE_GROUPS], __mmask16 token_masks[LANE_GROUPS])
+{
+    for (int h = 0; h < LANE_GROUPS; h++) {
+        int left = tokens - 16 * h;
+        group_tokens[h] = left < 0 ? 0 : left > 16 ? 16 : left;
+        token_masks[h] = (__mmask16)((1u << group_tokens[h]) - 1);
+    }
+    return (tokens + 15) / 16;
 }
 
 /* One weight row's blocks of a chunk, unpacked: 32 signed quants each (the
@@ -181,42 +201,54 @@ AVX512_FN INLINE void rows_over_chunk(const __m512i (*act)[8], const row_chunk *
     }
 }
 
+/* The rows (1 .. ROWS_TOGETHER) of u over a chunk for one group of 16
+ * tokens. Not inlined: GCC 12 keeps the sums of rows_over_chunk in memory
+ * when it is inlined into a loop over the groups (half the speed). */
+AVX512_FN __attribute__((noinline)) static void rows_32_group(const __m512i (*act)[8], const row_chunk *u,
+                                                              int64_t chunk, const float *act_d, int64_t act_d_stride,
+                                                              __mmask16 token_mask, __m512 *acc, int count)
+{
+    if (count == ROWS_TOGETHER)
+        rows_over_chunk(act, u, chunk, act_d, act_d_stride, token_mask, acc, ROWS_TOGETHER);
+    else
+        for (int i = 0; i < count; i++)
+            rows_over_chunk(act, u + i, chunk, act_d, act_d_stride, token_mask, acc + i, 1);
+}
+
 AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
 {
-    __m512i act[CHUNK_BLOCKS][8];
-    __m512 acc[ROWS_PER_PASS];
+    __m512i act[LANE_GROUPS][CHUNK_BLOCKS][8];
+    __m512 acc[LANE_GROUPS][ROWS_PER_PASS];
     row_chunk u[ROWS_TOGETHER];
-    int tokens = tile->tokens;
-    __mmask16 token_mask = (__mmask16)((1u << tokens) - 1);
+    int group_tokens[LANE_GROUPS];
+    __mmask16 token_masks[LANE_GROUPS];
+    int groups = token_groups(tile->tokens, group_tokens, token_masks);
     int64_t blocks = tile->n / 32;
     for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
         int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
-        for (int64_t r = 0; r < rows; r++)
-            acc[r] = _mm512_setzero_ps();
+        for (int h = 0; h < groups; h++)
+            for (int64_t r = 0; r < rows; r++)
+                acc[h][r] = _mm512_setzero_ps();
         for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK_BLOCKS) {
             int64_t chunk = blocks - c0 < CHUNK_BLOCKS ? blocks - c0 : CHUNK_BLOCKS;
             const float *act_d = tile->act_scales + c0 * tile->act_scales_stride;
-            for (int64_t c = 0; c < chunk; c++)
-                transpose_act_block(tile, c0 + c, tokens, act[c]);
+            for (int h = 0; h < groups; h++)
+                for (int64_t c = 0; c < chunk; c++)
+                    transpose_act_block(tile, c0 + c, 16 * h, group_tokens[h], act[h][c]);
             for (int64_t r = 0; r < rows; r += ROWS_TOGETHER) {
                 int count = rows - r < ROWS_TOGETHER ? (int)(rows - r) : ROWS_TOGETHER;
                 for (int i = 0; i < count; i++)
                     unpack_row_chunk(format, tile->weight + (size_t)(r0 + r + i) * tile->weight_stride, c0, chunk,
                                      &u[i]);
-                if (count == ROWS_TOGETHER)
-                    rows_over_chunk((const __m512i(*)[8])act, u, chunk, act_d, tile->act_scales_stride, token_mask,
-                                    acc + r, ROWS_TOGETHER);
-                else
-                    for (int i = 0; i < count; i++)
-                        rows_over_chunk((const __m512i(*)[8])act, u + i, chunk, act_d, tile->act_scales_stride,
-                                        token_mask, acc + r + i, 1);
+                for (int h = 0; h < groups; h++)
+                    rows_32_group((const __m512i(*)[8])act[h], u, chunk, act_d + 16 * h, tile->act_scales_stride,
+                                  token_masks[h], acc[h] + r, count);
             }
         }
-        store_lanes(tile, acc, r0, rows, 0, tokens);
+        for (int h = 0; h < groups; h++)
+            store_lanes(tile, acc[h], r0, rows, 16 * h, group_tokens[h]);
     }
 }
-
-_Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 lane of a 512-bit register");
 
 /* --- K-quant super-blocks against Q8_K activations, tokens in lanes ------ *
  * The same scheme by groups of 16 (4 dwords), the unit of the K-quants'
@@ -236,7 +268,6 @@ _Static_assert(CPU_TILE_TOKENS <= 16, "tile_32_lanes keeps one token per int32 l
  * 123 GMAC/s, Q6_K 69-70 -> 105 (BENCHMARKS.md). Per super-block and token
  * group, 64 + 8 registers (4.5 KiB) of transposed activations: a chunk of
  * one super-block for 64 tokens is 18 KiB of L1. */
-enum { LANE_GROUPS = CPU_TILE_TOKENS_WIDE / 16 };
 enum { CHUNK_SUPER_BLOCKS = 1 };
 
 /* What a row's super-block needs beyond its k_vectors, as int32 for the
@@ -375,14 +406,9 @@ AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
     __m512 acc[LANE_GROUPS][ROWS_PER_PASS];
     k_lanes k[ROWS_TOGETHER];
     int tokens = tile->tokens;
-    int groups = (tokens + 15) / 16;
     int group_tokens[LANE_GROUPS];
     __mmask16 token_masks[LANE_GROUPS];
-    for (int h = 0; h < LANE_GROUPS; h++) {
-        int left = tokens - 16 * h;
-        group_tokens[h] = left < 0 ? 0 : left > 16 ? 16 : left;
-        token_masks[h] = (__mmask16)((1u << group_tokens[h]) - 1);
-    }
+    int groups = token_groups(tokens, group_tokens, token_masks);
     int64_t blocks = tile->n / QK_K;
     for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
         int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
