@@ -1541,12 +1541,13 @@ static int check_quantize_agreement(void)
  * of its format, where the CPU has AVX-512 (whatever the environment asks
  * of the backend): 9 rows (two groups of four run side by side and one
  * alone), on the three kinds of rows of check_dot_agreement, at lengths
- * that leave the 32-element formats a tail past their groups of 16 blocks
- * (73 blocks) and none (128). */
+ * that leave the 32-element formats a tail past their groups of 4 and 16
+ * blocks (73 blocks) and none (128), and one past what Q4_0 runs a row at
+ * a time (289 blocks: four rows at a time, and a tail). */
 static int check_gemv_agreement(void)
 {
-    enum { N_MAX = 4096, ROWS = 9 };
-    static const int64_t lengths_32[] = {2336, 4096}, lengths_k[] = {1536, 4096};
+    enum { N_MAX = 9248, ROWS = 9 };
+    static const int64_t lengths_32[] = {2336, 4096, 9248}, lengths_k[] = {1536, 4096};
     static float w_values[N_MAX], x_values[N_MAX], w_decoded[ROWS][N_MAX];
     static uint8_t w_bytes[ROWS][N_MAX * 2], act_bytes[N_MAX * 2];
     float got[ROWS + 1];
@@ -1560,9 +1561,12 @@ static int check_gemv_agreement(void)
         const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
         if (!kernel || !kernel->gemv_avx512)
             continue;
-        for (int len = 0; len < 2; len++)
+        const bool blocks_of_32 = kernel->act != CPU_ACT_Q8_K;
+        const int n_lengths = blocks_of_32 ? (int)(sizeof lengths_32 / sizeof lengths_32[0])
+                                           : (int)(sizeof lengths_k / sizeof lengths_k[0]);
+        for (int len = 0; len < n_lengths; len++)
             for (int pattern = 0; pattern < 3; pattern++) {
-                const int64_t n = kernel->act == CPU_ACT_Q8_K ? lengths_k[len] : lengths_32[len];
+                const int64_t n = blocks_of_32 ? lengths_32[len] : lengths_k[len];
                 rng_state = 0xD1B54A32D192ED03ULL * (uint64_t)(8 * k + 3 * len + pattern + 1);
                 strata_error err = {0};
                 size_t row_bytes = 0;
