@@ -19,9 +19,11 @@
  *   short memory streams, which the hardware prefetcher follows badly (a
  *   Q4_K matrix read from memory ran at 8 GB/s, against 20 for one row at a
  *   time): each step prefetches its share of the next four rows' bytes.
- * - Q4_0 takes its half-float block scales 16 blocks at a time (one gather
- *   and one conversion per row) and applies them in float, one block's
- *   scale per group of lanes.
+ * - Q4_0 takes four blocks per step, quants and half-float scales picked
+ *   from two loads by word permutes (no gathers), the scales applied in
+ *   float, one block's per group of lanes. Rows up to 8192 wide run one at
+ *   a time against the activation arranged once per call (one memory
+ *   stream); longer ones four at a time.
  *
  * Every kernel has a scalar twin: the scalar dot product of its format
  * (cpu_dot_scalar*.c); the two may differ only by float summation order. */
@@ -54,23 +56,6 @@ AVX512_FN INLINE void prefetch_next_group(const char *group, size_t bytes, int64
 AVX512_FN INLINE float hsum512(__m512 v)
 {
     return _mm512_reduce_add_ps(v);
-}
-
-/* The half-float scales of 16 consecutive blocks `stride` bytes apart (the
- * scale in the first two bytes of each) as f32. */
-AVX512_FN INLINE __m512 block_scales_16(const void *first, int stride)
-{
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32(stride));
-    __m512i words = _mm512_i32gather_epi32(offsets, first, 1);
-    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
-}
-
-/* Lanes 4k .. 4k + 3 hold lane (4 quad + k) of scales. */
-AVX512_FN INLINE __m512 quad_scales(__m512 scales, int quad)
-{
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    return _mm512_permutexvar_ps(_mm512_add_epi32(idx, _mm512_set1_epi32(4 * quad)), scales);
 }
 
 /* 32 bytes at lo in the low half, 32 at hi in the high half. */
@@ -134,10 +119,42 @@ AVX512_FN INLINE __m512 q8_0_quad_scales(const void *blk)
     return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(first, scale_words, last)));
 }
 
-/* Four Q4_0 blocks per step (q4_0_quad): the low nibbles (elements 0..15
- * of each block) form one register and the high nibbles (16..31) another,
- * each 128-bit lane still one block; the activation is arranged the same
- * way once for all rows. */
+/* Four Q8_0 activation blocks as the Q4_0 kernels take them: quants in the
+ * layout of q4_0_quad's low and high nibbles (elements 0..15 and 16..31 of
+ * a block per 128-bit lane), - 8 times their sums per dword (Q4_0's
+ * offset: (q - 8) y = q y - 8 y), and their scales. */
+typedef struct act_quad {
+    __m512i low, high, offset;
+    __m512 scales;
+} act_quad;
+
+AVX512_FN INLINE void arrange_quad(const block_q8_0 *yb, act_quad *out)
+{
+    const __m512i eights = _mm512_set1_epi8(8);
+    out->low = load_4x128(yb[0].qs, yb[1].qs, yb[2].qs, yb[3].qs);
+    out->high = load_4x128(yb[0].qs + 16, yb[1].qs + 16, yb[2].qs + 16, yb[3].qs + 16);
+    __m512i eight_sums =
+        _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, out->low), eights, out->high);
+    out->offset = _mm512_sub_epi32(_mm512_setzero_si512(), eight_sums);
+    out->scales = q8_0_quad_scales(yb);
+}
+
+/* acc + four Q4_0 blocks from w times the arranged activation blocks a,
+ * per lane. */
+AVX512_FN INLINE __m512 q4_0_quad_fmadd(const block_q4_0 *w, const act_quad *a, __m512 acc)
+{
+    const __m512i low_mask = _mm512_set1_epi8(0x0F);
+    __m512 w_scales;
+    __m512i packed = q4_0_quad(w, &w_scales);
+    __m512i q_low = _mm512_and_si512(packed, low_mask);
+    __m512i q_high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
+    __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a->offset, q_low, a->low), q_high, a->high);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w_scales, a->scales), acc);
+}
+
+/* Four rows side by side, for rows too long to arrange the activation of
+ * (cpu_gemv_q4_0_avx512): each four activation blocks are arranged once
+ * for all rows. */
 AVX512_FN INLINE void q4_0_rows(const cpu_tile *tile, int64_t r0, const int rows)
 {
     const int64_t blocks = tile->n / QK4_0;
@@ -145,7 +162,6 @@ AVX512_FN INLINE void q4_0_rows(const cpu_tile *tile, int64_t r0, const int rows
     const block_q4_0 *w[ROWS_TOGETHER];
     for (int r = 0; r < rows; r++)
         w[r] = (const block_q4_0 *)(tile->weight + (size_t)(r0 + r) * tile->weight_stride);
-    const __m512i low_mask = _mm512_set1_epi8(0x0F), eights = _mm512_set1_epi8(8);
     __m512 acc[ROWS_TOGETHER];
     for (int r = 0; r < rows; r++)
         acc[r] = _mm512_setzero_ps();
@@ -155,21 +171,10 @@ AVX512_FN INLINE void q4_0_rows(const cpu_tile *tile, int64_t r0, const int rows
         prefetch_next_group(group, (size_t)rows * tile->weight_stride, b / 16, blocks / 16);
         UNROLL
         for (int quad = 0; quad < 4; quad++) {
-            const block_q8_0 *yb = &y[b + 4 * quad];
-            __m512i y_low = load_4x128(yb[0].qs, yb[1].qs, yb[2].qs, yb[3].qs);
-            __m512i y_high = load_4x128(yb[0].qs + 16, yb[1].qs + 16, yb[2].qs + 16, yb[3].qs + 16);
-            __m512 y_scales = q8_0_quad_scales(yb);
-            /* (q - 8) y = q y - 8 y */
-            __m512i offset = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, y_low), eights, y_high);
-            offset = _mm512_sub_epi32(_mm512_setzero_si512(), offset);
-            for (int r = 0; r < rows; r++) {
-                __m512 w_scales;
-                __m512i packed = q4_0_quad(&w[r][b + 4 * quad], &w_scales);
-                __m512i q_low = _mm512_and_si512(packed, low_mask);
-                __m512i q_high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
-                __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(offset, q_low, y_low), q_high, y_high);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w_scales, y_scales), acc[r]);
-            }
+            act_quad a;
+            arrange_quad(&y[b + 4 * quad], &a);
+            for (int r = 0; r < rows; r++)
+                acc[r] = q4_0_quad_fmadd(&w[r][b + 4 * quad], &a, acc[r]);
         }
     }
     for (int r = 0; r < rows; r++) {
@@ -180,15 +185,6 @@ AVX512_FN INLINE void q4_0_rows(const cpu_tile *tile, int64_t r0, const int rows
     }
 }
 
-/* The activation row as q4_0_row takes it, arranged once per call: per
- * four blocks, their quants in the layout of q4_0_quad's low and high
- * nibbles, - 8 times their sums (Q4_0's offset) per dword, and their
- * scales. */
-typedef struct act_quad {
-    __m512i low, high, offset;
-    __m512 scales;
-} act_quad;
-
 /* Rows of up to this many groups of four blocks (n <= 8192) run one at a
  * time against the arranged activation (16 KiB); longer ones four at a
  * time. One thread reading from memory: at n = 4096 one row at a time
@@ -196,48 +192,20 @@ typedef struct act_quad {
  * activation, 28 KiB, no longer stays in L1 beside the weights' stream). */
 enum { ARRANGED_QUADS = 64 };
 
-AVX512_FN INLINE void arrange_act(const block_q8_0 *y, int64_t quads, act_quad *out)
-{
-    const __m512i eights = _mm512_set1_epi8(8);
-    for (int64_t q = 0; q < quads; q++) {
-        const block_q8_0 *yb = &y[4 * q];
-        out[q].low = load_4x128(yb[0].qs, yb[1].qs, yb[2].qs, yb[3].qs);
-        out[q].high = load_4x128(yb[0].qs + 16, yb[1].qs + 16, yb[2].qs + 16, yb[3].qs + 16);
-        __m512i eight_sums = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), eights, out[q].low),
-                                                 eights, out[q].high);
-        out[q].offset = _mm512_sub_epi32(_mm512_setzero_si512(), eight_sums);
-        out[q].scales = q8_0_quad_scales(yb);
-    }
-}
-
 /* One Q4_0 row against the arranged activation: one memory stream, which
  * the hardware prefetcher follows; four accumulators for the FMA latency. */
 AVX512_FN INLINE float q4_0_row(const block_q4_0 *w, const block_q8_0 *y, const act_quad *act, int64_t blocks)
 {
-    const __m512i low_mask = _mm512_set1_epi8(0x0F);
     const int64_t quads = blocks / 4;
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t q = 0;
     for (; q + 4 <= quads; q += 4) {
         UNROLL
-        for (int k = 0; k < 4; k++) {
-            __m512 w_scales;
-            __m512i packed = q4_0_quad(&w[4 * (q + k)], &w_scales);
-            __m512i q_low = _mm512_and_si512(packed, low_mask);
-            __m512i q_high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
-            const act_quad *a = &act[q + k];
-            __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(a->offset, q_low, a->low), q_high, a->high);
-            acc[k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w_scales, a->scales), acc[k]);
-        }
+        for (int k = 0; k < 4; k++)
+            acc[k] = q4_0_quad_fmadd(&w[4 * (q + k)], &act[q + k], acc[k]);
     }
-    for (; q < quads; q++) {
-        __m512 w_scales;
-        __m512i packed = q4_0_quad(&w[4 * q], &w_scales);
-        __m512i q_low = _mm512_and_si512(packed, low_mask);
-        __m512i q_high = _mm512_and_si512(_mm512_srli_epi16(packed, 4), low_mask);
-        __m512i p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(act[q].offset, q_low, act[q].low), q_high, act[q].high);
-        acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w_scales, act[q].scales), acc[0]);
-    }
+    for (; q < quads; q++)
+        acc[0] = q4_0_quad_fmadd(&w[4 * q], &act[q], acc[0]);
     float sum = hsum512(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
     for (int64_t k = 4 * quads; k < blocks; k++)
         sum += q4_0_block(&w[k], &y[k]);
@@ -250,7 +218,8 @@ AVX512_FN void cpu_gemv_q4_0_avx512(const cpu_tile *tile)
     if (quads <= ARRANGED_QUADS) {
         act_quad act[ARRANGED_QUADS];
         const block_q8_0 *y = (const block_q8_0 *)tile->act;
-        arrange_act(y, quads, act);
+        for (int64_t q = 0; q < quads; q++)
+            arrange_quad(&y[4 * q], &act[q]);
         for (int64_t r = 0; r < tile->rows; r++)
             tile->dst[r] = q4_0_row((const block_q4_0 *)(tile->weight + (size_t)r * tile->weight_stride), y, act,
                                     blocks);

@@ -5,6 +5,7 @@
 #ifndef STRATA_CPU_KERNELS_H
 #define STRATA_CPU_KERNELS_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -119,7 +120,7 @@ void cpu_quantize_activation(cpu_act_format fmt, const float *x, void *dst, int6
 static inline float cpu_act_scale_inverse(float *d)
 {
     float inv = *d != 0.0f ? 1.0f / *d : 0.0f;
-    if (inv > 3.4e38f) {
+    if (isinf(inv)) {
         *d = 0.0f;
         inv = 0.0f;
     }

@@ -50,15 +50,21 @@ AVX2_FN static inline void round_32(const float *x, float inv, int8_t *qs, int h
     half_sums[1] = _mm_extract_epi32(s, 1);
 }
 
+/* One block of 32: quants into qs, the sums of its halves in half_sums;
+ * returns the block's scale (cpu_quantize.c's quantize_32). */
+AVX2_FN static inline float quantize_32(const float *x, int8_t *qs, int half_sums[2])
+{
+    float d = abs_max(x, 32) / 127.0f;
+    round_32(x, cpu_act_scale_inverse(&d), qs, half_sums);
+    return d;
+}
+
 AVX2_FN void cpu_quantize_q8_0_avx2(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *blocks = dst;
     for (int64_t b = 0; b < n / QK8_0; b++) {
-        const float *xb = x + b * QK8_0;
-        float d = abs_max(xb, QK8_0) / 127.0f;
         int half_sums[2];
-        round_32(xb, cpu_act_scale_inverse(&d), blocks[b].qs, half_sums);
-        blocks[b].d = f32_to_fp16(d);
+        blocks[b].d = f32_to_fp16(quantize_32(x + b * QK8_0, blocks[b].qs, half_sums));
     }
 }
 
@@ -66,14 +72,11 @@ AVX2_FN void cpu_quantize_q8_1_avx2(const float *x, void *dst, int64_t n)
 {
     block_q8_1 *blocks = dst;
     for (int64_t b = 0; b < n / QK8_1; b++) {
-        const float *xb = x + b * QK8_1;
-        float d = abs_max(xb, QK8_1) / 127.0f;
         int half_sums[2];
-        round_32(xb, cpu_act_scale_inverse(&d), blocks[b].qs, half_sums);
-        int sum = half_sums[0] + half_sums[1];
-        uint16_t d16 = f32_to_fp16(d);
+        uint16_t d16 = f32_to_fp16(quantize_32(x + b * QK8_1, blocks[b].qs, half_sums));
+        /* the dot products use the rounded d, so s must be computed from it too */
         blocks[b].d = d16;
-        blocks[b].s = f32_to_fp16(fp16_to_f32(d16) * (float)sum);
+        blocks[b].s = f32_to_fp16(fp16_to_f32(d16) * (float)(half_sums[0] + half_sums[1]));
     }
 }
 

@@ -265,10 +265,10 @@ AVX512_FN INLINE void tile_32_lanes(format_32 format, const cpu_tile *tile)
  * its share measured by skipping the sums) serves four times the tokens,
  * and cpu_matmul.c gives such a call 64 rows to spread the transposition
  * over. One Zen 4 core, 64 tokens by 1024 rows of 4096: Q4_K 68-78 ->
- * 123 GMAC/s, Q6_K 69-70 -> 105 (BENCHMARKS.md). Per super-block and token
- * group, 64 + 8 registers (4.5 KiB) of transposed activations: a chunk of
- * one super-block for 64 tokens is 18 KiB of L1. */
-enum { CHUNK_SUPER_BLOCKS = 1 };
+ * 123 GMAC/s, Q6_K 69-70 -> 105 (BENCHMARKS.md). The call goes one
+ * super-block at a time over all its rows: per token group 64 + 8
+ * registers (4.5 KiB) of transposed activations, 18 KiB for 64 tokens, in
+ * L1. */
 
 /* What a row's super-block needs beyond its k_vectors, as int32 for the
  * broadcasts: each group's scale, and the activations' + 128 taken out
@@ -402,38 +402,31 @@ AVX512_FN INLINE void transpose_k_block(const cpu_tile *tile, int64_t b, int fir
 
 AVX512_FN INLINE void tile_k_lanes(format_k format, const cpu_tile *tile)
 {
-    __m512i act[CHUNK_SUPER_BLOCKS][LANE_GROUPS][64], bsums[CHUNK_SUPER_BLOCKS][LANE_GROUPS][8];
+    __m512i act[LANE_GROUPS][64], bsums[LANE_GROUPS][8];
     __m512 acc[LANE_GROUPS][ROWS_PER_PASS];
     k_lanes k[ROWS_TOGETHER];
-    int tokens = tile->tokens;
     int group_tokens[LANE_GROUPS];
     __mmask16 token_masks[LANE_GROUPS];
-    int groups = token_groups(tokens, group_tokens, token_masks);
+    int groups = token_groups(tile->tokens, group_tokens, token_masks);
     int64_t blocks = tile->n / QK_K;
     for (int64_t r0 = 0; r0 < tile->rows; r0 += ROWS_PER_PASS) {
         int64_t rows = tile->rows - r0 < ROWS_PER_PASS ? tile->rows - r0 : ROWS_PER_PASS;
         for (int h = 0; h < groups; h++)
             for (int64_t r = 0; r < rows; r++)
                 acc[h][r] = _mm512_setzero_ps();
-        for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK_SUPER_BLOCKS) {
-            int64_t chunk = blocks - c0 < CHUNK_SUPER_BLOCKS ? blocks - c0 : CHUNK_SUPER_BLOCKS;
-            for (int64_t c = 0; c < chunk; c++)
-                for (int h = 0; h < groups; h++)
-                    transpose_k_block(tile, c0 + c, 16 * h, group_tokens[h], act[c][h], bsums[c][h]);
+        for (int64_t b = 0; b < blocks; b++) {
+            for (int h = 0; h < groups; h++)
+                transpose_k_block(tile, b, 16 * h, group_tokens[h], act[h], bsums[h]);
+            const float *act_d = tile->act_scales + b * tile->act_scales_stride;
             for (int64_t r = 0; r < rows; r += ROWS_TOGETHER) {
                 int count = rows - r < ROWS_TOGETHER ? (int)(rows - r) : ROWS_TOGETHER;
                 const char *row = tile->weight + (size_t)(r0 + r) * tile->weight_stride;
-                for (int64_t c = 0; c < chunk; c++) {
-                    for (int i = 0; i < count; i++)
-                        unpack_k_lanes(format, row + (size_t)i * tile->weight_stride, c0 + c, &k[i]);
-                    __m512 da[LANE_GROUPS];
-                    for (int h = 0; h < groups; h++)
-                        da[h] = _mm512_maskz_loadu_ps(token_masks[h],
-                                                      tile->act_scales + (c0 + c) * tile->act_scales_stride + 16 * h);
-                    /* the unpacked rows against each group of 16 tokens */
-                    for (int h = 0; h < groups; h++)
-                        rows_k_group(format, act[c][h], bsums[c][h], k, da[h], acc[h] + r, count);
-                }
+                for (int i = 0; i < count; i++)
+                    unpack_k_lanes(format, row + (size_t)i * tile->weight_stride, b, &k[i]);
+                /* the unpacked rows against each group of 16 tokens */
+                for (int h = 0; h < groups; h++)
+                    rows_k_group(format, act[h], bsums[h], k, _mm512_maskz_loadu_ps(token_masks[h], act_d + 16 * h),
+                                 acc[h] + r, count);
             }
         }
         for (int h = 0; h < groups; h++)
