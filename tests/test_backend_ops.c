@@ -1274,16 +1274,21 @@ static int check_kernel_choice(void)
         failures++;
     }
 #endif
-    /* decode takes a matrix-vector kernel only where AVX-512 is chosen and
-     * the format has one */
+    /* decode takes a matrix-vector kernel only where the chosen instruction
+     * set has one for the format */
     if (cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_AVX2) || cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_SCALAR) ||
-        cpu_kernel_gemv(DTYPE_Q8_0, CPU_KERNEL_AVX512)) {
+        cpu_kernel_gemv(DTYPE_Q8_0, CPU_KERNEL_AVX512) || cpu_kernel_gemv(DTYPE_Q4_0, CPU_KERNEL_SCALAR)) {
         printf("FAIL kernel choice: a matrix-vector kernel where none should be\n");
         failures++;
     }
 #if defined(__x86_64__) || defined(__i386__)
     if (!cpu_kernel_gemv(DTYPE_Q4_K, CPU_KERNEL_AVX512) || !cpu_kernel_gemv(DTYPE_Q4_0, CPU_KERNEL_AVX512)) {
         printf("FAIL kernel choice: no AVX-512 matrix-vector kernel for q4_k or q4_0\n");
+        failures++;
+    }
+    if (cpu_kernel_gemv(DTYPE_Q4_0, CPU_KERNEL_AVX2) != cpu_gemv_q4_0_avx2 ||
+        cpu_kernel_gemv(DTYPE_Q8_0, CPU_KERNEL_AVX2) != cpu_gemv_q8_0_avx2) {
+        printf("FAIL kernel choice: q4_0 and q8_0 do not take their AVX2 matrix-vector kernels\n");
         failures++;
     }
 #endif
@@ -1548,29 +1553,34 @@ static int check_quantize_agreement(void)
     return failures;
 }
 
-/* Every AVX-512 matrix-vector kernel (decode) against the scalar dot product
- * of its format, where the CPU has AVX-512 (whatever the environment asks
- * of the backend): 9 rows (two groups of four run side by side and one
- * alone), on the three kinds of rows of check_dot_agreement, at lengths
- * that leave the 32-element formats a tail past their groups of 4 and 16
- * blocks (73 blocks) and none (128), and one past what Q4_0 runs a row at
- * a time (289 blocks: four rows at a time, and a tail). */
+/* Every matrix-vector kernel (decode) against the scalar dot product of its
+ * format, each where the CPU has its instruction set (whatever the
+ * environment asks of the backend): 9 rows (two groups of four run side by
+ * side and one alone), on the three kinds of rows of check_dot_agreement,
+ * at lengths that leave the 32-element formats a tail past their groups of
+ * 4, 8 and 16 blocks (73 blocks) and none (128), one past what the AVX-512
+ * Q4_0 kernel runs a row at a time (289 blocks: four rows at a time, and a
+ * tail), and one past what the AVX2 kernels arrange at once (545 blocks:
+ * two column chunks, the second short, and a tail). */
 static int check_gemv_agreement(void)
 {
-    enum { N_MAX = 9248, ROWS = 9 };
-    static const int64_t lengths_32[] = {2336, 4096, 9248}, lengths_k[] = {1536, 4096};
+    enum { N_MAX = 17440, ROWS = 9 };
+    static const int64_t lengths_32[] = {2336, 4096, 9248, 17440}, lengths_k[] = {1536, 4096};
     static float w_values[N_MAX], x_values[N_MAX], w_decoded[ROWS][N_MAX];
     static uint8_t w_bytes[ROWS][N_MAX * 2], act_bytes[N_MAX * 2];
     float got[ROWS + 1];
     int failures = 0, checked = 0;
-    if (cpu_hardware_isa() < CPU_ISA_AVX512) {
-        printf("gemv agreement: skipped (no AVX-512 here)\n");
+    if (cpu_hardware_isa() < CPU_ISA_AVX2) {
+        printf("gemv agreement: skipped (no AVX2 here)\n");
         return 0;
     }
-    for (size_t k = 0; k < sizeof weight_types / sizeof weight_types[0]; k++) {
-        strata_dtype dtype = weight_types[k].dtype;
+    for (size_t k = 0; k < 2 * sizeof weight_types / sizeof weight_types[0]; k++) {
+        /* each format twice: its AVX2 kernel, then its AVX-512 one */
+        const bool avx512 = k % 2 == 1;
+        strata_dtype dtype = weight_types[k / 2].dtype;
         const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(dtype);
-        if (!kernel || !kernel->gemv_avx512)
+        cpu_tile_fn gemv = !kernel ? NULL : avx512 ? kernel->gemv_avx512 : kernel->gemv_avx2;
+        if (!gemv || (avx512 && cpu_hardware_isa() < CPU_ISA_AVX512))
             continue;
         const bool blocks_of_32 = kernel->act != CPU_ACT_Q8_K;
         const int n_lengths = blocks_of_32 ? (int)(sizeof lengths_32 / sizeof lengths_32[0])
@@ -1603,9 +1613,10 @@ static int check_gemv_agreement(void)
                 cpu_tile tile = {.n = n, .weight = (const char *)packed, .weight_stride = row_bytes, .rows = ROWS,
                                  .act = (const char *)act_bytes, .act_stride = 0, .tokens = 1, .dst = got,
                                  .dst_stride = ROWS};
-                kernel->gemv_avx512(&tile);
+                gemv(&tile);
                 if (!isnan(got[ROWS])) {
-                    printf("FAIL gemv agreement %s: wrote past its rows\n", dtype_name(dtype));
+                    printf("FAIL gemv agreement %s %s: wrote past its rows\n", dtype_name(dtype),
+                           avx512 ? "avx512" : "avx2");
                     failures++;
                 }
                 for (int r = 0; r < ROWS; r++) {
@@ -1615,8 +1626,9 @@ static int check_gemv_agreement(void)
                         magnitude += fabs((double)w_decoded[r][i] * x_values[i]);
                     checked++;
                     if (!(fabs((double)got[r] - dot) <= 1e-5 * magnitude + 1e-6)) {
-                        printf("FAIL gemv agreement %s n %lld pattern %d row %d: gemv %.9g, dot %.9g\n",
-                               dtype_name(dtype), (long long)n, pattern, r, got[r], dot);
+                        printf("FAIL gemv agreement %s %s n %lld pattern %d row %d: gemv %.9g, dot %.9g\n",
+                               dtype_name(dtype), avx512 ? "avx512" : "avx2", (long long)n, pattern, r, got[r],
+                               dot);
                         failures++;
                     }
                 }

@@ -26,6 +26,10 @@
 #define GEMV_512(w, a, dot_scalar, dot_avx2, tiled_scalar, tiled_avx2, tiled_avx512, gemv_512)                         \
     {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar,                       \
      .tile_avx2 = tiled_avx2, .tile_avx512 = tiled_avx512, .gemv_avx512 = gemv_512}
+/* ... with an AVX2 matrix-vector kernel too (either gemv may be NULL) */
+#define GEMV_BOTH(w, a, dot_scalar, dot_avx2, tiled_scalar, tiled_avx2, tiled_avx512, gemv_2, gemv_512)                \
+    {.weight = w, .act = a, .scalar = dot_scalar, .avx2 = dot_avx2, .tile_scalar = tiled_scalar,                       \
+     .tile_avx2 = tiled_avx2, .tile_avx512 = tiled_avx512, .gemv_avx2 = gemv_2, .gemv_avx512 = gemv_512}
 
 /* ... or an AVX-512 machine's own dot product */
 #define DOT_512(w, a, dot_scalar, dot_avx2, dot_512)                                                                  \
@@ -35,15 +39,16 @@ static const cpu_matmul_kernel kernel_table[] = {
     KERNEL(DTYPE_F32, CPU_ACT_F32, cpu_dot_f32_scalar, AVX2(cpu_dot_f32_avx2)),
     KERNEL(DTYPE_F16, CPU_ACT_F32, cpu_dot_f16_scalar, AVX2(cpu_dot_f16_avx2)),
     KERNEL(DTYPE_BF16, CPU_ACT_F32, cpu_dot_bf16_scalar, AVX2(cpu_dot_bf16_avx2)),
-    GEMV_512(DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2),
+    GEMV_BOTH(DTYPE_Q4_0, CPU_ACT_Q8_0, cpu_dot_q4_0_scalar, AVX2(cpu_dot_q4_0_avx2),
               cpu_tile_q4_0_scalar, AVX2(cpu_tile_q4_0_avx2), AVX2(cpu_tile_q4_0_avx512),
-              AVX2(cpu_gemv_q4_0_avx512)),
+              AVX2(cpu_gemv_q4_0_avx2), AVX2(cpu_gemv_q4_0_avx512)),
     KERNEL(DTYPE_Q4_1, CPU_ACT_Q8_1, cpu_dot_q4_1_scalar, AVX2(cpu_dot_q4_1_avx2)),
     TILED_512(DTYPE_Q5_0, CPU_ACT_Q8_0, cpu_dot_q5_0_scalar, AVX2(cpu_dot_q5_0_avx2),
               cpu_tile_q5_0_scalar, AVX2(cpu_tile_q5_0_avx2), AVX2(cpu_tile_q5_0_avx512)),
     KERNEL(DTYPE_Q5_1, CPU_ACT_Q8_1, cpu_dot_q5_1_scalar, AVX2(cpu_dot_q5_1_avx2)),
-    TILED_512(DTYPE_Q8_0, CPU_ACT_Q8_0, cpu_dot_q8_0_scalar, AVX2(cpu_dot_q8_0_avx2),
-              cpu_tile_q8_0_scalar, AVX2(cpu_tile_q8_0_avx2), AVX2(cpu_tile_q8_0_avx512)),
+    GEMV_BOTH(DTYPE_Q8_0, CPU_ACT_Q8_0, cpu_dot_q8_0_scalar, AVX2(cpu_dot_q8_0_avx2),
+              cpu_tile_q8_0_scalar, AVX2(cpu_tile_q8_0_avx2), AVX2(cpu_tile_q8_0_avx512),
+              AVX2(cpu_gemv_q8_0_avx2), NULL),
     TILED_512(DTYPE_Q2_K, CPU_ACT_Q8_K, cpu_dot_q2_k_scalar, AVX2(cpu_dot_q2_k_avx2),
               cpu_tile_q2_k_scalar, AVX2(cpu_tile_q2_k_avx2), AVX2(cpu_tile_q2_k_avx512)),
     TILED_512(DTYPE_Q3_K, CPU_ACT_Q8_K, cpu_dot_q3_k_scalar, AVX2(cpu_dot_q3_k_avx2),
@@ -131,7 +136,9 @@ int cpu_kernel_tile_tokens(strata_dtype weight, cpu_kernel_choice choice)
 cpu_tile_fn cpu_kernel_gemv(strata_dtype weight, cpu_kernel_choice choice)
 {
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
-    return kernel && choice == CPU_KERNEL_AVX512 ? kernel->gemv_avx512 : NULL;
+    if (!kernel)
+        return NULL;
+    return choice == CPU_KERNEL_AVX512 ? kernel->gemv_avx512 : choice == CPU_KERNEL_AVX2 ? kernel->gemv_avx2 : NULL;
 }
 
 /* An environment variable set to a non-empty value other than "0". */

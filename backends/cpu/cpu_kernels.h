@@ -53,8 +53,11 @@ typedef struct cpu_matmul_kernel {
     cpu_tile_fn tile_scalar;
     cpu_tile_fn tile_avx2;
     cpu_tile_fn tile_avx512; /* NULL where AVX-512 did not measure faster */
-    /* matrix-vector kernel for one token (decode) in place of the AVX2 dot
-     * product where AVX-512 is chosen; NULL where there is none */
+    /* matrix-vector kernels for one token (decode) in place of the dot
+     * product where AVX2, or AVX-512, is chosen; NULL where there is none
+     * (an AVX-512 choice does not fall back to gemv_avx2: the dot products
+     * measured faster there for the formats that lack an AVX-512 one) */
+    cpu_tile_fn gemv_avx2;
     cpu_tile_fn gemv_avx512;
     /* a dot product in place of the AVX2 one where AVX-512 is chosen (it may
      * use AVX2 instructions only, such as gathers, which are fast on the

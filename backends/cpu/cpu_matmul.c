@@ -11,9 +11,10 @@
  * (cpu_tile.h), the tokens go through a block of rows CPU_TILE_TOKENS (the
  * AVX-512 tiles: CPU_TILE_TOKENS_WIDE) at a time, each weight block
  * unpacked once per tile instead of once per token.
- * One token (decode) runs the dot product per row, or where AVX-512 is
- * chosen and the format has one, a matrix-vector kernel (cpu_gemv_avx512.c)
- * that takes several rows against the same activation registers. */
+ * One token (decode) runs the dot product per row, or where the chosen
+ * instruction set has one for the format, a matrix-vector kernel
+ * (cpu_gemv_avx2.c, cpu_gemv_avx512.c) that takes a block of rows against
+ * an activation arranged once per call. */
 #include <string.h>
 
 #include "../../base/quant.h"
@@ -28,7 +29,7 @@
  * tokens, one thread: 47 GMAC/s with 2 rows, 86 with 16); the AVX2 tiles
  * measured the same or a little faster. 16 such rows (about 240 KiB) still
  * sit in L2 while the token tiles pass over them. The decode kernels
- * (cpu_gemv_avx512.c) take as many, so their groups of four rows fill. */
+ * (cpu_gemv_*.c) take as many, so their groups of four rows fill. */
 #define MIN_TILED_ROWS_PER_BLOCK 16
 /* Multiply-adds per claimed chunk: below this the fork-join (a wake-up of a
  * sleeping worker, some microseconds) costs more than it saves, so tiny

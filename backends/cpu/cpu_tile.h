@@ -102,4 +102,9 @@ void cpu_tile_q2_k_avx512(const cpu_tile *tile);
 void cpu_gemv_q4_0_avx512(const cpu_tile *tile);
 void cpu_gemv_q4_k_avx512(const cpu_tile *tile);
 
+/* AVX2 + FMA + F16C matrix-vector kernels (cpu_gemv_avx2.c), the same
+ * call; x86 builds only. */
+void cpu_gemv_q4_0_avx2(const cpu_tile *tile);
+void cpu_gemv_q8_0_avx2(const cpu_tile *tile);
+
 #endif
