@@ -1447,7 +1447,10 @@ static int check_tile_agreement(void)
                     continue;
                 static const cpu_kernel_choice variant_choices[] = {CPU_KERNEL_SCALAR, CPU_KERNEL_AVX2,
                                                                     CPU_KERNEL_AVX512};
+                /* every tile takes up to CPU_TILE_TOKENS, whatever the matmul gives it */
                 int max_tokens = cpu_kernel_tile_tokens(dtype, variant_choices[variant]);
+                if (max_tokens < CPU_TILE_TOKENS)
+                    max_tokens = CPU_TILE_TOKENS;
                 for (int tokens = 1; tokens <= max_tokens; tokens++) {
                     for (int i = 0; i < TOKENS * ROWS; i++)
                         got[i] = NAN;

@@ -130,6 +130,8 @@ int cpu_kernel_tile_tokens(strata_dtype weight, cpu_kernel_choice choice)
     const cpu_matmul_kernel *kernel = cpu_matmul_kernel_find(weight);
     if (kernel && choice == CPU_KERNEL_AVX512 && kernel->tile_avx512)
         return CPU_TILE_TOKENS_WIDE;
+    if (kernel && choice == CPU_KERNEL_AVX2 && kernel->act == CPU_ACT_Q8_0)
+        return CPU_TILE_TOKENS_NARROW;
     return CPU_TILE_TOKENS;
 }
 

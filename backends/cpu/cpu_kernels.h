@@ -80,7 +80,8 @@ cpu_dot_fn cpu_kernel_dot(strata_dtype weight, cpu_kernel_choice choice);
 cpu_tile_fn cpu_kernel_tile(strata_dtype weight, cpu_kernel_choice choice);
 
 /* The most tokens one call of that tiled kernel takes: CPU_TILE_TOKENS_WIDE
- * for the AVX-512 tiles, else CPU_TILE_TOKENS. */
+ * for the AVX-512 tiles, CPU_TILE_TOKENS_NARROW for the AVX2 tiles of the
+ * 32-element formats, else CPU_TILE_TOKENS. */
 int cpu_kernel_tile_tokens(strata_dtype weight, cpu_kernel_choice choice);
 
 /* The matrix-vector kernel (one token, cpu_tile.h) named by a choice, or

@@ -37,6 +37,13 @@
  * was half its time at 16 (cpu_kernel_tile_tokens says which kernels). */
 #define CPU_TILE_TOKENS_WIDE 64
 
+/* The AVX2 tiles of the 32-element formats take their tokens 8 at a time
+ * (see above) and are given 8 per call: the 8 tokens' activation rows
+ * (35 KiB at 4096 wide) then serve the call's 16 rows from L1 instead of
+ * 16 tokens' coming from L2 for every row (one Zen 3 core: Q4_0 38 -> 41
+ * GMAC/s, Q8_0 40 -> 42; the K-quant tiles lost at 8). */
+#define CPU_TILE_TOKENS_NARROW 8
+
 typedef struct cpu_tile {
     int64_t n;                 /* elements per row, a multiple of the weight's block */
     const char *weight;        /* first weight row of the tile */

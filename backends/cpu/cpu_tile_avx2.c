@@ -98,14 +98,39 @@ _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens"
  * by d_w d_a run once per four tokens; the activation scales of a block are
  * contiguous over tokens for that (cpu_tile.h). */
 
+/* The folds below pair registers by unpacks and adds: the 32-bit units of
+ * a and b interleaved and the two interleavings added, then those of two
+ * such results by 64-bit units. Not hadd, which decodes into several uops
+ * on AMD's cores. */
+AVX2_FN INLINE __m256i interleave_add_32(__m256i a, __m256i b)
+{
+    return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+}
+
 /* The 8 int32 lanes of up to four tokens (count 1..4) folded into one
  * register: lanes i and 4 + i sum to token i's total; missing tokens are 0. */
 AVX2_FN INLINE __m256i fold_4(const __m256i *sums, int count)
 {
     const __m256i zero = _mm256_setzero_si256();
-    __m256i s01 = _mm256_hadd_epi32(sums[0], count > 1 ? sums[1] : zero);
-    __m256i s23 = count > 2 ? _mm256_hadd_epi32(sums[2], count > 3 ? sums[3] : zero) : zero;
-    return _mm256_hadd_epi32(s01, s23);
+    __m256i s01 = interleave_add_32(sums[0], count > 1 ? sums[1] : zero);
+    __m256i s23 = count > 2 ? interleave_add_32(sums[2], count > 3 ? sums[3] : zero) : zero;
+    return _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+}
+
+/* The same for up to four tokens' 16 int16 pair sums, folded in int16
+ * (each int16 of the result adds four of the inputs', which must stay
+ * within int16): int16 lanes 2i, 2i + 1 and 8 + 2i, 9 + 2i hold parts of
+ * token i, which one madd with ones turns into fold_4's layout. */
+AVX2_FN INLINE __m256i fold_4_i16(const __m256i *pairs, int count)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i p01 = _mm256_add_epi16(_mm256_unpacklo_epi32(pairs[0], count > 1 ? pairs[1] : zero),
+                                   _mm256_unpackhi_epi32(pairs[0], count > 1 ? pairs[1] : zero));
+    __m256i p23 = zero;
+    if (count > 2)
+        p23 = _mm256_add_epi16(_mm256_unpacklo_epi32(pairs[2], count > 3 ? pairs[3] : zero),
+                               _mm256_unpackhi_epi32(pairs[2], count > 3 ? pairs[3] : zero));
+    return _mm256_add_epi16(_mm256_unpacklo_epi64(p01, p23), _mm256_unpackhi_epi64(p01, p23));
 }
 
 /* Writes the count (1..4) token totals of a folded accumulator. */
@@ -140,15 +165,25 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
         UNROLL
         for (int g = 0; 4 * g < count; g++) {
             int in_group = count - 4 * g < 4 ? count - 4 * g : 4;
-            __m256i sums[4];
-            UNROLL
-            for (int i = 0; i < in_group; i++) {
-                __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
-                /* unsigned quants meet y as it is (pair sums below 2 * 31 * 127); signed ones by the sign trick */
-                __m256i sy = offset_32(format) ? y : _mm256_sign_epi8(y, x);
-                sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones);
+            __m256i folded;
+            if (offset_32(format)) {
+                /* unsigned quants meet y as it is: int16 pair sums below 2 * 31 * 127, so four of them
+                 * still fit and the tokens fold in int16, one madd for the four instead of one each */
+                __m256i pairs[4];
+                UNROLL
+                for (int i = 0; i < in_group; i++)
+                    pairs[i] = _mm256_maddubs_epi16(ax, _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs));
+                folded = _mm256_madd_epi16(fold_4_i16(pairs, in_group), ones);
+            } else {
+                /* signed ones by the sign trick, whose pair sums (up to 2 * 128 * 127) fill int16 */
+                __m256i sums[4];
+                UNROLL
+                for (int i = 0; i < in_group; i++) {
+                    __m256i y = _mm256_loadu_si256((const __m256i *)act[4 * g + i][b].qs);
+                    sums[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(y, x)), ones);
+                }
+                folded = fold_4(sums, in_group);
             }
-            __m256i folded = fold_4(sums, in_group);
             if (offset_32(format)) {
                 /* - offset sum(y) per token, in the low half only (the halves are added at the end) */
                 __m128i block_sums = _mm_loadu_si128((const __m128i *)(act_sums + 4 * g));
