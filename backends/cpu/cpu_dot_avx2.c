@@ -189,11 +189,9 @@ AVX2_FN float cpu_dot_q5_0_avx2(int64_t n, const void *w, const void *a)
 #define LANE16(v, j) _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(((2 * (j) + 1) << 8) | (2 * (j)))))
 
 /* Q4_K: w = d scale_j q - dmin min_j over 8 sub-blocks of 32 (q 0..15).
- * The 12 packed scale bytes are three words: scales 0-3 and mins 0-3 in the
- * low 6 bits of words 0 and 1; scales and mins 4-7 in the nibbles of word
- * 2, with their top 2 bits in the top 2 bits of words 0 and 1. They are
- * unpacked without branches into 8 scales and 8 mins as int16; the mins
- * meet the activation's group sums in one madd. */
+ * The 12 packed scale bytes are unpacked by vector operations
+ * (cpu_unpack_avx2.h) into 8 scales and 8 mins as int16; the mins meet the
+ * activation's group sums in one madd. */
 AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
 {
     const block_q4_K *wb = w;
@@ -201,12 +199,7 @@ AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
-        uint32_t words[3];
-        memcpy(words, wb[b].scales, sizeof words);
-        uint32_t unpacked[4] = {words[0] & 0x3F3F3F3Fu, (words[2] & 0x0F0F0F0Fu) | ((words[0] >> 2) & 0x30303030u),
-                                words[1] & 0x3F3F3F3Fu,
-                                ((words[2] >> 4) & 0x0F0F0F0Fu) | ((words[1] >> 2) & 0x30303030u)};
-        __m256i scales_mins = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)unpacked));
+        __m256i scales_mins = _mm256_cvtepu8_epi16(scales_mins_6bit_bytes(wb[b].scales));
         __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44); /* scales 0-7 in both halves */
         __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
         /* each min covers two groups of 16: m0 m0 m1 m1 ... m7 m7 */

@@ -217,20 +217,6 @@ TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
  * times the scales by _mm256_madd_epi16 into int32; the offset or min term
  * through the activation's group sums, one madd per token and block. */
 
-/* Q4_K's 8 6-bit scales and 8 6-bit mins, as bytes: scales[j], mins[j]. The
- * 12 packed bytes are three words: scales 0-3 and mins 0-3 in the low 6 bits
- * of words 0 and 1; scales and mins 4-7 in the nibbles of word 2, with their
- * top 2 bits in the top 2 bits of words 0 and 1. */
-static inline void q4_k_scales_mins(const uint8_t packed[K_SCALE_SIZE], uint8_t scales[8], uint8_t mins[8])
-{
-    uint32_t w[3];
-    memcpy(w, packed, sizeof w);
-    uint32_t s[2] = {w[0] & 0x3F3F3F3Fu, (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u)};
-    uint32_t m[2] = {w[1] & 0x3F3F3F3Fu, ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u)};
-    memcpy(scales, s, 8);
-    memcpy(mins, m, 8);
-}
-
 /* Bytes of v whose bit `bit` is set become `value`, the others 0. */
 AVX2_FN INLINE __m256i bit_to_bytes(__m256i v, int bit, uint8_t value)
 {
@@ -258,15 +244,13 @@ AVX2_FN INLINE void group_scales(__m256i scales16, k_vectors *u)
  * groups of 16 in it (m0 m0 m1 m1 ... m7 m7). */
 AVX2_FN INLINE void scales_mins_6bit(const uint8_t packed[K_SCALE_SIZE], k_vectors *u)
 {
-    uint8_t scales[8], mins[8];
-    q4_k_scales_mins(packed, scales, mins);
+    __m256i scales_mins = _mm256_cvtepu8_epi16(scales_mins_6bit_bytes(packed)); /* scales 0-7, mins 0-7 */
+    __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44);             /* scales 0-7 in both halves */
     UNROLL
     for (int j = 0; j < 8; j++)
-        u->scale[j] = _mm256_set1_epi16(scales[j]);
-    uint64_t mins_word;
-    memcpy(&mins_word, mins, 8);
-    __m128i mins16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)mins_word));
-    u->corr = _mm256_set_m128i(_mm_unpackhi_epi16(mins16, mins16), _mm_unpacklo_epi16(mins16, mins16));
+        u->scale[j] = _mm256_shuffle_epi8(scales, _mm256_set1_epi16((short)(((2 * j + 1) << 8) | (2 * j))));
+    __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
+    u->corr = _mm256_set_m128i(_mm_unpackhi_epi16(mins, mins), _mm_unpacklo_epi16(mins, mins));
 }
 
 AVX2_FN INLINE void unpack_q4_k(const block_q4_K *blk, k_vectors *u)

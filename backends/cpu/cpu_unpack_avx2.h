@@ -17,6 +17,25 @@
 
 #define CPU_UNPACK_AVX2_FN __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
 
+/* --- Q4_K / Q5_K scales ---------------------------------------------------- */
+
+/* The 12 packed bytes of Q4_K's (and Q5_K's) 6-bit scales and mins as 16
+ * bytes: scales 0..7, then mins 0..7. They are three words: scales and mins
+ * 0-3 in the low 6 bits of words 0 and 1; 4-7 in the nibbles of word 2
+ * (scales low, mins high), their top 2 bits in the top 2 bits of words 0
+ * and 1. Reads 16 bytes at packed: the 12 and the first 4 of the quants
+ * that follow them in the block. */
+CPU_UNPACK_AVX2_FN __m128i scales_mins_6bit_bytes(const uint8_t *packed)
+{
+    __m128i words = _mm_loadu_si128((const __m128i *)packed);
+    __m128i low = _mm_and_si128(words, _mm_set1_epi8(0x3F));
+    /* word 2 shifted by 0 (scales 4-7) and 4 (mins 4-7), with the top bits of words 0 and 1 */
+    __m128i nibbles = _mm_srlv_epi32(_mm_shuffle_epi32(words, 0xAA), _mm_setr_epi32(0, 4, 0, 0));
+    __m128i high = _mm_or_si128(_mm_and_si128(nibbles, _mm_set1_epi8(0x0F)),
+                                _mm_and_si128(_mm_srli_epi32(words, 2), _mm_set1_epi8(0x30)));
+    return _mm_unpacklo_epi32(low, high);
+}
+
 /* --- 32-element blocks (Q8_0, Q4_0, Q5_0, IQ4_NL): one register each ----- */
 
 typedef enum format_32 { FORMAT_Q8_0, FORMAT_Q4_0, FORMAT_Q5_0, FORMAT_IQ4_NL } format_32;
