@@ -107,18 +107,19 @@ CPU_UNPACK_AVX2_FN __m256i quants_32(format_32 format, const char *row, int64_t 
 CPU_UNPACK_AVX2_FN void cpu_unpack_q6_k_half_avx2(const uint8_t *ql, const uint8_t *qh, __m256i q[4])
 {
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    const __m256i two_bits = _mm256_set1_epi8(3);
+    const __m256i top_bits = _mm256_set1_epi8(0x30);
     __m256i ql0 = _mm256_loadu_si256((const __m256i *)ql);
     __m256i ql1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
     __m256i high = _mm256_loadu_si256((const __m256i *)qh);
     __m256i low[4] = {_mm256_and_si256(ql0, low_mask), _mm256_and_si256(ql1, low_mask),
                       _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low_mask),
                       _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low_mask)};
-    __m256i top[4] = {_mm256_and_si256(high, two_bits), _mm256_and_si256(_mm256_srli_epi16(high, 2), two_bits),
-                      _mm256_and_si256(_mm256_srli_epi16(high, 4), two_bits),
-                      _mm256_and_si256(_mm256_srli_epi16(high, 6), two_bits)};
+    /* bit pair k moved straight to bits 4-5 (a shift by 4 - 2k, then one mask) */
+    __m256i top[4] = {_mm256_and_si256(_mm256_slli_epi16(high, 4), top_bits),
+                      _mm256_and_si256(_mm256_slli_epi16(high, 2), top_bits), _mm256_and_si256(high, top_bits),
+                      _mm256_and_si256(_mm256_srli_epi16(high, 2), top_bits)};
     for (int k = 0; k < 4; k++)
-        q[k] = _mm256_or_si256(low[k], _mm256_slli_epi16(top[k], 4));
+        q[k] = _mm256_or_si256(low[k], top[k]);
 }
 
 /* A K-quant super-block unpacked for integer sums against Q8_K activations
