@@ -238,23 +238,20 @@ AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
 {
     const block_q6_K *wb = w;
     const block_q8_K *ab = a;
-    /* sub-block j (32 elements) takes scale 2j in its first 8 int16 lanes and
-     * 2j + 1 in the last 8: the pair's dword to every dword, then pick */
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
         __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[b].scales));
         __m256i offset_sums = _mm256_madd_epi16(scales, _mm256_loadu_si256((const __m256i *)ab[b].bsums));
         __m256i sumi = _mm256_setzero_si256();
+        _Pragma("GCC unroll 2")
         for (int half = 0; half < 2; half++) {
             __m256i quants[4]; /* 0..63 */
             cpu_unpack_q6_k_half_avx2(wb[b].ql + 64 * half, wb[b].qh + 32 * half, quants);
+            _Pragma("GCC unroll 4")
             for (int k = 0; k < 4; k++) {
                 __m256i q = quants[k];
                 __m256i y = _mm256_loadu_si256((const __m256i *)(ab[b].qs + 128 * half + 32 * k));
-                __m256i scale = _mm256_shuffle_epi8(
-                    _mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(4 * half + k)), pick);
+                __m256i scale = group_pair_scales(scales, 4 * half + k); /* sub-block 4 half + k's */
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale));
             }
         }

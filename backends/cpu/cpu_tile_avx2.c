@@ -226,18 +226,12 @@ AVX2_FN INLINE __m256i bit_to_bytes(__m256i v, int bit, uint8_t value)
 }
 
 /* From 16 int16 scales, one per group of 16: sub-block j takes scale 2j in
- * its first 8 lanes and 2j + 1 in the last 8. Dword j (that pair) goes to
- * every dword, then the low 128 bits keep its first int16, the high its
- * second. */
+ * its first 8 lanes and 2j + 1 in the last 8 (cpu_unpack_avx2.h). */
 AVX2_FN INLINE void group_scales(__m256i scales16, k_vectors *u)
 {
-    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2,
-                                          3, 2, 3, 2, 3, 2, 3);
     UNROLL
-    for (int j = 0; j < 8; j++) {
-        __m256i pair = _mm256_permutevar8x32_epi32(scales16, _mm256_set1_epi32(j));
-        u->scale[j] = _mm256_shuffle_epi8(pair, pick);
-    }
+    for (int j = 0; j < 8; j++)
+        u->scale[j] = group_pair_scales(scales16, j);
 }
 
 /* Q4_K/Q5_K: scale j for the 32 elements of sub-block j, min j for the two
