@@ -370,25 +370,37 @@ __attribute__((noinline)) AVX2_FN void cpu_unpack_k_avx2(format_k format, const 
 AVX2_FN INLINE void k_tokens(const k_vectors *u, const block_q8_K *const *act, const float *act_d, int count,
                              __m256 *acc)
 {
-    __m256i sums[4], corr[4];
+    /* Tokens by pairs: their int16 pair sums (below 2 * 63 * 127, so two
+     * add within int16) interleaved by dwords and added, then one madd by
+     * the scales for both: three multiplies for two tokens instead of four.
+     * sums[p]: dwords 0, 2 (and 4, 6) token 2p, dwords 1, 3 token 2p + 1. */
+    const int pairs = (count + 1) / 2;
+    __m256i sums[2], corr[4];
     UNROLL
-    for (int i = 0; i < count; i++)
-        sums[i] = _mm256_setzero_si256();
+    for (int p = 0; p < pairs; p++)
+        sums[p] = _mm256_setzero_si256();
     UNROLL
     for (int k = 0; k < 8; k++) {
         __m256i q = u->q[k], scale = u->scale[k];
         UNROLL
-        for (int i = 0; i < count; i++) {
-            __m256i y = _mm256_loadu_si256((const __m256i *)(act[i]->qs + 32 * k));
-            sums[i] = _mm256_add_epi32(sums[i], _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), scale));
-            CHAIN(sums[i]);
+        for (int p = 0; p < pairs; p++) {
+            __m256i first = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(act[2 * p]->qs + 32 * k)));
+            __m256i second = 2 * p + 1 < count
+                                 ? _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(act[2 * p + 1]->qs + 32 * k)))
+                                 : _mm256_setzero_si256();
+            __m256i both = _mm256_add_epi16(_mm256_unpacklo_epi32(first, second), _mm256_unpackhi_epi32(first, second));
+            sums[p] = _mm256_add_epi32(sums[p], _mm256_madd_epi16(both, scale));
+            CHAIN(sums[p]);
         }
     }
     UNROLL
     for (int i = 0; i < count; i++)
         corr[i] = _mm256_madd_epi16(u->corr, _mm256_loadu_si256((const __m256i *)act[i]->bsums));
+    /* lanes i and 4 + i: token i, as fold_4 leaves them */
+    __m256i sums23 = pairs > 1 ? sums[1] : _mm256_setzero_si256();
+    __m256i folded = _mm256_add_epi32(_mm256_unpacklo_epi64(sums[0], sums23), _mm256_unpackhi_epi64(sums[0], sums23));
     __m256 da = _mm256_broadcast_ps((const __m128 *)act_d);
-    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(fold_4(sums, count)), _mm256_mul_ps(_mm256_set1_ps(u->d), da), *acc);
+    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(folded), _mm256_mul_ps(_mm256_set1_ps(u->d), da), *acc);
     *acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(fold_4(corr, count)), _mm256_mul_ps(_mm256_set1_ps(u->m), da), *acc);
 }
 
