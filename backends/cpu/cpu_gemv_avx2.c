@@ -72,6 +72,22 @@ AVX2_FN INLINE float hsum_ps(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* dst[r] = the sum of blocks [first, blocks) of each of the tile's rows
+ * (blocks of block_bytes, against the Q8_0 activation), the last blocks
+ * the steps of eight leave: the kernels then add their chunks' sums. */
+AVX2_FN static void start_with_tails(const cpu_tile *tile, size_t block_bytes, int64_t first, int64_t blocks,
+                                     float (*block_dot)(const void *w, const block_q8_0 *y))
+{
+    const block_q8_0 *y = (const block_q8_0 *)tile->act;
+    for (int64_t r = 0; r < tile->rows; r++) {
+        const char *w = tile->weight + (size_t)r * tile->weight_stride;
+        float sum = 0.0f;
+        for (int64_t k = first; k < blocks; k++)
+            sum += block_dot(w + (size_t)k * block_bytes, &y[k]);
+        tile->dst[r] = sum;
+    }
+}
+
 /* The half scales of eight blocks `stride` bytes apart whose scale is their
  * first word, as eight floats. A 128-bit load at byte k * (stride - 2) has
  * block k's scale in word k; seven word blends keep each one's. */
@@ -132,8 +148,9 @@ AVX2_FN INLINE void arrange_oct(const block_q8_0 *y, act_oct *out)
 /* --- Q4_0 ------------------------------------------------------------------ */
 
 /* One block against one activation block, for a row's last blocks. */
-AVX2_FN INLINE float q4_0_block(const block_q4_0 *w, const block_q8_0 *y)
+AVX2_FN static float q4_0_block(const void *block, const block_q8_0 *y)
 {
+    const block_q4_0 *w = block;
     __m128i packed = _mm_loadu_si128((const __m128i *)w->qs);
     __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
     __m256i yq = _mm256_loadu_si256((const __m256i *)y->qs);
@@ -183,13 +200,7 @@ AVX2_FN void cpu_gemv_q4_0_avx2(const cpu_tile *tile)
     const int64_t blocks = tile->n / QK4_0, octs = blocks / OCT;
     const block_q8_0 *y = (const block_q8_0 *)tile->act;
     act_oct act[CHUNK_OCTS];
-    for (int64_t r = 0; r < tile->rows; r++) {
-        const block_q4_0 *w = (const block_q4_0 *)(tile->weight + (size_t)r * tile->weight_stride);
-        float sum = 0.0f;
-        for (int64_t k = octs * OCT; k < blocks; k++)
-            sum += q4_0_block(&w[k], &y[k]);
-        tile->dst[r] = sum;
-    }
+    start_with_tails(tile, sizeof(block_q4_0), octs * OCT, blocks, q4_0_block);
     for (int64_t chunk = 0; chunk < octs; chunk += CHUNK_OCTS) {
         const int64_t chunk_octs = octs - chunk < CHUNK_OCTS ? octs - chunk : CHUNK_OCTS;
         for (int64_t o = 0; o < chunk_octs; o++)
@@ -204,8 +215,9 @@ AVX2_FN void cpu_gemv_q4_0_avx2(const cpu_tile *tile)
 /* --- Q8_0 ------------------------------------------------------------------ */
 
 /* One block against one activation block, for a row's last blocks. */
-AVX2_FN INLINE float q8_0_block(const block_q8_0 *w, const block_q8_0 *y)
+AVX2_FN static float q8_0_block(const void *block, const block_q8_0 *y)
 {
+    const block_q8_0 *w = block;
     __m256i x = _mm256_loadu_si256((const __m256i *)w->qs), yq = _mm256_loadu_si256((const __m256i *)y->qs);
     __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(yq, x));
     __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
@@ -233,13 +245,7 @@ AVX2_FN void cpu_gemv_q8_0_avx2(const cpu_tile *tile)
     const int64_t blocks = tile->n / QK8_0, octs = blocks / OCT;
     const block_q8_0 *y = (const block_q8_0 *)tile->act;
     __m256 act_scales[CHUNK_OCTS];
-    for (int64_t r = 0; r < tile->rows; r++) {
-        const block_q8_0 *w = (const block_q8_0 *)(tile->weight + (size_t)r * tile->weight_stride);
-        float sum = 0.0f;
-        for (int64_t k = octs * OCT; k < blocks; k++)
-            sum += q8_0_block(&w[k], &y[k]);
-        tile->dst[r] = sum;
-    }
+    start_with_tails(tile, sizeof(block_q8_0), octs * OCT, blocks, q8_0_block);
     for (int64_t chunk = 0; chunk < octs; chunk += CHUNK_OCTS) {
         const int64_t chunk_octs = octs - chunk < CHUNK_OCTS ? octs - chunk : CHUNK_OCTS;
         const block_q8_0 *yc = &y[OCT * chunk];
