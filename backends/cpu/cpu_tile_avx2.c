@@ -203,7 +203,120 @@ AVX2_FN INLINE void row_32(format_32 format, const cpu_tile *tile, const char *r
  * tokens at a time (a block here is one register, so more tokens would not
  * save unpacking, only add accumulators to the 16 registers). */
 TILE_KERNEL(cpu_tile_q8_0_avx2, 8, row_32, FORMAT_Q8_0)
-TILE_KERNEL(cpu_tile_q4_0_avx2, 8, row_32, FORMAT_Q4_0)
+
+/* --- Q4_0 by row octets ----------------------------------------------------- *
+ * The kernels above fold each token's 32 products of a block out of the
+ * lanes of one row (a dozen shuffles per block and group of tokens). Here a
+ * block of eight rows is transposed once instead: register k holds quants
+ * 4k .. 4k + 3 of row j in its 32-bit lane j, so the multiply-adds against
+ * each token's quants 4k .. 4k + 3, broadcast to every lane (a load, no
+ * shuffle), sum each row in its own lane and the block's eight row totals
+ * come out in one register, in row order, ready to be scaled by the eight
+ * rows' scales and stored. Per token and block: eight broadcasts, eight
+ * multiply-adds, seven adds, one madd and the scaling; the transposition
+ * (16 shuffles per block of eight rows) is shared by all the tokens. One
+ * Zen 3 core, 4096 x 512 by 64 tokens, best of four alternated runs: the
+ * row_32 kernel 44 GMAC/s, this one 66. */
+
+/* The 4 x 4 transposition of 32-bit units within each 128-bit lane: v[i]'s
+ * unit k goes to v[k]'s unit i. */
+AVX2_FN INLINE void transpose_4x4_dwords(__m256i v[4])
+{
+    __m256i t0 = _mm256_unpacklo_epi32(v[0], v[1]), t1 = _mm256_unpackhi_epi32(v[0], v[1]);
+    __m256i t2 = _mm256_unpacklo_epi32(v[2], v[3]), t3 = _mm256_unpackhi_epi32(v[2], v[3]);
+    v[0] = _mm256_unpacklo_epi64(t0, t2);
+    v[1] = _mm256_unpackhi_epi64(t0, t2);
+    v[2] = _mm256_unpacklo_epi64(t1, t3);
+    v[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+/* Block b of the eight rows from row, stride bytes apart: q[k] as above
+ * (unsigned quants 0..15), their scales in *d (row j in lane j). Rows j and
+ * j + 4 share a register before the transposition, one per 128-bit lane, so
+ * the in-lane transposition alone leaves every lane of q[k] at the same k. */
+AVX2_FN INLINE void q4_0_octet_block(const char *row, size_t stride, int64_t b, __m256i q[8], __m256 *d)
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    uint16_t halves[8];
+    UNROLL
+    for (int j = 0; j < 4; j++) {
+        const block_q4_0 *lower = (const block_q4_0 *)(row + (size_t)j * stride) + b;
+        const block_q4_0 *upper = (const block_q4_0 *)(row + (size_t)(j + 4) * stride) + b;
+        __m256i packed = _mm256_loadu2_m128i((const __m128i *)upper->qs, (const __m128i *)lower->qs);
+        q[j] = _mm256_and_si256(packed, low_mask);                             /* quants 0..15 */
+        q[4 + j] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask); /* quants 16..31 */
+        halves[j] = lower->d;
+        halves[j + 4] = upper->d;
+    }
+    transpose_4x4_dwords(q);
+    transpose_4x4_dwords(q + 4);
+    *d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)halves));
+}
+
+/* Eight rows from row against count (1..8) tokens. Each int16 of a token's
+ * sum adds eight pair sums of quants 0..15 by activations -127..127: at most
+ * 8 * 2 * 15 * 127 = 30480, within int16. */
+AVX2_FN INLINE void octet_q4_0(const cpu_tile *tile, const char *row, float *dst, int count)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const block_q8_0 *act[8];
+    __m256 acc[8];
+    UNROLL
+    for (int i = 0; i < count; i++) {
+        act[i] = (const block_q8_0 *)(tile->act + (size_t)i * tile->act_stride);
+        acc[i] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < tile->n / 32; b++) {
+        __m256i q[8];
+        __m256 d;
+        q4_0_octet_block(row, tile->weight_stride, b, q, &d);
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        const int32_t *act_sums = tile->act_sums + b * tile->act_scales_stride;
+        UNROLL
+        for (int i = 0; i < count; i++) {
+            const int8_t *y = act[i][b].qs;
+            __m256i sum = _mm256_setzero_si256();
+            UNROLL
+            for (int k = 0; k < 8; k++) {
+                int32_t four;
+                memcpy(&four, y + 4 * k, sizeof four);
+                sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(four)));
+            }
+            /* - 8 sum(y): the quants' offset */
+            __m256i totals = _mm256_sub_epi32(_mm256_madd_epi16(sum, ones),
+                                              _mm256_slli_epi32(_mm256_set1_epi32(act_sums[i]), 3));
+            __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(act_d[i]));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals), scale, acc[i]);
+        }
+    }
+    UNROLL
+    for (int i = 0; i < count; i++)
+        _mm256_storeu_ps(dst + i * tile->dst_stride, acc[i]);
+}
+
+/* The rows eight at a time by octet_q4_0, the last rows % 8 by row_32. */
+AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
+{
+    const int64_t octets = tile->rows / 8;
+    for (int64_t o = 0; o < octets; o++) {
+        const char *row = tile->weight + (size_t)(8 * o) * tile->weight_stride;
+        for (int t = 0; t < tile->tokens; t += 8) {
+            cpu_tile group = *tile;
+            group.act = tile->act + (size_t)t * tile->act_stride;
+            group.act_scales = tile->act_scales + t;
+            group.act_sums = tile->act_sums + t;
+            float *dst = tile->dst + t * tile->dst_stride + 8 * o;
+            FOR_TOKEN_COUNT_8(tile->tokens - t, octet_q4_0, &group, row, dst)
+        }
+    }
+    if (tile->rows > 8 * octets) {
+        cpu_tile rest = *tile;
+        rest.weight = tile->weight + (size_t)(8 * octets) * tile->weight_stride;
+        rest.rows = tile->rows - 8 * octets;
+        rest.dst = tile->dst + 8 * octets;
+        TILE_ROWS(&rest, 8, row_32, FORMAT_Q4_0)
+    }
+}
 TILE_KERNEL(cpu_tile_q5_0_avx2, 8, row_32, FORMAT_Q5_0)
 TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
 
