@@ -56,15 +56,17 @@
 
 _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens");
 
-/* The token-tile skeleton every format shares: each weight row of the tile,
- * its tokens `step` at a time (8 or 16), each group run by
- * row_kernel(format, group, row, dst, COUNT): group is the tile moved to
- * the group's first token, COUNT a constant picked by FOR_TOKEN_COUNT_<step>.
- * A macro rather than a function taking the row kernel: a function pointer
- * cannot carry COUNT into the kernel as a constant, and the kernels need it
- * to keep their token sums in registers. */
-#define TILE_ROWS(tile, step, row_kernel, format)                                                                      \
-    for (int64_t r = 0; r < (tile)->rows; r++) {                                                                       \
+/* The token-tile skeleton every format shares: the tile's weight rows
+ * rows_per_call at a time (1, or 8 for the row-octet kernels; rows left
+ * over are not run), their tokens `step` at a time (8 or 16), each group
+ * run by row_kernel(format, group, row, dst, COUNT): group is the tile
+ * moved to the group's first token, COUNT a constant picked by
+ * FOR_TOKEN_COUNT_<step>. A macro rather than a function taking the row
+ * kernel: a function pointer cannot carry COUNT into the kernel as a
+ * constant, and the kernels need it to keep their token sums in
+ * registers. */
+#define TILE_ROWS(tile, rows_per_call, step, row_kernel, format)                                                       \
+    for (int64_t r = 0; r + (rows_per_call) <= (tile)->rows; r += (rows_per_call)) {                                   \
         const char *row = (tile)->weight + (size_t)r * (tile)->weight_stride;                                          \
         for (int t = 0; t < (tile)->tokens; t += (step)) {                                                             \
             /* a step of the whole tile runs once, on the tile itself (a                                               \
@@ -87,7 +89,23 @@ _Static_assert(CPU_TILE_TOKENS == 16, "FOR_TOKEN_COUNT_16 covers 1 .. 16 tokens"
 #define TILE_KERNEL(name, step, row_kernel, format)                                                                    \
     AVX2_FN void name(const cpu_tile *tile)                                                                            \
     {                                                                                                                  \
-        TILE_ROWS(tile, step, row_kernel, format)                                                                      \
+        TILE_ROWS(tile, 1, step, row_kernel, format)                                                                   \
+    }
+
+/* A public kernel whose rows go eight at a time through octet_kernel, the
+ * last rows % 8 one at a time through row_kernel. */
+#define OCTET_TILE_KERNEL(name, step, octet_kernel, row_kernel, format)                                                \
+    AVX2_FN void name(const cpu_tile *tile)                                                                            \
+    {                                                                                                                  \
+        TILE_ROWS(tile, 8, step, octet_kernel, format)                                                                 \
+        const int64_t octet_rows = tile->rows / 8 * 8;                                                                 \
+        if (tile->rows > octet_rows) {                                                                                 \
+            cpu_tile rest = *tile;                                                                                     \
+            rest.weight = tile->weight + (size_t)octet_rows * tile->weight_stride;                                     \
+            rest.rows = tile->rows - octet_rows;                                                                       \
+            rest.dst = tile->dst + octet_rows;                                                                         \
+            TILE_ROWS(&rest, 1, step, row_kernel, format)                                                              \
+        }                                                                                                              \
     }
 
 /* --- 32-element blocks against Q8_0 activations ---------------------------- *
@@ -256,8 +274,9 @@ AVX2_FN INLINE void q4_0_octet_block(const char *row, size_t stride, int64_t b, 
 /* Eight rows from row against count (1..8) tokens. Each int16 of a token's
  * sum adds eight pair sums of quants 0..15 by activations -127..127: at most
  * 8 * 2 * 15 * 127 = 30480, within int16. */
-AVX2_FN INLINE void octet_q4_0(const cpu_tile *tile, const char *row, float *dst, int count)
+AVX2_FN INLINE void octet_q4_0(format_32 format, const cpu_tile *tile, const char *row, float *dst, int count)
 {
+    (void)format;
     const __m256i ones = _mm256_set1_epi16(1);
     const block_q8_0 *act[8];
     __m256 acc[8];
@@ -294,29 +313,7 @@ AVX2_FN INLINE void octet_q4_0(const cpu_tile *tile, const char *row, float *dst
         _mm256_storeu_ps(dst + i * tile->dst_stride, acc[i]);
 }
 
-/* The rows eight at a time by octet_q4_0, the last rows % 8 by row_32. */
-AVX2_FN void cpu_tile_q4_0_avx2(const cpu_tile *tile)
-{
-    const int64_t octets = tile->rows / 8;
-    for (int64_t o = 0; o < octets; o++) {
-        const char *row = tile->weight + (size_t)(8 * o) * tile->weight_stride;
-        for (int t = 0; t < tile->tokens; t += 8) {
-            cpu_tile group = *tile;
-            group.act = tile->act + (size_t)t * tile->act_stride;
-            group.act_scales = tile->act_scales + t;
-            group.act_sums = tile->act_sums + t;
-            float *dst = tile->dst + t * tile->dst_stride + 8 * o;
-            FOR_TOKEN_COUNT_8(tile->tokens - t, octet_q4_0, &group, row, dst)
-        }
-    }
-    if (tile->rows > 8 * octets) {
-        cpu_tile rest = *tile;
-        rest.weight = tile->weight + (size_t)(8 * octets) * tile->weight_stride;
-        rest.rows = tile->rows - 8 * octets;
-        rest.dst = tile->dst + 8 * octets;
-        TILE_ROWS(&rest, 8, row_32, FORMAT_Q4_0)
-    }
-}
+OCTET_TILE_KERNEL(cpu_tile_q4_0_avx2, 8, octet_q4_0, row_32, FORMAT_Q4_0)
 TILE_KERNEL(cpu_tile_q5_0_avx2, 8, row_32, FORMAT_Q5_0)
 TILE_KERNEL(cpu_tile_iq4_nl_avx2, 8, row_32, FORMAT_IQ4_NL)
 
