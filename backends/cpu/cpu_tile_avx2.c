@@ -541,9 +541,176 @@ AVX2_FN INLINE void row_k(format_k format, const cpu_tile *tile, const char *row
         store_4(acc[g], count - 4 * g < 4 ? count - 4 * g : 4, dst + 4 * g * tile->dst_stride, tile->dst_stride);
 }
 
+/* --- Q4_K by row octets ----------------------------------------------------- *
+ * The row-octet layout of the Q4_0 kernel, per 32-element sub-block: the
+ * sub-block's quants of eight rows transposed once (register k: quants
+ * 4k .. 4k + 3 of row j in lane j) and run against every token of the tile,
+ * no folds, eight row sums in row order. Each row has its own 6-bit scale
+ * and min per sub-block, so a token's int16 sums of a sub-block are scaled
+ * by one madd with a register that holds row j's scale in lane j, into an
+ * int32 sum per token over the super-block; the mins meet the token's
+ * group sums the same way at the super-block's end, and d and dmin per row
+ * scale both. */
+
+/* The scales and mins of one super-block of eight rows, rows in lanes:
+ * scale[j] holds sub-block j's scale of row r in both int16 of dword r (a
+ * madd multiplier for pair sums in the octet layout); min_pairs[p] holds
+ * the mins of sub-blocks 2p and 2p + 1 of row r in dword r (a madd
+ * multiplier for a token's sums of those two sub-blocks). */
+typedef struct q4_k_octet_scales {
+    __m256i scale[8], min_pairs[4];
+    __m256 d, dmin; /* per row */
+} q4_k_octet_scales;
+
+/* The 8 bytes v[r] holds for rows r = 0..7 at byte offset `at` (0 or 8)
+ * of four 128-bit registers (each two sub-blocks' values, rows in bytes):
+ * out[p] bytes 0-7 are sub-block 2p's values of rows 0..7, bytes 8-15
+ * sub-block 2p + 1's. An 8 x 8 byte transposition by three rounds of
+ * unpacks. */
+AVX2_FN INLINE void transpose_8x8_bytes(const __m128i v[8], int at, __m128i out[4])
+{
+    __m128i pairs[4], quads[4];
+    UNROLL
+    for (int p = 0; p < 4; p++) /* word j: value j of rows 2p, 2p + 1 */
+        pairs[p] = at ? _mm_unpackhi_epi8(v[2 * p], v[2 * p + 1]) : _mm_unpacklo_epi8(v[2 * p], v[2 * p + 1]);
+    UNROLL
+    for (int h = 0; h < 2; h++) { /* dword j % 4: value j of rows 4h .. 4h + 3, j < 4 in quads[h] */
+        quads[h] = _mm_unpacklo_epi16(pairs[2 * h], pairs[2 * h + 1]);
+        quads[2 + h] = _mm_unpackhi_epi16(pairs[2 * h], pairs[2 * h + 1]);
+    }
+    out[0] = _mm_unpacklo_epi32(quads[0], quads[1]);
+    out[1] = _mm_unpackhi_epi32(quads[0], quads[1]);
+    out[2] = _mm_unpacklo_epi32(quads[2], quads[3]);
+    out[3] = _mm_unpackhi_epi32(quads[2], quads[3]);
+}
+
+/* Eight bytes (half `half` of v) each widened to the two int16 of a dword. */
+AVX2_FN INLINE __m256i bytes_to_dword_pairs(__m128i v, int half)
+{
+    return _mm256_cvtepu8_epi16(half ? _mm_unpackhi_epi8(v, v) : _mm_unpacklo_epi8(v, v));
+}
+
+AVX2_FN INLINE void q4_k_octet_scales_of(const char *row, size_t stride, int64_t b, q4_k_octet_scales *s)
+{
+    __m128i per_row[8], by_sub_block[4];
+    uint16_t d[8], dmin[8];
+    UNROLL
+    for (int r = 0; r < 8; r++) {
+        const block_q4_K *blk = (const block_q4_K *)(row + (size_t)r * stride) + b;
+        per_row[r] = scales_mins_6bit_bytes(blk->scales); /* scales 0-7, mins 0-7 */
+        d[r] = blk->d;
+        dmin[r] = blk->dmin;
+    }
+    transpose_8x8_bytes(per_row, 0, by_sub_block);
+    UNROLL
+    for (int j = 0; j < 8; j++)
+        s->scale[j] = bytes_to_dword_pairs(by_sub_block[j / 2], j % 2);
+    transpose_8x8_bytes(per_row, 8, by_sub_block);
+    UNROLL
+    for (int p = 0; p < 4; p++) /* bytes 0-7 and 8-15 interleaved: row r's two mins side by side */
+        s->min_pairs[p] = _mm256_cvtepu8_epi16(
+            _mm_unpacklo_epi8(by_sub_block[p], _mm_unpackhi_epi64(by_sub_block[p], by_sub_block[p])));
+    s->d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d));
+    s->dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)dmin));
+}
+
+/* Sub-blocks 2c and 2c + 1 of super-block b of eight Q4_K rows (they share
+ * the 32 bytes of chunk c: low nibbles and high), each laid out as
+ * q4_0_octet_block lays out a block: q[0..7] and q[8..15]. */
+AVX2_FN INLINE void q4_k_octet_sub_blocks(const char *row, size_t stride, int64_t b, int c, __m256i q[16])
+{
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    UNROLL
+    for (int half = 0; half < 2; half++) {
+        UNROLL
+        for (int j = 0; j < 4; j++) {
+            const block_q4_K *lower = (const block_q4_K *)(row + (size_t)j * stride) + b;
+            const block_q4_K *upper = (const block_q4_K *)(row + (size_t)(j + 4) * stride) + b;
+            __m256i packed = _mm256_loadu2_m128i((const __m128i *)(upper->qs + 32 * c + 16 * half),
+                                                 (const __m128i *)(lower->qs + 32 * c + 16 * half));
+            q[4 * half + j] = _mm256_and_si256(packed, low_mask);
+            q[8 + 4 * half + j] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+        }
+    }
+    UNROLL
+    for (int k = 0; k < 4; k++)
+        transpose_4x4_dwords(q + 4 * k);
+}
+
+/* A token's int16 pair sums of one sub-block in the octet layout against
+ * its 32 activations y: each int16 adds eight pair sums of quants 0..15 by
+ * -127..127, at most 8 * 2 * 15 * 127 = 30480. */
+AVX2_FN INLINE __m256i octet_pair_sums(const __m256i q[8], const int8_t *y)
+{
+    __m256i sum = _mm256_setzero_si256();
+    UNROLL
+    for (int k = 0; k < 8; k++) {
+        int32_t four;
+        memcpy(&four, y + 4 * k, sizeof four);
+        sum = _mm256_add_epi16(sum, _mm256_maddubs_epi16(q[k], _mm256_set1_epi32(four)));
+    }
+    return sum;
+}
+
+/* Eight Q4_K rows from row against count (1..16) tokens. */
+AVX2_FN INLINE void octet_q4_k(format_k format, const cpu_tile *tile, const char *row, float *dst, int count)
+{
+    (void)format;
+    const block_q8_K *act[CPU_TILE_TOKENS];
+    __m256 acc[CPU_TILE_TOKENS];
+    UNROLL
+    for (int i = 0; i < count; i++) {
+        act[i] = (const block_q8_K *)(tile->act + (size_t)i * tile->act_stride);
+        acc[i] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < tile->n / QK_K; b++) {
+        q4_k_octet_scales s;
+        q4_k_octet_scales_of(row, tile->weight_stride, b, &s);
+        __m256i sums[CPU_TILE_TOKENS];
+        UNROLL
+        for (int i = 0; i < count; i++)
+            sums[i] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q[16];
+            q4_k_octet_sub_blocks(row, tile->weight_stride, b, c, q);
+            UNROLL
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * c + h;
+                UNROLL
+                for (int i = 0; i < count; i++)
+                    sums[i] = _mm256_add_epi32(
+                        sums[i], _mm256_madd_epi16(octet_pair_sums(q + 8 * h, act[i][b].qs + 32 * j), s.scale[j]));
+            }
+        }
+        const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        UNROLL
+        for (int i = 0; i < count; i++) {
+            /* the mins against the token's sums of its sub-blocks (each two groups of 16; at most
+             * 32 * 127, so int16), two sub-blocks a dword */
+            const __m128i *group_sums = (const __m128i *)act[i][b].bsums;
+            int16_t sub_block_sums[8];
+            _mm_storeu_si128((__m128i *)sub_block_sums,
+                             _mm_hadd_epi16(_mm_loadu_si128(group_sums), _mm_loadu_si128(group_sums + 1)));
+            __m256i mins = _mm256_setzero_si256();
+            UNROLL
+            for (int p = 0; p < 4; p++) {
+                int32_t two;
+                memcpy(&two, sub_block_sums + 2 * p, sizeof two);
+                mins = _mm256_add_epi32(mins, _mm256_madd_epi16(s.min_pairs[p], _mm256_set1_epi32(two)));
+            }
+            __m256 a_d = _mm256_set1_ps(act_d[i]);
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), _mm256_mul_ps(s.d, a_d), acc[i]);
+            acc[i] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_mul_ps(s.dmin, a_d), acc[i]);
+        }
+    }
+    UNROLL
+    for (int i = 0; i < count; i++)
+        _mm256_storeu_ps(dst + i * tile->dst_stride, acc[i]);
+}
+
 /* The public kernels: the skeleton with the format a constant, all the
  * tile's tokens in one group (see cpu_tile.h for why 16). */
-TILE_KERNEL(cpu_tile_q4_k_avx2, 16, row_k, FORMAT_Q4_K)
+OCTET_TILE_KERNEL(cpu_tile_q4_k_avx2, 16, octet_q4_k, row_k, FORMAT_Q4_K)
 TILE_KERNEL(cpu_tile_q6_k_avx2, 16, row_k, FORMAT_Q6_K)
 TILE_KERNEL(cpu_tile_q5_k_avx2, 16, row_k, FORMAT_Q5_K)
 TILE_KERNEL(cpu_tile_q3_k_avx2, 16, row_k, FORMAT_Q3_K)
