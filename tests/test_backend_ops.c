@@ -1397,7 +1397,7 @@ static int check_tile_agreement(void)
     /* rows of 73 blocks of 32 (N_32: four of the AVX-512 tiles' chunks of
      * 16 and a part, not a multiple of 8) or 5 super-blocks of 256 (N_K: two of
      * the AVX-512 tiles' chunks of 2 and a part) */
-    /* 11 rows: the AVX2 Q4_0 and Q4_K tiles take rows by eights (then the rest) */
+    /* 11 rows: the AVX2 Q4_0, Q8_0 and Q4_K tiles take rows by eights (then the rest) */
     enum { N = 2336, N_32 = 2336, N_K = 1280, ROWS = 11, TOKENS = CPU_TILE_TOKENS_WIDE };
     static float w_values[N], x_values[TOKENS][N], w_decoded[ROWS][N], act_scales[N / 32][TOKENS];
     static int32_t act_sums[N / 32][TOKENS];
