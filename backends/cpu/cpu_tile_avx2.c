@@ -305,6 +305,7 @@ AVX2_FN INLINE void octet_32(format_32 format, const cpu_tile *tile, const char 
         for (int k = 0; k < 8; k++)
             magnitude[k] = format == FORMAT_Q8_0 ? _mm256_sign_epi8(q[k], q[k]) : q[k];
         const float *act_d = tile->act_scales + b * tile->act_scales_stride;
+        const int32_t *act_sums = format == FORMAT_Q4_0 ? tile->act_sums + b * tile->act_scales_stride : NULL;
         UNROLL
         for (int i = 0; i < count; i++) {
             const int8_t *y = act[i][b].qs;
@@ -321,10 +322,9 @@ AVX2_FN INLINE void octet_32(format_32 format, const cpu_tile *tile, const char 
                                                                                          _mm256_sign_epi8(y4, q[k])),
                                                                         ones));
             }
-            if (format == FORMAT_Q4_0) { /* - 8 sum(y): the quants' offset */
-                int32_t offset = 8 * tile->act_sums[b * tile->act_scales_stride + i];
-                totals = _mm256_sub_epi32(_mm256_madd_epi16(sum, ones), _mm256_set1_epi32(offset));
-            }
+            if (format == FORMAT_Q4_0) /* - 8 sum(y): the quants' offset */
+                totals = _mm256_sub_epi32(_mm256_madd_epi16(sum, ones),
+                                          _mm256_slli_epi32(_mm256_set1_epi32(act_sums[i]), 3));
             __m256 scale = _mm256_mul_ps(d, _mm256_set1_ps(act_d[i]));
             acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals), scale, acc[i]);
         }
