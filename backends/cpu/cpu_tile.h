@@ -20,6 +20,12 @@
  * those kernels take the tile's tokens 8 at a time, which left fewer
  * instructions than 16 (fewer accumulators to keep in registers).
  *
+ * On AVX2, Q4_0, Q8_0 and Q4_K take rows eight at a time instead (the
+ * row-octet kernels of cpu_tile_avx2.c): a block of eight rows transposed
+ * once so each 32-bit lane holds one row, every token's activations
+ * broadcast against it, the eight rows' sums in one register with no folds.
+ * The rows a tile has past a multiple of eight run one at a time as above.
+ *
  * Every kernel has a scalar twin in cpu_tile_scalar.c that unpacks the same
  * way in plain C; the two may differ only by float summation order. */
 #ifndef STRATA_CPU_TILE_H
