@@ -1,5 +1,5 @@
 /* AVX2 + FMA + F16C matrix-vector kernels for decode (one token): Q4_0 and
- * Q8_0 weights against a Q8_0 activation row, Q4_K against a Q8_K row. Same call as the tiles
+ * Q8_0 weights against a Q8_0 activation row. Same call as the tiles
  * (cpu_tile.h) with tokens == 1; the table in cpu_kernels.c runs them in
  * place of the AVX2 dot products.
  *
@@ -29,9 +29,7 @@
 #include <string.h>
 
 #include "../../base/quant.h"
-#include "cpu_kernels.h"
 #include "cpu_tile.h"
-#include "cpu_unpack_avx2.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define INLINE __attribute__((always_inline)) static inline
@@ -263,134 +261,6 @@ AVX2_FN void cpu_gemv_q8_0_avx2(const cpu_tile *tile)
             }
             if (o < chunk_octs)
                 acc0 = q8_0_oct(&w[OCT * o], &yc[OCT * o], act_scales[o], acc0);
-            tile->dst[r] += hsum_ps(_mm256_add_ps(acc0, acc1));
-        }
-    }
-}
-
-/* --- Q4_K ------------------------------------------------------------------ *
- * Each super-block as in the dot product (cpu_dot_avx2.c): the quants by
- * nibbles, each sub-block's int16 pair sums scaled by its 6-bit scale in one
- * madd, the mins against the activation's sums. What differs: the int32
- * sums are not scaled one super-block at a time (two half conversions, two
- * multiplies and two broadcasts each) but eight at a time, reduced into one
- * register whose lane k is super-block k's and scaled by the eight d (and
- * dmin) in one multiply each; and the activation's sums per sub-block are
- * arranged once per call, so the mins take one 128-bit madd. */
-
-/* Eight Q8_K activation super-blocks' scales and sums of sub-blocks (each
- * two groups of 16, at most 32 * 127: int16). */
-typedef struct act_k_oct {
-    __m128i sub_block_sums[8];
-    __m256 scales;
-} act_k_oct;
-
-AVX2_FN INLINE void arrange_k_oct(const block_q8_K *y, act_k_oct *out)
-{
-    float scales[8];
-    UNROLL
-    for (int k = 0; k < OCT; k++) {
-        const __m128i *group_sums = (const __m128i *)y[k].bsums;
-        out->sub_block_sums[k] = _mm_hadd_epi16(_mm_loadu_si128(group_sums), _mm_loadu_si128(group_sums + 1));
-        scales[k] = y[k].d;
-    }
-    out->scales = _mm256_loadu_ps(scales);
-}
-
-/* int16 lane j of both 128-bit halves of v in all 16 lanes. */
-AVX2_FN INLINE __m256i broadcast_word(__m256i v, int j)
-{
-    return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(((2 * j + 1) << 8) | (2 * j))));
-}
-
-/* One super-block: *sums gets sum_j scale_j sum q y over 8 int32 lanes,
- * *mins sum_j min_j (sums of y of sub-block j) over 4. */
-AVX2_FN INLINE void q4_k_super_block(const block_q4_K *w, const int8_t *y, __m128i sub_block_sums, __m256i *sums,
-                                     __m128i *mins)
-{
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    __m256i scales_mins = _mm256_cvtepu8_epi16(scales_mins_6bit_bytes(w->scales)); /* scales 0-7, mins 0-7 */
-    __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44);                 /* scales 0-7 in both halves */
-    __m256i sum = _mm256_setzero_si256();
-    UNROLL
-    for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c + 1 (high) */
-        __m256i packed = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * c));
-        __m256i q_low = _mm256_and_si256(packed, low_mask);
-        __m256i q_high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
-        __m256i low = _mm256_madd_epi16(_mm256_maddubs_epi16(q_low, _mm256_loadu_si256((const __m256i *)(y + 64 * c))),
-                                        broadcast_word(scales, 2 * c));
-        __m256i high = _mm256_madd_epi16(
-            _mm256_maddubs_epi16(q_high, _mm256_loadu_si256((const __m256i *)(y + 64 * c + 32))),
-            broadcast_word(scales, 2 * c + 1));
-        sum = _mm256_add_epi32(sum, _mm256_add_epi32(low, high));
-        /* an empty asm that claims to change sum keeps the adds one chain: without it GCC
-         * reassociates them into a tree over both super-blocks of a pair and spills products */
-        __asm__("" : "+x"(sum));
-    }
-    *sums = sum;
-    *mins = _mm_madd_epi16(_mm256_extracti128_si256(scales_mins, 1), sub_block_sums);
-}
-
-/* acc + eight Q4_K super-blocks times the activation, one super-block a
- * lane. Super-blocks run by pairs, each pair's sums reduced by one level
- * at once (as reduce_8x8's first level and reduce_4x2x4's input), so no
- * more than a pair's registers are live: with all eight kept for one
- * reduction at the end, a fifth of the instructions were spills. */
-AVX2_FN INLINE __m256 q4_k_oct(const block_q4_K *w, const block_q8_K *y, const act_k_oct *a, __m256 acc)
-{
-    __m256i pair_sums[4], pair_mins[4];
-    UNROLL
-    for (int k = 0; k < 4; k++) {
-        __m256i first, second;
-        __m128i first_mins, second_mins;
-        q4_k_super_block(&w[2 * k], y[2 * k].qs, a->sub_block_sums[2 * k], &first, &first_mins);
-        q4_k_super_block(&w[2 * k + 1], y[2 * k + 1].qs, a->sub_block_sums[2 * k + 1], &second, &second_mins);
-        pair_sums[k] = _mm256_add_epi32(_mm256_unpacklo_epi32(first, second), _mm256_unpackhi_epi32(first, second));
-        pair_mins[k] = _mm256_set_m128i(second_mins, first_mins);
-    }
-    /* reduce_8x8's last levels: lane k super-block k */
-    __m256i r0 = _mm256_add_epi32(_mm256_unpacklo_epi64(pair_sums[0], pair_sums[1]),
-                                  _mm256_unpackhi_epi64(pair_sums[0], pair_sums[1]));
-    __m256i r1 = _mm256_add_epi32(_mm256_unpacklo_epi64(pair_sums[2], pair_sums[3]),
-                                  _mm256_unpackhi_epi64(pair_sums[2], pair_sums[3]));
-    __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(r0, r1, 0x20), _mm256_permute2x128_si256(r0, r1, 0x31));
-    /* reduce_4x2x4 leaves super-blocks 0, 2, 4, 6, 1, 3, 5, 7: one permute to their order */
-    __m256i mins = _mm256_permutevar8x32_epi32(reduce_4x2x4(pair_mins), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    /* d and dmin are the first two words of a block */
-    __m256 d = _mm256_mul_ps(oct_scales((const char *)w, sizeof(block_q4_K)), a->scales);
-    __m256 dmin = _mm256_mul_ps(oct_scales((const char *)w + 2, sizeof(block_q4_K)), a->scales);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), d, acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mins), dmin, acc);
-}
-
-AVX2_FN void cpu_gemv_q4_k_avx2(const cpu_tile *tile)
-{
-    const int64_t blocks = tile->n / QK_K, octs = blocks / OCT;
-    const block_q8_K *y = (const block_q8_K *)tile->act;
-    enum { K_CHUNK_OCTS = CHUNK_OCTS / 8 }; /* a chunk of as many elements as the Q4_0 kernel's */
-    act_k_oct act[K_CHUNK_OCTS];
-    /* the last blocks % 8 by the dot product, then the chunks add theirs */
-    for (int64_t r = 0; r < tile->rows; r++) {
-        const block_q4_K *w = (const block_q4_K *)(tile->weight + (size_t)r * tile->weight_stride);
-        tile->dst[r] = blocks > octs * OCT ? cpu_dot_q4_k_avx2((blocks - octs * OCT) * QK_K, &w[octs * OCT],
-                                                               &y[octs * OCT])
-                                           : 0.0f;
-    }
-    for (int64_t chunk = 0; chunk < octs; chunk += K_CHUNK_OCTS) {
-        const int64_t chunk_octs = octs - chunk < K_CHUNK_OCTS ? octs - chunk : K_CHUNK_OCTS;
-        const block_q8_K *yc = &y[OCT * chunk];
-        for (int64_t o = 0; o < chunk_octs; o++)
-            arrange_k_oct(&yc[OCT * o], &act[o]);
-        for (int64_t r = 0; r < tile->rows; r++) {
-            const block_q4_K *w = (const block_q4_K *)(tile->weight + (size_t)r * tile->weight_stride) + OCT * chunk;
-            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-            int64_t o = 0;
-            for (; o + 2 <= chunk_octs; o += 2) {
-                acc0 = q4_k_oct(&w[OCT * o], &yc[OCT * o], &act[o], acc0);
-                acc1 = q4_k_oct(&w[OCT * (o + 1)], &yc[OCT * (o + 1)], &act[o + 1], acc1);
-            }
-            if (o < chunk_octs)
-                acc0 = q4_k_oct(&w[OCT * o], &yc[OCT * o], &act[o], acc0);
             tile->dst[r] += hsum_ps(_mm256_add_ps(acc0, acc1));
         }
     }

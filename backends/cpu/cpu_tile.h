@@ -119,6 +119,5 @@ void cpu_gemv_q4_k_avx512(const cpu_tile *tile);
  * call; x86 builds only. */
 void cpu_gemv_q4_0_avx2(const cpu_tile *tile);
 void cpu_gemv_q8_0_avx2(const cpu_tile *tile);
-void cpu_gemv_q4_k_avx2(const cpu_tile *tile);
 
 #endif
