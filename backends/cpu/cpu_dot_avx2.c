@@ -14,6 +14,7 @@
 
 #include "../../base/quant.h"
 #include "cpu_kernels.h"
+#include "cpu_prefetch.h"
 #include "cpu_unpack_avx2.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
@@ -199,6 +200,7 @@ AVX2_FN float cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *a)
     const __m256i low_mask = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m256i scales_mins = _mm256_cvtepu8_epi16(scales_mins_6bit_bytes(wb[b].scales));
         __m256i scales = _mm256_permute4x64_epi64(scales_mins, 0x44); /* scales 0-7 in both halves */
         __m128i mins = _mm256_extracti128_si256(scales_mins, 1);
@@ -240,6 +242,7 @@ AVX2_FN float cpu_dot_q6_k_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb[b].scales));
         __m256i offset_sums = _mm256_madd_epi16(scales, _mm256_loadu_si256((const __m256i *)ab[b].bsums));
         __m256i sumi = _mm256_setzero_si256();

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../../base/quant.h"
+#include "cpu_prefetch.h"
 #include "cpu_tile.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
@@ -163,6 +164,7 @@ AVX2_FN static float q4_0_block(const void *block, const block_q8_0 *y)
 AVX2_FN INLINE __m256 q4_0_oct(const block_q4_0 *w, const act_oct *a, __m256 acc)
 {
     const __m256i low_mask = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    cpu_prefetch_ahead(w, OCT * sizeof *w);
     __m256i sums[4];
     UNROLL
     for (int j = 0; j < 4; j++) {
@@ -229,6 +231,7 @@ AVX2_FN static float q8_0_block(const void *block, const block_q8_0 *y)
 AVX2_FN INLINE __m256 q8_0_oct(const block_q8_0 *w, const block_q8_0 *y, __m256 act_scales, __m256 acc)
 {
     const __m256i ones = _mm256_set1_epi16(1);
+    cpu_prefetch_ahead(w, OCT * sizeof *w);
     __m256i sums[8];
     UNROLL
     for (int k = 0; k < OCT; k++) {
