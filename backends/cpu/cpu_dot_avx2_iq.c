@@ -29,6 +29,7 @@
 
 #include "../../base/quant_lowbit.h"
 #include "cpu_kernels.h"
+#include "cpu_prefetch.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
@@ -152,6 +153,7 @@ AVX2_FN float cpu_dot_iq2_xxs_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             uint32_t idx, aux;
@@ -176,6 +178,7 @@ AVX2_FN float cpu_dot_iq2_xs_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const __m256i scales = nibble_scales(wb[b].scales);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
@@ -199,6 +202,7 @@ AVX2_FN float cpu_dot_iq2_s_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const block_iq2_s *blk = &wb[b];
         const __m256i scales = nibble_scales(blk->scales);
         __m256i total = _mm256_setzero_si256();
@@ -226,6 +230,7 @@ AVX2_FN float cpu_dot_iq3_xxs_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const uint8_t *qs = wb[b].qs;
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
@@ -279,6 +284,7 @@ AVX2_FN static inline __attribute__((always_inline)) float iq3_s_dot(int64_t n, 
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const block_iq3_s *blk = &wb[b];
         const __m256i scales = nibble_scales4(blk->scales);
         __m256i total = _mm256_setzero_si256();
@@ -326,6 +332,7 @@ AVX2_FN float cpu_dot_iq1_s_avx2(int64_t n, const void *w, const void *a)
     const block_q8_K *ab = a;
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
             const uint16_t qh = wb[b].qh[ib];
@@ -351,6 +358,7 @@ AVX2_FN float cpu_dot_iq1_m_avx2(int64_t n, const void *w, const void *a)
     const __m256i shift_mask = _mm256_set_epi64x(0x8000, 0x0800, 0x80, 0x08);
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const block_iq1_m *blk = &wb[b];
         uint16_t sc[4];
         memcpy(sc, blk->scales, sizeof sc);
@@ -438,6 +446,7 @@ AVX2_FN float cpu_dot_iq4_xs_avx2(int64_t n, const void *w, const void *a)
     const __m256i table = table16(quant_iq4nl_values);
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const block_iq4_xs *blk = &wb[b];
         __m256i total = _mm256_setzero_si256();
         for (int ib = 0; ib < QK_K / 32; ib++) {
@@ -490,6 +499,7 @@ AVX2_FN float cpu_dot_tq1_0_avx2(int64_t n, const void *w, const void *a)
     const __m256i pow3_4h = _mm256_set_epi16(27, 27, 9, 9, 3, 3, 1, 1, 81, 81, 81, 81, 81, 81, 81, 81);
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         const block_tq1_0 *blk = &wb[b];
         const int8_t *q = ab[b].qs;
         const __m256i x32 = _mm256_loadu_si256((const __m256i *)blk->qs);
@@ -522,6 +532,7 @@ AVX2_FN float cpu_dot_tq2_0_avx2(int64_t n, const void *w, const void *a)
     const __m256i mask = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
     float sum = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m256i total = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i packed = _mm256_loadu_si256((const __m256i *)(wb[b].qs + 32 * h));

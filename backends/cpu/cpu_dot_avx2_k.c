@@ -12,6 +12,7 @@
 
 #include "../../base/quant.h"
 #include "cpu_kernels.h"
+#include "cpu_prefetch.h"
 
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 
@@ -63,6 +64,7 @@ AVX2_FN float cpu_dot_q5_k_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     float mins_total = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         int scales[8], mins[8];
         int32_t min_sum = 0;
         for (int j = 0; j < 8; j++) {
@@ -114,6 +116,7 @@ AVX2_FN float cpu_dot_q3_k_avx2(int64_t n, const void *w, const void *a)
     const __m256i four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         int scales[16];
         q3_k_scales(wb[b].scales, scales);
         __m256i hmask = _mm256_loadu_si256((const __m256i *)wb[b].hmask);
@@ -147,6 +150,7 @@ AVX2_FN float cpu_dot_q2_k_avx2(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     float mins_total = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        cpu_prefetch_ahead(&wb[b], sizeof wb[b]);
         __m128i packed = _mm_loadu_si128((const __m128i *)wb[b].scales);
         __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(packed, 4), low_mask));
         __m256i bsums = _mm256_loadu_si256((const __m256i *)ab[b].bsums);
