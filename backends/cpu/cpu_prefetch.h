@@ -6,9 +6,11 @@
  * product over 1 GiB of rows at 11-13 GB/s where a plain read of the same
  * memory runs 19-21 GB/s. Asking for the lines a fixed distance ahead, a
  * block's worth per block, took it to 13-15 GB/s (two threads: 21-23 ->
- * 24-26 GB/s); distances from 1.5 to 3 KiB did equally well, 512 bytes
- * less. A prefetch never faults, so reading past the end of the weights
- * is harmless. Private to backends/cpu; x86 GCC/clang builds only. */
+ * 24-26 GB/s), and llama3-8b Q4_K_M decode from 4.29 to 5.08 tokens/s
+ * (BENCHMARKS.md, 2026-12-07); distances from 1.5 to 3 KiB did equally
+ * well, 512 bytes less. A prefetch never faults, so reading past the end
+ * of the weights is harmless. Private to backends/cpu; x86 GCC/clang
+ * builds only. */
 #ifndef STRATA_CPU_PREFETCH_H
 #define STRATA_CPU_PREFETCH_H
 
