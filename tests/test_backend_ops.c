@@ -1647,6 +1647,8 @@ typedef struct pool_probe {
     int *hits; /* one counter per index */
     int max_thread;
     int bad_thread;
+    int64_t n, min_chunk;
+    int bad_chunk; /* a chunk other than the last not a multiple of min_chunk */
 } pool_probe;
 
 static void probe_range(void *arg, int64_t begin, int64_t end, int thread_index)
@@ -1654,6 +1656,8 @@ static void probe_range(void *arg, int64_t begin, int64_t end, int thread_index)
     pool_probe *probe = arg;
     if (thread_index < 0 || thread_index >= probe->max_thread)
         __atomic_store_n(&probe->bad_thread, 1, __ATOMIC_RELAXED);
+    if (end != probe->n && (end - begin) % probe->min_chunk != 0)
+        __atomic_store_n(&probe->bad_chunk, 1, __ATOMIC_RELAXED);
     for (int64_t i = begin; i < end; i++)
         __atomic_fetch_add(&probe->hits[i], 1, __ATOMIC_RELAXED);
 }
@@ -1675,7 +1679,9 @@ static int check_thread_pool(void)
         for (int round = 0; round < 200; round++) {
             int64_t n = sizes[round % 5];
             memset(hits, 0, sizeof hits);
-            cpu_parallel_for(pool, n, 1 + round % 3, probe_range, &probe);
+            probe.n = n;
+            probe.min_chunk = 1 + round % 3;
+            cpu_parallel_for(pool, n, probe.min_chunk, probe_range, &probe);
             for (int64_t i = 0; i < N; i++)
                 if (hits[i] != (i < n ? 1 : 0)) {
                     printf("FAIL thread pool of %d: index %lld of %lld ran %d times\n", threads, (long long)i,
@@ -1686,6 +1692,10 @@ static int check_thread_pool(void)
         }
         if (probe.bad_thread) {
             printf("FAIL thread pool of %d: thread index out of range\n", threads);
+            failures++;
+        }
+        if (probe.bad_chunk) {
+            printf("FAIL thread pool of %d: a chunk before the last is not a multiple of the minimum\n", threads);
             failures++;
         }
         if (cpu_threadpool_size(pool) != threads) {

@@ -212,6 +212,10 @@ strata_status cpu_matmul_compute(cpu_context *ctx, const cpu_matmul_operands *m,
     job.rows_per_block = rows < 1 ? 1 : rows > MAX_ROWS_PER_BLOCK ? MAX_ROWS_PER_BLOCK : rows;
     int64_t macs_per_row = job.n_in * job.n_tok;
     int64_t min_rows = macs_per_row >= MIN_MACS_PER_CHUNK ? 1 : MIN_MACS_PER_CHUNK / (macs_per_row ? macs_per_row : 1);
+    /* the pool's chunks are multiples of min_rows: multiples of 16 rows keep
+     * the tiles' row octets full */
+    if (job.tile && min_rows < MIN_TILED_ROWS_PER_BLOCK)
+        min_rows = MIN_TILED_ROWS_PER_BLOCK;
     cpu_parallel_for(ctx->pool, job.n_out, min_rows, matmul_rows, &job);
     return STRATA_OK;
 }
