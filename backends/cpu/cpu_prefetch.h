@@ -17,6 +17,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 
 #include <stddef.h>
+#include <stdint.h>
 #include <xmmintrin.h>
 
 enum { CPU_PREFETCH_DISTANCE = 2048, CPU_CACHE_LINE = 64 };
@@ -26,9 +27,10 @@ enum { CPU_PREFETCH_DISTANCE = 2048, CPU_CACHE_LINE = 64 };
  * fill whole lines may ask for a line twice; that costs one instruction. */
 __attribute__((always_inline)) static inline void cpu_prefetch_ahead(const void *block, size_t bytes)
 {
-    const char *ahead = (const char *)block + CPU_PREFETCH_DISTANCE;
+    /* by integer arithmetic: the address may lie past the weights' object */
+    uintptr_t ahead = (uintptr_t)block + CPU_PREFETCH_DISTANCE;
     for (size_t at = 0; at < bytes; at += CPU_CACHE_LINE)
-        _mm_prefetch(ahead + at, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + at), _MM_HINT_T0);
 }
 
 #endif
