@@ -20,7 +20,7 @@
  * traffic comes and goes within a second, and five passes sometimes all fell
  * in a busy stretch, so that a decode measured over seconds read more than
  * this "ceiling" (104-120 % of it on the 2-core development VM). */
-#define BANDWIDTH_PASSES 20
+#define BANDWIDTH_PASSES 20 /* STRATA_HOST_BANDWIDTH_METHOD (strata.h) says 20 */
 #define BANDWIDTH_MAX_THREADS 256
 
 typedef struct bandwidth_shared {

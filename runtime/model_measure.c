@@ -18,7 +18,7 @@ strata_status strata_model_measure_bandwidth(const strata_model *model, int n_th
         return ops->measure_bandwidth(device->ctx, bytes_per_second, err);
     }
     if (method)
-        *method = "host read, best of 20 passes over 512 MiB";
+        *method = STRATA_HOST_BANDWIDTH_METHOD;
     return strata_measure_host_bandwidth(n_threads, bytes_per_second, err);
 }
 

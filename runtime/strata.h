@@ -334,7 +334,9 @@ uint64_t strata_kv_cache_bytes(const strata_hparams *hparams, int64_t n_ctx, str
 uint64_t strata_model_decode_weight_bytes(const strata_model *model);
 
 /* Measures the host memory read bandwidth with n_threads threads (0 = all
- * cores) over a buffer much larger than the caches, in bytes per second. */
+ * cores) over a buffer much larger than the caches, in bytes per second.
+ * STRATA_HOST_BANDWIDTH_METHOD says how, for reports. */
+#define STRATA_HOST_BANDWIDTH_METHOD "host read, best of 20 passes over 512 MiB"
 strata_status strata_measure_host_bandwidth(int n_threads, double *bytes_per_second, strata_error *err);
 
 /* Measures the memory bandwidth of the device the model runs on, now, in

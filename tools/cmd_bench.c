@@ -450,7 +450,7 @@ int cmd_bench(int argc, char **argv)
     if (!opts.no_bandwidth && devices_used == 1) {
         report.bandwidth = plan->devices[only_device].read_bandwidth;
         report.bandwidth_method = strcmp(plan->devices[only_device].name, "cpu") == 0
-                                      ? "host read, best of 20 passes over 512 MiB"
+                                      ? STRATA_HOST_BANDWIDTH_METHOD
                                       : "device-to-device copy";
         report.gemm_peak = plan->devices[only_device].matmul_flops;
     }

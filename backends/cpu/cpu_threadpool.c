@@ -32,7 +32,6 @@ typedef struct pool_job {
     void *arg;
     int64_t n;
     int64_t min_chunk;        /* every chunk but the last a multiple of it */
-    int64_t share;            /* a claim takes 1/share of what is left */
     atomic_int_fast64_t next; /* first index not yet claimed */
 } pool_job;
 
@@ -57,20 +56,22 @@ typedef struct worker_start {
     int thread_index;
 } worker_start;
 
-/* Claims chunks until none is left: each a 1/share of the indices not yet
- * claimed, rounded up to a multiple of min_chunk. Large chunks first (few
+/* Claims chunks of the pool's job until none is left: each a 1/(2 x
+ * threads) of the indices not yet claimed, rounded up to a multiple of min_chunk. Large chunks first (few
  * claims), small ones at the end: with equal chunks, whichever thread took
  * the last one kept the others waiting for up to a whole chunk, and decode's
  * few hundred matrix products per token spent 6 % of their samples so
  * (qwen3-8b, two threads, an eighth of the rows per chunk). */
-static void run_chunks(pool_job *job, int thread_index)
+static void run_chunks(cpu_threadpool *pool, int thread_index)
 {
+    pool_job *job = &pool->job;
+    const int64_t share = 2 * (int64_t)pool->n_threads;
     int64_t begin = atomic_load_explicit(&job->next, memory_order_relaxed);
     for (;;) {
         if (begin >= job->n)
             return;
         int64_t left = job->n - begin;
-        int64_t size = (left / job->share + job->min_chunk - 1) / job->min_chunk * job->min_chunk;
+        int64_t size = (left / share + job->min_chunk - 1) / job->min_chunk * job->min_chunk;
         if (size < job->min_chunk)
             size = job->min_chunk;
         int64_t end = size < left ? begin + size : job->n;
@@ -136,7 +137,7 @@ static void *worker_main(void *arg)
         if (atomic_load(&pool->stopping))
             break;
         seen = atomic_load_explicit(&pool->generation, memory_order_acquire);
-        run_chunks(&pool->job, start.thread_index);
+        run_chunks(pool, start.thread_index);
         if (atomic_fetch_sub_explicit(&pool->workers_busy, 1, memory_order_acq_rel) == 1) {
             /* the caller checks workers_busy under the mutex before it sleeps:
              * taking the mutex here means the signal cannot fall between the
@@ -236,7 +237,6 @@ void cpu_parallel_for(cpu_threadpool *pool, int64_t n, int64_t min_chunk, cpu_ra
     pool->job.arg = arg;
     pool->job.n = n;
     pool->job.min_chunk = min_chunk;
-    pool->job.share = 2 * (int64_t)n_threads;
     atomic_store(&pool->job.next, 0);
     atomic_store(&pool->workers_busy, pool->n_workers_started);
     /* the release store publishes the job's fields to watching workers */
@@ -244,7 +244,7 @@ void cpu_parallel_for(cpu_threadpool *pool, int64_t n, int64_t min_chunk, cpu_ra
     pthread_cond_broadcast(&pool->job_ready);
     pthread_mutex_unlock(&pool->mutex);
 
-    run_chunks(&pool->job, 0);
+    run_chunks(pool, 0);
 
     if (!spin_until(pool, workers_finished, 0)) {
         pthread_mutex_lock(&pool->mutex);
